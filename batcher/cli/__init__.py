@@ -1,0 +1,48 @@
+"""The ``batcher`` command: parse flags, call the library, map errors to exit codes.
+
+Sub-commands live in their own modules (``run``, ``validate``, ``report``, ``simulate``),
+each with ``add_parser(subparsers)`` and ``main(args) -> int``. Heavy imports happen inside
+``main`` so that ``batcher --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import report, run, simulate, validate
+
+_COMMANDS = (run, validate, report, simulate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batcher",
+        description="Run MetaStudio training-job commands in bulk, under the tenant's rate "
+        "limit, and report every outcome as JSON lines.",
+    )
+    parser.add_argument("--version", action="version", version=f"batcher {__version__}")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+    for command in _COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..errors import BatcherError, ManifestError
+
+    try:
+        return int(args.handler(args))
+    except ManifestError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        tail = " (only the first ones are shown)" if error.truncated else ""
+        print(f"batcher: {error.args[0]}{tail}; nothing was sent", file=sys.stderr)
+        return int(error.exit_code)
+    except BatcherError as error:
+        print(f"batcher: {error}", file=sys.stderr)
+        return int(error.exit_code)

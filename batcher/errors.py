@@ -1,0 +1,55 @@
+"""Exit codes and the errors that map onto them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The process exit codes, a contract with cron jobs and scripts (see README)."""
+
+    OK = 0  #: every entry succeeded (or was already done)
+    INCOMPLETE = 1  #: some entries failed or were skipped
+    USAGE = 2  #: usage or manifest error; nothing was sent
+    HALTED = 3  #: halted early: authentication refused, failure threshold, SIGINT/SIGTERM
+    LOCKED = 4  #: another run holds the report's lock
+
+
+class BatcherError(Exception):
+    """An error meant for the user: its message is complete and carries no secret."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+
+class UsageError(BatcherError):
+    """Bad flags, environment or files: exit 2, nothing sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a manifest, pointing at its file, line and field."""
+
+    file: str
+    line: int | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}: {field}{self.message}"
+
+
+class ManifestError(UsageError):
+    """A manifest (or several) failed validation. Holds every problem found, up to a cap."""
+
+    def __init__(self, problems: list[Problem], *, truncated: bool = False) -> None:
+        self.problems = problems
+        self.truncated = truncated
+        more = " (more problems not shown)" if truncated else ""
+        super().__init__(f"{len(problems)} problem(s) in the manifest{more}")
+
+
+class ReportLockedError(BatcherError):
+    exit_code = ExitCode.LOCKED
