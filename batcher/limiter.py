@@ -56,6 +56,7 @@ class RateLimiter:
         self._rate = rate  # the effective rate; 0 = unlimited
         self._tat = -math.inf  # theoretical arrival time of the next call
         self._last_cut = -math.inf
+        self._cut_effective_at = -math.inf
         self._last_raise = clock()
         self.throttle_events = 0
         # A short memory of calls, to pick a starting rate when an unlimited run is throttled.
@@ -99,12 +100,15 @@ class RateLimiter:
             return
         now = self._clock()
         cooldown = max(1.0, 2 * self._interval())
-        if now - self._last_cut < cooldown:
+        # Also wait until the slots reserved before the last cut have gone out: 429s for
+        # them say nothing about the new rate, and cutting on them again overshoots.
+        if now - self._last_cut < cooldown or now < self._cut_effective_at:
             return
-        current = self._rate if self._rate > 0 else max(self._last_window_rate, 1.0)
+        current = self._rate if self._rate > 0 else max(self._observed_rate(now), 1.0)
         new_rate = max(self._min_rate, current * self._decrease)
         self._set_rate(new_rate, now)
         self._last_cut = now
+        self._cut_effective_at = max(self._tat, now)
         self._last_raise = now
         log.debug("rate_decreased", rate=round(new_rate, 2))
 
@@ -119,17 +123,21 @@ class RateLimiter:
         step = self._increase
         if step is None:
             step = max(0.5, 0.02 * (self.max_rate if self.max_rate > 0 else self._rate))
-        raised = min(ceiling, self._rate + step * (now - self._last_raise))
+        # Count from the end of the hold even when no call came during it.
+        since = max(self._last_raise, self._last_cut + 1.0)
+        raised = min(ceiling, self._rate + step * (now - since))
         self._last_raise = now
-        if math.isinf(raised):
-            self._rate = 0.0
-        else:
-            self._set_rate(raised, now)
+        self._set_rate(raised, now)
 
     def _set_rate(self, rate: float, now: float) -> None:
-        # Re-anchor the schedule so a slower rate applies from now, not after old slots.
-        self._tat = min(max(self._tat, now), now + 1.0 / rate)
+        # Slots already handed out are promises to callers now asleep: keep them, and
+        # space only later reservations at the new rate.
         self._rate = rate
+
+    def _observed_rate(self, now: float) -> float:
+        """Calls per second lately: the last full second, or the current one so far."""
+        partial = self._window_count / max(now - self._window_start, 0.25)
+        return max(self._last_window_rate, partial)
 
     def _count_call(self, now: float) -> None:
         if now - self._window_start >= 1.0:

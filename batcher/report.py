@@ -51,6 +51,7 @@ class ReportWriter:
         self.path = path
         self._fd = fd
         self._lock_fd = lock_fd
+        self._prefix = b""
         self.lines_written = 0
 
     @classmethod
@@ -62,7 +63,7 @@ class ReportWriter:
         """
         lock_fd = acquire_lock(path)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as error:
             release_lock(lock_fd)
             raise UsageError(f"cannot open report {path}: {error.strerror}") from None
@@ -74,18 +75,21 @@ class ReportWriter:
                     f"report {path} already exists and is not empty; add --resume to continue "
                     "it, or choose another --report path"
                 )
-            if size and not _ends_with_newline(fd, size):
-                # A torn last line from a crash: start ours on a fresh line.
-                os.write(fd, b"\n")
+            torn_tail = bool(size) and not _ends_with_newline(fd, size)
         except BaseException:
             os.close(fd)
             release_lock(lock_fd)
             raise
-        return cls(path, fd, lock_fd)
+        writer = cls(path, fd, lock_fd)
+        # A torn last line from a crash: our first line starts on a fresh one. Done lazily so
+        # a reader (resume) still sees the torn line as the torn last line it is.
+        writer._prefix = b"\n" if torn_tail else b""
+        return writer
 
     def write(self, line: ReportLine) -> None:
         """Append one line; it is in the kernel (safe from a process crash) on return."""
-        data = line.model_dump_json().encode() + b"\n"
+        data = self._prefix + line.model_dump_json().encode() + b"\n"
+        self._prefix = b""
         written = os.write(self._fd, data)
         while written < len(data):  # a short write only happens on full disks or signals
             written += os.write(self._fd, data[written:])
@@ -164,7 +168,8 @@ def iter_report(path: Path, *, on_bad_line: BadLineHandler | None = None) -> Ite
                 else:
                     first = error.errors(include_url=False)[0]
                     where = ".".join(str(p) for p in first["loc"])
-                    handler(lineno, f"not a report line: {where}: {first['msg']}".rstrip(": "))
+                    handler(lineno, f"not a report line: {where + ': ' if where else ''}"
+                                    f"{first['msg']}")
 
 
 def _warn_bad_line(lineno: int, why: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -369,11 +370,9 @@ class Runner:
     # ------------------------------------------------------------------ signals
 
     async def _watch_signals(self, group: anyio.abc.TaskGroup) -> None:
-        try:
-            receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except (NotImplementedError, ValueError, RuntimeError):  # not the main thread
-            return
-        with receiver as signals:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed from the main thread
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 name = signal.Signals(signum).name
                 if self.stats.interrupted:

@@ -49,11 +49,12 @@ def entry(job: str, command: str = "SUBMITVERIFYING", line: int = 1) -> Entry:
     return Entry(job_id=job, command=command, source=f"m.yaml:{line}")
 
 
-async def run(entries: list[Entry], client: ScriptedClient, **options: object
-              ) -> tuple[list[ReportLine], Runner]:
+async def run(entries: list[Entry], client: ScriptedClient, limiter: RateLimiter | None = None,
+              **options: object) -> tuple[list[ReportLine], Runner]:
     lines: list[ReportLine] = []
     opts = RunOptions(backoff_base=0.001, backoff_cap=0.01, handle_signals=False, **options)
-    runner = Runner(client=client, limiter=RateLimiter(rate=0), write=lines.append,
+    limiter = limiter or RateLimiter(rate=0)
+    runner = Runner(client=client, limiter=limiter, write=lines.append,
                     run_id="test-run", options=opts, rng=random.Random(1))
     await runner.run(entries)
     return lines, runner
@@ -147,7 +148,8 @@ async def test_throttled_attempts_do_not_use_up_max_attempts() -> None:
                            retry_after=0.0, reason="HTTP 429 APIGW.0308")
         return OK
 
-    lines, runner = await run([entry("j1")], ScriptedClient(script), max_attempts=2)
+    lines, runner = await run([entry("j1")], ScriptedClient(script),
+                              limiter=RateLimiter(rate=0, adaptive=False), max_attempts=2)
     assert lines[0].status == "succeeded" and lines[0].attempts == 7
     assert runner.stats.throttled == 6
 

@@ -46,3 +46,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatcherError as error:
         print(f"batcher: {error}", file=sys.stderr)
         return int(error.exit_code)
+    except KeyboardInterrupt:
+        print("batcher: interrupted", file=sys.stderr)
+        return 3
+    except BaseExceptionGroup as group:
+        # anyio wraps errors raised inside a task group; show the first one plainly.
+        leaf = _first_leaf(group)
+        if isinstance(leaf, BatcherError):
+            print(f"batcher: {leaf}", file=sys.stderr)
+            return int(leaf.exit_code)
+        if isinstance(leaf, OSError):
+            print(f"batcher: stopped: {leaf}", file=sys.stderr)
+            return 3
+        raise
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
