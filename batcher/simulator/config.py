@@ -1,0 +1,139 @@
+"""The simulator's configuration, and the ``--jobs`` seed file.
+
+The jobs file is JSON or YAML: a mapping of job_id to the state it starts in::
+
+    # jobs.yaml
+    job-0001: WAIT_FILE_UPLOAD
+    job-0002: FILE_UPLOADED      # video confirmed: SUBMITVERIFYING works
+    job-0003: WAIT_CONFIRM       # trained: CONFIRM_ACTIVE works
+
+(``{"job-0001": "WAIT_FILE_UPLOAD"}`` in JSON). A job_id applies in whichever project it is
+first used. Jobs not listed start in ``WAIT_FILE_UPLOAD``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..auth import AkSkCredentials, credentials_from_env
+from ..entry import PATH_ID_RE, PathId
+from ..errors import UsageError
+from .state import JobState
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class SimulatorConfig(BaseModel):
+    """How the simulator behaves. Every field has a harmless default.
+
+    With no ``credentials`` and no ``tokens`` the simulator accepts any well-formed auth
+    (but still refuses a request with none).
+
+    >>> SimulatorConfig(seed=7, error_rate=0.1, credentials={"AK": "SK"}).port
+    0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    #: 0 picks a free port; the bound one is ``Simulator.port`` / ``Simulator.url``.
+    port: int = Field(default=0, ge=0, le=65535)
+    #: Seed of the one ``random.Random`` behind every fault and the jitter.
+    seed: int | None = None
+    latency_ms: float = Field(default=0.0, ge=0.0)
+    #: Uniform extra delay in ``[0, latency_jitter_ms]``.
+    latency_jitter_ms: float = Field(default=0.0, ge=0.0)
+    error_rate: Rate = 0.0  #: share of requests answered 500 MSS.00000004
+    throttle_rate: Rate = 0.0  #: share answered 429 APIGW.0308 at random
+    #: Requests admitted per calendar second; beyond it, 429 with Retry-After. None = no quota.
+    quota: int | None = Field(default=None, ge=1)
+    drop_rate: Rate = 0.0  #: share whose connection is closed with no answer, before running
+    #: Share of requests that reach the job (a 200 answer, the state possibly changed) and
+    #: *then* lose their answer: "executed but the answer was lost".
+    drop_after_execute_rate: Rate = 0.0
+    #: AK -> SK accepted for SDK-HMAC-SHA256 signatures.
+    credentials: dict[str, str] = Field(default_factory=dict, repr=False)
+    #: When set, every signed request must carry it as ``X-Security-Token``.
+    security_token: str | None = Field(default=None, repr=False)
+    #: IAM tokens accepted as ``X-Auth-Token``.
+    tokens: tuple[str, ...] = Field(default=(), repr=False)
+    #: job_id -> the state it starts in.
+    jobs: dict[PathId, JobState] = Field(default_factory=dict)
+    #: How far ``X-Sdk-Date`` may be from the simulator's clock.
+    max_skew_seconds: float = Field(default=15 * 60, gt=0)
+    #: Log one line per request (turn off when embedded in a run with its own output).
+    log_requests: bool = True
+
+    @property
+    def open_auth(self) -> bool:
+        """True when no credential is configured: any well-formed auth is accepted."""
+        return not self.credentials and not self.tokens
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this config holds, for the log scrubber."""
+        extra = (self.security_token,) if self.security_token else ()
+        return (*self.credentials.values(), *self.tokens, *extra)
+
+    def signing_credentials(self) -> AkSkCredentials | None:
+        """The first configured AK/SK pair (with the security token), ready to sign with."""
+        for ak, sk in self.credentials.items():
+            return AkSkCredentials(ak=ak, sk=sk, security_token=self.security_token)
+        return None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **fields: Any) -> SimulatorConfig:
+        """Credentials from the environment (as the CLI would), other fields as given.
+
+        Reads ``HUAWEICLOUD_SDK_AK``/``_SK`` (fallback ``CLOUD_SDK_AK``/``_SK``),
+        ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` and ``METASTUDIO_AUTH_TOKEN``.
+
+        >>> SimulatorConfig.from_env({"METASTUDIO_AUTH_TOKEN": "t"}).open_auth
+        False
+        """
+        env = os.environ if environ is None else environ
+        found = credentials_from_env(env)
+        if isinstance(found, AkSkCredentials):
+            fields.setdefault("credentials", {found.ak: found.sk})
+            fields.setdefault("security_token", found.security_token)
+        token = (env.get("METASTUDIO_AUTH_TOKEN") or "").strip()
+        if token:
+            fields.setdefault("tokens", (token,))
+        return cls(**fields)
+
+
+def load_jobs_file(path: str | Path) -> dict[str, JobState]:
+    """Read a ``--jobs`` file (JSON or YAML mapping job_id -> state).
+
+    Raises :class:`~batcher.errors.UsageError` naming the file and the bad entry.
+
+    >>> # load_jobs_file("jobs.yaml") -> {"job-0001": JobState.WAIT_CONFIRM}
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read the jobs file: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"{path}: not valid JSON or YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping of job_id to state")
+    known = ", ".join(s.value for s in JobState)
+    jobs: dict[str, JobState] = {}
+    for job_id, state in data.items():
+        if not PATH_ID_RE.match(str(job_id)):
+            raise UsageError(f"{path}: job_id {job_id!r} must be 1-64 of [A-Za-z0-9_-]")
+        try:
+            jobs[str(job_id)] = JobState(str(state))
+        except ValueError:
+            raise UsageError(
+                f"{path}: job {job_id}: unknown state {state!r} (known: {known})"
+            ) from None
+    return jobs

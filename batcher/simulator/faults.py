@@ -1,0 +1,97 @@
+"""Seeded fault decisions, and the counters tests read.
+
+Every request to the command endpoint draws the same five numbers in the same order,
+whatever happens to it afterwards, so a seed replays the same fault sequence for the
+same sequence of requests.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import SimulatorConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What is to go wrong with one request (decided before anything runs)."""
+
+    delay_seconds: float = 0.0
+    drop: bool = False
+    drop_after_execute: bool = False
+    throttle: bool = False
+    error: bool = False
+
+
+class FaultPlanner:
+    """Draws :class:`Faults` from one ``random.Random(seed)``.
+
+    >>> planner = FaultPlanner(SimulatorConfig(seed=1, error_rate=1.0))
+    >>> planner.draw().error
+    True
+    """
+
+    __slots__ = ("_config", "_rng")
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self._config = config
+        self._rng = random.Random(config.seed)
+
+    def draw(self) -> Faults:
+        c, r = self._config, self._rng.random
+        drop, drop_after, throttle, error, jitter = r(), r(), r(), r(), r()
+        return Faults(
+            delay_seconds=(c.latency_ms + jitter * c.latency_jitter_ms) / 1000.0,
+            drop=drop < c.drop_rate,
+            drop_after_execute=drop_after < c.drop_after_execute_rate,
+            throttle=throttle < c.throttle_rate,
+            error=error < c.error_rate,
+        )
+
+
+@dataclass(slots=True)
+class SimulatorStats:
+    """Counters over the command endpoint (``/__simulator/*`` is not counted).
+
+    ``executions`` counts, per ``(job_id, command)``, the runs that changed a job (read-only
+    commands such as GET_MULTIPART_UPLOADED are in ``reads``), so a test can assert that no
+    entry was executed twice: ``assert not sim.stats.duplicates()``.
+    """
+
+    requests: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    dropped: int = 0
+    results: Counter[str] = field(default_factory=Counter)
+    executions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reads: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def duplicates(self) -> dict[tuple[str, str], int]:
+        """``(job_id, command)`` keys executed more than once."""
+        return {key: n for key, n in self.executions.items() if n > 1}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``GET /__simulator/stats``::
+
+            {"requests": 12, "by_status": {"200": 10, "429": 1}, "dropped": 1,
+             "results": {"EXCUTE_SUCCESS": 9, "EXCUTE_FAILED": 1},
+             "executions": {"job-1": {"CONFIRM_MULTIPART_UPLOADED": 1}},
+             "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}}}
+        """
+        return {
+            "requests": self.requests,
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "dropped": self.dropped,
+            "results": dict(self.results),
+            "executions": _nest(self.executions),
+            "reads": _nest(self.reads),
+        }
+
+
+def _nest(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (job_id, command), n in sorted(counter.items()):
+        nested.setdefault(job_id, {})[command] = n
+    return nested

@@ -1,0 +1,176 @@
+"""What the API gateway in front of MetaStudio does: authentication and the tenant quota.
+
+Error codes follow the gateway's ``APIGW.03xx`` family, each message saying why:
+
+====== ============ =============================================================
+status error_code   when
+====== ============ =============================================================
+401    APIGW.0301   AK/SK signature refused (unknown AK, wrong SK, stale X-Sdk-Date,
+                    malformed Authorization, missing/wrong X-Security-Token)
+401    APIGW.0303   X-Auth-Token refused
+401    APIGW.0305   no authentication at all
+403    APIGW.0306   X-Project-Id names another project than the URL path
+429    APIGW.0308   throttled (quota spent, or a simulated throttle)
+====== ============ =============================================================
+
+Messages never contain a header value or a secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..auth import verify_request
+from .config import SimulatorConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An error answer: HTTP status, the API's error body, and extra headers."""
+
+    status: int
+    error_code: str
+    error_msg: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, str]:
+        return {"error_code": self.error_code, "error_msg": self.error_msg}
+
+
+def _iam(why: str) -> Refusal:
+    return Refusal(401, "APIGW.0301", f"Incorrect IAM authentication information: {why}")
+
+
+def _matches(value: str | None, accepted: Iterable[str]) -> bool:
+    # compare_digest against each, so timing says nothing about which one nearly matched
+    found = False
+    for candidate in accepted:
+        found |= value is not None and hmac.compare_digest(value.encode(), candidate.encode())
+    return found
+
+
+def authenticate(
+    *,
+    config: SimulatorConfig,
+    method: str,
+    path: str,
+    query: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    body: bytes,
+    project_id: str,
+) -> Refusal | None:
+    """Check a request's credentials the way the gateway would; None when accepted.
+
+    ``path`` is the raw request path, ``headers`` case-insensitive, ``body`` the raw bytes.
+
+    >>> authenticate(config=SimulatorConfig(), method="POST", path="/", query=(),
+    ...              headers={}, body=b"", project_id="p").error_code
+    'APIGW.0305'
+    """
+    if "Authorization" in headers:
+        return _check_signature(config, method, path, query, headers, body, project_id)
+    if "X-Auth-Token" in headers:
+        return _check_token(config, headers.get("X-Auth-Token", ""))
+    return Refusal(
+        401,
+        "APIGW.0305",
+        "Incorrect authentication information: the request carries neither an AK/SK "
+        "signature (Authorization, X-Sdk-Date) nor an X-Auth-Token",
+    )
+
+
+def _check_signature(
+    config: SimulatorConfig,
+    method: str,
+    path: str,
+    query: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    body: bytes,
+    project_id: str,
+) -> Refusal | None:
+    asked: list[str] = []
+
+    def secret_for(ak: str) -> str | None:
+        # verify_request asks for the SK only once syntax and date are fine: in open
+        # mode, being asked at all means the request is well formed.
+        asked.append(ak)
+        return config.credentials.get(ak)
+
+    why = verify_request(
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        body=body,
+        secret_for=secret_for,
+        max_skew_seconds=config.max_skew_seconds,
+    )
+    if why is not None and not (config.open_auth and asked):
+        return _iam(why)
+    if config.security_token and not _matches(
+        headers.get("X-Security-Token"), (config.security_token,)
+    ):
+        state = "is missing" if "X-Security-Token" not in headers else "does not match"
+        return _iam(f"X-Security-Token {state} (the AK/SK are temporary credentials)")
+    claimed = headers.get("X-Project-Id")
+    if claimed is not None and claimed != project_id:
+        return Refusal(
+            403,
+            "APIGW.0306",
+            "API access denied: X-Project-Id does not match the project_id in the URL path",
+        )
+    return None
+
+
+def _check_token(config: SimulatorConfig, token: str) -> Refusal | None:
+    if not token.strip():
+        return Refusal(401, "APIGW.0303", "Incorrect token authentication information: "
+                       "X-Auth-Token is empty")
+    if config.open_auth or _matches(token.strip(), config.tokens):
+        return None
+    why = "the token is not valid" if config.tokens else "token authentication is not enabled"
+    return Refusal(401, "APIGW.0303", f"Incorrect token authentication information: {why}")
+
+
+def throttled(limit: int, retry_after: int) -> Refusal:
+    """The gateway's 429, with ``Retry-After`` in whole seconds (at least 1)."""
+    return Refusal(
+        429,
+        "APIGW.0308",
+        "The throttling threshold has been reached: "
+        f"policy user over ratelimit,limit:{limit},time:1 second",
+        headers={"Retry-After": str(max(1, retry_after))},
+    )
+
+
+class Quota:
+    """At most ``per_second`` admissions per calendar second of a monotonic clock.
+
+    >>> ticks = iter([10.2, 10.5, 10.9, 11.0])
+    >>> quota = Quota(2, clock=lambda: next(ticks))
+    >>> [quota.admit() for _ in range(4)]
+    [None, None, 1, None]
+    """
+
+    __slots__ = ("_clock", "_used", "_window", "per_second")
+
+    def __init__(self, per_second: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_second = per_second
+        self._clock = clock
+        self._window = -1
+        self._used = 0
+
+    def admit(self) -> int | None:
+        """None when admitted; otherwise seconds until the next window, rounded up."""
+        now = self._clock()
+        window = math.floor(now)
+        if window != self._window:
+            self._window, self._used = window, 0
+        if self._used < self.per_second:
+            self._used += 1
+            return None
+        return max(1, math.ceil(window + 1 - now))
