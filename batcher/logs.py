@@ -53,8 +53,11 @@ def configure(
     quiet: bool = False,
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
-) -> None:
-    """Configure structlog for the process. ``fmt=None`` picks console on a TTY, else JSON."""
+) -> LogFormat:
+    """Configure structlog for the process; return the format chosen.
+
+    ``fmt=None`` picks console on a TTY, JSON otherwise (cron, pipes, files).
+    """
     out = stream or sys.stderr
     if fmt is None:
         fmt = "console" if out.isatty() else "json"
@@ -78,3 +81,4 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    return fmt

@@ -149,7 +149,7 @@ async def test_rate_three_times_the_quota_adapts_and_every_entry_succeeds(
     assert all(line["status"] == "succeeded" for line in lines) and len(lines) == 400
     throttled = sim.stats.by_status[429]
     assert throttled / sim.stats.requests <= 0.15, (throttled, sim.stats.requests)
-    assert "settled at" in result.stderr
+    assert '"settled_rate"' in result.stderr
 
 
 async def test_torn_last_line_is_ignored_with_a_warning_on_resume(

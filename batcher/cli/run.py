@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
 
     env = os.environ
     credentials = None if args.simulate else credentials_from_env(env)
-    logs.configure(
+    log_format = logs.configure(
         fmt=args.log_format, level=args.log_level, quiet=args.quiet,
         secrets=credentials.secrets() if credentials else (),
     )
@@ -108,9 +108,13 @@ def main(args: argparse.Namespace) -> int:
                     done_keys=done, total=summary.total,
                 )
             )
-    if not args.quiet:
-        print(_summary(stats, settled_rate, settings, report_path, run_id), file=sys.stderr)
-    _log_summary(stats, settled_rate, run_id)
+    # People get a few readable lines; machines (JSON logs) get one structured event, so
+    # that stderr stays pure JSON lines.
+    if log_format == "console":
+        if not args.quiet or stats.halted_reason:
+            print(_summary(stats, settled_rate, settings, report_path, run_id), file=sys.stderr)
+    else:
+        _log_summary(stats, settled_rate, settings, run_id, report_path)
     if stats.halted_reason is not None:
         return int(ExitCode.HALTED)
     if stats.failed or stats.skipped:
@@ -243,14 +247,22 @@ def _summary(stats: Any, settled_rate: float, settings: Any, report: Any, run_id
     return "\n".join(parts)
 
 
-def _log_summary(stats: Any, settled_rate: float, run_id: str) -> None:
+def _log_summary(stats: Any, settled_rate: float, settings: Any, run_id: str,
+                 report: Any) -> None:
     import structlog
 
     elapsed = (stats.finished or stats.started) - stats.started
-    structlog.get_logger("batcher.run").info(
-        "run_finished", run_id=run_id, succeeded=stats.succeeded, failed=stats.failed,
-        skipped=stats.skipped, already_done=stats.already_done, attempts=stats.attempts,
-        throttled=stats.throttled, elapsed_s=round(elapsed, 3),
-        entries_per_s=round(stats.finished_entries / elapsed, 2) if elapsed > 0 else None,
-        settled_rate=round(settled_rate, 2), halted=stats.halted_reason,
-    )
+    fields: dict[str, Any] = {
+        "run_id": run_id, "report": str(report), "succeeded": stats.succeeded,
+        "failed": stats.failed, "skipped": stats.skipped, "already_done": stats.already_done,
+        "attempts": stats.attempts, "throttled": stats.throttled,
+        "elapsed_s": round(elapsed, 3),
+        "entries_per_s": round(stats.finished_entries / elapsed, 2) if elapsed > 0 else None,
+        "rate_limit": settings.rate, "settled_rate": round(settled_rate, 2),
+    }
+    log = structlog.get_logger("batcher.run")
+    if stats.halted_reason:
+        log.warning("run_halted_early", halted=stats.halted_reason,
+                    hint="continue with the same command plus --resume", **fields)
+    else:
+        log.info("run_finished", **fields)
