@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-#: The ``command`` values the API documents. Others are sent as given (the API may grow),
-#: but the manifest loader offers a "did you mean" for near misses.
+#: The ``command`` values the API documents. A manifest naming any other command is refused
+#: (with a "did you mean" for near misses): a typo must not be sent three thousand times.
 KNOWN_COMMANDS: tuple[str, ...] = (
     "SUBMITVERIFYING",
     "CONFIRM_ACCEPT",

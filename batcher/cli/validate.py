@@ -1,4 +1,8 @@
-"""`batcher validate` (to be written)."""
+"""``batcher validate``: check manifests without sending anything.
+
+Exit 0 and a count per command when every entry is valid; exit 2 with every problem (file,
+line, field) on standard error otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,40 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("validate", help="(not yet available)")
+    parser = subparsers.add_parser(
+        "validate",
+        help="check manifests (YAML or CSV) without sending anything",
+        description="Check manifests without sending anything: every problem is reported "
+        "with its file, line and field. Exit 0 when all entries are valid, 2 otherwise.",
+    )
+    parser.add_argument(
+        "manifests",
+        nargs="+",
+        metavar="MANIFEST",
+        help="a .yaml/.yml or .csv manifest, or - for CSV on standard input",
+    )
+    parser.add_argument(
+        "--command",
+        metavar="CMD",
+        help="default command for entries that name none (e.g. a CSV without a command column)",
+    )
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from ..manifest import Manifests
+
+    with Manifests(args.manifests, default_command=args.command) as manifests:
+        summary = manifests.check()
+    files = len(summary.files)
+    print(
+        f"OK: {files} manifest{'s' if files != 1 else ''}, {summary.total} "
+        f"entr{'ies' if summary.total != 1 else 'y'} for {summary.jobs} "
+        f"job{'s' if summary.jobs != 1 else ''}"
+    )
+    width = max((len(command) for command in summary.commands), default=5)
+    width = max(width, len("total"))
+    for command, count in summary.commands.items():
+        print(f"  {command:<{width}}  {count:>8}")
+    print(f"  {'total':<{width}}  {summary.total:>8}")
+    return 0
