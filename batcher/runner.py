@@ -119,8 +119,9 @@ class Runner:
         self.stats = stats or RunStats()
         self._rng = rng or random.Random()
         # Jobs with a command running; the deque holds their later commands, in order.
-        self._chains: dict[tuple[str | None, str], deque[Entry]] = {}
-        self._failed_jobs: dict[tuple[str | None, str], str] = {}
+        self._chains: dict[int, deque[Entry]] = {}
+        # Failed jobs by key: (command, source) only, kept small since failures can be many.
+        self._failed_jobs: dict[int, tuple[str, str]] = {}
         self._waiting = 0
         self._room: anyio.Event | None = None
         # Scopes to cancel: waits stop on a halt, requests only on a hard stop.
@@ -181,9 +182,9 @@ class Runner:
             if self.halted:
                 self._skip(entry, self._halt_reason())
                 continue
-            job = (entry.project_id, entry.job_id)
+            job = _job_key(entry)
             if job in self._failed_jobs:
-                self._skip(entry, self._failed_jobs[job])
+                self._skip(entry, self._failed_reason(job))
                 continue
             chain = self._chains.get(job)
             if chain is not None:
@@ -203,29 +204,29 @@ class Runner:
             async for first in receive:
                 entry: Entry | None = first
                 while entry is not None:
-                    job = (entry.project_id, entry.job_id)
+                    job = _job_key(entry)
                     succeeded = await self._process(entry)
                     chain = self._chains[job]
-                    if not succeeded and chain:
-                        reason = (
-                            f"not attempted: the job's earlier command {entry.command} "
-                            f"({entry.source}) did not succeed"
-                        )
-                        self._failed_jobs[job] = reason
+                    if not succeeded:
+                        reason = self._halt_reason() if self.halted else self._failed(job, entry)
                         while chain:
                             self._skip(chain.popleft(), reason)
                             self._release_waiting()
-                    elif not succeeded:
-                        self._failed_jobs[job] = (
-                            f"not attempted: the job's earlier command {entry.command} "
-                            f"({entry.source}) did not succeed"
-                        )
                     if chain:
                         entry = chain.popleft()
                         self._release_waiting()
                     else:
                         del self._chains[job]
                         entry = None
+
+    def _failed(self, job: int, entry: Entry) -> str:
+        """Remember a job's failure, so its later commands (read now or later) are skipped."""
+        self._failed_jobs[job] = (entry.command, entry.source)
+        return self._failed_reason(job)
+
+    def _failed_reason(self, job: int) -> str:
+        command, source = self._failed_jobs[job]
+        return f"not attempted: the job's earlier command {command} ({source}) did not succeed"
 
     def _release_waiting(self) -> None:
         self._waiting -= 1
@@ -388,6 +389,11 @@ class Runner:
         if self.stats.in_flight:
             log.warning("grace_period_over", in_flight=self.stats.in_flight)
         self.hard_stop()
+
+
+def _job_key(entry: Entry) -> int:
+    # A 64-bit hash is plenty to tell jobs apart within one process, and small to keep.
+    return hash((entry.project_id, entry.job_id))
 
 
 def _line(entry: Entry, **fields: object) -> ReportLine:

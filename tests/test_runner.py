@@ -260,3 +260,15 @@ async def test_entries_queued_behind_a_busy_job_are_bounded(concurrency: int) ->
     lines, _ = await run(entries, client, concurrency=concurrency, max_waiting=5)
     assert [c for _, c in client.calls] == commands
     assert len(lines) == 50
+
+
+async def test_after_a_halt_a_jobs_queued_commands_are_skipped_with_the_halt_reason() -> None:
+    refused = Outcome(succeeded=False, auth_refused=True, http_status=403,
+                      reason="authentication refused (HTTP 403)")
+    client = ScriptedClient(lambda e, a: refused)
+    entries = [entry("a", "CONFIRM_MULTIPART_UPLOADED"), entry("a", "SUBMITVERIFYING")]
+    lines, _ = await run(entries, client, concurrency=1)
+    got = by_key(lines)
+    assert got[("a", "CONFIRM_MULTIPART_UPLOADED")].status == "failed"
+    second = got[("a", "SUBMITVERIFYING")]
+    assert second.status == "skipped" and "run was halted" in (second.reason or "")
