@@ -105,17 +105,24 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
     TokenCredentials(token=***)
     """
     env = os.environ if environ is None else environ
-    ak = env.get("HUAWEICLOUD_SDK_AK") or env.get("CLOUD_SDK_AK")
-    sk = env.get("HUAWEICLOUD_SDK_SK") or env.get("CLOUD_SDK_SK")
+
+    def value(*names: str) -> str | None:
+        # Strip before choosing: a blank (or whitespace-only) variable counts as unset,
+        # so it neither shadows the fallback name nor yields an empty AK/SK.
+        for name in names:
+            text = (env.get(name) or "").strip()
+            if text:
+                return text
+        return None
+
+    ak = value("HUAWEICLOUD_SDK_AK", "CLOUD_SDK_AK")
+    sk = value("HUAWEICLOUD_SDK_SK", "CLOUD_SDK_SK")
     if ak and sk:
         return AkSkCredentials(
-            ak=ak.strip(), sk=sk.strip(),
-            security_token=(env.get("HUAWEICLOUD_SDK_SECURITY_TOKEN") or "").strip() or None,
+            ak=ak, sk=sk, security_token=value("HUAWEICLOUD_SDK_SECURITY_TOKEN")
         )
-    token = env.get("METASTUDIO_AUTH_TOKEN")
-    if token and token.strip():
-        return TokenCredentials(token=token.strip())
-    return None
+    token = value("METASTUDIO_AUTH_TOKEN")
+    return TokenCredentials(token=token) if token else None
 
 
 # --------------------------------------------------------------------------- the scheme
@@ -225,7 +232,10 @@ def verify_request(
         return "X-Sdk-Date is not in the format YYYYMMDDTHHMMSSZ"
     skew = abs(((now or datetime.now(UTC)) - signed_at).total_seconds())
     if skew > max_skew_seconds:
-        return f"X-Sdk-Date is {skew:.0f}s away from the server's clock (limit 15 minutes)"
+        return (
+            f"X-Sdk-Date is {skew:.0f}s away from the server's clock "
+            f"(limit {max_skew_seconds / 60:g} minutes)"
+        )
     sk = secret_for(match["ak"])
     if sk is None:
         return "the access key is not known"

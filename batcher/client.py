@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -125,7 +126,11 @@ class CommandClient:
             headers["X-App-UserId"] = app_user_id
         body = json.dumps(entry.request_body(), ensure_ascii=False, separators=(",", ":"))
         try:
-            async with self._session.post(url, data=body.encode(), headers=headers) as response:
+            # The per-request timeout makes the reason below true whatever the session's is.
+            async with self._session.post(
+                url, data=body.encode(), headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._timeout),
+            ) as response:
                 raw = await response.read()
                 return outcome_from_response(
                     response.status, raw, response.headers.get("X-Request-Id"),
@@ -224,9 +229,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf"/"nan" parse as floats but are not delta-seconds: ignore them.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
