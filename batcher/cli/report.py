@@ -1,15 +1,195 @@
-"""`batcher report` (to be written)."""
+"""`batcher report`: summarise a report, list entries by status, export a retry manifest."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 from typing import Any
+
+_STATUSES = ("succeeded", "failed", "skipped")
+#: Bad-line warnings printed to stderr; the rest are counted.
+_MAX_WARNINGS = 20
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("report", help="(not yet available)")
+    parser = subparsers.add_parser(
+        "report",
+        help="summarise a report; list or export entries by status",
+        description="Summarise a JSONL report (each entry counts by its latest line), list "
+        "the entries with a given status, or write a manifest of them to run again.",
+    )
+    parser.add_argument("report", type=Path, metavar="REPORT.jsonl")
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="readable text (default) or one JSON document for scripts",
+    )
+    parser.add_argument(
+        "--status",
+        action="append",
+        choices=_STATUSES,
+        help="list the entries whose latest line has this status (repeatable); with "
+        "--export-manifest, choose which entries to export",
+    )
+    parser.add_argument(
+        "--retryable-only",
+        action="store_true",
+        help="only failed entries whose failure is retryable (429, 5xx, network errors)",
+    )
+    parser.add_argument(
+        "--export-manifest",
+        type=Path,
+        metavar="OUT",
+        help="write the selected entries (default: failed and skipped) as a manifest; "
+        ".yaml, .yml or .csv",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing OUT")
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=20,
+        metavar="N",
+        help="failure reasons to show (default 20; 0 = all)",
+    )
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    from ..errors import UsageError
+
+    path: Path = args.report
+    if not path.exists():
+        raise UsageError(f"report {path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"report {path} is not a file")
+    if args.top < 0:
+        raise UsageError("--top must be 0 or more")
+    on_bad_line = _BadLineWarnings(path)
+    try:
+        if args.export_manifest is not None:
+            return _export(args, on_bad_line)
+        if args.status or args.retryable_only:
+            return _list(args, on_bad_line)
+        return _summary(args, on_bad_line)
+    except OSError as error:
+        raise UsageError(f"cannot read report {path}: {error.strerror}") from None
+    finally:
+        on_bad_line.finish()
+
+
+class _BadLineWarnings:
+    """Warn on stderr about unreadable lines: the first few by number, then a count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+
+    def __call__(self, lineno: int, why: str) -> None:
+        self.count += 1
+        if self.count <= _MAX_WARNINGS:
+            print(f"warning: {self.path}:{lineno}: skipped: {why}", file=sys.stderr)
+
+    def finish(self) -> None:
+        if self.count > _MAX_WARNINGS:
+            print(
+                f"warning: {self.path}: {self.count - _MAX_WARNINGS} more unreadable lines skipped",
+                file=sys.stderr,
+            )
+
+
+def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+    from ..review import render_text, summarize
+
+    summary = summarize(args.report, on_bad_line=on_bad_line)
+    if args.format == "json":
+        print(json.dumps(summary.to_dict(top=args.top), ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(render_text(summary, top=args.top))
+    return 0
+
+
+def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Any:
+    from ..review import Selection
+
+    if args.status:
+        statuses = set(args.status)
+    elif args.retryable_only or args.export_manifest is None:
+        statuses = {"failed"}
+    else:
+        statuses = {"failed", "skipped"}
+    return Selection(
+        args.report,
+        statuses=statuses,
+        retryable_only=args.retryable_only,
+        on_bad_line=on_bad_line,
+    )
+
+
+#: Fields shown for each listed entry (never the pre-signed upload URLs).
+_LISTED = (
+    "job_id", "command", "status", "reason", "retryable", "http_status", "error_code",
+    "error_msg", "failed_msg", "attempts", "finished_at", "source", "run_id",
+)  # fmt: skip
+
+
+def _list(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+    selection = _selection(args, on_bad_line)
+    out = sys.stdout
+    if args.format == "json":
+        # Streamed as one JSON array, so a million entries never sit in memory at once.
+        out.write("[")
+        for index, (lineno, line) in enumerate(selection.numbered()):
+            record = {name: getattr(line, name) for name in _LISTED}
+            record["line"] = lineno
+            out.write(("\n  " if index == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
+        out.write("\n]\n" if selection.count else "]\n")
+        return 0
+    job_w, command_w = selection.job_id_width, selection.command_width
+    out.write(f"{'job_id':<{job_w}}  {'command':<{command_w}}  {'status':<9}  reason\n")
+    for line in selection:
+        reason = " ".join((line.reason or "").split()) or "-"
+        out.write(f"{line.job_id:<{job_w}}  {line.command:<{command_w}}  {line.status:<9}  ")
+        out.write(f"{reason}\n")
+    out.flush()  # so the count follows the listing on a terminal
+    print(f"{selection.count:,} entries ({_counts(selection.by_status)})", file=sys.stderr)
+    return 0
+
+
+def _counts(by_status: dict[str, int]) -> str:
+    return ", ".join(f"{status} {count:,}" for status, count in by_status.items() if count) or (
+        "none"
+    )
+
+
+def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+    from ..errors import UsageError
+    from ..export import export_manifest, manifest_format
+
+    out: Path = args.export_manifest
+    manifest_format(out)  # a bad extension is an error before the report is read
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} already exists; add --force to replace it")
+    selection = _selection(args, on_bad_line)
+    chosen = "retryable failed" if args.retryable_only else "/".join(sorted(selection.statuses))
+    if selection.count == 0:
+        message = f"no {chosen} entries in {args.report}; {out} not written"
+        count = 0
+    else:
+        header = (
+            f"{selection.count} {chosen} entries exported by `batcher report` from {args.report}"
+        )
+        count = export_manifest(selection, out, force=args.force, header=header)
+        message = f"exported {count:,} entries ({_counts(selection.by_status)}) to {out}"
+    if args.format == "json":
+        document = {
+            "exported": count,
+            "path": str(out) if count else None,
+            **{status: selection.by_status[status] for status in _STATUSES},
+        }
+        print(json.dumps(document, ensure_ascii=False))
+    else:
+        print(message)
+    return 0
