@@ -15,7 +15,7 @@ from batcher.errors import UsageError
 from batcher.export import CSV_COLUMNS, entry_fields, export_manifest
 from batcher.manifest import Manifests
 from batcher.outcome import ReportLine
-from batcher.review import Selection
+from batcher.selection import Selection
 
 COMMENT = {
     "comment_title": "审核意见",

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 
 from batcher import review
-from batcher.review import KeyTable, LogHistogram, Selection, render_text, summarize
+from batcher.compact import KeyTable, LogHistogram
+from batcher.review import summarize
+from batcher.review_text import render_text
+from batcher.selection import Selection
 
 THROTTLED = {
     "status": "failed",

@@ -101,7 +101,8 @@ class _BadLineWarnings:
 
 
 def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..review import render_text, summarize
+    from ..review import summarize
+    from ..review_text import render_text
 
     summary = summarize(args.report, on_bad_line=on_bad_line)
     if args.format == "json":
@@ -112,7 +113,7 @@ def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
 
 
 def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Any:
-    from ..review import Selection
+    from ..selection import Selection
 
     if args.status:
         statuses = set(args.status)
