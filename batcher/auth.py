@@ -31,6 +31,8 @@ from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType
 from multidict import CIMultiDict
 
+from .errors import UsageError
+
 ALGORITHM: Final = "SDK-HMAC-SHA256"
 DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 EMPTY_BODY_SHA256: Final = hashlib.sha256(b"").hexdigest()
@@ -95,6 +97,9 @@ def mask(value: str) -> str:
     return value[:4] + "…" if len(value) > 4 else "…"
 
 
+_HEADER_SAFE = re.compile(r"^[\x20-\x7e]+$")
+
+
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials | None:
     """Read credentials from the environment (never from flags).
 
@@ -112,6 +117,12 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
         for name in names:
             text = (env.get(name) or "").strip()
             if text:
+                if not _HEADER_SAFE.match(text):
+                    # Name the variable, never the value: it is a secret.
+                    raise UsageError(
+                        f"environment variable {name} holds a character that cannot go in an "
+                        "HTTP header (a control character or non-ASCII text); check its value"
+                    )
                 return text
         return None
 

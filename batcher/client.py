@@ -42,9 +42,18 @@ def endpoint_for(*, region: str | None, endpoint: str | None) -> URL:
     'https://metastudio.cn-north-4.myhuaweicloud.com'
     """
     if endpoint:
-        url = URL(endpoint)
-        if url.scheme not in ("http", "https") or not url.host:
+        try:
+            url = URL(endpoint)
+            port = url.port  # yarl checks the port's range lazily
+        except ValueError as error:
+            raise UsageError(f"--endpoint {endpoint!r} is not a valid URL: {error}") from None
+        if url.scheme not in ("http", "https") or not url.host or port is None:
             raise UsageError(f"--endpoint {endpoint!r} is not an http(s) URL")
+        if url.user is not None or url.password is not None:
+            raise UsageError(
+                "--endpoint must not carry a user name or password (credentials come from "
+                "the environment only)"
+            )
         if url.scheme == "http" and not is_loopback(url.host):
             raise UsageError(
                 f"--endpoint {endpoint!r}: plain http is allowed only for loopback hosts "
@@ -130,8 +139,12 @@ class CommandClient:
             async with self._session.post(
                 url, data=body.encode(), headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
+                allow_redirects=False,  # never carry credentials to another host
             ) as response:
                 raw = await response.read()
+                if 300 <= response.status < 400:
+                    return _redirect_refused(response.status, response.headers.get("Location"),
+                                             response.headers.get("X-Request-Id"))
                 return outcome_from_response(
                     response.status, raw, response.headers.get("X-Request-Id"),
                     response.headers.get("Retry-After"), response.content_type,
@@ -146,6 +159,17 @@ class CommandClient:
                 succeeded=False, retryable=True,
                 reason=f"connection error: {type(error).__name__}{_brief(error)}",
             )
+
+
+def _redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
+    # The API never redirects; following one could hand the token or a signed request to
+    # another host, over plain http even. Not retryable: it will redirect again.
+    where = f" to {URL(location).with_query(None)}" if location else ""
+    return Outcome(
+        succeeded=False, http_status=status, request_id=request_id,
+        reason=f"HTTP {status} redirect{where} not followed: batcher never follows redirects "
+        "(they could carry credentials elsewhere); check --endpoint",
+    )
 
 
 def _brief(error: BaseException) -> str:
@@ -191,8 +215,8 @@ def outcome_from_response(
         result = _str_or_none(payload.get("commond_result"))
         details = {
             "command_result": result,
-            "attachment_upload_url": _list_or_none(payload.get("attachment_upload_url")),
-            "multipart_data": _list_or_none(payload.get("multipart_data")),
+            "attachment_upload_url": _strings_or_none(payload.get("attachment_upload_url")),
+            "multipart_data": _mappings_or_none(payload.get("multipart_data")),
         }
         if result == "EXCUTE_SUCCESS":
             return Outcome(succeeded=True, **details, **common)
@@ -261,5 +285,10 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _list_or_none(value: Any) -> list[Any] | None:
-    return value if isinstance(value, list) else None
+# The answer's lists are kept only in the shapes the report promises, whatever was sent.
+def _strings_or_none(value: Any) -> list[str] | None:
+    return [str(v) for v in value if v is not None] if isinstance(value, list) else None
+
+
+def _mappings_or_none(value: Any) -> list[dict[str, Any]] | None:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else None

@@ -12,38 +12,23 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from .redact import Redactor
+
 LogFormat = Literal["console", "json"]
 
 LEVELS = ("debug", "info", "warning", "error")
 
 
 class SecretScrubber:
-    """A last line of defence: replace any known secret that reaches a log event.
-
-    The code is written never to log a secret; this catches the day it does (an
-    exception message that quotes a header, say).
-    """
+    """A structlog processor that masks known secrets in every event (see :mod:`.redact`)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        # Very short "secrets" would blank out ordinary words; real ones are long.
-        self._secrets = tuple(s for s in secrets if s and len(s) >= 6)
-
-    def _scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in self._secrets:
-                if secret in value:
-                    value = value.replace(secret, "***")
-            return value
-        if isinstance(value, dict):
-            return {k: self._scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return type(value)(self._scrub(v) for v in value)
-        return value
+        self._redactor = Redactor(secrets)
 
     def __call__(self, _logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        if not self._secrets:
+        if not self._redactor:
             return event_dict
-        return {k: self._scrub(v) for k, v in event_dict.items()}
+        return {k: self._redactor.deep(v) for k, v in event_dict.items()}
 
 
 def configure(

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from .errors import ReportLockedError, UsageError
 from .outcome import ReportLine
+from .redact import Redactor
 
 log = structlog.get_logger("batcher.report")
 
@@ -37,7 +38,10 @@ def key_digest(job_id: str, command: str) -> int:
 
 
 def lock_path(report: Path) -> Path:
-    return report.with_name(report.name + ".lock")
+    """The lock file beside the report's real path, so a symlink or another spelling of the
+    same path cannot take a second lock on one report."""
+    real = Path(os.path.realpath(report))
+    return real.with_name(real.name + ".lock")
 
 
 class ReportWriter:
@@ -47,15 +51,18 @@ class ReportWriter:
     ...     report.write(line)
     """
 
-    def __init__(self, path: Path, fd: int, lock_fd: int) -> None:
+    def __init__(self, path: Path, fd: int, lock_fd: int, redactor: Redactor | None = None
+                 ) -> None:
         self.path = path
         self._fd = fd
         self._lock_fd = lock_fd
+        self._redactor = redactor if redactor else None
         self._prefix = b""
         self.lines_written = 0
 
     @classmethod
-    def open(cls, path: Path, *, resume: bool) -> ReportWriter:
+    def open(cls, path: Path, *, resume: bool, redactor: Redactor | None = None
+             ) -> ReportWriter:
         """Lock ``path`` (exit code 4 if another run holds it) and open it for appending.
 
         Without ``resume`` an existing non-empty report is refused: appending a second run
@@ -80,7 +87,7 @@ class ReportWriter:
             os.close(fd)
             release_lock(lock_fd)
             raise
-        writer = cls(path, fd, lock_fd)
+        writer = cls(path, fd, lock_fd, redactor)
         # A torn last line from a crash: our first line starts on a fresh one. Done lazily so
         # a reader (resume) still sees the torn line as the torn last line it is.
         writer._prefix = b"\n" if torn_tail else b""
@@ -88,7 +95,10 @@ class ReportWriter:
 
     def write(self, line: ReportLine) -> None:
         """Append one line; it is in the kernel (safe from a process crash) on return."""
-        data = self._prefix + line.model_dump_json().encode() + b"\n"
+        text = line.model_dump_json()
+        if self._redactor is not None:  # a server may echo a credential back at us
+            text = self._redactor.text(text)
+        data = self._prefix + text.encode() + b"\n"
         self._prefix = b""
         written = os.write(self._fd, data)
         while written < len(data):  # a short write only happens on full disks or signals

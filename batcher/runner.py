@@ -26,6 +26,7 @@ from typing import Protocol
 
 import anyio
 import structlog
+from pydantic import ValidationError
 
 from .entry import Entry
 from .limiter import RateLimiter
@@ -322,17 +323,25 @@ class Runner:
         status: Status = "succeeded" if outcome.succeeded else "failed"
         reason = None if outcome.succeeded else (outcome.reason or "failed") + note
         finished_wall = datetime.now(UTC)
-        line = _line(
-            entry, status=status, reason=reason, run_id=self._run_id,
-            retryable=(not outcome.succeeded) and outcome.retryable,
-            http_status=outcome.http_status, error_code=outcome.error_code,
-            error_msg=outcome.error_msg, command_result=outcome.command_result,
-            failed_msg=outcome.failed_msg, request_id=outcome.request_id, attempts=attempts,
-            started_at=utc_stamp(started_wall), finished_at=utc_stamp(finished_wall),
-            duration_ms=round((anyio.current_time() - started) * 1000, 3),
-            attachment_upload_url=outcome.attachment_upload_url,
-            multipart_data=outcome.multipart_data,
-        )
+        common = {
+            "status": status, "run_id": self._run_id, "attempts": attempts,
+            "retryable": (not outcome.succeeded) and outcome.retryable,
+            "http_status": outcome.http_status, "request_id": outcome.request_id,
+            "started_at": utc_stamp(started_wall), "finished_at": utc_stamp(finished_wall),
+            "duration_ms": round((anyio.current_time() - started) * 1000, 3),
+        }
+        try:
+            line = _line(
+                entry, reason=reason, error_code=outcome.error_code,
+                error_msg=outcome.error_msg, command_result=outcome.command_result,
+                failed_msg=outcome.failed_msg,
+                attachment_upload_url=outcome.attachment_upload_url,
+                multipart_data=outcome.multipart_data, **common,
+            )
+        except ValidationError:
+            # Whatever the server sent, the entry still gets its line: keep what is certain.
+            line = _line(entry, reason=(reason or "") + " (the API's answer had fields of "
+                         "unexpected types; they were left out)", **common)
         self._write(line)
         if outcome.succeeded:
             self.stats.succeeded += 1

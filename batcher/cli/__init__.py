@@ -38,13 +38,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ManifestError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
         tail = " (only the first ones are shown)" if error.truncated else ""
-        print(f"batcher: {error.args[0]}{tail}; nothing was sent", file=sys.stderr)
+        if _json_logs(args):
+            import structlog
+
+            log = structlog.get_logger("batcher")
+            for problem in error.problems:
+                log.error("manifest_problem", problem=str(problem), file=problem.file,
+                          line=problem.line, field=problem.field, message=problem.message)
+            log.error("manifest_invalid", problems=len(error.problems),
+                      truncated=error.truncated, sent=0)
+        else:
+            for problem in error.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            print(f"batcher: {error.args[0]}{tail}; nothing was sent", file=sys.stderr)
         return int(error.exit_code)
     except BatcherError as error:
-        print(f"batcher: {error}", file=sys.stderr)
+        if _json_logs(args):
+            import structlog
+
+            structlog.get_logger("batcher").error("batcher_error", message=str(error),
+                                                  exit_code=int(error.exit_code))
+        else:
+            print(f"batcher: {error}", file=sys.stderr)
         return int(error.exit_code)
     except KeyboardInterrupt:
         print("batcher: interrupted", file=sys.stderr)
@@ -56,9 +72,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"batcher: {leaf}", file=sys.stderr)
             return int(leaf.exit_code)
         if isinstance(leaf, OSError):
-            print(f"batcher: stopped: {leaf}", file=sys.stderr)
+            print(f"batcher: stopped: {leaf}; the report holds every entry finished before "
+                  "this: fix the cause, then continue with the same command plus --resume",
+                  file=sys.stderr)
             return 3
         raise
+
+
+def _json_logs(args: argparse.Namespace) -> bool:
+    # Once a sub-command has chosen JSON logs, stderr carries nothing but JSON lines.
+    return getattr(args, "resolved_log_format", None) == "json"
 
 
 def _first_leaf(error: BaseException) -> BaseException:

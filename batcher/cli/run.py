@@ -65,11 +65,13 @@ def add_parser(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import anyio
+    import structlog
 
     from .. import logs
     from ..auth import credentials_from_env
     from ..errors import ExitCode, UsageError
     from ..manifest import Manifests
+    from ..redact import Redactor
     from ..report import ReportWriter, completed_keys
     from ..run import run_batch
 
@@ -79,13 +81,19 @@ def main(args: argparse.Namespace) -> int:
         fmt=args.log_format, level=args.log_level, quiet=args.quiet,
         secrets=credentials.secrets() if credentials else (),
     )
+    args.resolved_log_format = log_format  # so errors are reported in the same format
     settings = _settings(args, env, credentials)
+    redactor = Redactor(credentials.secrets() if credentials else ())
     if not args.dry_run and not args.report:
         raise UsageError("--report PATH is required (or use --dry-run)")
 
     with Manifests(args.manifests, default_command=args.command,
                    project_id=settings.project_id) as manifests:
         summary = manifests.check()
+        if summary.total == 0:
+            structlog.get_logger("batcher.run").warning(
+                "no_entries", files=list(summary.files),
+                hint="the manifests hold no entries: nothing to do")
         if settings.project_id is None:
             _require_project_ids(manifests)
         if args.dry_run:
@@ -99,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         report_path = Path(args.report)
-        with ReportWriter.open(report_path, resume=args.resume) as writer:
+        with ReportWriter.open(report_path, resume=args.resume, redactor=redactor) as writer:
             done = completed_keys(report_path) if args.resume else set()
             run_id = _new_run_id()
             stats, settled_rate = anyio.run(
@@ -112,7 +120,8 @@ def main(args: argparse.Namespace) -> int:
     # that stderr stays pure JSON lines.
     if log_format == "console":
         if not args.quiet or stats.halted_reason:
-            print(_summary(stats, settled_rate, settings, report_path, run_id), file=sys.stderr)
+            summary_text = _summary(stats, settled_rate, settings, report_path, run_id)
+            print(redactor.text(summary_text), file=sys.stderr)
     else:
         _log_summary(stats, settled_rate, settings, run_id, report_path)
     if stats.halted_reason is not None:
@@ -130,6 +139,8 @@ def _new_run_id() -> str:
 
 
 def _settings(args: argparse.Namespace, env: Any, credentials: Any) -> Any:
+    import math
+
     from ..client import endpoint_for
     from ..entry import PATH_ID_RE, check_app_user_id
     from ..errors import UsageError
@@ -147,6 +158,12 @@ def _settings(args: argparse.Namespace, env: Any, credentials: Any) -> Any:
          "--max-failure-rate must be more than 0 and at most 1"),
         (args.grace_period >= 0, "--grace-period must be 0 or more"),
     ]
+    checks += [
+        (math.isfinite(value), f"{flag} must be a finite number")
+        for flag, value in (("--rate", args.rate), ("--timeout", args.timeout),
+                            ("--grace-period", args.grace_period),
+                            ("--max-failure-rate", args.max_failure_rate or 0.0))
+    ]
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
@@ -154,7 +171,8 @@ def _settings(args: argparse.Namespace, env: Any, credentials: Any) -> Any:
     if project_id is None and args.simulate:
         project_id = SIMULATED_PROJECT_ID
     if project_id is not None and not PATH_ID_RE.match(project_id):
-        raise UsageError("--project-id must be 1-64 characters of A-Z a-z 0-9 _ -")
+        source = "--project-id" if args.project_id else "HUAWEICLOUD_SDK_PROJECT_ID"
+        raise UsageError(f"{source} must be 1-64 characters of A-Z a-z 0-9 _ -")
     if args.app_user_id is not None:
         try:
             check_app_user_id(args.app_user_id)
