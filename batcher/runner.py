@@ -251,10 +251,11 @@ class Runner:
                 continue  # halted while waiting for the limiter: handled at the loop top
             outcome = await self._attempt(entry)
             attempts += 1
+            if outcome.http_status is not None:  # an answer: evidence for the limiter
+                self._limiter.on_response(throttled=outcome.throttled)
             if outcome.throttled:
                 throttled += 1
                 self.stats.throttled += 1
-                self._limiter.on_throttled()
             if outcome.auth_refused:
                 self.halt(f"authentication refused by the API: {outcome.reason}")
                 break

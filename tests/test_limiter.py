@@ -9,6 +9,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+import anyio
 import pytest
 
 from batcher.limiter import RateLimiter
@@ -37,6 +38,9 @@ class FakeClock:
 
 
 def limiter(clock: FakeClock, **kwargs: object) -> RateLimiter:
+    # Unit tests of the x0.7 rule feed answers at arbitrary paces, so the one-step cut to
+    # the observed pass rate is off here unless a test asks for it (the simulations do).
+    kwargs.setdefault("proportional_cut", False)
     return RateLimiter(clock=clock, sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
 
 
@@ -144,45 +148,81 @@ def test_invalid_arguments(rate: float, burst: int) -> None:
 # --------------------------------------------------------------------------- adaptation
 
 
-def test_throttle_cuts_once_per_cooldown() -> None:
+def answers(lim: RateLimiter, clock: FakeClock, pattern: list[bool], spacing: float) -> None:
+    """Report answers (True = 429) ``spacing`` seconds apart."""
+    for throttled in pattern:
+        clock.advance(spacing)
+        lim.on_response(throttled=throttled)
+
+
+def test_a_few_429s_in_a_full_window_do_not_cut() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=20)
-    lim.on_throttled()
-    assert lim.rate == pytest.approx(14.0)  # x 0.7
-    clock.advance(0.5)
-    lim.on_throttled()  # same burst of 429s: no second cut
-    lim.on_throttled()
+    # Windows of 20 answers over >= 1 s with 1, 3 and 5 429s (5/20 = 25%: not above).
+    for bad in (1, 3, 5):
+        answers(lim, clock, [True] * bad + [False] * (20 - bad), 0.06)
+    assert lim.rate == 20
+    assert lim.cuts == 0
+    assert lim.throttle_events == 9
+
+
+def test_a_window_above_the_threshold_cuts_once_by_0_7() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, rate=20)
+    answers(lim, clock, [True] * 6 + [False] * 13, 0.06)
+    assert lim.rate == 20  # 19 answers: the window is not full yet
+    answers(lim, clock, [False], 0.06)
     assert lim.rate == pytest.approx(14.0)
-    assert lim.throttle_events == 3
-    clock.advance(0.6)  # 1.1 s after the first cut
-    lim.on_throttled()
-    assert lim.rate == pytest.approx(9.8)
+    assert lim.cuts == 1
+    # The same burst of 429s still arriving (answers to old-rate calls) does not cut again.
+    answers(lim, clock, [True] * 8, 0.05)
+    assert lim.rate == pytest.approx(14.0)
+    assert lim.cuts == 1
+
+
+def test_window_needs_a_second_as_well_as_20_answers() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, rate=0)
+    answers(lim, clock, [True] * 40, 0.01)  # 40 answers in 0.4 s: no decision yet
+    assert lim.cuts == 0
+    answers(lim, clock, [True] * 61, 0.01)  # the window opened at the first: 1 s later
+    assert lim.cuts == 1
+
+
+def test_on_throttled_is_a_throttled_answer() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, rate=20)
+    for _ in range(20):
+        clock.advance(0.06)
+        lim.on_throttled()
+    assert lim.cuts == 1
+    assert lim.throttle_events == 20
+    assert lim.responses == 20
 
 
 def test_cut_never_goes_below_min_rate() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=2, min_rate=0.5)
     for _ in range(20):
-        lim.on_throttled()
-        clock.advance(10)
+        answers(lim, clock, [True] * 20, 0.5)
     assert lim.rate == 0.5
 
 
-def test_rate_recovers_additively_up_to_max_rate() -> None:
+def test_rate_holds_until_a_clean_window_then_recovers_additively() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=20, increase_per_second=2.0)
-    lim.on_throttled()
+    answers(lim, clock, [True] * 20, 0.06)
     assert lim.rate == pytest.approx(14.0)
-    clock.advance(0.5)
+    clock.advance(3)
     lim.reserve()
-    assert lim.rate == pytest.approx(14.0)  # holds still right after a cut
+    assert lim.rate == pytest.approx(14.0)  # no clean window at the new rate yet
+    answers(lim, clock, [False] * 20, 0.06)  # ... now there is: recovery starts here
     seen = []
-    for _ in range(6):
+    for _ in range(5):
         clock.advance(0.5)
         lim.reserve()
         seen.append(lim.rate)
-    # From the end of the hold (t=1), +2/s: 15, 16, 17, 18, 19 ... then capped at 20.
-    assert seen == pytest.approx([14.0, 15.0, 16.0, 17.0, 18.0, 19.0])
+    assert seen == pytest.approx([15.0, 16.0, 17.0, 18.0, 19.0])
     clock.advance(1000)
     lim.reserve()
     assert lim.rate == 20  # never above the configured rate
@@ -190,34 +230,33 @@ def test_rate_recovers_additively_up_to_max_rate() -> None:
 
 def test_default_recovery_step() -> None:
     clock = FakeClock()
-    lim = limiter(clock, rate=100)  # default step: 2% of max_rate per second = 2/s
-    lim.on_throttled()
+    lim = limiter(clock, rate=100)  # default step: 3% of the cut rate (70) = 2.1/s
+    answers(lim, clock, [True] * 20, 0.06)
     clock.advance(1.0)
-    lim.reserve()  # end of the hold
+    answers(lim, clock, [False] * 20, 0.06)
+    lim.reserve()  # recovery starts
     clock.advance(5.0)
     lim.reserve()
-    assert lim.rate == pytest.approx(70 + 2 * 5)
+    assert lim.rate == pytest.approx(70 + 2.1 * 5)
 
 
 def test_not_adaptive_never_changes_rate() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=20, adaptive=False)
     for _ in range(50):
-        lim.on_throttled()
-        clock.advance(3)
+        answers(lim, clock, [True] * 20, 0.1)
         lim.reserve()
     assert lim.rate == 20
-    assert lim.throttle_events == 50
+    assert lim.throttle_events == 1000
 
 
 def test_unlimited_limiter_throttled_starts_near_observed_rate() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=0)
-    for _ in range(3):  # 50 calls a second, unlimited
-        for _ in range(50):
-            assert lim.reserve() == 0
-            clock.advance(0.02)
-    lim.on_throttled()
+    while lim.cuts == 0:  # 50 calls a second, unlimited, every answer a 429
+        assert lim.reserve() == 0
+        clock.advance(0.02)
+        lim.on_response(throttled=True)
     # Below what was getting through (50/s), but not a collapse to a crawl.
     assert 0.5 * 50 <= lim.rate < 50
     # And it now actually limits: a burst of callers is spaced at the new rate.
@@ -225,52 +264,51 @@ def test_unlimited_limiter_throttled_starts_near_observed_rate() -> None:
     assert delays[-1] == pytest.approx(9 / lim.rate, rel=0.05)
 
 
-def test_unlimited_limiter_throttled_in_its_first_second() -> None:
-    clock = FakeClock()
-    lim = limiter(clock, rate=0)
-    for _ in range(30):  # 30 calls in the first half second
-        lim.reserve()
-        clock.advance(0.5 / 30)
-    lim.on_throttled()
-    assert 0.5 * 60 <= lim.rate < 60  # observed ~60/s so far
-
-
-def test_slower_rate_keeps_slots_already_promised() -> None:
-    # Callers already sleeping hold their slots; a cut must not hand the same instants out
-    # again to newcomers (that would be a burst exactly when the API says "too fast").
+async def test_callers_asleep_on_old_slots_take_new_ones_after_a_cut() -> None:
+    # 40 callers queued at 20/s hold 2 s of slots; a cut voids them, so the calls after
+    # the cut are spaced at the new rate, not sent at the old one for another 2 s.
     clock = FakeClock()
     lim = limiter(clock, rate=20)
-    promised = [lim.reserve() for _ in range(10)]  # up to 0.45 s
-    lim.on_throttled()
-    newcomer = lim.reserve()
-    assert newcomer > promised[-1]
+    sent: list[float] = []
+
+    async def caller() -> None:
+        await lim.acquire()
+        sent.append(clock.now)
+
+    # Fill the queue, then cut at t=0 by 20 429s arriving at once.
+    delays = [lim.reserve() for _ in range(40)]
+    assert delays[-1] == pytest.approx(1.95)
+    for _ in range(20):
+        lim.on_response(throttled=True)
+    assert lim.cuts == 0  # 20 answers but not a second's worth
+    clock.advance(1.0)
+    lim.on_response(throttled=True)
+    assert lim.rate == pytest.approx(14.0)
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(caller)
+    assert all(b - a >= 1 / 14 - EPS for a, b in pairwise(sorted(sent)))
 
 
 def test_concurrent_callers_stay_spaced_while_rate_recovers() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=20)
-    lim.on_throttled()
-    clock.advance(5)  # past the hold: every reserve() now also raises the rate a little
+    answers(lim, clock, [True] * 20, 0.06)
+    answers(lim, clock, [False] * 20, 0.06)
+    clock.advance(5)  # recovering: every reserve() now also raises the rate a little
     delays = [lim.reserve() for _ in range(20)]
     assert all(b > a for a, b in pairwise(delays))
     assert max_in_window(delays) <= math.ceil(lim.max_rate)
 
 
-def test_throttles_from_before_a_cut_do_not_cut_again() -> None:
-    # 429s for requests sent at the old rate say nothing about the new one: with 40 callers
-    # queued (2 s of slots at 20/s), the next cut waits until those slots have gone out.
+def test_answers_to_old_rate_calls_are_not_evidence() -> None:
     clock = FakeClock()
     lim = limiter(clock, rate=20)
-    for _ in range(40):
-        lim.reserve()
-    lim.on_throttled()
-    assert lim.rate == pytest.approx(14.0)
-    clock.advance(1.5)
-    lim.on_throttled()
-    assert lim.rate == pytest.approx(14.0)
-    clock.advance(1.0)  # past the queued slots (2 s) and the cool-down
-    lim.on_throttled()
-    assert lim.rate < 14.0
+    answers(lim, clock, [True] * 20, 0.06)
+    assert lim.cuts == 1
+    answers(lim, clock, [True] * 5, 0.05)  # within the drain after the cut: ignored
+    answers(lim, clock, [False] * 20, 0.06)
+    assert lim.cuts == 1
 
 
 # --------------------------------------------------------------------------- simulations
@@ -298,16 +336,15 @@ class QuotaServer:
 
 async def test_simulation_sequential_finds_the_hidden_quota() -> None:
     clock = FakeClock()
-    lim = limiter(clock, rate=60)
+    lim = limiter(clock, rate=60, proportional_cut=True)
     server = QuotaServer(limit=20)
     duration = 120.0
     while clock.now < duration:
         await lim.acquire()
         retry_after = server.call(clock.now)
-        if retry_after is not None:
-            lim.on_throttled()
-            if retry_after > 0:
-                await clock.sleep(retry_after)
+        lim.on_response(throttled=retry_after is not None)
+        if retry_after is not None and retry_after > 0:
+            await clock.sleep(retry_after)
     useful = server.served / duration
     throttled_share = server.throttled / (server.served + server.throttled)
     assert useful >= 0.8 * 20, f"{useful:.1f}/s"
@@ -326,7 +363,7 @@ def simulate_workers(
     """
     rng = random.Random(seed)
     clock = FakeClock()
-    lim = limiter(clock, rate=max_rate)
+    lim = limiter(clock, rate=max_rate, proportional_cut=True)
     server = QuotaServer(limit=20)
     events: list[tuple[float, int, str, int, float]] = []
     order = 0
@@ -344,16 +381,23 @@ def simulate_workers(
             break
         clock.now = when
         if kind == "ready":
-            at(when + lim.reserve(), "send", worker)
+            # As acquire() does: remember the cuts so far; a slot from before a cut is void.
+            at(when + lim.reserve(), "send", worker, lim.cuts)
         elif kind == "send":
+            if lim.cuts != retry_after:
+                at(when, "ready", worker)  # woke on a voided slot: take a new one
+                continue
             latency = rng.uniform(0.05, 0.3)
             answer = server.call(when)
             if answer is None:
-                at(when + latency, "ready", worker)
+                at(when + latency, "answered", worker)
             else:
                 at(when + latency, "throttled", worker, answer)
+        elif kind == "answered":
+            lim.on_response(throttled=False)
+            at(when, "ready", worker)
         else:
-            lim.on_throttled()
+            lim.on_response(throttled=True)
             at(when + retry_after, "ready", worker)
     useful = server.served / duration
     throttled_share = server.throttled / (server.served + server.throttled)
@@ -370,8 +414,11 @@ def test_simulation_concurrent_finds_the_hidden_quota(
     )
     assert useful >= 0.8 * 20, f"{useful:.1f}/s"
     assert throttled_share <= 0.15, f"{throttled_share:.1%}"
-    # The learned rate is near the quota, not collapsed (calls are paced by it, not by luck).
-    assert 10 <= lim.rate <= 30, lim.rate
+    if workers >= 16:
+        # The learned rate is near the quota, not collapsed (calls are paced by it). With 4
+        # workers the latency paces them below 25/s: 429s stay under the threshold (~8%),
+        # and the limiter rightly never cuts.
+        assert 10 <= lim.rate <= 30, lim.rate
 
 
 def test_simulation_without_throttling_uses_the_full_rate() -> None:
