@@ -65,8 +65,24 @@ _CSV_SUFFIXES = (".csv",)
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NULL_TAG = "tag:yaml.org,2002:null"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-# flatten_mapping (YAML merge keys, ``<<: *anchor``) works on nodes and needs no parser.
-_FLATTENER = yaml.constructor.SafeConstructor()
+#: The YAML tags a manifest may carry (most are resolved implicitly); ``!!python/...`` and
+#: local ``!tags`` are refused, though nothing would construct them anyway.
+_STANDARD_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in (
+        *("str", "null", "bool", "int", "float", "timestamp", "binary"),
+        *("seq", "map", "omap", "pairs", "set", "merge", "value"),
+    )
+)
+#: Values one entry (or one top-level setting) may expand to, counting every use of an
+#: alias afresh: far more than any real entry, far fewer than a "billion laughs" makes.
+_MAX_NODES = 10_000
+#: How deep values may nest (an entry needs 3 levels: comment_data.attachment_name[0]).
+_MAX_DEPTH = 32
+#: Values a whole YAML file may expand to: this many per character of the file, plus a base
+#: (see :class:`_Budget`).
+_FILE_NODES_PER_CHAR = 2
+_FILE_NODES_BASE = 100_000
 
 Path = tuple[str | int, ...]
 
@@ -259,10 +275,12 @@ class Manifests:
         # Job hashes packed 8 bytes each; counted once the key set is freed, so the two
         # never take memory at the same time.
         jobs = array("Q")
-        suspects: list[tuple[int, int, Entry]] = []  # entries whose key hash was seen before
+        # Entries whose key hash was seen before, by record number: two entries can share a
+        # line (a YAML flow list, an alias), so (file, line) cannot tell them apart.
+        suspects: list[tuple[int, int, int, Entry]] = []
         commands: dict[str, int] = {}
         total = 0
-        for index, record in self._all_records(sources):
+        for seq, (index, record) in enumerate(self._all_records(sources)):
             problems.extend(index, record.problems)
             entry = record.entry
             if entry is not None:
@@ -271,7 +289,7 @@ class Manifests:
                 jobs.append(_hash(entry.job_id))
                 key = _key_hash(entry)
                 if key in keys:
-                    suspects.append((index, record.line, entry))
+                    suspects.append((seq, index, record.line, entry))
                 else:
                     keys.add(key)
             if problems.count + len(suspects) > self._max_problems:
@@ -290,25 +308,26 @@ class Manifests:
         return ManifestSummary(files=names, total=total, commands=commands, jobs=jobs_count)
 
     def _duplicates(
-        self, sources: list[_Source], suspects: list[tuple[int, int, Entry]]
+        self, sources: list[_Source], suspects: list[tuple[int, int, int, Entry]]
     ) -> Iterator[tuple[int, Problem]]:
         """Confirm hash hits with one more scan, finding each key's first occurrence.
 
-        A hit is almost always a real duplicate; a 64-bit collision between different keys
-        is told apart here by comparing the keys themselves.
+        ``suspects`` are ``(record number, file index, line, entry)``. A hit is almost always a
+        real duplicate; a 64-bit collision between different keys is told apart here by
+        comparing the keys themselves.
         """
-        wanted = {_key_hash(entry) for _, _, entry in suspects}
-        last = max((index, line) for index, line, _ in suspects)
-        first: dict[tuple[str, str], tuple[int, int, str]] = {}
-        for index, record in self._all_records(sources):
-            if (index, record.line) > last:
+        wanted = {_key_hash(entry) for _, _, _, entry in suspects}
+        last = max(seq for seq, _, _, _ in suspects)
+        first: dict[tuple[str, str], tuple[int, str]] = {}
+        for seq, (_, record) in enumerate(self._all_records(sources)):
+            if seq > last:
                 break
             entry = record.entry
             if entry is not None and entry.key not in first and _key_hash(entry) in wanted:
-                first[entry.key] = (index, record.line, entry.source)
-        for index, line, entry in suspects:
-            first_index, first_line, first_source = first[entry.key]
-            if (first_index, first_line) != (index, line):
+                first[entry.key] = (seq, entry.source)
+        for seq, index, line, entry in suspects:
+            first_seq, first_source = first[entry.key]
+            if first_seq != seq:
                 yield (
                     index,
                     Problem(
@@ -689,51 +708,182 @@ def _yaml_problem(name: str, error: yaml.YAMLError, text: str) -> Problem:
     return Problem(name, line, None, f"YAML syntax error: {what}")
 
 
+class _TooLarge(Exception):
+    """The walk of one entry or setting ran out of nodes (``whole_file``: the file's)."""
+
+    def __init__(self, whole_file: bool = False) -> None:
+        super().__init__()
+        self.whole_file = whole_file
+
+
+class _BadMerge(Exception):
+    """A merge key (``<<``) that cannot be resolved; the mapping's contents are unknown."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+class _Budget:
+    """Nodes a whole file may still visit. Aliases let each entry name up to _MAX_NODES
+    values, so without this a file of many aliased entries would still take long. A file
+    without aliases visits fewer nodes than it has characters; twice that leaves room for
+    ordinary aliases and merge keys (``<<: *common`` in every entry)."""
+
+    def __init__(self, text: str) -> None:
+        self.total = _FILE_NODES_PER_CHAR * len(text) + _FILE_NODES_BASE
+        self.left = self.total
+
+
+def _too_large(budget: _Budget | None = None) -> str:
+    if budget is not None:
+        return (
+            f"too large: YAML alias expansion makes more than {budget.total:,} values in "
+            "this file; the rest of the file was not checked"
+        )
+    return f"too large: YAML alias expansion makes more than {_MAX_NODES:,} values"
+
+
 class _Tree:
     """Plain values from composed YAML nodes, remembering the line of every value.
 
     Scalars are kept as their source text (``job_id: 0123`` stays ``"0123"``, ``command:
     NO`` stays ``"NO"``): every manifest field is text, so YAML's type guessing would only
     corrupt them. ``~``/``null``/empty become None.
+
+    Aliases are nodes shared in the composed graph, walked again at every use: the walk
+    counts nodes (at most ``_MAX_NODES``, then :class:`_TooLarge`; ``budget`` is the
+    file's), refuses a value that contains itself, and stops at ``_MAX_DEPTH`` levels.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, budget: _Budget) -> None:
         self.name = name
         self.lines: dict[Path, int] = {}
         self.problems: list[Problem] = []
         self.broken = False  # a bad merge key: the mapping's contents are unknown
+        self._budget = budget
+        self._left = _MAX_NODES
+        self._open: set[int] = set()  # ids of the collections being walked
 
-    def value(self, node: Node, path: Path) -> Any:
+    def _visit(self) -> None:
+        self._left -= 1
+        self._budget.left -= 1
+        if self._budget.left < 0:
+            raise _TooLarge(whole_file=True)
+        if self._left < 0:
+            raise _TooLarge
+
+    def value(self, node: Node, path: Path, at: int) -> Any:
+        """The plain value of ``node``, found at ``path``; ``at`` is the line naming it."""
+        self._visit()
+        if node.tag not in _STANDARD_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
+            message = f"YAML tag {_short(tag)} is not allowed in a manifest"
+            self.problems.append(Problem(self.name, _line(node), _yaml_field(path), message))
         if isinstance(node, ScalarNode):
             return None if node.tag == _NULL_TAG else node.value
-        if isinstance(node, SequenceNode):
-            items = []
-            for index, item in enumerate(node.value):
-                self.lines[(*path, index)] = _line(item)
-                items.append(self.value(item, (*path, index)))
-            return items
-        return self.mapping(node, path)
+        where = _yaml_field(path)
+        if id(node) in self._open:
+            message = "recursive YAML alias: the value contains itself"
+            self.problems.append(Problem(self.name, at, where, message))
+            return None
+        if len(path) >= _MAX_DEPTH:
+            message = f"nesting too deep (more than {_MAX_DEPTH} levels)"
+            self.problems.append(Problem(self.name, at, where, message))
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                items = []
+                for index, item in enumerate(node.value):
+                    line = _line(item)
+                    self.lines[(*path, index)] = line
+                    items.append(self.value(item, (*path, index), line))
+                return items
+            return self.mapping(node, path)
+        finally:
+            self._open.discard(id(node))
 
     def mapping(self, node: Node, path: Path) -> dict[str, Any]:
         self._repeated_keys(node, path)
         try:
-            _FLATTENER.flatten_mapping(node)
-        except yaml.YAMLError as error:
-            self.problems.append(_yaml_problem(self.name, error, ""))
+            pairs = self.pairs(node, path)
+        except _BadMerge as error:
+            self.problems.append(error.problem)
             self.broken = True
             return {}
         result: dict[str, Any] = {}
-        # After flattening, merged keys come first: a key written in the mapping itself
-        # comes later and wins, as YAML merge keys intend.
-        for key_node, value_node in node.value:
+        # Merged keys come first: a key written in the mapping itself comes later and wins,
+        # as YAML merge keys intend.
+        for key_node, value_node in pairs:
             if not isinstance(key_node, ScalarNode):
                 message = "a key must be a plain name"
                 self.problems.append(Problem(self.name, _line(key_node), None, message))
                 continue
             where = (*path, key_node.value)
-            self.lines[where] = _line(key_node)
-            result[key_node.value] = self.value(value_node, where)
+            line = _line(key_node)
+            self.lines[where] = line
+            result[key_node.value] = self.value(value_node, where, line)
         return result
+
+    def pairs(self, node: Node, path: Path) -> list[tuple[Node, Node]]:
+        """The key/value pairs of a mapping, merge keys (``<<: *anchor``) resolved: merged
+        pairs first, each key once, then the mapping's own, so that building a dict in
+        order gives https://yaml.org/type/merge.html: the mapping's own keys win, then the
+        mapping listed first in ``<<: [*a, *b]``. (PyYAML's ``flatten_mapping`` is not
+        used: it changes shared nodes, and 6.0.4 lets the last listed mapping win.)"""
+        return self._pairs(node, path, {id(node)})
+
+    def _pairs(self, node: Node, path: Path, chain: set[int]) -> list[tuple[Node, Node]]:
+        merged: list[tuple[Node, Node]] = []
+        own: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            self._visit()
+            if key_node.tag != _MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            if isinstance(value_node, MappingNode):
+                sources = [value_node]
+            elif isinstance(value_node, SequenceNode):
+                sources = list(value_node.value)
+            else:
+                raise _BadMerge(self._merge_problem(value_node, "mapping or list of mappings"))
+            for source in reversed(sources):  # the first one listed wins
+                if not isinstance(source, MappingNode):
+                    raise _BadMerge(self._merge_problem(source, "mapping"))
+                at, where = _line(key_node), _yaml_field(path)
+                if id(source) in chain:
+                    message = "recursive YAML alias: a merge key (<<) includes its own mapping"
+                    raise _BadMerge(Problem(self.name, at, where, message))
+                if len(chain) >= _MAX_DEPTH:
+                    message = f"nesting too deep (merge keys more than {_MAX_DEPTH} levels deep)"
+                    raise _BadMerge(Problem(self.name, at, where, message))
+                chain.add(id(source))
+                try:
+                    merged.extend(self._pairs(source, path, chain))
+                finally:
+                    chain.discard(id(source))
+        if not merged:
+            return own
+        # Keep each merged key once, where it wins; unique keys keep merging linear.
+        seen: set[str] = set()
+        unique: list[tuple[Node, Node]] = []
+        for key_node, value_node in reversed(merged):
+            if isinstance(key_node, ScalarNode):
+                if key_node.value in seen:
+                    continue
+                seen.add(key_node.value)
+            unique.append((key_node, value_node))
+        unique.reverse()
+        return unique + own
+
+    def _merge_problem(self, found: Node, expected: str) -> Problem:
+        # Worded as PyYAML's constructor words it.
+        message = (
+            f"YAML syntax error: while constructing a mapping expected a {expected} for "
+            f"merging, but found {found.id}"
+        )
+        return Problem(self.name, _line(found), None, message)
 
     def _repeated_keys(self, node: Node, path: Path) -> None:
         # PyYAML silently keeps the last of two equal keys; in a manifest it is a mistake.
@@ -788,14 +938,24 @@ def _yaml_records(name: str, raw: bytes, validator: _Validator) -> Iterator[_Rec
         problem = _yaml_problem(name, error, text)
         yield _Record(problem.line or 1, None, [problem])
         return
+    except RecursionError:  # the pure-Python parser recurses once per nesting level
+        message = "nesting too deep for the YAML parser"
+        yield _Record(1, None, [Problem(name, None, None, message)])
+        return
     if root is None:
         yield _Record(1, None, [Problem(name, 1, None, "the file is empty")])
         return
-    top, jobs, problems = _yaml_top(name, root)
-    if problems:
-        yield _Record(_line(root), None, problems)
-    for node in jobs:
-        yield _yaml_entry(name, node, top, validator)
+    budget = _Budget(text)
+    line = _line(root)
+    try:
+        top, jobs, problems = _yaml_top(name, root, budget)
+        if problems:
+            yield _Record(line, None, problems)
+        for node in jobs:
+            line = _line(node)
+            yield _yaml_entry(name, node, top, validator, budget)
+    except _TooLarge:  # the whole file's budget: checking on would only take long
+        yield _Record(line, None, [Problem(name, line, None, _too_large(budget))])
 
 
 def _compose(text: str) -> Node | None:
@@ -828,22 +988,27 @@ def _decode_all(name: str, raw: bytes) -> tuple[str, Problem | None]:
         )
 
 
-def _yaml_top(name: str, root: Node) -> tuple[_Top, list[Node], list[Problem]]:
-    """Split a manifest into its settings and its entry nodes."""
+def _yaml_top(name: str, root: Node, budget: _Budget) -> tuple[_Top, list[Node], list[Problem]]:
+    """Split a manifest into its settings and its entry nodes. Only the settings' values
+    are walked (unknown keys are reported by name, their values never looked at)."""
     top = _Top()
     if isinstance(root, SequenceNode):
         return top, list(root.value), []
     if not isinstance(root, MappingNode):
         message = "a manifest must be a mapping with jobs: [...] or a list of entries"
         return top, [], [Problem(name, _line(root), None, message)]
-    tree = _Tree(name)
+    tree = _Tree(name, budget)
     jobs_node: Node | None = None
     seen: set[str] = set()
     try:
-        _FLATTENER.flatten_mapping(root)
-    except yaml.YAMLError as error:
-        return top, [], [_yaml_problem(name, error, "")]
-    for key_node, value_node in root.value:
+        pairs = tree.pairs(root, ())
+    except _BadMerge as error:
+        return top, [], [error.problem]
+    except _TooLarge as error:
+        if error.whole_file:
+            raise
+        return top, [], [Problem(name, _line(root), None, _too_large())]
+    for key_node, value_node in pairs:
         at = _line(key_node)
         if not isinstance(key_node, ScalarNode):
             tree.problems.append(Problem(name, at, None, "a key must be a plain name"))
@@ -873,7 +1038,13 @@ def _yaml_top(name: str, root: Node) -> tuple[_Top, list[Node], list[Problem]]:
 def _yaml_setting(tree: _Tree, top: _Top, key: str, at: int, node: Node) -> None:
     """Read ``project_id``, ``app_user_id`` or ``defaults`` at the top of a manifest."""
     name = tree.name
-    value = tree.value(node, (key,))
+    try:
+        value = tree.value(node, (key,), at)
+    except _TooLarge as error:
+        if error.whole_file:
+            raise
+        tree.problems.append(Problem(name, at, key, _too_large()))
+        return
     if key == "defaults":
         if value is None:
             return
@@ -916,13 +1087,20 @@ def _from_defaults(
     return found
 
 
-def _yaml_entry(name: str, node: Node, top: _Top, validator: _Validator) -> _Record:
+def _yaml_entry(
+    name: str, node: Node, top: _Top, validator: _Validator, budget: _Budget
+) -> _Record:
     line = _line(node)
     if not isinstance(node, MappingNode):
         message = "an entry must be a mapping (job_id: ..., command: ...)"
         return _Record(line, None, [Problem(name, line, None, message)])
-    tree = _Tree(name)
-    data = tree.mapping(node, ())
+    tree = _Tree(name, budget)
+    try:
+        data = tree.value(node, (), line)
+    except _TooLarge as error:
+        if error.whole_file:
+            raise
+        return _Record(line, None, [Problem(name, line, None, _too_large())])
     if tree.broken:
         return _Record(line, None, tree.problems)
     tree.unknown_keys(data, (), _ENTRY_KEYS)

@@ -123,3 +123,43 @@ def test_console_script_reads_stdin_and_never_tracebacks(tmp_path: Path) -> None
     stderr = bad.stderr.decode()
     assert "Traceback" not in stderr
     assert f"{broken}:2: not valid UTF-8" in stderr
+
+
+def test_hostile_yaml_exits_2_without_traceback(tmp_path: Path) -> None:
+    # Two entries on one line, a value that contains itself, and nine lines of nested
+    # aliases naming 10**9 values: each a located problem, promptly, in a real process.
+    same_line = tmp_path / "70.yaml"
+    same_line.write_text(
+        "jobs: [{job_id: ok1, command: CONFIRM_MULTIPART_UPLOADED}, "
+        "{job_id: ok1, command: CONFIRM_MULTIPART_UPLOADED}]\n",
+        encoding="utf-8",
+    )
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text(
+        "jobs:\n  - &e {job_id: ok2, command: SUBMITVERIFYING, comment_data: *e}\n",
+        encoding="utf-8",
+    )
+    bomb = tmp_path / "bomb.yaml"
+    levels = [f"    a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]\n" for n in range(1, 9)]
+    bomb.write_text(
+        "defaults:\n  comment_data:\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(levels)
+        + "jobs: []\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "batcher", "validate", str(same_line), str(recursive), str(bomb)],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == b""
+    assert result.stderr.decode().splitlines() == [
+        f"error: {same_line}:1: command: duplicate entry: job 'ok1' already has command "
+        f"'CONFIRM_MULTIPART_UPLOADED' at {same_line}:1 (each (job_id, command) pair may "
+        "appear only once)",
+        f"error: {recursive}:2: comment_data: recursive YAML alias: the value contains itself",
+        f"error: {bomb}:1: defaults: too large: YAML alias expansion makes more than 10,000 values",
+        "batcher: 3 problem(s) in the manifest; nothing was sent",
+    ]
