@@ -432,3 +432,20 @@ def test_simulation_without_throttling_uses_the_full_rate() -> None:
         assert server.call(clock.now) is None
     assert clock.now == pytest.approx(60 - 1 / 15)
     assert lim.throttle_events == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("max_rate", [10, 50])
+def test_random_429s_do_not_drag_the_rate_down(max_rate: float, seed: int) -> None:
+    # An API that answers 10% of requests 429 whatever the rate: slowing down helps
+    # nothing, so the limiter should keep (nearly) the configured rate.
+    clock = FakeClock()
+    lim = limiter(clock, rate=max_rate, proportional_cut=True)
+    rng = random.Random(seed)
+    calls = 0
+    while clock.now < 300:
+        clock.advance(lim.reserve())
+        calls += 1
+        clock.advance(0.001)  # the answer comes back a moment later
+        lim.on_response(throttled=rng.random() < 0.1)
+    assert calls / 300 >= 0.8 * max_rate, calls / 300
