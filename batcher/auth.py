@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import UsageError
 
@@ -143,8 +144,16 @@ def _url_encode(value: str) -> str:
     return quote(value, safe="~")
 
 
+#: Paths made only of unreserved characters and slashes are their own canonical form
+#: (``quote`` leaves them alone and ``unquote`` has nothing to undo): the usual case, since
+#: job and project ids are ``[A-Za-z0-9_-]``.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/_.~-]*").fullmatch
+
+
 def canonical_uri(path: str) -> str:
     """Each segment percent-encoded, with the trailing slash the scheme requires."""
+    if _PLAIN_PATH(path):
+        return path if path.endswith("/") else path + "/"
     encoded = "/".join(_url_encode(part) for part in unquote(path).split("/"))
     return encoded if encoded.endswith("/") else encoded + "/"
 
@@ -199,7 +208,7 @@ def authorization_header(
     body: bytes,
 ) -> str:
     """Sign a request whose ``headers`` already hold ``Host`` and ``X-Sdk-Date``."""
-    ci = CIMultiDict(headers)
+    ci = headers if isinstance(headers, CIMultiDict | CIMultiDictProxy) else CIMultiDict(headers)
     signed = sorted(name for name in _SIGNABLE if name in ci)
     canonical = canonical_request(
         method=method, path=path, query=query, headers=ci, signed_headers=signed, body=body
@@ -279,21 +288,31 @@ class AkSkSigner:
     >>> # aiohttp.ClientSession(middlewares=(signer,))
     """
 
-    __slots__ = ("_clock", "_credentials")
+    __slots__ = ("_clock", "_credentials", "_date", "_second")
 
     def __init__(
         self, credentials: AkSkCredentials, *, clock: Callable[[], datetime] | None = None
     ) -> None:
         self._credentials = credentials
         self._clock = clock
+        self._second = -1
+        self._date = ""
 
     def __repr__(self) -> str:
         return f"AkSkSigner({self._credentials!r})"
 
+    def _sdk_date(self) -> str:
+        if self._clock is not None:
+            return sdk_date(self._clock())
+        second = int(time.time())
+        if second != self._second:  # one strftime a second, not one a request
+            self._second, self._date = second, time.strftime(DATE_FORMAT, time.gmtime(second))
+        return self._date
+
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         creds = self._credentials
         headers = request.headers
-        headers["X-Sdk-Date"] = sdk_date(self._clock() if self._clock else None)
+        headers["X-Sdk-Date"] = self._sdk_date()
         if creds.security_token:
             headers["X-Security-Token"] = creds.security_token
         body = request.body

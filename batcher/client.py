@@ -88,6 +88,8 @@ def open_session(
     return aiohttp.ClientSession(
         connector=connector,
         middlewares=(middleware_for(credentials),),
+        # The API sets no cookies we need; a dummy jar skips cookie filtering on every call.
+        cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=timeout),
         headers={"User-Agent": _USER_AGENT},
         raise_for_status=False,
@@ -115,6 +117,7 @@ class CommandClient:
         self._project_id = project_id
         self._app_user_id = app_user_id
         self._timeout = timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=timeout)
 
     def url_for(self, entry: Entry) -> URL:
         project_id = entry.project_id or self._project_id
@@ -138,7 +141,7 @@ class CommandClient:
             # The per-request timeout makes the reason below true whatever the session's is.
             async with self._session.post(
                 url, data=body.encode(), headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                timeout=self._client_timeout,
                 allow_redirects=False,  # never carry credentials to another host
             ) as response:
                 raw = await response.read()

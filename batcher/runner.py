@@ -2,10 +2,11 @@
 
 Shape (anyio structured concurrency)::
 
-    producer ──(unbuffered stream)──▶ N workers ──▶ limiter ──▶ client ──▶ report line
+    manifest iterator ◀──pull── N workers ──▶ limiter ──▶ client ──▶ report line
 
-* Memory is bounded by the concurrency: the producer hands entries over one at a time and
-  only holds back a bounded number of entries queued behind a job that is busy.
+* Memory is bounded by the concurrency: each worker reads the next entry only when it is
+  free (one event-loop thread, so no lock and no hand-off per entry), and only a bounded
+  number of entries are held back, queued behind a job that is busy.
 * Several commands for one job run one at a time, in manifest order: a job's later entries
   wait in its chain and the worker that finishes one runs the next. When one fails, the
   rest are ``skipped`` with a reason that names it.
@@ -19,7 +20,7 @@ import random
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -88,7 +89,8 @@ class RunStats:
 
 def utc_stamp(moment: datetime | None = None) -> str:
     moment = moment or datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat is C code and truncates to milliseconds, as ``microsecond // 1000`` did.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 class Runner:
@@ -129,22 +131,20 @@ class Runner:
         self._wait_scopes: set[anyio.CancelScope] = set()
         self._request_scopes: set[anyio.CancelScope] = set()
         self._hard_stopped = False
+        self._feed: Iterator[Entry] = iter(())
 
     # ------------------------------------------------------------------ public
 
     async def run(self, entries: Iterable[Entry]) -> RunStats:
         self.stats.started = anyio.current_time()
         self._room = anyio.Event()
+        self._feed = iter(entries)
         async with anyio.create_task_group() as outer:
             if self._options.handle_signals:
                 outer.start_soon(self._watch_signals, outer)
             async with anyio.create_task_group() as work:
-                send, receive = anyio.create_memory_object_stream[Entry](0)
-                async with receive:
-                    for _ in range(self._options.concurrency):
-                        work.start_soon(self._worker, receive.clone())
-                async with send:
-                    await self._produce(entries, send)
+                for _ in range(self._options.concurrency):
+                    work.start_soon(self._worker)
             outer.cancel_scope.cancel()
         self.stats.finished = anyio.current_time()
         return self.stats
@@ -170,13 +170,27 @@ class Runner:
         for scope in list(self._request_scopes) + list(self._wait_scopes):
             scope.cancel()
 
-    # ------------------------------------------------------------------ producer
+    # ------------------------------------------------------------------ feeding workers
 
-    async def _produce(self, entries: Iterable[Entry], send: anyio.abc.ObjectSendStream[Entry]
-                       ) -> None:
-        for count, entry in enumerate(entries):
-            if count % 256 == 0:
-                await anyio.lowlevel.checkpoint()  # reading the manifest is synchronous
+    async def _next_entry(self) -> Entry | None:
+        """The next entry a worker may start; None once the manifests are exhausted.
+
+        Workers pull from the manifest iterator themselves (one event-loop thread, so no
+        lock is needed): no stream and no task switch per entry. Entries of a busy job wait
+        in its chain; while too many wait, the worker waits for room before reading on.
+        """
+        passed = 0
+        while True:
+            passed += 1
+            if passed % 256 == 0:
+                await anyio.lowlevel.checkpoint()  # a long run of skipped entries: let others in
+            while self._waiting >= self._options.max_waiting and not self.halted:
+                if self._room is None or self._room.is_set():
+                    self._room = anyio.Event()
+                await self._room.wait()
+            entry = next(self._feed, None)
+            if entry is None:
+                return None
             if key_digest(entry.job_id, entry.command) in self._done_keys:
                 self.stats.already_done += 1
                 continue
@@ -191,34 +205,30 @@ class Runner:
             if chain is not None:
                 chain.append(entry)
                 self._waiting += 1
-                while self._waiting >= self._options.max_waiting and not self.halted:
-                    self._room = anyio.Event()
-                    await self._room.wait()
                 continue
             self._chains[job] = deque()
-            await send.send(entry)
+            return entry
 
     # ------------------------------------------------------------------ workers
 
-    async def _worker(self, receive: anyio.abc.ObjectReceiveStream[Entry]) -> None:
-        async with receive:
-            async for first in receive:
-                entry: Entry | None = first
-                while entry is not None:
-                    job = _job_key(entry)
-                    succeeded = await self._process(entry)
-                    chain = self._chains[job]
-                    if not succeeded:
-                        reason = self._halt_reason() if self.halted else self._failed(job, entry)
-                        while chain:
-                            self._skip(chain.popleft(), reason)
-                            self._release_waiting()
-                    if chain:
-                        entry = chain.popleft()
+    async def _worker(self) -> None:
+        while (first := await self._next_entry()) is not None:
+            entry: Entry | None = first
+            while entry is not None:
+                job = _job_key(entry)
+                succeeded = await self._process(entry)
+                chain = self._chains[job]
+                if not succeeded:
+                    reason = self._halt_reason() if self.halted else self._failed(job, entry)
+                    while chain:
+                        self._skip(chain.popleft(), reason)
                         self._release_waiting()
-                    else:
-                        del self._chains[job]
-                        entry = None
+                if chain:
+                    entry = chain.popleft()
+                    self._release_waiting()
+                else:
+                    del self._chains[job]
+                    entry = None
 
     def _failed(self, job: int, entry: Entry) -> str:
         """Remember a job's failure, so its later commands (read now or later) are skipped."""
@@ -247,7 +257,9 @@ class Runner:
             if self.halted:
                 note = f" (not retried: {self._halt_reason(prefix=False)})"
                 break
-            if not await self._wait(self._limiter.acquire):
+            if self._limiter.rate <= 0:
+                self._limiter.reserve()  # unlimited: counts the call, never waits (no scope)
+            elif not await self._wait(self._limiter.acquire):
                 continue  # halted while waiting for the limiter: handled at the loop top
             outcome = await self._attempt(entry)
             attempts += 1
