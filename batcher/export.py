@@ -20,19 +20,8 @@ from pydantic import ValidationError
 
 from .entry import Entry
 from .errors import UsageError
+from .manifest import CSV_COLUMNS
 from .outcome import ReportLine
-
-#: CSV columns, in the order the manifest format documents them.
-CSV_COLUMNS: tuple[str, ...] = (
-    "job_id",
-    "command",
-    "command_message",
-    "operation_reason",
-    "comment_title",
-    "comment_message",
-    "attachment_name",
-    "app_user_id",
-)
 
 _FORMATS = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
