@@ -216,7 +216,7 @@ def outcome_from_response(
     error_msg = _str_or_none(payload.get("error_msg"))
     if status == 200:
         result = _str_or_none(payload.get("commond_result"))
-        details = {
+        details: dict[str, Any] = {
             "command_result": result,
             "attachment_upload_url": _strings_or_none(payload.get("attachment_upload_url")),
             "multipart_data": _mappings_or_none(payload.get("multipart_data")),

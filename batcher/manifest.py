@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import functools
 import gc
 import hashlib
 import os
@@ -472,6 +473,11 @@ def _csv_field(path: Path) -> str | None:
     return _yaml_field(path[1:] if path[:1] == ("comment_data",) else path)
 
 
+def _csv_locate(line: int, path: Path) -> tuple[int, str | None]:
+    """Where a field of a CSV record is: the record's line, and the column's name."""
+    return line, _csv_field(path)
+
+
 class _Validator:
     """Turns one entry's raw fields into an Entry or problems; shared by both formats."""
 
@@ -679,7 +685,7 @@ def _csv_records(name: str, handle: BinaryIO, validator: _Validator) -> Iterator
             _csv_data(header, cells),
             file=name,
             line=line,
-            locate=lambda path, line=line: (line, _csv_field(path)),
+            locate=functools.partial(_csv_locate, line),
         )
         yield record
     if problems:
@@ -881,7 +887,7 @@ class _Tree:
         # Worded as PyYAML's constructor words it.
         message = (
             f"YAML syntax error: while constructing a mapping expected a {expected} for "
-            f"merging, but found {found.id}"
+            f"merging, but found {getattr(found, 'id', 'a node')}"
         )
         return Problem(self.name, _line(found), None, message)
 
@@ -969,7 +975,7 @@ def _compose(text: str) -> Node | None:
     gc.disable()
     loader = _Loader(text)
     try:
-        return loader.get_single_node()  # type: ignore[no-any-return]
+        return loader.get_single_node()
     finally:
         loader.dispose()
         if paused:

@@ -301,7 +301,8 @@ def summarize(
         entries.command[row] = commands(line.command)
         entries.group[row] = groups[code].add(line, row) if code != _SUCCEEDED else _NO_GROUP
         entries.attempts[row] = min(max(line.attempts, 0), 0xFFFF)
-        entries.http[row] = line.http_status if 0 < (line.http_status or 0) <= 0xFFFF else 0
+        http = line.http_status or 0
+        entries.http[row] = http if 0 < http <= 0xFFFF else 0
         entries.duration[row] = math.nan if line.duration_ms is None else line.duration_ms
         entries.lineno[row] = lineno
 

@@ -16,11 +16,12 @@ Shape (anyio structured concurrency)::
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -282,7 +283,7 @@ class Runner:
             delay = self._backoff(attempts - throttled if not outcome.throttled else 1, outcome)
             log.debug("retrying", job_id=entry.job_id, command=entry.command,
                       attempt=attempts, delay=round(delay, 3), reason=outcome.reason)
-            await self._wait(lambda d=delay: anyio.sleep(d))
+            await self._wait(functools.partial(anyio.sleep, delay))
 
         if outcome is None:  # halted before the first attempt went out
             self._skip(entry, self._halt_reason())
@@ -290,12 +291,12 @@ class Runner:
         self._record(entry, outcome, attempts, started_wall, started, note)
         return outcome.succeeded
 
-    async def _wait(self, waiter: Callable[[], object]) -> bool:
+    async def _wait(self, waiter: Callable[[], Awaitable[object]]) -> bool:
         """Run a wait that a halt may cut short; True if it completed."""
         with anyio.CancelScope() as scope:
             self._wait_scopes.add(scope)
             try:
-                await waiter()  # type: ignore[misc]
+                await waiter()
             finally:
                 self._wait_scopes.discard(scope)
         return not scope.cancelled_caught
