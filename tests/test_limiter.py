@@ -449,3 +449,21 @@ def test_random_429s_do_not_drag_the_rate_down(max_rate: float, seed: int) -> No
         clock.advance(0.001)  # the answer comes back a moment later
         lim.on_response(throttled=rng.random() < 0.1)
     assert calls / 300 >= 0.8 * max_rate, calls / 300
+
+
+def test_above_a_found_quota_a_smaller_share_of_429s_cuts() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, rate=60, proportional_cut=True)
+    # 60 answers over 1 s, two thirds 429: a quota of about 20/s.
+    answers(lim, clock, [True, True, False] * 20 + [True], 1 / 60)
+    assert lim.cuts == 1 and lim.rate == pytest.approx(0.95 * 20, rel=0.1)
+    clock.advance(2.0)
+    # Below the quota found, 20% of 429s (random noise, say) does not cut...
+    answers(lim, clock, ([True] + [False] * 4) * 4, 0.06)
+    assert lim.cuts == 1
+    # ...but once the rate has climbed past it, the same share does.
+    clock.advance(30.0)
+    lim.reserve()  # recovery is applied when the limiter is next used
+    assert lim.rate > 20
+    answers(lim, clock, ([True] + [False] * 4) * 4, 0.06)
+    assert lim.cuts == 2
