@@ -169,11 +169,24 @@ def csv_row(fields: dict[str, Any]) -> list[str]:
     ['j', 'C', '', '', '', '', 'a;b', '']
     """
     comment = fields.get("comment_data") or {}
-    names = comment.get("attachment_name") or []
-    if any(";" in name for name in names):
+    names = comment.get("attachment_name")
+    where = f"entry {fields['job_id']} {fields['command']}"
+    if names and any(";" in name for name in names):
         raise UsageError(
-            f"entry {fields['job_id']} {fields['command']}: an attachment name contains ';', "
-            "which CSV uses to separate names; export to .yaml instead"
+            f"{where}: an attachment name contains ';', which CSV uses to separate names; "
+            "export to .yaml instead"
         )
-    flat = {**fields, **comment, "attachment_name": ";".join(names)}
+    if names is not None and not names:
+        raise UsageError(f"{where}: an empty attachment name list cannot be written as CSV; "
+                         "export to .yaml instead")
+    flat = {**fields, **comment, "attachment_name": ";".join(names or ())}
+    texts = [flat.get(column) for column in CSV_COLUMNS if column != "attachment_name"]
+    texts += names or []
+    # The CSV reader trims cells and reads an empty cell as "not set": a value it would
+    # read back differently must not be exported as CSV (every request field is kept).
+    if any(isinstance(t, str) and (t != t.strip() or not t) for t in texts):
+        raise UsageError(
+            f"{where}: a value that is empty or starts or ends with white space cannot be "
+            "kept exactly in CSV; export to .yaml instead"
+        )
     return [str(flat.get(column) or "") for column in CSV_COLUMNS]

@@ -11,8 +11,8 @@ answer (``on_response``), and the limiter looks at them in consecutive *samples*
 least ``window`` answers spanning at least ``min_window_seconds``. A sample whose share of
 429s is above ``throttle_threshold`` cuts the effective rate (x0.7 at most, or straight to
 what got through); one at or below it changes nothing. Once a cut has found a quota, probing
-above it is judged against the smaller ``probe_threshold``. Between cuts the rate recovers additively,
-never above the configured rate.
+above it is judged against the smaller ``probe_threshold``. Between cuts the rate recovers
+additively, never above the configured rate.
 
 Why these numbers:
 

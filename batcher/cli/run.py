@@ -247,7 +247,8 @@ def _plan(summary: Any, settings: Any) -> str:
 
 def _summary(stats: Any, settled_rate: float, settings: Any, report: Any, run_id: str) -> str:
     elapsed = (stats.finished or stats.started) - stats.started
-    achieved = stats.finished_entries / elapsed if elapsed > 0 else 0.0
+    attempted = stats.succeeded + stats.failed  # skipped lines are not work done
+    achieved = attempted / elapsed if elapsed > 0 else 0.0
     parts = [
         f"run {run_id}: {stats.succeeded} succeeded, {stats.failed} failed, "
         f"{stats.skipped} skipped"
@@ -275,7 +276,9 @@ def _log_summary(stats: Any, settled_rate: float, settings: Any, run_id: str,
         "failed": stats.failed, "skipped": stats.skipped, "already_done": stats.already_done,
         "attempts": stats.attempts, "throttled": stats.throttled,
         "elapsed_s": round(elapsed, 3),
-        "entries_per_s": round(stats.finished_entries / elapsed, 2) if elapsed > 0 else None,
+        "entries_per_s": (
+            round((stats.succeeded + stats.failed) / elapsed, 2) if elapsed > 0 else None
+        ),
         "rate_limit": settings.rate, "settled_rate": round(settled_rate, 2),
     }
     log = structlog.get_logger("batcher.run")
