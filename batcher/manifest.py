@@ -25,7 +25,6 @@ import os
 import shutil
 import sys
 import tempfile
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from .compact import DigestSet
 from .entry import ENTRY_FIELDS, KNOWN_COMMANDS, PATH_ID_RE, Entry, check_app_user_id
 from .errors import ManifestError, Problem, UsageError
 
@@ -272,10 +272,9 @@ class Manifests:
 
     def _check(self, sources: list[_Source]) -> ManifestSummary:
         problems = _Problems(self._max_problems)
-        keys: set[int] = set()
-        # Job hashes packed 8 bytes each; counted once the key set is freed, so the two
-        # never take memory at the same time.
-        jobs = array("Q")
+        # Digests, not key strings, in typed arrays: a million entries fit in ~40 MB.
+        keys = DigestSet()
+        jobs = DigestSet()
         # Entries whose key hash was seen before, by record number: two entries can share a
         # line (a YAML flow list, an alias), so (file, line) cannot tell them apart.
         suspects: list[tuple[int, int, int, Entry]] = []
@@ -287,18 +286,14 @@ class Manifests:
             if entry is not None:
                 total += 1
                 commands[entry.command] = commands.get(entry.command, 0) + 1
-                jobs.append(_hash(entry.job_id))
-                key = _key_hash(entry)
-                if key in keys:
+                jobs.add(_hash(entry.job_id))
+                if not keys.add(_key_hash(entry)):
                     suspects.append((seq, index, record.line, entry))
-                else:
-                    keys.add(key)
             if problems.count + len(suspects) > self._max_problems:
                 problems.truncated = True
                 break
-        del keys
-        jobs_count = len(set(jobs))
-        del jobs
+        jobs_count = len(jobs)
+        del keys, jobs
         if suspects:
             for index, problem in self._duplicates(sources, suspects):
                 problems.add(index, problem)
