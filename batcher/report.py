@@ -165,7 +165,7 @@ def iter_report(path: Path, *, on_bad_line: BadLineHandler | None = None) -> Ite
     >>> for lineno, line in iter_report(Path("out.jsonl")):  # doctest: +SKIP
     ...     print(lineno, line.status)
     """
-    handler = on_bad_line or _warn_bad_line
+    handler = on_bad_line or warn_bad_line
     with open(path, "rb") as stream:
         for lineno, raw in enumerate(stream, start=1):
             if not raw.strip():
@@ -182,7 +182,8 @@ def iter_report(path: Path, *, on_bad_line: BadLineHandler | None = None) -> Ite
                                     f"{first['msg']}")
 
 
-def _warn_bad_line(lineno: int, why: str) -> None:
+def warn_bad_line(lineno: int, why: str) -> None:
+    """The default for unreadable report lines: a warning in the log, and read on."""
     log.warning("report_line_skipped", line=lineno, reason=why)
 
 

@@ -16,14 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
-
 from .compact import Interner, KeyTable, LogHistogram
 from .outcome import ReportLine
-from .report import BadLineHandler, iter_report, key_digest
+from .report import BadLineHandler, iter_report, key_digest, warn_bad_line
 from .selection import STATUS_CODE, STATUSES, read_lines
-
-log = structlog.get_logger("batcher.review")
 
 _SUCCEEDED, _FAILED, _SKIPPED = (STATUS_CODE[status] for status in STATUSES)
 
@@ -290,7 +286,7 @@ def summarize(
         summary.bad_lines_total += 1
         if len(summary.bad_lines) < MAX_BAD_LINES:
             summary.bad_lines.append((lineno, why))
-        (on_bad_line or _warn_bad_line)(lineno, why)
+        (on_bad_line or warn_bad_line)(lineno, why)
 
     for lineno, line in iter_report(path, on_bad_line=bad_line):
         summary.lines += 1
@@ -319,10 +315,6 @@ def summarize(
     reasons = _tally(summary, entries, commands, groups)
     _fix_stale_examples(path, reasons, entries, groups)
     return summary
-
-
-def _warn_bad_line(lineno: int, why: str) -> None:
-    log.warning("report_line_skipped", line=lineno, reason=why)
 
 
 def _parse_time(value: str | None) -> datetime | None:
