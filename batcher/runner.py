@@ -192,7 +192,7 @@ class Runner:
             entry = next(self._feed, None)
             if entry is None:
                 return None
-            if key_digest(entry.job_id, entry.command) in self._done_keys:
+            if self._done_keys and key_digest(entry.job_id, entry.command) in self._done_keys:
                 self.stats.already_done += 1
                 continue
             if self.halted:
