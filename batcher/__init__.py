@@ -1,3 +1,84 @@
-"""batcher: run MetaStudio training-job commands in bulk, politely, with an honest report."""
+"""batcher: run MetaStudio training-job commands in bulk, politely, with an honest report.
+
+The Python API is what the ``batcher`` command calls::
+
+    import batcher
+
+    result = batcher.run(["jobs.csv"], report="r.jsonl", rate=8)       # blocking
+    result = await batcher.run_async(["jobs.csv"], report="r.jsonl")   # in an event loop
+    summary = batcher.validate(["jobs.csv"])      # raises batcher.ManifestError(.problems)
+    stats = batcher.summarize("r.jsonl")
+
+Options are keyword-only and mirror the CLI's flags; credentials come from the environment
+only. Errors meant for the user are :class:`BatcherError` subclasses with an ``exit_code``.
+
+>>> import batcher
+>>> batcher.validate(["manifests/example.csv"]).total
+8
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BatcherError,
+    ExitCode,
+    ManifestError,
+    Problem,
+    ReportLockedError,
+    UsageError,
+)
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fast
+    from .api import Plan, RunResult, run, run_async, summarize, validate
+    from .manifest import ManifestSummary
+    from .report.line import ReportLine
+    from .report.summary import Summary
+
+_LAZY = {
+    "Plan": "api",
+    "RunResult": "api",
+    "run": "api",
+    "run_async": "api",
+    "summarize": "api",
+    "validate": "api",
+    "ManifestSummary": "manifest",
+    "ReportLine": "report.line",
+    "Summary": "report.summary",
+}
+
+__all__ = [
+    "BatcherError",
+    "ExitCode",
+    "ManifestError",
+    "ManifestSummary",
+    "Plan",
+    "Problem",
+    "ReportLine",
+    "ReportLockedError",
+    "RunResult",
+    "Summary",
+    "UsageError",
+    "__version__",
+    "run",
+    "run_async",
+    "summarize",
+    "validate",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batcher' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -36,13 +36,18 @@ def configure(
     fmt: LogFormat | None = None,
     level: str = "info",
     quiet: bool = False,
-    secrets: Iterable[str] = (),
+    secrets: Iterable[str] | None = None,
     stream: TextIO | None = None,
 ) -> LogFormat:
     """Configure structlog for the process; return the format chosen.
 
-    ``fmt=None`` picks console on a TTY, JSON otherwise (cron, pipes, files).
+    ``fmt=None`` picks console on a TTY, JSON otherwise (cron, pipes, files). Every secret
+    in ``secrets`` (default: every one the environment holds) is masked in every event.
     """
+    if secrets is None:
+        from .metastudio.credentials import secrets_in_environment
+
+        secrets = secrets_in_environment()
     out = stream or sys.stderr
     if fmt is None:
         fmt = "console" if out.isatty() else "json"

@@ -24,8 +24,12 @@ import json, sys, timeit
 from datetime import UTC, datetime
 import anyio
 from multidict import CIMultiDict
-from batcher import auth, runner
+from batcher.engine import runner
 from batcher.entry import Entry
+from batcher.metastudio import auth, credentials
+from batcher.outcome import Outcome
+from batcher.report.line import line_from_outcome
+import orjson
 
 headers = CIMultiDict({"Host": "127.0.0.1:8080", "Content-Type": "application/json;charset=UTF-8",
                        "X-Project-Id": "p1", "X-Sdk-Date": "20261124T000000Z",
@@ -34,7 +38,7 @@ path = "/v1/p1/digital-human-training-manage/user/jobs/job0000001/command"
 body = b'{"command":"GET_MULTIPART_UPLOADED"}'
 entry = Entry(job_id="job0000001", command="GET_MULTIPART_UPLOADED", source="m.csv:2")
 now = datetime.now(UTC)
-signer = auth.AkSkSigner(auth.AkSkCredentials(ak="AK", sk="SK"))
+signer = auth.AkSkSigner(credentials.AkSkCredentials(ak="AK", sk="SK"))
 date_now = getattr(signer, "_sdk_date", lambda: auth.sdk_date())
 
 def sign():
@@ -44,13 +48,13 @@ def sign():
 def stamps():
     runner.utc_stamp(now); runner.utc_stamp(now); date_now()
 
+OK = Outcome(succeeded=True, http_status=200, command_result="EXCUTE_SUCCESS",
+             request_id="x" * 32)
+
 def line():
-    runner._line(entry, status="succeeded", reason=None, run_id="r", retryable=False,
-                 http_status=200, error_code=None, error_msg=None,
-                 command_result="EXCUTE_SUCCESS", failed_msg=None, request_id="x" * 32,
-                 attempts=1, started_at="2026-11-24T13:00:00.123Z",
-                 finished_at="2026-11-24T13:00:00.223Z", duration_ms=12.5,
-                 attachment_upload_url=None, multipart_data=[]).model_dump_json()
+    orjson.dumps(line_from_outcome(entry, OK, run_id="r", attempts=1,
+                                   started_at="2026-11-24T13:00:00.123Z",
+                                   finished_at="2026-11-24T13:00:00.223Z", duration_ms=12.5))
 
 def handoff(n=100_000, workers=100, buffer=int(sys.argv[1])):
     async def main():

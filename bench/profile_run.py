@@ -24,22 +24,23 @@ from common import AK, BENCH, PROJECT, SK, log, make_csv, server, workdir
 
 # Areas: (label, predicate on (filename, funcname)) — first match wins, own time is summed.
 AREAS = [
-    ("signing (batcher.auth + hashlib/hmac/quote)",
-     lambda f, n: f.endswith("batcher/auth.py") or "hmac" in f or n in (
+    ("signing (batcher.metastudio.auth + hashlib/hmac/quote)",
+     lambda f, n: f.endswith("batcher/metastudio/auth.py") or "hmac" in f or n in (
          "<built-in method _hashlib.openssl_sha256>", "<built-in method _hashlib.hmac_new>")
      or f.endswith("urllib/parse.py")),
-    ("report writing (batcher.report, runner._record/_line, pydantic dump)",
-     lambda f, n: f.endswith("batcher/report.py") or (f.endswith("batcher/runner.py") and n in (
-         "_record", "_line", "utc_stamp", "_skip")) or "to_json" in n
+    ("report writing (batcher.report, runner._record, orjson)",
+     lambda f, n: "batcher/report/" in f or (f.endswith("batcher/engine/runner.py") and n in (
+         "_record", "utc_stamp", "_skip")) or "orjson" in n
      or n == "<built-in method posix.write>"),
     ("manifest reading + Entry validation (pydantic)",
-     lambda f, n: f.endswith("batcher/manifest.py") or f.endswith("batcher/entry.py")
+     lambda f, n: "batcher/manifest/" in f or f.endswith("batcher/entry.py")
      or "validate_python" in n or f.endswith("csv.py") or "_csv" in n),
     ("logging (structlog)", lambda f, n: "structlog" in f or f.endswith("logging/__init__.py")),
-    ("request encoding / answer mapping (batcher.client, json)",
-     lambda f, n: f.endswith("batcher/client.py") or "/json/" in f),
+    ("request encoding / answer mapping (batcher.metastudio, json)",
+     lambda f, n: f.endswith(("batcher/metastudio/client.py", "batcher/metastudio/answer.py"))
+     or "/json/" in f),
     ("runner + limiter (batcher, anyio)",
-     lambda f, n: f.endswith(("batcher/runner.py", "batcher/limiter.py", "batcher/run.py"))
+     lambda f, n: "batcher/engine/" in f or f.endswith("batcher/api.py")
      or "/anyio/" in f),
     ("aiohttp + yarl + multidict", lambda f, n: any(
         p in f for p in ("/aiohttp/", "/yarl/", "/multidict/")) or "aiohttp" in n),

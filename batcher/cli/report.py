@@ -6,14 +6,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-_STATUSES = ("succeeded", "failed", "skipped")
+from ..outcome import STATUSES
+from ._parsers import Subparsers
+
+if TYPE_CHECKING:
+    from ..report.selection import Selection
+
 #: Bad-line warnings printed to stderr; the rest are counted.
 _MAX_WARNINGS = 20
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
         help="summarise a report; list or export entries by status",
@@ -30,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--status",
         action="append",
-        choices=_STATUSES,
+        choices=STATUSES,
         help="list the entries whose latest line has this status (repeatable); with "
         "--export-manifest, choose which entries to export",
     )
@@ -101,8 +106,8 @@ class _BadLineWarnings:
 
 
 def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..review import summarize
-    from ..review_text import render_text
+    from ..report.render import render_text
+    from ..report.summary import summarize
 
     summary = summarize(args.report, on_bad_line=on_bad_line)
     if args.format == "json":
@@ -112,8 +117,8 @@ def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     return 0
 
 
-def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Any:
-    from ..selection import Selection
+def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Selection:
+    from ..report.selection import Selection
 
     if args.status:
         statuses = set(args.status)
@@ -167,7 +172,7 @@ def _counts(by_status: dict[str, int]) -> str:
 
 def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     from ..errors import UsageError
-    from ..export import export_manifest, manifest_format
+    from ..report.export import export_manifest, manifest_format
 
     out: Path = args.export_manifest
     manifest_format(out)  # a bad extension is an error before the report is read
@@ -185,10 +190,10 @@ def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
         count = export_manifest(selection, out, force=args.force, header=header)
         message = f"exported {count:,} entries ({_counts(selection.by_status)}) to {out}"
     if args.format == "json":
-        document = {
+        document: dict[str, object] = {
             "exported": count,
             "path": str(out) if count else None,
-            **{status: selection.by_status[status] for status in _STATUSES},
+            **{status: selection.by_status[status] for status in STATUSES},
         }
         print(json.dumps(document, ensure_ascii=False))
     else:

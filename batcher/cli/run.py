@@ -1,14 +1,20 @@
-"""``batcher run``: validate the manifests, then run every entry and report each outcome."""
+"""``batcher run``: flags → :func:`batcher.run` → a summary and an exit code."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
+
+from ._parsers import Subparsers
+
+if TYPE_CHECKING:
+    from ..api import Plan, RunResult
 
 
-def add_parser(subparsers: Any) -> None:
+
+
+def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run the entries of one or more manifests",
@@ -64,226 +70,94 @@ def add_parser(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import anyio
-    import structlog
+    from .. import api, logs
+    from ._display import BarDisplay
 
-    from .. import logs
-    from ..auth import credentials_from_env
-    from ..errors import ExitCode, UsageError
-    from ..manifest import Manifests
-    from ..redact import Redactor
-    from ..report import ReportWriter, completed_keys
-    from ..run import run_batch
-
-    env = os.environ
-    credentials = None if args.simulate else credentials_from_env(env)
-    log_format = logs.configure(
-        fmt=args.log_format, level=args.log_level, quiet=args.quiet,
-        secrets=credentials.secrets() if credentials else (),
-    )
+    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format  # so errors are reported in the same format
-    settings = _settings(args, env, credentials)
-    redactor = Redactor(credentials.secrets() if credentials else ())
-    if not args.dry_run and not args.report:
-        raise UsageError("--report PATH is required (or use --dry-run)")
-
-    with Manifests(args.manifests, default_command=args.command,
-                   project_id=settings.project_id) as manifests:
-        summary = manifests.check()
-        if summary.total == 0:
-            structlog.get_logger("batcher.run").warning(
-                "no_entries", files=list(summary.files),
-                hint="the manifests hold no entries: nothing to do")
-        if settings.project_id is None:
-            _require_project_ids(manifests)
-        if args.dry_run:
-            print(_plan(summary, settings), file=sys.stdout)
-            return int(ExitCode.OK)
-        if settings.credentials is None and not settings.simulate:
-            raise UsageError(
-                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
-                "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or use --simulate"
-            )
-        from pathlib import Path
-
-        report_path = Path(args.report)
-        with ReportWriter.open(report_path, resume=args.resume, redactor=redactor) as writer:
-            done = completed_keys(report_path) if args.resume else set()
-            run_id = _new_run_id()
-            stats, settled_rate = anyio.run(
-                lambda: run_batch(
-                    manifests.entries(), settings=settings, write=writer.write, run_id=run_id,
-                    done_keys=done, total=summary.total,
-                )
-            )
+    bar = None
+    if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
+        bar = BarDisplay(sys.stderr)
+    try:
+        result = api.run(
+            args.manifests, report=args.report, project_id=args.project_id,
+            region=args.region, endpoint=args.endpoint, simulate=args.simulate,
+            concurrency=args.concurrency, rate=args.rate, burst=args.burst,
+            max_attempts=args.max_attempts, timeout=args.timeout, command=args.command,
+            app_user_id=args.app_user_id, resume=args.resume, dry_run=args.dry_run,
+            max_failures=args.max_failures, max_failure_rate=args.max_failure_rate,
+            grace_period=args.grace_period,
+            progress=bar if bar is not None else not (args.no_progress or args.quiet),
+        )
+    finally:
+        if bar is not None:
+            bar.clear()
+    if result.plan is not None:
+        print(render_plan(result.plan), file=sys.stdout)
+        return result.exit_code
     # People get a few readable lines; machines (JSON logs) get one structured event, so
     # that stderr stays pure JSON lines.
     if log_format == "console":
-        if not args.quiet or stats.halted_reason:
-            summary_text = _summary(stats, settled_rate, settings, report_path, run_id)
-            print(redactor.text(summary_text), file=sys.stderr)
+        if not args.quiet or result.halted_reason:
+            print(render_summary(result), file=sys.stderr)
     else:
-        _log_summary(stats, settled_rate, settings, run_id, report_path)
-    if stats.halted_reason is not None:
-        return int(ExitCode.HALTED)
-    if stats.failed or stats.skipped:
-        return int(ExitCode.INCOMPLETE)
-    return int(ExitCode.OK)
+        log_summary(result)
+    return result.exit_code
 
 
-def _new_run_id() -> str:
-    import secrets
-    from datetime import UTC, datetime
+def render_plan(plan: Plan) -> str:
+    from ..engine.progress import format_duration
 
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def _settings(args: argparse.Namespace, env: Any, credentials: Any) -> Any:
-    import math
-
-    from ..client import endpoint_for
-    from ..entry import PATH_ID_RE, check_app_user_id
-    from ..errors import UsageError
-    from ..run import SIMULATED_PROJECT_ID, RunSettings
-    from ..runner import RunOptions
-
-    checks = [
-        (args.concurrency >= 1, "--concurrency must be at least 1"),
-        (args.rate >= 0, "--rate must be 0 (unlimited) or more"),
-        (args.burst >= 1, "--burst must be at least 1"),
-        (args.max_attempts >= 1, "--max-attempts must be at least 1"),
-        (args.timeout > 0, "--timeout must be more than 0 seconds"),
-        (args.max_failures is None or args.max_failures >= 1, "--max-failures must be at least 1"),
-        (args.max_failure_rate is None or 0 < args.max_failure_rate <= 1,
-         "--max-failure-rate must be more than 0 and at most 1"),
-        (args.grace_period >= 0, "--grace-period must be 0 or more"),
-    ]
-    checks += [
-        (math.isfinite(value), f"{flag} must be a finite number")
-        for flag, value in (("--rate", args.rate), ("--timeout", args.timeout),
-                            ("--grace-period", args.grace_period),
-                            ("--max-failure-rate", args.max_failure_rate or 0.0))
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
-    project_id = args.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID") or None
-    if project_id is None and args.simulate:
-        project_id = SIMULATED_PROJECT_ID
-    if project_id is not None and not PATH_ID_RE.match(project_id):
-        source = "--project-id" if args.project_id else "HUAWEICLOUD_SDK_PROJECT_ID"
-        raise UsageError(f"{source} must be 1-64 characters of A-Z a-z 0-9 _ -")
-    if args.app_user_id is not None:
-        try:
-            check_app_user_id(args.app_user_id)
-        except ValueError as error:
-            raise UsageError(f"--app-user-id {error}") from None
-    endpoint = None
-    if not args.simulate:
-        region = args.region or env.get("HUAWEICLOUD_SDK_REGION") or None
-        if args.dry_run and not (region or args.endpoint):
-            endpoint = None
-        else:
-            endpoint = endpoint_for(region=region, endpoint=args.endpoint)
-    return RunSettings(
-        credentials=credentials,
-        endpoint=endpoint,
-        project_id=project_id,
-        app_user_id=args.app_user_id,
-        rate=args.rate,
-        burst=args.burst,
-        timeout=args.timeout,
-        simulate=args.simulate,
-        progress=not (args.no_progress or args.quiet),
-        options=RunOptions(
-            concurrency=args.concurrency,
-            max_attempts=args.max_attempts,
-            max_failures=args.max_failures,
-            max_failure_rate=args.max_failure_rate,
-            grace_period=args.grace_period,
-        ),
-    )
-
-
-def _require_project_ids(manifests: Any) -> None:
-    from ..errors import UsageError
-
-    for entry in manifests.entries():
-        if entry.project_id is None:
-            raise UsageError(
-                f"{entry.source}: no project id for this entry: pass --project-id, set "
-                "HUAWEICLOUD_SDK_PROJECT_ID, or give the manifest a project_id"
-            )
-
-
-def _plan(summary: Any, settings: Any) -> str:
-    if settings.simulate:
-        where = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
-        auth = "AK/SK signing with throwaway simulator keys"
-    else:
-        where = str(settings.endpoint) if settings.endpoint else "(no --endpoint or --region yet)"
-        auth = settings.credentials.describe() if settings.credentials else (
-            "none found in the environment (a real run would refuse to start)"
-        )
-    lines = [f"plan: {summary.total} entries from {', '.join(map(str, summary.files))}"]
-    for command, count in summary.commands.items():
-        lines.append(f"  {command:<42} {count:>8}")
-    lines.append(f"endpoint:    {where}")
-    lines.append(f"project id:  {settings.project_id or '(from the manifests)'}")
-    lines.append(f"auth:        {auth}")
-    rate = settings.rate
-    pace = "unlimited" if rate == 0 else f"{rate:g}/s (burst {settings.burst})"
-    lines.append(f"rate:        {pace}, concurrency {settings.options.concurrency}")
-    if rate > 0:
-        from ..progress import format_duration
-
+    lines = [f"plan: {plan.total} entries from {', '.join(plan.files)}"]
+    lines += [f"  {command:<42} {count:>8}" for command, count in plan.commands.items()]
+    lines.append(f"endpoint:    {plan.endpoint or '(no --endpoint or --region yet)'}")
+    lines.append(f"project id:  {plan.project_id or '(from the manifests)'}")
+    lines.append(f"auth:        {plan.auth}")
+    pace = "unlimited" if plan.rate == 0 else f"{plan.rate:g}/s (burst {plan.burst})"
+    lines.append(f"rate:        {pace}, concurrency {plan.concurrency}")
+    if plan.expected_seconds is not None:
         lines.append(
-            f"expected:    at least {format_duration(summary.total / rate)} at {rate:g}/s "
-            "(one attempt each; retries add to it)"
+            f"expected:    at least {format_duration(plan.expected_seconds)} at "
+            f"{plan.rate:g}/s (one attempt each; retries add to it)"
         )
     lines.append("dry run: nothing was sent")
     return "\n".join(lines)
 
 
-def _summary(stats: Any, settled_rate: float, settings: Any, report: Any, run_id: str) -> str:
-    elapsed = (stats.finished or stats.started) - stats.started
-    attempted = stats.succeeded + stats.failed  # skipped lines are not work done
-    achieved = attempted / elapsed if elapsed > 0 else 0.0
+def render_summary(result: RunResult) -> str:
+    achieved = result.entries_per_second or 0.0
     parts = [
-        f"run {run_id}: {stats.succeeded} succeeded, {stats.failed} failed, "
-        f"{stats.skipped} skipped"
-        + (f", {stats.already_done} already done" if stats.already_done else "")
-        + f" in {elapsed:.1f}s ({achieved:.1f} entries/s, {stats.attempts} attempts"
-        + (f", {stats.throttled} throttled" if stats.throttled else "") + ")",
+        f"run {result.run_id}: {result.succeeded} succeeded, {result.failed} failed, "
+        f"{result.skipped} skipped"
+        + (f", {result.already_done} already done" if result.already_done else "")
+        + f" in {result.elapsed:.1f}s ({achieved:.1f} entries/s, {result.attempts} attempts"
+        + (f", {result.throttled} throttled" if result.throttled else "") + ")",
     ]
-    if stats.throttled and settings.rate:
-        parts.append(f"the API throttled the run; the rate settled at {settled_rate:.1f}/s "
-                     f"(asked for {settings.rate:g}/s)")
-    if stats.halted_reason:
-        parts.append(f"halted: {stats.halted_reason}")
+    if result.throttled and result.rate_limit:
+        parts.append(f"the API throttled the run; the rate settled at "
+                     f"{result.settled_rate:.1f}/s (asked for {result.rate_limit:g}/s)")
+    if result.halted_reason:
+        parts.append(f"halted: {result.halted_reason}")
         parts.append("continue with the same command plus --resume")
-    parts.append(f"report: {report}")
+    parts.append(f"report: {result.report}")
     return "\n".join(parts)
 
 
-def _log_summary(stats: Any, settled_rate: float, settings: Any, run_id: str,
-                 report: Any) -> None:
+def log_summary(result: RunResult) -> None:
     import structlog
 
-    elapsed = (stats.finished or stats.started) - stats.started
-    fields: dict[str, Any] = {
-        "run_id": run_id, "report": str(report), "succeeded": stats.succeeded,
-        "failed": stats.failed, "skipped": stats.skipped, "already_done": stats.already_done,
-        "attempts": stats.attempts, "throttled": stats.throttled,
-        "elapsed_s": round(elapsed, 3),
-        "entries_per_s": (
-            round((stats.succeeded + stats.failed) / elapsed, 2) if elapsed > 0 else None
-        ),
-        "rate_limit": settings.rate, "settled_rate": round(settled_rate, 2),
+    per_second = result.entries_per_second
+    fields = {
+        "run_id": result.run_id, "report": str(result.report), "succeeded": result.succeeded,
+        "failed": result.failed, "skipped": result.skipped,
+        "already_done": result.already_done, "attempts": result.attempts,
+        "throttled": result.throttled, "elapsed_s": round(result.elapsed, 3),
+        "entries_per_s": None if per_second is None else round(per_second, 2),
+        "rate_limit": result.rate_limit, "settled_rate": round(result.settled_rate, 2),
     }
     log = structlog.get_logger("batcher.run")
-    if stats.halted_reason:
-        log.warning("run_halted_early", halted=stats.halted_reason,
+    if result.halted_reason:
+        log.warning("run_halted_early", halted=result.halted_reason,
                     hint="continue with the same command plus --resume", **fields)
     else:
         log.info("run_finished", **fields)

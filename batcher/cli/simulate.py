@@ -7,7 +7,12 @@ The first line on standard output is ``listening on http://HOST:PORT`` (useful w
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
+
+from ._parsers import Subparsers
+
+if TYPE_CHECKING:
+    from ..simulator import SimulatorConfig
 
 _JOBS_HELP = (
     "JSON or YAML mapping of job_id to the state it starts in, e.g. "
@@ -26,7 +31,7 @@ faults reproducible. Also serves GET /__simulator/health, /__simulator/stats and
 """
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "simulate",
         help="serve a local MetaStudio simulator (auth, job states, faults)",
@@ -93,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Any) -> None:
+async def _serve(config: SimulatorConfig) -> None:
     import asyncio
     import signal
 

@@ -7,10 +7,11 @@ line, field) on standard error otherwise.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from ._parsers import Subparsers
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check manifests (YAML or CSV) without sending anything",
@@ -32,10 +33,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..manifest import Manifests
+    from ..api import validate
 
-    with Manifests(args.manifests, default_command=args.command) as manifests:
-        summary = manifests.check()
+    summary = validate(args.manifests, command=args.command)
     files = len(summary.files)
     print(
         f"OK: {files} manifest{'s' if files != 1 else ''}, {summary.total} "

@@ -21,9 +21,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..auth import AkSkCredentials, credentials_from_env
 from ..entry import PATH_ID_RE, PathId
 from ..errors import UsageError
+from ..metastudio.credentials import AkSkCredentials, credentials_from_env
 from .state import JobState
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]

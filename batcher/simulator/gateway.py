@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..auth import verify_request
+from ..metastudio.auth import verify_request
 from .config import SimulatorConfig
 
 

@@ -1,0 +1,30 @@
+"""The engine: entries in, report lines out, at the API's pace.
+
+* :mod:`.runner` — N workers, per-job ordering, halting and signals
+* :mod:`.retry` — the pure "wait this long, or give up" rule
+* :mod:`.limiter` — the rate limiter (a token bucket, :mod:`._bucket`, that adapts to
+  429s, :mod:`._adapt`)
+* :mod:`.progress` — what the run has done so far, for a display or a log line
+"""
+
+from .limiter import RateLimiter
+from .progress import Display, ProgressTicker, Snapshot, format_duration, snapshot
+from .retry import RetryPolicy, next_delay
+from .runner import Executor, Runner, RunOptions, RunStats, WriteLine, utc_stamp
+
+__all__ = [
+    "Display",
+    "Executor",
+    "ProgressTicker",
+    "RateLimiter",
+    "RetryPolicy",
+    "RunOptions",
+    "RunStats",
+    "Runner",
+    "Snapshot",
+    "WriteLine",
+    "format_duration",
+    "next_delay",
+    "snapshot",
+    "utc_stamp",
+]

@@ -1,0 +1,186 @@
+"""CSV manifests: streamed row by row, every problem at its line and column."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ..errors import Problem
+from ._problems import Path, csv_field, unknown
+from ._validate import Record, Validator
+
+#: The columns a CSV manifest may have (``comment_*`` and ``attachment_name`` fill
+#: ``comment_data``; ``attachment_name`` holds several names separated by ``;``).
+CSV_COLUMNS: tuple[str, ...] = (
+    "job_id",
+    "command",
+    "command_message",
+    "operation_reason",
+    "comment_title",
+    "comment_message",
+    "attachment_name",
+    "app_user_id",
+)
+
+
+COMMENT_FIELDS: tuple[str, ...] = ("comment_title", "comment_message", "attachment_name")
+
+
+def _csv_locate(line: int, path: Path) -> tuple[int, str | None]:
+    """Where a field of a CSV record is: the record's line, and the column's name."""
+    return line, csv_field(path)
+
+
+def _text_lines(name: str, handle: BinaryIO, problems: list[Problem]) -> Iterator[str]:
+    """Decode ``handle`` line by line, so a bad byte is reported at its line."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1:
+            if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                problems.append(
+                    Problem(name, 1, None, "the file is UTF-16; save it as UTF-8 (CSV UTF-8)")
+                )
+                return
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            problems.append(
+                Problem(
+                    name,
+                    number,
+                    None,
+                    f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at position "
+                    f"{error.start + 1} of the line); save the file as UTF-8",
+                )
+            )
+            yield raw.decode("utf-8", "replace")
+
+
+def _csv_rows(
+    name: str, handle: BinaryIO, problems: list[Problem]
+) -> Iterator[tuple[int, list[str] | None]]:
+    """Yield ``(first line, cells)`` per record; cells is None for an unreadable record
+    (its problem is in ``problems``). Blank rows are skipped."""
+    reader = csv.reader(_text_lines(name, handle, problems), strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            problems.append(Problem(name, start, None, f"unreadable CSV: {error}"))
+            yield start, None
+            continue
+        if any(cell.strip() for cell in cells):
+            yield start, cells
+
+
+@dataclass(slots=True)
+class _Header:
+    line: int
+    names: list[str]
+    columns: dict[str, int]  # known column -> index
+    usable: bool  # False: a required column is missing, so rows are not checked
+
+
+def _csv_header(
+    name: str, line: int, cells: list[str], default_command: str | None
+) -> tuple[_Header, list[Problem]]:
+    names = [cell.strip() for cell in cells]
+    problems: list[Problem] = []
+    columns: dict[str, int] = {}
+    for number, column in enumerate(names, start=1):
+        if not column:
+            problems.append(Problem(name, line, None, f"column {number} has no name"))
+        elif column in columns:
+            problems.append(Problem(name, line, column, "the column appears twice"))
+        elif column not in CSV_COLUMNS:
+            problems.append(Problem(name, line, column, unknown("column", column, CSV_COLUMNS)))
+        else:
+            columns[column] = number - 1
+    usable = True
+    if "job_id" not in columns:
+        usable = False
+        problems.append(Problem(name, line, "job_id", "the header has no job_id column"))
+    if "command" not in columns and default_command is None:
+        usable = False
+        problems.append(
+            Problem(
+                name,
+                line,
+                "command",
+                "the header has no command column (add one, or give a default command "
+                "with --command)",
+            )
+        )
+    return _Header(line, names, columns, usable), problems
+
+
+def _csv_data(header: _Header, cells: list[str]) -> dict[str, Any]:
+    values = {column: cells[index].strip() for column, index in header.columns.items()}
+    data: dict[str, Any] = {}
+    comment: dict[str, Any] = {}
+    for column, value in values.items():
+        if not value:
+            continue  # an empty cell is an absent field
+        if column == "attachment_name":
+            names = tuple(part.strip() for part in value.split(";") if part.strip())
+            if names:
+                comment[column] = names
+        elif column in COMMENT_FIELDS:
+            comment[column] = value
+        else:
+            data[column] = value
+    if comment:
+        data["comment_data"] = comment
+    return data
+
+
+def csv_records(name: str, handle: BinaryIO, validator: Validator) -> Iterator[Record]:
+    problems: list[Problem] = []  # filled by the reader as it goes (decoding, quoting)
+    header: _Header | None = None
+    for line, cells in _csv_rows(name, handle, problems):
+        found = problems[:]
+        problems.clear()  # in place: the line decoder appends to this very list
+        if cells is None:
+            yield Record(line, None, found)
+            continue
+        if header is None:
+            header, more = _csv_header(name, line, cells, validator.default_command)
+            yield Record(line, None, found + more)
+            continue
+        if not header.usable:
+            if found:
+                yield Record(line, None, found)
+            continue
+        if found:  # undecodable bytes: the row's values are not what the user wrote
+            yield Record(line, None, found)
+            continue
+        if len(cells) != len(header.names):
+            found.append(
+                Problem(
+                    name,
+                    line,
+                    None,
+                    f"the row has {len(cells)} cells but the header has "
+                    f"{len(header.names)} columns",
+                )
+            )
+            yield Record(line, None, found)
+            continue
+        record = validator.build(
+            _csv_data(header, cells),
+            file=name,
+            line=line,
+            locate=functools.partial(_csv_locate, line),
+        )
+        yield record
+    if problems:
+        yield Record(problems[0].line or 1, None, problems)
+    elif header is None:
+        yield Record(1, None, [Problem(name, 1, None, "the file is empty")])

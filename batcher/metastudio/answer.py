@@ -1,0 +1,162 @@
+"""The API's answers mapped to :class:`~batcher.outcome.Outcome` (pure functions).
+
+Every status the API and its gateway send is decided here: success, ``EXCUTE_FAILED``,
+errors worth retrying (408, 429, 5xx), authentication refusals that halt the run (401/403),
+redirects that are never followed, and bodies that are not what the API sends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from yarl import URL
+
+from ..outcome import Outcome
+from ..redact import Redactor
+
+#: Answers that say "not now" rather than "no": a later attempt may succeed.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+AUTH_STATUSES = frozenset({401, 403})
+
+
+def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
+    # The API never redirects; following one could hand the token or a signed request to
+    # another host, over plain http even. Not retryable: it will redirect again.
+    where = f" to {URL(location).with_query(None)}" if location else ""
+    return Outcome(
+        succeeded=False, http_status=status, request_id=request_id,
+        reason=f"HTTP {status} redirect{where} not followed: batcher never follows redirects "
+        "(they could carry credentials elsewhere); check --endpoint",
+    )
+
+
+def brief(error: BaseException) -> str:
+    # Connection errors name host and port, never headers; keep them short anyway.
+    text = str(error).strip()
+    return f" ({text[:160]})" if text else ""
+
+
+def outcome_from_response(
+    status: int,
+    raw: bytes,
+    request_id: str | None,
+    retry_after: str | None,
+    content_type: str = "application/json",
+    *,
+    redactor: Redactor | None = None,
+) -> Outcome:
+    """Map an HTTP answer to an Outcome (pure, so every case is easy to test).
+
+    >>> outcome_from_response(200, b'{"commond_result": "EXCUTE_SUCCESS"}', "r1", None).succeeded
+    True
+    """
+    try:
+        payload: Any = json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    common: dict[str, Any] = {"http_status": status, "request_id": request_id}
+
+    if not isinstance(payload, dict):
+        snippet = _text_snippet(raw, redactor)
+        kind = content_type or "unknown content type"
+        return Outcome(
+            succeeded=False,
+            retryable=status in RETRYABLE_STATUSES,
+            auth_refused=status in AUTH_STATUSES,
+            throttled=status == 429,
+            retry_after=parse_retry_after(retry_after),
+            reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
+            **common,
+        )
+
+    error_code = _str_or_none(payload.get("error_code"))
+    error_msg = _str_or_none(payload.get("error_msg"))
+    if status == 200:
+        result = _str_or_none(payload.get("commond_result"))
+        details: dict[str, Any] = {
+            "command_result": result,
+            "attachment_upload_url": _strings_or_none(payload.get("attachment_upload_url")),
+            "multipart_data": _mappings_or_none(payload.get("multipart_data")),
+        }
+        if result == "EXCUTE_SUCCESS":
+            return Outcome(succeeded=True, **details, **common)
+        failed_msg = _str_or_none(payload.get("excute_failed_msg"))
+        if result == "EXCUTE_FAILED":
+            reason = failed_msg or "the API answered EXCUTE_FAILED without saying why"
+        else:
+            reason = f"unexpected commond_result {result!r} in a 200 answer"
+        return Outcome(succeeded=False, reason=reason, failed_msg=failed_msg, **details, **common)
+
+    described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
+    described += f": {error_msg}" if error_msg else ""
+    fields = {"error_code": error_code, "error_msg": error_msg, **common}
+    if status in AUTH_STATUSES:
+        return Outcome(
+            succeeded=False, auth_refused=True,
+            reason=f"authentication refused ({described})", **fields,
+        )
+    if status in RETRYABLE_STATUSES:
+        return Outcome(
+            succeeded=False, retryable=True, throttled=status == 429,
+            retry_after=parse_retry_after(retry_after), reason=described, **fields,
+        )
+    return Outcome(succeeded=False, reason=described, **fields)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    >>> parse_retry_after("3")
+    3.0
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        # "inf"/"nan" parse as floats but are not delta-seconds: ignore them.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def _text_snippet(raw: bytes, redactor: Redactor | None, limit: int = 120) -> str:
+    if not raw:
+        return "(empty)"
+    title = _TITLE_RE.search(raw)
+    text = (title.group(1) if title else raw).decode("utf-8", errors="replace")
+    text = " ".join(_TAG_RE.sub(" ", text).split())
+    if redactor is not None:  # before cutting, which could leave half a secret unmatched
+        text = redactor.text(text)
+    # Quoted as it is, not repr()'d: escaping would hide an echoed secret from the redactor.
+    return '"' + text[:limit] + ("…" if len(text) > limit else "") + '"'
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# The answer's lists are kept only in the shapes the report promises, whatever was sent.
+def _strings_or_none(value: Any) -> list[str] | None:
+    return [str(v) for v in value if v is not None] if isinstance(value, list) else None
+
+
+def _mappings_or_none(value: Any) -> list[dict[str, Any]] | None:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else None

@@ -1,0 +1,295 @@
+"""``batcher report`` from the command line: summary, JSON, listings, exports, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from report_lines import THROTTLED, report_line, resumed_lines, write_report
+
+from batcher.cli import main
+from batcher.manifest import Manifests
+
+
+@pytest.fixture
+def resumed(tmp_path: Path) -> Path:
+    return write_report(tmp_path / "report.jsonl", resumed_lines())
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["report", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_summary_table(resumed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, str(resumed))
+    assert code == 0
+    assert err == ""
+    assert "11 lines, 8 entries" in out
+    for heading in ("By command", "Failure reasons", "Skip reasons", "HTTP status", "Attempts"):
+        assert heading in out
+    assert "Latency in ms" in out and "Time span" in out and "Runs" in out
+
+
+def test_json_summary_has_top_level_status_counts(
+    resumed: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, str(resumed), "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert {k: document[k] for k in ("total", "succeeded", "failed", "skipped")} == {
+        "total": 8,
+        "succeeded": 2,
+        "failed": 5,
+        "skipped": 1,
+    }
+    for key in (
+        "by_command",
+        "failure_reasons",
+        "http_status",
+        "attempts",
+        "latency_ms",
+        "span",
+        "rate_per_second",
+        "runs",
+        "bad_lines",
+    ):
+        assert key in document
+    assert set(document["latency_ms"]) >= {"p50", "p90", "p99"}
+    assert document["runs"]["r1"]["lines"] == 8
+
+
+def test_json_status_keys_are_there_when_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_report(tmp_path / "ok.jsonl", [report_line("a"), report_line("b")])
+    document = json.loads(run(capsys, str(path), "--format", "json")[1])
+    assert (document["succeeded"], document["failed"], document["skipped"]) == (2, 0, 0)
+
+
+def test_top_caps_the_reasons(resumed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = json.loads(run(capsys, str(resumed), "--format", "json", "--top", "1")[1])
+    assert [g["reason"] for g in document["failure_reasons"]] == ["APIGW.0308"]
+    assert document["failure_reasons_more"] == {"groups": 3, "entries": 3}
+
+
+def test_status_listing(resumed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, str(resumed), "--status", "failed")
+    assert code == 0
+    rows = out.splitlines()
+    assert rows[0].split() == ["job_id", "command", "status", "reason"]
+    assert [row.split()[0] for row in rows[1:]] == ["job-3", "job-4", "job-7", "job-6", "job-5"]
+    assert rows[4].split(None, 3) == ["job-6", "CONFIRM_ACCEPT", "failed", "HTTP 429: throttled"]
+    # Columns line up: every row puts the status at the same offset.
+    assert len({row.index("failed") for row in rows[1:]}) == 1
+    assert "5 entries (failed 5)" in err
+
+
+def test_status_listing_as_json(resumed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, str(resumed), "--status", "skipped", "--status", "succeeded", "--format", "json"
+    )
+    assert code == 0
+    listed = json.loads(out)
+    assert [(e["job_id"], e["command"], e["status"], e["line"]) for e in listed] == [
+        ("job-1", "SUBMITVERIFYING", "succeeded", 1),
+        ("job-3", "CONFIRM_ACCEPT", "skipped", 4),
+        ("job-2", "SUBMITVERIFYING", "succeeded", 9),
+    ]
+    assert listed[1]["reason"] == "SUBMITVERIFYING failed for this job"
+    assert "attachment_upload_url" not in listed[0]  # pre-signed URLs stay in the report
+
+
+def test_retryable_only_listing(resumed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    listed = json.loads(run(capsys, str(resumed), "--retryable-only", "--format", "json")[1])
+    assert [e["job_id"] for e in listed] == ["job-7", "job-6", "job-5"]
+    assert json.loads(run(capsys, str(resumed), "--status", "skipped", "--format", "json")[1])
+    empty = run(capsys, str(resumed), "--status", "skipped", "--retryable-only", "--format", "json")
+    assert json.loads(empty[1]) == []
+
+
+def test_missing_report_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.jsonl"
+    code, out, err = run(capsys, str(missing))
+    assert code == 2
+    assert str(missing) in err and "does not exist" in err
+    assert out == ""
+    code, _, err = run(capsys, str(tmp_path))
+    assert code == 2 and "not a file" in err
+
+
+def test_bad_lines_are_warned_about_with_their_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [report_line("a"), "garbage", report_line("b", status="failed")],
+        torn='{"job_id": "c", "comm',
+    )
+    code, out, err = run(capsys, str(path), "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert [bad["line"] for bad in document["bad_lines"]] == [2, 4]
+    assert "torn" in document["bad_lines"][1]["reason"]
+    assert (document["succeeded"], document["failed"]) == (1, 1)
+    assert f"{path}:2: skipped" in err and f"{path}:4: skipped: torn" in err
+    # The listing and the export read past them too.
+    code, out, err = run(capsys, str(path), "--status", "failed")
+    assert code == 0 and out.splitlines()[1].startswith("b ")
+    assert f"{path}:4" in err
+
+
+def test_export_yaml(resumed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "retry.yaml"
+    code, stdout, _ = run(capsys, str(resumed), "--export-manifest", str(out))
+    assert code == 0
+    assert f"exported 6 entries (failed 5, skipped 1) to {out}" in stdout
+    with Manifests([str(out)]) as manifests:
+        assert manifests.check().total == 6
+        keys = [entry.key for entry in manifests.entries()]
+    assert keys == [
+        ("job-3", "SUBMITVERIFYING"),
+        ("job-3", "CONFIRM_ACCEPT"),
+        ("job-4", "CONFIRM_ACCEPT"),
+        ("job-7", "SUBMITVERIFYING"),
+        ("job-6", "CONFIRM_ACCEPT"),
+        ("job-5", "SUBMITVERIFYING"),
+    ]
+
+
+def test_export_refuses_to_overwrite_without_force(
+    resumed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "retry.csv"
+    out.write_text("mine\n")
+    code, _, err = run(capsys, str(resumed), "--export-manifest", str(out))
+    assert code == 2 and "already exists; add --force" in err
+    assert out.read_text() == "mine\n"
+    code, stdout, _ = run(
+        capsys, str(resumed), "--export-manifest", str(out), "--force", "--retryable-only"
+    )
+    assert code == 0 and "exported 3 entries (failed 3)" in stdout
+    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == [
+        "job-7",
+        "job-6",
+        "job-5",
+    ]
+
+
+def test_export_with_status_and_json_output(
+    resumed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "skipped.yml"
+    code, stdout, _ = run(
+        capsys, str(resumed), "--export-manifest", str(out), "--status", "skipped",
+        "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(stdout) == {
+        "exported": 1,
+        "path": str(out),
+        "succeeded": 0,
+        "failed": 0,
+        "skipped": 1,
+    }
+    assert yaml.safe_load(out.read_text())["jobs"] == [
+        {"job_id": "job-3", "command": "CONFIRM_ACCEPT"}
+    ]
+
+
+def test_export_of_nothing_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_report(tmp_path / "ok.jsonl", [report_line("a")])
+    out = tmp_path / "retry.yaml"
+    code, stdout, _ = run(capsys, str(path), "--export-manifest", str(out))
+    assert code == 0 and "not written" in stdout
+    assert not out.exists()
+
+
+def test_export_with_a_bad_extension(resumed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, str(resumed), "--export-manifest", "retry.txt")
+    assert code == 2 and ".yaml, .yml or .csv" in err
+
+
+def test_report_help_is_available(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--help"])
+    assert exit_info.value.code == 0
+    assert "--export-manifest" in capsys.readouterr().out
+
+
+# -- the whole loop: report -> manifest -> run -> report ------------------------------------
+
+COMMENT = {
+    "comment_title": "重新审核",
+    "comment_message": "视频已补传",
+    "attachment_name": ["授权书.pdf"],
+}
+
+
+def previous_run(path: Path) -> Path:
+    """A report where an upload confirmation was throttled and the submit after it skipped."""
+    return write_report(
+        path,
+        [
+            report_line("job-c", "CONFIRM_MULTIPART_UPLOADED"),
+            report_line("job-a", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED),
+            report_line(
+                "job-a",
+                "SUBMITVERIFYING",
+                status="skipped",
+                reason="CONFIRM_MULTIPART_UPLOADED failed for this job",
+                http_status=None,
+                attempts=0,
+                operation_reason="第二次提交",
+                comment_data=COMMENT,
+            ),
+            report_line(
+                "job-b",
+                "GET_MULTIPART_UPLOADED",
+                status="failed",
+                reason="HTTP 500",
+                retryable=True,
+                http_status=500,
+                error_code="MSS.00000004",
+                app_user_id="tester-1",
+            ),
+        ],
+    )
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".csv"])
+def test_exported_manifest_runs_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    report = previous_run(tmp_path / "before.jsonl")
+    manifest = tmp_path / f"retry{suffix}"
+    assert run(capsys, str(report), "--export-manifest", str(manifest))[0] == 0
+
+    after = tmp_path / "after.jsonl"
+    code = main(["run", str(manifest), "--report", str(after), "--simulate", "--no-progress"])
+    capsys.readouterr()
+    assert code == 0
+
+    lines: list[dict[str, Any]] = [json.loads(line) for line in after.read_text().splitlines()]
+    got = {(line["job_id"], line["command"]): line for line in lines}
+    assert set(got) == {
+        ("job-a", "CONFIRM_MULTIPART_UPLOADED"),
+        ("job-a", "SUBMITVERIFYING"),
+        ("job-b", "GET_MULTIPART_UPLOADED"),
+    }
+    assert all(line["status"] == "succeeded" for line in lines)
+    submit = got["job-a", "SUBMITVERIFYING"]
+    assert submit["comment_data"] == COMMENT
+    assert submit["operation_reason"] == "第二次提交"
+    assert got["job-b", "GET_MULTIPART_UPLOADED"]["app_user_id"] == "tester-1"
+
+    document = json.loads(run(capsys, str(after), "--format", "json")[1])
+    assert (document["succeeded"], document["failed"], document["skipped"]) == (3, 0, 0)
