@@ -147,12 +147,28 @@ def run(
     """
     _refuse_inside_a_loop("run")
     call = functools.partial(
-        run_async, manifests, report=report, project_id=project_id, region=region,
-        endpoint=endpoint, simulate=simulate, concurrency=concurrency, rate=rate, burst=burst,
-        max_attempts=max_attempts, timeout=timeout, command=command, app_user_id=app_user_id,
-        resume=resume, dry_run=dry_run, max_failures=max_failures,
-        max_failure_rate=max_failure_rate, grace_period=grace_period,
-        handle_signals=handle_signals, progress=progress, progress_interval=progress_interval,
+        run_async,
+        manifests,
+        report=report,
+        project_id=project_id,
+        region=region,
+        endpoint=endpoint,
+        simulate=simulate,
+        concurrency=concurrency,
+        rate=rate,
+        burst=burst,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        command=command,
+        app_user_id=app_user_id,
+        resume=resume,
+        dry_run=dry_run,
+        max_failures=max_failures,
+        max_failure_rate=max_failure_rate,
+        grace_period=grace_period,
+        handle_signals=handle_signals,
+        progress=progress,
+        progress_interval=progress_interval,
     )
     return anyio.run(call)
 
@@ -191,10 +207,19 @@ async def run_async(
 
     settings = resolve(
         Options(
-            project_id=project_id, region=region, endpoint=endpoint, simulate=simulate,
-            concurrency=concurrency, rate=rate, burst=burst, max_attempts=max_attempts,
-            timeout=timeout, app_user_id=app_user_id, max_failures=max_failures,
-            max_failure_rate=max_failure_rate, grace_period=grace_period,
+            project_id=project_id,
+            region=region,
+            endpoint=endpoint,
+            simulate=simulate,
+            concurrency=concurrency,
+            rate=rate,
+            burst=burst,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            app_user_id=app_user_id,
+            max_failures=max_failures,
+            max_failure_rate=max_failure_rate,
+            grace_period=grace_period,
             handle_signals=handle_signals,
         ),
         need_endpoint=not dry_run,
@@ -205,8 +230,11 @@ async def run_async(
     with Manifests(paths, default_command=command, project_id=settings.project_id) as checked:
         summary = checked.check()
         if summary.total == 0:
-            log.warning("no_entries", files=list(summary.files),
-                        hint="the manifests hold no entries: nothing to do")
+            log.warning(
+                "no_entries",
+                files=list(summary.files),
+                hint="the manifests hold no entries: nothing to do",
+            )
         if summary.without_project_id is not None:
             raise UsageError(
                 f"{summary.without_project_id}: no project id for this entry: pass "
@@ -227,24 +255,35 @@ async def run_async(
         with ReportWriter.open(report_path, resume=resume, redactor=redactor) as writer:
             done = completed_keys(report_path) if resume else None
             stats, settled = await _run_entries(
-                checked.entries(), settings=settings, write=writer.write, run_id=run_id,
-                done_keys=done, total=summary.total, progress=progress,
-                progress_interval=progress_interval, redactor=redactor,
+                checked.entries(),
+                settings=settings,
+                write=writer.write,
+                run_id=run_id,
+                done_keys=done,
+                total=summary.total,
+                progress=progress,
+                progress_interval=progress_interval,
+                redactor=redactor,
             )
     elapsed = (stats.finished or stats.started) - stats.started
     return RunResult(
-        run_id=run_id, report=report_path, succeeded=stats.succeeded, failed=stats.failed,
-        skipped=stats.skipped, already_done=stats.already_done, attempts=stats.attempts,
-        throttled=stats.throttled, elapsed=elapsed, rate_limit=settings.rate,
+        run_id=run_id,
+        report=report_path,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        skipped=stats.skipped,
+        already_done=stats.already_done,
+        attempts=stats.attempts,
+        throttled=stats.throttled,
+        elapsed=elapsed,
+        rate_limit=settings.rate,
         settled_rate=settled,
         # The reason can quote a server's answer, and a server can echo a credential.
         halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
     )
 
 
-def validate(
-    manifests: Sequence[ManifestPath], *, command: str | None = None
-) -> ManifestSummary:
+def validate(manifests: Sequence[ManifestPath], *, command: str | None = None) -> ManifestSummary:
     """Check manifests without sending anything; return their counts.
 
     Raises :class:`~batcher.errors.ManifestError` whose ``problems`` name the file, line
@@ -272,8 +311,9 @@ def summarize(report: str | os.PathLike[str]) -> Summary:
 
     path = Path(report)
     if not path.is_file():
-        raise UsageError(f"report {path} " + ("is not a file" if path.exists() else
-                                              "does not exist"))
+        raise UsageError(
+            f"report {path} " + ("is not a file" if path.exists() else "does not exist")
+        )
     return summarize_report(path)
 
 
@@ -303,13 +343,21 @@ def _plan(summary: ManifestSummary, settings: RunSettings) -> Plan:
         auth = "AK/SK signing with throwaway simulator keys"
     else:
         endpoint = str(settings.endpoint) if settings.endpoint else None
-        auth = settings.credentials.describe() if settings.credentials else (
-            "none found in the environment (a real run would refuse to start)"
+        auth = (
+            settings.credentials.describe()
+            if settings.credentials
+            else ("none found in the environment (a real run would refuse to start)")
         )
     return Plan(
-        files=summary.files, total=summary.total, commands=dict(summary.commands),
-        endpoint=endpoint, project_id=settings.project_id, auth=auth, rate=settings.rate,
-        burst=settings.burst, concurrency=settings.options.concurrency,
+        files=summary.files,
+        total=summary.total,
+        commands=dict(summary.commands),
+        endpoint=endpoint,
+        project_id=settings.project_id,
+        auth=auth,
+        rate=settings.rate,
+        burst=settings.burst,
+        concurrency=settings.options.concurrency,
     )
 
 
@@ -324,8 +372,9 @@ async def _target(settings: RunSettings) -> AsyncIterator[tuple[URL, Credentials
     from .simulator import SimulatorConfig, run_simulator
 
     # Throwaway keys, so the demo exercises real signing end to end.
-    credentials = AkSkCredentials(ak="SIM" + _secrets.token_hex(8).upper(),
-                                  sk=_secrets.token_urlsafe(24))
+    credentials = AkSkCredentials(
+        ak="SIM" + _secrets.token_hex(8).upper(), sk=_secrets.token_urlsafe(24)
+    )
     config = SimulatorConfig(credentials={credentials.ak: credentials.sk}, log_requests=False)
     async with run_simulator(config) as simulator:
         log.info("simulator_started", url=str(simulator.url))
@@ -351,22 +400,33 @@ async def _run_entries(
 
     limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
     stats = RunStats(total=total)
-    async with _target(settings) as (url, credentials), open_session(
-        credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
-    ) as session:
+    async with (
+        _target(settings) as (url, credentials),
+        open_session(
+            credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
+        ) as session,
+    ):
         client = CommandClient(
-            session, endpoint=url, project_id=settings.project_id,
-            app_user_id=settings.app_user_id, timeout=settings.timeout, redactor=redactor,
+            session,
+            endpoint=url,
+            project_id=settings.project_id,
+            app_user_id=settings.app_user_id,
+            timeout=settings.timeout,
+            redactor=redactor,
         )
         runner = Runner(
-            client=client, limiter=limiter, write=write, run_id=run_id,
-            options=settings.options, done_keys=done_keys, stats=stats,
+            client=client,
+            limiter=limiter,
+            write=write,
+            run_id=run_id,
+            options=settings.options,
+            done_keys=done_keys,
+            stats=stats,
         )
         async with anyio.create_task_group() as group:
             if progress is not False:
                 display = None if progress is True else progress
-                ticker = ProgressTicker(stats, limiter, display=display,
-                                        interval=progress_interval)
+                ticker = ProgressTicker(stats, limiter, display=display, interval=progress_interval)
                 group.start_soon(ticker.run)
             await runner.run(entries)
             group.cancel_scope.cancel()

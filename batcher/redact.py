@@ -22,8 +22,12 @@ MASK = "***"
 def _escaped(text: str) -> set[str]:
     """``text`` as it appears inside a JSON string, in the spellings encoders produce."""
     ascii_form = json.dumps(text)[1:-1]
-    return {text, ascii_form, ascii_form.upper() if "\\u" in ascii_form else ascii_form,
-            json.dumps(text, ensure_ascii=False)[1:-1]}
+    return {
+        text,
+        ascii_form,
+        ascii_form.upper() if "\\u" in ascii_form else ascii_form,
+        json.dumps(text, ensure_ascii=False)[1:-1],
+    }
 
 
 def spellings(secret: str) -> set[str]:

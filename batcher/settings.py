@@ -71,22 +71,31 @@ class Options:
 def _bounds(options: Options) -> list[str]:
     o = options
     checks = [
-        (1 <= o.concurrency <= MAX_CONCURRENCY,
-         f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}"),
+        (
+            1 <= o.concurrency <= MAX_CONCURRENCY,
+            f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}",
+        ),
         (o.rate >= 0, "--rate must be 0 (unlimited) or more"),
         (1 <= o.burst <= MAX_BURST, f"--burst must be between 1 and {MAX_BURST:,}"),
-        (1 <= o.max_attempts <= MAX_ATTEMPTS,
-         f"--max-attempts must be between 1 and {MAX_ATTEMPTS}"),
+        (
+            1 <= o.max_attempts <= MAX_ATTEMPTS,
+            f"--max-attempts must be between 1 and {MAX_ATTEMPTS}",
+        ),
         (o.timeout > 0, "--timeout must be more than 0 seconds"),
         (o.max_failures is None or o.max_failures >= 1, "--max-failures must be at least 1"),
-        (o.max_failure_rate is None or 0 < o.max_failure_rate <= 1,
-         "--max-failure-rate must be more than 0 and at most 1"),
+        (
+            o.max_failure_rate is None or 0 < o.max_failure_rate <= 1,
+            "--max-failure-rate must be more than 0 and at most 1",
+        ),
         (o.grace_period >= 0, "--grace-period must be 0 or more"),
     ]
     problems = [message for ok, message in checks if not ok]
-    for flag, value in (("--rate", o.rate), ("--timeout", o.timeout),
-                        ("--grace-period", o.grace_period),
-                        ("--max-failure-rate", o.max_failure_rate or 0.0)):
+    for flag, value in (
+        ("--rate", o.rate),
+        ("--timeout", o.timeout),
+        ("--grace-period", o.grace_period),
+        ("--max-failure-rate", o.max_failure_rate or 0.0),
+    ):
         if not math.isfinite(value):
             problems.append(f"{flag} must be a finite number")
     return problems

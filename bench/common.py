@@ -94,17 +94,41 @@ def server(kind: str = "null", *, latency_ms: float = 0.0) -> Iterator[Server]:
     AK/SK signature.
     """
     if kind == "null":
-        cmd = [PYTHON, str(BENCH / "null_server.py"), "--port", "0",
-               "--latency-ms", str(latency_ms)]
+        cmd = [
+            PYTHON,
+            str(BENCH / "null_server.py"),
+            "--port",
+            "0",
+            "--latency-ms",
+            str(latency_ms),
+        ]
     elif kind == "sim":
-        cmd = [PYTHON, "-m", "batcher", "simulate", "--port", "0", "--latency-ms",
-               str(latency_ms), "--seed", "1", "--log-level", "warning", "--log-format", "json"]
+        cmd = [
+            PYTHON,
+            "-m",
+            "batcher",
+            "simulate",
+            "--port",
+            "0",
+            "--latency-ms",
+            str(latency_ms),
+            "--seed",
+            "1",
+            "--log-level",
+            "warning",
+            "--log-format",
+            "json",
+        ]
     else:
         raise ValueError(kind)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_"))}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_"))
+    }
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("listening on "):
@@ -137,15 +161,20 @@ class Measured:
         return self.user + self.sys
 
 
-def measure(cmd: Sequence[str], *, env: dict[str, str] | None = None,
-            cwd: Path = ROOT, capture: bool = True) -> Measured:
+def measure(
+    cmd: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT, capture: bool = True
+) -> Measured:
     """Run ``cmd`` and return its wall time and its own rusage (``os.wait4``)."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
     with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=env,
-                                stdout=so if out is subprocess.PIPE else out,
-                                stderr=se if out is subprocess.PIPE else out)
+        proc = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=env,
+            stdout=so if out is subprocess.PIPE else out,
+            stderr=se if out is subprocess.PIPE else out,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -153,9 +182,15 @@ def measure(cmd: Sequence[str], *, env: dict[str, str] | None = None,
         for handle in (so, se):
             handle.seek(0)
             texts.append(handle.read().decode(errors="replace"))
-    return Measured(wall=wall, user=usage.ru_utime, sys=usage.ru_stime,
-                    maxrss_mb=usage.ru_maxrss / 1024, rc=proc.returncode,
-                    stdout=texts[0], stderr=texts[1])
+    return Measured(
+        wall=wall,
+        user=usage.ru_utime,
+        sys=usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss / 1024,
+        rc=proc.returncode,
+        stdout=texts[0],
+        stderr=texts[1],
+    )
 
 
 #: Where ``python -m batcher`` is imported from: the working tree by default, or another copy
@@ -193,12 +228,34 @@ def loadavg() -> float:
     return os.getloadavg()[0]
 
 
-def batcher_run_args(manifest: Path, report: Path, url: str, *, rate: float = 0,
-                     concurrency: int = 100, extra: Sequence[str] = ()) -> list[str]:
-    return ["run", str(manifest), "--report", str(report),
-            "--endpoint", url, "--project-id", PROJECT, "--rate", f"{rate:g}",
-            "--concurrency", str(concurrency), "--no-progress", "--log-format", "json",
-            "--quiet", *extra]
+def batcher_run_args(
+    manifest: Path,
+    report: Path,
+    url: str,
+    *,
+    rate: float = 0,
+    concurrency: int = 100,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    return [
+        "run",
+        str(manifest),
+        "--report",
+        str(report),
+        "--endpoint",
+        url,
+        "--project-id",
+        PROJECT,
+        "--rate",
+        f"{rate:g}",
+        "--concurrency",
+        str(concurrency),
+        "--no-progress",
+        "--log-format",
+        "json",
+        "--quiet",
+        *extra,
+    ]
 
 
 def sdk_cmd(mode: str, url: str, n: int, *, threads: int = 0, window: int = 0) -> list[str]:

@@ -38,8 +38,10 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
     base = Path(args.base).resolve() if args.base else ROOT
-    sources = {f"A ({args.base or 'working tree'})": base,
-               f"B ({args.other})": Path(args.other).resolve()}
+    sources = {
+        f"A ({args.base or 'working tree'})": base,
+        f"B ({args.other})": Path(args.other).resolve(),
+    }
     rows: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
     with workdir() as tmp, server("null", latency_ms=args.latency_ms) as srv:
         manifest = make_csv(tmp / "m.csv", args.jobs)
@@ -55,8 +57,10 @@ def main() -> None:
                 ok = count_report_lines(report).get("succeeded", 0)
                 report.unlink()
                 rows[name].append((args.jobs / m.wall, m.cpu / args.jobs * 10_000))
-                log(f"{name:40} {args.jobs / m.wall:8.1f} jobs/s  "
-                    f"{m.cpu / args.jobs * 10_000:5.2f} CPU s/10k  rc {m.rc} ok {ok}")
+                log(
+                    f"{name:40} {args.jobs / m.wall:8.1f} jobs/s  "
+                    f"{m.cpu / args.jobs * 10_000:5.2f} CPU s/10k  rc {m.rc} ok {ok}"
+                )
     first: tuple[float, float] | None = None
     for name, values in rows.items():
         rate = median([v[0] for v in values])

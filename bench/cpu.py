@@ -25,8 +25,10 @@ def main() -> None:
     parser.add_argument("--src", help="run batcher from this copy of the package")
     args = parser.parse_args()
     set_src(args.src)
-    throughput.CLIENTS[:] = [(label, kind, args.jobs, args.jobs, threads)
-                             for label, kind, _n0, _n100, threads in throughput.CLIENTS]
+    throughput.CLIENTS[:] = [
+        (label, kind, args.jobs, args.jobs, threads)
+        for label, kind, _n0, _n100, threads in throughput.CLIENTS
+    ]
     results = throughput.run(repeat=args.repeat, latencies=(0.0,))
     save("cpu", results)
     print(f"CPU seconds per 10,000 jobs (median of {args.repeat}, {args.jobs} jobs each):")

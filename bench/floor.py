@@ -27,8 +27,11 @@ async def main(url: str, n: int, concurrency: int = 100) -> int:
         async def worker() -> None:
             nonlocal ok
             for i in jobs:
-                async with session.post(path.format(f"job{i:07d}"), data=body,
-                                        headers={"Content-Type": "application/json"}) as answer:
+                async with session.post(
+                    path.format(f"job{i:07d}"),
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                ) as answer:
                     ok += json.loads(await answer.read())["commond_result"] == "EXCUTE_SUCCESS"
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))

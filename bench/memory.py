@@ -34,13 +34,30 @@ def run(*, big: int = 1_000_000, runs: tuple[int, ...] = (20_000, 200_000)) -> d
         size_mb = manifest.stat().st_size / 2**20
         for name, args in (
             ("validate", ["validate", str(manifest)]),
-            ("dry-run", ["run", str(manifest), "--dry-run", "--project-id", PROJECT,
-                         "--endpoint", "http://127.0.0.1:9", "--log-format", "json"]),
+            (
+                "dry-run",
+                [
+                    "run",
+                    str(manifest),
+                    "--dry-run",
+                    "--project-id",
+                    PROJECT,
+                    "--endpoint",
+                    "http://127.0.0.1:9",
+                    "--log-format",
+                    "json",
+                ],
+            ),
         ):
             m = measure_batcher(args)
-            results[f"{name} {big}"] = {"entries": big, "maxrss_mb": round(m.maxrss_mb, 1),
-                                        "wall_s": round(m.wall, 2), "cpu_s": round(m.cpu, 2),
-                                        "rc": m.rc, "csv_mb": round(size_mb, 1)}
+            results[f"{name} {big}"] = {
+                "entries": big,
+                "maxrss_mb": round(m.maxrss_mb, 1),
+                "wall_s": round(m.wall, 2),
+                "cpu_s": round(m.cpu, 2),
+                "rc": m.rc,
+                "csv_mb": round(size_mb, 1),
+            }
             log(f"{name} {big}: peak RSS {m.maxrss_mb:.1f} MB, {m.wall:.1f}s wall, rc {m.rc}")
         manifest.unlink()
         with server("null") as srv:
@@ -49,12 +66,19 @@ def run(*, big: int = 1_000_000, runs: tuple[int, ...] = (20_000, 200_000)) -> d
                 report = tmp / f"r{n}.jsonl"
                 m = measure_batcher(batcher_run_args(small, report, srv.url))
                 ok = count_report_lines(report).get("succeeded", 0)
-                results[f"run {n}"] = {"entries": n, "maxrss_mb": round(m.maxrss_mb, 1),
-                                       "wall_s": round(m.wall, 2), "cpu_s": round(m.cpu, 2),
-                                       "rc": m.rc, "succeeded": ok,
-                                       "report_mb": round(report.stat().st_size / 2**20, 1)}
-                log(f"run {n}: peak RSS {m.maxrss_mb:.1f} MB, {m.wall:.1f}s, {n / m.wall:.0f}/s,"
-                    f" rc {m.rc}, {ok} succeeded")
+                results[f"run {n}"] = {
+                    "entries": n,
+                    "maxrss_mb": round(m.maxrss_mb, 1),
+                    "wall_s": round(m.wall, 2),
+                    "cpu_s": round(m.cpu, 2),
+                    "rc": m.rc,
+                    "succeeded": ok,
+                    "report_mb": round(report.stat().st_size / 2**20, 1),
+                }
+                log(
+                    f"run {n}: peak RSS {m.maxrss_mb:.1f} MB, {m.wall:.1f}s, {n / m.wall:.0f}/s,"
+                    f" rc {m.rc}, {ok} succeeded"
+                )
                 report.unlink()
                 small.unlink()
     return results

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PYTHON, ROOT
 
-PROBE = r'''
+PROBE = r"""
 import json, sys, timeit
 from datetime import UTC, datetime
 import anyio
@@ -82,20 +82,30 @@ best = min((lambda t0: (handoff(), time.process_time() - t0)[1])(time.process_ti
            for _ in range(3))
 out["hand-off to 100 workers"] = best / 100_000 * 1e6
 print(json.dumps(out))
-'''
+"""
 
 
 def probe(src: Path, buffer: int) -> dict[str, float]:
-    answer = subprocess.run([PYTHON, "-c", PROBE, str(buffer)], cwd=src, capture_output=True,
-                            text=True, check=True, env={"PYTHONPATH": str(src)})
+    answer = subprocess.run(
+        [PYTHON, "-c", PROBE, str(buffer)],
+        cwd=src,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(src)},
+    )
     return json.loads(answer.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--other", default="/tmp/patched")
-    parser.add_argument("--other-buffer", type=int, default=100,
-                        help="stream buffer the other copy uses (the tree uses 0)")
+    parser.add_argument(
+        "--other-buffer",
+        type=int,
+        default=100,
+        help="stream buffer the other copy uses (the tree uses 0)",
+    )
     args = parser.parse_args()
     a = probe(ROOT, 0)
     b = probe(Path(args.other).resolve(), args.other_buffer)

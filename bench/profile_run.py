@@ -24,28 +24,55 @@ from common import AK, BENCH, PROJECT, SK, log, make_csv, server, workdir
 
 # Areas: (label, predicate on (filename, funcname)) — first match wins, own time is summed.
 AREAS = [
-    ("signing (batcher.metastudio.auth + hashlib/hmac/quote)",
-     lambda f, n: f.endswith("batcher/metastudio/auth.py") or "hmac" in f or n in (
-         "<built-in method _hashlib.openssl_sha256>", "<built-in method _hashlib.hmac_new>")
-     or f.endswith("urllib/parse.py")),
-    ("report writing (batcher.report, runner._record, orjson)",
-     lambda f, n: "batcher/report/" in f or (f.endswith("batcher/engine/runner.py") and n in (
-         "_record", "utc_stamp", "_skip")) or "orjson" in n
-     or n == "<built-in method posix.write>"),
-    ("manifest reading + Entry validation (pydantic)",
-     lambda f, n: "batcher/manifest/" in f or f.endswith("batcher/entry.py")
-     or "validate_python" in n or f.endswith("csv.py") or "_csv" in n),
+    (
+        "signing (batcher.metastudio.auth + hashlib/hmac/quote)",
+        lambda f, n: (
+            f.endswith("batcher/metastudio/auth.py")
+            or "hmac" in f
+            or n
+            in ("<built-in method _hashlib.openssl_sha256>", "<built-in method _hashlib.hmac_new>")
+            or f.endswith("urllib/parse.py")
+        ),
+    ),
+    (
+        "report writing (batcher.report, runner._record, orjson)",
+        lambda f, n: (
+            "batcher/report/" in f
+            or (f.endswith("batcher/engine/runner.py") and n in ("_record", "utc_stamp", "_skip"))
+            or "orjson" in n
+            or n == "<built-in method posix.write>"
+        ),
+    ),
+    (
+        "manifest reading + Entry validation (pydantic)",
+        lambda f, n: (
+            "batcher/manifest/" in f
+            or f.endswith("batcher/entry.py")
+            or "validate_python" in n
+            or f.endswith("csv.py")
+            or "_csv" in n
+        ),
+    ),
     ("logging (structlog)", lambda f, n: "structlog" in f or f.endswith("logging/__init__.py")),
-    ("request encoding / answer mapping (batcher.metastudio, json)",
-     lambda f, n: f.endswith(("batcher/metastudio/client.py", "batcher/metastudio/answer.py"))
-     or "/json/" in f),
-    ("runner + limiter (batcher, anyio)",
-     lambda f, n: "batcher/engine/" in f or f.endswith("batcher/api.py")
-     or "/anyio/" in f),
-    ("aiohttp + yarl + multidict", lambda f, n: any(
-        p in f for p in ("/aiohttp/", "/yarl/", "/multidict/")) or "aiohttp" in n),
-    ("asyncio event loop + sockets", lambda f, n: "/asyncio/" in f or "socket" in n
-     or "select" in n or "epoll" in n),
+    (
+        "request encoding / answer mapping (batcher.metastudio, json)",
+        lambda f, n: (
+            f.endswith(("batcher/metastudio/client.py", "batcher/metastudio/answer.py"))
+            or "/json/" in f
+        ),
+    ),
+    (
+        "runner + limiter (batcher, anyio)",
+        lambda f, n: "batcher/engine/" in f or f.endswith("batcher/api.py") or "/anyio/" in f,
+    ),
+    (
+        "aiohttp + yarl + multidict",
+        lambda f, n: any(p in f for p in ("/aiohttp/", "/yarl/", "/multidict/")) or "aiohttp" in n,
+    ),
+    (
+        "asyncio event loop + sockets",
+        lambda f, n: "/asyncio/" in f or "socket" in n or "select" in n or "epoll" in n,
+    ),
 ]
 
 
@@ -62,8 +89,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "profile.prof")
     parser.add_argument("--top", type=int, default=35)
-    parser.add_argument("--tool", choices=("cprofile", "pyinstrument"), default="cprofile",
-                        help="pyinstrument: a sampling profile (wall time), far less overhead")
+    parser.add_argument(
+        "--tool",
+        choices=("cprofile", "pyinstrument"),
+        default="cprofile",
+        help="pyinstrument: a sampling profile (wall time), far less overhead",
+    )
     args = parser.parse_args()
     args.out.parent.mkdir(exist_ok=True)
     os.environ.update(HUAWEICLOUD_SDK_AK=AK, HUAWEICLOUD_SDK_SK=SK)
@@ -71,9 +102,24 @@ def main() -> None:
 
     with workdir() as tmp, server("null") as srv:
         manifest = make_csv(tmp / "m.csv", args.jobs)
-        argv = ["run", str(manifest), "--report", str(tmp / "r.jsonl"), "--endpoint", srv.url,
-                "--project-id", PROJECT, "--rate", "0", "--concurrency", "100",
-                "--no-progress", "--log-format", "json", "--quiet"]
+        argv = [
+            "run",
+            str(manifest),
+            "--report",
+            str(tmp / "r.jsonl"),
+            "--endpoint",
+            srv.url,
+            "--project-id",
+            PROJECT,
+            "--rate",
+            "0",
+            "--concurrency",
+            "100",
+            "--no-progress",
+            "--log-format",
+            "json",
+            "--quiet",
+        ]
         if args.tool == "pyinstrument":
             from pyinstrument import Profiler
 
@@ -95,8 +141,10 @@ def main() -> None:
         profiler.disable()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     profiler.dump_stats(args.out)
-    log(f"profiled run: rc={rc}, {args.jobs} jobs, {wall:.1f}s wall, {cpu:.1f}s CPU "
-        f"(profiler overhead included); stats in {args.out}")
+    log(
+        f"profiled run: rc={rc}, {args.jobs} jobs, {wall:.1f}s wall, {cpu:.1f}s CPU "
+        f"(profiler overhead included); stats in {args.out}"
+    )
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
     total = sum(v[2] for v in stats.stats.values())

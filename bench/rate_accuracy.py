@@ -28,8 +28,13 @@ from common import (
 )
 
 
-def run(*, rates: tuple[float, ...] = (20.0, 200.0), seconds: float = 22.0, repeat: int = 1,
-        latency_ms: float = 0.0) -> dict:
+def run(
+    *,
+    rates: tuple[float, ...] = (20.0, 200.0),
+    seconds: float = 22.0,
+    repeat: int = 1,
+    latency_ms: float = 0.0,
+) -> dict:
     results: dict = {"seconds": seconds, "latency_ms": latency_ms, "rates": {}}
     with workdir() as tmp, server("null", latency_ms=latency_ms) as srv:
         for rate in rates:
@@ -44,11 +49,21 @@ def run(*, rates: tuple[float, ...] = (20.0, 200.0), seconds: float = 22.0, repe
                 span = times[-1] - times[0] if len(times) > 1 else 0.0
                 achieved = (len(times) - 1) / span if span > 0 else 0.0
                 peak = max_in_window(times)
-                runs.append({"jobs": n, "arrivals": len(times), "rc": m.rc,
-                             "span_s": round(span, 3), "achieved": round(achieved, 3),
-                             "max_in_1s": peak, "wall_s": round(m.wall, 2)})
-                log(f"--rate {rate:g}: {len(times)} arrivals over {span:.2f}s = {achieved:.2f}/s,"
-                    f" max {peak} in any 1 s window (rc {m.rc})")
+                runs.append(
+                    {
+                        "jobs": n,
+                        "arrivals": len(times),
+                        "rc": m.rc,
+                        "span_s": round(span, 3),
+                        "achieved": round(achieved, 3),
+                        "max_in_1s": peak,
+                        "wall_s": round(m.wall, 2),
+                    }
+                )
+                log(
+                    f"--rate {rate:g}: {len(times)} arrivals over {span:.2f}s = {achieved:.2f}/s,"
+                    f" max {peak} in any 1 s window (rc {m.rc})"
+                )
             results["rates"][f"{rate:g}"] = {
                 "achieved": median([x["achieved"] for x in runs]),
                 "max_in_1s": max(x["max_in_1s"] for x in runs),
@@ -67,12 +82,18 @@ def main() -> None:
     parser.add_argument("--src", help="run batcher from this copy of the package")
     args = parser.parse_args()
     set_src(args.src)
-    results = run(rates=tuple(args.rates), seconds=args.seconds, repeat=args.repeat,
-                  latency_ms=args.latency_ms)
+    results = run(
+        rates=tuple(args.rates),
+        seconds=args.seconds,
+        repeat=args.repeat,
+        latency_ms=args.latency_ms,
+    )
     save("rate_accuracy", results)
     for rate, s in results["rates"].items():
-        print(f"--rate {rate:>5}: achieved {s['achieved']:.2f}/s ({s['accuracy']:.1%}), "
-              f"max {s['max_in_1s']} in any 1 s window")
+        print(
+            f"--rate {rate:>5}: achieved {s['achieved']:.2f}/s ({s['accuracy']:.1%}), "
+            f"max {s['max_in_1s']} in any 1 s window"
+        )
 
 
 if __name__ == "__main__":

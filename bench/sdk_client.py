@@ -50,11 +50,13 @@ def build(kind: type, url: str, threads: int) -> object:
     if threads:
         config.pool_connections = 1
         config.pool_maxsize = threads
-    client = (kind.new_builder()
-              .with_credentials(BasicCredentials(AK, SK, PROJECT))
-              .with_http_config(config)
-              .with_endpoints([url])
-              .build())
+    client = (
+        kind.new_builder()
+        .with_credentials(BasicCredentials(AK, SK, PROJECT))
+        .with_http_config(config)
+        .with_endpoints([url])
+        .build()
+    )
     if threads:
         http = client.get_http_client()
         http._executor.shutdown(wait=False)
@@ -90,10 +92,15 @@ def main() -> None:
     parser.add_argument("mode", choices=("sync", "async"))
     parser.add_argument("url")
     parser.add_argument("n", type=int)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="async: replace the SDK's 8-thread executor with T threads")
-    parser.add_argument("--window", type=int, default=0,
-                        help="async: futures in flight (default 4 x threads)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="async: replace the SDK's 8-thread executor with T threads",
+    )
+    parser.add_argument(
+        "--window", type=int, default=0, help="async: futures in flight (default 4 x threads)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     if args.mode == "sync":
@@ -102,8 +109,18 @@ def main() -> None:
         threads = args.threads or 8
         ok = run_async(args.url, args.n, args.threads, args.window or 4 * threads)
     done = time.perf_counter()
-    print(json.dumps({"mode": args.mode, "n": args.n, "ok": ok, "threads": args.threads or 8,
-                      "startup_s": round(started - T0, 3), "loop_s": round(done - started, 3)}))
+    print(
+        json.dumps(
+            {
+                "mode": args.mode,
+                "n": args.n,
+                "ok": ok,
+                "threads": args.threads or 8,
+                "startup_s": round(started - T0, 3),
+                "loop_s": round(done - started, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,13 @@ CLIENTS = [
 ]
 
 
-def run(*, repeat: int = 3, latencies: tuple[float, ...] = (0.0, 100.0), kind: str = "null",
-        scale: float = 1.0) -> dict:
+def run(
+    *,
+    repeat: int = 3,
+    latencies: tuple[float, ...] = (0.0, 100.0),
+    kind: str = "null",
+    scale: float = 1.0,
+) -> dict:
     results: dict = {"server": kind, "repeat": repeat, "latencies": {}}
     with workdir() as tmp:
         manifests: dict[int, Path] = {}
@@ -51,7 +56,7 @@ def run(*, repeat: int = 3, latencies: tuple[float, ...] = (0.0, 100.0), kind: s
             rows: dict[str, list[dict]] = {label: [] for label, *_ in CLIENTS}
             with server(kind, latency_ms=latency) as srv:
                 for r in range(repeat):
-                    order = CLIENTS[r % len(CLIENTS):] + CLIENTS[:r % len(CLIENTS)]
+                    order = CLIENTS[r % len(CLIENTS) :] + CLIENTS[: r % len(CLIENTS)]
                     for label, client, n0, n100, threads in order:
                         n = max(1, int((n0 if latency == 0 else n100) * scale))
                         load = loadavg()
@@ -61,27 +66,36 @@ def run(*, repeat: int = 3, latencies: tuple[float, ...] = (0.0, 100.0), kind: s
                                 manifests[n] = make_csv(tmp / f"m{n}.csv", n)
                             report = tmp / f"r-{latency:g}-{r}.jsonl"
                             src = Path(client.split(":", 1)[1]) if ":" in client else None
-                            m = measure_batcher(batcher_run_args(manifests[n], report, srv.url),
-                                                src=src)
+                            m = measure_batcher(
+                                batcher_run_args(manifests[n], report, srv.url), src=src
+                            )
                             ok = count_report_lines(report).get("succeeded", 0)
                             report.unlink()
                         else:
                             m = measure(sdk_cmd(client, srv.url, n, threads=threads))
                             ok = n if m.rc == 0 else 0
                         server_cpu = srv.cpu_seconds() - cpu0
-                        row = {"jobs": n, "ok": ok, "rc": m.rc, "wall_s": round(m.wall, 3),
-                               "jobs_per_s": round(n / m.wall, 1), "user_s": round(m.user, 3),
-                               "sys_s": round(m.sys, 3),
-                               "cpu_per_10k_s": round(m.cpu / n * 10_000, 2),
-                               "maxrss_mb": round(m.maxrss_mb, 1),
-                               "server_cpu_share": round(server_cpu / m.wall, 2),
-                               "loadavg_1m": round(load, 2)}
+                        row = {
+                            "jobs": n,
+                            "ok": ok,
+                            "rc": m.rc,
+                            "wall_s": round(m.wall, 3),
+                            "jobs_per_s": round(n / m.wall, 1),
+                            "user_s": round(m.user, 3),
+                            "sys_s": round(m.sys, 3),
+                            "cpu_per_10k_s": round(m.cpu / n * 10_000, 2),
+                            "maxrss_mb": round(m.maxrss_mb, 1),
+                            "server_cpu_share": round(server_cpu / m.wall, 2),
+                            "loadavg_1m": round(load, 2),
+                        }
                         if m.rc != 0 or ok != n:
                             row["stderr"] = m.stderr[-600:]
                         rows[label].append(row)
-                        log(f"[{latency:g} ms] {label:32} {n:6d} jobs {m.wall:7.2f}s "
+                        log(
+                            f"[{latency:g} ms] {label:32} {n:6d} jobs {m.wall:7.2f}s "
                             f"{n / m.wall:8.1f}/s cpu {m.cpu:6.2f}s "
-                            f"server {server_cpu / m.wall:4.0%} load {load:.1f} rc {m.rc} ok {ok}")
+                            f"server {server_cpu / m.wall:4.0%} load {load:.1f} rc {m.rc} ok {ok}"
+                        )
             summary = {}
             for label, runs in rows.items():
                 summary[label] = {
@@ -104,22 +118,27 @@ def main() -> None:
     parser.add_argument("--server", choices=("null", "sim"), default="null")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every job count")
     parser.add_argument("--src", help="run batcher from this copy of the package")
-    parser.add_argument("--also-src", metavar="DIR",
-                        help="also run batcher from this copy (A/B in the same runs)")
+    parser.add_argument(
+        "--also-src", metavar="DIR", help="also run batcher from this copy (A/B in the same runs)"
+    )
     args = parser.parse_args()
     set_src(args.src)
     if args.also_src:
-        CLIENTS.insert(1, (f"batcher ({args.also_src})", f"batcher:{args.also_src}",
-                           *CLIENTS[0][2:]))
-    results = run(repeat=args.repeat, latencies=tuple(args.latency), kind=args.server,
-                  scale=args.scale)
+        CLIENTS.insert(
+            1, (f"batcher ({args.also_src})", f"batcher:{args.also_src}", *CLIENTS[0][2:])
+        )
+    results = run(
+        repeat=args.repeat, latencies=tuple(args.latency), kind=args.server, scale=args.scale
+    )
     path = save("throughput", results)
     for latency, summary in results["latencies"].items():
         print(f"\nserver latency {latency} ms ({args.server} server), median of {args.repeat}:")
         for label, s in summary.items():
-            print(f"  {label:32} {s['jobs_per_s']:8.1f} jobs/s  {s['cpu_per_10k_s']:6.2f} "
-                  f"CPU s/10k  server CPU {s['server_cpu_share']:.0%}"
-                  f"{'' if s['all_ok'] else '  (ERRORS)'}")
+            print(
+                f"  {label:32} {s['jobs_per_s']:8.1f} jobs/s  {s['cpu_per_10k_s']:6.2f} "
+                f"CPU s/10k  server CPU {s['server_cpu_share']:.0%}"
+                f"{'' if s['all_ok'] else '  (ERRORS)'}"
+            )
     print(f"\nraw: {path}")
 
 

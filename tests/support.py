@@ -21,8 +21,13 @@ PROJECT = TEST_PROJECT_ID
 __all__ = ["TEST_AK", "TEST_SK", "TEST_TOKEN"]
 
 _CREDENTIAL_VARS = (
-    "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "CLOUD_SDK_AK", "CLOUD_SDK_SK",
-    "HUAWEICLOUD_SDK_SECURITY_TOKEN", "METASTUDIO_AUTH_TOKEN", "HUAWEICLOUD_SDK_PROJECT_ID",
+    "HUAWEICLOUD_SDK_AK",
+    "HUAWEICLOUD_SDK_SK",
+    "CLOUD_SDK_AK",
+    "CLOUD_SDK_SK",
+    "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    "METASTUDIO_AUTH_TOKEN",
+    "HUAWEICLOUD_SDK_PROJECT_ID",
     "HUAWEICLOUD_SDK_REGION",
 )
 
@@ -50,10 +55,12 @@ def write_csv(path: Path, rows: Iterable[dict[str, str]]) -> Path:
     return path
 
 
-def jobs_csv(path: Path, count: int, command: str = "GET_MULTIPART_UPLOADED",
-             prefix: str = "job") -> Path:
-    return write_csv(path, ({"job_id": f"{prefix}{i:06d}", "command": command}
-                            for i in range(count)))
+def jobs_csv(
+    path: Path, count: int, command: str = "GET_MULTIPART_UPLOADED", prefix: str = "job"
+) -> Path:
+    return write_csv(
+        path, ({"job_id": f"{prefix}{i:06d}", "command": command} for i in range(count))
+    )
 
 
 def read_report(path: Path) -> list[dict[str, Any]]:
@@ -92,8 +99,13 @@ def run_args(sim_url: str, *args: str) -> list[str]:
 async def spawn(args: Sequence[str], env: dict[str, str]) -> asyncio.subprocess.Process:
     """Start ``python -m batcher ARGS`` (the real entry point) without blocking the loop."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "batcher", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "batcher",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
 
 

@@ -35,8 +35,15 @@ def test_help_lists_the_public_api() -> None:
 def test_run_on_the_simulator_then_resume(tmp_path: Path) -> None:
     manifest = jobs_csv(tmp_path / "m.csv", 30)
     report = tmp_path / "r.jsonl"
-    result = batcher.run([manifest], report=report, simulate=True, rate=0, concurrency=4,
-                         handle_signals=False, progress=False)
+    result = batcher.run(
+        [manifest],
+        report=report,
+        simulate=True,
+        rate=0,
+        concurrency=4,
+        handle_signals=False,
+        progress=False,
+    )
     assert isinstance(result, batcher.RunResult)
     assert (result.succeeded, result.failed, result.skipped) == (30, 0, 0)
     assert result.attempts == 30 and result.exit_code == 0 and result.report == report
@@ -44,8 +51,9 @@ def test_run_on_the_simulator_then_resume(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     assert len(lines) == 30 and {line["run_id"] for line in lines} == {result.run_id}
 
-    again = batcher.run([manifest], report=report, simulate=True, resume=True,
-                        handle_signals=False, progress=False)
+    again = batcher.run(
+        [manifest], report=report, simulate=True, resume=True, handle_signals=False, progress=False
+    )
     assert again.already_done == 30 and again.attempts == 0 and again.exit_code == 0
     assert len(report.read_text().splitlines()) == 30
 
@@ -59,13 +67,20 @@ def test_an_existing_report_is_refused_without_resume(tmp_path: Path) -> None:
     assert caught.value.exit_code == 2
 
 
-async def test_run_async_in_a_running_loop(tmp_path: Path, start_simulator: Any,
-                                           aksk: None) -> None:
+async def test_run_async_in_a_running_loop(
+    tmp_path: Path, start_simulator: Any, aksk: None
+) -> None:
     sim = await start_simulator()
     manifest = jobs_csv(tmp_path / "m.csv", 12)
     result = await batcher.run_async(
-        [str(manifest)], report=tmp_path / "r.jsonl", endpoint=sim.url,
-        project_id=TEST_PROJECT_ID, rate=0, handle_signals=False, progress=False)
+        [str(manifest)],
+        report=tmp_path / "r.jsonl",
+        endpoint=sim.url,
+        project_id=TEST_PROJECT_ID,
+        rate=0,
+        handle_signals=False,
+        progress=False,
+    )
     assert result.succeeded == 12 and sim.stats.requests == 12
 
 
@@ -73,16 +88,26 @@ async def test_a_bad_manifest_raises_manifest_error_and_sends_nothing(
     tmp_path: Path, start_simulator: Any, aksk: None
 ) -> None:
     sim = await start_simulator()
-    manifest = write_csv(tmp_path / "bad.csv", [
-        {"job_id": "ok-1", "command": "SUBMITVERIFYING"},
-        {"job_id": "bad/id", "command": "SUBMITVERIFY"},
-    ])
+    manifest = write_csv(
+        tmp_path / "bad.csv",
+        [
+            {"job_id": "ok-1", "command": "SUBMITVERIFYING"},
+            {"job_id": "bad/id", "command": "SUBMITVERIFY"},
+        ],
+    )
     with pytest.raises(batcher.ManifestError) as caught:
-        await batcher.run_async([manifest], report=tmp_path / "r.jsonl", endpoint=sim.url,
-                                project_id=TEST_PROJECT_ID, handle_signals=False)
+        await batcher.run_async(
+            [manifest],
+            report=tmp_path / "r.jsonl",
+            endpoint=sim.url,
+            project_id=TEST_PROJECT_ID,
+            handle_signals=False,
+        )
     problems = caught.value.problems
     assert {(p.file, p.line, p.field) for p in problems} == {
-        (str(manifest), 3, "job_id"), (str(manifest), 3, "command")}
+        (str(manifest), 3, "job_id"),
+        (str(manifest), 3, "command"),
+    }
     assert "did you mean 'SUBMITVERIFYING'" in " ".join(p.message for p in problems)
     assert sim.stats.requests == 0 and not (tmp_path / "r.jsonl").exists()
     with pytest.raises(batcher.ManifestError):
@@ -92,11 +117,18 @@ async def test_a_bad_manifest_raises_manifest_error_and_sends_nothing(
 def test_validate_and_summarize(tmp_path: Path) -> None:
     summary = batcher.validate(["manifests/example.yaml", "manifests/example.csv"])
     assert isinstance(summary, batcher.ManifestSummary)
-    assert summary.total == 18 and summary.files == ("manifests/example.yaml",
-                                                     "manifests/example.csv")
+    assert summary.total == 18 and summary.files == (
+        "manifests/example.yaml",
+        "manifests/example.csv",
+    )
     report = tmp_path / "r.jsonl"
-    batcher.run(["manifests/example.csv"], report=report, simulate=True, progress=False,
-                handle_signals=False)
+    batcher.run(
+        ["manifests/example.csv"],
+        report=report,
+        simulate=True,
+        progress=False,
+        handle_signals=False,
+    )
     stats = batcher.summarize(report)
     assert isinstance(stats, batcher.Summary)
     assert stats.total == 8 and stats.status["succeeded"] + stats.status["failed"] == 8

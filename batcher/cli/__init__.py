@@ -44,10 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             log = structlog.get_logger("batcher")
             for problem in error.problems:
-                log.error("manifest_problem", problem=str(problem), file=problem.file,
-                          line=problem.line, field=problem.field, message=problem.message)
-            log.error("manifest_invalid", problems=len(error.problems),
-                      truncated=error.truncated, sent=0)
+                log.error(
+                    "manifest_problem",
+                    problem=str(problem),
+                    file=problem.file,
+                    line=problem.line,
+                    field=problem.field,
+                    message=problem.message,
+                )
+            log.error(
+                "manifest_invalid", problems=len(error.problems), truncated=error.truncated, sent=0
+            )
         else:
             for problem in error.problems:
                 print(f"error: {problem}", file=sys.stderr)
@@ -57,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _json_logs(args):
             import structlog
 
-            structlog.get_logger("batcher").error("batcher_error", message=str(error),
-                                                  exit_code=int(error.exit_code))
+            structlog.get_logger("batcher").error(
+                "batcher_error", message=str(error), exit_code=int(error.exit_code)
+            )
         else:
             print(f"batcher: {error}", file=sys.stderr)
         return int(error.exit_code)
@@ -72,9 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"batcher: {leaf}", file=sys.stderr)
             return int(leaf.exit_code)
         if isinstance(leaf, OSError):
-            print(f"batcher: stopped: {leaf}; the report holds every entry finished before "
-                  "this: fix the cause, then continue with the same command plus --resume",
-                  file=sys.stderr)
+            print(
+                f"batcher: stopped: {leaf}; the report holds every entry finished before "
+                "this: fix the cause, then continue with the same command plus --resume",
+                file=sys.stderr,
+            )
             return 3
         raise
 

@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from ..api import Plan, RunResult
 
 
-
-
 def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -22,48 +20,92 @@ def add_parser(subparsers: Subparsers) -> None:
         "every entry concurrently under the rate limit, appending one JSON line per entry to "
         "the report. Credentials come from the environment only (see README).",
     )
-    parser.add_argument("manifests", nargs="+", metavar="MANIFEST",
-                        help="YAML or CSV manifest; '-' reads CSV from standard input")
-    parser.add_argument("--report", metavar="PATH",
-                        help="JSONL report to write (required unless --dry-run)")
+    parser.add_argument(
+        "manifests",
+        nargs="+",
+        metavar="MANIFEST",
+        help="YAML or CSV manifest; '-' reads CSV from standard input",
+    )
+    parser.add_argument(
+        "--report", metavar="PATH", help="JSONL report to write (required unless --dry-run)"
+    )
     target = parser.add_argument_group("where")
     target.add_argument("--project-id", help="default: $HUAWEICLOUD_SDK_PROJECT_ID")
-    target.add_argument("--region",
-                        help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION")
-    target.add_argument("--endpoint", metavar="URL",
-                        help="base URL, overrides --region (plain http:// only for loopback)")
-    target.add_argument("--simulate", action="store_true",
-                        help="run against an in-process simulator on loopback; no credentials")
+    target.add_argument(
+        "--region", help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION"
+    )
+    target.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="base URL, overrides --region (plain http:// only for loopback)",
+    )
+    target.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run against an in-process simulator on loopback; no credentials",
+    )
     pace = parser.add_argument_group("pace")
-    pace.add_argument("--concurrency", type=int, default=16, metavar="N",
-                      help="requests in flight at most (default 16)")
-    pace.add_argument("--rate", type=float, default=10.0, metavar="PER_SECOND",
-                      help="attempts per second, retries included (default 10; 0 = unlimited)")
+    pace.add_argument(
+        "--concurrency",
+        type=int,
+        default=16,
+        metavar="N",
+        help="requests in flight at most (default 16)",
+    )
+    pace.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        metavar="PER_SECOND",
+        help="attempts per second, retries included (default 10; 0 = unlimited)",
+    )
     pace.add_argument("--burst", type=int, default=1, metavar="N", help="default 1")
-    pace.add_argument("--max-attempts", type=int, default=5, metavar="N",
-                      help="attempts per entry for retryable failures (default 5)")
-    pace.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                      help="per request (default 30)")
+    pace.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="attempts per entry for retryable failures (default 5)",
+    )
+    pace.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
+    )
     what = parser.add_argument_group("entries")
     what.add_argument("--command", metavar="CMD", help="command for entries that name none")
     what.add_argument("--app-user-id", metavar="ID", help="X-App-UserId for entries without one")
-    what.add_argument("--resume", action="store_true",
-                      help="continue an existing report: entries already succeeded are not sent")
+    what.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an existing report: entries already succeeded are not sent",
+    )
     what.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
     halting = parser.add_argument_group("halting")
-    halting.add_argument("--max-failures", type=int, metavar="N",
-                         help="halt once N entries have failed")
-    halting.add_argument("--max-failure-rate", type=float, metavar="F",
-                         help="halt when the share of failed entries exceeds F (0-1), judged "
-                         "after 50 entries")
-    halting.add_argument("--grace-period", type=float, default=10.0, metavar="SECONDS",
-                         help="on SIGINT/SIGTERM, how long requests in flight may take to finish "
-                         "(default 10; a second signal cuts it short)")
+    halting.add_argument(
+        "--max-failures", type=int, metavar="N", help="halt once N entries have failed"
+    )
+    halting.add_argument(
+        "--max-failure-rate",
+        type=float,
+        metavar="F",
+        help="halt when the share of failed entries exceeds F (0-1), judged after 50 entries",
+    )
+    halting.add_argument(
+        "--grace-period",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGINT/SIGTERM, how long requests in flight may take to finish "
+        "(default 10; a second signal cuts it short)",
+    )
     output = parser.add_argument_group("output")
-    output.add_argument("--log-format", choices=("console", "json"),
-                        help="default: console on a terminal, json otherwise")
-    output.add_argument("--log-level", default="info",
-                        choices=("debug", "info", "warning", "error"))
+    output.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        help="default: console on a terminal, json otherwise",
+    )
+    output.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
     output.add_argument("--quiet", action="store_true", help="only warnings and errors")
     output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     parser.set_defaults(handler=main)
@@ -80,12 +122,23 @@ def main(args: argparse.Namespace) -> int:
         bar = BarDisplay(sys.stderr)
     try:
         result = api.run(
-            args.manifests, report=args.report, project_id=args.project_id,
-            region=args.region, endpoint=args.endpoint, simulate=args.simulate,
-            concurrency=args.concurrency, rate=args.rate, burst=args.burst,
-            max_attempts=args.max_attempts, timeout=args.timeout, command=args.command,
-            app_user_id=args.app_user_id, resume=args.resume, dry_run=args.dry_run,
-            max_failures=args.max_failures, max_failure_rate=args.max_failure_rate,
+            args.manifests,
+            report=args.report,
+            project_id=args.project_id,
+            region=args.region,
+            endpoint=args.endpoint,
+            simulate=args.simulate,
+            concurrency=args.concurrency,
+            rate=args.rate,
+            burst=args.burst,
+            max_attempts=args.max_attempts,
+            timeout=args.timeout,
+            command=args.command,
+            app_user_id=args.app_user_id,
+            resume=args.resume,
+            dry_run=args.dry_run,
+            max_failures=args.max_failures,
+            max_failure_rate=args.max_failure_rate,
             grace_period=args.grace_period,
             progress=bar if bar is not None else not (args.no_progress or args.quiet),
         )
@@ -131,11 +184,14 @@ def render_summary(result: RunResult) -> str:
         f"{result.skipped} skipped"
         + (f", {result.already_done} already done" if result.already_done else "")
         + f" in {result.elapsed:.1f}s ({achieved:.1f} entries/s, {result.attempts} attempts"
-        + (f", {result.throttled} throttled" if result.throttled else "") + ")",
+        + (f", {result.throttled} throttled" if result.throttled else "")
+        + ")",
     ]
     if result.throttled and result.rate_limit:
-        parts.append(f"the API throttled the run; the rate settled at "
-                     f"{result.settled_rate:.1f}/s (asked for {result.rate_limit:g}/s)")
+        parts.append(
+            f"the API throttled the run; the rate settled at "
+            f"{result.settled_rate:.1f}/s (asked for {result.rate_limit:g}/s)"
+        )
     if result.halted_reason:
         parts.append(f"halted: {result.halted_reason}")
         parts.append("continue with the same command plus --resume")
@@ -148,16 +204,26 @@ def log_summary(result: RunResult) -> None:
 
     per_second = result.entries_per_second
     fields = {
-        "run_id": result.run_id, "report": str(result.report), "succeeded": result.succeeded,
-        "failed": result.failed, "skipped": result.skipped,
-        "already_done": result.already_done, "attempts": result.attempts,
-        "throttled": result.throttled, "elapsed_s": round(result.elapsed, 3),
+        "run_id": result.run_id,
+        "report": str(result.report),
+        "succeeded": result.succeeded,
+        "failed": result.failed,
+        "skipped": result.skipped,
+        "already_done": result.already_done,
+        "attempts": result.attempts,
+        "throttled": result.throttled,
+        "elapsed_s": round(result.elapsed, 3),
         "entries_per_s": None if per_second is None else round(per_second, 2),
-        "rate_limit": result.rate_limit, "settled_rate": round(result.settled_rate, 2),
+        "rate_limit": result.rate_limit,
+        "settled_rate": round(result.settled_rate, 2),
     }
     log = structlog.get_logger("batcher.run")
     if result.halted_reason:
-        log.warning("run_halted_early", halted=result.halted_reason,
-                    hint="continue with the same command plus --resume", **fields)
+        log.warning(
+            "run_halted_early",
+            halted=result.halted_reason,
+            hint="continue with the same command plus --resume",
+            **fields,
+        )
     else:
         log.info("run_finished", **fields)

@@ -45,28 +45,70 @@ def add_parser(subparsers: Subparsers) -> None:
     add("--port", type=int, default=8080, help="port; 0 picks a free one (default 8080)")
     add("--seed", type=int, default=None, help="seed for faults and jitter")
     add("--latency-ms", type=float, default=0.0, metavar="MS", help="delay per request")
-    add("--latency-jitter-ms", type=float, default=0.0, metavar="MS",
-        help="extra uniform random delay in [0, MS]")
-    add("--error-rate", type=float, default=0.0, metavar="F",
-        help="share of requests answered 500 MSS.00000004")
-    add("--throttle-rate", type=float, default=0.0, metavar="F",
-        help="share of requests answered 429 APIGW.0308 at random")
-    add("--quota", type=int, default=None, metavar="PER_SECOND",
-        help="requests admitted per second; beyond it 429 with Retry-After")
-    add("--drop-rate", type=float, default=0.0, metavar="F",
-        help="share of connections closed with no answer (nothing executed)")
-    add("--drop-after-execute-rate", type=float, default=0.0, metavar="F",
-        help="share executed and then closed with no answer (the answer is lost)")
+    add(
+        "--latency-jitter-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="extra uniform random delay in [0, MS]",
+    )
+    add(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of requests answered 500 MSS.00000004",
+    )
+    add(
+        "--throttle-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of requests answered 429 APIGW.0308 at random",
+    )
+    add(
+        "--quota",
+        type=int,
+        default=None,
+        metavar="PER_SECOND",
+        help="requests admitted per second; beyond it 429 with Retry-After",
+    )
+    add(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of connections closed with no answer (nothing executed)",
+    )
+    add(
+        "--drop-after-execute-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share executed and then closed with no answer (the answer is lost)",
+    )
     add("--jobs", metavar="FILE", default=None, help=_JOBS_HELP)
-    add("--log-format", choices=("console", "json"), default=None,
-        help="log format (default: console on a terminal, else json)")
+    add(
+        "--log-format",
+        choices=("console", "json"),
+        default=None,
+        help="log format (default: console on a terminal, else json)",
+    )
     add("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser.set_defaults(handler=main)
 
 
 _FLAG_FIELDS = (
-    "host", "port", "seed", "latency_ms", "latency_jitter_ms", "error_rate", "throttle_rate",
-    "quota", "drop_rate", "drop_after_execute_rate",
+    "host",
+    "port",
+    "seed",
+    "latency_ms",
+    "latency_jitter_ms",
+    "error_rate",
+    "throttle_rate",
+    "quota",
+    "drop_rate",
+    "drop_after_execute_rate",
 )
 
 

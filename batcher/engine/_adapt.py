@@ -92,8 +92,9 @@ class Adaptation:
         self._sample_total = 0
         self._sample_throttled = 0
 
-    def observe(self, *, throttled: bool, now: float, rate: float,
-                observed_rate: float = 0.0) -> Cut | None:
+    def observe(
+        self, *, throttled: bool, now: float, rate: float, observed_rate: float = 0.0
+    ) -> Cut | None:
         """Add one answer to the evidence; return a :class:`Cut` when a sample calls for one.
 
         ``rate`` is the effective rate now (0 = unlimited), ``observed_rate`` the calls per
@@ -133,8 +134,9 @@ class Adaptation:
             return self.settings.probe_threshold
         return self.settings.throttle_threshold
 
-    def _cut(self, now: float, rate: float, share: float, passed_per_second: float,
-             observed_rate: float) -> Cut:
+    def _cut(
+        self, now: float, rate: float, share: float, passed_per_second: float, observed_rate: float
+    ) -> Cut:
         s = self.settings
         current = rate if rate > 0 else max(observed_rate, 1.0)
         # Under a quota, what got through in the sample *is* the quota: go (just under) there

@@ -57,10 +57,15 @@ class RateLimiter:
         self._bucket = TokenBucket(rate=rate, burst=burst)
         self._adapt = Adaptation(
             AdaptSettings(
-                decrease_factor=decrease_factor, increase_per_second=increase_per_second,
-                min_rate=min_rate, window=window, min_window_seconds=min_window_seconds,
-                throttle_threshold=throttle_threshold, probe_threshold=probe_threshold,
-                recovery_fraction=recovery_fraction, drain_seconds=drain_seconds,
+                decrease_factor=decrease_factor,
+                increase_per_second=increase_per_second,
+                min_rate=min_rate,
+                window=window,
+                min_window_seconds=min_window_seconds,
+                throttle_threshold=throttle_threshold,
+                probe_threshold=probe_threshold,
+                recovery_fraction=recovery_fraction,
+                drain_seconds=drain_seconds,
                 proportional_cut=proportional_cut,
             ),
             max_rate=rate,
@@ -122,7 +127,9 @@ class RateLimiter:
             return
         now = self._clock()
         cut = self._adapt.observe(
-            throttled=throttled, now=now, rate=self._bucket.rate,
+            throttled=throttled,
+            now=now,
+            rate=self._bucket.rate,
             observed_rate=self._observed_rate(now),
         )
         if cut is None:
@@ -135,8 +142,9 @@ class RateLimiter:
         # arrive in the next moment are to calls sent at the old rate: the next sample
         # starts after them.
         self._adapt.cut_takes_effect_at(self._bucket.void_queue(now=now))
-        log.debug("rate_decreased", rate=round(cut.rate, 2),
-                  throttled_share=round(cut.throttled_share, 3))
+        log.debug(
+            "rate_decreased", rate=round(cut.rate, 2), throttled_share=round(cut.throttled_share, 3)
+        )
 
     def _observed_rate(self, now: float) -> float:
         """Calls per second lately: the last full second, or the current one so far."""

@@ -63,8 +63,13 @@ def snapshot(stats: RunStats, limiter: RateLimiter | None = None) -> Snapshot:
     remaining = None if stats.total is None else max(0, stats.total - stats.done)
     eta = remaining / rate if remaining is not None and rate > 0 else None
     return Snapshot(
-        done=stats.done, total=stats.total, succeeded=stats.succeeded, failed=stats.failed,
-        skipped=stats.skipped, in_flight=stats.in_flight, rate=round(rate, 2),
+        done=stats.done,
+        total=stats.total,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        skipped=stats.skipped,
+        in_flight=stats.in_flight,
+        rate=round(rate, 2),
         eta_s=None if eta is None else round(eta, 1),
         limit=None if limiter is None else round(limiter.rate, 2),
     )

@@ -70,4 +70,3 @@ def next_delay(
     if outcome.retry_after is not None:
         delay = max(delay, min(outcome.retry_after, policy.max_retry_after))
     return delay
-

@@ -68,8 +68,10 @@ class RunOptions:
     @property
     def retry(self) -> RetryPolicy:
         return RetryPolicy(
-            max_attempts=self.max_attempts, max_throttled_attempts=self.max_throttled_attempts,
-            backoff_base=self.backoff_base, backoff_cap=self.backoff_cap,
+            max_attempts=self.max_attempts,
+            max_throttled_attempts=self.max_throttled_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
         )
 
 
@@ -287,13 +289,20 @@ class Runner:
                 break
             if outcome.succeeded or not outcome.retryable or self._hard_stopped:
                 break
-            backoff = next_delay(self._retry, outcome, attempts=attempts, throttled=throttled,
-                                 draw=self._rng.uniform)
+            backoff = next_delay(
+                self._retry, outcome, attempts=attempts, throttled=throttled, draw=self._rng.uniform
+            )
             if backoff is None:
                 note = f" (gave up after {attempts} attempts)"
                 break
-            log.debug("retrying", job_id=entry.job_id, command=entry.command,
-                      attempt=attempts, delay=round(backoff, 3), reason=outcome.reason)
+            log.debug(
+                "retrying",
+                job_id=entry.job_id,
+                command=entry.command,
+                attempt=attempts,
+                delay=round(backoff, 3),
+                reason=outcome.reason,
+            )
             await self._wait(functools.partial(anyio.sleep, backoff))
 
         if outcome is None:  # halted before the first attempt went out
@@ -327,7 +336,8 @@ class Runner:
             self.stats.in_flight -= 1
         if outcome is None:
             return Outcome(
-                succeeded=False, retryable=True,
+                succeeded=False,
+                retryable=True,
                 reason="interrupted while the request was in flight: it may or may not have "
                 "been executed",
             )
@@ -335,20 +345,39 @@ class Runner:
 
     # ------------------------------------------------------------------ recording
 
-    def _record(self, entry: Entry, outcome: Outcome, attempts: int, started_wall: datetime,
-                started: float, note: str) -> None:
-        self._write(line_from_outcome(
-            entry, outcome, run_id=self._run_id, attempts=attempts,
-            started_at=utc_stamp(started_wall), finished_at=utc_stamp(),
-            duration_ms=round((anyio.current_time() - started) * 1000, 3), note=note,
-        ))
+    def _record(
+        self,
+        entry: Entry,
+        outcome: Outcome,
+        attempts: int,
+        started_wall: datetime,
+        started: float,
+        note: str,
+    ) -> None:
+        self._write(
+            line_from_outcome(
+                entry,
+                outcome,
+                run_id=self._run_id,
+                attempts=attempts,
+                started_at=utc_stamp(started_wall),
+                finished_at=utc_stamp(),
+                duration_ms=round((anyio.current_time() - started) * 1000, 3),
+                note=note,
+            )
+        )
         if outcome.succeeded:
             self.stats.succeeded += 1
         else:
             self.stats.failed += 1
-            log.info("entry_failed", job_id=entry.job_id, command=entry.command,
-                     source=entry.source, reason=(outcome.reason or "failed") + note,
-                     attempts=attempts)
+            log.info(
+                "entry_failed",
+                job_id=entry.job_id,
+                command=entry.command,
+                source=entry.source,
+                reason=(outcome.reason or "failed") + note,
+                attempts=attempts,
+            )
             self._check_thresholds()
 
     def _skip(self, entry: Entry, reason: str) -> None:

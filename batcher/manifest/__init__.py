@@ -35,8 +35,6 @@ from ._yaml import yaml_records
 __all__ = ["CSV_COLUMNS", "STDIN_NAME", "ManifestSummary", "Manifests"]
 
 
-
-
 #: The name standard input goes by in problems and in ``Entry.source``.
 STDIN_NAME = "<stdin>"
 
@@ -230,8 +228,13 @@ class Manifests:
             found, truncated = problems.result()
             raise ManifestError(found, truncated=truncated)
         names = tuple(source.name for source in sources)
-        return ManifestSummary(files=names, total=total, commands=commands, jobs=jobs_count,
-                               without_project_id=without_project_id)
+        return ManifestSummary(
+            files=names,
+            total=total,
+            commands=commands,
+            jobs=jobs_count,
+            without_project_id=without_project_id,
+        )
 
     def _duplicates(
         self, sources: list[Source], suspects: list[tuple[int, int, int, Entry]]
@@ -269,4 +272,3 @@ class Manifests:
                         "appear only once)",
                     ),
                 )
-

@@ -177,9 +177,7 @@ def _from_defaults(
     return found
 
 
-def _yaml_entry(
-    name: str, node: Node, top: _Top, validator: Validator, budget: Budget
-) -> Record:
+def _yaml_entry(name: str, node: Node, top: _Top, validator: Validator, budget: Budget) -> Record:
     line = node_line(node)
     if not isinstance(node, MappingNode):
         message = "an entry must be a mapping (job_id: ..., command: ...)"

@@ -29,7 +29,9 @@ def redirect_refused(status: int, location: str | None, request_id: str | None) 
     # another host, over plain http even. Not retryable: it will redirect again.
     where = f" to {URL(location).with_query(None)}" if location else ""
     return Outcome(
-        succeeded=False, http_status=status, request_id=request_id,
+        succeeded=False,
+        http_status=status,
+        request_id=request_id,
         reason=f"HTTP {status} redirect{where} not followed: batcher never follows redirects "
         "(they could carry credentials elsewhere); check --endpoint",
     )
@@ -97,13 +99,19 @@ def outcome_from_response(
     fields = {"error_code": error_code, "error_msg": error_msg, **common}
     if status in AUTH_STATUSES:
         return Outcome(
-            succeeded=False, auth_refused=True,
-            reason=f"authentication refused ({described})", **fields,
+            succeeded=False,
+            auth_refused=True,
+            reason=f"authentication refused ({described})",
+            **fields,
         )
     if status in RETRYABLE_STATUSES:
         return Outcome(
-            succeeded=False, retryable=True, throttled=status == 429,
-            retry_after=parse_retry_after(retry_after), reason=described, **fields,
+            succeeded=False,
+            retryable=True,
+            throttled=status == 429,
+            retry_after=parse_retry_after(retry_after),
+            reason=described,
+            **fields,
         )
     return Outcome(succeeded=False, reason=described, **fields)
 

@@ -88,28 +88,36 @@ class CommandClient:
         try:
             # The per-request timeout makes the reason below true whatever the session's is.
             async with self._session.post(
-                url, data=body.encode(), headers=headers,
+                url,
+                data=body.encode(),
+                headers=headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry credentials to another host
             ) as response:
                 raw = await response.read()
                 if 300 <= response.status < 400:
-                    return redirect_refused(response.status, response.headers.get("Location"),
-                                             response.headers.get("X-Request-Id"))
+                    return redirect_refused(
+                        response.status,
+                        response.headers.get("Location"),
+                        response.headers.get("X-Request-Id"),
+                    )
                 return outcome_from_response(
-                    response.status, raw, response.headers.get("X-Request-Id"),
-                    response.headers.get("Retry-After"), response.content_type,
+                    response.status,
+                    raw,
+                    response.headers.get("X-Request-Id"),
+                    response.headers.get("Retry-After"),
+                    response.content_type,
                     redactor=self._redactor,
                 )
         except TimeoutError:
             return Outcome(
-                succeeded=False, retryable=True,
+                succeeded=False,
+                retryable=True,
                 reason=f"timed out after {self._timeout:g}s waiting for the API",
             )
         except aiohttp.ClientError as error:
             return Outcome(
-                succeeded=False, retryable=True,
+                succeeded=False,
+                retryable=True,
                 reason=f"connection error: {type(error).__name__}{brief(error)}",
             )
-
-

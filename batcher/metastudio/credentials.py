@@ -89,9 +89,7 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
     ak = value("HUAWEICLOUD_SDK_AK", "CLOUD_SDK_AK")
     sk = value("HUAWEICLOUD_SDK_SK", "CLOUD_SDK_SK")
     if ak and sk:
-        return AkSkCredentials(
-            ak=ak, sk=sk, security_token=value("HUAWEICLOUD_SDK_SECURITY_TOKEN")
-        )
+        return AkSkCredentials(ak=ak, sk=sk, security_token=value("HUAWEICLOUD_SDK_SECURITY_TOKEN"))
     token = value("METASTUDIO_AUTH_TOKEN")
     return TokenCredentials(token=token) if token else None
 

@@ -66,8 +66,7 @@ def iter_report(
             else:
                 first = error.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in first["loc"])
-                handler(lineno, f"not a report line: {where + ': ' if where else ''}"
-                                f"{first['msg']}")
+                handler(lineno, f"not a report line: {where + ': ' if where else ''}{first['msg']}")
 
 
 def iter_records(
@@ -83,8 +82,9 @@ def iter_records(
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            handler(lineno, _TORN if not raw.endswith(b"\n") else "not a report line: "
-                    "not valid JSON")
+            handler(
+                lineno, _TORN if not raw.endswith(b"\n") else "not a report line: not valid JSON"
+            )
             continue
         why = _unusable(record)
         if why is None:
@@ -100,8 +100,9 @@ def _unusable(record: Any) -> str | None:
         if not isinstance(record.get(name), str):
             return f"{name}: " + ("Field required" if name not in record else "not text")
     if record.get("status") not in _STATUS_SET:
-        return "status: " + ("Field required" if "status" not in record else
-                             f"not one of {', '.join(STATUSES)}")
+        return "status: " + (
+            "Field required" if "status" not in record else f"not one of {', '.join(STATUSES)}"
+        )
     return None
 
 

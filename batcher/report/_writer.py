@@ -34,8 +34,7 @@ class ReportWriter:
     ...     report.write(line)
     """
 
-    def __init__(self, path: Path, fd: int, lock_fd: int, redactor: Redactor | None = None
-                 ) -> None:
+    def __init__(self, path: Path, fd: int, lock_fd: int, redactor: Redactor | None = None) -> None:
         self.path = path
         self._fd = fd
         self._lock_fd = lock_fd
@@ -44,8 +43,7 @@ class ReportWriter:
         self.lines_written = 0
 
     @classmethod
-    def open(cls, path: Path, *, resume: bool, redactor: Redactor | None = None
-             ) -> ReportWriter:
+    def open(cls, path: Path, *, resume: bool, redactor: Redactor | None = None) -> ReportWriter:
         """Lock ``path`` (exit code 4 if another run holds it) and open it for appending.
 
         Without ``resume`` an existing non-empty report is refused: appending a second run

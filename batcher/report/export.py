@@ -177,8 +177,10 @@ def csv_row(fields: dict[str, Any]) -> list[str]:
             "export to .yaml instead"
         )
     if names is not None and not names:
-        raise UsageError(f"{where}: an empty attachment name list cannot be written as CSV; "
-                         "export to .yaml instead")
+        raise UsageError(
+            f"{where}: an empty attachment name list cannot be written as CSV; "
+            "export to .yaml instead"
+        )
     flat = {**fields, **comment, "attachment_name": ";".join(names or ())}
     texts = [flat.get(column) for column in CSV_COLUMNS if column != "attachment_name"]
     texts += names or []

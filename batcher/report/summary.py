@@ -32,7 +32,6 @@ MAX_BAD_LINES = 100
 _NO_GROUP = -1
 
 
-
 @dataclass(slots=True)
 class RunSpan:
     """Every line a run wrote (not only latest ones): how many, and over what time."""

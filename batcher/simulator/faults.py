@@ -75,10 +75,10 @@ class SimulatorStats:
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape of ``GET /__simulator/stats``::
 
-            {"requests": 12, "by_status": {"200": 10, "429": 1}, "dropped": 1,
-             "results": {"EXCUTE_SUCCESS": 9, "EXCUTE_FAILED": 1},
-             "executions": {"job-1": {"CONFIRM_MULTIPART_UPLOADED": 1}},
-             "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}}}
+        {"requests": 12, "by_status": {"200": 10, "429": 1}, "dropped": 1,
+         "results": {"EXCUTE_SUCCESS": 9, "EXCUTE_FAILED": 1},
+         "executions": {"job-1": {"CONFIRM_MULTIPART_UPLOADED": 1}},
+         "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}}}
         """
         return {
             "requests": self.requests,

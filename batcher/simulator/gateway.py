@@ -128,8 +128,9 @@ def _check_signature(
 
 def _check_token(config: SimulatorConfig, token: str) -> Refusal | None:
     if not token.strip():
-        return Refusal(401, "APIGW.0303", "Incorrect token authentication information: "
-                       "X-Auth-Token is empty")
+        return Refusal(
+            401, "APIGW.0303", "Incorrect token authentication information: X-Auth-Token is empty"
+        )
     if config.open_auth or _matches(token.strip(), config.tokens):
         return None
     why = "the token is not valid" if config.tokens else "token authentication is not enabled"

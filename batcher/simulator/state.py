@@ -171,8 +171,9 @@ def multipart_data(job: Job, what: str) -> list[dict[str, Any]]:
     return [
         {
             "part_number": n,
-            "etag": hashlib.sha256(f"{job.project_id}/{job.job_id}/{what}/{n}".encode())
-            .hexdigest()[:32],
+            "etag": hashlib.sha256(
+                f"{job.project_id}/{job.job_id}/{what}/{n}".encode()
+            ).hexdigest()[:32],
         }
         for n in range(1, parts + 1)
     ]

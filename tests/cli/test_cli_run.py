@@ -37,8 +37,10 @@ async def test_example_manifests_run_with_simulate_and_no_credentials(
     for name in ("example.yaml", "example.csv"):
         report = tmp_path / f"{name}.jsonl"
         result = await batcher_in_thread(
-            ["run", str(EXAMPLES / name), "--simulate", "--report", str(report),
-             "--no-progress"], clean_env(), capsys)
+            ["run", str(EXAMPLES / name), "--simulate", "--report", str(report), "--no-progress"],
+            clean_env(),
+            capsys,
+        )
         assert result.code == 0, result.output
         lines = read_report(report)
         assert lines and all(line["status"] == "succeeded" for line in lines)
@@ -60,8 +62,9 @@ async def test_the_real_command_runs_mixed_commands_with_chinese_text(
         encoding="utf-8",
     )
     report = tmp_path / "r.jsonl"
-    result = await batcher(["run", str(manifest), "--report", str(report),
-                            *run_args(simulator.url)], aksk_env())
+    result = await batcher(
+        ["run", str(manifest), "--report", str(report), *run_args(simulator.url)], aksk_env()
+    )
     assert result.code == 0, result.output
     got = latest(read_report(report))
     submit = got[("job-a", "SUBMITVERIFYING")]
@@ -77,9 +80,16 @@ async def test_the_real_command_runs_mixed_commands_with_chinese_text(
 async def test_token_auth_run(tmp_path: Path, simulator: Any, capsys: Any) -> None:
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 5)), "--report", str(report),
-         *run_args(simulator.url)],
-        clean_env(METASTUDIO_AUTH_TOKEN=TEST_TOKEN), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 5)),
+            "--report",
+            str(report),
+            *run_args(simulator.url),
+        ],
+        clean_env(METASTUDIO_AUTH_TOKEN=TEST_TOKEN),
+        capsys,
+    )
     assert result.code == 0, result.output
     assert len(read_report(report)) == 5
 
@@ -87,14 +97,20 @@ async def test_token_auth_run(tmp_path: Path, simulator: Any, capsys: Any) -> No
 async def test_state_machine_refusal_is_reported_with_its_reason_and_exit_1(
     tmp_path: Path, simulator: Any, capsys: Any
 ) -> None:
-    manifest = write_csv(tmp_path / "m.csv", [
-        {"job_id": "fresh1", "command": "SUBMITVERIFYING"},   # refused: nothing uploaded
-        {"job_id": "fresh1", "command": "CONFIRM_ACCEPT"},    # so this one is skipped
-        {"job_id": "fresh2", "command": "GET_MULTIPART_UPLOADED"},
-    ])
+    manifest = write_csv(
+        tmp_path / "m.csv",
+        [
+            {"job_id": "fresh1", "command": "SUBMITVERIFYING"},  # refused: nothing uploaded
+            {"job_id": "fresh1", "command": "CONFIRM_ACCEPT"},  # so this one is skipped
+            {"job_id": "fresh2", "command": "GET_MULTIPART_UPLOADED"},
+        ],
+    )
     report = tmp_path / "r.jsonl"
-    result = await batcher_in_thread(["run", str(manifest), "--report", str(report),
-                                      *run_args(simulator.url)], aksk_env(), capsys)
+    result = await batcher_in_thread(
+        ["run", str(manifest), "--report", str(report), *run_args(simulator.url)],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 1
     got = latest(read_report(report))
     refused = got[("fresh1", "SUBMITVERIFYING")]
@@ -113,8 +129,20 @@ async def test_faults_are_retried_until_every_entry_succeeds(
     sim = await start_simulator(seed=11, error_rate=0.15, throttle_rate=0.1, drop_rate=0.05)
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 150)), "--report", str(report), "--rate", "0",
-         "--max-attempts", "10", *run_args(sim.url)], aksk_env(), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 150)),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            "--max-attempts",
+            "10",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 0, result.output
     lines = read_report(report)
     assert len(lines) == 150 and len(latest(lines)) == 150
@@ -127,9 +155,20 @@ async def test_wrong_sk_halts_with_exit_3_and_skips_the_rest(
 ) -> None:
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 300)), "--report", str(report), "--rate", "0",
-         "--concurrency", "4", *run_args(simulator.url)], aksk_env(sk="not-the-right-sk"),
-        capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 300)),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+            *run_args(simulator.url),
+        ],
+        aksk_env(sk="not-the-right-sk"),
+        capsys,
+    )
     assert result.code == 3, result.output
     lines = read_report(report)
     assert len(latest(lines)) == 300
@@ -146,13 +185,18 @@ async def test_wrong_sk_halts_with_exit_3_and_skips_the_rest(
 async def test_dry_run_prints_the_plan_and_sends_nothing(
     tmp_path: Path, simulator: Any, capsys: Any
 ) -> None:
-    manifest = write_csv(tmp_path / "m.csv", [
-        {"job_id": f"j{i}", "command": c}
-        for i, c in enumerate(["SUBMITVERIFYING"] * 3 + ["CONFIRM_ACCEPT"] * 2)
-    ])
+    manifest = write_csv(
+        tmp_path / "m.csv",
+        [
+            {"job_id": f"j{i}", "command": c}
+            for i, c in enumerate(["SUBMITVERIFYING"] * 3 + ["CONFIRM_ACCEPT"] * 2)
+        ],
+    )
     result = await batcher_in_thread(
         ["run", str(manifest), "--dry-run", "--rate", "2", *run_args(simulator.url)],
-        aksk_env(), capsys)
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 0, result.output
     assert "SUBMITVERIFYING" in result.stdout and "3" in result.stdout
     assert simulator.url in result.stdout and "AK/SK" in result.stdout
@@ -164,13 +208,19 @@ async def test_dry_run_prints_the_plan_and_sends_nothing(
 async def test_invalid_manifest_sends_nothing_and_exits_2(
     tmp_path: Path, simulator: Any, capsys: Any
 ) -> None:
-    manifest = write_csv(tmp_path / "m.csv", [
-        {"job_id": "ok1", "command": "SUBMITVERIFYING"},
-        {"job_id": "bad/id", "command": "SUBMITVERIFYING"},
-    ])
+    manifest = write_csv(
+        tmp_path / "m.csv",
+        [
+            {"job_id": "ok1", "command": "SUBMITVERIFYING"},
+            {"job_id": "bad/id", "command": "SUBMITVERIFYING"},
+        ],
+    )
     report = tmp_path / "r.jsonl"
-    result = await batcher_in_thread(["run", str(manifest), "--report", str(report),
-                                      *run_args(simulator.url)], aksk_env(), capsys)
+    result = await batcher_in_thread(
+        ["run", str(manifest), "--report", str(report), *run_args(simulator.url)],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 2
     assert "m.csv:3" in result.stderr and "job_id" in result.stderr
     assert "Traceback" not in result.output
@@ -203,8 +253,19 @@ async def test_usage_errors_exit_2(
 
 async def test_no_credentials_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 1)), "--report", str(tmp_path / "r.jsonl"),
-         "--region", "cn-north-4", "--project-id", "p1"], clean_env(), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 1)),
+            "--report",
+            str(tmp_path / "r.jsonl"),
+            "--region",
+            "cn-north-4",
+            "--project-id",
+            "p1",
+        ],
+        clean_env(),
+        capsys,
+    )
     assert result.code == 2 and "HUAWEICLOUD_SDK_AK" in result.stderr
 
 
@@ -214,8 +275,16 @@ async def test_existing_report_is_refused_without_resume(
     report = tmp_path / "r.jsonl"
     report.write_text('{"job_id": "x", "command": "Y", "status": "failed"}\n')
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 2)), "--report", str(report),
-         *run_args(simulator.url)], aksk_env(), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 2)),
+            "--report",
+            str(report),
+            *run_args(simulator.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 2 and "--resume" in result.stderr
     assert simulator.stats.requests == 0
 
@@ -230,8 +299,22 @@ async def test_secrets_never_appear_in_any_output_at_debug_level(
     env = aksk_env()
     env["HUAWEICLOUD_SDK_SECURITY_TOKEN"] = token
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 30)), "--report", str(report), "--rate", "0",
-         "--log-level", "debug", "--log-format", "json", *run_args(sim.url)], env, capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 30)),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            "--log-level",
+            "debug",
+            "--log-format",
+            "json",
+            *run_args(sim.url),
+        ],
+        env,
+        capsys,
+    )
     # The simulator knows no security token here, so it accepts or refuses; either way:
     everything = result.output + report.read_text()
     assert TEST_SK not in everything and token not in everything

@@ -409,9 +409,7 @@ def simulate_workers(
 def test_simulation_concurrent_finds_the_hidden_quota(
     workers: int, max_rate: float, seed: int
 ) -> None:
-    useful, throttled_share, lim = simulate_workers(
-        workers=workers, max_rate=max_rate, seed=seed
-    )
+    useful, throttled_share, lim = simulate_workers(workers=workers, max_rate=max_rate, seed=seed)
     assert useful >= 0.8 * 20, f"{useful:.1f}/s"
     assert throttled_share <= 0.15, f"{throttled_share:.1%}"
     if workers >= 16:

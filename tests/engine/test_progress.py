@@ -22,7 +22,11 @@ class FakeTTY(io.StringIO):
 
 def test_format_duration() -> None:
     assert [format_duration(s) for s in (0, 59, 75, 3600, 3725)] == [
-        "0s", "59s", "1m15s", "1h00m", "1h02m"
+        "0s",
+        "59s",
+        "1m15s",
+        "1h00m",
+        "1h02m",
     ]
 
 

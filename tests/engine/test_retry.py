@@ -15,19 +15,23 @@ def top(low: float, high: float) -> float:
     return high
 
 
-@pytest.mark.parametrize("outcome", [
-    Outcome(succeeded=True),
-    Outcome(succeeded=False, retryable=False, http_status=400),
-    Outcome(succeeded=False, auth_refused=True, http_status=401),
-])
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome(succeeded=True),
+        Outcome(succeeded=False, retryable=False, http_status=400),
+        Outcome(succeeded=False, auth_refused=True, http_status=401),
+    ],
+)
 def test_only_retryable_failures_are_retried(outcome: Outcome) -> None:
     assert next_delay(RetryPolicy(), outcome, attempts=1, throttled=0) is None
 
 
 def test_the_ceiling_doubles_per_attempt_up_to_the_cap() -> None:
     policy = RetryPolicy(backoff_base=0.5, backoff_cap=3.0, max_attempts=10)
-    ceilings = [next_delay(policy, TRANSIENT, attempts=n, throttled=0, draw=top)
-                for n in range(1, 7)]
+    ceilings = [
+        next_delay(policy, TRANSIENT, attempts=n, throttled=0, draw=top) for n in range(1, 7)
+    ]
     assert ceilings == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
 
 

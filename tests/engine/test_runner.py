@@ -51,15 +51,24 @@ def entry(job: str, command: str = "SUBMITVERIFYING", line: int = 1) -> Entry:
     return Entry(job_id=job, command=command, source=f"m.yaml:{line}")
 
 
-async def run(entries: list[Entry], client: ScriptedClient, limiter: RateLimiter | None = None,
-              **options: object) -> tuple[list[ReportLine], Runner]:
+async def run(
+    entries: list[Entry],
+    client: ScriptedClient,
+    limiter: RateLimiter | None = None,
+    **options: object,
+) -> tuple[list[ReportLine], Runner]:
     lines: list[ReportLine] = []
     opts = RunOptions(backoff_base=0.001, backoff_cap=0.01, handle_signals=False, **options)
     limiter = limiter or RateLimiter(rate=0)
     # Every line the runner writes must be a valid report line.
-    runner = Runner(client=client, limiter=limiter,
-                    write=lambda line: lines.append(ReportLine.model_validate(line)),
-                    run_id="test-run", options=opts, rng=random.Random(1))
+    runner = Runner(
+        client=client,
+        limiter=limiter,
+        write=lambda line: lines.append(ReportLine.model_validate(line)),
+        run_id="test-run",
+        options=opts,
+        rng=random.Random(1),
+    )
     await runner.run(entries)
     return lines, runner
 
@@ -103,12 +112,19 @@ async def test_commands_of_one_job_run_in_order_one_at_a_time() -> None:
 async def test_a_failed_command_skips_the_jobs_later_commands_even_far_later() -> None:
     def script(e: Entry, attempt: int) -> Outcome:
         if e.job_id == "bad" and e.command == "CONFIRM_MULTIPART_UPLOADED":
-            return Outcome(succeeded=False, reason="state forbids it", http_status=200,
-                           command_result="EXCUTE_FAILED", failed_msg="state forbids it")
+            return Outcome(
+                succeeded=False,
+                reason="state forbids it",
+                http_status=200,
+                command_result="EXCUTE_FAILED",
+                failed_msg="state forbids it",
+            )
         return OK
 
-    entries = [entry("bad", "CONFIRM_MULTIPART_UPLOADED", line=1),
-               entry("bad", "SUBMITVERIFYING", line=2)]
+    entries = [
+        entry("bad", "CONFIRM_MULTIPART_UPLOADED", line=1),
+        entry("bad", "SUBMITVERIFYING", line=2),
+    ]
     entries += [entry(f"filler{i}", line=3 + i) for i in range(30)]
     entries.append(entry("bad", "CONFIRM_ACCEPT", line=99))
     client = ScriptedClient(script)
@@ -126,8 +142,13 @@ async def test_a_failed_command_skips_the_jobs_later_commands_even_far_later() -
 async def test_retryable_failures_are_retried_then_succeed() -> None:
     def script(e: Entry, attempt: int) -> Outcome:
         if attempt < 3:
-            return Outcome(succeeded=False, retryable=True, http_status=500,
-                           error_code="MSS.00000004", reason="HTTP 500")
+            return Outcome(
+                succeeded=False,
+                retryable=True,
+                http_status=500,
+                error_code="MSS.00000004",
+                reason="HTTP 500",
+            )
         return OK
 
     client = ScriptedClient(script)
@@ -148,19 +169,34 @@ async def test_retries_stop_at_max_attempts_and_say_so() -> None:
 async def test_throttled_attempts_do_not_use_up_max_attempts() -> None:
     def script(e: Entry, attempt: int) -> Outcome:
         if attempt <= 6:
-            return Outcome(succeeded=False, retryable=True, throttled=True, http_status=429,
-                           retry_after=0.0, reason="HTTP 429 APIGW.0308")
+            return Outcome(
+                succeeded=False,
+                retryable=True,
+                throttled=True,
+                http_status=429,
+                retry_after=0.0,
+                reason="HTTP 429 APIGW.0308",
+            )
         return OK
 
-    lines, runner = await run([entry("j1")], ScriptedClient(script),
-                              limiter=RateLimiter(rate=0, adaptive=False), max_attempts=2)
+    lines, runner = await run(
+        [entry("j1")],
+        ScriptedClient(script),
+        limiter=RateLimiter(rate=0, adaptive=False),
+        max_attempts=2,
+    )
     assert lines[0].status == "succeeded" and lines[0].attempts == 7
     assert runner.stats.throttled == 6
 
 
 async def test_non_retryable_failure_is_not_retried() -> None:
-    bad = Outcome(succeeded=False, http_status=400, error_code="MSS.00000003",
-                  error_msg="Invalid parameter", reason="HTTP 400 MSS.00000003")
+    bad = Outcome(
+        succeeded=False,
+        http_status=400,
+        error_code="MSS.00000003",
+        error_msg="Invalid parameter",
+        reason="HTTP 400 MSS.00000003",
+    )
     client = ScriptedClient(lambda e, a: bad)
     lines, _ = await run([entry("j1")], client)
     assert lines[0].attempts == 1 and lines[0].error_code == "MSS.00000003"
@@ -185,8 +221,13 @@ def test_backoff_honours_retry_after_and_grows() -> None:
 
 
 async def test_auth_refusal_halts_and_skips_everything_not_attempted() -> None:
-    refused = Outcome(succeeded=False, auth_refused=True, http_status=401,
-                      error_code="APIGW.0301", reason="authentication refused (HTTP 401)")
+    refused = Outcome(
+        succeeded=False,
+        auth_refused=True,
+        http_status=401,
+        error_code="APIGW.0301",
+        reason="authentication refused (HTTP 401)",
+    )
     client = ScriptedClient(lambda e, a: refused if e.job_id == "j3" else OK, delay=0.002)
     entries = [entry(f"j{i}") for i in range(200)]
     lines, runner = await run(entries, client, concurrency=4)
@@ -202,11 +243,11 @@ async def test_auth_refusal_halts_and_skips_everything_not_attempted() -> None:
 
 
 async def test_max_failures_halts() -> None:
-    bad = Outcome(succeeded=False, http_status=200, command_result="EXCUTE_FAILED",
-                  reason="no")
+    bad = Outcome(succeeded=False, http_status=200, command_result="EXCUTE_FAILED", reason="no")
     client = ScriptedClient(lambda e, a: bad)
-    lines, runner = await run([entry(f"j{i}") for i in range(100)], client, concurrency=2,
-                              max_failures=5)
+    lines, runner = await run(
+        [entry(f"j{i}") for i in range(100)], client, concurrency=2, max_failures=5
+    )
     assert "--max-failures 5" in (runner.stats.halted_reason or "")
     assert runner.stats.failed <= 5 + 2
     assert len(lines) == 100
@@ -218,9 +259,13 @@ async def test_max_failure_rate_waits_for_the_minimum_sample() -> None:
     def script(e: Entry, attempt: int) -> Outcome:
         return OK if int(e.job_id[1:]) % 3 else Outcome(succeeded=False, reason="no")
 
-    lines, runner = await run([entry(f"j{i}") for i in range(300)], ScriptedClient(script),
-                              concurrency=1, max_failure_rate=0.2,
-                              failure_rate_min_sample=30)
+    lines, runner = await run(
+        [entry(f"j{i}") for i in range(300)],
+        ScriptedClient(script),
+        concurrency=1,
+        max_failure_rate=0.2,
+        failure_rate_min_sample=30,
+    )
     finished = runner.stats.succeeded + runner.stats.failed
     assert runner.stats.halted_reason and "--max-failure-rate 0.2" in runner.stats.halted_reason
     assert 30 <= finished <= 32
@@ -232,8 +277,14 @@ async def test_resume_keys_are_not_sent_and_get_no_line() -> None:
     done = {key_digest(e.job_id, e.command) for e in entries[:6]}
     client = ScriptedClient()
     lines: list[dict[str, object]] = []
-    runner = Runner(client=client, limiter=RateLimiter(rate=0), write=lines.append,
-                    run_id="r2", options=RunOptions(handle_signals=False), done_keys=done)
+    runner = Runner(
+        client=client,
+        limiter=RateLimiter(rate=0),
+        write=lines.append,
+        run_id="r2",
+        options=RunOptions(handle_signals=False),
+        done_keys=done,
+    )
     stats = await runner.run(entries)
     assert sorted(client.calls) == sorted(e.key for e in entries[6:])
     assert stats.already_done == 6 and len(lines) == 4
@@ -272,8 +323,12 @@ async def test_entries_queued_behind_a_busy_job_are_bounded(concurrency: int) ->
 
 
 async def test_after_a_halt_a_jobs_queued_commands_are_skipped_with_the_halt_reason() -> None:
-    refused = Outcome(succeeded=False, auth_refused=True, http_status=403,
-                      reason="authentication refused (HTTP 403)")
+    refused = Outcome(
+        succeeded=False,
+        auth_refused=True,
+        http_status=403,
+        reason="authentication refused (HTTP 403)",
+    )
     client = ScriptedClient(lambda e, a: refused)
     entries = [entry("a", "CONFIRM_MULTIPART_UPLOADED"), entry("a", "SUBMITVERIFYING")]
     lines, _ = await run(entries, client, concurrency=1)

@@ -39,4 +39,3 @@ def problems(paths: list[str], **options: object) -> list[Problem]:
 
 def where(found: list[Problem]) -> list[tuple[int | None, str | None]]:
     return [(problem.line, problem.field) for problem in found]
-

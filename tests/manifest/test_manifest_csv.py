@@ -138,5 +138,3 @@ def test_utf16_csv_is_refused_plainly(tmp_path: Path) -> None:
     (problem,) = problems([path])
     assert (problem.line, problem.field) == (1, None)
     assert "UTF-16" in problem.message
-
-

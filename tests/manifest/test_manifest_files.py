@@ -221,5 +221,3 @@ def test_entries_stream_lazily(tmp_path: Path) -> None:
         stream = manifests.entries()
         assert next(stream).job_id == "j0"
         assert next(stream).job_id == "j1"
-
-

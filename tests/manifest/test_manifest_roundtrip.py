@@ -97,5 +97,3 @@ def test_any_valid_yaml_round_trips(tmp_path: Path, entries: list[Entry]) -> Non
     path = write(tmp_path, "round.yaml", text.encode())
     _, read = load([path])
     assert [_fields(entry) for entry in read] == [_fields(entry) for entry in entries]
-
-

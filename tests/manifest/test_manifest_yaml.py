@@ -295,5 +295,3 @@ def test_non_utf8_yaml(tmp_path: Path) -> None:
     (problem,) = problems([path])
     assert (problem.line, problem.field) == (3, None)
     assert "UTF-8" in problem.message
-
-

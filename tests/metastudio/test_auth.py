@@ -143,12 +143,18 @@ def test_security_token_and_app_user_id_are_signed_like_official() -> None:
     headers = base_headers(**{"X-Security-Token": "tok/+=abc", "X-App-UserId": "user-42"})
     body = chinese_body()
     mine = ours(path=job_path("j"), headers=headers, body=body)
-    assert "SignedHeaders=content-type;host;x-app-userid;x-project-id;x-sdk-date;" \
+    assert (
+        "SignedHeaders=content-type;host;x-app-userid;x-project-id;x-sdk-date;"
         "x-security-token," in mine
+    )
     request = SdkRequest(
-        method="POST", schema="https", host=HOST, resource_path=job_path("j"),
+        method="POST",
+        schema="https",
+        host=HOST,
+        resource_path=job_path("j"),
         header_params={k: v for k, v in headers.items() if k != "X-Security-Token"},
-        body=body, query_params=[],
+        body=body,
+        query_params=[],
     )
     # The official credentials add X-Security-Token themselves, as for temporary AK/SK.
     creds = BasicCredentials(AK, SK, PROJECT).with_security_token("tok/+=abc")
@@ -212,8 +218,9 @@ def test_unsignable_headers_are_not_signed() -> None:
     body=st.one_of(
         st.binary(max_size=512),
         st.text(max_size=200).map(
-            lambda t: json.dumps({"command": "X", "operation_reason": t}, ensure_ascii=False)
-            .encode()
+            lambda t: json.dumps(
+                {"command": "X", "operation_reason": t}, ensure_ascii=False
+            ).encode()
         ),
     ),
     job_id=st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
@@ -248,8 +255,13 @@ def _verify(
     headers: Mapping[str, str], body: bytes, *, sk: str = SK, now: datetime = SIGNED_AT
 ) -> str | None:
     return verify_request(
-        method="POST", path=job_path("j"), query=[], headers=headers, body=body,
-        secret_for=lambda ak: sk if ak == AK else None, now=now,
+        method="POST",
+        path=job_path("j"),
+        query=[],
+        headers=headers,
+        body=body,
+        secret_for=lambda ak: sk if ak == AK else None,
+        now=now,
     )
 
 
@@ -262,8 +274,9 @@ def test_verify_request_accepts_and_rejects() -> None:
         "tampered body": _verify(headers, body.replace("驳回".encode(), "通过".encode())),
         "skewed": _verify(headers, body, now=SIGNED_AT + timedelta(minutes=16)),
         "skewed back": _verify(headers, body, now=SIGNED_AT - timedelta(minutes=16)),
-        "no auth": _verify(CIMultiDict((k, v) for k, v in headers.items()
-                                       if k != "Authorization"), body),
+        "no auth": _verify(
+            CIMultiDict((k, v) for k, v in headers.items() if k != "Authorization"), body
+        ),
     }
     for name, reason in reasons.items():
         assert reason, name
@@ -280,8 +293,13 @@ def test_verify_request_rejects_unknown_ak_and_dropped_signed_header() -> None:
     body = b"{}"
     headers = _signed(body)
     unknown = verify_request(
-        method="POST", path=job_path("j"), query=[], headers=headers, body=body,
-        secret_for=lambda ak: None, now=SIGNED_AT,
+        method="POST",
+        path=job_path("j"),
+        query=[],
+        headers=headers,
+        body=body,
+        secret_for=lambda ak: None,
+        now=SIGNED_AT,
     )
     assert unknown is not None and "access key" in unknown
     dropped = CIMultiDict((k, v) for k, v in headers.items() if k != "X-Project-Id")
@@ -346,8 +364,12 @@ def _official_from_received(received: dict[str, Any], sk: str) -> str:
     headers = {name: received["headers"][name] for name in names}
     project = headers.get("x-project-id")
     request = SdkRequest(
-        method=received["method"], schema="http", host=received["headers"]["Host"],
-        resource_path=received["path"], header_params=headers, body=received["body"],
+        method=received["method"],
+        schema="http",
+        host=received["headers"]["Host"],
+        resource_path=received["path"],
+        header_params=headers,
+        body=received["body"],
         query_params=received["query"],
     )
     # No project id and no token on the credentials: the header set must be exactly `names`.
@@ -357,7 +379,11 @@ def _official_from_received(received: dict[str, Any], sk: str) -> str:
 
 
 async def _send(
-    base: URL, creds: AkSkCredentials, *, body: bytes, query: dict[str, str] | None = None,
+    base: URL,
+    creds: AkSkCredentials,
+    *,
+    body: bytes,
+    query: dict[str, str] | None = None,
     app_user_id: str | None = None,
 ) -> None:
     headers = {"Content-Type": "application/json;charset=UTF-8", "X-Project-Id": PROJECT}
@@ -387,8 +413,13 @@ async def test_middleware_signature_verifies_as_received(
 
     def check(h: Mapping[str, str], b: bytes, *, sk: str = SK, now: datetime | None = None):
         return verify_request(
-            method=received["method"], path=received["path"], query=received["query"],
-            headers=h, body=b, secret_for=lambda ak: sk if ak == AK else None, now=now,
+            method=received["method"],
+            path=received["path"],
+            query=received["query"],
+            headers=h,
+            body=b,
+            secret_for=lambda ak: sk if ak == AK else None,
+            now=now,
         )
 
     signed_at = datetime.strptime(headers["X-Sdk-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
@@ -461,28 +492,74 @@ def test_middleware_for_picks_by_credential_kind() -> None:
     ("env", "expected"),
     [
         ({}, None),
-        ({"HUAWEICLOUD_SDK_AK": "A1", "HUAWEICLOUD_SDK_SK": "S1",
-          "CLOUD_SDK_AK": "A2", "CLOUD_SDK_SK": "S2"}, AkSkCredentials(ak="A1", sk="S1")),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "A1",
+                "HUAWEICLOUD_SDK_SK": "S1",
+                "CLOUD_SDK_AK": "A2",
+                "CLOUD_SDK_SK": "S2",
+            },
+            AkSkCredentials(ak="A1", sk="S1"),
+        ),
         ({"CLOUD_SDK_AK": "A2", "CLOUD_SDK_SK": "S2"}, AkSkCredentials(ak="A2", sk="S2")),
-        ({"HUAWEICLOUD_SDK_AK": "A1", "HUAWEICLOUD_SDK_SK": "S1",
-          "METASTUDIO_AUTH_TOKEN": "tok"}, AkSkCredentials(ak="A1", sk="S1")),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "A1",
+                "HUAWEICLOUD_SDK_SK": "S1",
+                "METASTUDIO_AUTH_TOKEN": "tok",
+            },
+            AkSkCredentials(ak="A1", sk="S1"),
+        ),
         ({"METASTUDIO_AUTH_TOKEN": " tok "}, TokenCredentials(token="tok")),
-        ({"HUAWEICLOUD_SDK_AK": "A1", "HUAWEICLOUD_SDK_SK": "S1",
-          "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st"},
-         AkSkCredentials(ak="A1", sk="S1", security_token="st")),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "A1",
+                "HUAWEICLOUD_SDK_SK": "S1",
+                "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st",
+            },
+            AkSkCredentials(ak="A1", sk="S1", security_token="st"),
+        ),
         # Blank values count as unset.
-        ({"HUAWEICLOUD_SDK_AK": "", "HUAWEICLOUD_SDK_SK": "",
-          "CLOUD_SDK_AK": "A2", "CLOUD_SDK_SK": "S2"}, AkSkCredentials(ak="A2", sk="S2")),
-        ({"HUAWEICLOUD_SDK_AK": "  ", "HUAWEICLOUD_SDK_SK": " \t",
-          "CLOUD_SDK_AK": "A2", "CLOUD_SDK_SK": "S2"}, AkSkCredentials(ak="A2", sk="S2")),
-        ({"HUAWEICLOUD_SDK_AK": "A1", "HUAWEICLOUD_SDK_SK": "S1",
-          "HUAWEICLOUD_SDK_SECURITY_TOKEN": "  "}, AkSkCredentials(ak="A1", sk="S1")),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "",
+                "HUAWEICLOUD_SDK_SK": "",
+                "CLOUD_SDK_AK": "A2",
+                "CLOUD_SDK_SK": "S2",
+            },
+            AkSkCredentials(ak="A2", sk="S2"),
+        ),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "  ",
+                "HUAWEICLOUD_SDK_SK": " \t",
+                "CLOUD_SDK_AK": "A2",
+                "CLOUD_SDK_SK": "S2",
+            },
+            AkSkCredentials(ak="A2", sk="S2"),
+        ),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "A1",
+                "HUAWEICLOUD_SDK_SK": "S1",
+                "HUAWEICLOUD_SDK_SECURITY_TOKEN": "  ",
+            },
+            AkSkCredentials(ak="A1", sk="S1"),
+        ),
         ({"METASTUDIO_AUTH_TOKEN": "   "}, None),
-        ({"HUAWEICLOUD_SDK_AK": "  ", "HUAWEICLOUD_SDK_SK": "  ",
-          "METASTUDIO_AUTH_TOKEN": "tok"}, TokenCredentials(token="tok")),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "  ",
+                "HUAWEICLOUD_SDK_SK": "  ",
+                "METASTUDIO_AUTH_TOKEN": "tok",
+            },
+            TokenCredentials(token="tok"),
+        ),
         # An AK without an SK is not AK/SK auth.
-        ({"HUAWEICLOUD_SDK_AK": "A1", "METASTUDIO_AUTH_TOKEN": "tok"},
-         TokenCredentials(token="tok")),
+        (
+            {"HUAWEICLOUD_SDK_AK": "A1", "METASTUDIO_AUTH_TOKEN": "tok"},
+            TokenCredentials(token="tok"),
+        ),
     ],
 )
 def test_credentials_from_env(env: dict[str, str], expected: object) -> None:
@@ -490,8 +567,13 @@ def test_credentials_from_env(env: dict[str, str], expected: object) -> None:
 
 
 def test_credentials_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "CLOUD_SDK_AK", "CLOUD_SDK_SK",
-                 "HUAWEICLOUD_SDK_SECURITY_TOKEN"):
+    for name in (
+        "HUAWEICLOUD_SDK_AK",
+        "HUAWEICLOUD_SDK_SK",
+        "CLOUD_SDK_AK",
+        "CLOUD_SDK_SK",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "from-env")
     assert credentials_from_env() == TokenCredentials(token="from-env")
@@ -501,11 +583,18 @@ def test_reprs_never_show_secrets() -> None:
     ak_sk = AkSkCredentials(ak=AK, sk=SK, security_token="SECRET-STS-TOKEN")
     token = TokenCredentials(token="SECRET-IAM-TOKEN")
     texts = [
-        repr(ak_sk), str(ak_sk), ak_sk.describe(),
-        repr(token), str(token), token.describe(),
-        repr(AkSkSigner(ak_sk)), str(AkSkSigner(ak_sk)),
-        repr(TokenAuth(token)), str(TokenAuth(token)),
-        repr([ak_sk, token]), f"{ak_sk!r} {token}",
+        repr(ak_sk),
+        str(ak_sk),
+        ak_sk.describe(),
+        repr(token),
+        str(token),
+        token.describe(),
+        repr(AkSkSigner(ak_sk)),
+        str(AkSkSigner(ak_sk)),
+        repr(TokenAuth(token)),
+        str(TokenAuth(token)),
+        repr([ak_sk, token]),
+        f"{ak_sk!r} {token}",
     ]
     for text in texts:
         for secret in (SK, "SECRET-STS-TOKEN", "SECRET-IAM-TOKEN"):

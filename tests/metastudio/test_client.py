@@ -153,7 +153,8 @@ async def test_no_project_id_is_a_usage_error(session: aiohttp.ClientSession) ->
 def test_url_for_keeps_endpoint_port() -> None:
     client = CommandClient(
         None,  # type: ignore[arg-type]  # url_for does not touch the session
-        endpoint=URL("http://127.0.0.1:8080"), project_id="p1",
+        endpoint=URL("http://127.0.0.1:8080"),
+        project_id="p1",
     )
     assert str(client.url_for(make_entry())) == (
         "http://127.0.0.1:8080/v1/p1/digital-human-training-manage/user/jobs/job-1/command"
@@ -170,14 +171,21 @@ async def test_success_keeps_request_id_and_upload_details(
     parts = [{"part_number": 1, "etag": "e1"}, {"part_number": 2, "etag": "e2"}]
     mocked.post(
         command_url("job-1"),
-        payload={"commond_result": "EXCUTE_SUCCESS", "attachment_upload_url": urls,
-                 "multipart_data": parts},
+        payload={
+            "commond_result": "EXCUTE_SUCCESS",
+            "attachment_upload_url": urls,
+            "multipart_data": parts,
+        },
         headers={"X-Request-Id": "req-123"},
     )
     outcome = await client.execute(make_entry())
     assert outcome == Outcome(
-        succeeded=True, http_status=200, request_id="req-123", command_result="EXCUTE_SUCCESS",
-        attachment_upload_url=urls, multipart_data=parts,
+        succeeded=True,
+        http_status=200,
+        request_id="req-123",
+        command_result="EXCUTE_SUCCESS",
+        attachment_upload_url=urls,
+        multipart_data=parts,
     )
 
 
@@ -207,8 +215,10 @@ def test_excute_failed_without_message_still_has_reason() -> None:
     assert outcome.reason and "EXCUTE_FAILED" in outcome.reason
 
 
-@pytest.mark.parametrize("payload", [{}, {"commond_result": "SOMETHING_NEW"},
-                                     {"commond_result": None}, {"command_result": "x"}])
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"commond_result": "SOMETHING_NEW"}, {"commond_result": None}, {"command_result": "x"}],
+)
 def test_200_with_unknown_or_missing_result_is_not_success(payload: dict[str, Any]) -> None:
     outcome = outcome_from_response(200, json.dumps(payload).encode(), "r", None)
     assert not outcome.succeeded
@@ -233,8 +243,7 @@ def test_200_with_empty_body_is_not_success() -> None:
 async def test_client_errors_are_final(
     client: CommandClient, mocked: aioresponses, status: int, code: str, msg: str
 ) -> None:
-    mocked.post(command_url("job-1"), status=status,
-                payload={"error_code": code, "error_msg": msg})
+    mocked.post(command_url("job-1"), status=status, payload={"error_code": code, "error_msg": msg})
     outcome = await client.execute(make_entry())
     assert not outcome.succeeded
     assert not outcome.retryable
@@ -249,8 +258,11 @@ async def test_client_errors_are_final(
 async def test_auth_statuses_refuse(
     client: CommandClient, mocked: aioresponses, status: int
 ) -> None:
-    mocked.post(command_url("job-1"), status=status,
-                payload={"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication"})
+    mocked.post(
+        command_url("job-1"),
+        status=status,
+        payload={"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication"},
+    )
     outcome = await client.execute(make_entry())
     assert not outcome.succeeded
     assert outcome.auth_refused
@@ -262,9 +274,12 @@ async def test_auth_statuses_refuse(
 
 async def test_429_with_retry_after_seconds(client: CommandClient, mocked: aioresponses) -> None:
     mocked.post(
-        command_url("job-1"), status=429,
-        payload={"error_code": "APIGW.0308",
-                 "error_msg": "The throttling threshold has been reached"},
+        command_url("job-1"),
+        status=429,
+        payload={
+            "error_code": "APIGW.0308",
+            "error_msg": "The throttling threshold has been reached",
+        },
         headers={"Retry-After": "7"},
     )
     outcome = await client.execute(make_entry())
@@ -276,13 +291,14 @@ async def test_429_with_retry_after_seconds(client: CommandClient, mocked: aiore
     assert outcome.error_code == "APIGW.0308"
 
 
-async def test_429_with_retry_after_http_date(
-    client: CommandClient, mocked: aioresponses
-) -> None:
+async def test_429_with_retry_after_http_date(client: CommandClient, mocked: aioresponses) -> None:
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=120)
-    mocked.post(command_url("job-1"), status=429,
-                payload={"error_code": "APIGW.0308", "error_msg": "throttled"},
-                headers={"Retry-After": format_datetime(when, usegmt=True)})
+    mocked.post(
+        command_url("job-1"),
+        status=429,
+        payload={"error_code": "APIGW.0308", "error_msg": "throttled"},
+        headers={"Retry-After": format_datetime(when, usegmt=True)},
+    )
     outcome = await client.execute(make_entry())
     assert outcome.throttled and outcome.retryable
     assert outcome.retry_after is not None
@@ -300,9 +316,12 @@ async def test_429_without_retry_after(client: CommandClient, mocked: aiorespons
 async def test_server_errors_are_retryable(
     client: CommandClient, mocked: aioresponses, status: int
 ) -> None:
-    mocked.post(command_url("job-1"), status=status,
-                payload={"error_code": "MSS.00000004", "error_msg": "Internal Error"},
-                headers={"X-Request-Id": "r5"})
+    mocked.post(
+        command_url("job-1"),
+        status=status,
+        payload={"error_code": "MSS.00000004", "error_msg": "Internal Error"},
+        headers={"X-Request-Id": "r5"},
+    )
     outcome = await client.execute(make_entry())
     assert not outcome.succeeded
     assert outcome.retryable
@@ -332,8 +351,13 @@ async def test_html_proxy_page_is_handled(client: CommandClient, mocked: aioresp
 
 @pytest.mark.parametrize(
     ("status", "retryable", "auth", "throttled"),
-    [(200, False, False, False), (400, False, False, False), (401, False, True, False),
-     (429, True, False, True), (503, True, False, False)],
+    [
+        (200, False, False, False),
+        (400, False, False, False),
+        (401, False, True, False),
+        (429, True, False, True),
+        (503, True, False, False),
+    ],
 )
 def test_non_json_bodies_keep_the_status_mapping(
     status: int, retryable: bool, auth: bool, throttled: bool
@@ -341,7 +365,9 @@ def test_non_json_bodies_keep_the_status_mapping(
     outcome = outcome_from_response(status, b"<html>oops</html>", None, "3", "text/html")
     assert not outcome.succeeded
     assert (outcome.retryable, outcome.auth_refused, outcome.throttled) == (
-        retryable, auth, throttled
+        retryable,
+        auth,
+        throttled,
     )
     assert outcome.reason and "not JSON" in outcome.reason and "oops" in outcome.reason
 
@@ -462,9 +488,17 @@ def test_endpoint_refused(given: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "expected"),
-    [("127.0.0.1", True), ("127.255.0.9", True), ("::1", True), ("[::1]", True),
-     ("LOCALHOST", True), ("10.0.0.1", False), ("0.0.0.0", False), ("example.com", False),
-     ("localhost.example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.255.0.9", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("LOCALHOST", True),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+    ],
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected

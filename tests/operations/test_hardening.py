@@ -34,8 +34,9 @@ class Server:
         self.url = ""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append({"path": request.path, "headers": dict(request.headers),
-                              "body": await request.read()})
+        self.requests.append(
+            {"path": request.path, "headers": dict(request.headers), "body": await request.read()}
+        )
         return await self.handler(request)
 
 
@@ -73,14 +74,26 @@ async def test_redirects_are_never_followed(tmp_path: Path, serve: Any, capsys: 
     server = await serve(redirect)
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 3)), "--report", str(report),
-         *run_args(server.url)], clean_env(METASTUDIO_AUTH_TOKEN=SECRET_TOKEN), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 3)),
+            "--report",
+            str(report),
+            *run_args(server.url),
+        ],
+        clean_env(METASTUDIO_AUTH_TOKEN=SECRET_TOKEN),
+        capsys,
+    )
     assert result.code == 1
     assert thief.requests == []  # the token went nowhere else
     lines = read_report(report)
     assert len(lines) == 3 and all(line["status"] == "failed" for line in lines)
-    assert all("not followed" in line["reason"] and line["http_status"] == 307
-               and line["retryable"] is False for line in lines)
+    assert all(
+        "not followed" in line["reason"]
+        and line["http_status"] == 307
+        and line["retryable"] is False
+        for line in lines
+    )
 
 
 @pytest.mark.parametrize("log_format", ["console", "json"])
@@ -90,15 +103,29 @@ async def test_a_secret_echoed_by_the_server_is_masked_everywhere(
     async def echo(request: web.Request) -> web.Response:
         token = request.headers.get("X-Auth-Token", "")
         message = f"bad token {token} in {dict(request.headers)}"
-        return web.json_response({"error_code": "APIGW.0301", "error_msg": message},
-                                 status=401, headers={"X-Request-Id": token})
+        return web.json_response(
+            {"error_code": "APIGW.0301", "error_msg": message},
+            status=401,
+            headers={"X-Request-Id": token},
+        )
 
     server = await serve(echo)
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 5)), "--report", str(report),
-         "--log-level", "debug", "--log-format", log_format, *run_args(server.url)],
-        clean_env(METASTUDIO_AUTH_TOKEN=SECRET_TOKEN), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 5)),
+            "--report",
+            str(report),
+            "--log-level",
+            "debug",
+            "--log-format",
+            log_format,
+            *run_args(server.url),
+        ],
+        clean_env(METASTUDIO_AUTH_TOKEN=SECRET_TOKEN),
+        capsys,
+    )
     assert result.code == 3
     assert server.requests  # it really echoed the token at us
     everything = result.output + report.read_text()
@@ -106,11 +133,14 @@ async def test_a_secret_echoed_by_the_server_is_masked_everywhere(
     assert "***" in report.read_text()
 
 
-@pytest.mark.parametrize("payload", [
-    {"commond_result": "EXCUTE_SUCCESS", "multipart_data": [1, 2]},
-    {"commond_result": "EXCUTE_SUCCESS", "attachment_upload_url": [3, None]},
-    {"commond_result": "EXCUTE_SUCCESS", "multipart_data": "not a list"},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"commond_result": "EXCUTE_SUCCESS", "multipart_data": [1, 2]},
+        {"commond_result": "EXCUTE_SUCCESS", "attachment_upload_url": [3, None]},
+        {"commond_result": "EXCUTE_SUCCESS", "multipart_data": "not a list"},
+    ],
+)
 async def test_oddly_typed_answers_still_give_every_entry_its_line(
     tmp_path: Path, serve: Any, capsys: Any, payload: dict[str, Any]
 ) -> None:
@@ -120,8 +150,18 @@ async def test_oddly_typed_answers_still_give_every_entry_its_line(
     server = await serve(odd)
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 20)), "--report", str(report), "--rate", "0",
-         *run_args(server.url)], aksk_env(), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 20)),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            *run_args(server.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 0, result.output
     lines = read_report(report)
     assert len(lines) == 20 and all(line["status"] == "succeeded" for line in lines)
@@ -135,12 +175,33 @@ async def test_a_symlink_to_a_held_report_is_locked_too(
     alias = tmp_path / "alias.jsonl"
     report.touch()
     alias.symlink_to(report)
-    first = await spawn(["run", str(jobs_csv(tmp_path / "a.csv", 60)), "--report", str(report),
-                         "--resume", "--concurrency", "2", "--rate", "0", *run_args(sim.url)],
-                        aksk_env())
+    first = await spawn(
+        [
+            "run",
+            str(jobs_csv(tmp_path / "a.csv", 60)),
+            "--report",
+            str(report),
+            "--resume",
+            "--concurrency",
+            "2",
+            "--rate",
+            "0",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+    )
     await wait_for_lines(report, 1)
-    second = await batcher(["run", str(jobs_csv(tmp_path / "b.csv", 3, prefix="b")),
-                            "--report", str(alias), "--resume", *run_args(sim.url)], aksk_env())
+    second = await batcher(
+        [
+            "run",
+            str(jobs_csv(tmp_path / "b.csv", 3, prefix="b")),
+            "--report",
+            str(alias),
+            "--resume",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+    )
     first.terminate()
     await first.communicate()
     assert second.code == 4, second.output
@@ -151,37 +212,71 @@ async def test_a_control_character_in_a_credential_is_a_usage_error(
     tmp_path: Path, capsys: Any
 ) -> None:
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 1)), "--report", str(tmp_path / "r.jsonl"),
-         "--region", "cn-north-4", "--project-id", PROJECT],
-        clean_env(METASTUDIO_AUTH_TOKEN="abc\ninjected: yes"), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 1)),
+            "--report",
+            str(tmp_path / "r.jsonl"),
+            "--region",
+            "cn-north-4",
+            "--project-id",
+            PROJECT,
+        ],
+        clean_env(METASTUDIO_AUTH_TOKEN="abc\ninjected: yes"),
+        capsys,
+    )
     assert result.code == 2
     assert "METASTUDIO_AUTH_TOKEN" in result.stderr and "injected" not in result.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--endpoint", "http://127.0.0.1:99999"], "not a valid URL"),
-    (["--endpoint", "https://user:pw@metastudio.cn-north-4.myhuaweicloud.com"], "password"),
-    (["--endpoint", "http://127.0.0.1.nip.io"], "loopback"),
-    (["--timeout", "inf"], "--timeout must be a finite number"),
-    (["--rate", "nan"], "--rate"),
-])
-async def test_more_usage_errors(tmp_path: Path, args: list[str], message: str,
-                                 capsys: Any) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--endpoint", "http://127.0.0.1:99999"], "not a valid URL"),
+        (["--endpoint", "https://user:pw@metastudio.cn-north-4.myhuaweicloud.com"], "password"),
+        (["--endpoint", "http://127.0.0.1.nip.io"], "loopback"),
+        (["--timeout", "inf"], "--timeout must be a finite number"),
+        (["--rate", "nan"], "--rate"),
+    ],
+)
+async def test_more_usage_errors(
+    tmp_path: Path, args: list[str], message: str, capsys: Any
+) -> None:
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 1)), "--report", str(tmp_path / "r.jsonl"),
-         "--project-id", PROJECT, "--log-format", "console", *args], aksk_env(), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 1)),
+            "--report",
+            str(tmp_path / "r.jsonl"),
+            "--project-id",
+            PROJECT,
+            "--log-format",
+            "console",
+            *args,
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 2 and message in result.stderr, result.output
     assert "Traceback" not in result.output and "pw@" not in result.output
 
 
-async def test_with_json_logs_manifest_problems_are_json_lines(
-    tmp_path: Path, capsys: Any
-) -> None:
+async def test_with_json_logs_manifest_problems_are_json_lines(tmp_path: Path, capsys: Any) -> None:
     manifest = tmp_path / "m.csv"
     manifest.write_text("job_id,command\nbad/id,SUBMITVERIFYING\nok,SUBMITVERYFYING\n")
     result = await batcher_in_thread(
-        ["run", str(manifest), "--simulate", "--report", str(tmp_path / "r.jsonl"),
-         "--log-format", "json"], clean_env(), capsys)
+        [
+            "run",
+            str(manifest),
+            "--simulate",
+            "--report",
+            str(tmp_path / "r.jsonl"),
+            "--log-format",
+            "json",
+        ],
+        clean_env(),
+        capsys,
+    )
     assert result.code == 2
     events = [json.loads(line) for line in result.stderr.splitlines()]
     problems = [e for e in events if e["event"] == "manifest_problem"]
@@ -212,16 +307,30 @@ async def test_a_secret_with_json_special_characters_is_masked_in_every_spelling
             twice = json.dumps(json.dumps(token)[1:-1])[1:-1]
             body = '{"error_code": "MSS.00000003", "error_msg": "bad ' + twice + ' x"}'
         else:
-            return web.Response(text=f"<html><title>proxy saw {token}</title></html>",
-                                status=400, content_type="text/html")
+            return web.Response(
+                text=f"<html><title>proxy saw {token}</title></html>",
+                status=400,
+                content_type="text/html",
+            )
         return web.Response(text=body, status=400, content_type="application/json")
 
     server = await serve(echo)
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 6)), "--report", str(report),
-         "--log-level", "debug", "--log-format", log_format, *run_args(server.url)],
-        clean_env(METASTUDIO_AUTH_TOKEN=QUOTED_TOKEN), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 6)),
+            "--report",
+            str(report),
+            "--log-level",
+            "debug",
+            "--log-format",
+            log_format,
+            *run_args(server.url),
+        ],
+        clean_env(METASTUDIO_AUTH_TOKEN=QUOTED_TOKEN),
+        capsys,
+    )
     assert result.code == 1, result.output
     assert seen["n"] == 6
     everything = result.output + report.read_text()

@@ -32,8 +32,17 @@ async def test_kill_9_then_resume_completes_without_resending_what_succeeded(
     sim = await start_simulator(latency_ms=20, seed=5)
     manifest = jobs_csv(tmp_path / "m.csv", 400)
     report = tmp_path / "r.jsonl"
-    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "8",
-            *run_args(sim.url)]
+    args = [
+        "run",
+        str(manifest),
+        "--report",
+        str(report),
+        "--rate",
+        "0",
+        "--concurrency",
+        "8",
+        *run_args(sim.url),
+    ]
     process = await spawn(args, aksk_env())
     await wait_for_lines(report, 60)
     process.kill()  # SIGKILL: no chance to clean up
@@ -64,8 +73,17 @@ async def test_sigterm_stops_dispatch_skips_the_rest_and_resume_continues(
     sim = await start_simulator(latency_ms=50, seed=2)
     manifest = jobs_csv(tmp_path / "m.csv", 300)
     report = tmp_path / "r.jsonl"
-    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "4",
-            *run_args(sim.url)]
+    args = [
+        "run",
+        str(manifest),
+        "--report",
+        str(report),
+        "--rate",
+        "0",
+        "--concurrency",
+        "4",
+        *run_args(sim.url),
+    ]
     process = await spawn(args, aksk_env())
     await wait_for_lines(report, 20)
     process.send_signal(signal.SIGTERM)
@@ -92,13 +110,34 @@ async def test_a_second_run_on_a_held_report_exits_4_at_once_naming_the_pid(
 ) -> None:
     sim = await start_simulator(latency_ms=100)
     report = tmp_path / "r.jsonl"
-    first = await spawn(["run", str(jobs_csv(tmp_path / "a.csv", 100)), "--report", str(report),
-                         "--rate", "0", "--concurrency", "2", *run_args(sim.url)], aksk_env())
+    first = await spawn(
+        [
+            "run",
+            str(jobs_csv(tmp_path / "a.csv", 100)),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            "--concurrency",
+            "2",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+    )
     await wait_for_lines(report, 2)
     size_before = report.stat().st_size
-    second = await batcher(["run", str(jobs_csv(tmp_path / "b.csv", 5, prefix="other")),
-                            "--report", str(report), "--resume", *run_args(sim.url)],
-                           aksk_env(), timeout=20)
+    second = await batcher(
+        [
+            "run",
+            str(jobs_csv(tmp_path / "b.csv", 5, prefix="other")),
+            "--report",
+            str(report),
+            "--resume",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+        timeout=20,
+    )
     assert second.code == 4, second.output
     assert f"PID {first.pid}" in second.stderr
     assert not any(key[0].startswith("other") for key in sim.stats.reads)
@@ -110,12 +149,27 @@ async def test_a_second_run_on_a_held_report_exits_4_at_once_naming_the_pid(
 
 async def test_max_failures_halts_the_run(tmp_path: Path, simulator: Any, capsys: Any) -> None:
     # SUBMITVERIFYING on fresh jobs is refused by the state machine: every entry fails.
-    manifest = write_csv(tmp_path / "m.csv", [
-        {"job_id": f"j{i}", "command": "SUBMITVERIFYING"} for i in range(200)])
+    manifest = write_csv(
+        tmp_path / "m.csv", [{"job_id": f"j{i}", "command": "SUBMITVERIFYING"} for i in range(200)]
+    )
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
-         "--max-failures", "10", *run_args(simulator.url)], aksk_env(), capsys)
+        [
+            "run",
+            str(manifest),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            "--concurrency",
+            "2",
+            "--max-failures",
+            "10",
+            *run_args(simulator.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 3
     lines = read_report(report)
     failed = [line for line in lines if line["status"] == "failed"]
@@ -123,16 +177,29 @@ async def test_max_failures_halts_the_run(tmp_path: Path, simulator: Any, capsys
     assert "--max-failures 10" in result.stderr
 
 
-async def test_max_failure_rate_halts_the_run(
-    tmp_path: Path, simulator: Any, capsys: Any
-) -> None:
-    rows = [{"job_id": f"j{i}", "command": "SUBMITVERIFYING" if i % 2 else
-             "GET_MULTIPART_UPLOADED"} for i in range(400)]
+async def test_max_failure_rate_halts_the_run(tmp_path: Path, simulator: Any, capsys: Any) -> None:
+    rows = [
+        {"job_id": f"j{i}", "command": "SUBMITVERIFYING" if i % 2 else "GET_MULTIPART_UPLOADED"}
+        for i in range(400)
+    ]
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(write_csv(tmp_path / "m.csv", rows)), "--report", str(report), "--rate",
-         "0", "--concurrency", "2", "--max-failure-rate", "0.3", *run_args(simulator.url)],
-        aksk_env(), capsys)
+        [
+            "run",
+            str(write_csv(tmp_path / "m.csv", rows)),
+            "--report",
+            str(report),
+            "--rate",
+            "0",
+            "--concurrency",
+            "2",
+            "--max-failure-rate",
+            "0.3",
+            *run_args(simulator.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 3
     assert "--max-failure-rate 0.3" in result.stderr
     skipped = [line for line in read_report(report) if line["status"] == "skipped"]
@@ -147,8 +214,20 @@ async def test_rate_three_times_the_quota_adapts_and_every_entry_succeeds(
     sim = await start_simulator(quota=40, seed=9)
     report = tmp_path / "r.jsonl"
     result = await batcher_in_thread(
-        ["run", str(jobs_csv(tmp_path / "m.csv", 400)), "--report", str(report), "--rate",
-         "120", "--concurrency", "16", *run_args(sim.url)], aksk_env(), capsys)
+        [
+            "run",
+            str(jobs_csv(tmp_path / "m.csv", 400)),
+            "--report",
+            str(report),
+            "--rate",
+            "120",
+            "--concurrency",
+            "16",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 0, result.output
     lines = read_report(report)
     assert all(line["status"] == "succeeded" for line in lines) and len(lines) == 400
@@ -168,8 +247,19 @@ async def test_torn_last_line_is_ignored_with_a_warning_on_resume(
     )
     os.chmod(report, 0o644)
     result = await batcher_in_thread(
-        ["run", str(manifest), "--report", str(report), "--resume", "--log-format", "json",
-         *run_args(simulator.url)], aksk_env(), capsys)
+        [
+            "run",
+            str(manifest),
+            "--report",
+            str(report),
+            "--resume",
+            "--log-format",
+            "json",
+            *run_args(simulator.url),
+        ],
+        aksk_env(),
+        capsys,
+    )
     assert result.code == 0, result.output
     assert "torn last line" in result.stderr
     assert ("job000000", "GET_MULTIPART_UPLOADED") not in simulator.stats.reads
@@ -195,9 +285,21 @@ async def test_resume_sends_again_an_entry_whose_latest_line_is_not_succeeded(
         {**base, "job_id": "job000002", "status": "succeeded"},
     ]
     report.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    result = await batcher(["run", str(manifest), "--report", str(report), "--resume",
-                            "--rate", "0", *run_args(sim.url)], aksk_env())
+    result = await batcher(
+        [
+            "run",
+            str(manifest),
+            "--report",
+            str(report),
+            "--resume",
+            "--rate",
+            "0",
+            *run_args(sim.url),
+        ],
+        aksk_env(),
+    )
     assert result.code == 0, result.output
     assert dict(sim.stats.reads) == {("job000001", "GET_MULTIPART_UPLOADED"): 1}
     assert latest(read_report(report))[("job000001", "GET_MULTIPART_UPLOADED")]["status"] == (
-        "succeeded")
+        "succeeded"
+    )

@@ -196,17 +196,20 @@ def test_nothing_selected_writes_an_empty_job_list(tmp_path: Path) -> None:
     assert yaml.safe_load(out.read_text()) == {"jobs": []}
 
 
-@pytest.mark.parametrize("fields", [
-    {"operation_reason": "  padded  "},
-    {"comment_data": {"comment_title": ""}},
-    {"comment_data": {"attachment_name": [" sp.pdf "]}},
-    {"comment_data": {"attachment_name": []}},
-])
-def test_csv_export_refuses_values_csv_would_not_keep(tmp_path: Path,
-                                                     fields: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"operation_reason": "  padded  "},
+        {"comment_data": {"comment_title": ""}},
+        {"comment_data": {"attachment_name": [" sp.pdf "]}},
+        {"comment_data": {"attachment_name": []}},
+    ],
+)
+def test_csv_export_refuses_values_csv_would_not_keep(
+    tmp_path: Path, fields: dict[str, Any]
+) -> None:
     # The CSV reader trims cells and reads empty ones as unset: such values go to YAML.
-    report = write_report(tmp_path / "report.jsonl",
-                          [report_line("a", status="failed", **fields)])
+    report = write_report(tmp_path / "report.jsonl", [report_line("a", status="failed", **fields)])
     with pytest.raises(UsageError, match=r"export to \.yaml"):
         export_manifest(Selection(report), tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()

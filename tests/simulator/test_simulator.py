@@ -30,8 +30,9 @@ INTERNAL = {"error_code": "MSS.00000004", "error_msg": "Internal Error"}
 
 
 def signer(ak: str = AK, sk: str = SK, **kwargs: Any) -> AkSkSigner:
-    return AkSkSigner(AkSkCredentials(ak=ak, sk=sk, security_token=kwargs.pop("token", None)),
-                      **kwargs)
+    return AkSkSigner(
+        AkSkCredentials(ak=ak, sk=sk, security_token=kwargs.pop("token", None)), **kwargs
+    )
 
 
 async def call(
@@ -54,12 +55,15 @@ async def call(
         middlewares = () if auth is None else (auth,)
     if not isinstance(body, bytes):
         body = json.dumps(body or cmd("GET_MULTIPART_UPLOADED"))
-    async with aiohttp.ClientSession(middlewares=middlewares) as session, session.post(
-        sim.command_url(job_id, project_id=project_id),
-        data=body,
-        headers={"Content-Type": "application/json", **(headers or {})},
-        timeout=aiohttp.ClientTimeout(total=10),
-    ) as response:
+    async with (
+        aiohttp.ClientSession(middlewares=middlewares) as session,
+        session.post(
+            sim.command_url(job_id, project_id=project_id),
+            data=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as response,
+    ):
         return response.status, await response.json(content_type=None), response.headers
 
 
@@ -160,8 +164,12 @@ async def test_optional_fields_accepted(simulator: Simulator) -> None:
 
 @pytest.mark.parametrize(
     ("project_id", "job_id"),
-    [("sim-project", "j" * 65), ("sim-project", "a.b"), ("bad.project", "job-1"),
-     ("sim-project", "%E4%BB%BB%E5%8A%A1")],
+    [
+        ("sim-project", "j" * 65),
+        ("sim-project", "a.b"),
+        ("bad.project", "job-1"),
+        ("sim-project", "%E4%BB%BB%E5%8A%A1"),
+    ],
 )
 async def test_invalid_ids(simulator: Simulator, project_id: str, job_id: str) -> None:
     status, answer, _ = await call(simulator, job_id, project_id=project_id)
@@ -176,9 +184,10 @@ async def test_invalid_app_user_id(simulator: Simulator) -> None:
 
 
 async def test_unknown_route_has_request_id(simulator: Simulator) -> None:
-    async with aiohttp.ClientSession() as session, session.get(
-        simulator.url + "/v1/nothing"
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(simulator.url + "/v1/nothing") as response,
+    ):
         assert response.status == 404
         assert HEX32.match(response.headers["X-Request-Id"])
 
@@ -321,9 +330,16 @@ async def run(sim: Simulator, job: str, command: str, **extra: Any) -> dict[str,
 
 async def test_happy_path_to_succeed(simulator: Simulator) -> None:
     sim = simulator
-    for command in ("GET_MULTIPART_UPLOADED", "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
-                    "CONFIRM_AUTHORIZATION_LETTER", "CONFIRM_MULTIPART_UPLOADED",
-                    "SUBMITVERIFYING", "CONFIRM_ANSWER", "CONFIRM_ACCEPT", "CONFIRM_ACCEPT"):
+    for command in (
+        "GET_MULTIPART_UPLOADED",
+        "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
+        "CONFIRM_AUTHORIZATION_LETTER",
+        "CONFIRM_MULTIPART_UPLOADED",
+        "SUBMITVERIFYING",
+        "CONFIRM_ANSWER",
+        "CONFIRM_ACCEPT",
+        "CONFIRM_ACCEPT",
+    ):
         assert (await run(sim, "j", command))["commond_result"] == "EXCUTE_SUCCESS", command
     assert sim.job_state("j") is JobState.TRAINING
     refused = await run(sim, "j", "CONFIRM_ACTIVE")
@@ -351,8 +367,11 @@ async def test_submit_before_upload_refused_with_reason(simulator: Simulator) ->
 
 
 async def test_confirmations_happen_once(simulator: Simulator) -> None:
-    for command in ("CONFIRM_MULTIPART_UPLOADED", "CONFIRM_AUTHORIZATION_LETTER",
-                    "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED"):
+    for command in (
+        "CONFIRM_MULTIPART_UPLOADED",
+        "CONFIRM_AUTHORIZATION_LETTER",
+        "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
+    ):
         assert (await run(simulator, "j", command))["commond_result"] == "EXCUTE_SUCCESS"
         again = await run(simulator, "j", command)
         assert again["commond_result"] == "EXCUTE_FAILED"
@@ -380,8 +399,7 @@ async def test_delete_video_goes_back_to_upload(simulator: Simulator) -> None:
         ("WAIT_CONFIRM", "CONFIRM_ACTIVE", "SUCCEED"),
     ],
 )
-async def test_seeded_transitions(start_simulator: Any, start: str, command: str,
-                                  end: str) -> None:
+async def test_seeded_transitions(start_simulator: Any, start: str, command: str, end: str) -> None:
     sim = await start_simulator(jobs={"seeded": start})
     assert (await run(sim, "seeded", command))["commond_result"] == "EXCUTE_SUCCESS"
     assert sim.job_state("seeded") == JobState(end)
@@ -397,8 +415,7 @@ async def test_seeded_transitions(start_simulator: Any, start: str, command: str
         ("FILE_UPLOADED", "CONFIRM_MULTIPART_UPLOADED", "already confirmed"),
     ],
 )
-async def test_refusals_say_why(start_simulator: Any, start: str, command: str,
-                                why: str) -> None:
+async def test_refusals_say_why(start_simulator: Any, start: str, command: str, why: str) -> None:
     sim = await start_simulator(jobs={"seeded": start})
     body = await run(sim, "seeded", command)
     assert body["commond_result"] == "EXCUTE_FAILED"
@@ -543,8 +560,11 @@ async def test_drop_rate_statistical(start_simulator: Any) -> None:
     async with aiohttp.ClientSession(middlewares=(signer(),)) as session:
         for _ in range(300):
             try:
-                async with session.post(sim.command_url("j"), json=cmd("GET_MULTIPART_UPLOADED"),
-                                        timeout=aiohttp.ClientTimeout(total=5)) as r:
+                async with session.post(
+                    sim.command_url("j"),
+                    json=cmd("GET_MULTIPART_UPLOADED"),
+                    timeout=aiohttp.ClientTimeout(total=5),
+                ) as r:
                     assert r.status == 200
             except aiohttp.ServerDisconnectedError:
                 dropped += 1
@@ -558,7 +578,8 @@ async def test_faulted_requests_never_change_state(start_simulator: Any) -> None
     for _ in range(60):
         try:
             status, _, _ = await asyncio.wait_for(
-                call(sim, "j", cmd("CONFIRM_AUTHORIZATION_LETTER")), 5)
+                call(sim, "j", cmd("CONFIRM_AUTHORIZATION_LETTER")), 5
+            )
         except aiohttp.ServerDisconnectedError:
             continue
         if status == 200:
@@ -594,8 +615,12 @@ def test_config_repr_hides_secrets() -> None:
 
 
 def test_config_from_env() -> None:
-    env = {"CLOUD_SDK_AK": "ak1", "CLOUD_SDK_SK": "sk1", "METASTUDIO_AUTH_TOKEN": " tok ",
-           "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st"}
+    env = {
+        "CLOUD_SDK_AK": "ak1",
+        "CLOUD_SDK_SK": "sk1",
+        "METASTUDIO_AUTH_TOKEN": " tok ",
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st",
+    }
     config = SimulatorConfig.from_env(env, port=9000)
     assert config.credentials == {"ak1": "sk1"}
     assert config.tokens == ("tok",) and config.security_token == "st"

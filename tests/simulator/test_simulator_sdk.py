@@ -152,8 +152,20 @@ def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str
     env = {k: v for k, v in os.environ.items() if "SDK" not in k and "METASTUDIO" not in k}
     env |= {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
     process = subprocess.Popen(
-        [sys.executable, "-m", "batcher", "simulate", "--port", "0", "--jobs", str(jobs),
-         "--log-format", "json", "--seed", "1"],
+        [
+            sys.executable,
+            "-m",
+            "batcher",
+            "simulate",
+            "--port",
+            "0",
+            "--jobs",
+            str(jobs),
+            "--log-format",
+            "json",
+            "--seed",
+            "1",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -201,7 +213,10 @@ def test_cli_simulate_stops_on_sigint(
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "batcher", "simulate", *args],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -211,7 +226,8 @@ def test_cli_usage_errors_exit_2(sim: Simulator) -> None:
     assert f"cannot listen on 127.0.0.1:{sim.port}" in busy.stderr
     rate = run_cli("--error-rate", "1.5")
     assert (rate.returncode, rate.stderr.strip()) == (
-        2, "batcher: --error-rate: Input should be less than or equal to 1"
+        2,
+        "batcher: --error-rate: Input should be less than or equal to 1",
     )
 
 
