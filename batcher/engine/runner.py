@@ -123,6 +123,7 @@ class Runner:
         write: WriteLine,
         run_id: str,
         options: RunOptions,
+        project_id: str | None = None,
         done_keys: Container[int] | None = None,
         stats: RunStats | None = None,
         rng: random.Random | None = None,
@@ -131,6 +132,7 @@ class Runner:
         self._limiter = limiter
         self._write = write
         self._run_id = run_id
+        self._project_id = project_id  # for entries whose manifest names none
         self._options = options
         self._retry = options.retry
         self._done_keys = done_keys if done_keys else None
@@ -363,6 +365,7 @@ class Runner:
                 started_at=utc_stamp(started_wall),
                 finished_at=utc_stamp(),
                 duration_ms=round((anyio.current_time() - started) * 1000, 3),
+                project_id=self._project_id,
                 note=note,
             )
         )
@@ -381,7 +384,11 @@ class Runner:
             self._check_thresholds()
 
     def _skip(self, entry: Entry, reason: str) -> None:
-        self._write(skipped_line(entry, reason, run_id=self._run_id, at=utc_stamp()))
+        self._write(
+            skipped_line(
+                entry, reason, run_id=self._run_id, at=utc_stamp(), project_id=self._project_id
+            )
+        )
         self.stats.skipped += 1
 
     def _halt_reason(self, *, prefix: bool = True) -> str:

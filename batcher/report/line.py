@@ -51,6 +51,16 @@ class ReportLine(BaseModel):
     operation_reason: str | None = None
     comment_data: CommentData | None = None
     app_user_id: str | None = None
+    #: The project the command went to (the manifest's, or the run's).
+    project_id: str | None = None
+    #: Time spent waiting for the rate limiter before the first attempt was sent.
+    wait_ms: float | None = None
+    #: Set when the outcome was decided from the job's own record (e.g. ``"operation_log"``)
+    #: after an attempt whose answer was lost, not from an answer.
+    confirmed_by: str | None = None
+    #: A failure whose earlier attempt may have executed (its answer was lost and the job's
+    #: record could not tell).
+    ambiguous: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
@@ -61,13 +71,14 @@ class ReportLine(BaseModel):
 FIELDS: tuple[str, ...] = tuple(ReportLine.model_fields)
 
 
-def _request_fields(entry: Entry) -> dict[str, Any]:
+def _request_fields(entry: Entry, project_id: str | None) -> dict[str, Any]:
     comment = entry.comment_data
     return {
         "command_message": entry.command_message,
         "operation_reason": entry.operation_reason,
         "comment_data": None if comment is None else comment.model_dump(mode="json"),
         "app_user_id": entry.app_user_id,
+        "project_id": entry.project_id or project_id,
     }
 
 
@@ -77,21 +88,26 @@ def line_from_outcome(
     *,
     run_id: str,
     attempts: int,
-    started_at: str,
+    started_at: str | None,
     finished_at: str,
     duration_ms: float | None,
+    wait_ms: float | None = None,
+    project_id: str | None = None,
     note: str = "",
+    confirmed_by: str | None = None,
+    ambiguous: bool = False,
 ) -> dict[str, Any]:
     """The line for an entry that was attempted: ``outcome`` is its last attempt's.
 
-    ``note`` is added to the reason of a failure (e.g. " (gave up after 5 attempts)").
+    ``note`` is added to the reason of a failure (e.g. " (gave up after 5 attempts)");
+    ``project_id`` is the run's, for entries whose manifest named none.
 
     >>> entry = Entry(job_id="j", command="SUBMITVERIFYING", source="m.csv:2")
     >>> line = line_from_outcome(entry, Outcome(succeeded=False, reason="HTTP 400"),
     ...                          run_id="r", attempts=1, started_at="t0", finished_at="t1",
-    ...                          duration_ms=3.0, note=" (not retried)")
-    >>> line["status"], line["reason"], line["retryable"]
-    ('failed', 'HTTP 400 (not retried)', False)
+    ...                          duration_ms=3.0, note=" (not retried)", project_id="p")
+    >>> line["status"], line["reason"], line["retryable"], line["project_id"]
+    ('failed', 'HTTP 400 (not retried)', False, 'p')
     """
     succeeded = outcome.succeeded
     status: Status = "succeeded" if succeeded else "failed"
@@ -115,17 +131,23 @@ def line_from_outcome(
         "run_id": run_id,
         "attachment_upload_url": outcome.attachment_upload_url,
         "multipart_data": outcome.multipart_data,
-        **_request_fields(entry),
+        **_request_fields(entry, project_id),
+        "wait_ms": wait_ms,
+        "confirmed_by": confirmed_by,
+        "ambiguous": ambiguous and not succeeded,
     }
 
 
-def skipped_line(entry: Entry, reason: str, *, run_id: str, at: str) -> dict[str, Any]:
-    """The line for an entry that was not attempted, and why.
+def skipped_line(
+    entry: Entry, reason: str, *, run_id: str, at: str, project_id: str | None = None
+) -> dict[str, Any]:
+    """The line for an entry that was not attempted, and why. Nothing was sent, so it has
+    no ``started_at``, ``duration_ms`` or ``wait_ms``; ``finished_at`` is when it was decided.
 
     >>> line = skipped_line(Entry(job_id="j", command="SUBMITVERIFYING"), "halted",
     ...                     run_id="r", at="t")
-    >>> line["status"], line["attempts"], line["reason"]
-    ('skipped', 0, 'halted')
+    >>> line["status"], line["attempts"], line["reason"], line["duration_ms"]
+    ('skipped', 0, 'halted', None)
     """
     return {
         "job_id": entry.job_id,
@@ -140,12 +162,15 @@ def skipped_line(entry: Entry, reason: str, *, run_id: str, at: str) -> dict[str
         "failed_msg": None,
         "request_id": None,
         "attempts": 0,
-        "started_at": at,
+        "started_at": None,
         "finished_at": at,
-        "duration_ms": 0.0,
+        "duration_ms": None,
         "source": entry.source,
         "run_id": run_id,
         "attachment_upload_url": None,
         "multipart_data": None,
-        **_request_fields(entry),
+        **_request_fields(entry, project_id),
+        "wait_ms": None,
+        "confirmed_by": None,
+        "ambiguous": False,
     }
