@@ -10,11 +10,10 @@ and credentials come from the environment only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import secrets as _secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,19 +21,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-from yarl import URL
 
 from .errors import ExitCode, UsageError
 from .settings import Options, RunSettings, resolve
 
 if TYPE_CHECKING:
     from .engine.progress import Display
-    from .engine.runner import RunStats, WriteLine
-    from .entry import Entry
     from .manifest import ManifestSummary
-    from .metastudio.credentials import Credentials
-    from .redact import Redactor
-    from .report import CompletedKeys
     from .report.summary import Summary
 
 log = structlog.get_logger("batcher")
@@ -79,8 +72,15 @@ class RunResult:
     #: Entries not sent because an earlier run of the report had them succeed (``resume``).
     already_done: int = 0
     attempts: int = 0
-    #: Attempts the API answered 429.
+    #: Requests the API answered 429.
     throttled: int = 0
+    #: Entries decided from the job's record after a lost answer, failures left in doubt
+    #: (``ambiguous``), and the Show requests made to decide them.
+    confirmed: int = 0
+    ambiguous: int = 0
+    checks: int = 0
+    #: True when ``limit`` stopped the run with entries left for ``resume``.
+    left_by_limit: bool = False
     elapsed: float = 0.0
     #: The rate asked for (0 = unlimited) and the rate the limiter ended at.
     rate_limit: float = 0.0
@@ -125,6 +125,7 @@ def run(
     max_failures: int | None = None,
     max_failure_rate: float | None = None,
     grace_period: float = 10.0,
+    limit: int | None = None,
     handle_signals: bool = True,
     progress: Display | bool = True,
     progress_interval: float | None = None,
@@ -166,6 +167,7 @@ def run(
         max_failures=max_failures,
         max_failure_rate=max_failure_rate,
         grace_period=grace_period,
+        limit=limit,
         handle_signals=handle_signals,
         progress=progress,
         progress_interval=progress_interval,
@@ -193,6 +195,7 @@ async def run_async(
     max_failures: int | None = None,
     max_failure_rate: float | None = None,
     grace_period: float = 10.0,
+    limit: int | None = None,
     handle_signals: bool = True,
     progress: Display | bool = True,
     progress_interval: float | None = None,
@@ -201,29 +204,28 @@ async def run_async(
 
     >>> result = await batcher.run_async(["jobs.csv"], report="r.jsonl")  # doctest: +SKIP
     """
+    from .execution import execute
     from .manifest import Manifests
     from .redact import Redactor
-    from .report import ReportWriter, completed_keys
 
-    settings = resolve(
-        Options(
-            project_id=project_id,
-            region=region,
-            endpoint=endpoint,
-            simulate=simulate,
-            concurrency=concurrency,
-            rate=rate,
-            burst=burst,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            app_user_id=app_user_id,
-            max_failures=max_failures,
-            max_failure_rate=max_failure_rate,
-            grace_period=grace_period,
-            handle_signals=handle_signals,
-        ),
-        need_endpoint=not dry_run,
+    options = Options(
+        project_id=project_id,
+        region=region,
+        endpoint=endpoint,
+        simulate=simulate,
+        concurrency=concurrency,
+        rate=rate,
+        burst=burst,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        app_user_id=app_user_id,
+        max_failures=max_failures,
+        max_failure_rate=max_failure_rate,
+        grace_period=grace_period,
+        handle_signals=handle_signals,
+        limit=limit,
     )
+    settings = resolve(options, need_endpoint=not dry_run)
     if not dry_run and report is None:
         raise UsageError("--report PATH is required (or use --dry-run)")
     paths = [os.fspath(path) for path in manifests]
@@ -252,19 +254,18 @@ async def run_async(
         assert report is not None
         report_path = Path(report)
         redactor = Redactor(settings.secrets())
-        with ReportWriter.open(report_path, resume=resume, redactor=redactor) as writer:
-            done = completed_keys(report_path) if resume else None
-            stats, settled = await _run_entries(
-                checked.entries(),
-                settings=settings,
-                write=writer.write,
-                run_id=run_id,
-                done_keys=done,
-                total=summary.total,
-                progress=progress,
-                progress_interval=progress_interval,
-                redactor=redactor,
-            )
+        done = await execute(
+            checked.entries(),
+            settings=settings,
+            report=report_path,
+            resume=resume,
+            run_id=run_id,
+            total=summary.total,
+            progress=progress,
+            progress_interval=progress_interval,
+            redactor=redactor,
+        )
+    stats = done.stats
     elapsed = (stats.finished or stats.started) - stats.started
     return RunResult(
         run_id=run_id,
@@ -275,9 +276,13 @@ async def run_async(
         already_done=stats.already_done,
         attempts=stats.attempts,
         throttled=stats.throttled,
+        confirmed=stats.confirmed,
+        ambiguous=stats.ambiguous,
+        checks=stats.checks,
+        left_by_limit=stats.left_by_limit,
         elapsed=elapsed,
         rate_limit=settings.rate,
-        settled_rate=settled,
+        settled_rate=done.settled_rate,
         # The reason can quote a server's answer, and a server can echo a credential.
         halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
     )
@@ -359,78 +364,6 @@ def _plan(summary: ManifestSummary, settings: RunSettings) -> Plan:
         burst=settings.burst,
         concurrency=settings.options.concurrency,
     )
-
-
-@contextlib.asynccontextmanager
-async def _target(settings: RunSettings) -> AsyncIterator[tuple[URL, Credentials]]:
-    """The endpoint and credentials to use: the real ones, or a throwaway simulator."""
-    if not settings.simulate:
-        assert settings.endpoint is not None and settings.credentials is not None
-        yield settings.endpoint, settings.credentials
-        return
-    from .metastudio.credentials import AkSkCredentials
-    from .simulator import SimulatorConfig, run_simulator
-
-    # Throwaway keys, so the demo exercises real signing end to end.
-    credentials = AkSkCredentials(
-        ak="SIM" + _secrets.token_hex(8).upper(), sk=_secrets.token_urlsafe(24)
-    )
-    config = SimulatorConfig(credentials={credentials.ak: credentials.sk}, log_requests=False)
-    async with run_simulator(config) as simulator:
-        log.info("simulator_started", url=str(simulator.url))
-        yield URL(str(simulator.url)), credentials
-
-
-async def _run_entries(
-    entries: Iterable[Entry],
-    *,
-    settings: RunSettings,
-    write: WriteLine,
-    run_id: str,
-    done_keys: CompletedKeys | None,
-    total: int,
-    progress: Display | bool,
-    progress_interval: float | None,
-    redactor: Redactor,
-) -> tuple[RunStats, float]:
-    """Session → client → limiter → runner, with progress alongside; return the stats and
-    the rate the limiter settled at."""
-    from .engine import ProgressTicker, RateLimiter, Runner, RunStats
-    from .metastudio.client import CommandClient, open_session
-
-    limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
-    stats = RunStats(total=total)
-    async with (
-        _target(settings) as (url, credentials),
-        open_session(
-            credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
-        ) as session,
-    ):
-        client = CommandClient(
-            session,
-            endpoint=url,
-            project_id=settings.project_id,
-            app_user_id=settings.app_user_id,
-            timeout=settings.timeout,
-            redactor=redactor,
-        )
-        runner = Runner(
-            client=client,
-            limiter=limiter,
-            write=write,
-            run_id=run_id,
-            options=settings.options,
-            done_keys=done_keys,
-            stats=stats,
-        )
-        async with anyio.create_task_group() as group:
-            if progress is not False:
-                display = None if progress is True else progress
-                ticker = ProgressTicker(stats, limiter, display=display, interval=progress_interval)
-                group.start_soon(ticker.run)
-            await runner.run(entries)
-            group.cancel_scope.cancel()
-    return stats, limiter.rate
 
 
 __all__ = ["Plan", "RunResult", "new_run_id", "run", "run_async", "summarize", "validate"]

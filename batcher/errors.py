@@ -52,4 +52,13 @@ class ManifestError(UsageError):
 
 
 class ReportLockedError(BatcherError):
+    """Another run holds the report's lock: exit 4, nothing changed."""
+
     exit_code = ExitCode.LOCKED
+
+
+class ReportWriteError(BatcherError):
+    """The report cannot be written mid-run (disk full, read-only, removed): the run stops
+    at once, as a halt does (exit 3); what was finished before is in the report."""
+
+    exit_code = ExitCode.HALTED

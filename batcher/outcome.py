@@ -16,7 +16,12 @@ class Outcome:
     """The result of one HTTP attempt, mapped from the API's answer.
 
     ``retryable`` says a later attempt may succeed (429, 5xx, network errors);
-    ``auth_refused`` says every further request would fail too (401/403).
+    ``auth_refused`` says every further request would fail too (401/403), and ``fatal``
+    that no retry can fix the setup (a TLS certificate that does not verify): both halt.
+    ``ambiguous`` says the request may have reached the API but no answer was read (a
+    timeout, a connection lost after sending, a 502/504 from the gateway, an answer cut
+    short): the command may or may not have taken effect. It is sent again only after the
+    job's record has been checked (see :mod:`batcher.engine.confirm`).
 
     >>> Outcome(succeeded=False, reason="HTTP 500", retryable=True).retryable
     True
@@ -36,3 +41,5 @@ class Outcome:
     attachment_upload_url: list[str] | None = None
     multipart_data: list[dict[str, Any]] | None = None
     throttled: bool = False
+    fatal: bool = False
+    ambiguous: bool = False

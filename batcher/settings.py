@@ -66,6 +66,7 @@ class Options:
     max_failure_rate: float | None = None
     grace_period: float = 10.0
     handle_signals: bool = True
+    limit: int | None = None
 
 
 def _bounds(options: Options) -> list[str]:
@@ -88,6 +89,7 @@ def _bounds(options: Options) -> list[str]:
             "--max-failure-rate must be more than 0 and at most 1",
         ),
         (o.grace_period >= 0, "--grace-period must be 0 or more"),
+        (o.limit is None or o.limit >= 1, "--limit must be at least 1"),
     ]
     problems = [message for ok, message in checks if not ok]
     for flag, value in (
@@ -164,5 +166,6 @@ def resolve(
             max_failure_rate=options.max_failure_rate,
             grace_period=options.grace_period,
             handle_signals=options.handle_signals,
+            limit=options.limit,
         ),
     )

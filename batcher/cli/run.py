@@ -79,6 +79,13 @@ def add_parser(subparsers: Subparsers) -> None:
         help="continue an existing report: entries already succeeded are not sent",
     )
     what.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
+    what.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="run at most N entries not yet done, then stop (a canary; continue "
+        "with the same command plus --resume)",
+    )
     halting = parser.add_argument_group("halting")
     halting.add_argument(
         "--max-failures", type=int, metavar="N", help="halt once N entries have failed"
@@ -140,6 +147,7 @@ def main(args: argparse.Namespace) -> int:
             max_failures=args.max_failures,
             max_failure_rate=args.max_failure_rate,
             grace_period=args.grace_period,
+            limit=args.limit,
             progress=bar if bar is not None else not (args.no_progress or args.quiet),
         )
     finally:
@@ -187,6 +195,15 @@ def render_summary(result: RunResult) -> str:
         + (f", {result.throttled} throttled" if result.throttled else "")
         + ")",
     ]
+    if result.confirmed or result.ambiguous:
+        parts.append(
+            f"answers lost: {result.confirmed} confirmed from the job's record"
+            + (
+                f", {result.ambiguous} failed in doubt (ambiguous: may have executed)"
+                if result.ambiguous
+                else ""
+            )
+        )
     if result.throttled and result.rate_limit:
         parts.append(
             f"the API throttled the run; the rate settled at "
@@ -195,6 +212,11 @@ def render_summary(result: RunResult) -> str:
     if result.halted_reason:
         parts.append(f"halted: {result.halted_reason}")
         parts.append("continue with the same command plus --resume")
+    elif result.left_by_limit:
+        parts.append(
+            "--limit reached: continue with the same command plus --resume "
+            "(without --limit) to run the rest"
+        )
     parts.append(f"report: {result.report}")
     return "\n".join(parts)
 
@@ -212,6 +234,10 @@ def log_summary(result: RunResult) -> None:
         "already_done": result.already_done,
         "attempts": result.attempts,
         "throttled": result.throttled,
+        "confirmed": result.confirmed,
+        "ambiguous": result.ambiguous,
+        "checks": result.checks,
+        "left_by_limit": result.left_by_limit,
         "elapsed_s": round(result.elapsed, 3),
         "entries_per_s": None if per_second is None else round(per_second, 2),
         "rate_limit": result.rate_limit,

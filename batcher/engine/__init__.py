@@ -1,7 +1,11 @@
 """The engine: entries in, report lines out, at the API's pace.
 
 * :mod:`.runner` — N workers, per-job ordering, halting and signals
+* :mod:`.attempts` — one entry's attempts, and the truth after a lost answer
+* :mod:`.confirm` — the job's record read to tell whether a command took effect
+* :mod:`.calls` — every request at the limiter's pace, under the retry rule
 * :mod:`.retry` — the pure "wait this long, or give up" rule
+* :mod:`.stats` — a run's options and counters
 * :mod:`.limiter` — the rate limiter (a token bucket, :mod:`._bucket`, that adapts to
   429s, :mod:`._adapt`)
 * :mod:`.progress` — what the run has done so far, for a display or a log line
@@ -10,7 +14,8 @@
 from .limiter import RateLimiter
 from .progress import Display, ProgressTicker, Snapshot, format_duration, snapshot
 from .retry import RetryPolicy, next_delay
-from .runner import Executor, Runner, RunOptions, RunStats, WriteLine, utc_stamp
+from .runner import Executor, Runner, WriteLine
+from .stats import RunOptions, RunStats, utc_stamp
 
 __all__ = [
     "Display",

@@ -14,7 +14,7 @@ import anyio
 import structlog
 
 from .limiter import RateLimiter
-from .runner import RunStats
+from .stats import RunStats
 
 log = structlog.get_logger("batcher.progress")
 

@@ -47,7 +47,8 @@ def next_delay(
     """Seconds to wait before the next attempt, or None to give up.
 
     ``attempts`` counts every attempt so far (the last one included), ``throttled`` those
-    answered 429. Only a retryable outcome is retried.
+    answered 429. Only a retryable outcome is retried, or an ambiguous one (its answer was
+    lost; the caller checks the job's record before sending it again).
 
     >>> fail = Outcome(succeeded=False, retryable=True)
     >>> next_delay(RetryPolicy(), fail, attempts=1, throttled=0, draw=lambda lo, hi: hi)
@@ -57,7 +58,7 @@ def next_delay(
     >>> next_delay(RetryPolicy(), Outcome(succeeded=False), attempts=1, throttled=0) is None
     True
     """
-    if outcome.succeeded or not outcome.retryable:
+    if outcome.succeeded or not (outcome.retryable or outcome.ambiguous):
         return None
     counted = attempts - throttled
     if counted >= policy.max_attempts or attempts >= (

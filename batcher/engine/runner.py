@@ -1,4 +1,4 @@
-"""The runner: N workers, one rate limiter, retries, per-job ordering, halting and signals.
+"""The runner: N workers, one rate limiter, per-job ordering, halting and signals.
 
 Shape (anyio structured concurrency)::
 
@@ -10,20 +10,21 @@ Shape (anyio structured concurrency)::
 * Several commands for one job run one at a time, in manifest order: a job's later entries
   wait in its chain and the worker that finishes one runs the next. When one fails, the
   rest are ``skipped`` with a reason that names it.
-* Halting (401/403, failure thresholds, SIGINT/SIGTERM) stops new attempts at once, lets
-  requests in flight finish, and gives every entry not attempted a ``skipped`` line.
+* One entry's attempts — retries, and the job's record read after a lost answer — are
+  :mod:`.attempts`' business; every line is made by :mod:`batcher.report.line`.
+* Halting (401/403, a TLS failure, failure thresholds, SIGINT/SIGTERM, a report that cannot
+  be written) stops new attempts at once, lets requests in flight finish, and gives every
+  entry not attempted a ``skipped`` line.
 """
 
 from __future__ import annotations
 
-import functools
 import random
 import signal
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Container, Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
@@ -31,84 +32,39 @@ import structlog
 
 from ..entry import Entry
 from ..keys import job_digest, key_digest
+from ..metastudio.client import Reply
 from ..outcome import Outcome
 from ..report.line import line_from_outcome, skipped_line
+from .attempts import Attempts, run_entry
+from .calls import Pacer
+from .confirm import Confirmer
 from .limiter import RateLimiter
-from .retry import RetryPolicy, next_delay
+from .stats import RunOptions, RunStats, utc_stamp
 
 log = structlog.get_logger("batcher.runner")
 
 #: Where report lines go (see :mod:`batcher.report.line`); the report writer's ``write``.
 WriteLine = Callable[[dict[str, Any]], None]
+#: Called with (worker slot, entry, when) just before an entry's first request goes out.
+NoteSent = Callable[[int, Entry, datetime], None]
+
+__all__ = ["Executor", "RunOptions", "RunStats", "Runner", "WriteLine", "utc_stamp"]
 
 
 class Executor(Protocol):
     async def execute(self, entry: Entry) -> Outcome: ...
 
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """How a run behaves; the CLI builds this from flags."""
-
-    concurrency: int = 16
-    max_attempts: int = 5
-    #: 429s do not use up ``max_attempts`` (they were not executed), up to this many in all.
-    max_throttled_attempts: int = 50
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
-    max_failures: int | None = None
-    max_failure_rate: float | None = None
-    #: The failure rate is judged only after this many entries have finished.
-    failure_rate_min_sample: int = 50
-    grace_period: float = 10.0
-    handle_signals: bool = True
-    #: How many entries may wait behind busy jobs before the producer pauses.
-    max_waiting: int = 1024
-
-    @property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            max_throttled_attempts=self.max_throttled_attempts,
-            backoff_base=self.backoff_base,
-            backoff_cap=self.backoff_cap,
-        )
-
-
-@dataclass(slots=True)
-class RunStats:
-    """Counters the runner keeps; progress and the summary read them."""
-
-    total: int | None = None
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    already_done: int = 0
-    attempts: int = 0
-    throttled: int = 0
-    in_flight: int = 0
-    started: float = 0.0
-    finished: float | None = None
-    halted_reason: str | None = None
-    interrupted: bool = False
-
-    @property
-    def finished_entries(self) -> int:
-        return self.succeeded + self.failed + self.skipped
-
-    @property
-    def done(self) -> int:
-        return self.finished_entries + self.already_done
-
-
-def utc_stamp(moment: datetime | None = None) -> str:
-    moment = moment or datetime.now(UTC)
-    # isoformat is C code and truncates to milliseconds, as ``microsecond // 1000`` did.
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply: ...
 
 
 class Runner:
     """Runs entries through a client under a limiter, writing one report line per entry.
+
+    ``done_keys`` holds the entries (:func:`~batcher.keys.key_digest`) an earlier run of the
+    report finished; ``doubts`` maps entries an earlier run may have executed without
+    hearing back to when that attempt was sent: their job's record is read first.
 
     >>> runner = Runner(client=client, limiter=RateLimiter(rate=10), write=report.write,
     ...                 run_id="r1", options=RunOptions())          # doctest: +SKIP
@@ -125,25 +81,37 @@ class Runner:
         options: RunOptions,
         project_id: str | None = None,
         done_keys: Container[int] | None = None,
+        doubts: Mapping[int, datetime] | None = None,
+        note_sent: NoteSent | None = None,
         stats: RunStats | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._client = client
-        self._limiter = limiter
-        self._write = write
+        self._write_line = write
         self._run_id = run_id
         self._project_id = project_id  # for entries whose manifest names none
         self._options = options
-        self._retry = options.retry
         self._done_keys = done_keys if done_keys else None
+        self._doubts = doubts if doubts else None
+        self._note_sent = note_sent
         self.stats = stats or RunStats()
-        self._rng = rng or random.Random()
+        self.pacer = Pacer(
+            limiter,
+            options.retry,
+            rng=rng,
+            wait=self.wait,
+            halted=lambda: self.halted,
+            on_halt=self.halt,
+            counts=self.stats,
+        )
+        self.confirmer = Confirmer(client, self.pacer)
         # Jobs with a command running; the deque holds their later commands, in order.
         self._chains: dict[int, deque[Entry]] = {}
         # Failed jobs by key: (command, source) only, kept small since failures can be many.
         self._failed_jobs: dict[int, tuple[str, str]] = {}
         self._waiting = 0
         self._room: anyio.Event | None = None
+        self._started = 0  # entries taken on (for --limit)
         # Scopes to cancel: waits stop on a halt, requests only on a hard stop.
         self._wait_scopes: set[anyio.CancelScope] = set()
         self._request_scopes: set[anyio.CancelScope] = set()
@@ -160,15 +128,20 @@ class Runner:
             if self._options.handle_signals:
                 outer.start_soon(self._watch_signals, outer)
             async with anyio.create_task_group() as work:
-                for _ in range(self._options.concurrency):
-                    work.start_soon(self._worker)
+                for slot in range(self._options.concurrency):
+                    work.start_soon(self._worker, slot)
             outer.cancel_scope.cancel()
         self.stats.finished = anyio.current_time()
+        self.stats.checks = self.confirmer.checks
         return self.stats
 
     @property
     def halted(self) -> bool:
         return self.stats.halted_reason is not None
+
+    @property
+    def hard_stopped(self) -> bool:
+        return self._hard_stopped
 
     def halt(self, reason: str) -> None:
         """Stop new attempts; requests in flight finish; the rest are skipped with ``reason``."""
@@ -187,7 +160,14 @@ class Runner:
         for scope in list(self._request_scopes) + list(self._wait_scopes):
             scope.cancel()
 
+    def halt_note(self) -> str:
+        return f"run halted: {self.stats.halted_reason or 'the run was halted'}"
+
     # ------------------------------------------------------------------ feeding workers
+
+    def _limit_reached(self) -> bool:
+        limit = self._options.limit
+        return limit is not None and self._started >= limit
 
     async def _next_entry(self) -> Entry | None:
         """The next entry a worker may start; None once the manifests are exhausted.
@@ -205,6 +185,9 @@ class Runner:
                 if self._room is None or self._room.is_set():
                     self._room = anyio.Event()
                 await self._room.wait()
+            if self._limit_reached() and not self.halted:
+                self.stats.left_by_limit = next(self._feed, None) is not None
+                return None
             entry = next(self._feed, None)
             if entry is None:
                 return None
@@ -230,18 +213,22 @@ class Runner:
 
     # ------------------------------------------------------------------ workers
 
-    async def _worker(self) -> None:
+    async def _worker(self, slot: int) -> None:
         while (first := await self._next_entry()) is not None:
             entry: Entry | None = first
+            job = _job_key(first)
             while entry is not None:
-                job = _job_key(entry)
-                succeeded = await self._process(entry)
+                succeeded = await self._process(entry, slot)
                 chain = self._chains[job]
                 if not succeeded:
                     reason = self._halt_reason() if self.halted else self._failed(job, entry)
                     while chain:
                         self._skip(chain.popleft(), reason)
                         self._release_waiting()
+                if chain and self._limit_reached() and not self.halted:
+                    self.stats.left_by_limit = True  # the rest waits for --resume
+                    self._waiting -= len(chain)
+                    chain.clear()
                 if chain:
                     entry = chain.popleft()
                     self._release_waiting()
@@ -263,57 +250,24 @@ class Runner:
         if self._waiting < self._options.max_waiting and self._room is not None:
             self._room.set()
 
-    async def _process(self, entry: Entry) -> bool:
+    async def _process(self, entry: Entry, slot: int) -> bool:
         if self.halted:
             self._skip(entry, self._halt_reason())
             return False
-        started_wall = datetime.now(UTC)
-        started = anyio.current_time()
-        attempts = throttled = 0
-        outcome: Outcome | None = None
-        note = ""
-        while True:
-            if self.halted:
-                note = f" (not retried: {self._halt_reason(prefix=False)})"
-                break
-            delay = self._limiter.reserve()
-            if delay > 0 and not await self._wait(functools.partial(self._limiter.wait, delay)):
-                continue  # halted while waiting for the limiter: handled at the loop top
-            outcome = await self._attempt(entry)
-            attempts += 1
-            if outcome.http_status is not None:  # an answer: evidence for the limiter
-                self._limiter.on_response(throttled=outcome.throttled)
-            if outcome.throttled:
-                throttled += 1
-                self.stats.throttled += 1
-            if outcome.auth_refused:
-                self.halt(f"authentication refused by the API: {outcome.reason}")
-                break
-            if outcome.succeeded or not outcome.retryable or self._hard_stopped:
-                break
-            backoff = next_delay(
-                self._retry, outcome, attempts=attempts, throttled=throttled, draw=self._rng.uniform
-            )
-            if backoff is None:
-                note = f" (gave up after {attempts} attempts)"
-                break
-            log.debug(
-                "retrying",
-                job_id=entry.job_id,
-                command=entry.command,
-                attempt=attempts,
-                delay=round(backoff, 3),
-                reason=outcome.reason,
-            )
-            await self._wait(functools.partial(anyio.sleep, backoff))
-
-        if outcome is None:  # halted before the first attempt went out
-            self._skip(entry, self._halt_reason())
+        self._started += 1
+        doubt = None
+        if self._doubts is not None:
+            doubt = self._doubts.get(key_digest(entry.job_id, entry.command))
+        result = await run_entry(self, entry, slot, doubt_since=doubt)
+        if result.outcome is None and result.confirmed_by is None:
+            self._skip(entry, self._halt_reason())  # halted before the first attempt
             return False
-        self._record(entry, outcome, attempts, started_wall, started, note)
-        return outcome.succeeded
+        self._record(entry, result)
+        return result.succeeded
 
-    async def _wait(self, waiter: Callable[[], Awaitable[object]]) -> bool:
+    # ------------------------------------------------------------------ services for attempts
+
+    async def wait(self, waiter: Callable[[], Awaitable[object]]) -> bool:
         """Run a wait that a halt may cut short; True if it completed."""
         with anyio.CancelScope() as scope:
             self._wait_scopes.add(scope)
@@ -323,7 +277,8 @@ class Runner:
                 self._wait_scopes.discard(scope)
         return not scope.cancelled_caught
 
-    async def _attempt(self, entry: Entry) -> Outcome:
+    async def send(self, entry: Entry, slot: int) -> Outcome:
+        """One request for ``entry``'s command; a hard stop cuts it short."""
         self.stats.attempts += 1
         self.stats.in_flight += 1
         outcome: Outcome | None = None
@@ -340,48 +295,67 @@ class Runner:
             return Outcome(
                 succeeded=False,
                 retryable=True,
+                ambiguous=True,
                 reason="interrupted while the request was in flight: it may or may not have "
                 "been executed",
             )
         return outcome
 
+    def note_sent(self, entry: Entry, slot: int, sent_at: datetime) -> None:
+        if self._note_sent is not None:
+            self._note_sent(slot, entry, sent_at)
+
     # ------------------------------------------------------------------ recording
 
-    def _record(
-        self,
-        entry: Entry,
-        outcome: Outcome,
-        attempts: int,
-        started_wall: datetime,
-        started: float,
-        note: str,
-    ) -> None:
+    def _write(self, line: dict[str, Any]) -> None:
+        try:
+            self._write_line(line)
+        except BaseException as error:
+            # Nothing more can be recorded: stop everything, requests in flight included.
+            self.halt(f"the report cannot be written: {error}")
+            self.hard_stop()
+            raise
+
+    def _record(self, entry: Entry, result: Attempts) -> None:
+        # Decided from the job's record: no answer said so, so the line quotes none.
+        confirmed = result.confirmed_by is not None
+        outcome = Outcome(succeeded=True) if confirmed else result.outcome
+        assert outcome is not None
+        stats = self.stats
+        stats.retries += max(0, result.count - 1)
         self._write(
             line_from_outcome(
                 entry,
                 outcome,
                 run_id=self._run_id,
-                attempts=attempts,
-                started_at=utc_stamp(started_wall),
+                attempts=result.count,
+                started_at=None if result.first_sent is None else utc_stamp(result.first_sent),
                 finished_at=utc_stamp(),
-                duration_ms=round((anyio.current_time() - started) * 1000, 3),
+                duration_ms=round(result.api_s * 1000, 3) if result.count else None,
+                wait_ms=None if result.wait_s is None else round(result.wait_s * 1000, 3),
                 project_id=self._project_id,
-                note=note,
+                note=result.note,
+                confirmed_by=result.confirmed_by,
+                ambiguous=result.ambiguous,
             )
         )
-        if outcome.succeeded:
-            self.stats.succeeded += 1
-        else:
-            self.stats.failed += 1
-            log.info(
-                "entry_failed",
-                job_id=entry.job_id,
-                command=entry.command,
-                source=entry.source,
-                reason=(outcome.reason or "failed") + note,
-                attempts=attempts,
-            )
-            self._check_thresholds()
+        if result.confirmed_by is not None:
+            stats.confirmed += 1
+        if result.succeeded:
+            stats.succeeded += 1
+            return
+        stats.failed += 1
+        stats.ambiguous += result.ambiguous
+        log.warning(
+            "entry_failed",
+            job_id=entry.job_id,
+            command=entry.command,
+            source=entry.source,
+            reason=(outcome.reason or "failed") + result.note,
+            attempts=result.count,
+            ambiguous=result.ambiguous,
+        )
+        self._check_thresholds()
 
     def _skip(self, entry: Entry, reason: str) -> None:
         self._write(
@@ -391,9 +365,9 @@ class Runner:
         )
         self.stats.skipped += 1
 
-    def _halt_reason(self, *, prefix: bool = True) -> str:
+    def _halt_reason(self) -> str:
         why = self.stats.halted_reason or "the run was halted"
-        return f"not attempted: the run was halted ({why})" if prefix else f"run halted: {why}"
+        return f"not attempted: the run was halted ({why})"
 
     def _check_thresholds(self) -> None:
         opts, stats = self._options, self.stats

@@ -7,6 +7,7 @@ redirects that are never followed, and bodies that are not what the API sends.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -22,6 +23,11 @@ from ..redact import Redactor
 #: Answers that say "not now" rather than "no": a later attempt may succeed.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
+#: Gateway answers that say the request went on to the service and no answer came back
+#: (502 Bad Gateway: an invalid answer; 504 Gateway Timeout: none in time): the command
+#: may have executed. 500 is the service's own "Internal Error" (MSS.00000004), 503 and
+#: 429 are refusals at the gate, 408 says the request never arrived whole.
+AMBIGUOUS_STATUSES = frozenset({502, 504})
 
 
 def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
@@ -66,11 +72,14 @@ def outcome_from_response(
     if not isinstance(payload, dict):
         snippet = _text_snippet(raw, redactor)
         kind = content_type or "unknown content type"
+        # A 2xx we cannot read came from the service itself: it may have executed.
+        unreadable = 200 <= status < 300 or status in AMBIGUOUS_STATUSES
         return Outcome(
             succeeded=False,
             retryable=status in RETRYABLE_STATUSES,
             auth_refused=status in AUTH_STATUSES,
             throttled=status == 429,
+            ambiguous=unreadable,
             retry_after=parse_retry_after(retry_after),
             reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
             **common,
@@ -90,9 +99,18 @@ def outcome_from_response(
         failed_msg = _str_or_none(payload.get("excute_failed_msg"))
         if result == "EXCUTE_FAILED":
             reason = failed_msg or "the API answered EXCUTE_FAILED without saying why"
-        else:
-            reason = f"unexpected commond_result {result!r} in a 200 answer"
-        return Outcome(succeeded=False, reason=reason, failed_msg=failed_msg, **details, **common)
+            return Outcome(
+                succeeded=False, reason=reason, failed_msg=failed_msg, **details, **common
+            )
+        # Not a result the API documents: whether the command ran is not known.
+        return Outcome(
+            succeeded=False,
+            ambiguous=True,
+            reason=f"unexpected commond_result {result!r} in a 200 answer",
+            failed_msg=failed_msg,
+            **details,
+            **common,
+        )
 
     described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
     described += f": {error_msg}" if error_msg else ""
@@ -105,15 +123,57 @@ def outcome_from_response(
             **fields,
         )
     if status in RETRYABLE_STATUSES:
+        ambiguous = status in AMBIGUOUS_STATUSES
         return Outcome(
             succeeded=False,
             retryable=True,
             throttled=status == 429,
+            ambiguous=ambiguous,
             retry_after=parse_retry_after(retry_after),
             reason=described,
             **fields,
         )
     return Outcome(succeeded=False, reason=described, **fields)
+
+
+def reply_from_response(
+    status: int,
+    raw: bytes,
+    request_id: str | None,
+    retry_after: str | None,
+    content_type: str = "application/json",
+    *,
+    redactor: Redactor | None = None,
+) -> tuple[Outcome, dict[str, Any] | None]:
+    """Map the answer to a read (List, Show): the outcome, and the JSON object on success.
+
+    >>> outcome, data = reply_from_response(200, b'{"count": 0, "jobs": []}', "r1", None)
+    >>> outcome.succeeded, data
+    (True, {'count': 0, 'jobs': []})
+    """
+    if status == 200:
+        try:
+            payload: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            payload = None
+        if isinstance(payload, dict):
+            return Outcome(succeeded=True, http_status=200, request_id=request_id), payload
+        snippet = _text_snippet(raw, redactor)
+        reason = f"HTTP 200 with a body that is not a JSON object ({content_type}): {snippet}"
+        return Outcome(
+            succeeded=False,
+            retryable=True,
+            http_status=200,
+            request_id=request_id,
+            reason=reason,
+        ), None
+    outcome = outcome_from_response(
+        status, raw, request_id, retry_after, content_type, redactor=redactor
+    )
+    # Reading changes nothing: an unknown outcome is just a failed read, worth another try.
+    if outcome.ambiguous:
+        outcome = dataclasses.replace(outcome, ambiguous=False, retryable=True)
+    return outcome, None
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -1,12 +1,17 @@
-"""One API call, one :class:`~batcher.outcome.Outcome`.
+"""The API's three calls: run a command (POST), list jobs (GET), show one job (GET).
 
-The client builds the request and reads the answer (:mod:`.answer` maps it);
-authentication is an aiohttp middleware (:mod:`.auth`), so no secret passes through here.
+The client builds each request and reads the answer (:mod:`.answer` maps it); signing is an
+aiohttp middleware (:mod:`.auth`), so no secret passes through here. What it reads of an
+answer is capped: the API's answers are small, and a server that sends megabytes must not
+take the process's memory with it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -16,12 +21,20 @@ from ..entry import Entry
 from ..errors import UsageError
 from ..outcome import Outcome
 from ..redact import Redactor
-from .answer import brief, outcome_from_response, redirect_refused
+from .answer import brief, outcome_from_response, redirect_refused, reply_from_response
 from .auth import middleware_for
 from .credentials import Credentials
 
-_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs/{job_id}/command"
+_JOBS_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs"
 _USER_AGENT = f"batcher/{__version__}"
+
+#: The most read of a command's answer (they are a few hundred bytes; a few pre-signed URLs
+#: at most). Beyond it the answer is cut off unread.
+MAX_ANSWER_BYTES = 256 * 1024
+#: The most read of a List page or a Show answer (a page of 100 jobs is ~100 KB).
+MAX_READ_BYTES = 4 * 1024 * 1024
+
+_CHUNK = 64 * 1024
 
 
 def open_session(
@@ -42,11 +55,46 @@ def open_session(
     )
 
 
-class CommandClient:
-    """Executes one entry's command and maps the answer to an :class:`Outcome`.
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to a read: how it went, the JSON object on success, and the server's
+    ``Date`` header (its clock, to compare with the times in a job's record)."""
 
-    >>> client = CommandClient(session, endpoint=URL("https://h"), project_id="p")  # doctest: +SKIP
+    outcome: Outcome
+    data: dict[str, Any] | None = None
+    server_date: str | None = None
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int | None) -> None:
+        super().__init__()
+        self.size = size
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, or :class:`_TooLarge` as soon as it is known to exceed ``cap`` bytes."""
+    if response.content_length is not None and response.content_length > cap:
+        raise _TooLarge(response.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise _TooLarge(None)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _size(size: int | None, cap: int) -> str:
+    return f"{size:,} bytes" if size is not None else f"more than {cap:,} bytes"
+
+
+class MetaStudioClient:
+    """Runs an entry's command, lists jobs and shows one, each mapped to an :class:`Outcome`.
+
+    >>> client = MetaStudioClient(session, endpoint=url, project_id="p")  # doctest: +SKIP
     >>> outcome = await client.execute(entry)  # doctest: +SKIP
+    >>> reply = await client.show_job("job-1")  # doctest: +SKIP
     """
 
     def __init__(
@@ -59,31 +107,42 @@ class CommandClient:
         timeout: float = 30.0,
         redactor: Redactor | None = None,
     ) -> None:
-        self._redactor = redactor
         self._session = session
         self._endpoint = endpoint
         self._project_id = project_id
         self._app_user_id = app_user_id
         self._timeout = timeout
         self._client_timeout = aiohttp.ClientTimeout(total=timeout)
+        self._redactor = redactor
+
+    # ------------------------------------------------------------------ addresses
+
+    def _project(self, project_id: str | None, where: str) -> str:
+        project = project_id or self._project_id
+        if not project:
+            raise UsageError(f"{where}: no project id (set --project-id)")
+        return project
 
     def url_for(self, entry: Entry) -> URL:
-        project_id = entry.project_id or self._project_id
-        if not project_id:
-            raise UsageError(f"{entry.source}: no project id (set --project-id)")
+        project = self._project(entry.project_id, entry.source)
         return self._endpoint.with_path(
-            _PATH.format(project_id=project_id, job_id=entry.job_id), encoded=True
+            f"{_JOBS_PATH.format(project_id=project)}/{entry.job_id}/command", encoded=True
         )
 
+    def _headers(self, project: str, app_user_id: str | None) -> dict[str, str]:
+        headers = {"X-Project-Id": project}
+        app_user = app_user_id or self._app_user_id
+        if app_user:
+            headers["X-App-UserId"] = app_user
+        return headers
+
+    # ------------------------------------------------------------------ the calls
+
     async def execute(self, entry: Entry) -> Outcome:
+        """Run ``entry``'s command: ``POST .../jobs/{job_id}/command``."""
         url = self.url_for(entry)
-        headers = {
-            "Content-Type": "application/json;charset=UTF-8",
-            "X-Project-Id": entry.project_id or self._project_id or "",
-        }
-        app_user_id = entry.app_user_id or self._app_user_id
-        if app_user_id:
-            headers["X-App-UserId"] = app_user_id
+        headers = self._headers(self._project(entry.project_id, entry.source), entry.app_user_id)
+        headers["Content-Type"] = "application/json;charset=UTF-8"
         body = json.dumps(entry.request_body(), ensure_ascii=False, separators=(",", ":"))
         try:
             # The per-request timeout makes the reason below true whatever the session's is.
@@ -94,30 +153,121 @@ class CommandClient:
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry credentials to another host
             ) as response:
-                raw = await response.read()
+                request_id = response.headers.get("X-Request-Id")
                 if 300 <= response.status < 400:
                     return redirect_refused(
-                        response.status,
-                        response.headers.get("Location"),
-                        response.headers.get("X-Request-Id"),
+                        response.status, response.headers.get("Location"), request_id
+                    )
+                try:
+                    raw = await _read_capped(response, MAX_ANSWER_BYTES)
+                except _TooLarge as error:
+                    return _oversized(
+                        response.status, request_id, error.size, MAX_ANSWER_BYTES, read=False
                     )
                 return outcome_from_response(
                     response.status,
                     raw,
-                    response.headers.get("X-Request-Id"),
+                    request_id,
                     response.headers.get("Retry-After"),
                     response.content_type,
                     redactor=self._redactor,
                 )
-        except TimeoutError:
+        except (TimeoutError, aiohttp.ClientError) as error:
+            return self._lost(error, read=False)
+
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply:
+        """The job's record: ``GET .../jobs/{job_id}`` (state, times, operation_logs)."""
+        project = self._project(project_id, f"job {job_id}")
+        url = self._endpoint.with_path(
+            f"{_JOBS_PATH.format(project_id=project)}/{job_id}", encoded=True
+        )
+        return await self._read(url, self._headers(project, app_user_id))
+
+    async def list_jobs(
+        self,
+        query: Mapping[str, str],
+        *,
+        project_id: str | None = None,
+        app_user_id: str | None = None,
+    ) -> Reply:
+        """One page of jobs: ``GET .../jobs?offset=..&limit=..&state=..`` (``count``, ``jobs``)."""
+        project = self._project(project_id, "list jobs")
+        url = self._endpoint.with_path(_JOBS_PATH.format(project_id=project), encoded=True)
+        return await self._read(url.with_query(dict(query)), self._headers(project, app_user_id))
+
+    async def _read(self, url: URL, headers: dict[str, str]) -> Reply:
+        try:
+            async with self._session.get(
+                url, headers=headers, timeout=self._client_timeout, allow_redirects=False
+            ) as response:
+                request_id = response.headers.get("X-Request-Id")
+                if 300 <= response.status < 400:
+                    location = response.headers.get("Location")
+                    return Reply(redirect_refused(response.status, location, request_id))
+                try:
+                    raw = await _read_capped(response, MAX_READ_BYTES)
+                except _TooLarge as error:
+                    return Reply(
+                        _oversized(
+                            response.status, request_id, error.size, MAX_READ_BYTES, read=True
+                        )
+                    )
+                outcome, data = reply_from_response(
+                    response.status,
+                    raw,
+                    request_id,
+                    response.headers.get("Retry-After"),
+                    response.content_type,
+                    redactor=self._redactor,
+                )
+                return Reply(outcome, data, response.headers.get("Date"))
+        except (TimeoutError, aiohttp.ClientError) as error:
+            return Reply(self._lost(error, read=True))
+
+    def _lost(self, error: BaseException, *, read: bool) -> Outcome:
+        """The outcome of a request that got no answer: was it sent? A command that was
+        may have executed (``ambiguous``); a read changes nothing either way."""
+        if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+            # No retry fixes a certificate: halt, as for refused credentials.
             return Outcome(
                 succeeded=False,
-                retryable=True,
-                reason=f"timed out after {self._timeout:g}s waiting for the API",
+                fatal=True,
+                reason=f"TLS verification failed{brief(error)}: the server's certificate is not "
+                "trusted for this host (self-signed, expired or for another name); check "
+                "--endpoint or the system's CA certificates",
             )
-        except aiohttp.ClientError as error:
+        if isinstance(error, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+            # The connection was never made: nothing was sent.
             return Outcome(
                 succeeded=False,
                 retryable=True,
                 reason=f"connection error: {type(error).__name__}{brief(error)}",
             )
+        if isinstance(error, TimeoutError):
+            reason = f"timed out after {self._timeout:g}s waiting for the API"
+        else:
+            reason = f"connection error: {type(error).__name__}{brief(error)}"
+        return Outcome(succeeded=False, retryable=True, ambiguous=not read, reason=reason)
+
+
+def _oversized(
+    status: int, request_id: str | None, size: int | None, cap: int, *, read: bool
+) -> Outcome:
+    # A big 2xx came from the service after it ran the command: whether it succeeded is
+    # unknown. A big error page was not the service's answer to the command.
+    answered = 200 <= status < 300 and not read
+    return Outcome(
+        succeeded=False,
+        retryable=not answered,
+        ambiguous=answered,
+        http_status=status,
+        request_id=request_id,
+        reason=f"HTTP {status} with an answer of {_size(size, cap)}, over the "
+        f"{cap // 1024} KiB batcher reads; it was not read",
+    )
+
+
+#: The name the engine and tests used before reads were added.
+CommandClient = MetaStudioClient

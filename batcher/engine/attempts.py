@@ -1,0 +1,169 @@
+"""One entry's life: attempts under the limiter, retries, and the truth after a lost answer.
+
+Per attempt: wait for the limiter's slot, send, give the answer to the limiter as evidence,
+then decide. An answer settles it (success, or a refusal); an answer worth another try is
+retried by the retry rule; an attempt whose answer was lost (``Outcome.ambiguous``) may
+have executed, so before a state-changing command is sent again the job's record is read
+(:class:`~batcher.engine.confirm.Confirmer`):
+
+* it took effect → ``succeeded``, ``confirmed_by`` the evidence, and the job's later
+  commands run;
+* it surely did not → send it again;
+* the record cannot tell → send it again, and if that is refused, ``failed`` with
+  ``ambiguous: true`` and a reason that says the first attempt may have executed.
+
+A refusal after a lost answer is checked against the record once more (the first attempt
+may have executed after all, just late): only a refusal the record does not contradict
+ends ``failed``. Read-only commands (``GET_*``) are simply retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import anyio
+
+from ..entry import Entry
+from ..metastudio.jobs import trace_of
+from ..metastudio.record import Finding, Verdict
+from ..outcome import Outcome
+from .calls import Pacer
+from .confirm import Confirmer
+
+LOST_NOTE = " (an earlier attempt's answer was lost: it may have executed)"
+
+
+class Services(Protocol):
+    """What an entry's attempts need from the runner."""
+
+    pacer: Pacer
+    confirmer: Confirmer
+
+    @property
+    def halted(self) -> bool: ...
+
+    @property
+    def hard_stopped(self) -> bool: ...
+
+    def halt(self, reason: str) -> None: ...
+
+    def halt_note(self) -> str: ...
+
+    async def send(self, entry: Entry, slot: int) -> Outcome: ...
+
+    def note_sent(self, entry: Entry, slot: int, sent_at: datetime) -> None: ...
+
+    async def wait(self, waiter: Callable[[], Awaitable[object]]) -> bool: ...
+
+
+@dataclass(slots=True)
+class Attempts:
+    """What one entry's attempts came to: the last answer and everything the line says."""
+
+    outcome: Outcome | None = None
+    count: int = 0
+    throttled: int = 0
+    #: When the first attempt went out (after the limiter), and the wait before it.
+    first_sent: datetime | None = None
+    wait_s: float | None = None
+    #: Time spent in requests: the API's time, not the limiter's or the backoff's.
+    api_s: float = 0.0
+    #: When the first attempt whose answer was lost went out (None: no answer was lost).
+    doubt_since: datetime | None = None
+    #: The last word of the job's record, if it was read.
+    finding: Finding | None = None
+    note: str = ""
+
+    @property
+    def confirmed_by(self) -> str | None:
+        finding = self.finding
+        if finding is not None and finding.verdict is Verdict.TOOK_EFFECT:
+            return finding.evidence
+        return None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.confirmed_by is not None or (
+            self.outcome is not None and self.outcome.succeeded
+        )
+
+    @property
+    def ambiguous(self) -> bool:
+        """A failure whose earlier attempt may have executed, as far as anyone can tell."""
+        if self.succeeded or self.doubt_since is None:
+            return False
+        return self.finding is None or self.finding.verdict is not Verdict.DID_NOT
+
+
+async def run_entry(
+    services: Services, entry: Entry, slot: int, *, doubt_since: datetime | None = None
+) -> Attempts:
+    """Attempt ``entry`` until it is settled; ``doubt_since`` is set when an earlier run
+    may already have executed it (``--resume`` after a lost answer or a crash)."""
+    trace = trace_of(entry.command, entry.command_message)
+    checkable = not trace.read_only and trace.readable
+    result = Attempts(doubt_since=None if trace.read_only else doubt_since)
+    pacer = services.pacer
+    if result.doubt_since is not None and checkable:
+        result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+        if result.succeeded:
+            return result
+    checked_last = result.finding is not None
+    while True:
+        if services.halted:
+            if result.count:
+                result.note = f" (not retried: {services.halt_note()})"
+            break
+        waited_from = anyio.current_time()
+        if not await pacer.slot():
+            continue  # halted while waiting for the limiter: handled at the loop top
+        sent_at = datetime.now(UTC)
+        if result.count == 0:
+            result.wait_s = anyio.current_time() - waited_from
+            result.first_sent = sent_at
+            if not trace.read_only:
+                services.note_sent(entry, slot, sent_at)
+        began = anyio.current_time()
+        outcome = await services.send(entry, slot)
+        result.api_s += anyio.current_time() - began
+        result.outcome = outcome
+        result.count += 1
+        pacer.note(outcome)
+        result.throttled += outcome.throttled
+        checked_last = False
+        why = pacer.halts(outcome)
+        if why is not None:
+            services.halt(why)
+            break
+        if outcome.succeeded:
+            break
+        if outcome.ambiguous and not trace.read_only:
+            if result.doubt_since is None:
+                result.doubt_since = sent_at
+            if checkable and not services.hard_stopped:
+                result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+                checked_last = True
+                if result.succeeded:
+                    break
+        elif not outcome.retryable:
+            break  # a refusal (after a lost answer, the record gets the last word below)
+        if services.hard_stopped:
+            break
+        if not await pacer.backoff(outcome, attempts=result.count, throttled=result.throttled):
+            if not services.halted:
+                result.note = f" (gave up after {result.count} attempts)"
+            break
+    if (
+        not result.succeeded
+        and result.doubt_since is not None
+        and checkable
+        and not checked_last
+        and not services.hard_stopped
+    ):
+        result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+    if result.ambiguous:
+        result.note += LOST_NOTE
+    return result

@@ -1,0 +1,86 @@
+"""After an answer is lost: ask the job's record whether the command took effect.
+
+An attempt whose answer never arrived (a timeout, a dropped connection, a 502/504, an answer
+cut short) may or may not have executed. Sending it again blindly turns "it worked but we
+did not hear" into "refused: the job's state does not allow it", a false failure. So before
+a state-changing command is sent again — and on ``--resume`` for entries left in doubt —
+the runner reads the job with Show and lets :mod:`batcher.metastudio.record` judge.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+
+from ..entry import Entry
+from ..metastudio.client import Reply
+from ..metastudio.jobs import trace_of
+from ..metastudio.record import Finding, JobRecord, Verdict, judge, server_since
+from .calls import Pacer
+
+log = structlog.get_logger("batcher.confirm")
+
+
+class RecordSource(Protocol):
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply: ...
+
+
+class Confirmer:
+    """Reads a job's record (through the pacer) and judges one command against it.
+
+    >>> confirmer = Confirmer(client, pacer)  # doctest: +SKIP
+    >>> finding = await confirmer.check(entry, since=first_attempt_sent_at)  # doctest: +SKIP
+    >>> finding.verdict, finding.evidence  # doctest: +SKIP
+    (<Verdict.TOOK_EFFECT: 'took effect'>, 'operation_log')
+    """
+
+    def __init__(self, source: RecordSource, pacer: Pacer) -> None:
+        self._source = source
+        self._pacer = pacer
+        #: Show calls made, and how they came out.
+        self.checks = 0
+        self.confirmed = 0
+
+    async def check(self, entry: Entry, *, since: datetime) -> Finding:
+        """Did ``entry``'s command take effect at or after ``since`` (our clock, UTC)?"""
+        trace = trace_of(entry.command, entry.command_message)
+        if not trace.readable:
+            return Finding(Verdict.UNKNOWN, "the command leaves no trace in the job's record")
+        self.checks += 1
+        reply = await self._pacer.read(
+            lambda: self._source.show_job(
+                entry.job_id, project_id=entry.project_id, app_user_id=entry.app_user_id
+            )
+        )
+        received_at = datetime.now(UTC)
+        if not reply.outcome.succeeded or reply.data is None:
+            finding = Finding(
+                Verdict.UNKNOWN,
+                f"the job's record could not be read ({reply.outcome.reason or 'no answer'})",
+            )
+        else:
+            record = JobRecord.from_show(reply.data)
+            if record.job_id not in (None, entry.job_id):
+                finding = Finding(Verdict.UNKNOWN, "Show answered about another job")
+            else:
+                finding = judge(
+                    trace,
+                    record,
+                    since=server_since(
+                        since, server_date=reply.server_date, received_at=received_at
+                    ),
+                )
+        if finding.verdict is Verdict.TOOK_EFFECT:
+            self.confirmed += 1
+        log.info(
+            "outcome_checked",
+            job_id=entry.job_id,
+            command=entry.command,
+            verdict=finding.verdict.value,
+            detail=finding.detail,
+        )
+        return finding

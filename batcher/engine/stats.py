@@ -1,0 +1,91 @@
+"""A run's options and its counters, shared by the runner, progress and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run behaves; the CLI builds this from flags.
+
+    >>> RunOptions(concurrency=4).retry.max_attempts
+    5
+    """
+
+    concurrency: int = 16
+    max_attempts: int = 5
+    #: 429s do not use up ``max_attempts`` (they were not executed), up to this many in all.
+    max_throttled_attempts: int = 50
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_failures: int | None = None
+    max_failure_rate: float | None = None
+    #: The failure rate is judged only after this many entries have finished.
+    failure_rate_min_sample: int = 50
+    grace_period: float = 10.0
+    handle_signals: bool = True
+    #: How many entries may wait behind busy jobs before the producer pauses.
+    max_waiting: int = 1024
+    #: Run at most this many entries not yet done, then stop (a canary); None = all.
+    limit: int | None = None
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            max_throttled_attempts=self.max_throttled_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+        )
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Counters the runner keeps; progress and the summary read them."""
+
+    total: int | None = None
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    already_done: int = 0
+    #: Command requests sent (retries included); Show requests are ``checks``.
+    attempts: int = 0
+    #: Requests the API answered 429 (commands and reads).
+    throttled: int = 0
+    #: Attempts after the first, for all entries.
+    retries: int = 0
+    #: Show requests made to decide an outcome after a lost answer.
+    checks: int = 0
+    #: Entries decided from the job's record (``confirmed_by``), and failures left in doubt.
+    confirmed: int = 0
+    ambiguous: int = 0
+    #: Entries not run because ``--limit`` was reached (known only when the feed ended).
+    left_by_limit: bool = False
+    in_flight: int = 0
+    started: float = 0.0
+    finished: float | None = None
+    halted_reason: str | None = None
+    interrupted: bool = False
+
+    @property
+    def finished_entries(self) -> int:
+        return self.succeeded + self.failed + self.skipped
+
+    @property
+    def done(self) -> int:
+        return self.finished_entries + self.already_done
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """``2026-11-24T13:00:00.123Z``: the report's time format (UTC, milliseconds).
+
+    >>> utc_stamp(datetime(2026, 11, 24, 13, 0, 0, 123456, tzinfo=UTC))
+    '2026-11-24T13:00:00.123Z'
+    """
+    moment = moment or datetime.now(UTC)
+    # isoformat is C code and truncates to milliseconds, as ``microsecond // 1000`` did.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

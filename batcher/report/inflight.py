@@ -1,0 +1,122 @@
+"""What was in flight: one fixed slot per worker, beside the report (``REPORT.inflight``).
+
+A ``kill -9`` (or a power cut) leaves no line for the entries whose requests were on the
+wire, and those may have executed. Before a worker sends a state-changing command for the
+first time it writes the entry and the time into its own slot (one ``pwrite``); the slot
+is simply overwritten by the worker's next entry. After a crash the file holds at most one
+entry per worker, and ``--resume`` treats every slot whose entry has no report line written
+since as in doubt: it checks the job's record before sending it again. A run that ends
+normally empties the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+#: Bytes per slot: the entry as a JSON line, padded with spaces (ids are at most 64 chars).
+SLOT_SIZE = 384
+
+
+def inflight_path(report: Path) -> Path:
+    """``REPORT.inflight``, beside the report."""
+    return report.with_name(report.name + ".inflight")
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """An entry that was sent, and when (UTC, as in report lines)."""
+
+    job_id: str
+    command: str
+    project_id: str | None
+    sent_at: str
+
+
+class InflightSlots:
+    """The slot file, open for writing: :meth:`note` before a worker's first send.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "r.jsonl.inflight"
+    >>> slots = InflightSlots.open(path, slots=4)
+    >>> slots.note(3, InFlight("job-1", "SUBMITVERIFYING", "p", "2026-11-25T08:00:00.000Z"))
+    >>> [(item.job_id, item.sent_at) for item in read_inflight(path)]
+    [('job-1', '2026-11-25T08:00:00.000Z')]
+    >>> slots.close()
+    """
+
+    def __init__(self, fd: int, slots: int) -> None:
+        self._fd = fd
+        self.slots = slots
+
+    @classmethod
+    def open(cls, path: Path, *, slots: int) -> InflightSlots:
+        """Open (create, 0600) and empty the slot file: the caller has read it already."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, 0)
+        except OSError:
+            os.close(fd)
+            raise
+        return cls(fd, slots)
+
+    def note(self, slot: int, entry: InFlight) -> None:
+        """Write ``entry`` into ``slot`` (it is in the kernel, safe from a crash, on return)."""
+        data = orjson.dumps(
+            {
+                "job_id": entry.job_id,
+                "command": entry.command,
+                "project_id": entry.project_id,
+                "sent_at": entry.sent_at,
+            }
+        )
+        data = data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
+        os.pwrite(self._fd, data, slot * SLOT_SIZE)
+
+    def clear(self) -> None:
+        """Empty the file: nothing is in flight (the run ended and every line is written)."""
+        os.ftruncate(self._fd, 0)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
+
+def read_inflight(path: Path) -> list[InFlight]:
+    """The entries a crashed run left in its slots (none when the file is missing).
+
+    A slot that cannot be read (a crash mid-``pwrite``) is left out: the entry's send had
+    not started, since the slot is written before the request.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    found: list[InFlight] = []
+    for start in range(0, len(raw), SLOT_SIZE):
+        chunk = raw[start : start + SLOT_SIZE].strip(b" \n\x00")
+        if not chunk:
+            continue
+        try:
+            item = orjson.loads(chunk)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(item, dict) and all(
+            isinstance(item.get(name), str) for name in ("job_id", "command", "sent_at")
+        ):
+            project = item.get("project_id")
+            found.append(
+                InFlight(
+                    item["job_id"],
+                    item["command"],
+                    project if isinstance(project, str) else None,
+                    item["sent_at"],
+                )
+            )
+    return found

@@ -1,0 +1,282 @@
+"""After an answer is lost, the line tells the truth: the job's record decides.
+
+A scripted API keeps a record per job (state and operation log) that commands change only
+when the script says they took effect; answers can be lost after the effect (the hard
+case) or before it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from batcher.engine.limiter import RateLimiter
+from batcher.engine.runner import Runner
+from batcher.engine.stats import RunOptions
+from batcher.entry import Entry
+from batcher.keys import key_digest
+from batcher.metastudio.client import Reply
+from batcher.outcome import Outcome
+from batcher.report.line import ReportLine
+
+OK = Outcome(succeeded=True, http_status=200, command_result="EXCUTE_SUCCESS")
+LOST = Outcome(succeeded=False, retryable=True, ambiguous=True, reason="timed out after 5s")
+LOG_OF = {
+    "SUBMITVERIFYING": "USER_VERIFYING_SUBMITTED",
+    "CONFIRM_REPAIR": "USER_REPAIR",
+}
+
+
+def refused(why: str = "state does not allow it") -> Outcome:
+    return Outcome(
+        succeeded=False,
+        http_status=200,
+        command_result="EXCUTE_FAILED",
+        failed_msg=why,
+        reason=why,
+    )
+
+
+@dataclass
+class Job:
+    state: str = "WAIT_FILE_UPLOAD"
+    logs: list[dict[str, str]] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+
+
+class RecordedAPI:
+    """Commands take effect once (a second attempt is refused, reads excepted);
+    ``plan[(job, n)]`` says what happens to attempt n of the job's first command: "ok",
+    "lost-after" (effect, answer lost), "lost-before" (no effect, answer lost), "refuse"."""
+
+    def __init__(self, plan: dict[tuple[str, int], str], *, show: str = "ok") -> None:
+        self.plan = plan
+        self.show = show  # "ok", "forbidden", "no-logs"
+        self.jobs: dict[str, Job] = {}
+        self.attempts: dict[tuple[str, str], int] = {}
+        self.first: dict[str, str] = {}
+        self.executions: dict[tuple[str, str], int] = {}
+        self.shows = 0
+        self.clock_skew = timedelta(0)
+
+    def job(self, job_id: str) -> Job:
+        return self.jobs.setdefault(job_id, Job())
+
+    def _take_effect(self, entry: Entry) -> None:
+        job = self.job(entry.job_id)
+        if not entry.command.startswith("GET_"):
+            job.done.add(entry.command)
+        key = (entry.job_id, entry.command)
+        self.executions[key] = self.executions.get(key, 0) + 1
+        if entry.command in LOG_OF:
+            now = datetime.now(UTC) + self.clock_skew
+            job.logs.append(
+                {
+                    "log_type": LOG_OF[entry.command],
+                    "operate_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "operate_user": "USER",
+                }
+            )
+
+    async def execute(self, entry: Entry) -> Outcome:
+        key = (entry.job_id, entry.command)
+        n = self.attempts[key] = self.attempts.get(key, 0) + 1
+        first = self.first.setdefault(entry.job_id, entry.command)
+        what = self.plan.get((entry.job_id, n), "ok") if entry.command == first else "ok"
+        if what == "refuse" or (what == "ok" and entry.command in self.job(entry.job_id).done):
+            return refused()
+        if what == "lost-before":
+            return LOST
+        self._take_effect(entry)
+        return LOST if what == "lost-after" else OK
+
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply:
+        self.shows += 1
+        if self.show == "forbidden":
+            return Reply(Outcome(succeeded=False, http_status=404, reason="HTTP 404: no such job"))
+        job = self.job(job_id)
+        data: dict[str, Any] = {"job_id": job_id, "state": job.state}
+        if self.show != "no-logs":
+            data["operation_logs"] = list(job.logs)
+        return Reply(Outcome(succeeded=True, http_status=200), data)
+
+
+def entry(job: str, command: str = "SUBMITVERIFYING", **fields: Any) -> Entry:
+    return Entry(job_id=job, command=command, source=f"m.csv:{job}", **fields)
+
+
+async def run(
+    entries: list[Entry], api: RecordedAPI, **options: Any
+) -> tuple[dict[tuple[str, str], ReportLine], Runner]:
+    lines: list[ReportLine] = []
+    doubts = options.pop("doubts", None)
+    opts = RunOptions(backoff_base=0.001, backoff_cap=0.01, handle_signals=False, **options)
+    runner = Runner(
+        client=api,
+        limiter=RateLimiter(rate=0),
+        write=lambda line: lines.append(ReportLine.model_validate(line)),
+        run_id="r",
+        options=opts,
+        doubts=doubts,
+        rng=random.Random(3),
+    )
+    await runner.run(entries)
+    assert len(lines) == len({line.key for line in lines})  # one line per entry
+    return {line.key: line for line in lines}, runner
+
+
+async def test_an_answer_lost_after_the_effect_is_confirmed_from_the_operation_log() -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    got, runner = await run([entry("j1"), entry("j1", "CONFIRM_ACCEPT")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert line.attempts == 1 and not line.ambiguous and line.reason is None
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1  # never sent twice
+    assert got[("j1", "CONFIRM_ACCEPT")].status == "succeeded"  # the job's next command ran
+    assert runner.stats.confirmed == 1 and runner.stats.checks == 1
+
+
+async def test_an_answer_lost_before_the_effect_is_sent_again() -> None:
+    api = RecordedAPI({("j1", 1): "lost-before"})
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and line.confirmed_by is None and line.attempts == 2
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1 and api.shows == 1
+
+
+async def test_a_refusal_after_a_lost_answer_that_did_nothing_is_a_plain_failure() -> None:
+    # The lost answer was itself a refusal: the record shows nothing, so "failed" is true.
+    api = RecordedAPI({("j1", 1): "lost-before", ("j1", 2): "refuse"})
+    got, runner = await run([entry("j1"), entry("j1", "CONFIRM_REPAIR")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "failed" and not line.ambiguous and line.confirmed_by is None
+    assert "may have executed" not in (line.reason or "")
+    assert got[("j1", "CONFIRM_REPAIR")].status == "skipped"
+    assert runner.stats.ambiguous == 0
+
+
+async def test_a_late_effect_behind_a_refusal_is_found_by_the_last_check() -> None:
+    # Attempt 1's answer was lost and the record showed nothing yet; it executed late, so
+    # attempt 2 is refused. The record, read again, shows attempt 1's entry: succeeded.
+    api = RecordedAPI({("j1", 1): "lost-before", ("j1", 2): "refuse"})
+    original = api.show_job
+    calls = {"n": 0}
+
+    async def show_then_execute(job_id: str, **kwargs: Any) -> Reply:
+        calls["n"] += 1
+        reply = await original(job_id, **kwargs)
+        if calls["n"] == 1:  # the first attempt lands after the first look
+            api._take_effect(entry("j1"))
+        return reply
+
+    api.show_job = show_then_execute  # type: ignore[method-assign]
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert line.attempts == 2 and calls["n"] == 2
+
+
+async def test_a_command_that_leaves_no_trace_is_resent_and_a_refusal_is_ambiguous() -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    got, runner = await run([entry("j1", "CONFIRM_AUTHORIZATION_LETTER")], api)
+    line = got[("j1", "CONFIRM_AUTHORIZATION_LETTER")]
+    assert line.status == "failed" and line.ambiguous is True
+    assert "may have executed" in (line.reason or "")
+    assert api.shows == 0  # nothing to read: the record cannot tell
+    assert runner.stats.ambiguous == 1
+
+
+async def test_when_the_record_cannot_be_read_a_refusal_is_ambiguous() -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"}, show="forbidden")
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "failed" and line.ambiguous is True
+    assert api.shows == 2  # after the lost answer, and after the refusal
+
+
+async def test_a_record_without_an_operation_log_cannot_tell() -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"}, show="no-logs")
+    got, _ = await run([entry("j1")], api)
+    assert got[("j1", "SUBMITVERIFYING")].ambiguous is True
+
+
+async def test_read_only_commands_are_simply_retried() -> None:
+    api = RecordedAPI({("j1", 1): "lost-after", ("j1", 2): "lost-after"})
+    got, _ = await run([entry("j1", "GET_MULTIPART_UPLOADED")], api)
+    line = got[("j1", "GET_MULTIPART_UPLOADED")]
+    assert line.status == "succeeded" and line.attempts == 3 and api.shows == 0
+
+
+async def test_attempts_run_out_while_in_doubt_the_record_decides() -> None:
+    plan = {("j1", n): "lost-before" for n in range(1, 4)}
+    api = RecordedAPI(plan)
+    got, _ = await run([entry("j1")], api, max_attempts=3)
+    line = got[("j1", "SUBMITVERIFYING")]
+    # The record said "not executed" every time: a plain, retryable failure.
+    assert line.status == "failed" and line.retryable and not line.ambiguous
+    assert "gave up after 3 attempts" in (line.reason or "")
+
+
+async def test_a_server_clock_behind_ours_is_allowed_for() -> None:
+    # The server writes its log 20 s "earlier" than our send time: without a measured
+    # offset the allowance (2 minutes) still finds it.
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    api.clock_skew = timedelta(seconds=-20)
+    got, _ = await run([entry("j1")], api)
+    assert got[("j1", "SUBMITVERIFYING")].confirmed_by == "operation_log"
+
+
+async def test_an_old_entry_of_the_same_kind_is_not_mistaken_for_this_attempt() -> None:
+    api = RecordedAPI({("j1", 1): "lost-before", ("j1", 2): "refuse"})
+    old = datetime.now(UTC) - timedelta(hours=3)
+    api.job("j1").logs.append(
+        {
+            "log_type": "USER_VERIFYING_SUBMITTED",
+            "operate_time": old.isoformat(),
+            "operate_user": "USER",
+        }
+    )
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "failed" and line.confirmed_by is None
+
+
+@pytest.mark.parametrize("effect", [True, False])
+async def test_resume_checks_entries_in_doubt_before_sending_them(effect: bool) -> None:
+    api = RecordedAPI({})
+    since = datetime.now(UTC) - timedelta(seconds=30)
+    if effect:  # the crashed run's request did execute
+        api._take_effect(entry("j1"))
+        api.attempts.clear()
+    doubts = {key_digest("j1", "SUBMITVERIFYING"): since}
+    got, _ = await run([entry("j1"), entry("j2")], api, doubts=doubts)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded"
+    if effect:
+        assert line.confirmed_by == "operation_log" and line.attempts == 0
+        assert ("j1", "SUBMITVERIFYING") not in api.attempts
+    else:
+        assert line.confirmed_by is None and line.attempts == 1
+    assert api.shows == 1  # only the entry in doubt was checked
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1
+
+
+async def test_limit_runs_at_most_n_entries_not_yet_done() -> None:
+    api = RecordedAPI({})
+    entries = [entry(f"j{i}") for i in range(10)]
+    got, runner = await run(entries, api, limit=4, concurrency=2)
+    assert len(got) == 4 and all(line.status == "succeeded" for line in got.values())
+    assert runner.stats.left_by_limit
+    assert sum(api.executions.values()) == 4
+
+
+async def test_limit_equal_to_the_entries_leaves_nothing() -> None:
+    api = RecordedAPI({})
+    got, runner = await run([entry(f"j{i}") for i in range(3)], api, limit=3)
+    assert len(got) == 3 and not runner.stats.left_by_limit
