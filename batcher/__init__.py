@@ -8,6 +8,8 @@ The Python API is what the ``batcher`` command calls::
     result = await batcher.run_async(["jobs.csv"], report="r.jsonl")   # in an event loop
     summary = batcher.validate(["jobs.csv"])      # raises batcher.ManifestError(.problems)
     stats = batcher.summarize("r.jsonl")
+    batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],   # a manifest from the
+                   states=["AUTO_VERIFY_FAILED"], output="nightly.csv")  # List API
 
 Options are keyword-only and mirror the CLI's flags; credentials come from the environment
 only. Errors meant for the user are :class:`BatcherError` subclasses with an ``exit_code``.
@@ -34,16 +36,20 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fast
-    from .api import Plan, RunResult, run, run_async, summarize, validate
+    from .api import run, run_async, select, select_async, summarize, validate
     from .manifest import ManifestSummary
     from .report.line import ReportLine
     from .report.summary import Summary
+    from .results import Plan, RunResult, SelectResult
 
 _LAZY = {
-    "Plan": "api",
-    "RunResult": "api",
+    "Plan": "results",
+    "RunResult": "results",
+    "SelectResult": "results",
     "run": "api",
     "run_async": "api",
+    "select": "api",
+    "select_async": "api",
     "summarize": "api",
     "validate": "api",
     "ManifestSummary": "manifest",
@@ -61,11 +67,14 @@ __all__ = [
     "ReportLine",
     "ReportLockedError",
     "RunResult",
+    "SelectResult",
     "Summary",
     "UsageError",
     "__version__",
     "run",
     "run_async",
+    "select",
+    "select_async",
     "summarize",
     "validate",
 ]

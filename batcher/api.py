@@ -1,4 +1,4 @@
-"""The public API: run manifests, validate them, summarise a report.
+"""The public API: run manifests, select jobs, validate manifests, summarise a report.
 
 What the ``batcher`` command does, as functions: the CLI only parses flags into these
 keyword arguments, prints what they return, and maps their exceptions to exit codes. The
@@ -12,97 +12,36 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import secrets as _secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import structlog
 
-from .errors import ExitCode, UsageError
-from .settings import Options, RunSettings, resolve
+from .errors import UsageError
+from .results import Plan, RunResult, SelectResult
+from .settings import Options
 
 if TYPE_CHECKING:
     from .engine.progress import Display
     from .manifest import ManifestSummary
     from .report.summary import Summary
-
-log = structlog.get_logger("batcher")
+    from .selector import Paging
 
 #: A manifest path, or ``"-"`` for CSV on standard input.
 ManifestPath = str | os.PathLike[str]
 
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a run would do: the entries per command, where they go, and at what pace."""
-
-    files: tuple[str, ...]
-    total: int
-    commands: dict[str, int]
-    endpoint: str | None
-    project_id: str | None
-    auth: str
-    rate: float
-    burst: int
-    concurrency: int
-
-    @property
-    def expected_seconds(self) -> float | None:
-        """At least this long at ``rate`` (one attempt per entry); None when unlimited."""
-        return self.total / self.rate if self.rate > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """What a run did. ``exit_code`` is the one the ``batcher`` command exits with.
-
-    >>> RunResult(run_id="r", report=None, succeeded=3).exit_code
-    0
-    """
-
-    run_id: str
-    report: Path | None
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    #: Entries not sent because an earlier run of the report had them succeed (``resume``).
-    already_done: int = 0
-    attempts: int = 0
-    #: Requests the API answered 429.
-    throttled: int = 0
-    #: Entries decided from the job's record after a lost answer, failures left in doubt
-    #: (``ambiguous``), and the Show requests made to decide them.
-    confirmed: int = 0
-    ambiguous: int = 0
-    checks: int = 0
-    #: True when ``limit`` stopped the run with entries left for ``resume``.
-    left_by_limit: bool = False
-    elapsed: float = 0.0
-    #: The rate asked for (0 = unlimited) and the rate the limiter ended at.
-    rate_limit: float = 0.0
-    settled_rate: float = 0.0
-    #: Why the run stopped early (401/403, a failure threshold, a signal), else None.
-    halted_reason: str | None = None
-    #: A dry run's plan (nothing was sent); None for real runs.
-    plan: Plan | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.halted_reason is not None:
-            return int(ExitCode.HALTED)
-        if self.failed or self.skipped:
-            return int(ExitCode.INCOMPLETE)
-        return int(ExitCode.OK)
-
-    @property
-    def entries_per_second(self) -> float | None:
-        """Entries attempted (succeeded or failed) per second; skipped lines are not work."""
-        attempted = self.succeeded + self.failed
-        return attempted / self.elapsed if self.elapsed > 0 else None
+__all__ = [
+    "Plan",
+    "RunResult",
+    "SelectResult",
+    "run",
+    "run_async",
+    "select",
+    "select_async",
+    "summarize",
+    "validate",
+]
 
 
 def run(
@@ -204,9 +143,7 @@ async def run_async(
 
     >>> result = await batcher.run_async(["jobs.csv"], report="r.jsonl")  # doctest: +SKIP
     """
-    from .execution import execute
-    from .manifest import Manifests
-    from .redact import Redactor
+    from .execution import run_manifests
 
     options = Options(
         project_id=project_id,
@@ -225,66 +162,15 @@ async def run_async(
         handle_signals=handle_signals,
         limit=limit,
     )
-    settings = resolve(options, need_endpoint=not dry_run)
-    if not dry_run and report is None:
-        raise UsageError("--report PATH is required (or use --dry-run)")
-    paths = [os.fspath(path) for path in manifests]
-    with Manifests(paths, default_command=command, project_id=settings.project_id) as checked:
-        summary = checked.check()
-        if summary.total == 0:
-            log.warning(
-                "no_entries",
-                files=list(summary.files),
-                hint="the manifests hold no entries: nothing to do",
-            )
-        if summary.without_project_id is not None:
-            raise UsageError(
-                f"{summary.without_project_id}: no project id for this entry: pass "
-                "--project-id, set HUAWEICLOUD_SDK_PROJECT_ID, or give the manifest a "
-                "project_id"
-            )
-        run_id = new_run_id()
-        if dry_run:
-            return RunResult(run_id=run_id, report=None, plan=_plan(summary, settings))
-        if settings.credentials is None and not settings.simulate:
-            raise UsageError(
-                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
-                "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or use --simulate"
-            )
-        assert report is not None
-        report_path = Path(report)
-        redactor = Redactor(settings.secrets())
-        done = await execute(
-            checked.entries(),
-            settings=settings,
-            report=report_path,
-            resume=resume,
-            run_id=run_id,
-            total=summary.total,
-            progress=progress,
-            progress_interval=progress_interval,
-            redactor=redactor,
-        )
-    stats = done.stats
-    elapsed = (stats.finished or stats.started) - stats.started
-    return RunResult(
-        run_id=run_id,
-        report=report_path,
-        succeeded=stats.succeeded,
-        failed=stats.failed,
-        skipped=stats.skipped,
-        already_done=stats.already_done,
-        attempts=stats.attempts,
-        throttled=stats.throttled,
-        confirmed=stats.confirmed,
-        ambiguous=stats.ambiguous,
-        checks=stats.checks,
-        left_by_limit=stats.left_by_limit,
-        elapsed=elapsed,
-        rate_limit=settings.rate,
-        settled_rate=done.settled_rate,
-        # The reason can quote a server's answer, and a server can echo a credential.
-        halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
+    return await run_manifests(
+        [os.fspath(path) for path in manifests],
+        options,
+        report=None if report is None else Path(report),
+        command=command,
+        resume=resume,
+        dry_run=dry_run,
+        progress=progress,
+        progress_interval=progress_interval,
     )
 
 
@@ -322,6 +208,132 @@ def summarize(report: str | os.PathLike[str]) -> Summary:
     return summarize_report(path)
 
 
+def select(
+    *,
+    commands: Sequence[str],
+    states: Sequence[str] = (),
+    batch_name: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    created_since: str | None = None,
+    created_until: str | None = None,
+    updated_since: str | None = None,
+    updated_until: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    format: str | None = None,
+    force: bool = False,
+    project_id: str | None = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+    simulate: bool = False,
+    rate: float = 10.0,
+    burst: int = 1,
+    max_attempts: int = 5,
+    timeout: float = 30.0,
+    app_user_id: str | None = None,
+    progress: Callable[[Paging], None] | None = None,
+) -> SelectResult:
+    """Write a manifest of every job the List API matches: one entry per job per command,
+    each job's commands in the order given; CSV on standard output by default, or to
+    ``output`` (format from its extension, or ``format``), never over an existing file
+    unless ``force``. The manifest carries the project id, so ``batcher run`` takes it as
+    it is.
+
+    >>> batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],
+    ...                states=["AUTO_VERIFY_FAILED"], batch_name="b-7",
+    ...                output="nightly.csv")  # doctest: +SKIP
+    SelectResult(jobs=42, entries=84, by_state={'AUTO_VERIFY_FAILED': 42}, ...)
+    """
+    _refuse_inside_a_loop("select")
+    call = functools.partial(
+        select_async,
+        commands=commands,
+        states=states,
+        batch_name=batch_name,
+        tag=tag,
+        name=name,
+        created_since=created_since,
+        created_until=created_until,
+        updated_since=updated_since,
+        updated_until=updated_until,
+        output=output,
+        format=format,
+        force=force,
+        project_id=project_id,
+        region=region,
+        endpoint=endpoint,
+        simulate=simulate,
+        rate=rate,
+        burst=burst,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        app_user_id=app_user_id,
+        progress=progress,
+    )
+    return anyio.run(call)
+
+
+async def select_async(
+    *,
+    commands: Sequence[str],
+    states: Sequence[str] = (),
+    batch_name: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    created_since: str | None = None,
+    created_until: str | None = None,
+    updated_since: str | None = None,
+    updated_until: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    format: str | None = None,
+    force: bool = False,
+    project_id: str | None = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+    simulate: bool = False,
+    rate: float = 10.0,
+    burst: int = 1,
+    max_attempts: int = 5,
+    timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
+    app_user_id: str | None = None,
+    progress: Callable[[Paging], None] | None = None,
+) -> SelectResult:
+    """:func:`select`, for callers already in an event loop (same arguments, same result)."""
+    from .selector import JobQuery, select_to_manifest
+
+    query = JobQuery(
+        states=tuple(states),
+        batch_name=batch_name,
+        tag=tag,
+        name=name,
+        created_since=created_since,
+        created_until=created_until,
+        updated_since=updated_since,
+        updated_until=updated_until,
+    )
+    options = Options(
+        project_id=project_id,
+        region=region,
+        endpoint=endpoint,
+        simulate=simulate,
+        rate=rate,
+        burst=burst,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        app_user_id=app_user_id,
+    )
+    out = None if output is None or os.fspath(output) == "-" else Path(output)
+    return await select_to_manifest(
+        query,
+        tuple(commands),
+        options,
+        output=out,
+        format=format,
+        force=force,
+        progress=progress,
+    )
+
+
 def _refuse_inside_a_loop(name: str) -> None:
     try:
         asyncio.get_running_loop()
@@ -331,39 +343,3 @@ def _refuse_inside_a_loop(name: str) -> None:
         f"batcher.{name}() blocks, and this thread already runs an event loop: "
         f"use `await batcher.{name}_async(...)` instead"
     )
-
-
-def new_run_id() -> str:
-    """A run id: when it started (UTC), and six random hex digits.
-
-    >>> len(new_run_id())
-    23
-    """
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + _secrets.token_hex(3)
-
-
-def _plan(summary: ManifestSummary, settings: RunSettings) -> Plan:
-    if settings.simulate:
-        endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
-        auth = "AK/SK signing with throwaway simulator keys"
-    else:
-        endpoint = str(settings.endpoint) if settings.endpoint else None
-        auth = (
-            settings.credentials.describe()
-            if settings.credentials
-            else ("none found in the environment (a real run would refuse to start)")
-        )
-    return Plan(
-        files=summary.files,
-        total=summary.total,
-        commands=dict(summary.commands),
-        endpoint=endpoint,
-        project_id=settings.project_id,
-        auth=auth,
-        rate=settings.rate,
-        burst=settings.burst,
-        concurrency=settings.options.concurrency,
-    )
-
-
-__all__ = ["Plan", "RunResult", "new_run_id", "run", "run_async", "summarize", "validate"]

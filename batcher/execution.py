@@ -1,8 +1,9 @@
-"""One run, wired together: report → (simulator) → session → client → limiter → runner.
+"""One run, wired together: check → report → (simulator) → session → client → runner.
 
-:func:`batcher.run_async` checks everything first and then calls :func:`execute` with the
-checked manifests: it takes the report's lock, reads what ``--resume`` needs, keeps the
-in-flight slots, and runs the entries with progress alongside.
+:func:`run_manifests` is :func:`batcher.run_async`'s body: it checks the settings and every
+manifest entry first (nothing is sent when anything is wrong), then :func:`execute` takes
+the report's lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the
+entries with progress alongside.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -22,16 +23,124 @@ from .engine import ProgressTicker, RateLimiter, Runner, RunStats
 from .engine.progress import Display
 from .engine.stats import utc_stamp
 from .entry import Entry
-from .errors import ReportWriteError
+from .errors import ReportWriteError, UsageError
+from .manifest import Manifests, ManifestSummary
 from .metastudio.client import MetaStudioClient, open_session
 from .metastudio.credentials import AkSkCredentials, Credentials
 from .redact import Redactor
 from .report import ReportWriter
 from .report.inflight import InFlight, InflightSlots, inflight_path, read_inflight
 from .report.resume import ResumeState, resume_state
-from .settings import RunSettings
+from .results import Plan, RunResult
+from .settings import Options, RunSettings, resolve
 
 log = structlog.get_logger("batcher")
+
+
+async def run_manifests(
+    paths: list[str],
+    options: Options,
+    *,
+    report: Path | None,
+    command: str | None,
+    resume: bool,
+    dry_run: bool,
+    progress: Display | bool,
+    progress_interval: float | None,
+) -> RunResult:
+    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
+    settings = resolve(options, need_endpoint=not dry_run)
+    if not dry_run and report is None:
+        raise UsageError("--report PATH is required (or use --dry-run)")
+    with Manifests(paths, default_command=command, project_id=settings.project_id) as checked:
+        summary = checked.check()
+        if summary.total == 0:
+            log.warning(
+                "no_entries",
+                files=list(summary.files),
+                hint="the manifests hold no entries: nothing to do",
+            )
+        if summary.without_project_id is not None:
+            raise UsageError(
+                f"{summary.without_project_id}: no project id for this entry: pass "
+                "--project-id, set HUAWEICLOUD_SDK_PROJECT_ID, or give the manifest a "
+                "project_id"
+            )
+        run_id = new_run_id()
+        if dry_run:
+            return RunResult(run_id=run_id, report=None, plan=_plan(summary, settings))
+        if settings.credentials is None and not settings.simulate:
+            raise UsageError(
+                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
+                "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or use --simulate"
+            )
+        assert report is not None
+        redactor = Redactor(settings.secrets())
+        done = await execute(
+            checked.entries(),
+            settings=settings,
+            report=report,
+            resume=resume,
+            run_id=run_id,
+            total=summary.total,
+            progress=progress,
+            progress_interval=progress_interval,
+            redactor=redactor,
+        )
+    stats = done.stats
+    elapsed = (stats.finished or stats.started) - stats.started
+    return RunResult(
+        run_id=run_id,
+        report=report,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        skipped=stats.skipped,
+        already_done=stats.already_done,
+        attempts=stats.attempts,
+        throttled=stats.throttled,
+        confirmed=stats.confirmed,
+        ambiguous=stats.ambiguous,
+        checks=stats.checks,
+        left_by_limit=stats.left_by_limit,
+        elapsed=elapsed,
+        rate_limit=settings.rate,
+        settled_rate=done.settled_rate,
+        # The reason can quote a server's answer, and a server can echo a credential.
+        halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
+    )
+
+
+def new_run_id() -> str:
+    """A run id: when it started (UTC), and six random hex digits.
+
+    >>> len(new_run_id())
+    23
+    """
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def _plan(summary: ManifestSummary, settings: RunSettings) -> Plan:
+    if settings.simulate:
+        endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
+        auth = "AK/SK signing with throwaway simulator keys"
+    else:
+        endpoint = str(settings.endpoint) if settings.endpoint else None
+        auth = (
+            settings.credentials.describe()
+            if settings.credentials
+            else ("none found in the environment (a real run would refuse to start)")
+        )
+    return Plan(
+        files=summary.files,
+        total=summary.total,
+        commands=dict(summary.commands),
+        endpoint=endpoint,
+        project_id=settings.project_id,
+        auth=auth,
+        rate=settings.rate,
+        burst=settings.burst,
+        concurrency=settings.options.concurrency,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +190,7 @@ async def execute(
         stats = RunStats(total=total)
         try:
             async with (
-                _target(settings) as (url, credentials),
+                target(settings) as (url, credentials),
                 open_session(
                     credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
                 ) as session,
@@ -149,7 +258,7 @@ def _write_failure(error: BaseException) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _target(settings: RunSettings) -> AsyncIterator[tuple[URL, Credentials]]:
+async def target(settings: RunSettings) -> AsyncIterator[tuple[URL, Credentials]]:
     """The endpoint and credentials to use: the real ones, or a throwaway simulator."""
     if not settings.simulate:
         assert settings.endpoint is not None and settings.credentials is not None

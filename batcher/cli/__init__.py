@@ -1,6 +1,7 @@
 """The ``batcher`` command: parse flags, call the library, map errors to exit codes.
 
-Sub-commands live in their own modules (``run``, ``validate``, ``report``, ``simulate``),
+Sub-commands live in their own modules (``run``, ``validate``, ``select``, ``report``,
+``simulate``),
 each with ``add_parser(subparsers)`` and ``main(args) -> int``. Heavy imports happen inside
 ``main`` so that ``batcher --help`` starts fast.
 """
@@ -12,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import report, run, simulate, validate
+from . import report, run, select, simulate, validate
 
-_COMMANDS = (run, validate, report, simulate)
+_COMMANDS = (run, validate, select, report, simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,169 @@
+"""``batcher select``: flags → :func:`batcher.select` → a manifest and a count per state."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from ._parsers import Subparsers
+
+if TYPE_CHECKING:
+    from ..selector import Paging
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "select",
+        help="write a manifest of the jobs the List API matches",
+        description="Page through every job that matches the filters (List API) and write a "
+        "manifest with one entry per job per --command, each job's commands in the order "
+        "given: CSV on standard output by default, or to --output. Nothing is executed; "
+        "`batcher select ... | batcher run - --report r.jsonl` runs it.",
+    )
+    what = parser.add_argument_group("what to select")
+    what.add_argument(
+        "--command",
+        action="append",
+        dest="commands",
+        metavar="CMD",
+        default=[],
+        required=True,
+        help="a command to write for each job (repeat, in the order to run them)",
+    )
+    what.add_argument(
+        "--state",
+        action="append",
+        dest="states",
+        metavar="S1,S2",
+        default=[],
+        help="job states, several separated by commas (repeatable)",
+    )
+    what.add_argument("--batch-name", metavar="B", help="the jobs' batch name")
+    what.add_argument("--tag", metavar="T", help="a job tag")
+    what.add_argument("--name", metavar="N", help="the model name")
+    for flag, meaning in (
+        ("--created-since", "created at or after"),
+        ("--created-until", "created at or before"),
+        ("--updated-since", "updated at or after"),
+        ("--updated-until", "updated at or before"),
+    ):
+        what.add_argument(
+            flag, metavar="TIME", help=f"{meaning} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)"
+        )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--output", metavar="PATH", help="write the manifest here (default: standard output)"
+    )
+    out.add_argument(
+        "--format", choices=("csv", "yaml"), help="default: from --output's extension, else csv"
+    )
+    out.add_argument("--force", action="store_true", help="replace an existing --output")
+    target = parser.add_argument_group("where")
+    target.add_argument("--project-id", help="default: $HUAWEICLOUD_SDK_PROJECT_ID")
+    target.add_argument(
+        "--region", help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION"
+    )
+    target.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="base URL, overrides --region (plain http:// only for loopback)",
+    )
+    target.add_argument(
+        "--simulate",
+        action="store_true",
+        help="list an in-process simulator's jobs; no credentials",
+    )
+    target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
+    pace = parser.add_argument_group("pace")
+    pace.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        metavar="PER_SECOND",
+        help="requests per second (default 10; 0 = unlimited)",
+    )
+    pace.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="attempts per page for retryable failures (default 5)",
+    )
+    pace.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
+    )
+    logs = parser.add_argument_group("logs")
+    logs.add_argument(
+        "--log-format",
+        choices=("console", "json"),
+        help="default: console on a terminal, json otherwise",
+    )
+    logs.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    logs.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    logs.add_argument("--no-progress", action="store_true", help="no progress line")
+    parser.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from .. import api, logs
+
+    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
+    args.resolved_log_format = log_format
+    states = [state.strip() for text in args.states for state in text.split(",") if state.strip()]
+    show = not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty()
+    progress = _PageLine() if show else None
+    try:
+        result = api.select(
+            commands=args.commands,
+            states=states,
+            batch_name=args.batch_name,
+            tag=args.tag,
+            name=args.name,
+            created_since=args.created_since,
+            created_until=args.created_until,
+            updated_since=args.updated_since,
+            updated_until=args.updated_until,
+            output=args.output,
+            format=args.format,
+            force=args.force,
+            project_id=args.project_id,
+            region=args.region,
+            endpoint=args.endpoint,
+            simulate=args.simulate,
+            rate=args.rate,
+            max_attempts=args.max_attempts,
+            timeout=args.timeout,
+            app_user_id=args.app_user_id,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.clear()
+    per_state = ", ".join(f"{state} {count:,}" for state, count in sorted(result.by_state.items()))
+    where = str(result.output) if result.output is not None else "standard output"
+    if not args.quiet:
+        print(
+            f"{result.jobs:,} jobs matched ({per_state or 'none'}); {result.entries:,} entries "
+            f"written to {where} as {result.format}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+class _PageLine:
+    """A one-line progress report on a terminal: jobs listed so far, of how many."""
+
+    def __init__(self) -> None:
+        self._drawn = False
+
+    def __call__(self, paging: Paging) -> None:
+        total = "?" if paging.count is None else f"{paging.count:,}"
+        sys.stderr.write(f"\r\x1b[2Klisted {paging.jobs:,}/{total} jobs ({paging.pages} pages)")
+        sys.stderr.flush()
+        self._drawn = True
+
+    def clear(self) -> None:
+        if self._drawn:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()

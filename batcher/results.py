@@ -1,0 +1,91 @@
+"""What the public API returns: a run's result, a dry run's plan, a selection's result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ExitCode
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run would do: the entries per command, where they go, and at what pace."""
+
+    files: tuple[str, ...]
+    total: int
+    commands: dict[str, int]
+    endpoint: str | None
+    project_id: str | None
+    auth: str
+    rate: float
+    burst: int
+    concurrency: int
+
+    @property
+    def expected_seconds(self) -> float | None:
+        """At least this long at ``rate`` (one attempt per entry); None when unlimited."""
+        return self.total / self.rate if self.rate > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run did. ``exit_code`` is the one the ``batcher`` command exits with.
+
+    >>> RunResult(run_id="r", report=None, succeeded=3).exit_code
+    0
+    """
+
+    run_id: str
+    report: Path | None
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Entries not sent because an earlier run of the report had them succeed (``resume``).
+    already_done: int = 0
+    attempts: int = 0
+    #: Requests the API answered 429.
+    throttled: int = 0
+    #: Entries decided from the job's record after a lost answer, failures left in doubt
+    #: (``ambiguous``), and the Show requests made to decide them.
+    confirmed: int = 0
+    ambiguous: int = 0
+    checks: int = 0
+    #: True when ``limit`` stopped the run with entries left for ``resume``.
+    left_by_limit: bool = False
+    elapsed: float = 0.0
+    #: The rate asked for (0 = unlimited) and the rate the limiter ended at.
+    rate_limit: float = 0.0
+    settled_rate: float = 0.0
+    #: Why the run stopped early (401/403, a failure threshold, a signal), else None.
+    halted_reason: str | None = None
+    #: A dry run's plan (nothing was sent); None for real runs.
+    plan: Plan | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.halted_reason is not None:
+            return int(ExitCode.HALTED)
+        if self.failed or self.skipped:
+            return int(ExitCode.INCOMPLETE)
+        return int(ExitCode.OK)
+
+    @property
+    def entries_per_second(self) -> float | None:
+        """Entries attempted (succeeded or failed) per second; skipped lines are not work."""
+        attempted = self.succeeded + self.failed
+        return attempted / self.elapsed if self.elapsed > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectResult:
+    """What :func:`select` wrote: jobs matched (per state), entries written, and where."""
+
+    jobs: int
+    entries: int
+    by_state: dict[str, int]
+    #: The number of matches the API reported (it can change while paging).
+    count: int | None
+    pages: int
+    output: Path | None
+    format: str

@@ -1,0 +1,255 @@
+"""Jobs selected by the List API, written as a manifest: ``batcher select``.
+
+"Every job of batch X that failed verification: CONFIRM_REPAIR, then SUBMITVERIFYING" is a
+query, not a list of ids. :func:`list_jobs` pages through every match (sorted by creation
+time, so jobs created meanwhile come at the end), in bounded memory: one page at a time, and
+the digests of the jobs seen so a job met twice while paging is written once. When the
+number of matches drops between pages (jobs left the selection, shifting later ones
+forward), the next page starts that much earlier so none is missed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from .engine.calls import Pacer
+from .engine.limiter import RateLimiter
+from .engine.retry import RetryPolicy
+from .errors import BatcherError, ExitCode, UsageError
+from .execution import target
+from .keys import DigestSet, job_digest
+from .manifest.writer import ManifestWriter, format_of
+from .manifest.writer import output as open_output
+from .metastudio.client import MetaStudioClient, open_session
+from .metastudio.jobs import JOB_STATES
+from .redact import Redactor
+from .results import SelectResult
+from .settings import Options, resolve
+
+log = structlog.get_logger("batcher.select")
+
+#: Jobs asked for per List page; a server may send fewer, and paging follows what it sends.
+PAGE_SIZE = 100
+
+
+class SelectHalted(BatcherError):
+    """The API refused the selection (credentials, TLS): exit 3, the manifest not written."""
+
+    exit_code = ExitCode.HALTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobQuery:
+    """The List API's filters that ``batcher select`` offers.
+
+    >>> JobQuery(states=("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED"), batch_name="b1").params()
+    {'state': 'AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED', 'batch_name': 'b1'}
+    """
+
+    states: tuple[str, ...] = ()
+    batch_name: str | None = None
+    tag: str | None = None
+    name: str | None = None
+    created_since: str | None = None
+    created_until: str | None = None
+    updated_since: str | None = None
+    updated_until: str | None = None
+
+    def params(self) -> dict[str, str]:
+        """The query parameters, as the API names them."""
+        pairs = {
+            "state": ",".join(self.states) if self.states else None,
+            "batch_name": self.batch_name,
+            "tag": self.tag,
+            "name": self.name,
+            "create_since": self.created_since,
+            "create_until": self.created_until,
+            "update_since": self.updated_since,
+            "update_until": self.updated_until,
+        }
+        return {key: value for key, value in pairs.items() if value}
+
+    def problems(self) -> list[str]:
+        """What is wrong with the filters, checked before anything is sent."""
+        found = []
+        for state in self.states:
+            if state not in JOB_STATES:
+                close = difflib.get_close_matches(state.upper(), JOB_STATES, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else " (see --help for the list)"
+                found.append(f"--state: unknown job state {state!r}{hint}")
+        for flag, value in (
+            ("--created-since", self.created_since),
+            ("--created-until", self.created_until),
+            ("--updated-since", self.updated_since),
+            ("--updated-until", self.updated_until),
+        ):
+            if value is not None and not _is_rfc3339(value):
+                found.append(
+                    f"{flag} {value!r} is not an RFC 3339 time (e.g. 2026-11-24T00:00:00Z)"
+                )
+        return found
+
+
+def _is_rfc3339(value: str) -> bool:
+    if "T" not in value.upper():
+        return False
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return parsed.tzinfo is not None
+
+
+@dataclass(slots=True)
+class Paging:
+    """How far the paging got: matches the API reported, jobs seen, per state."""
+
+    count: int | None = None
+    jobs: int = 0
+    pages: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+async def list_jobs(
+    client: MetaStudioClient,
+    pacer: Pacer,
+    query: JobQuery,
+    *,
+    project_id: str | None = None,
+    paging: Paging | None = None,
+    on_page: Callable[[Paging], None] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every job matching ``query``, once each, in the API's order (by creation time).
+
+    Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
+    :class:`~batcher.errors.BatcherError` when a page cannot be read after retries.
+    """
+    paging = paging or Paging()
+    seen = DigestSet()
+    base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
+    offset = 0
+    while paging.count is None or offset < paging.count:
+        params = {**base, "offset": str(offset), "limit": str(PAGE_SIZE)}
+        reply = await pacer.read(functools.partial(client.list_jobs, params, project_id=project_id))
+        outcome = reply.outcome
+        if pacer.halts(outcome):
+            raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
+        if not outcome.succeeded or reply.data is None:
+            raise BatcherError(f"could not list jobs (offset {offset}): {outcome.reason}")
+        jobs = reply.data.get("jobs")
+        count = reply.data.get("count")
+        if not isinstance(jobs, list) or not isinstance(count, int):
+            raise BatcherError("the List answer has no count or jobs list: not the API's shape")
+        paging.pages += 1
+        if paging.count is not None and count < paging.count:
+            # Jobs before this page left the selection: later ones moved forward by as many.
+            offset = max(0, offset - (paging.count - count))
+        paging.count = count
+        for job in jobs:
+            job_id = job.get("job_id") if isinstance(job, dict) else None
+            if not isinstance(job_id, str) or not seen.add(job_digest(job_id)):
+                continue
+            state = str(job.get("state"))
+            paging.by_state[state] = paging.by_state.get(state, 0) + 1
+            paging.jobs += 1
+            yield job
+        if on_page is not None:
+            on_page(paging)
+        if not jobs:
+            break  # past the end, whatever count says
+        offset += len(jobs)
+
+
+def require_valid(query: JobQuery, commands: tuple[str, ...]) -> None:
+    """Refuse, before anything is sent, a selection that cannot be right."""
+    from .entry import KNOWN_COMMANDS
+
+    problems = query.problems()
+    if not commands:
+        problems.append("--command is required (one or more, in the order to run them)")
+    for command in commands:
+        if command not in KNOWN_COMMANDS:
+            close = difflib.get_close_matches(command.upper(), KNOWN_COMMANDS, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(f"--command {command!r} is not a known command{hint}")
+    if len(set(commands)) != len(commands):
+        problems.append("--command: the same command is given twice")
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
+async def select_to_manifest(
+    query: JobQuery,
+    commands: tuple[str, ...],
+    options: Options,
+    *,
+    output: Path | None,
+    format: str | None,
+    force: bool,
+    progress: Callable[[Paging], None] | None = None,
+) -> SelectResult:
+    """Check the selection and the settings, then page through the matches into a manifest
+    (``output`` None: standard output); :func:`batcher.select_async`'s body."""
+    require_valid(query, commands)
+    settings = resolve(options)
+    if settings.project_id is None:
+        raise UsageError("no project id: pass --project-id or set HUAWEICLOUD_SDK_PROJECT_ID")
+    if settings.credentials is None and not settings.simulate:
+        raise UsageError(
+            "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
+            "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or use --simulate"
+        )
+    fmt = format_of(output if output is not None else Path("-.csv"), format)
+    paging = Paging()
+    redactor = Redactor(settings.secrets())
+    limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.options.max_attempts))
+    project = settings.project_id
+    try:
+        async with (
+            target(settings) as (url, credentials),
+            open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
+        ):
+            client = MetaStudioClient(
+                session,
+                endpoint=url,
+                project_id=project,
+                app_user_id=settings.app_user_id,
+                timeout=settings.timeout,
+                redactor=redactor,
+            )
+            with open_output(output, force=force) as stream:
+                writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
+                jobs = list_jobs(
+                    client, pacer, query, project_id=project, paging=paging, on_page=progress
+                )
+                async for job in jobs:
+                    for command in commands:
+                        writer.write(
+                            {"job_id": job["job_id"], "command": command, "project_id": project}
+                        )
+                entries = writer.close()
+    except BatcherError as error:  # an answer may quote a credential
+        raise type(error)(redactor.text(str(error))) from None
+    return SelectResult(
+        jobs=paging.jobs,
+        entries=entries,
+        by_state=dict(paging.by_state),
+        count=paging.count,
+        pages=paging.pages,
+        output=output,
+        format=fmt,
+    )
+
+
+def _header(query: JobQuery) -> str:
+    filters = ", ".join(f"{key}={value}" for key, value in query.params().items()) or "all jobs"
+    return f"selected by `batcher select` ({filters}) at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"

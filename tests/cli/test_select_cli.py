@@ -1,0 +1,176 @@
+"""``batcher select`` against a List server of our own: paging, filters, the manifest."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from support import PROJECT, aksk_env, batcher, batcher_in_thread
+
+STATES = ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED", "WAIT_FILE_UPLOAD")
+
+
+class ListServer:
+    """Jobs j0000..jN; answers List with at most ``cap`` per page, whatever is asked."""
+
+    def __init__(self, jobs: int, *, cap: int = 100) -> None:
+        self.jobs = [
+            {"job_id": f"j{i:04d}", "state": STATES[i % 3], "batch_name": f"b{i % 2}"}
+            for i in range(jobs)
+        ]
+        self.cap = cap
+        self.queries: list[dict[str, str]] = []
+        self.on_page: Callable[[int], None] | None = None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        self.queries.append(query)
+        if "Authorization" not in request.headers:
+            return web.json_response({"error_code": "APIGW.0305"}, status=401)
+        wanted = set(query.get("state", "").split(",")) - {""}
+        matches = [
+            job for job in self.jobs
+            if (not wanted or job["state"] in wanted)
+            and query.get("batch_name") in (None, job["batch_name"])
+        ]  # fmt: skip
+        offset, limit = int(query["offset"]), min(int(query["limit"]), self.cap)
+        page = matches[offset : offset + limit]
+        if self.on_page is not None:
+            self.on_page(len(self.queries))
+        return web.json_response({"count": len(matches), "jobs": page})
+
+
+@pytest.fixture
+async def list_server() -> AsyncIterator[Callable[..., Any]]:
+    runners: list[web.AppRunner] = []
+
+    async def start(jobs: int, **kwargs: Any) -> tuple[ListServer, str]:
+        server = ListServer(jobs, **kwargs)
+        app = web.Application()
+        app.router.add_get("/v1/{project}/digital-human-training-manage/user/jobs", server.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return server, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def where(url: str) -> list[str]:
+    return ["--endpoint", url, "--project-id", PROJECT, "--rate", "0", "--no-progress"]
+
+
+async def test_every_match_once_in_order_across_capped_pages(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(950, cap=40)  # the server sends fewer than asked
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "CONFIRM_REPAIR", "--command", "SUBMITVERIFYING",
+         "--state", "AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED", "--batch-name", "b1",
+         "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    expected = [
+        job["job_id"] for job in server.jobs
+        if job["state"] != "WAIT_FILE_UPLOAD" and job["batch_name"] == "b1"
+    ]  # fmt: skip
+    assert [row["job_id"] for row in rows[::2]] == expected
+    assert [row["command"] for row in rows[:4]] == ["CONFIRM_REPAIR", "SUBMITVERIFYING"] * 2
+    assert all(row["project_id"] == PROJECT for row in rows)
+    first = server.queries[0]
+    assert first["state"] == "AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED"
+    assert first["sort_key"] == "create_time" and first["sort_dir"] == "asc"
+    assert f"{len(expected)} jobs matched" in result.stderr
+    assert "AUTO_VERIFY_FAILED" in result.stderr and "MANUAL_VERIFY_FAILED" in result.stderr
+
+
+async def test_jobs_leaving_the_selection_while_paging_do_not_hide_others(
+    list_server: Any, capsys: Any
+) -> None:
+    server, url = await list_server(300, cap=50)
+
+    def a_job_is_repaired(page: int) -> None:
+        if page == 3:  # after two pages, five jobs already listed leave the selection
+            for job in server.jobs[:15]:
+                if job["state"] == "AUTO_VERIFY_FAILED":
+                    job["state"] = "WAIT_FILE_UPLOAD"
+
+    server.on_page = a_job_is_repaired
+    before = [job["job_id"] for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"]
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert listed == before  # every job once, none skipped by the shift
+
+
+async def test_yaml_manifest_runs_as_it_is(list_server: Any, tmp_path: Path, capsys: Any) -> None:
+    _, url = await list_server(7)
+    out = tmp_path / "m.yaml"
+    result = await batcher_in_thread(
+        ["select", "--command", "GET_MULTIPART_UPLOADED", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    document = yaml.safe_load(out.read_text())
+    assert document["project_id"] == PROJECT and len(document["jobs"]) == 7
+    again = await batcher_in_thread(
+        ["select", "--command", "GET_MULTIPART_UPLOADED", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert again.code == 2 and "--force" in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--state", "AUTO_VERIFY_FAILD"], "did you mean 'AUTO_VERIFY_FAILED'"),
+        (["--created-since", "yesterday"], "RFC 3339"),
+        (["--command", "SUBMITVERIFY"], "did you mean 'SUBMITVERIFYING'"),
+    ],
+)
+async def test_bad_filters_are_refused_before_anything_is_sent(
+    list_server: Any, capsys: Any, args: list[str], message: str
+) -> None:
+    server, url = await list_server(5)
+    command = [] if "--command" in args else ["--command", "SUBMITVERIFYING"]
+    result = await batcher_in_thread(["select", *command, *args, *where(url)], aksk_env(), capsys)
+    assert result.code == 2 and message in result.stderr
+    assert server.queries == []
+
+
+async def test_select_pipes_into_run(
+    list_server: Any, tmp_path: Path, start_simulator: Any
+) -> None:
+    _, url = await list_server(12)
+    sim = await start_simulator()
+    listing = await batcher(
+        ["select", "--command", "GET_MULTIPART_UPLOADED", *where(url)], aksk_env()
+    )
+    assert listing.code == 0, listing.output
+    report = tmp_path / "r.jsonl"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "batcher", "run", "-", "--report", str(report),
+        "--endpoint", sim.url, "--rate", "0", "--no-progress",
+        env=aksk_env(), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate(listing.stdout.encode())
+    assert process.returncode == 0, err.decode()
+    assert sim.stats.requests == 12  # the project id came with the manifest
