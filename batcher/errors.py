@@ -26,6 +26,14 @@ class UsageError(BatcherError):
     """Bad flags, environment or files: exit 2, nothing sent."""
 
 
+class SettingsError(UsageError):
+    """Several settings are missing or invalid: every one of them, at once (exit 2)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a manifest, pointing at its file, line and field."""
@@ -47,6 +55,8 @@ class ManifestError(UsageError):
     def __init__(self, problems: list[Problem], *, truncated: bool = False) -> None:
         self.problems = problems
         self.truncated = truncated
+        #: Problems with the settings found in the same preflight, if any.
+        self.settings_problems: list[str] = []
         more = " (more problems not shown)" if truncated else ""
         super().__init__(f"{len(problems)} problem(s) in the manifest{more}")
 

@@ -23,16 +23,18 @@ from .engine import ProgressTicker, RateLimiter, Runner, RunStats
 from .engine.progress import Display
 from .engine.stats import utc_stamp
 from .entry import Entry
-from .errors import ReportWriteError, UsageError
+from .errors import ReportWriteError
+from .keys import key_digest
 from .manifest import Manifests, ManifestSummary
 from .metastudio.client import MetaStudioClient, open_session
 from .metastudio.credentials import AkSkCredentials, Credentials
+from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
 from .report.inflight import InFlight, InflightSlots, inflight_path, read_inflight
 from .report.resume import ResumeState, resume_state
 from .results import Plan, RunResult
-from .settings import Options, RunSettings, resolve
+from .settings import Options, RunSettings
 
 log = structlog.get_logger("batcher")
 
@@ -49,31 +51,23 @@ async def run_manifests(
     progress_interval: float | None,
 ) -> RunResult:
     """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
-    settings = resolve(options, need_endpoint=not dry_run)
-    if not dry_run and report is None:
-        raise UsageError("--report PATH is required (or use --dry-run)")
-    with Manifests(paths, default_command=command, project_id=settings.project_id) as checked:
-        summary = checked.check()
+    with Manifests(
+        paths, default_command=command, project_id=project_for_manifests(options)
+    ) as checked:
+        ready = check_run(
+            paths, options, manifests=checked, report=report, resume=resume, dry_run=dry_run
+        )
+        settings, summary = ready.settings, ready.summary
         if summary.total == 0:
             log.warning(
                 "no_entries",
                 files=list(summary.files),
                 hint="the manifests hold no entries: nothing to do",
             )
-        if summary.without_project_id is not None:
-            raise UsageError(
-                f"{summary.without_project_id}: no project id for this entry: pass "
-                "--project-id, set HUAWEICLOUD_SDK_PROJECT_ID, or give the manifest a "
-                "project_id"
-            )
         run_id = new_run_id()
         if dry_run:
-            return RunResult(run_id=run_id, report=None, plan=_plan(summary, settings))
-        if settings.credentials is None and not settings.simulate:
-            raise UsageError(
-                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
-                "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or use --simulate"
-            )
+            plan = _plan(summary, settings, checked.entries(), report if resume else None)
+            return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
         redactor = Redactor(settings.secrets())
         done = await execute(
@@ -119,17 +113,31 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def _plan(summary: ManifestSummary, settings: RunSettings) -> Plan:
+def _plan(
+    summary: ManifestSummary,
+    settings: RunSettings,
+    entries: Iterable[Entry],
+    resumed: Path | None,
+) -> Plan:
+    """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
+    it would not send again and those it would check first."""
     if settings.simulate:
         endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
         auth = "AK/SK signing with throwaway simulator keys"
     else:
         endpoint = str(settings.endpoint) if settings.endpoint else None
-        auth = (
-            settings.credentials.describe()
-            if settings.credentials
-            else ("none found in the environment (a real run would refuse to start)")
-        )
+        auth = settings.credentials.describe() if settings.credentials else "none"
+    already_done = in_doubt = 0
+    if resumed is not None and resumed.exists():
+        state = resume_state(resumed, inflight=read_inflight(inflight_path(resumed)))
+        for entry in entries:
+            digest = key_digest(entry.job_id, entry.command)
+            if digest in state.done:
+                already_done += 1
+            elif digest in state.doubts:
+                in_doubt += 1
+    left = summary.total - already_done
+    limit = settings.options.limit
     return Plan(
         files=summary.files,
         total=summary.total,
@@ -140,6 +148,10 @@ def _plan(summary: ManifestSummary, settings: RunSettings) -> Plan:
         rate=settings.rate,
         burst=settings.burst,
         concurrency=settings.options.concurrency,
+        already_done=already_done,
+        in_doubt=in_doubt,
+        to_run=left if limit is None else min(limit, left),
+        limit=limit,
     )
 
 

@@ -21,11 +21,18 @@ class Plan:
     rate: float
     burst: int
     concurrency: int
+    #: With ``resume``: entries an earlier run finished, and those it may have executed
+    #: without hearing back (their job's record is read first).
+    already_done: int = 0
+    in_doubt: int = 0
+    #: Entries the run would send (``limit`` caps them), and the limit.
+    to_run: int = 0
+    limit: int | None = None
 
     @property
     def expected_seconds(self) -> float | None:
         """At least this long at ``rate`` (one attempt per entry); None when unlimited."""
-        return self.total / self.rate if self.rate > 0 else None
+        return self.to_run / self.rate if self.rate > 0 else None
 
 
 @dataclass(frozen=True, slots=True)

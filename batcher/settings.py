@@ -16,8 +16,8 @@ from yarl import URL
 
 from .engine.runner import RunOptions
 from .entry import PATH_ID_RE, check_app_user_id
-from .errors import UsageError
-from .metastudio.credentials import Credentials, credentials_from_env
+from .errors import SettingsError, UsageError
+from .metastudio.credentials import Credentials, credentials_from_env, read_credentials_file
 from .metastudio.endpoint import endpoint_for
 
 #: The project id runs against the in-process simulator use when none is given.
@@ -108,30 +108,64 @@ def resolve(
     *,
     environ: Mapping[str, str] | None = None,
     need_endpoint: bool = True,
+    need_credentials: bool = True,
+    need_project_id: bool = False,
 ) -> RunSettings:
     """Check ``options`` against each other and the environment; raise every problem at once.
 
-    ``need_endpoint=False`` (a dry run) lets a missing region pass.
+    Credentials (and the project id) come from the environment, then the official SDK's
+    credentials file. ``need_endpoint=False`` lets a missing region pass (a dry run
+    without a place to send still plans); ``need_credentials=False`` a missing key;
+    ``need_project_id=True`` makes a missing project id a problem (when no manifest can
+    supply one).
 
     >>> resolve(Options(simulate=True)).project_id
     'simulated-project'
     >>> resolve(Options(simulate=True, concurrency=0, rate=-1))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    batcher.errors.UsageError: --concurrency must be between 1 and 10,000; --rate must be ...
+    batcher.errors.SettingsError: --concurrency must be between 1 and 10,000; --rate must be ...
     """
     env = os.environ if environ is None else environ
     problems = _bounds(options)
     credentials: Credentials | None = None
+    file_project: str | None = None
     if not options.simulate:
+        unreadable = False
         try:
             credentials = credentials_from_env(env)
         except UsageError as error:
             problems.append(str(error))
+            unreadable = True
+        try:
+            from_file = read_credentials_file(env)
+        except UsageError as error:
+            problems.append(str(error))
+            from_file, unreadable = None, True
+        if from_file is not None:
+            file_project = from_file.project_id
+            if credentials is None:
+                credentials = from_file.credentials()
+        if credentials is None and need_credentials and not unreadable:
+            problems.append(
+                "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
+                "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or put ak and sk in the "
+                "[basic] section of ~/.huaweicloud/credentials; or use --simulate"
+            )
 
-    source = "--project-id" if options.project_id else "HUAWEICLOUD_SDK_PROJECT_ID"
-    project_id = options.project_id or env.get("HUAWEICLOUD_SDK_PROJECT_ID") or None
+    if options.project_id:
+        project_id: str | None = options.project_id
+        source = "--project-id"
+    elif env.get("HUAWEICLOUD_SDK_PROJECT_ID"):
+        project_id, source = env["HUAWEICLOUD_SDK_PROJECT_ID"], "HUAWEICLOUD_SDK_PROJECT_ID"
+    else:
+        project_id, source = file_project, "project_id in the credentials file"
     if project_id is None and options.simulate:
         project_id = SIMULATED_PROJECT_ID
+    if need_project_id and project_id is None:
+        problems.append(
+            "no project id: pass --project-id, set HUAWEICLOUD_SDK_PROJECT_ID, or put "
+            "project_id in the [basic] section of ~/.huaweicloud/credentials"
+        )
     if project_id is not None and not PATH_ID_RE.match(project_id):
         problems.append(f"{source} must be 1-64 characters of A-Z a-z 0-9 _ -")
     if options.app_user_id is not None:
@@ -145,11 +179,11 @@ def resolve(
         region = options.region or env.get("HUAWEICLOUD_SDK_REGION") or None
         if need_endpoint or region or options.endpoint:
             try:
-                endpoint = endpoint_for(region=region, endpoint=options.endpoint)
+                endpoint = endpoint_for(region=region, endpoint=options.endpoint, environ=env)
             except UsageError as error:
                 problems.append(str(error))
     if problems:
-        raise UsageError("; ".join(problems))
+        raise SettingsError(problems)
     return RunSettings(
         credentials=credentials,
         endpoint=endpoint,

@@ -29,18 +29,23 @@ _CREDENTIAL_VARS = (
     "METASTUDIO_AUTH_TOKEN",
     "HUAWEICLOUD_SDK_PROJECT_ID",
     "HUAWEICLOUD_SDK_REGION",
+    "HUAWEICLOUD_SDK_CREDENTIALS_FILE",
 )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The process environment without any credentials, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in _CREDENTIAL_VARS}
+    # Nor the SDK's per-region endpoints.
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in _CREDENTIAL_VARS and not k.startswith("HUAWEICLOUD_SDK_REGION_")
+    }  # fmt: skip
     env.update(extra)
     return env
 
 
-def aksk_env(sk: str = TEST_SK) -> dict[str, str]:
-    return clean_env(HUAWEICLOUD_SDK_AK=TEST_AK, HUAWEICLOUD_SDK_SK=sk)
+def aksk_env(sk: str = TEST_SK, **extra: str) -> dict[str, str]:
+    return clean_env(HUAWEICLOUD_SDK_AK=TEST_AK, HUAWEICLOUD_SDK_SK=sk, **extra)
 
 
 def write_csv(path: Path, rows: Iterable[dict[str, str]]) -> Path:

@@ -171,6 +171,17 @@ def render_plan(plan: Plan) -> str:
 
     lines = [f"plan: {plan.total} entries from {', '.join(plan.files)}"]
     lines += [f"  {command:<42} {count:>8}" for command, count in plan.commands.items()]
+    if plan.already_done or plan.in_doubt:
+        lines.append(
+            f"resume:      {plan.already_done} already done (not sent again)"
+            + (
+                f", {plan.in_doubt} in doubt (their job's record is read first)"
+                if plan.in_doubt
+                else ""
+            )
+        )
+    limited = f" (--limit {plan.limit})" if plan.limit is not None else ""
+    lines.append(f"to send:     {plan.to_run} entries{limited}")
     lines.append(f"endpoint:    {plan.endpoint or '(no --endpoint or --region yet)'}")
     lines.append(f"project id:  {plan.project_id or '(from the manifests)'}")
     lines.append(f"auth:        {plan.auth}")

@@ -1,13 +1,22 @@
-"""Credentials: AK/SK (with a security token when temporary) or an IAM token, from the
-environment only, never from a flag; and every secret the environment holds, for the
-log scrubber."""
+"""Credentials: AK/SK (with a security token when temporary) or an IAM token — from the
+environment, then the official SDK's credentials file, never from a flag — and every
+secret either holds, for the log scrubber.
+
+The credentials file is the one the SDK reads (``~/.huaweicloud/credentials``, or
+``HUAWEICLOUD_SDK_CREDENTIALS_FILE``): INI, section ``[basic]`` with ``ak``, ``sk``,
+``project_id`` and ``security_token``. Like ssh with a private key, batcher refuses a file
+that others can read.
+"""
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from ..errors import UsageError
@@ -104,11 +113,117 @@ SECRET_VARIABLES: Final = (
 
 
 def secrets_in_environment(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Every secret the environment holds, valid or not, for the log scrubber.
+    """Every secret the environment (and the SDK's credentials file) holds, valid or not,
+    for the log scrubber.
 
     >>> secrets_in_environment({"HUAWEICLOUD_SDK_SK": " sk-value ", "PATH": "/bin"})
     ('sk-value',)
     """
     env = os.environ if environ is None else environ
-    found = ((env.get(name) or "").strip() for name in SECRET_VARIABLES)
+    found = [(env.get(name) or "").strip() for name in SECRET_VARIABLES]
+    from_file = read_credentials_file(env, quiet=True)
+    if from_file is not None:
+        found += from_file.secrets()
     return tuple(value for value in found if value)
+
+
+#: Where the official SDK looks for its credentials file, and the variable that moves it.
+CREDENTIALS_FILE_VARIABLE: Final = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
+_DEFAULT_CREDENTIALS_FILE = Path(".huaweicloud") / "credentials"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsFile:
+    """What the ``[basic]`` section of the SDK's credentials file holds."""
+
+    path: Path
+    ak: str | None = None
+    sk: str | None = field(default=None, repr=False)
+    project_id: str | None = None
+    security_token: str | None = field(default=None, repr=False)
+
+    def credentials(self) -> AkSkCredentials | None:
+        if self.ak and self.sk:
+            return AkSkCredentials(ak=self.ak, sk=self.sk, security_token=self.security_token)
+        return None
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.sk, self.security_token) if s)
+
+
+def credentials_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The file the SDK would read: ``$HUAWEICLOUD_SDK_CREDENTIALS_FILE``, or the default
+    under the home directory (None when there is no home directory).
+
+    >>> credentials_file_path({"HUAWEICLOUD_SDK_CREDENTIALS_FILE": "/etc/hc"})
+    PosixPath('/etc/hc')
+    """
+    env = os.environ if environ is None else environ
+    given = (env.get(CREDENTIALS_FILE_VARIABLE) or "").strip()
+    if given:
+        return Path(given).expanduser()
+    home = env.get("HOME") or (os.path.expanduser("~") if environ is None else "")
+    return Path(home) / _DEFAULT_CREDENTIALS_FILE if home and home != "~" else None
+
+
+def read_credentials_file(
+    environ: Mapping[str, str] | None = None, *, quiet: bool = False
+) -> CredentialsFile | None:
+    """The credentials file's ``[basic]`` section, or None when there is no file.
+
+    Raises :class:`~batcher.errors.UsageError` (naming the file, never a value) when the
+    file is readable by others, cannot be read, or is not INI — unless ``quiet`` (the log
+    scrubber only wants its secrets, whatever else is wrong).
+    """
+    env = os.environ if environ is None else environ
+    path = credentials_file_path(env)
+    if path is None:
+        return None
+    explicit = bool((env.get(CREDENTIALS_FILE_VARIABLE) or "").strip())
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        if explicit and not quiet:
+            raise UsageError(
+                f"{CREDENTIALS_FILE_VARIABLE} names {path}, which does not exist"
+            ) from None
+        return None
+    except OSError as error:
+        if quiet:
+            return None
+        raise UsageError(f"cannot read the credentials file {path}: {error.strerror}") from None
+    if not quiet and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UsageError(
+            f"the credentials file {path} is readable by others (mode "
+            f"{stat.S_IMODE(status.st_mode):04o}); it holds a secret key: run "
+            f"`chmod 600 {path}` (batcher refuses it until then, as ssh does a private key)"
+        )
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            parser.read_file(stream)
+    except (OSError, UnicodeDecodeError, configparser.Error) as error:
+        if quiet:
+            return None
+        why = getattr(error, "strerror", None) or type(error).__name__
+        raise UsageError(f"cannot read the credentials file {path}: {why}") from None
+    if not parser.has_section("basic"):
+        return CredentialsFile(path)
+    section = parser["basic"]
+
+    def value(name: str) -> str | None:
+        text = (section.get(name) or "").strip()
+        if text and not _HEADER_SAFE.match(text) and not quiet:
+            raise UsageError(
+                f"the credentials file {path}: {name} holds a character that cannot go in an "
+                "HTTP header (a control character or non-ASCII text); check its value"
+            )
+        return text or None
+
+    return CredentialsFile(
+        path,
+        ak=value("ak"),
+        sk=value("sk"),
+        project_id=value("project_id"),
+        security_token=value("security_token"),
+    )

@@ -1,0 +1,124 @@
+"""Preflight: everything a run needs, checked before anything is sent, every problem at once.
+
+A cron line that is missing its region, project id and credentials learns all three in
+one run (exit 2), not in three. ``--dry-run`` does the same checks as the real run, so it
+exits 2 exactly when the real run would refuse, and its plan says what the real run would
+do: entries already done (``--resume``), entries in doubt, and what ``--limit`` leaves.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ManifestError, SettingsError
+from .manifest import Manifests, ManifestSummary
+from .metastudio.credentials import read_credentials_file
+from .settings import Options, RunSettings, resolve
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """Settings and manifests that passed preflight."""
+
+    settings: RunSettings
+    summary: ManifestSummary
+
+
+def check_run(
+    paths: list[str],
+    options: Options,
+    *,
+    manifests: Manifests,
+    report: Path | None,
+    resume: bool,
+    dry_run: bool,
+) -> Checked:
+    """Check the settings, the report path and every manifest entry; raise
+    :class:`~batcher.errors.SettingsError` listing every settings problem, or
+    :class:`~batcher.errors.ManifestError` (with the settings problems too) when an entry
+    is invalid."""
+    problems: list[str] = []
+    settings: RunSettings | None = None
+    try:
+        settings = resolve(options)
+    except SettingsError as error:
+        problems += error.problems
+    if report is None:
+        if not dry_run:
+            problems.append("--report PATH is required (or use --dry-run)")
+    else:
+        problems += report_problems(report, resume=resume, manifests=paths)
+    try:
+        summary = manifests.check()
+    except ManifestError as error:
+        error.settings_problems = problems
+        raise
+    lacking = summary.without_project_id is not None and (
+        settings is None or settings.project_id is None
+    )
+    if lacking and not any(problem.startswith("no project id") for problem in problems):
+        problems.append(
+            f"no project id for {summary.without_project_id} (and every entry without "
+            "one): pass --project-id, set HUAWEICLOUD_SDK_PROJECT_ID, put project_id in "
+            "the credentials file, or give the manifest a project_id"
+        )
+    if problems:
+        raise SettingsError(problems)
+    assert settings is not None
+    return Checked(settings, summary)
+
+
+def project_for_manifests(options: Options) -> str | None:
+    """The run's project id as far as it can be known before the settings are checked (to
+    fill entries whose manifest names none); None when unknown or malformed."""
+    from .entry import PATH_ID_RE
+
+    project = options.project_id or os.environ.get("HUAWEICLOUD_SDK_PROJECT_ID")
+    if not project and not options.simulate:
+        from_file = read_credentials_file(quiet=True)
+        project = from_file.project_id if from_file else None
+    if options.simulate and not project:
+        from .settings import SIMULATED_PROJECT_ID
+
+        project = SIMULATED_PROJECT_ID
+    return project if project and PATH_ID_RE.match(project) else None
+
+
+def report_problems(report: Path, *, resume: bool, manifests: list[str]) -> list[str]:
+    """Why ``report`` cannot be this run's report (empty when it can)."""
+    problems = []
+    try:
+        status = report.stat()
+    except FileNotFoundError:
+        status = None
+    except OSError as error:
+        return [f"report {report}: {error.strerror}"]
+    if status is None:
+        if not report.parent.is_dir():
+            problems.append(f"report {report}: no directory {report.parent}")
+    else:
+        if not stat.S_ISREG(status.st_mode):
+            problems.append(f"report {report} exists and is not a regular file")
+        elif status.st_size and not resume:
+            problems.append(
+                f"report {report} already exists and is not empty; add --resume to continue "
+                "it, or choose another --report path"
+            )
+        for path in manifests:
+            if path != "-" and _same_file(report, Path(path), status):
+                problems.append(
+                    f"report {report} is the manifest {path} (the same file by another name): "
+                    "writing the report would destroy it; choose another --report path"
+                )
+    return problems
+
+
+def _same_file(report: Path, manifest: Path, report_status: os.stat_result) -> bool:
+    try:
+        other = manifest.stat()
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (report_status.st_dev, report_status.st_ino)

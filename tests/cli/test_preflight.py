@@ -1,0 +1,160 @@
+"""Preflight as a new operator meets it: every problem at once, honest dry runs, the SDK's
+own configuration (credentials file, per-region endpoints), and mistyped flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from support import (
+    PROJECT,
+    TEST_AK,
+    TEST_SK,
+    aksk_env,
+    batcher,
+    clean_env,
+    jobs_csv,
+    read_report,
+)
+
+
+async def test_everything_missing_is_listed_in_one_run(tmp_path: Path) -> None:
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    result = await batcher(
+        ["run", str(manifest), "--report", str(tmp_path / "r.jsonl"), "--log-format", "console"],
+        clean_env(HOME=str(tmp_path)),
+    )
+    assert result.code == 2
+    assert "no credentials" in result.stderr
+    assert "no region" in result.stderr
+    assert "no project id" in result.stderr
+    assert "3 problem(s) with the settings; nothing was sent" in result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "r.jsonl").exists()
+
+
+async def test_settings_and_manifest_problems_come_together(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("job_id,command\nbad/id,SUBMITVERIFYING\n")
+    result = await batcher(
+        ["run", str(manifest), "--report", str(tmp_path / "r.jsonl"), "--rate", "-2",
+         "--log-format", "console"],
+        clean_env(HOME=str(tmp_path)),
+    )  # fmt: skip
+    assert result.code == 2
+    assert "m.csv:2: job_id" in result.stderr and "--rate" in result.stderr
+
+
+async def test_a_dry_run_exits_2_when_the_real_run_would_refuse(tmp_path: Path) -> None:
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    result = await batcher(
+        ["run", str(manifest), "--dry-run", "--region", "cn-north-4", "--project-id", PROJECT],
+        clean_env(HOME=str(tmp_path)),
+    )
+    assert result.code == 2 and "no credentials" in result.stderr
+    report = tmp_path / "r.jsonl"
+    report.write_text('{"job_id": "x", "command": "SUBMITVERIFYING", "status": "failed"}\n')
+    existing = await batcher(
+        ["run", str(manifest), "--dry-run", "--region", "cn-north-4", "--project-id", PROJECT,
+         "--report", str(report)],
+        aksk_env(),
+    )  # fmt: skip
+    assert existing.code == 2 and "--resume" in existing.stderr
+
+
+async def test_a_dry_run_plan_honours_resume_and_limit(tmp_path: Path) -> None:
+    manifest = jobs_csv(tmp_path / "m.csv", 10)
+    report = tmp_path / "r.jsonl"
+    done = [
+        {"job_id": f"job{i:06d}", "command": "GET_MULTIPART_UPLOADED", "status": "succeeded"}
+        for i in range(4)
+    ]
+    report.write_text("".join(json.dumps(line) + "\n" for line in done))
+    result = await batcher(
+        ["run", str(manifest), "--dry-run", "--resume", "--limit", "3", "--report", str(report),
+         "--region", "cn-north-4", "--project-id", PROJECT, "--rate", "1"],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert "4 already done" in result.stdout
+    assert "to send:     3 entries (--limit 3)" in result.stdout
+    assert "at least 3s" in result.stdout  # 3 entries at 1/s
+
+
+async def test_the_sdks_credentials_file_and_project_id_are_used(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator()
+    home = tmp_path / "home"
+    (home / ".huaweicloud").mkdir(parents=True)
+    credentials = home / ".huaweicloud" / "credentials"
+    credentials.write_text(f"[basic]\nak = {TEST_AK}\nsk = {TEST_SK}\nproject_id = {PROJECT}\n")
+    credentials.chmod(0o600)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(jobs_csv(tmp_path / "m.csv", 3)), "--report", str(report),
+            "--endpoint", sim.url, "--no-progress", "--log-level", "debug"]  # fmt: skip
+    result = await batcher(args, clean_env(HOME=str(home)))
+    assert result.code == 0, result.output
+    assert sim.stats.requests == 3 and len(read_report(report)) == 3
+    assert TEST_SK not in result.output + report.read_text()
+
+    credentials.chmod(0o644)  # readable by others: refused, as ssh refuses such a key
+    report.unlink()
+    refused = await batcher(args, clean_env(HOME=str(home)))
+    assert (
+        refused.code == 2
+        and "chmod 600" in refused.stderr
+        and "readable by others" in (refused.stderr)
+    )
+    assert sim.stats.requests == 3 and not report.exists()
+
+
+async def test_the_environment_wins_over_the_credentials_file(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator()
+    file = tmp_path / "creds.ini"
+    file.write_text("[basic]\nak = WRONGAK000000\nsk = wrong-secret-key-0000\n")
+    file.chmod(0o600)
+    env = aksk_env()
+    env["HUAWEICLOUD_SDK_CREDENTIALS_FILE"] = str(file)
+    result = await batcher(
+        ["run", str(jobs_csv(tmp_path / "m.csv", 2)), "--report", str(tmp_path / "r.jsonl"),
+         "--endpoint", sim.url, "--project-id", PROJECT, "--no-progress"],
+        env,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+
+
+async def test_an_endpoint_variable_opens_a_region_batcher_does_not_know(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator()
+    env = aksk_env(
+        HUAWEICLOUD_SDK_REGION="ap-southeast-9",
+        HUAWEICLOUD_SDK_REGION_METASTUDIO_AP_SOUTHEAST_9=sim.url,
+        HUAWEICLOUD_SDK_PROJECT_ID=PROJECT,
+    )
+    result = await batcher(
+        ["run", str(jobs_csv(tmp_path / "m.csv", 2)), "--report", str(tmp_path / "r.jsonl"),
+         "--no-progress"],
+        env,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert sim.stats.requests == 2
+    unknown = await batcher(
+        ["run", str(jobs_csv(tmp_path / "n.csv", 1)), "--dry-run", "--region", "mars-1"],
+        env,
+    )
+    assert unknown.code == 2
+    assert "HUAWEICLOUD_SDK_REGION_METASTUDIO_MARS_1" in unknown.stderr
+
+
+async def test_a_mistyped_flag_shows_the_subcommands_usage_and_the_closest_flag(
+    tmp_path: Path,
+) -> None:
+    result = await batcher(["run", "m.csv", "--concurency", "4"], clean_env())
+    assert result.code == 2
+    assert "usage: batcher run" in result.stderr and "did you mean --concurrency?" in result.stderr
+    report = await batcher(["report", "r.jsonl", "--exprt-manifest", "x.csv"], clean_env())
+    assert report.code == 2 and "did you mean --export-manifest?" in report.stderr
