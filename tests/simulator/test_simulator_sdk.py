@@ -65,7 +65,8 @@ def test_sdk_signature_accepted(sim: Simulator) -> None:
     assert response.commond_result == "EXCUTE_SUCCESS"
     assert response.excute_failed_msg is None
     assert len(response.x_request_id) == 32
-    assert sim.job_state("job-1", PROJECT) is JobState.FILE_UPLOADED
+    assert sim.job_state("job-1", PROJECT) is JobState.WAIT_FILE_UPLOAD
+    assert sim.jobs.get(PROJECT, "job-1").video_confirmed
     assert sim.stats.executions[("job-1", "CONFIRM_MULTIPART_UPLOADED")] == 1
 
 
@@ -148,7 +149,7 @@ def test_sdk_sees_throttle_and_internal_error() -> None:
 @pytest.fixture
 def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str]]:
     jobs = tmp_path / "jobs.yaml"
-    jobs.write_text("trained-job: WAIT_CONFIRM\n")
+    jobs.write_text("trained-job: WAIT_USER_CONFIRM\n")
     env = {k: v for k, v in os.environ.items() if "SDK" not in k and "METASTUDIO" not in k}
     env |= {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
     process = subprocess.Popen(
@@ -159,7 +160,7 @@ def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str
             "simulate",
             "--port",
             "0",
-            "--jobs",
+            "--jobs-file",
             str(jobs),
             "--log-format",
             "json",
@@ -183,14 +184,14 @@ def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str
 
 def test_cli_simulator_with_sdk(simulate_process: tuple[subprocess.Popen[str], str]) -> None:
     process, url = simulate_process
-    good = execute(client(url), "trained-job", "CONFIRM_ACTIVE")
+    good = execute(client(url), "trained-job", "CONFIRM_ACCEPT")
     assert good.commond_result == "EXCUTE_SUCCESS"
     with pytest.raises(ClientRequestException) as caught:
-        execute(client(url, sk="a-wrong-secret-key"), "trained-job", "CONFIRM_ACTIVE")
+        execute(client(url, sk="a-wrong-secret-key"), "trained-job", "CONFIRM_ACCEPT")
     assert caught.value.status_code == 401
     with urllib.request.urlopen(url + "/__simulator/stats", timeout=5) as response:
         stats = json.load(response)
-    assert stats["executions"] == {"trained-job": {"CONFIRM_ACTIVE": 1}}
+    assert stats["executions"] == {"trained-job": {"CONFIRM_ACCEPT": 1}}
     assert stats["by_status"] == {"200": 1, "401": 1}
 
     process.send_signal(signal.SIGTERM)
@@ -231,8 +232,27 @@ def test_cli_usage_errors_exit_2(sim: Simulator) -> None:
     )
 
 
-def test_cli_help_documents_jobs_file() -> None:
+def test_cli_help_documents_jobs_and_faults() -> None:
     shown = run_cli("--help")
     assert shown.returncode == 0
-    assert "--jobs FILE" in shown.stdout and "WAIT_CONFIRM" in shown.stdout
-    assert "--drop-after-execute-rate" in shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert "--jobs N" in text and "--jobs-file FILE" in text and "WAIT_USER_CONFIRM" in text
+    assert "--drop-after-execute-rate" in text and "--late-answer-rate F" in text
+    assert "--late-answer-ms MS" in text
+
+
+def test_cli_jobs_takes_a_number_and_points_files_elsewhere(tmp_path: Any) -> None:
+    seed_file = tmp_path / "jobs.yaml"
+    seed_file.write_text("j: WAIT_FILE_UPLOAD\n")
+    old = run_cli("--jobs", str(seed_file))
+    assert old.returncode == 2
+    assert "a seed file goes to --jobs-file FILE" in old.stderr
+    too_many = run_cli("--jobs", "1000000")
+    assert (too_many.returncode, too_many.stderr.strip()) == (
+        2,
+        "batcher: --jobs: Input should be less than or equal to 200000",
+    )
+    bad_state = tmp_path / "old.yaml"
+    bad_state.write_text("j: FILE_UPLOADED\n")
+    old_names = run_cli("--jobs-file", str(bad_state))
+    assert old_names.returncode == 2 and "unknown state 'FILE_UPLOADED'" in old_names.stderr
