@@ -95,7 +95,8 @@ class SimulatorStats:
     commands such as GET_MULTIPART_UPLOADED are in ``reads``), so a test can assert that no
     entry was executed twice: ``assert not sim.stats.duplicates()``. ``dropped`` counts
     every command connection closed unanswered, ``dropped_after_execute`` those of them
-    that had executed; ``late_answers`` the executed commands whose answer was held back.
+    that had reached the job (a 200: executed, or refused by the state machine);
+    ``late_answers`` the 200 answers held back (the command had already run).
     """
 
     requests: int = 0

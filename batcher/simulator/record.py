@@ -138,7 +138,7 @@ def download_url(project_id: str, job_id: str, what: str, *, now: datetime) -> s
     """A fake pre-signed OBS download URL, valid 24 hours from ``now`` (sensitive, like
     the real ones: it carries a signature)."""
     expires = int(now.timestamp()) + 86400
-    path = f"{project_id}/{job_id}/{quote(what, safe='')}"
+    path = f"{project_id}/{job_id}/{quote(what, safe='/')}"
     signature = hashlib.sha256(f"{path}/{expires}".encode()).hexdigest()[:40]
     return (
         f"https://obs.example.invalid/{path}?AccessKeyId=SIMULATOR&Expires={expires}"
