@@ -99,7 +99,7 @@ class SimulatorConfig(BaseModel):
     late_answer_ms: float = Field(default=60_000.0, ge=0.0)
     #: How many jobs to generate (``--jobs N``), spread over states, batches and tags;
     #: ``seed`` makes them reproducible.
-    population: int = Field(default=0, ge=0, le=200_000)
+    population: int = Field(default=0, ge=0, le=100_000)
     #: Generated jobs are created over this many days before ``population_until``.
     population_days: int = Field(default=30, ge=1, le=3650)
     #: The instant seeded times end at; None: 00:00 UTC of the day the simulator starts.

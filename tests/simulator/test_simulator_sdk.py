@@ -418,7 +418,7 @@ def test_cli_jobs_takes_a_number_and_points_files_elsewhere(tmp_path: Any) -> No
     too_many = run_cli("--jobs", "1000000")
     assert (too_many.returncode, too_many.stderr.strip()) == (
         2,
-        "batcher: --jobs: Input should be less than or equal to 200000",
+        "batcher: --jobs: Input should be less than or equal to 100000",
     )
     bad_state = tmp_path / "old.yaml"
     bad_state.write_text("j: FILE_UPLOADED\n")
