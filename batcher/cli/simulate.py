@@ -15,10 +15,17 @@ if TYPE_CHECKING:
     from ..simulator import SimulatorConfig
 
 _JOBS_HELP = (
-    "JSON or YAML mapping of job_id to the state it starts in, e.g. "
-    "'job-1: WAIT_CONFIRM'. States: WAIT_FILE_UPLOAD (default), FILE_UPLOADED (video "
-    "confirmed, ready for SUBMITVERIFYING), AUTO_VERIFYING, MANUAL_VERIFYING, JOB_PENDING, "
-    "AUTO_VERIFY_FAILED, MANUAL_VERIFY_FAILED, TRAINING, WAIT_CONFIRM, SUCCEED"
+    "generate N jobs (default 0), spread over states (mostly WAIT_FILE_UPLOAD, "
+    "AUTO_VERIFY_FAILED, MANUAL_VERIFY_FAILED, WAIT_USER_CONFIRM), batches and tags, created "
+    "over the past --jobs-days; --seed makes them reproducible. They exist in every project "
+    "the simulator is asked about (at most 100000; 10000 take about half a second)"
+)
+_JOBS_FILE_HELP = (
+    "JSON or YAML mapping of job_id to the state it starts in, or to its fields, e.g. "
+    "'job-1: AUTO_VERIFY_FAILED' or 'job-2: {state: WAIT_FILE_UPLOAD, video_confirmed: true, "
+    "batch_name: b1, tags: [vip]}'. States are the API's (WAIT_FILE_UPLOAD, AUTO_VERIFYING, "
+    "AUTO_VERIFY_FAILED, MANUAL_VERIFY_FAILED, WAIT_USER_CONFIRM, JOB_PENDING, ...). Jobs a "
+    "command names that are not seeded start in WAIT_FILE_UPLOAD"
 )
 
 _EPILOG = """\
@@ -26,24 +33,28 @@ Credentials come from the environment: HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK (or
 CLOUD_SDK_AK/CLOUD_SDK_SK) for AK/SK signatures, HUAWEICLOUD_SDK_SECURITY_TOKEN (then
 required as X-Security-Token), METASTUDIO_AUTH_TOKEN (accepted as X-Auth-Token). With none
 set, any well-formed signature or token is accepted. Rates are between 0 and 1; --seed makes
-faults reproducible. Also serves GET /__simulator/health, /__simulator/stats and
-/__simulator/jobs. Stop with Ctrl-C or SIGTERM.
+faults and the --jobs population reproducible. Serves the command endpoint, List
+(GET .../user/jobs: offset, limit at most 100, state=A,B, sort_key, sort_dir, time ranges,
+batch_name, tag, ...; a bad value is 400 MSS.00000003) and Show (GET .../user/jobs/JOB_ID,
+with operation_logs; 404 for an unknown job). Also GET /__simulator/health,
+/__simulator/stats and /__simulator/jobs. Stop with Ctrl-C or SIGTERM.
 """
 
 
 def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "simulate",
-        help="serve a local MetaStudio simulator (auth, job states, faults)",
-        description="Serve the MetaStudio training-job command API locally, with the "
-        "gateway's auth checks, per-job state and seeded faults.",
+        help="serve a local MetaStudio simulator (auth, job states, List/Show, faults)",
+        description="Serve the MetaStudio training-job API (command, List, Show) locally, "
+        "with the gateway's auth checks, the API's job states and operation logs, a seeded "
+        "job population and seeded faults.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     add("--port", type=int, default=8080, help="port; 0 picks a free one (default 8080)")
-    add("--seed", type=int, default=None, help="seed for faults and jitter")
+    add("--seed", type=int, default=None, help="seed for faults, jitter and --jobs")
     add("--latency-ms", type=float, default=0.0, metavar="MS", help="delay per request")
     add(
         "--latency-jitter-ms",
@@ -87,7 +98,31 @@ def add_parser(subparsers: Subparsers) -> None:
         metavar="F",
         help="share executed and then closed with no answer (the answer is lost)",
     )
-    add("--jobs", metavar="FILE", default=None, help=_JOBS_HELP)
+    add(
+        "--late-answer-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share executed and answered only after --late-answer-ms (a shorter client "
+        "timeout never sees the answer)",
+    )
+    add(
+        "--late-answer-ms",
+        type=float,
+        default=60_000.0,
+        metavar="MS",
+        help="how late a late answer comes (default 60000, beyond batcher's default 30 s "
+        "--timeout)",
+    )
+    add("--jobs", type=_count, default=0, metavar="N", help=_JOBS_HELP)
+    add(
+        "--jobs-days",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="the --jobs population is created over this many past days (default 30)",
+    )
+    add("--jobs-file", metavar="FILE", default=None, help=_JOBS_FILE_HELP)
     add(
         "--log-format",
         choices=("console", "json"),
@@ -98,6 +133,17 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=main)
 
 
+def _count(text: str) -> int:
+    """``--jobs N``; a file name there is the old ``--jobs FILE``, now ``--jobs-file``."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of jobs, not {text!r} (a seed file goes to --jobs-file FILE)"
+        ) from None
+
+
+#: Flags whose value is the config field of the same name.
 _FLAG_FIELDS = (
     "host",
     "port",
@@ -109,7 +155,11 @@ _FLAG_FIELDS = (
     "quota",
     "drop_rate",
     "drop_after_execute_rate",
+    "late_answer_rate",
+    "late_answer_ms",
 )
+#: Flags whose config field has another name.
+_RENAMED = {"jobs": "population", "jobs_days": "population_days"}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -122,14 +172,17 @@ def main(args: argparse.Namespace) -> int:
     from ..simulator import SimulatorConfig, load_jobs_file
 
     fields = {name: getattr(args, name) for name in _FLAG_FIELDS}
-    if args.jobs:
-        fields["jobs"] = load_jobs_file(args.jobs)
+    fields |= {field: getattr(args, flag) for flag, field in _RENAMED.items()}
+    if args.jobs_file:
+        fields["jobs"] = load_jobs_file(args.jobs_file)
     try:
         config = SimulatorConfig.from_env(**fields)
     except ValidationError as error:
         first = error.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-")
-        raise UsageError(f"{flag}: {first['msg']}") from None
+        field = str(first["loc"][0])
+        flags = {"jobs": "jobs_file"} | {v: k for k, v in _RENAMED.items()}
+        flag = flags.get(field, field)
+        raise UsageError(f"--{flag.replace('_', '-')}: {first['msg']}") from None
     configure(fmt=args.log_format, level=args.log_level, secrets=config.secrets())
     try:
         asyncio.run(_serve(config))
@@ -156,6 +209,12 @@ async def _serve(config: SimulatorConfig) -> None:
         print(f"listening on {sim.url}", flush=True)
         log = structlog.get_logger("batcher.simulator")
         auth = "open (no credentials configured)" if config.open_auth else "credentials"
-        log.info("simulator listening", url=sim.url, auth=auth, seed=config.seed)
+        log.info(
+            "simulator listening",
+            url=sim.url,
+            auth=auth,
+            seed=config.seed,
+            seeded_jobs=sim.jobs.seed_count,
+        )
         await stop.wait()
         log.info("simulator stopping", requests=sim.stats.requests)

@@ -1,34 +1,52 @@
-"""A local MetaStudio: the training-job command endpoint, its gateway, and faults on demand.
+"""A local MetaStudio: the training-job endpoints, their gateway, and faults on demand.
 
-Serves ``POST /v1/{project_id}/digital-human-training-manage/user/jobs/{job_id}/command``
-with the API's shapes, verifies AK/SK signatures and tokens like the cloud's gateway, keeps
-per-job state (see :mod:`batcher.simulator.state`), and injects seeded latency, 500s, 429s
-and dropped connections. Also ``GET /__simulator/health``, ``/__simulator/stats`` (see
-:class:`SimulatorStats`) and ``/__simulator/jobs``.
+Serves the command endpoint (``POST .../user/jobs/{job_id}/command``), List (``GET
+.../user/jobs``) and Show (``GET .../user/jobs/{job_id}``) with the API's shapes, state
+names and operation-log types; verifies AK/SK signatures and tokens like the cloud's
+gateway; keeps per-job state and logs (:mod:`~batcher.simulator.machine` is the state
+machine); can be seeded with a reproducible population (:mod:`~batcher.simulator.population`);
+and injects seeded latency, 500s, 429s, dropped connections, answers lost after the command
+executed, and answers that come late. Also ``GET /__simulator/health``, ``/__simulator/stats``
+(see :class:`SimulatorStats`) and ``/__simulator/jobs``.
 
 >>> async def demo():
-...     config = SimulatorConfig(credentials={"AK": "SK"}, seed=1, error_rate=0.1)
+...     config = SimulatorConfig(credentials={"AK": "SK"}, seed=1, population=500)
 ...     async with run_simulator(config) as sim:
 ...         ...  # point a client at sim.url; afterwards read sim.stats, sim.job_state("j1")
 
-The ``--jobs`` seed file format is in :mod:`batcher.simulator.config`.
+The ``--jobs-file`` seed file format is in :mod:`batcher.simulator.config`.
 """
 
 from __future__ import annotations
 
-from .app import COMMAND_PATH, Simulator, run_simulator, run_simulator_in_thread
-from .config import SimulatorConfig, load_jobs_file
-from .faults import SimulatorStats
-from .state import Job, JobState
+from .app import COMMAND_PATH, LIST_PATH, SHOW_PATH, Simulator
+from .config import JobSpec, SimulatorConfig, load_jobs_file
+from .faults import ReadStats, SimulatorStats
+from .listing import LIMIT_DEFAULT, LIMIT_MAX
+from .machine import RULES, Rule, allowed_in, rule_for
+from .record import Job, JobState, LogEntry, rfc3339
+from .serve import run_simulator, run_simulator_in_thread
 
 __all__ = [
     "COMMAND_PATH",
+    "LIMIT_DEFAULT",
+    "LIMIT_MAX",
+    "LIST_PATH",
+    "RULES",
+    "SHOW_PATH",
     "Job",
+    "JobSpec",
     "JobState",
+    "LogEntry",
+    "ReadStats",
+    "Rule",
     "Simulator",
     "SimulatorConfig",
     "SimulatorStats",
+    "allowed_in",
     "load_jobs_file",
+    "rfc3339",
+    "rule_for",
     "run_simulator",
     "run_simulator_in_thread",
 ]

@@ -1,96 +1,56 @@
-"""The aiohttp application: one MetaStudio endpoint, the gateway in front, faults on demand.
+"""The aiohttp application: MetaStudio's training-job endpoints, the gateway, faults.
 
-Per request to the command endpoint, in this order: read the body, draw the faults, sleep
-the latency, then — with no further ``await``, so the decision and the state change are
-one atomic step on the event loop — drop?, authenticate (401/403), quota and throttle
-(429), validate (400), internal error (500), run the command (200), drop after execute?
+Routes: the command (``POST .../user/jobs/{job_id}/command``), List (``GET .../user/jobs``)
+and Show (``GET .../user/jobs/{job_id}``), plus ``/__simulator/health``, ``/stats`` and
+``/jobs``. Per command request, in this order: read the body, draw the faults, sleep the
+latency, then — with no further ``await``, so the decision and the state change are one
+atomic step on the event loop — drop?, authenticate (401/403), quota and throttle (429),
+validate (400), internal error (500), run the command (200), then drop the answer, or hold
+it back (a late answer), when those faults were drawn. List and Show take the same steps
+with their own fault draws (no drop after execute, no late answer: they change nothing);
+Show answers 404 for a job the project does not have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 from aiohttp import web
 
-from ..entry import KNOWN_COMMANDS, PATH_ID_RE, check_app_user_id
 from .config import SimulatorConfig
-from .faults import FaultPlanner, Faults, SimulatorStats
+from .faults import FaultPlanner, Faults, ReadStats, SimulatorStats
 from .gateway import Quota, Refusal, authenticate, throttled
-from .state import JobState, JobStore, execute
+from .inputs import ParsedCommand, check_ids, parse_body, peek_command, upload_urls
+from .listing import BadQuery, parse_query, select
+from .machine import execute
+from .population import seed_jobs
+from .record import JobState
+from .store import JobStore
 
-COMMAND_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs/{job_id}/command"
+LIST_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs"
+SHOW_PATH = LIST_PATH + "/{job_id}"
+COMMAND_PATH = SHOW_PATH + "/command"
 #: The limit a random throttle (no quota configured) claims in its message.
 _NOMINAL_LIMIT = 10
 
 _INVALID = Refusal(400, "MSS.00000003", "Invalid parameter")
+_NOT_FOUND = Refusal(404, "MSS.00000005", "The training job does not exist")
 _INTERNAL = Refusal(500, "MSS.00000004", "Internal Error")
+#: List and Show answer UTF-8 JSON, as the cloud does (names and batches may be Chinese).
+_UTF8_JSON = functools.partial(json.dumps, ensure_ascii=False)
 
 log = structlog.get_logger("batcher.simulator")
 
 _REQUEST_ID = web.RequestKey("request_id", str)
-
-
-@dataclass(frozen=True, slots=True)
-class _Command:
-    command: str
-    attachment_names: tuple[str, ...] = ()
-
-
-def _optional_str(value: Any, *, max_len: int | None = None) -> bool:
-    if value is None:
-        return True
-    return isinstance(value, str) and (max_len is None or len(value) <= max_len)
-
-
-def parse_body(raw: bytes) -> tuple[_Command | None, str | None]:
-    """The command in a request body, or why the body is invalid (for the log only)."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None, "the body is not JSON"
-    if not isinstance(body, dict):
-        return None, "the body is not a JSON object"
-    command = body.get("command")
-    if not isinstance(command, str) or not 1 <= len(command) <= 64:
-        return None, "command is missing, not a string, or longer than 64"
-    if command not in KNOWN_COMMANDS:
-        return None, "command is not a known value"
-    if not _optional_str(body.get("command_message"), max_len=64):
-        return None, "command_message is not a string of at most 64"
-    if not _optional_str(body.get("operation_reason")):
-        return None, "operation_reason is not a string"
-    comment = body.get("comment_data")
-    if comment is None:
-        return _Command(command), None
-    if not isinstance(comment, dict):
-        return None, "comment_data is not an object"
-    if not all(_optional_str(comment.get(k)) for k in ("comment_title", "comment_message")):
-        return None, "comment_title/comment_message is not a string"
-    names = comment.get("attachment_name") or []
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        return None, "attachment_name is not a list of non-empty strings"
-    return _Command(command, tuple(names)), None
-
-
-def _upload_urls(project_id: str, job_id: str, names: tuple[str, ...], rid: str) -> list[str]:
-    """One fake pre-signed OBS URL per attachment name."""
-    expires = int(time.time()) + 3600
-    base = f"https://obs.example.invalid/{project_id}/{job_id}/attachments/"
-    return [
-        f"{base}{quote(name, safe='')}?AccessKeyId=SIMULATOR&Expires={expires}"
-        f"&Signature={uuid.uuid5(uuid.NAMESPACE_URL, rid + name).hex}"
-        for name in names
-    ]
 
 
 @dataclass(slots=True)
@@ -109,15 +69,18 @@ class _Answer:
 class Simulator:
     """A local MetaStudio: state, stats and the aiohttp app. Start it with :func:`run_simulator`.
 
-    >>> sim = Simulator(SimulatorConfig(jobs={"j1": "WAIT_CONFIRM"}))
+    >>> sim = Simulator(SimulatorConfig(jobs={"j1": "WAIT_USER_CONFIRM"}))
     >>> sim.jobs.get("p", "j1").state.value
-    'WAIT_CONFIRM'
+    'WAIT_USER_CONFIRM'
+
+    ``clock`` (UTC now, by default) stamps operation logs and new jobs; a test may replace it.
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.stats = SimulatorStats()
-        self.jobs = JobStore(self.config.jobs)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.jobs = JobStore(seed_jobs(self.config), clock=lambda: self.clock())
         self._planner = FaultPlanner(self.config)
         self._quota = Quota(self.config.quota) if self.config.quota else None
         self._port: int | None = None
@@ -143,6 +106,14 @@ class Simulator:
         """The full command URL for a job, e.g. for an aiohttp client."""
         return self.url + COMMAND_PATH.format(project_id=project_id, job_id=job_id)
 
+    def list_url(self, *, project_id: str = "sim-project") -> str:
+        """The List URL of a project (add the query)."""
+        return self.url + LIST_PATH.format(project_id=project_id)
+
+    def show_url(self, job_id: str, *, project_id: str = "sim-project") -> str:
+        """The Show URL of a job."""
+        return self.url + SHOW_PATH.format(project_id=project_id, job_id=job_id)
+
     def job_state(self, job_id: str, project_id: str | None = None) -> JobState | None:
         """A job's state (None when never seen). Shortcut for ``sim.jobs.state(...)``."""
         return self.jobs.state(job_id, project_id)
@@ -152,6 +123,8 @@ class Simulator:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[_request_id])
         app.router.add_post(COMMAND_PATH, self._command)
+        app.router.add_get(LIST_PATH, self._list)
+        app.router.add_get(SHOW_PATH, self._show)
         app.router.add_get("/__simulator/health", self._health)
         app.router.add_get("/__simulator/stats", self._stats)
         app.router.add_get("/__simulator/jobs", self._jobs)
@@ -175,18 +148,38 @@ class Simulator:
             await asyncio.sleep(faults.delay_seconds)
         # No await below: the decision and the state change happen in one step.
         if faults.drop:
-            return self._drop(request, started, _peek_command(raw))
+            self.stats.dropped += 1
+            return self._close(request, started, peek_command(raw))
         answer = self._answer(request, raw, faults)
-        if faults.drop_after_execute and answer.reached_execution:
-            return self._drop(request, started, answer.command)
+        if answer.reached_execution and faults.drop_after_execute:
+            self.stats.dropped += 1
+            self.stats.dropped_after_execute += 1
+            return self._close(request, started, answer.command)
         self.stats.by_status[answer.status] += 1
         self._log(request, started, answer.command, answer.status)
+        if answer.reached_execution and faults.late_seconds > 0:
+            # It has taken effect; the answer leaves only after the delay (if still wanted).
+            self.stats.late_answers += 1
+            await asyncio.sleep(faults.late_seconds)
         return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
     def _answer(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
         project_id = request.match_info["project_id"]
         job_id = request.match_info["job_id"]
-        command = _peek_command(raw)
+        command = peek_command(raw)
+        refusal = self._gate(request, raw, faults)
+        if refusal:
+            return _Answer.refused(refusal, command)
+        parsed, why = parse_body(raw)
+        why = why or check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
+        if parsed is None or why:
+            return self._invalid(why, command)
+        if faults.error:
+            return _Answer.refused(_INTERNAL, command)
+        return self._run(project_id, job_id, parsed, request[_REQUEST_ID])
+
+    def _gate(self, request: web.Request, raw: bytes, faults: Faults) -> Refusal | None:
+        """What the gateway says: authentication, then quota and throttling."""
         refusal = authenticate(
             config=self.config,
             method=request.method,
@@ -194,20 +187,14 @@ class Simulator:
             query=request.rel_url.query.items(),
             headers=request.headers,
             body=raw,
-            project_id=project_id,
+            project_id=request.match_info["project_id"],
         )
-        refusal = refusal or self._throttle(faults)
-        if refusal:
-            return _Answer.refused(refusal, command)
-        parsed, why = parse_body(raw)
-        why = why or _check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
-        if parsed is None or why:
-            if self.config.log_requests:
-                log.debug("simulator refused an invalid request", reason=why)
-            return _Answer.refused(_INVALID, command)
-        if faults.error:
-            return _Answer.refused(_INTERNAL, command)
-        return self._run(project_id, job_id, parsed, request[_REQUEST_ID])
+        return refusal or self._throttle(faults)
+
+    def _invalid(self, why: str | None, command: str | None = None) -> _Answer:
+        if self.config.log_requests:
+            log.debug("simulator refused an invalid request", reason=why)
+        return _Answer.refused(_INVALID, command)
 
     def _throttle(self, faults: Faults) -> Refusal | None:
         if self._quota and (wait := self._quota.admit()) is not None:
@@ -216,8 +203,15 @@ class Simulator:
             return throttled(self.config.quota or _NOMINAL_LIMIT, 1)
         return None
 
-    def _run(self, project_id: str, job_id: str, parsed: _Command, rid: str) -> _Answer:
-        result = execute(self.jobs.get(project_id, job_id), parsed.command)
+    def _run(self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str) -> _Answer:
+        result = execute(
+            self.jobs.get(project_id, job_id),
+            parsed.command,
+            now=self.clock(),
+            command_message=parsed.command_message,
+            operation_reason=parsed.operation_reason,
+            comment=parsed.comment,
+        )
         key = (job_id, parsed.command)
         body: dict[str, Any]
         if not result.ok:
@@ -228,15 +222,74 @@ class Simulator:
             if result.multipart_data is not None:
                 body["multipart_data"] = result.multipart_data
             if parsed.attachment_names:
-                body["attachment_upload_url"] = _upload_urls(
+                body["attachment_upload_url"] = upload_urls(
                     project_id, job_id, parsed.attachment_names, rid
                 )
         self.stats.results[body["commond_result"]] += 1
         return _Answer(200, body, command=parsed.command, reached_execution=True)
 
-    def _drop(self, request: web.Request, started: float, command: str | None) -> web.Response:
+    # ------------------------------------------------------------------ List and Show
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        return await self._read(request, self.stats.lists, self._list_answer)
+
+    async def _show(self, request: web.Request) -> web.StreamResponse:
+        return await self._read(request, self.stats.shows, self._show_answer)
+
+    async def _read(
+        self,
+        request: web.Request,
+        counters: ReadStats,
+        answer: Callable[[web.Request, Faults], _Answer],
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        raw = await request.read()
+        counters.requests += 1
+        faults = self._planner.draw_read()
+        if faults.delay_seconds > 0:
+            await asyncio.sleep(faults.delay_seconds)
+        if faults.drop:
+            counters.dropped += 1
+            return self._close(request, started, None)
+        refusal = self._gate(request, raw, faults)
+        result = _Answer.refused(refusal) if refusal else answer(request, faults)
+        counters.by_status[result.status] += 1
+        self._log(request, started, None, result.status)
+        return web.json_response(
+            result.body, status=result.status, headers=result.headers, dumps=_UTF8_JSON
+        )
+
+    def _list_answer(self, request: web.Request, faults: Faults) -> _Answer:
+        project_id = request.match_info["project_id"]
+        why = check_ids(project_id, None, request.headers.get("X-App-UserId"))
+        try:
+            query = parse_query(request.rel_url.query.items())
+        except BadQuery as error:
+            why = why or str(error)
+        if why:
+            return self._invalid(why)
+        if faults.error:
+            return _Answer.refused(_INTERNAL)
+        count, page = select(self.jobs.in_project(project_id), query)
+        now = self.clock()
+        return _Answer(200, {"count": count, "jobs": [job.basic_info(now=now) for job in page]})
+
+    def _show_answer(self, request: web.Request, faults: Faults) -> _Answer:
+        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
+        why = check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
+        if why:
+            return self._invalid(why)
+        if faults.error:
+            return _Answer.refused(_INTERNAL)
+        job = self.jobs.lookup(project_id, job_id)
+        if job is None:
+            return _Answer.refused(_NOT_FOUND)
+        return _Answer(200, job.detail(now=self.clock()))
+
+    # ------------------------------------------------------------------ endings
+
+    def _close(self, request: web.Request, started: float, command: str | None) -> web.Response:
         """Close the connection without an answer: the client sees a disconnect."""
-        self.stats.dropped += 1
         self._log(request, started, command, None)
         if request.transport is not None:
             request.transport.close()
@@ -250,32 +303,13 @@ class Simulator:
         log.info(
             "simulator request",
             method=request.method,
+            path=request.rel_url.path,
             job_id=request.match_info.get("job_id"),
             command=command,
             status=status if status is not None else "dropped",
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
             request_id=request[_REQUEST_ID],
         )
-
-
-def _check_ids(project_id: str, job_id: str, app_user_id: str | None) -> str | None:
-    if not PATH_ID_RE.match(project_id) or not PATH_ID_RE.match(job_id):
-        return "project_id or job_id is not 1-64 of [A-Za-z0-9_-]"
-    if app_user_id is not None:
-        try:
-            check_app_user_id(app_user_id)
-        except ValueError:
-            return "X-App-UserId is not printable ASCII"
-    return None
-
-
-def _peek_command(raw: bytes) -> str | None:
-    """The command, for the log: only a known value, never arbitrary client text."""
-    try:
-        command = json.loads(raw).get("command")
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return None
-    return command if command in KNOWN_COMMANDS else None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -292,72 +326,3 @@ async def _request_id(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     response.headers["X-Request-Id"] = rid
     return response
-
-
-# ---------------------------------------------------------------------- running it
-
-
-@asynccontextmanager
-async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[Simulator]:
-    """Serve a simulator on the running event loop for the duration of the block.
-
-    >>> async def demo():
-    ...     async with run_simulator(SimulatorConfig(credentials={"AK": "SK"})) as sim:
-    ...         return sim.url.startswith("http://127.0.0.1:")
-
-    Raises ``OSError`` when the address cannot be bound.
-    """
-    sim = Simulator(config)
-    runner = web.AppRunner(sim.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, sim.config.host, sim.config.port)
-        await site.start()
-        sim._port = runner.addresses[0][1]
-        yield sim
-    finally:
-        await runner.cleanup()
-
-
-@contextmanager
-def run_simulator_in_thread(
-    config: SimulatorConfig | None = None, *, timeout: float = 10.0
-) -> Iterator[Simulator]:
-    """Serve a simulator from a background thread with its own event loop.
-
-    For blocking clients (the official SDK, ``requests``). Read ``sim.stats`` and job
-    state only between requests: they belong to the simulator's thread.
-
-    >>> with run_simulator_in_thread(SimulatorConfig()) as sim:  # doctest: +SKIP
-    ...     requests.get(sim.url + "/__simulator/health")
-    """
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        box["loop"], box["stop"] = asyncio.get_running_loop(), stop
-        async with run_simulator(config) as sim:
-            box["sim"] = sim
-            ready.set()
-            await stop.wait()
-
-    def target() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as error:  # handed to the caller below
-            box["error"] = error
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=target, name="batcher-simulator", daemon=True)
-    thread.start()
-    ready.wait(timeout)
-    if "sim" not in box:
-        thread.join(timeout)
-        raise RuntimeError("the simulator did not start") from box.get("error")
-    try:
-        yield box["sim"]
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(timeout)

@@ -1,14 +1,22 @@
-"""The simulator's configuration, and the ``--jobs`` seed file.
+"""The simulator's configuration, and the ``--jobs-file`` seed file.
 
-The jobs file is JSON or YAML: a mapping of job_id to the state it starts in::
+The jobs file is JSON or YAML: a mapping of job_id to the state it starts in, or to the
+job's fields::
 
     # jobs.yaml
-    job-0001: WAIT_FILE_UPLOAD
-    job-0002: FILE_UPLOADED      # video confirmed: SUBMITVERIFYING works
-    job-0003: WAIT_CONFIRM       # trained: CONFIRM_ACTIVE works
+    job-0001: WAIT_FILE_UPLOAD      # nothing uploaded yet
+    job-0002: AUTO_VERIFY_FAILED    # CONFIRM_REPAIR, then SUBMITVERIFYING works
+    job-0003: WAIT_USER_CONFIRM     # trained: CONFIRM_ACCEPT / CONFIRM_REJECT work
+    job-0004:
+      state: WAIT_FILE_UPLOAD
+      video_confirmed: true         # uploaded: SUBMITVERIFYING works
+      batch_name: 华北-批次01
+      tags: [vip]
 
-(``{"job-0001": "WAIT_FILE_UPLOAD"}`` in JSON). A job_id applies in whichever project it is
-first used. Jobs not listed start in ``WAIT_FILE_UPLOAD``.
+(``{"job-0001": "WAIT_FILE_UPLOAD"}`` in JSON). States are the API's own (see
+:class:`~batcher.simulator.record.JobState`). A seeded job exists in every project the
+simulator is asked about, with a log that leads to its state; jobs a command names that
+are not seeded start in ``WAIT_FILE_UPLOAD``.
 """
 
 from __future__ import annotations
@@ -19,14 +27,30 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from ..entry import PATH_ID_RE, PathId
 from ..errors import UsageError
 from ..metastudio.credentials import AkSkCredentials, credentials_from_env
-from .state import JobState
+from .record import JobState
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class JobSpec(BaseModel):
+    """A seed job's fields in the jobs file (all optional but the state's default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    state: JobState = JobState.WAIT_FILE_UPLOAD
+    name: str | None = None
+    batch_name: str | None = None
+    tags: tuple[str, ...] = ()
+    create_time: AwareDatetime | None = None
+    last_update_time: AwareDatetime | None = None
+    #: Whether the video (and the authorization letter) is confirmed; default: when the
+    #: state is past WAIT_FILE_UPLOAD.
+    video_confirmed: bool | None = None
 
 
 class SimulatorConfig(BaseModel):
@@ -63,12 +87,23 @@ class SimulatorConfig(BaseModel):
     security_token: str | None = Field(default=None, repr=False)
     #: IAM tokens accepted as ``X-Auth-Token``.
     tokens: tuple[str, ...] = Field(default=(), repr=False)
-    #: job_id -> the state it starts in.
-    jobs: dict[PathId, JobState] = Field(default_factory=dict)
+    #: job_id -> the state it starts in (or its fields): the jobs file.
+    jobs: dict[PathId, JobState | JobSpec] = Field(default_factory=dict)
     #: How far ``X-Sdk-Date`` may be from the simulator's clock.
     max_skew_seconds: float = Field(default=15 * 60, gt=0)
     #: Log one line per request (turn off when embedded in a run with its own output).
     log_requests: bool = True
+    #: Share of command requests that take effect and whose answer is then held back for
+    #: ``late_answer_ms``: a client with a shorter timeout never sees it.
+    late_answer_rate: Rate = 0.0
+    late_answer_ms: float = Field(default=60_000.0, ge=0.0)
+    #: How many jobs to generate (``--jobs N``), spread over states, batches and tags;
+    #: ``seed`` makes them reproducible.
+    population: int = Field(default=0, ge=0, le=100_000)
+    #: Generated jobs are created over this many days before ``population_until``.
+    population_days: int = Field(default=30, ge=1, le=3650)
+    #: The instant seeded times end at; None: 00:00 UTC of the day the simulator starts.
+    population_until: AwareDatetime | None = None
 
     @property
     def open_auth(self) -> bool:
@@ -107,12 +142,12 @@ class SimulatorConfig(BaseModel):
         return cls(**fields)
 
 
-def load_jobs_file(path: str | Path) -> dict[str, JobState]:
-    """Read a ``--jobs`` file (JSON or YAML mapping job_id -> state).
+def load_jobs_file(path: str | Path) -> dict[str, JobState | JobSpec]:
+    """Read a ``--jobs-file`` (JSON or YAML mapping job_id -> state, or -> fields).
 
     Raises :class:`~batcher.errors.UsageError` naming the file and the bad entry.
 
-    >>> # load_jobs_file("jobs.yaml") -> {"job-0001": JobState.WAIT_CONFIRM}
+    >>> # load_jobs_file("jobs.yaml") -> {"job-0001": JobState.AUTO_VERIFY_FAILED}
     """
     path = Path(path)
     try:
@@ -125,15 +160,23 @@ def load_jobs_file(path: str | Path) -> dict[str, JobState]:
         return {}
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a mapping of job_id to state")
-    known = ", ".join(s.value for s in JobState)
-    jobs: dict[str, JobState] = {}
-    for job_id, state in data.items():
+    jobs: dict[str, JobState | JobSpec] = {}
+    for job_id, value in data.items():
         if not PATH_ID_RE.match(str(job_id)):
             raise UsageError(f"{path}: job_id {job_id!r} must be 1-64 of [A-Za-z0-9_-]")
+        if isinstance(value, dict):
+            try:
+                jobs[str(job_id)] = JobSpec.model_validate(value)
+            except ValidationError as error:
+                first = error.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise UsageError(f"{path}: job {job_id}: {where}: {first['msg']}") from None
+            continue
         try:
-            jobs[str(job_id)] = JobState(str(state))
+            jobs[str(job_id)] = JobState(str(value))
         except ValueError:
             raise UsageError(
-                f"{path}: job {job_id}: unknown state {state!r} (known: {known})"
+                f"{path}: job {job_id}: unknown state {value!r} "
+                "(the API's states, e.g. WAIT_FILE_UPLOAD, AUTO_VERIFY_FAILED, WAIT_USER_CONFIRM)"
             ) from None
     return jobs

@@ -1,8 +1,10 @@
 """Seeded fault decisions, and the counters tests read.
 
-Every request to the command endpoint draws the same five numbers in the same order,
+Every request to the command endpoint draws the same six numbers in the same order,
 whatever happens to it afterwards, so a seed replays the same fault sequence for the
-same sequence of requests.
+same sequence of requests. List and Show draw from a stream of their own (four numbers
+each: no execute-then-drop or late answer, as they change nothing), so reading jobs does
+not shift the commands' faults.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Faults:
     drop_after_execute: bool = False
     throttle: bool = False
     error: bool = False
+    #: Seconds to hold an executed command's answer back (0: answer at once).
+    late_seconds: float = 0.0
 
 
 class FaultPlanner:
@@ -34,31 +38,65 @@ class FaultPlanner:
     True
     """
 
-    __slots__ = ("_config", "_rng")
+    __slots__ = ("_config", "_reads", "_rng")
 
     def __init__(self, config: SimulatorConfig) -> None:
         self._config = config
         self._rng = random.Random(config.seed)
+        self._reads = random.Random(None if config.seed is None else f"reads/{config.seed}")
 
     def draw(self) -> Faults:
+        """The faults of one command request."""
         c, r = self._config, self._rng.random
-        drop, drop_after, throttle, error, jitter = r(), r(), r(), r(), r()
+        drop, drop_after, throttle, error, jitter, late = r(), r(), r(), r(), r(), r()
         return Faults(
             delay_seconds=(c.latency_ms + jitter * c.latency_jitter_ms) / 1000.0,
             drop=drop < c.drop_rate,
             drop_after_execute=drop_after < c.drop_after_execute_rate,
             throttle=throttle < c.throttle_rate,
             error=error < c.error_rate,
+            late_seconds=c.late_answer_ms / 1000.0 if late < c.late_answer_rate else 0.0,
+        )
+
+    def draw_read(self) -> Faults:
+        """The faults of one List or Show request (latency, drop, 429, 500)."""
+        c, r = self._config, self._reads.random
+        drop, throttle, error, jitter = r(), r(), r(), r()
+        return Faults(
+            delay_seconds=(c.latency_ms + jitter * c.latency_jitter_ms) / 1000.0,
+            drop=drop < c.drop_rate,
+            throttle=throttle < c.throttle_rate,
+            error=error < c.error_rate,
         )
 
 
 @dataclass(slots=True)
-class SimulatorStats:
-    """Counters over the command endpoint (``/__simulator/*`` is not counted).
+class ReadStats:
+    """Counters over one read endpoint (List or Show)."""
 
-    ``executions`` counts, per ``(job_id, command)``, the runs that changed a job (read-only
+    requests: int = 0
+    by_status: Counter[int] = field(default_factory=Counter)
+    dropped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "dropped": self.dropped,
+        }
+
+
+@dataclass(slots=True)
+class SimulatorStats:
+    """Counters over the command endpoint, and apart from it List (``lists``) and Show
+    (``shows``); ``/__simulator/*`` is not counted.
+
+    ``executions`` counts, per ``(job_id, command)``, the runs that took effect (read-only
     commands such as GET_MULTIPART_UPLOADED are in ``reads``), so a test can assert that no
-    entry was executed twice: ``assert not sim.stats.duplicates()``.
+    entry was executed twice: ``assert not sim.stats.duplicates()``. ``dropped`` counts
+    every command connection closed unanswered, ``dropped_after_execute`` those of them
+    that had reached the job (a 200: executed, or refused by the state machine);
+    ``late_answers`` the 200 answers held back (the command had already run).
     """
 
     requests: int = 0
@@ -67,6 +105,10 @@ class SimulatorStats:
     results: Counter[str] = field(default_factory=Counter)
     executions: Counter[tuple[str, str]] = field(default_factory=Counter)
     reads: Counter[tuple[str, str]] = field(default_factory=Counter)
+    dropped_after_execute: int = 0
+    late_answers: int = 0
+    lists: ReadStats = field(default_factory=ReadStats)
+    shows: ReadStats = field(default_factory=ReadStats)
 
     def duplicates(self) -> dict[tuple[str, str], int]:
         """``(job_id, command)`` keys executed more than once."""
@@ -78,7 +120,10 @@ class SimulatorStats:
         {"requests": 12, "by_status": {"200": 10, "429": 1}, "dropped": 1,
          "results": {"EXCUTE_SUCCESS": 9, "EXCUTE_FAILED": 1},
          "executions": {"job-1": {"CONFIRM_MULTIPART_UPLOADED": 1}},
-         "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}}}
+         "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}},
+         "dropped_after_execute": 0, "late_answers": 0,
+         "list": {"requests": 3, "by_status": {"200": 3}, "dropped": 0},
+         "show": {"requests": 1, "by_status": {"404": 1}, "dropped": 0}}
         """
         return {
             "requests": self.requests,
@@ -87,6 +132,10 @@ class SimulatorStats:
             "results": dict(self.results),
             "executions": _nest(self.executions),
             "reads": _nest(self.reads),
+            "dropped_after_execute": self.dropped_after_execute,
+            "late_answers": self.late_answers,
+            "list": self.lists.as_dict(),
+            "show": self.shows.as_dict(),
         }
 
 

@@ -79,7 +79,8 @@ async def test_success_shape_and_request_id(simulator: Simulator) -> None:
     assert status == 200
     assert body == {"commond_result": "EXCUTE_SUCCESS"}
     assert HEX32.match(headers["X-Request-Id"])
-    assert simulator.job_state("job-1") is JobState.FILE_UPLOADED
+    assert simulator.job_state("job-1") is JobState.WAIT_FILE_UPLOAD
+    assert simulator.jobs.get("sim-project", "job-1").video_confirmed
     assert simulator.stats.executions == Counter({("job-1", "CONFIRM_MULTIPART_UPLOADED"): 1})
 
 
@@ -210,7 +211,8 @@ async def test_health_stats_and_jobs_endpoints(simulator: Simulator) -> None:
     assert stats["reads"] == {"job-1": {"GET_MULTIPART_UPLOADED": 1}}
     assert stats["results"] == {"EXCUTE_SUCCESS": 2}
     assert jobs == [simulator.jobs.get("sim-project", "job-1").as_dict()]
-    assert jobs[0]["state"] == "FILE_UPLOADED"
+    assert jobs[0]["state"] == "WAIT_FILE_UPLOAD" and jobs[0]["video_confirmed"]
+    assert jobs[0]["log_types"] == ["USER_CREATE_JOD", "SYSTEM_ANALYSE_FILE_INFO"]
 
 
 # --------------------------------------------------------------------------- auth
@@ -328,7 +330,7 @@ async def run(sim: Simulator, job: str, command: str, **extra: Any) -> dict[str,
     return body
 
 
-async def test_happy_path_to_succeed(simulator: Simulator) -> None:
+async def test_happy_path_to_job_finish(simulator: Simulator) -> None:
     sim = simulator
     for command in (
         "GET_MULTIPART_UPLOADED",
@@ -336,23 +338,30 @@ async def test_happy_path_to_succeed(simulator: Simulator) -> None:
         "CONFIRM_AUTHORIZATION_LETTER",
         "CONFIRM_MULTIPART_UPLOADED",
         "SUBMITVERIFYING",
-        "CONFIRM_ANSWER",
-        "CONFIRM_ACCEPT",
-        "CONFIRM_ACCEPT",
     ):
         assert (await run(sim, "j", command))["commond_result"] == "EXCUTE_SUCCESS", command
-    assert sim.job_state("j") is JobState.TRAINING
-    refused = await run(sim, "j", "CONFIRM_ACTIVE")
+    assert sim.job_state("j") is JobState.AUTO_VERIFYING
+    refused = await run(sim, "j", "CONFIRM_ACCEPT")
     assert refused["commond_result"] == "EXCUTE_FAILED"
-    assert refused["excute_failed_msg"].startswith(
-        "command CONFIRM_ACTIVE is not allowed in state TRAINING: training is in progress"
+    assert refused["excute_failed_msg"] == (
+        "command CONFIRM_ACCEPT is not allowed in state AUTO_VERIFYING: no command is accepted here"
     )
-    sim.jobs.set_state("j", "WAIT_CONFIRM")  # training finishes off-line
-    assert (await run(sim, "j", "CONFIRM_ACTIVE"))["commond_result"] == "EXCUTE_SUCCESS"
-    assert sim.job_state("j") is JobState.SUCCEED
-    assert sim.jobs.get("sim-project", "j").history[-1] == "CONFIRM_ACTIVE"
-    # the same command in two states is two executions of one key
-    assert sim.stats.duplicates() == {("j", "CONFIRM_ACCEPT"): 2}
+    sim.jobs.set_state("j", "WAIT_USER_CONFIRM")  # review and training finish off-line
+    assert (await run(sim, "j", "CONFIRM_ACCEPT"))["commond_result"] == "EXCUTE_SUCCESS"
+    assert sim.job_state("j") is JobState.JOB_FINISH
+    job = sim.jobs.get("sim-project", "j")
+    assert job.history == [
+        "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
+        "CONFIRM_AUTHORIZATION_LETTER",
+        "CONFIRM_MULTIPART_UPLOADED",
+        "SUBMITVERIFYING",
+        "CONFIRM_ACCEPT",
+    ]
+    assert [e.log_type for e in job.operation_logs][-2:] == [
+        "USER_VERIFYING_SUBMITTED",
+        "SYSTEM_JOB_SUCCESS",
+    ]
+    assert not sim.stats.duplicates()
 
 
 async def test_submit_before_upload_refused_with_reason(simulator: Simulator) -> None:
@@ -360,7 +369,10 @@ async def test_submit_before_upload_refused_with_reason(simulator: Simulator) ->
     assert body == {
         "commond_result": "EXCUTE_FAILED",
         "excute_failed_msg": "command SUBMITVERIFYING is not allowed in state WAIT_FILE_UPLOAD: "
-        "confirm the video upload first (CONFIRM_MULTIPART_UPLOADED)",
+        "confirm the video upload first (CONFIRM_MULTIPART_UPLOADED); allowed here: "
+        "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED, CONFIRM_AUTHORIZATION_LETTER, "
+        "CONFIRM_MULTIPART_UPLOADED, DELETE_JOB_VIDEO, GET_ACTION_VIDEO_MULTIPART_UPLOADED, "
+        "GET_MULTIPART_UPLOADED, SUBMITVERIFYING",
     }
     assert simulator.job_state("j") is JobState.WAIT_FILE_UPLOAD
     assert simulator.stats.results == Counter({"EXCUTE_FAILED": 1})
@@ -379,24 +391,39 @@ async def test_confirmations_happen_once(simulator: Simulator) -> None:
     assert not simulator.stats.duplicates()
 
 
-async def test_delete_video_goes_back_to_upload(simulator: Simulator) -> None:
+async def test_delete_video_undoes_the_upload(simulator: Simulator) -> None:
     await run(simulator, "j", "CONFIRM_MULTIPART_UPLOADED")
     assert (await run(simulator, "j", "DELETE_JOB_VIDEO"))["commond_result"] == "EXCUTE_SUCCESS"
     assert simulator.job_state("j") is JobState.WAIT_FILE_UPLOAD
     assert (await run(simulator, "j", "SUBMITVERIFYING"))["commond_result"] == "EXCUTE_FAILED"
 
 
+async def test_nightly_repair_then_submit(start_simulator: Any) -> None:
+    sim = await start_simulator(jobs={"a": "AUTO_VERIFY_FAILED", "m": "MANUAL_VERIFY_FAILED"})
+    for job in ("a", "m"):
+        refused = await run(sim, job, "SUBMITVERIFYING")
+        assert "repair it first (CONFIRM_REPAIR)" in refused["excute_failed_msg"]
+        assert (await run(sim, job, "CONFIRM_REPAIR"))["commond_result"] == "EXCUTE_SUCCESS"
+        assert (await run(sim, job, "SUBMITVERIFYING"))["commond_result"] == "EXCUTE_SUCCESS"
+        assert sim.job_state(job) is JobState.AUTO_VERIFYING
+        again = await run(sim, job, "SUBMITVERIFYING")  # a retry after a lost answer
+        assert again["excute_failed_msg"] == (
+            "command SUBMITVERIFYING is not allowed in state AUTO_VERIFYING: "
+            "the job is already submitted and being reviewed; no command is accepted here"
+        )
+
+
 @pytest.mark.parametrize(
     ("start", "command", "end"),
     [
-        ("AUTO_VERIFYING", "CONFIRM_REJECT", "AUTO_VERIFY_FAILED"),
-        ("AUTO_VERIFYING", "CONFIRM_PENDING", "JOB_PENDING"),
-        ("MANUAL_VERIFYING", "CONFIRM_REJECT", "MANUAL_VERIFY_FAILED"),
-        ("JOB_PENDING", "CONFIRM_ANSWER", "MANUAL_VERIFYING"),
         ("AUTO_VERIFY_FAILED", "CONFIRM_REPAIR", "WAIT_FILE_UPLOAD"),
         ("MANUAL_VERIFY_FAILED", "CONFIRM_REPAIR", "WAIT_FILE_UPLOAD"),
-        ("FILE_UPLOADED", "SUBMITVERIFYING", "AUTO_VERIFYING"),
-        ("WAIT_CONFIRM", "CONFIRM_ACTIVE", "SUCCEED"),
+        ("WAIT_USER_CONFIRM", "CONFIRM_ACCEPT", "JOB_FINISH"),
+        ("WAIT_USER_CONFIRM", "CONFIRM_REJECT", "JOB_REJECT"),
+        ("WAIT_USER_CONFIRM", "CONFIRM_PENDING", "JOB_PENDING"),
+        ("JOB_PENDING", "CONFIRM_ACTIVE", "WAIT_USER_CONFIRM"),
+        ("JOB_REJECT", "CONFIRM_ANSWER", "JOB_REJECT"),
+        ("JOB_SUCCESS", "DELETE_JOB_VIDEO", "JOB_SUCCESS"),
     ],
 )
 async def test_seeded_transitions(start_simulator: Any, start: str, command: str, end: str) -> None:
@@ -409,10 +436,10 @@ async def test_seeded_transitions(start_simulator: Any, start: str, command: str
 @pytest.mark.parametrize(
     ("start", "command", "why"),
     [
-        ("SUCCEED", "CONFIRM_ACTIVE", "the job has finished"),
+        ("JOB_FINISH", "CONFIRM_ACCEPT", "allowed here: DELETE_JOB_VIDEO"),
         ("AUTO_VERIFY_FAILED", "SUBMITVERIFYING", "allowed here: CONFIRM_REPAIR"),
-        ("WAIT_FILE_UPLOAD", "CONFIRM_REPAIR", "allowed here: CONFIRM_ACTION_VIDEO"),
-        ("FILE_UPLOADED", "CONFIRM_MULTIPART_UPLOADED", "already confirmed"),
+        ("WAIT_FILE_UPLOAD", "CONFIRM_REPAIR", "only a job that failed review can be repaired"),
+        ("TRAINING", "CONFIRM_ACCEPT", "no command is accepted here"),
     ],
 )
 async def test_refusals_say_why(start_simulator: Any, start: str, command: str, why: str) -> None:
@@ -427,7 +454,7 @@ async def test_refusals_say_why(start_simulator: Any, start: str, command: str, 
 
 async def test_state_is_per_project(simulator: Simulator) -> None:
     await call(simulator, "j", cmd("CONFIRM_MULTIPART_UPLOADED"), project_id="p1")
-    assert simulator.job_state("j", "p1") is JobState.FILE_UPLOADED
+    assert simulator.jobs.get("p1", "j").video_confirmed
     _, body, _ = await call(simulator, "j", cmd("SUBMITVERIFYING"), project_id="p2")
     assert body["commond_result"] == "EXCUTE_FAILED"
     with pytest.raises(LookupError):
@@ -547,9 +574,11 @@ async def test_drop_after_execute_changes_state(start_simulator: Any) -> None:
     sim = await start_simulator(drop_after_execute_rate=1.0)
     with pytest.raises(aiohttp.ServerDisconnectedError):
         await asyncio.wait_for(call(sim, "j", cmd("CONFIRM_MULTIPART_UPLOADED")), 5)
-    assert sim.job_state("j") is JobState.FILE_UPLOADED  # executed, answer lost
+    job = sim.jobs.get("sim-project", "j")
+    assert job.video_confirmed  # executed, answer lost
+    assert job.operation_logs[-1].log_type == "SYSTEM_ANALYSE_FILE_INFO"
     assert sim.stats.executions[("j", "CONFIRM_MULTIPART_UPLOADED")] == 1
-    assert sim.stats.dropped == 1
+    assert sim.stats.dropped == sim.stats.dropped_after_execute == 1
     # refused requests are answered: the drop models a lost answer, not a lost request
     assert (await call(sim, auth=None))[0] == 401
 
@@ -638,11 +667,14 @@ def test_config_rejects_bad_rates(field: str) -> None:
 
 def test_load_jobs_file(tmp_path: Path) -> None:
     yml = tmp_path / "jobs.yaml"
-    yml.write_text("job-1: WAIT_CONFIRM\njob_2: TRAINING\n")
-    assert load_jobs_file(yml) == {"job-1": JobState.WAIT_CONFIRM, "job_2": JobState.TRAINING}
+    yml.write_text("job-1: WAIT_USER_CONFIRM\njob_2: TRAINING\n")
+    assert load_jobs_file(yml) == {
+        "job-1": JobState.WAIT_USER_CONFIRM,
+        "job_2": JobState.TRAINING,
+    }
     js = tmp_path / "jobs.json"
-    js.write_text('{"j": "SUCCEED"}')
-    assert load_jobs_file(js) == {"j": JobState.SUCCEED}
+    js.write_text('{"j": "JOB_FINISH"}')
+    assert load_jobs_file(js) == {"j": JobState.JOB_FINISH}
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_jobs_file(empty) == {}
@@ -652,6 +684,9 @@ def test_load_jobs_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("j: NOT_A_STATE", "unknown state 'NOT_A_STATE'"),
+        ("j: FILE_UPLOADED", "unknown state 'FILE_UPLOADED'"),  # the old invented names
+        ("j: SUCCEED", "unknown state 'SUCCEED'"),
+        ("j: {state: TRAINING, batch: x}", "job j: batch: Extra inputs are not permitted"),
         ("- j\n", "expected a mapping"),
         ("'a.b': TRAINING", "job_id 'a.b' must be"),
         ("{unclosed", "not valid JSON or YAML"),

@@ -6,6 +6,7 @@ The SDK is blocking, so the simulator runs outside the test's thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -28,10 +30,19 @@ from huaweicloudsdkmetastudio.v1 import (
     CommentData,
     Execute2dModelTrainingCommandByUserReq,
     Execute2dModelTrainingCommandByUserRequest,
+    List2dModelTrainingJobRequest,
     MetaStudioClient,
+    Show2dModelTrainingJobRequest,
 )
 
-from batcher.simulator import JobState, Simulator, SimulatorConfig, run_simulator_in_thread
+from batcher.simulator import (
+    JobSpec,
+    JobState,
+    Simulator,
+    SimulatorConfig,
+    run_simulator_in_thread,
+)
+from batcher.simulator.listing import parse_rfc3339
 
 AK = "SDKTESTAK00000000001"
 SK = "sdk-test-secret-key-000000000001"
@@ -65,7 +76,8 @@ def test_sdk_signature_accepted(sim: Simulator) -> None:
     assert response.commond_result == "EXCUTE_SUCCESS"
     assert response.excute_failed_msg is None
     assert len(response.x_request_id) == 32
-    assert sim.job_state("job-1", PROJECT) is JobState.FILE_UPLOADED
+    assert sim.job_state("job-1", PROJECT) is JobState.WAIT_FILE_UPLOAD
+    assert sim.jobs.get(PROJECT, "job-1").video_confirmed
     assert sim.stats.executions[("job-1", "CONFIRM_MULTIPART_UPLOADED")] == 1
 
 
@@ -142,30 +154,158 @@ def test_sdk_sees_throttle_and_internal_error() -> None:
         )
 
 
-# --------------------------------------------------------------------------- the CLI
+# --------------------------------------------------------------------------- List and Show
+
+UNTIL = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 @pytest.fixture
-def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    jobs = tmp_path / "jobs.yaml"
-    jobs.write_text("trained-job: WAIT_CONFIRM\n")
+def populated() -> Iterator[Simulator]:
+    config = SimulatorConfig(
+        credentials={AK: SK},
+        log_requests=False,
+        population=300,
+        seed=5,
+        population_until=UNTIL,
+        jobs={
+            "sdk-job": JobSpec(
+                state=JobState.WAIT_USER_CONFIRM, batch_name="华北-批次02", tags=("主播",)
+            )
+        },
+    )
+    with run_simulator_in_thread(config) as simulator:
+        yield simulator
+
+
+def lossless(sdk: Any, ours: Any) -> None:
+    """The SDK's model (as a dict) holds every value we sent; its other fields are None."""
+    if isinstance(ours, dict):
+        assert isinstance(sdk, dict)
+        for key, value in sdk.items():
+            if key not in ours:
+                assert value is None, key
+        for key, value in ours.items():
+            lossless(sdk[key], value)
+    elif isinstance(ours, list):
+        assert isinstance(sdk, list) and len(sdk) == len(ours)
+        for theirs, mine in zip(sdk, ours, strict=True):
+            lossless(theirs, mine)
+    else:
+        assert sdk == ours and type(sdk) is type(ours), (sdk, ours)
+
+
+def expected(sim: Simulator, keep: Any) -> list[dict[str, Any]]:
+    now = sim.clock()
+    return [
+        info
+        for info in (job.basic_info(now=now) for job in sim.jobs.in_project(PROJECT))
+        if keep(info)
+    ]
+
+
+def test_sdk_lists_with_commas_colons_and_chinese(populated: Simulator) -> None:
+    since = "2026-10-01T00:00:00+08:00"
+    request = List2dModelTrainingJobRequest(
+        state="AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED,WAIT_USER_CONFIRM",
+        batch_name="华北-批次02",
+        create_since=since,
+        update_until="2026-11-20T00:00:00Z",
+        sort_key="update_time",
+        sort_dir="desc",
+        is_flexus=False,
+        limit=100,
+        offset=0,
+    )
+    response = client(populated.url).list2d_model_training_job(request)
+    want = expected(
+        populated,
+        lambda j: (
+            j["state"] in ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED", "WAIT_USER_CONFIRM")
+            and j["batch_name"] == "华北-批次02"
+            and parse_rfc3339(j["create_time"]) >= parse_rfc3339(since)
+            and parse_rfc3339(j["last_update_time"]) <= UNTIL
+            and not j["is_flexus"]
+        ),
+    )
+    want.sort(key=lambda j: (parse_rfc3339(j["last_update_time"]), j["job_id"]), reverse=True)
+    assert len(want) >= 3 and any(j["job_id"] == "sdk-job" for j in want)
+    assert len(want) < populated.jobs.seed_count
+    assert response.count == len(want)
+    assert len(response.x_request_id) == 32
+    assert [job.job_id for job in response.jobs] == [job["job_id"] for job in want]
+    for theirs, ours in zip(response.jobs, want, strict=True):
+        lossless(theirs.to_dict(), ours)
+    odd = List2dModelTrainingJobRequest(name="分身 & more=?/+", tag="a b", job_id="x")
+    assert client(populated.url).list2d_model_training_job(odd).count == 0  # 200, verified
+    assert populated.stats.lists.by_status == {200: 2}
+
+
+def test_sdk_pages_through_a_tag(populated: Simulator) -> None:
+    c = client(populated.url)
+    seen: list[str] = []
+    while True:
+        page = c.list2d_model_training_job(
+            List2dModelTrainingJobRequest(tag="主播", offset=len(seen), limit=7)
+        )
+        seen += [job.job_id for job in page.jobs]
+        if len(seen) >= page.count:
+            break
+    want = expected(populated, lambda j: "主播" in j["tags"])
+    assert len(seen) == len(set(seen)) == page.count == len(want) > 7
+    assert set(seen) == {j["job_id"] for j in want}
+
+
+def test_sdk_shows_a_job_with_its_log(populated: Simulator) -> None:
+    c = client(populated.url)
+    comment = CommentData(comment_title="效果不满意", attachment_name=["截图.png"])
+    execute(c, "sdk-job", "CONFIRM_REJECT", comment_data=comment)
+    response = c.show2d_model_training_job(Show2dModelTrainingJobRequest(job_id="sdk-job"))
+    ours = populated.jobs.lookup(PROJECT, "sdk-job")
+    assert ours is not None
+    detail = ours.detail(now=populated.clock())
+    theirs = response.to_dict()
+    for key in ("cover_download_url", "training_video_download_url", "grant_file_download_url",
+                "verify_video_download_url"):  # fmt: skip
+        # signed for 24 hours from "now": the second may have turned between the two calls
+        assert theirs.pop(key).split("Expires=")[0] == detail.pop(key).split("Expires=")[0]
+    for log in detail["comment_logs"]:
+        log.pop("attachment_download_url")
+    for log in theirs["comment_logs"]:
+        assert log.pop("attachment_download_url")[0].startswith("https://obs.example.invalid/")
+    theirs.pop("x_request_id")
+    lossless(theirs, detail)
+    logs = response.operation_logs
+    assert logs[0].log_type == "USER_CREATE_JOD"
+    assert (logs[-1].log_type, logs[-1].operate_user) == ("SYSTEM_TRAIN_FAILED", "USER")
+    assert response.state == "JOB_REJECT"
+    assert response.comment_logs[-1].comment_type == "USER_REJECT"
+
+
+def test_sdk_show_unknown_job_and_list_beyond_the_cap(populated: Simulator) -> None:
+    c = client(populated.url)
+    with pytest.raises(ClientRequestException) as caught:
+        c.show2d_model_training_job(Show2dModelTrainingJobRequest(job_id="no-such-job"))
+    assert (caught.value.status_code, caught.value.error_code) == (404, "MSS.00000005")
+    with pytest.raises(ClientRequestException) as caught:
+        c.list2d_model_training_job(List2dModelTrainingJobRequest(limit=101))
+    assert (caught.value.status_code, caught.value.error_code) == (400, "MSS.00000003")
+    with pytest.raises(ClientRequestException) as caught:
+        client(populated.url, sk="wrong-secret").list2d_model_training_job(
+            List2dModelTrainingJobRequest(state="A,B", batch_name="华北")
+        )
+    assert caught.value.status_code == 401
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@contextlib.contextmanager
+def simulate(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A ``batcher simulate --port 0`` process with the test AK/SK; yields it and its URL."""
     env = {k: v for k, v in os.environ.items() if "SDK" not in k and "METASTUDIO" not in k}
     env |= {"HUAWEICLOUD_SDK_AK": AK, "HUAWEICLOUD_SDK_SK": SK}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batcher",
-            "simulate",
-            "--port",
-            "0",
-            "--jobs",
-            str(jobs),
-            "--log-format",
-            "json",
-            "--seed",
-            "1",
-        ],
+        [sys.executable, "-m", "batcher", "simulate", "--port", "0", "--log-format", "json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -181,25 +321,54 @@ def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str
         process.wait(10)
 
 
+@pytest.fixture
+def simulate_process(tmp_path: Any) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text("trained-job: WAIT_USER_CONFIRM\n")
+    with simulate("--jobs-file", str(jobs), "--seed", "1", "--jobs", "40") as running:
+        yield running
+
+
 def test_cli_simulator_with_sdk(simulate_process: tuple[subprocess.Popen[str], str]) -> None:
     process, url = simulate_process
-    good = execute(client(url), "trained-job", "CONFIRM_ACTIVE")
+    good = execute(client(url), "trained-job", "CONFIRM_ACCEPT")
     assert good.commond_result == "EXCUTE_SUCCESS"
     with pytest.raises(ClientRequestException) as caught:
-        execute(client(url, sk="a-wrong-secret-key"), "trained-job", "CONFIRM_ACTIVE")
+        execute(client(url, sk="a-wrong-secret-key"), "trained-job", "CONFIRM_ACCEPT")
     assert caught.value.status_code == 401
     with urllib.request.urlopen(url + "/__simulator/stats", timeout=5) as response:
         stats = json.load(response)
-    assert stats["executions"] == {"trained-job": {"CONFIRM_ACTIVE": 1}}
+    assert stats["executions"] == {"trained-job": {"CONFIRM_ACCEPT": 1}}
     assert stats["by_status"] == {"200": 1, "401": 1}
+    listed = client(url).list2d_model_training_job(List2dModelTrainingJobRequest(limit=100))
+    assert listed.count == 41 and {j.project_id for j in listed.jobs} == {PROJECT}
+    finished = [j for j in listed.jobs if j.job_id == "trained-job"]
+    assert finished[0].state == "JOB_FINISH"
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(10) == 0
     logs = [json.loads(line) for line in process.stderr.read().splitlines() if line.strip()]
     requests = [e for e in logs if e["event"] == "simulator request"]
-    assert [e["status"] for e in requests] == [200, 401]
+    assert [(e["method"], e["status"]) for e in requests] == [
+        ("POST", 200),
+        ("POST", 401),
+        ("GET", 200),
+    ]
+    assert requests[-1]["path"] == f"/v1/{PROJECT}/digital-human-training-manage/user/jobs"
     assert SK not in json.dumps(logs)
     assert logs[-1]["event"] == "simulator stopping"
+
+
+def test_cli_population_is_reproducible_with_seed() -> None:
+    def population(seed: str) -> list[tuple[str, str, str | None, list[str]]]:
+        with simulate("--jobs", "60", "--seed", seed, "--jobs-days", "10") as (_, url):
+            page = client(url).list2d_model_training_job(List2dModelTrainingJobRequest(limit=100))
+        return [(j.job_id, j.state, j.batch_name, j.tags) for j in page.jobs]
+
+    first = population("7")
+    assert len(first) == 60 and len({state for _, state, _, _ in first}) > 5
+    assert population("7") == first
+    assert population("8") != first
 
 
 def test_cli_simulate_stops_on_sigint(
@@ -231,8 +400,27 @@ def test_cli_usage_errors_exit_2(sim: Simulator) -> None:
     )
 
 
-def test_cli_help_documents_jobs_file() -> None:
+def test_cli_help_documents_jobs_and_faults() -> None:
     shown = run_cli("--help")
     assert shown.returncode == 0
-    assert "--jobs FILE" in shown.stdout and "WAIT_CONFIRM" in shown.stdout
-    assert "--drop-after-execute-rate" in shown.stdout
+    text = " ".join(shown.stdout.split())
+    assert "--jobs N" in text and "--jobs-file FILE" in text and "WAIT_USER_CONFIRM" in text
+    assert "--drop-after-execute-rate" in text and "--late-answer-rate F" in text
+    assert "--late-answer-ms MS" in text
+
+
+def test_cli_jobs_takes_a_number_and_points_files_elsewhere(tmp_path: Any) -> None:
+    seed_file = tmp_path / "jobs.yaml"
+    seed_file.write_text("j: WAIT_FILE_UPLOAD\n")
+    old = run_cli("--jobs", str(seed_file))
+    assert old.returncode == 2
+    assert "a seed file goes to --jobs-file FILE" in old.stderr
+    too_many = run_cli("--jobs", "1000000")
+    assert (too_many.returncode, too_many.stderr.strip()) == (
+        2,
+        "batcher: --jobs: Input should be less than or equal to 100000",
+    )
+    bad_state = tmp_path / "old.yaml"
+    bad_state.write_text("j: FILE_UPLOADED\n")
+    old_names = run_cli("--jobs-file", str(bad_state))
+    assert old_names.returncode == 2 and "unknown state 'FILE_UPLOADED'" in old_names.stderr

@@ -1,0 +1,108 @@
+"""What a request carries, checked as the API would: the command body, ids, X-App-UserId.
+
+Every check returns why the input is invalid (for the simulator's log only: the answer is
+always the API's terse ``400 MSS.00000003``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from ..entry import KNOWN_COMMANDS, PATH_ID_RE, check_app_user_id
+from .machine import Comment
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCommand:
+    """A valid command body."""
+
+    command: str
+    command_message: str | None = None
+    operation_reason: str | None = None
+    comment: Comment | None = None
+
+    @property
+    def attachment_names(self) -> tuple[str, ...]:
+        return self.comment.attachments if self.comment else ()
+
+
+def _optional_str(value: Any, *, max_len: int | None = None) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, str) and (max_len is None or len(value) <= max_len)
+
+
+def parse_body(raw: bytes) -> tuple[ParsedCommand | None, str | None]:
+    """The command in a request body, or why the body is invalid.
+
+    >>> parse_body(b'{"command": "SUBMITVERIFYING"}')[0].command
+    'SUBMITVERIFYING'
+    >>> parse_body(b'{"command": "NOPE"}')[1]
+    'command is not a known value'
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, "the body is not JSON"
+    if not isinstance(body, dict):
+        return None, "the body is not a JSON object"
+    command = body.get("command")
+    if not isinstance(command, str) or not 1 <= len(command) <= 64:
+        return None, "command is missing, not a string, or longer than 64"
+    if command not in KNOWN_COMMANDS:
+        return None, "command is not a known value"
+    message, reason = body.get("command_message"), body.get("operation_reason")
+    if not _optional_str(message, max_len=64):
+        return None, "command_message is not a string of at most 64"
+    if not _optional_str(reason):
+        return None, "operation_reason is not a string"
+    parsed = ParsedCommand(command, message, reason)
+    comment = body.get("comment_data")
+    if comment is None:
+        return parsed, None
+    if not isinstance(comment, dict):
+        return None, "comment_data is not an object"
+    title, text = comment.get("comment_title"), comment.get("comment_message")
+    if not _optional_str(title) or not _optional_str(text):
+        return None, "comment_title/comment_message is not a string"
+    names = comment.get("attachment_name") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        return None, "attachment_name is not a list of non-empty strings"
+    return ParsedCommand(command, message, reason, Comment(title, text, tuple(names))), None
+
+
+def check_ids(project_id: str, job_id: str | None, app_user_id: str | None) -> str | None:
+    """Why the path ids or the X-App-UserId header are invalid, or None."""
+    if not PATH_ID_RE.match(project_id) or (job_id is not None and not PATH_ID_RE.match(job_id)):
+        return "project_id or job_id is not 1-64 of [A-Za-z0-9_-]"
+    if app_user_id is not None:
+        try:
+            check_app_user_id(app_user_id)
+        except ValueError:
+            return "X-App-UserId is not printable ASCII"
+    return None
+
+
+def peek_command(raw: bytes) -> str | None:
+    """The command, for the log: only a known value, never arbitrary client text."""
+    try:
+        command = json.loads(raw).get("command")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return command if command in KNOWN_COMMANDS else None
+
+
+def upload_urls(project_id: str, job_id: str, names: tuple[str, ...], rid: str) -> list[str]:
+    """One fake pre-signed OBS upload URL per attachment name."""
+    expires = int(time.time()) + 3600
+    base = f"https://obs.example.invalid/{project_id}/{job_id}/attachments/"
+    return [
+        f"{base}{quote(name, safe='')}?AccessKeyId=SIMULATOR&Expires={expires}"
+        f"&Signature={uuid.uuid5(uuid.NAMESPACE_URL, rid + name).hex}"
+        for name in names
+    ]

@@ -1,0 +1,293 @@
+"""A training job as MetaStudio records it: its state, attributes and operation log.
+
+The shapes are the API's (``TrainingJobBasicInfo`` for List, the Show answer for one job,
+``OperationLogInfo`` and ``CommentLogInfo``); times are RFC 3339 in UTC with milliseconds
+(``2026-11-25T08:00:00.123Z``). A job lives per ``(project_id, job_id)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+
+class JobState(StrEnum):
+    """Where a training job stands: the API's own state names, every one of them.
+
+    (The same list as :data:`batcher.metastudio.jobs.JOB_STATES`; a test keeps them equal.)
+    """
+
+    WAIT_FILE_UPLOAD = "WAIT_FILE_UPLOAD"
+    AUTO_VERIFYING = "AUTO_VERIFYING"
+    MANUAL_VERIFYING = "MANUAL_VERIFYING"
+    AUTO_VERIFY_FAILED = "AUTO_VERIFY_FAILED"
+    MANUAL_VERIFY_FAILED = "MANUAL_VERIFY_FAILED"
+    MANUAL_VERIFY_SUCCESS = "MANUAL_VERIFY_SUCCESS"
+    WAIT_TRAINING_DATA_PREPROCESS = "WAIT_TRAINING_DATA_PREPROCESS"
+    TRAINING_DATA_PREPROCESSING = "TRAINING_DATA_PREPROCESSING"
+    TRAINING_DATA_PREPROCESS_FAILED = "TRAINING_DATA_PREPROCESS_FAILED"
+    TRAINING_DATA_PREPROCESS_SUCCESS = "TRAINING_DATA_PREPROCESS_SUCCESS"
+    TRAINING = "TRAINING"
+    TRAIN_FAILED = "TRAIN_FAILED"
+    TRAIN_SUCCESS = "TRAIN_SUCCESS"
+    INFERENCE_DATA_PREPROCESSING = "INFERENCE_DATA_PREPROCESSING"
+    INFERENCE_DATA_PREPROCESS_FAILED = "INFERENCE_DATA_PREPROCESS_FAILED"
+    WAIT_MAIN_FILE_UPLOAD = "WAIT_MAIN_FILE_UPLOAD"
+    MANUAL_STOP_INFERENCE_DATA_PREPROCESS = "MANUAL_STOP_INFERENCE_DATA_PREPROCESS"
+    MANUAL_STOP_TRAIN = "MANUAL_STOP_TRAIN"
+    MANUAL_STOP_TRAINING_DATA_PREPROCESS = "MANUAL_STOP_TRAINING_DATA_PREPROCESS"
+    WAIT_ADMIN_CONFIRM = "WAIT_ADMIN_CONFIRM"
+    WAIT_COMPILE = "WAIT_COMPILE"
+    COMPILING = "COMPILING"
+    COMPILE_FAILED = "COMPILE_FAILED"
+    WAIT_GENERATE_ACTION = "WAIT_GENERATE_ACTION"
+    WAIT_ARRANGE = "WAIT_ARRANGE"
+    ACTION_GENERATE_DATA_PROCESSING = "ACTION_GENERATE_DATA_PROCESSING"
+    MANUAL_STOP_ACTION_GENERATE_DATA_PROCESSING = "MANUAL_STOP_ACTION_GENERATE_DATA_PROCESSING"
+    MANUAL_STOP_ACTION_GENERATE_ORI_PROCESSING = "MANUAL_STOP_ACTION_GENERATE_ORI_PROCESSING"
+    ACTION_GENERATE_ORI_PROCESSING = "ACTION_GENERATE_ORI_PROCESSING"
+    ACTION_GENERATE_DATA_FAILED = "ACTION_GENERATE_DATA_FAILED"
+    ACTION_GENERATE_ORI_FAILED = "ACTION_GENERATE_ORI_FAILED"
+    ACTION_GENERATE_ORI_SUCCESS = "ACTION_GENERATE_ORI_SUCCESS"
+    GENERATE_ACTION_PREPROCESS_FAILED = "GENERATE_ACTION_PREPROCESS_FAILED"
+    WAIT_ADMIN_CALIBRATION = "WAIT_ADMIN_CALIBRATION"
+    WAIT_ASSET_SYNC = "WAIT_ASSET_SYNC"
+    WAIT_GENERATE_ACTION_MARK = "WAIT_GENERATE_ACTION_MARK"
+    ACTION_MARKING = "ACTION_MARKING"
+    WAIT_USER_CONFIRM = "WAIT_USER_CONFIRM"
+    JOB_REJECT = "JOB_REJECT"
+    JOB_SUCCESS = "JOB_SUCCESS"
+    JOB_FINISH = "JOB_FINISH"
+    JOB_PENDING = "JOB_PENDING"
+    WAIT_TEST_VIDEO_CHECK = "WAIT_TEST_VIDEO_CHECK"
+    TEST_VIDEO_CHECK_PROCESSING = "TEST_VIDEO_CHECK_PROCESSING"
+    TEST_VIDEO_CHECK_SUCCESS = "TEST_VIDEO_CHECK_SUCCESS"
+    TEST_VIDEO_CHECK_FAILED = "TEST_VIDEO_CHECK_FAILED"
+    VIDEO_ANALYZE_PROCESSING = "VIDEO_ANALYZE_PROCESSING"
+    VIDEO_ANALYZE_SUCCESS = "VIDEO_ANALYZE_SUCCESS"
+    VIDEO_ANALYZE_FAILED = "VIDEO_ANALYZE_FAILED"
+    ACTION_MARK_SUCCESS = "ACTION_MARK_SUCCESS"
+    ACTION_MARK_FAILED = "ACTION_MARK_FAILED"
+    ACTION_MARK_UPLOADED = "ACTION_MARK_UPLOADED"
+    MANUL_STOP_ACTION_MARK = "MANUL_STOP_ACTION_MARK"  # sic: the API's spelling
+
+
+def stamp(moment: datetime) -> datetime:
+    """``moment`` in UTC, cut to whole milliseconds (what :func:`rfc3339` renders).
+
+    Times are stored as they are shown, so a filter given a time it was shown compares equal.
+
+    >>> stamp(datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)).microsecond
+    123000
+    """
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def rfc3339(moment: datetime) -> str:
+    """The API's time format, in UTC with milliseconds.
+
+    >>> rfc3339(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))
+    '2026-11-25T08:00:00.000Z'
+    """
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One ``operation_logs`` entry (``OperationLogInfo``)."""
+
+    operate_time: datetime
+    log_type: str
+    operate_user: str  #: USER, ADMIN or SYSTEM
+    log_description: str
+    error_code: str | None = None
+    redo_reasons: tuple[str, ...] = ()
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "operate_time": rfc3339(self.operate_time),
+            "log_type": self.log_type,
+            "log_description": self.log_description,
+            "operate_user": self.operate_user,
+        }
+        if self.error_code is not None:
+            body["error_code"] = self.error_code
+        if self.redo_reasons:
+            body["redo_reasons"] = list(self.redo_reasons)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class CommentEntry:
+    """One ``comment_logs`` entry (``CommentLogInfo``)."""
+
+    operate_time: datetime
+    comment_type: str  #: USER_REJECT, USER_COMMENT or ADMIN_COMMENT
+    comment_title: str | None = None
+    comment_message: str | None = None
+    attachment_names: tuple[str, ...] = ()
+
+
+def download_url(project_id: str, job_id: str, what: str, *, now: datetime) -> str:
+    """A fake pre-signed OBS download URL, valid 24 hours from ``now`` (sensitive, like
+    the real ones: it carries a signature)."""
+    expires = int(now.timestamp()) + 86400
+    path = f"{project_id}/{job_id}/{quote(what, safe='/')}"
+    signature = hashlib.sha256(f"{path}/{expires}".encode()).hexdigest()[:40]
+    return (
+        f"https://obs.example.invalid/{path}?AccessKeyId=SIMULATOR&Expires={expires}"
+        f"&Signature={signature}"
+    )
+
+
+#: Show's download URLs, each present once the job has what it points at.
+_DOWNLOADS: tuple[tuple[str, str, str], ...] = (
+    # (field, the job attribute that must be true, the file's name)
+    ("training_video_download_url", "video_confirmed", "training-video.mp4"),
+    ("grant_file_download_url", "authorization_letter_confirmed", "authorization-letter.pdf"),
+    ("action_video_download_url", "action_video_confirmed", "action-video.mp4"),
+    ("verify_video_download_url", "asset_id", "verify-video.mp4"),
+)
+
+
+@dataclass(slots=True)
+class Job:
+    """One training job: what List and Show answer, and what commands change."""
+
+    project_id: str
+    job_id: str
+    create_time: datetime
+    last_update_time: datetime
+    state: JobState = JobState.WAIT_FILE_UPLOAD
+    name: str | None = None
+    batch_name: str | None = None
+    tags: list[str] = field(default_factory=list)
+    asset_id: str | None = None
+    contact: str | None = None
+    model_version: str = "V3.2"
+    matting_type: str = "AI"
+    model_resolution: str = "1080P"
+    app_user_id: str | None = None
+    is_flexus: bool = False
+    is_live_copy: bool = False
+    is_fast_flexus: bool = False
+    is_only_human_model: bool = False
+    optional_training_location: list[str] = field(default_factory=lambda: ["cn-north-4"])
+    is_background_replacement: bool = False
+    is_ondemand_resource: bool = False
+    #: Upload confirmations, which change no state (CONFIRM_*_UPLOADED, ..._LETTER).
+    video_confirmed: bool = False
+    action_video_confirmed: bool = False
+    authorization_letter_confirmed: bool = False
+    operation_logs: list[LogEntry] = field(default_factory=list)
+    comment_logs: list[CommentEntry] = field(default_factory=list)
+    #: Commands that took effect here, in order (for tests and ``/__simulator/jobs``).
+    history: list[str] = field(default_factory=list)
+
+    def copy_to(self, project_id: str) -> Job:
+        """A copy of this (seed) job in ``project_id``, sharing nothing mutable."""
+        return replace(
+            self,
+            project_id=project_id,
+            tags=list(self.tags),
+            optional_training_location=list(self.optional_training_location),
+            operation_logs=list(self.operation_logs),
+            comment_logs=list(self.comment_logs),
+            history=list(self.history),
+        )
+
+    def log(self, entry: LogEntry) -> None:
+        """Append an operation-log entry; a user's entry also moves ``last_update_time``."""
+        self.operation_logs.append(entry)
+        if entry.operate_user == "USER":
+            self.last_update_time = max(self.last_update_time, entry.operate_time)
+
+    def basic_info(self, *, now: datetime) -> dict[str, Any]:
+        """The job as List shows it (``TrainingJobBasicInfo``)."""
+        return {
+            "job_id": self.job_id,
+            "name": self.name,
+            "state": self.state.value,
+            "asset_id": self.asset_id,
+            "project_id": self.project_id,
+            "cover_download_url": (
+                download_url(self.project_id, self.job_id, "cover.jpg", now=now)
+                if self.asset_id
+                else None
+            ),
+            "last_update_time": rfc3339(self.last_update_time),
+            "create_time": rfc3339(self.create_time),
+            "contact": self.contact,
+            "batch_name": self.batch_name,
+            "tags": list(self.tags),
+            "model_version": self.model_version,
+            "matting_type": self.matting_type,
+            "model_resolution": self.model_resolution,
+            "app_user_id": self.app_user_id,
+            "is_flexus": self.is_flexus,
+            "is_live_copy": self.is_live_copy,
+            "is_fast_flexus": self.is_fast_flexus,
+            "is_only_human_model": self.is_only_human_model,
+            "optional_training_location": list(self.optional_training_location),
+            "is_background_replacement": self.is_background_replacement,
+            "is_ondemand_resource": self.is_ondemand_resource,
+        }
+
+    def detail(self, *, now: datetime) -> dict[str, Any]:
+        """The job as Show answers it: the basic info, download URLs and both logs."""
+        body = self.basic_info(now=now)
+        for name, needs, filename in _DOWNLOADS:
+            if getattr(self, needs):
+                body[name] = download_url(self.project_id, self.job_id, filename, now=now)
+        body["is_mask_file_uploaded"] = False
+        body["flexus_retry_count"] = 0
+        body["operation_logs"] = [entry.to_api() for entry in self.operation_logs]
+        body["comment_logs"] = [self._comment(c, now=now) for c in self.comment_logs]
+        return body
+
+    def _comment(self, entry: CommentEntry, *, now: datetime) -> dict[str, Any]:
+        return {
+            "operate_time": rfc3339(entry.operate_time),
+            "comment_type": entry.comment_type,
+            "comment_title": entry.comment_title,
+            "comment_message": entry.comment_message,
+            "attachment_download_url": [
+                download_url(self.project_id, self.job_id, f"attachments/{name}", now=now)
+                for name in entry.attachment_names
+            ],
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The simulator's own view (``/__simulator/jobs``), with the upload flags."""
+        return {
+            "project_id": self.project_id,
+            "job_id": self.job_id,
+            "state": self.state.value,
+            "batch_name": self.batch_name,
+            "tags": list(self.tags),
+            "video_confirmed": self.video_confirmed,
+            "action_video_confirmed": self.action_video_confirmed,
+            "authorization_letter_confirmed": self.authorization_letter_confirmed,
+            "history": list(self.history),
+            "log_types": [entry.log_type for entry in self.operation_logs],
+        }
+
+
+def new_job(project_id: str, job_id: str, *, now: datetime) -> Job:
+    """A job that springs into being on first sight: WAIT_FILE_UPLOAD, just created.
+
+    >>> job = new_job("p", "j", now=datetime(2026, 11, 25, tzinfo=UTC))
+    >>> job.state.value, [e.log_type for e in job.operation_logs]
+    ('WAIT_FILE_UPLOAD', ['USER_CREATE_JOD'])
+    """
+    now = stamp(now)
+    job = Job(project_id=project_id, job_id=job_id, create_time=now, last_update_time=now)
+    job.name = job_id
+    job.log(LogEntry(now, "USER_CREATE_JOD", "USER", "training job created"))
+    return job
