@@ -1,0 +1,178 @@
+"""Every line says ``succeeded`` exactly when the command took effect on the server.
+
+Real ``batcher`` processes against the simulator with real job states, where answers are
+lost after the command ran (the connection dropped, or the answer came after --timeout),
+and runs are killed with SIGKILL and resumed.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import (
+    PROJECT,
+    aksk_env,
+    batcher,
+    latest,
+    read_report,
+    run_args,
+    spawn,
+    wait_for_lines,
+    write_csv,
+)
+
+from batcher.simulator.config import JobSpec
+
+SUBMITTED = "USER_VERIFYING_SUBMITTED"
+
+
+def seeded(count: int, state: str, *, video: bool = True) -> dict[str, JobSpec]:
+    return {
+        f"job{i:05d}": JobSpec(state=state, video_confirmed=video)  # type: ignore[arg-type]
+        for i in range(count)
+    }
+
+
+def took_effect(sim: Any, job_id: str, log_type: str) -> bool:
+    job = sim.jobs.lookup(PROJECT, job_id)
+    return job is not None and any(e.log_type == log_type for e in job.operation_logs)
+
+
+def assert_truthful(sim: Any, lines: dict[tuple[str, str], dict[str, Any]], log_of: dict[str, str],
+                    ) -> None:  # fmt: skip
+    for (job_id, command), line in lines.items():
+        effect = took_effect(sim, job_id, log_of[command])
+        assert (line["status"] == "succeeded") == effect, (line, effect)
+        if line["status"] == "failed":
+            assert not effect
+
+
+@pytest.mark.slow
+async def test_lost_answers_are_confirmed_from_the_record_not_reported_as_failures(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    jobs = seeded(300, "WAIT_FILE_UPLOAD")
+    sim = await start_simulator(
+        jobs=jobs, seed=11, drop_after_execute_rate=0.08, late_answer_rate=0.05,
+        late_answer_ms=1500,
+    )  # fmt: skip
+    manifest = write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+    report = tmp_path / "r.jsonl"
+    result = await batcher(
+        ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "16",
+         "--timeout", "0.5", *run_args(sim.url)],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    lines = latest(read_report(report))
+    assert len(lines) == 300 and all(line["status"] == "succeeded" for line in lines.values())
+    assert_truthful(sim, lines, {"SUBMITVERIFYING": SUBMITTED})
+    confirmed = [line for line in lines.values() if line["confirmed_by"] == "operation_log"]
+    assert len(confirmed) >= 10  # ~13% of the answers were lost after the command ran
+    assert all(n == 1 for n in sim.stats.executions.values())
+    assert sim.stats.shows.requests >= len(confirmed)
+
+
+@pytest.mark.slow
+async def test_repair_then_submit_with_lost_answers_runs_both_commands(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    jobs = seeded(120, "AUTO_VERIFY_FAILED")
+    sim = await start_simulator(jobs=jobs, seed=5, drop_after_execute_rate=0.15)
+    rows = []
+    for job in jobs:
+        rows += [{"job_id": job, "command": "CONFIRM_REPAIR"},
+                 {"job_id": job, "command": "SUBMITVERIFYING"}]  # fmt: skip
+    manifest = write_csv(tmp_path / "m.csv", rows)
+    report = tmp_path / "r.jsonl"
+    result = await batcher(
+        ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)],
+        aksk_env(),
+    )
+    assert result.code == 0, result.output
+    lines = latest(read_report(report))
+    assert len(lines) == 240
+    assert_truthful(sim, lines, {"CONFIRM_REPAIR": "USER_REPAIR", "SUBMITVERIFYING": SUBMITTED})
+    assert all(sim.jobs.lookup(PROJECT, job).state.value == "AUTO_VERIFYING" for job in jobs)
+
+
+async def test_a_refusal_after_a_lost_answer_that_did_nothing_stays_failed(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    # The video was never confirmed: SUBMITVERIFYING is refused, the answer to the refusal
+    # is lost, the record shows no submission, and the line must still say failed.
+    jobs = seeded(40, "WAIT_FILE_UPLOAD", video=False)
+    sim = await start_simulator(jobs=jobs, seed=3, drop_after_execute_rate=0.5)
+    manifest = write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+    report = tmp_path / "r.jsonl"
+    result = await batcher(
+        ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)],
+        aksk_env(),
+    )
+    assert result.code == 1, result.output
+    lines = latest(read_report(report))
+    assert all(line["status"] == "failed" and not line["ambiguous"] for line in lines.values())
+    assert not sim.stats.executions
+
+
+async def test_a_command_that_leaves_no_trace_is_reported_ambiguous_not_failed(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    jobs = seeded(30, "WAIT_FILE_UPLOAD", video=False)
+    sim = await start_simulator(jobs=jobs, seed=8, drop_after_execute_rate=1.0)
+    manifest = write_csv(
+        tmp_path / "m.csv",
+        ({"job_id": job, "command": "CONFIRM_AUTHORIZATION_LETTER"} for job in jobs),
+    )
+    report = tmp_path / "r.jsonl"
+    result = await batcher(
+        ["run", str(manifest), "--report", str(report), "--rate", "0", "--max-attempts", "2",
+         *run_args(sim.url)],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 1
+    lines = latest(read_report(report)).values()
+    # Every answer was lost: each line is a failure that says it may have executed.
+    assert all(line["status"] == "failed" and line["ambiguous"] for line in lines)
+    assert all("may have executed" in line["reason"] for line in lines)
+
+
+@pytest.mark.slow
+async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    jobs = seeded(400, "WAIT_FILE_UPLOAD")
+    # Every answer comes 400 ms after the command ran: a kill always catches some executed
+    # commands whose answers never arrived.
+    sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
+                                late_answer_ms=400)  # fmt: skip
+    manifest = write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "16",
+            *run_args(sim.url)]  # fmt: skip
+    process = await spawn(args, aksk_env())
+    await wait_for_lines(report, 40)
+    process.kill()
+    await process.wait()
+    assert process.returncode == -signal.SIGKILL
+    in_flight = report.with_name(report.name + ".inflight")
+    assert in_flight.exists()
+
+    result = await batcher([*args, "--resume"], aksk_env())
+    assert result.code == 0, result.output
+    lines = latest(read_report(report))
+    assert len(lines) == 400
+    assert_truthful(sim, lines, {"SUBMITVERIFYING": SUBMITTED})
+    assert all(n == 1 for n in sim.stats.executions.values())  # nothing ran twice
+    confirmed = [line for line in lines.values() if line["confirmed_by"]]
+    assert confirmed, "the killed run's requests in flight were decided from the record"
+    assert not in_flight.exists()
