@@ -65,6 +65,7 @@ def run(
     max_failure_rate: float | None = None,
     grace_period: float = 10.0,
     limit: int | None = None,
+    metrics_file: str | os.PathLike[str] | None = None,
     handle_signals: bool = True,
     progress: Display | bool = True,
     progress_interval: float | None = None,
@@ -107,6 +108,7 @@ def run(
         max_failure_rate=max_failure_rate,
         grace_period=grace_period,
         limit=limit,
+        metrics_file=metrics_file,
         handle_signals=handle_signals,
         progress=progress,
         progress_interval=progress_interval,
@@ -135,6 +137,7 @@ async def run_async(
     max_failure_rate: float | None = None,
     grace_period: float = 10.0,
     limit: int | None = None,
+    metrics_file: str | os.PathLike[str] | None = None,
     handle_signals: bool = True,
     progress: Display | bool = True,
     progress_interval: float | None = None,
@@ -171,6 +174,7 @@ async def run_async(
         dry_run=dry_run,
         progress=progress,
         progress_interval=progress_interval,
+        metrics_file=None if metrics_file is None else Path(metrics_file),
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import structlog
@@ -24,10 +25,12 @@ from .engine.progress import Display
 from .engine.stats import utc_stamp
 from .entry import Entry
 from .errors import ReportWriteError
+from .events import RunEvents
 from .keys import key_digest
 from .manifest import Manifests, ManifestSummary
 from .metastudio.client import MetaStudioClient, open_session
 from .metastudio.credentials import AkSkCredentials, Credentials
+from .metrics import RunMetrics
 from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
@@ -49,6 +52,7 @@ async def run_manifests(
     dry_run: bool,
     progress: Display | bool,
     progress_interval: float | None,
+    metrics_file: Path | None = None,
 ) -> RunResult:
     """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
     with Manifests(
@@ -70,17 +74,29 @@ async def run_manifests(
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
         redactor = Redactor(settings.secrets())
-        done = await execute(
-            checked.entries(),
-            settings=settings,
-            report=report,
-            resume=resume,
-            run_id=run_id,
-            total=summary.total,
-            progress=progress,
-            progress_interval=progress_interval,
-            redactor=redactor,
-        )
+        metrics = None
+        if metrics_file is not None:
+            metrics = RunMetrics(
+                metrics_file, manifests=list(summary.files), report=report, run_id=run_id,
+                rate_limit=settings.rate,
+            )  # fmt: skip
+        events = RunEvents(
+            run_id=run_id, summary=summary, settings=settings, report=report, resume=resume,
+            redactor=redactor, metrics=metrics,
+        )  # fmt: skip
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            done = await execute(
+                checked.entries(),
+                settings=settings,
+                report=report,
+                resume=resume,
+                run_id=run_id,
+                total=summary.total,
+                progress=progress,
+                progress_interval=progress_interval,
+                redactor=redactor,
+                observer=events,
+            )
     stats = done.stats
     elapsed = (stats.finished or stats.started) - stats.started
     return RunResult(
@@ -174,8 +190,10 @@ async def execute(
     progress: Display | bool,
     progress_interval: float | None,
     redactor: Redactor,
+    observer: RunObserver | None = None,
 ) -> Executed:
-    """Run ``entries`` into ``report`` (locked for the whole run)."""
+    """Run ``entries`` into ``report`` (locked for the whole run); ``observer`` hears of
+    the start (after the lock), every few seconds, and the end (before the lock goes)."""
     with ReportWriter.open(report, resume=resume, redactor=redactor) as writer:
         slots_path = inflight_path(report)
         state = (
@@ -227,6 +245,8 @@ async def execute(
                     note_sent=note_sent,
                     stats=stats,
                 )
+                if observer is not None:
+                    observer.started(stats)
                 async with anyio.create_task_group() as group:
                     if progress is not False:
                         display = None if progress is True else progress
@@ -234,6 +254,8 @@ async def execute(
                             stats, limiter, display=display, interval=progress_interval
                         )
                         group.start_soon(ticker.run)
+                    if observer is not None:
+                        group.start_soon(_observe, observer, stats, limiter)
                     await runner.run(entries)
                     group.cancel_scope.cancel()
         except BaseException as error:
@@ -251,7 +273,29 @@ async def execute(
         slots.clear()
         slots.close()
         slots_path.unlink(missing_ok=True)
+        if observer is not None:
+            observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
+
+
+class RunObserver(Protocol):
+    """Hears of a run's start, of its progress every few seconds, and of its end."""
+
+    def started(self, stats: RunStats) -> None: ...
+
+    def tick(self, stats: RunStats, settled_rate: float) -> None: ...
+
+    def finished(self, stats: RunStats, settled_rate: float) -> None: ...
+
+
+#: How often an observer hears of the run's progress (the metrics file is rewritten).
+OBSERVE_SECONDS = 5.0
+
+
+async def _observe(observer: RunObserver, stats: RunStats, limiter: RateLimiter) -> None:
+    while True:
+        await anyio.sleep(OBSERVE_SECONDS)
+        observer.tick(stats, limiter.rate)
 
 
 def _write_failure(error: BaseException) -> str | None:
@@ -269,9 +313,17 @@ def _write_failure(error: BaseException) -> str | None:
     return None
 
 
+#: Jobs the throwaway simulator of ``select --simulate`` holds, so there is something to
+#: select (a run's simulator creates jobs as commands name them).
+SIMULATED_POPULATION = 500
+
+
 @contextlib.asynccontextmanager
-async def target(settings: RunSettings) -> AsyncIterator[tuple[URL, Credentials]]:
-    """The endpoint and credentials to use: the real ones, or a throwaway simulator."""
+async def target(
+    settings: RunSettings, *, population: int = 0
+) -> AsyncIterator[tuple[URL, Credentials]]:
+    """The endpoint and credentials to use: the real ones, or a throwaway simulator (with
+    ``population`` seeded jobs)."""
     if not settings.simulate:
         assert settings.endpoint is not None and settings.credentials is not None
         yield settings.endpoint, settings.credentials
@@ -282,7 +334,12 @@ async def target(settings: RunSettings) -> AsyncIterator[tuple[URL, Credentials]
     credentials = AkSkCredentials(
         ak="SIM" + secrets.token_hex(8).upper(), sk=secrets.token_urlsafe(24)
     )
-    config = SimulatorConfig(credentials={credentials.ak: credentials.sk}, log_requests=False)
+    config = SimulatorConfig(
+        credentials={credentials.ak: credentials.sk},
+        log_requests=False,
+        population=population,
+        seed=1 if population else None,
+    )
     async with run_simulator(config) as simulator:
         log.info("simulator_started", url=str(simulator.url))
         yield URL(str(simulator.url)), credentials

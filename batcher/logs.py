@@ -31,6 +31,20 @@ class SecretScrubber:
         return {k: self._redactor.deep(v) for k, v in event_dict.items()}
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the moment, so a live terminal display that
+    redirects it (rich) prints log lines above itself instead of being torn by them."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(
     *,
     fmt: LogFormat | None = None,
@@ -48,7 +62,7 @@ def configure(
         from .metastudio.credentials import secrets_in_environment
 
         secrets = secrets_in_environment()
-    out = stream or sys.stderr
+    out: Any = stream or _CurrentStderr()
     if fmt is None:
         fmt = "console" if out.isatty() else "json"
     threshold = logging.WARNING if quiet else getattr(logging, level.upper(), logging.INFO)

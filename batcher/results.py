@@ -35,6 +35,19 @@ class Plan:
         return self.to_run / self.rate if self.rate > 0 else None
 
 
+def exit_code_for(*, halted: bool, failed: int, skipped: int) -> int:
+    """The exit code of a run: 3 halted, 1 some entries failed or were skipped, else 0.
+
+    >>> exit_code_for(halted=False, failed=0, skipped=2)
+    1
+    """
+    if halted:
+        return int(ExitCode.HALTED)
+    if failed or skipped:
+        return int(ExitCode.INCOMPLETE)
+    return int(ExitCode.OK)
+
+
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """What a run did. ``exit_code`` is the one the ``batcher`` command exits with.
@@ -71,11 +84,9 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        if self.halted_reason is not None:
-            return int(ExitCode.HALTED)
-        if self.failed or self.skipped:
-            return int(ExitCode.INCOMPLETE)
-        return int(ExitCode.OK)
+        return exit_code_for(
+            halted=self.halted_reason is not None, failed=self.failed, skipped=self.skipped
+        )
 
     @property
     def entries_per_second(self) -> float | None:

@@ -24,7 +24,7 @@ from .engine.calls import Pacer
 from .engine.limiter import RateLimiter
 from .engine.retry import RetryPolicy
 from .errors import BatcherError, ExitCode, UsageError
-from .execution import target
+from .execution import SIMULATED_POPULATION, target
 from .keys import DigestSet, job_digest
 from .manifest.writer import ManifestWriter, format_of
 from .manifest.writer import output as open_output
@@ -215,7 +215,7 @@ async def select_to_manifest(
     project = settings.project_id
     try:
         async with (
-            target(settings) as (url, credentials),
+            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
             open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
         ):
             client = MetaStudioClient(

@@ -1,42 +1,108 @@
-"""What the CLI draws on a terminal while a run goes: one progress line, redrawn in place."""
+"""What the CLI draws on a terminal while a run goes: a live view that nothing tears.
+
+rich keeps the view at the bottom of the terminal and prints log lines above it (the log
+setup writes to whatever ``sys.stderr`` is, which the live view redirects). When the run
+ends the view goes away, and the summary and the next step are printed instead.
+"""
 
 from __future__ import annotations
 
-from typing import TextIO
+import io
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
 
 from ..engine.progress import Snapshot, format_duration
 
-
-def render_bar(snap: Snapshot, width: int = 24) -> str:
-    """``[#####...] 50/100 ok 40 failed 8 skipped 2 | 5.0/s ETA 10s``"""
-    total, done = snap.total, snap.done
-    if total:
-        filled = int(width * min(1.0, done / total))
-        bar = "[" + "#" * filled + "." * (width - filled) + "]"
-        count = f"{done}/{total}"
-    else:
-        bar, count = "", f"{done}"
-    eta = "" if snap.eta_s is None else f" ETA {format_duration(snap.eta_s)}"
-    return (
-        f"{bar} {count} ok {snap.succeeded} failed {snap.failed} "
-        f"skipped {snap.skipped} | {snap.rate:.1f}/s{eta}"
-    ).strip()
+if TYPE_CHECKING:
+    from ..selector import Paging
 
 
-class BarDisplay:
-    """A progress bar redrawn in place on a terminal (carriage return, erase line)."""
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}/s"
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._drawn = False
+
+def render_run(snap: Snapshot) -> Group:
+    """The view of a run: a bar, the counts, and the pace."""
+    total = snap.total or 0
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=total or None, completed=snap.done, width=40),
+        Text(f"{snap.done:,}/{total:,}" if total else f"{snap.done:,}", style="bold"),
+        Text(f"{100 * snap.done / total:.0f}%" if total else ""),
+    )
+    counts = Text.assemble(
+        ("ok ", "dim"), (f"{snap.succeeded:,}", "green"),
+        ("  failed ", "dim"), (f"{snap.failed:,}", "red" if snap.failed else ""),
+        ("  skipped ", "dim"), (f"{snap.skipped:,}", "yellow" if snap.skipped else ""),
+        ("  retries ", "dim"), f"{snap.retries:,}",
+        ("  throttled ", "dim"), (f"{snap.throttled:,}", "magenta" if snap.throttled else ""),
+        ("  in flight ", "dim"), f"{snap.in_flight:,}",
+    )  # fmt: skip
+    if snap.already_done:
+        counts.append(f"  already done {snap.already_done:,}", style="dim")
+    if snap.confirmed or snap.ambiguous:
+        counts.append(f"  confirmed {snap.confirmed:,} ambiguous {snap.ambiguous:,}", style="dim")
+    limit = "unlimited" if snap.limit == 0 else _rate(snap.limit)
+    eta = "-" if snap.eta_s is None else format_duration(snap.eta_s)
+    pace = Text.assemble(
+        ("rate ", "dim"), _rate(snap.recent_rate), ("  average ", "dim"), _rate(snap.rate),
+        ("  limit ", "dim"), limit,
+        ("  elapsed ", "dim"), format_duration(snap.elapsed_s), ("  ETA ", "dim"), eta,
+    )  # fmt: skip
+    return Group(bar, counts, pace)
+
+
+def render_bar(snap: Snapshot) -> str:
+    """The view as plain text (for tests and dumb terminals)."""
+    console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
+    console.print(render_run(snap))
+    return console.export_text()
+
+
+class LiveView:
+    """A live view on the terminal, updated with each snapshot; log lines go above it.
+
+    >>> with LiveView() as view:  # doctest: +SKIP
+    ...     view(snapshot)
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._live = Live(
+            console=console or Console(stderr=True),
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=True,
+        )
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._live.stop()
 
     def __call__(self, snap: Snapshot) -> None:
-        self._stream.write("\r\x1b[2K" + render_bar(snap))
-        self._stream.flush()
-        self._drawn = True
+        self._live.update(render_run(snap))
 
-    def clear(self) -> None:
-        if self._drawn:
-            self._stream.write("\r\x1b[2K")
-            self._stream.flush()
-            self._drawn = False
+    def pages(self, paging: Paging) -> None:
+        """The view of ``batcher select``: jobs listed so far, of how many."""
+        total = paging.count
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(
+            ProgressBar(total=total or None, completed=paging.jobs, width=40),
+            Text(f"listed {paging.jobs:,}/{'?' if total is None else f'{total:,}'} jobs"),
+            Text(f"({paging.pages} pages)", style="dim"),
+        )
+        self._live.update(grid)

@@ -114,20 +114,29 @@ def add_parser(subparsers: Subparsers) -> None:
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
     output.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    output.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    output.add_argument("--no-progress", action="store_true", help="no progress view or lines")
+    output.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="keep Prometheus metrics of the run in PATH (text format, for "
+        "node_exporter's textfile collector), during the run and at the end",
+    )
     parser.set_defaults(handler=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    import contextlib
+
     from .. import api, logs
-    from ._display import BarDisplay
 
     log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format  # so errors are reported in the same format
-    bar = None
+    live = None
     if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
-        bar = BarDisplay(sys.stderr)
-    try:
+        from ._display import LiveView
+
+        live = LiveView()
+    with live if live is not None else contextlib.nullcontext():
         result = api.run(
             args.manifests,
             report=args.report,
@@ -148,21 +157,17 @@ def main(args: argparse.Namespace) -> int:
             max_failure_rate=args.max_failure_rate,
             grace_period=args.grace_period,
             limit=args.limit,
-            progress=bar if bar is not None else not (args.no_progress or args.quiet),
+            metrics_file=args.metrics_file,
+            progress=live if live is not None else not (args.no_progress or args.quiet),
         )
-    finally:
-        if bar is not None:
-            bar.clear()
     if result.plan is not None:
         print(render_plan(result.plan), file=sys.stdout)
         return result.exit_code
-    # People get a few readable lines; machines (JSON logs) get one structured event, so
-    # that stderr stays pure JSON lines.
-    if log_format == "console":
-        if not args.quiet or result.halted_reason:
-            print(render_summary(result), file=sys.stderr)
-    else:
-        log_summary(result)
+    # People get a few readable lines and the next step; machines (JSON logs) have had the
+    # library's run_finished event, so that stderr stays pure JSON lines.
+    if log_format == "console" and (not args.quiet or result.exit_code):
+        print(render_summary(result), file=sys.stderr)
+        print(next_step(result, args), file=sys.stderr)
     return result.exit_code
 
 
@@ -222,45 +227,37 @@ def render_summary(result: RunResult) -> str:
         )
     if result.halted_reason:
         parts.append(f"halted: {result.halted_reason}")
-        parts.append("continue with the same command plus --resume")
     elif result.left_by_limit:
-        parts.append(
-            "--limit reached: continue with the same command plus --resume "
-            "(without --limit) to run the rest"
-        )
+        parts.append("--limit reached: the rest waits for --resume (without --limit)")
     parts.append(f"report: {result.report}")
     return "\n".join(parts)
 
 
-def log_summary(result: RunResult) -> None:
-    import structlog
+def next_step(result: RunResult, args: argparse.Namespace) -> str:
+    """What to do now, as a command to copy."""
+    import shlex
 
-    per_second = result.entries_per_second
-    fields = {
-        "run_id": result.run_id,
-        "report": str(result.report),
-        "succeeded": result.succeeded,
-        "failed": result.failed,
-        "skipped": result.skipped,
-        "already_done": result.already_done,
-        "attempts": result.attempts,
-        "throttled": result.throttled,
-        "confirmed": result.confirmed,
-        "ambiguous": result.ambiguous,
-        "checks": result.checks,
-        "left_by_limit": result.left_by_limit,
-        "elapsed_s": round(result.elapsed, 3),
-        "entries_per_s": None if per_second is None else round(per_second, 2),
-        "rate_limit": result.rate_limit,
-        "settled_rate": round(result.settled_rate, 2),
-    }
-    log = structlog.get_logger("batcher.run")
-    if result.halted_reason:
-        log.warning(
-            "run_halted_early",
-            halted=result.halted_reason,
-            hint="continue with the same command plus --resume",
-            **fields,
-        )
-    else:
-        log.info("run_finished", **fields)
+    report = shlex.quote(str(result.report))
+    if result.halted_reason is not None or result.left_by_limit:
+        again = [word for word in sys.argv[1:] if word != "--resume"]
+        if result.left_by_limit:
+            again = _without(again, "--limit")
+        return "next: " + shlex.join(["batcher", *again, "--resume"])
+    if result.failed or result.skipped:
+        return f"next: batcher report {report} --status failed   (what failed, and why)"
+    return f"next: batcher report {report}   (the summary)"
+
+
+def _without(words: list[str], flag: str) -> list[str]:
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word == flag:
+            skip = True
+            continue
+        if not word.startswith(flag + "="):
+            kept.append(word)
+    return kept

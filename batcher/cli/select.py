@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from ._parsers import Subparsers
-
-if TYPE_CHECKING:
-    from ..selector import Paging
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -106,14 +102,20 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import contextlib
+
     from .. import api, logs
 
     log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format
     states = [state.strip() for text in args.states for state in text.split(",") if state.strip()]
     show = not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty()
-    progress = _PageLine() if show else None
-    try:
+    live = None
+    if show:
+        from ._display import LiveView
+
+        live = LiveView()
+    with live if live is not None else contextlib.nullcontext():
         result = api.select(
             commands=args.commands,
             states=states,
@@ -135,11 +137,8 @@ def main(args: argparse.Namespace) -> int:
             max_attempts=args.max_attempts,
             timeout=args.timeout,
             app_user_id=args.app_user_id,
-            progress=progress,
+            progress=live.pages if live is not None else None,
         )
-    finally:
-        if progress is not None:
-            progress.clear()
     per_state = ", ".join(f"{state} {count:,}" for state, count in sorted(result.by_state.items()))
     where = str(result.output) if result.output is not None else "standard output"
     if not args.quiet:
@@ -149,21 +148,3 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-class _PageLine:
-    """A one-line progress report on a terminal: jobs listed so far, of how many."""
-
-    def __init__(self) -> None:
-        self._drawn = False
-
-    def __call__(self, paging: Paging) -> None:
-        total = "?" if paging.count is None else f"{paging.count:,}"
-        sys.stderr.write(f"\r\x1b[2Klisted {paging.jobs:,}/{total} jobs ({paging.pages} pages)")
-        sys.stderr.flush()
-        self._drawn = True
-
-    def clear(self) -> None:
-        if self._drawn:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
