@@ -1,0 +1,166 @@
+"""Settings that cannot work, servers that cannot be trusted, reports that cannot be written:
+each ends clearly, loses nothing, and never hangs (real processes, real files)."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from support import (
+    PROJECT,
+    aksk_env,
+    batcher,
+    jobs_csv,
+    latest,
+    read_report,
+    run_args,
+)
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
+async def https_server(self_signed: ssl.SSLContext) -> AsyncIterator[str]:
+    context = self_signed
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"commond_result": "EXCUTE_SUCCESS"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    yield f"https://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def test_a_certificate_that_does_not_verify_halts_the_run(
+    tmp_path: Path, https_server: str
+) -> None:
+    report = tmp_path / "r.jsonl"
+    result = await batcher(
+        ["run", str(jobs_csv(tmp_path / "m.csv", 50)), "--report", str(report),
+         "--endpoint", https_server, "--project-id", PROJECT, "--no-progress",
+         "--log-format", "console"],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 3, result.output
+    assert "TLS verification failed" in result.stderr and "certificate" in result.stderr
+    lines = read_report(report)
+    assert len(lines) == 50  # one line per entry: the first failed, the rest skipped
+    failed = [line for line in lines if line["status"] == "failed"]
+    assert 1 <= len(failed) <= 16 and all(line["attempts"] == 1 for line in failed)
+    assert all("TLS" in line["reason"] for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--concurrency", "1000000"), ("--burst", "100000"),
+                        ("--max-attempts", "100000")],
+)  # fmt: skip
+async def test_settings_that_would_exhaust_the_machine_are_refused(
+    tmp_path: Path, flag: str, value: str
+) -> None:
+    started = time.monotonic()
+    result = await batcher(
+        ["run", str(jobs_csv(tmp_path / "m.csv", 1)), "--report", str(tmp_path / "r.jsonl"),
+         "--simulate", flag, value],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 2 and flag in result.stderr and "between" in result.stderr
+    assert time.monotonic() - started < 30  # refused up front, not after building workers
+
+
+def _limit_file_size(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        # Writes beyond the limit fail with EFBIG, as on a full disk (SIGXFSZ ignored).
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+async def test_a_report_that_cannot_be_written_stops_the_run_clearly_and_resume_finishes(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator(latency_ms=5)
+    manifest = jobs_csv(tmp_path / "m.csv", 200)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "4",
+            "--log-format", "console", *run_args(sim.url)]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "batcher", *args, env=aksk_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_limit_file_size(20_000),
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    stderr = err.decode()
+    assert process.returncode == 3, stderr
+    assert f"cannot write report {report}" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    before = read_report(report)
+    assert 0 < len(before) < 200
+
+    result = await batcher([*args, "--resume"], aksk_env())
+    assert result.code == 0, result.output
+    final = latest(read_report(report))
+    assert len(final) == 200 and all(line["status"] == "succeeded" for line in final.values())
+    # Only what was in flight when the writes failed (4 workers) was sent twice.
+    assert sum(n - 1 for n in sim.stats.reads.values()) <= 4
+
+
+async def test_sigterm_ends_a_run_that_waits_on_a_long_retry_after(
+    tmp_path: Path,
+) -> None:
+    async def throttle(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"error_code": "APIGW.0308", "error_msg": "throttled"},
+            status=429,
+            headers={"Retry-After": "300"},
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", throttle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        report = tmp_path / "r.jsonl"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "batcher", "run", str(jobs_csv(tmp_path / "m.csv", 20)),
+            "--report", str(report), "--grace-period", "2", *run_args(url), env=aksk_env(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await asyncio.sleep(2.0)  # every entry is now asleep on a 300 s Retry-After
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        await asyncio.wait_for(process.communicate(), 30)
+        assert time.monotonic() - started < 10
+        assert process.returncode == 3
+        lines = read_report(report)
+        assert len(lines) == 20 and {line["status"] for line in lines} <= {"failed", "skipped"}
+    finally:
+        await runner.cleanup()
