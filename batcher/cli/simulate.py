@@ -74,6 +74,21 @@ def add_parser(subparsers: Subparsers) -> None:
         help="requests admitted per second; beyond it 429 with Retry-After",
     )
     add(
+        "--quota-window",
+        choices=("calendar", "sliding"),
+        default="calendar",
+        help="count the quota per calendar second (default) or over any sliding second",
+    )
+    add(
+        "--quota-change",
+        dest="quota_changes",
+        action="append",
+        default=[],
+        metavar="PER_SECOND@SECONDS",
+        help="from SECONDS after the first request, only PER_SECOND are left (another "
+        "client shares the quota; the 429s still state --quota); repeatable",
+    )
+    add(
         "--drop-rate",
         type=float,
         default=0.0,
@@ -107,9 +122,14 @@ _FLAG_FIELDS = (
     "error_rate",
     "throttle_rate",
     "quota",
+    "quota_window",
+    "quota_changes",
     "drop_rate",
     "drop_after_execute_rate",
 )
+
+
+_FLAG_NAMES = {"quota_changes": "quota_change"}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -128,8 +148,10 @@ def main(args: argparse.Namespace) -> int:
         config = SimulatorConfig.from_env(**fields)
     except ValidationError as error:
         first = error.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-")
-        raise UsageError(f"{flag}: {first['msg']}") from None
+        name = str(first["loc"][0]) if first["loc"] else "quota_changes"
+        flag = "--" + _FLAG_NAMES.get(name, name).replace("_", "-")
+        message = first["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{flag}: {message}") from None
     configure(fmt=args.log_format, level=args.log_level, secrets=config.secrets())
     try:
         asyncio.run(_serve(config))

@@ -119,7 +119,7 @@ class Simulator:
         self.stats = SimulatorStats()
         self.jobs = JobStore(self.config.jobs)
         self._planner = FaultPlanner(self.config)
-        self._quota = Quota(self.config.quota) if self.config.quota else None
+        self._quota = Quota.from_config(self.config)
         self._port: int | None = None
         self.app = self._build_app()
 
@@ -211,7 +211,7 @@ class Simulator:
 
     def _throttle(self, faults: Faults) -> Refusal | None:
         if self._quota and (wait := self._quota.admit()) is not None:
-            return throttled(self._quota.per_second, wait)
+            return throttled(self._quota.limit, wait)
         if faults.throttle:
             return throttled(self.config.quota or _NOMINAL_LIMIT, 1)
         return None
