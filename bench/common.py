@@ -86,12 +86,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(kind: str = "null", *, latency_ms: float = 0.0) -> Iterator[Server]:
+def server(
+    kind: str = "null", *, latency_ms: float = 0.0, extra: Sequence[str] = ()
+) -> Iterator[Server]:
     """Start the null server or ``batcher simulate`` in its own process; yield its URL.
 
-    Both print ``listening on http://HOST:PORT`` as their first stdout line. The
-    simulator gets an environment without credentials, so it accepts any well-formed
-    AK/SK signature.
+    ``extra`` goes to the simulator's command line (e.g. ``["--quota", "20"]``). Both
+    print ``listening on http://HOST:PORT`` as their first stdout line. The simulator
+    gets an environment without credentials, so it accepts any well-formed AK/SK
+    signature.
     """
     if kind == "null":
         cmd = [
@@ -118,6 +121,7 @@ def server(kind: str = "null", *, latency_ms: float = 0.0) -> Iterator[Server]:
             "warning",
             "--log-format",
             "json",
+            *extra,
         ]
     else:
         raise ValueError(kind)
