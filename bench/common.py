@@ -74,6 +74,11 @@ class Server:
         with urllib.request.urlopen(self.url + "/__bench/arrivals", timeout=30) as answer:
             return json.loads(answer.read())
 
+    def first_arrival(self) -> float | None:
+        """The first request's arrival time (null server only), or None before any."""
+        with urllib.request.urlopen(self.url + "/__bench/first", timeout=30) as answer:
+            return json.loads(answer.read())
+
     def reset(self) -> None:
         if self.kind == "null":
             request = urllib.request.Request(self.url + "/__bench/reset", method="POST", data=b"")

@@ -15,7 +15,7 @@ Printed per run: the useful rate as a share of the quota (entries that succeeded
 quota's capacity between the first and the last success, from the report's own times), the
 share of requests throttled (the simulator's own count of 429s over all requests), and the
 entries that succeeded. Nothing is asserted: these are figures to compare side by side,
-e.g. the working tree against another copy with ``--compare DIR``.
+e.g. the working tree against other copies with ``--compare DIR [DIR ...]``.
 """
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ def one_run(
             src=src,
         )
         stats = srv.stats()
+    if not report.exists():
+        log(f"no report (rc {m.rc}): {m.stderr[-800:]}")
+        return {"kind": kind, "entries": 0, "succeeded": 0, "requests": stats["requests"],
+                "throttled": 0, "throttled_share": 0.0, "useful_of_quota": 0.0, "span_s": 0.0,
+                "wall_s": round(m.wall, 2), "rc": m.rc}  # fmt: skip
     lines = [json.loads(raw) for raw in report.read_bytes().splitlines() if raw.strip()]
     report.unlink()
     ok = [line for line in lines if line["status"] == "succeeded"]
@@ -152,12 +157,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--src", help="run batcher from this copy of the package")
-    parser.add_argument("--compare", metavar="DIR", help="also run this copy, side by side")
+    parser.add_argument(
+        "--compare", metavar="DIR", nargs="+", default=[], help="also run these copies"
+    )
     args = parser.parse_args()
     set_src(args.src)
-    sources = {"batcher": common.SRC}
-    if args.compare:
-        sources = {f"A {args.src or 'tree'}": common.SRC, f"B {args.compare}": Path(args.compare)}
+    sources = {"batcher" if not args.compare else str(args.src or "tree"): common.SRC}
+    sources.update({other: Path(other) for other in args.compare})
     results = run(
         kinds=tuple(args.kinds),
         entries=args.entries,

@@ -120,7 +120,8 @@ class Adaptation:
     """
 
     __slots__ = (
-        "_after_cut", "_bucket_slot", "_buckets", "_drain_until", "_holding", "_last_cut",
+        "_after_cut", "_bucket_slot", "_buckets", "_drain_until", "_guessed", "_holding",
+        "_last_cut",
         "_last_raise", "_next_probe", "_noise_answers", "_noise_throttled", "_prior",
         "_probe_rate", "_quota", "_resumed_at", "_retry_after", "_run", "_sample_start",
         "_sample_throttled", "_sample_total", "_stated", "_step", "max_rate", "settings",
@@ -139,6 +140,7 @@ class Adaptation:
         self._last_raise = now
         self._drain_until = -math.inf
         self._resumed_at = -math.inf  # when calls went out again after the last cut
+        self._guessed = False  # the last cut halved: the next sample checks it
         self._next_probe = math.inf
         self._probe_rate: float | None = None  # the rate being probed, while a probe runs
         self._step = settings.probe_step
@@ -206,7 +208,12 @@ class Adaptation:
         passed = (total - throttled) / max(now - self._sample_start, 1e-9)  # type: ignore[operator]
         if self._probe_rate is not None:
             return self._end_probe(now, rate, total, throttled, passed)
-        if self._too_many(throttled, total):
+        guessed, self._guessed = self._guessed, False
+        if self._too_many(throttled, total) or (
+            # A halving was a guess: the sample after it checks it, strictly (at a rate a
+            # little above the quota, 429s come a few a window and make no run).
+            guessed and self._more_than_noise(throttled, total)
+        ):
             return self._cut(now, rate, observed_rate, fast=False)
         self._reset_sample()
         self._retry_after = None
@@ -241,6 +248,13 @@ class Adaptation:
             spread = 3 * math.sqrt(max(noise, 0.01) * (1 - noise) / total)
             limit = min(limit, noise + spread + 1 / total)
         return throttled > limit * total
+
+    def _more_than_noise(self, throttled: int, total: int) -> bool:
+        """More 429s than noise explains, by a standard deviation: the test of a probe
+        (failing one costs little, passing one wrongly a lot)."""
+        noise = self._noise()
+        mean = total * noise
+        return throttled > mean + math.sqrt(mean * (1 - noise))
 
     def _run_needed(self, rate: float) -> int:
         """429s in a row that noise alone would give less than once in ~3 hours at ``rate``."""
@@ -293,9 +307,13 @@ class Adaptation:
         share = throttled / total if total else 1.0
         current = rate if rate > 0 else max(observed_rate, 1.0)
         # After a cut, count only what got through since: the quota may have just changed.
+        # After a cut, count only what got through since: the quota may have just changed.
+        # (A calendar window lets up to twice the quota through in a second across its
+        # boundary: an estimate too high by that much costs one more cut, one too low a
+        # long climb back.)
         recent = self._passed_since(now, self._resumed_at if self._holding else -math.inf)
         stated = self._stated
-        if stated is not None and (stated >= current or recent > 1.2 * stated + 1):
+        if stated is not None and (stated >= current or recent > 2 * stated + 1):
             # Not binding here (another client may share the quota), or more got through
             # than it says (not this quota's limit): the evidence decides alone.
             stated = None
@@ -361,16 +379,14 @@ class Adaptation:
         *,
         failed: bool = False,
     ) -> Cut | None:
-        """Judge a probe: a 429 more than the noise explains and it failed."""
+        """Judge a probe: 429s more than the noise explains and it failed."""
         probed, estimate = self._probe_rate, self._quota
         assert probed is not None and estimate is not None
         self._reset_sample()
         self._probe_rate = None
         # Failing a probe costs little (back to the hold), passing one wrongly a lot (a hold
         # above the quota): one standard deviation above the noise fails it.
-        noise = self._noise()
-        mean = total * noise
-        if not failed and throttled <= mean + math.sqrt(mean * (1 - noise)):
+        if not failed and not self._more_than_noise(throttled, total):
             self._quota = probed  # that much got through: the quota is at least that
             self._step = min(2 * self._step, 0.2)
             self._next_probe = now + 1.0
@@ -397,7 +413,9 @@ class Adaptation:
         self._last_cut = now
         self._last_raise = now
         self._holding = True
-        # After a guess, probe back up soon and in big steps; after a measure, gently.
+        # After a guess, check it and probe back up soon in big steps; after a measure,
+        # probe gently.
+        self._guessed = guess
         self._step = 0.2 if guess else self.settings.probe_step
         self._next_probe = now + (2.0 if guess else self.settings.probe_after)
 
