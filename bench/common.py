@@ -74,6 +74,11 @@ class Server:
         with urllib.request.urlopen(self.url + "/__bench/arrivals", timeout=30) as answer:
             return json.loads(answer.read())
 
+    def first_arrival(self) -> float | None:
+        """The first request's arrival time (null server only), or None before any."""
+        with urllib.request.urlopen(self.url + "/__bench/first", timeout=30) as answer:
+            return json.loads(answer.read())
+
     def reset(self) -> None:
         if self.kind == "null":
             request = urllib.request.Request(self.url + "/__bench/reset", method="POST", data=b"")
@@ -86,12 +91,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(kind: str = "null", *, latency_ms: float = 0.0) -> Iterator[Server]:
+def server(
+    kind: str = "null", *, latency_ms: float = 0.0, extra: Sequence[str] = ()
+) -> Iterator[Server]:
     """Start the null server or ``batcher simulate`` in its own process; yield its URL.
 
-    Both print ``listening on http://HOST:PORT`` as their first stdout line. The
-    simulator gets an environment without credentials, so it accepts any well-formed
-    AK/SK signature.
+    ``extra`` goes to the simulator's command line (e.g. ``["--quota", "20"]``). Both
+    print ``listening on http://HOST:PORT`` as their first stdout line. The simulator
+    gets an environment without credentials, so it accepts any well-formed AK/SK
+    signature.
     """
     if kind == "null":
         cmd = [
@@ -118,6 +126,7 @@ def server(kind: str = "null", *, latency_ms: float = 0.0) -> Iterator[Server]:
             "warning",
             "--log-format",
             "json",
+            *extra,
         ]
     else:
         raise ValueError(kind)

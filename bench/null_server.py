@@ -6,6 +6,7 @@ arrival time (``time.time()``) of every POST so rate accuracy can be judged from
 server's side:
 
     GET  /__bench/arrivals   -> JSON list of arrival times (seconds since the epoch)
+    GET  /__bench/first      -> the first arrival time, or null before any
     POST /__bench/reset      -> forget the arrivals recorded so far
 
 The first line on stdout is ``listening on http://127.0.0.1:PORT``.
@@ -46,12 +47,17 @@ def make_app(latency: float) -> web.Application:
     async def get_arrivals(_request: web.Request) -> web.Response:
         return web.Response(body=json.dumps(arrivals).encode(), content_type="application/json")
 
+    async def get_first(_request: web.Request) -> web.Response:
+        first = arrivals[0] if arrivals else None
+        return web.Response(body=json.dumps(first).encode(), content_type="application/json")
+
     async def reset(_request: web.Request) -> web.Response:
         arrivals.clear()
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_get("/__bench/arrivals", get_arrivals)
+    app.router.add_get("/__bench/first", get_first)
     app.router.add_post("/__bench/reset", reset)
     app.router.add_post("/{tail:.*}", command)
     return app

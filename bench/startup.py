@@ -1,6 +1,8 @@
-"""Start-up time of ``batcher --help`` (median of N runs), with ``python -c pass`` for scale.
+"""Start-up: ``batcher --help`` and ``batcher validate`` of a 10-line manifest (medians of N).
 
-python bench/startup.py [--runs 20]
+    python bench/startup.py [--runs 20]
+
+``python -c pass`` is measured alongside, for scale.
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PYTHON, measure, measure_batcher, median, save, set_src
+from common import PYTHON, make_csv, measure, measure_batcher, median, save, set_src, workdir
 
 
 def run(*, runs: int = 20) -> dict:
-    measure_batcher(["--help"])  # warm the page cache and .pyc files
-    help_times = [measure_batcher(["--help"]).wall for _ in range(runs)]
-    run_help = [measure_batcher(["run", "--help"]).wall for _ in range(runs)]
-    bare = [measure([PYTHON, "-c", "pass"]).wall for _ in range(runs)]
+    with workdir() as tmp:
+        manifest = make_csv(tmp / "ten.csv", 10)
+        measure_batcher(["--help"])  # warm the page cache and .pyc files
+        measure_batcher(["validate", str(manifest)])
+        help_times = [measure_batcher(["--help"]).wall for _ in range(runs)]
+        validate = [measure_batcher(["validate", str(manifest)]) for _ in range(runs)]
+        bare = [measure([PYTHON, "-c", "pass"]).wall for _ in range(runs)]
     return {
         "runs": runs,
         "help_median_s": round(median(help_times), 4),
         "help_max_s": round(max(help_times), 4),
-        "run_help_median_s": round(median(run_help), 4),
+        "validate_10_median_s": round(median([m.wall for m in validate]), 4),
+        "validate_10_rc": max(m.rc for m in validate),
         "python_bare_median_s": round(median(bare), 4),
     }
 
@@ -37,8 +43,8 @@ def main() -> None:
     save("startup", r)
     print(
         f"batcher --help: median {r['help_median_s'] * 1000:.0f} ms of {r['runs']} "
-        f"(max {r['help_max_s'] * 1000:.0f} ms); batcher run --help "
-        f"{r['run_help_median_s'] * 1000:.0f} ms; python -c pass "
+        f"(max {r['help_max_s'] * 1000:.0f} ms); batcher validate (10 lines) "
+        f"{r['validate_10_median_s'] * 1000:.0f} ms; python -c pass "
         f"{r['python_bare_median_s'] * 1000:.0f} ms"
     )
 

@@ -1,13 +1,25 @@
-"""Throughput, batcher vs the official SDK, against the same server in its own process.
+"""Throughput: batcher as a ratio of the bare aiohttp loop and of the SDK's async client.
 
-    python bench/throughput.py [--repeat 3] [--latency 0 100] [--server null|sim]
+    python bench/throughput.py [--repeat 3] [--scale 1.0] [--cases 0 1 2 3] [--src DIR]
 
-For each server latency: batcher (``--rate 0 --concurrency 100``), the SDK's sync client in
-a plain loop, and the SDK's async client (its default 8-thread executor, and a 100-thread
-executor to match batcher's concurrency). Each is a separate process; jobs/s is counted on
-the whole process wall time, start-up included. The clients run in a rotating order in each
-repeat, and the median of the repeats is reported. CPU (user+sys) per 10,000 jobs comes from
-the same runs. Also records the server's own CPU use, to show whether it was the bottleneck.
+The cases of issue 13, each against the null server (its own process) at the given
+latency, with one CSV manifest of distinct jobs shared by every client:
+
+====  =========  =======  ============  ================================================
+case  latency    entries  concurrency   SDK async client threads
+====  =========  =======  ============  ================================================
+0     0 ms        6,000   100           8 (its default: what a user gets)
+1     0 ms       20,000   100           8
+2     100 ms     10,000   100           100 (as many as batcher has in flight)
+3     100 ms     20,000   1000          1000
+====  =========  =======  ============  ================================================
+
+Clients: ``batcher run --rate 0 --concurrency C`` (validation, limiter, report and all);
+``bare_loop.py`` (the same manifest and concurrency, AK/SK signing, no validation, no
+report: what the wire costs); ``sdk_client.py async`` (the official SDK). Each is its own
+process, timed whole (start-up included), in a rotating order; each figure is the median of
+``--repeat`` runs. CPU (user+sys, the child's own rusage) per 10,000 jobs comes from the
+same runs, and the server's CPU share is recorded to show it was not the limit.
 """
 
 from __future__ import annotations
@@ -18,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    BENCH,
+    PYTHON,
     batcher_run_args,
     count_report_lines,
     loadavg,
@@ -33,47 +47,44 @@ from common import (
     workdir,
 )
 
-#: (label, kind, jobs at 0 ms, jobs at 100 ms, SDK async threads)
-CLIENTS = [
-    ("batcher", "batcher", 30_000, 20_000, 0),
-    ("SDK sync loop", "sync", 5_000, 100, 0),
-    ("SDK async (8 threads, default)", "async", 5_000, 1_000, 0),
-    ("SDK async (100 threads)", "async", 5_000, 10_000, 100),
+#: (name, server latency ms, entries, concurrency, SDK threads; 0 = the SDK's default)
+CASES = [
+    ("0 ms, 6,000 entries", 0.0, 6_000, 100, 0),
+    ("0 ms, 20,000 entries", 0.0, 20_000, 100, 0),
+    ("100 ms, --concurrency 100", 100.0, 10_000, 100, 100),
+    ("100 ms, --concurrency 1000", 100.0, 20_000, 1000, 1000),
 ]
+CLIENTS = ("batcher", "bare loop", "SDK async")
 
 
-def run(
-    *,
-    repeat: int = 3,
-    latencies: tuple[float, ...] = (0.0, 100.0),
-    kind: str = "null",
-    scale: float = 1.0,
-) -> dict:
-    results: dict = {"server": kind, "repeat": repeat, "latencies": {}}
+def one(client: str, url: str, manifest: Path, report: Path, n: int, conc: int, threads: int):
+    if client == "batcher":
+        m = measure_batcher(batcher_run_args(manifest, report, url, concurrency=conc))
+        ok = count_report_lines(report).get("succeeded", 0) if report.exists() else 0
+        report.unlink(missing_ok=True)
+        return m, ok
+    if client == "bare loop":
+        cmd = [PYTHON, str(BENCH / "bare_loop.py"), url, str(manifest), "--concurrency", str(conc)]
+        m = measure(cmd)
+    else:
+        m = measure(sdk_cmd("async", url, n, threads=threads))
+    return m, (n if m.rc == 0 else 0)
+
+
+def run(*, repeat: int = 3, scale: float = 1.0, cases: tuple[int, ...] = (0, 1, 2, 3)) -> dict:
+    results: dict = {"repeat": repeat, "scale": scale, "cases": {}}
     with workdir() as tmp:
-        manifests: dict[int, Path] = {}
-        for latency in latencies:
-            rows: dict[str, list[dict]] = {label: [] for label, *_ in CLIENTS}
-            with server(kind, latency_ms=latency) as srv:
+        for index in cases:
+            name, latency, entries, conc, threads = CASES[index]
+            n = max(100, int(entries * scale))
+            manifest = make_csv(tmp / f"m{n}.csv", n)
+            rows: dict[str, list[dict]] = {c: [] for c in CLIENTS}
+            with server("null", latency_ms=latency) as srv:
                 for r in range(repeat):
-                    order = CLIENTS[r % len(CLIENTS) :] + CLIENTS[: r % len(CLIENTS)]
-                    for label, client, n0, n100, threads in order:
-                        n = max(1, int((n0 if latency == 0 else n100) * scale))
-                        load = loadavg()
-                        cpu0 = srv.cpu_seconds()
-                        if client.startswith("batcher"):
-                            if n not in manifests:
-                                manifests[n] = make_csv(tmp / f"m{n}.csv", n)
-                            report = tmp / f"r-{latency:g}-{r}.jsonl"
-                            src = Path(client.split(":", 1)[1]) if ":" in client else None
-                            m = measure_batcher(
-                                batcher_run_args(manifests[n], report, srv.url), src=src
-                            )
-                            ok = count_report_lines(report).get("succeeded", 0)
-                            report.unlink()
-                        else:
-                            m = measure(sdk_cmd(client, srv.url, n, threads=threads))
-                            ok = n if m.rc == 0 else 0
+                    order = CLIENTS[r % 3 :] + CLIENTS[: r % 3]
+                    for client in order:
+                        load, cpu0 = loadavg(), srv.cpu_seconds()
+                        m, ok = one(client, srv.url, manifest, tmp / "r.jsonl", n, conc, threads)
                         server_cpu = srv.cpu_seconds() - cpu0
                         row = {
                             "jobs": n,
@@ -81,8 +92,6 @@ def run(
                             "rc": m.rc,
                             "wall_s": round(m.wall, 3),
                             "jobs_per_s": round(n / m.wall, 1),
-                            "user_s": round(m.user, 3),
-                            "sys_s": round(m.sys, 3),
                             "cpu_per_10k_s": round(m.cpu / n * 10_000, 2),
                             "maxrss_mb": round(m.maxrss_mb, 1),
                             "server_cpu_share": round(server_cpu / m.wall, 2),
@@ -90,16 +99,15 @@ def run(
                         }
                         if m.rc != 0 or ok != n:
                             row["stderr"] = m.stderr[-600:]
-                        rows[label].append(row)
+                        rows[client].append(row)
                         log(
-                            f"[{latency:g} ms] {label:32} {n:6d} jobs {m.wall:7.2f}s "
-                            f"{n / m.wall:8.1f}/s cpu {m.cpu:6.2f}s "
-                            f"server {server_cpu / m.wall:4.0%} load {load:.1f} rc {m.rc} ok {ok}"
+                            f"[{name}] {client:10} {n:6d} jobs {m.wall:7.2f}s {n / m.wall:8.1f}/s "
+                            f"cpu {m.cpu:6.2f}s server {server_cpu / m.wall:4.0%} "
+                            f"load {load:.1f} rc {m.rc} ok {ok}"
                         )
-            summary = {}
-            for label, runs in rows.items():
-                summary[label] = {
-                    "jobs": runs[0]["jobs"],
+            summary = {
+                client: {
+                    "jobs": n,
                     "jobs_per_s": median([x["jobs_per_s"] for x in runs]),
                     "cpu_per_10k_s": median([x["cpu_per_10k_s"] for x in runs]),
                     "maxrss_mb": median([x["maxrss_mb"] for x in runs]),
@@ -107,38 +115,51 @@ def run(
                     "all_ok": all(x["ok"] == x["jobs"] and x["rc"] == 0 for x in runs),
                     "runs": runs,
                 }
-            results["latencies"][f"{latency:g}"] = summary
+                for client, runs in rows.items()
+            }
+            batcher = summary["batcher"]["jobs_per_s"]
+            summary["ratios"] = {
+                "of_bare_loop": round(batcher / summary["bare loop"]["jobs_per_s"], 3),
+                "of_sdk_async": round(batcher / summary["SDK async"]["jobs_per_s"], 2),
+                # Per run, batcher over the bare loop of the same repeat: the spread.
+                "of_bare_loop_per_repeat": [
+                    round(b["jobs_per_s"] / a["jobs_per_s"], 3)
+                    for b, a in zip(rows["batcher"], rows["bare loop"], strict=True)
+                ],
+            }
+            results["cases"][name] = summary
     return results
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| case | batcher jobs/s | bare loop | SDK async | batcher / bare loop "
+        "| batcher / SDK async | CPU s per 10k: batcher / bare / SDK |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, s in results["cases"].items():
+        cpu = " / ".join(f"{s[c]['cpu_per_10k_s']:.2f}" for c in CLIENTS)
+        flags = "" if all(s[c]["all_ok"] for c in CLIENTS) else " (ERRORS)"
+        lines.append(
+            f"| {name}{flags} | {s['batcher']['jobs_per_s']:,.0f} | "
+            f"{s['bare loop']['jobs_per_s']:,.0f} | {s['SDK async']['jobs_per_s']:,.0f} | "
+            f"{s['ratios']['of_bare_loop']:.2f}× | {s['ratios']['of_sdk_async']:.1f}× | {cpu} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 100.0])
-    parser.add_argument("--server", choices=("null", "sim"), default="null")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every job count")
+    parser.add_argument("--cases", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--src", help="run batcher from this copy of the package")
-    parser.add_argument(
-        "--also-src", metavar="DIR", help="also run batcher from this copy (A/B in the same runs)"
-    )
     args = parser.parse_args()
     set_src(args.src)
-    if args.also_src:
-        CLIENTS.insert(
-            1, (f"batcher ({args.also_src})", f"batcher:{args.also_src}", *CLIENTS[0][2:])
-        )
-    results = run(
-        repeat=args.repeat, latencies=tuple(args.latency), kind=args.server, scale=args.scale
-    )
+    results = run(repeat=args.repeat, scale=args.scale, cases=tuple(args.cases))
     path = save("throughput", results)
-    for latency, summary in results["latencies"].items():
-        print(f"\nserver latency {latency} ms ({args.server} server), median of {args.repeat}:")
-        for label, s in summary.items():
-            print(
-                f"  {label:32} {s['jobs_per_s']:8.1f} jobs/s  {s['cpu_per_10k_s']:6.2f} "
-                f"CPU s/10k  server CPU {s['server_cpu_share']:.0%}"
-                f"{'' if s['all_ok'] else '  (ERRORS)'}"
-            )
+    print(f"\nmedian of {args.repeat}, whole process, null server:\n")
+    print(table(results))
     print(f"\nraw: {path}")
 
 

@@ -85,6 +85,21 @@ def add_parser(subparsers: Subparsers) -> None:
         help="requests admitted per second; beyond it 429 with Retry-After",
     )
     add(
+        "--quota-window",
+        choices=("calendar", "sliding"),
+        default="calendar",
+        help="count the quota per calendar second (default) or over any sliding second",
+    )
+    add(
+        "--quota-change",
+        dest="quota_changes",
+        action="append",
+        default=[],
+        metavar="PER_SECOND@SECONDS",
+        help="from SECONDS after the first request, only PER_SECOND are left (another "
+        "client shares the quota; the 429s still state --quota); repeatable",
+    )
+    add(
         "--drop-rate",
         type=float,
         default=0.0,
@@ -153,6 +168,8 @@ _FLAG_FIELDS = (
     "error_rate",
     "throttle_rate",
     "quota",
+    "quota_window",
+    "quota_changes",
     "drop_rate",
     "drop_after_execute_rate",
     "late_answer_rate",
@@ -160,6 +177,9 @@ _FLAG_FIELDS = (
 )
 #: Flags whose config field has another name.
 _RENAMED = {"jobs": "population", "jobs_days": "population_days"}
+
+
+_FLAG_NAMES = {"quota_changes": "quota_change"}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -179,10 +199,11 @@ def main(args: argparse.Namespace) -> int:
         config = SimulatorConfig.from_env(**fields)
     except ValidationError as error:
         first = error.errors()[0]
-        field = str(first["loc"][0])
-        flags = {"jobs": "jobs_file"} | {v: k for k, v in _RENAMED.items()}
+        field = str(first["loc"][0]) if first["loc"] else "quota_changes"
+        flags = {"jobs": "jobs_file"} | {v: k for k, v in _RENAMED.items()} | _FLAG_NAMES
         flag = flags.get(field, field)
-        raise UsageError(f"--{flag.replace('_', '-')}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise UsageError(f"--{flag.replace('_', '-')}: {message}") from None
     configure(fmt=args.log_format, level=args.log_level, secrets=config.secrets())
     try:
         asyncio.run(_serve(config))

@@ -45,3 +45,8 @@ class TokenBucket:
         interval = 1.0 / self.rate if self.rate > 0 else 0.0
         self._tat = min(self._tat, now + interval)
         return max(self._tat, now)
+
+    def hold_until(self, when: float) -> float:
+        """Hand out no slot before ``when`` (the quota has no room until then); return it."""
+        self._tat = max(self._tat, when)
+        return self._tat

@@ -74,7 +74,12 @@ class Pacer:
         """Count a request and give its answer to the limiter as evidence."""
         self.requests += 1
         if outcome.http_status is not None:  # an answer: evidence about the quota
-            self.limiter.on_response(throttled=outcome.throttled)
+            # A 429 states the quota ("limit:20,time:1 second") and when to come back.
+            self.limiter.on_response(
+                throttled=outcome.throttled,
+                error_msg=outcome.error_msg if outcome.throttled else None,
+                retry_after=outcome.retry_after,
+            )
         if outcome.throttled:
             self.throttled += 1
             if self._counts is not None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import structlog
 
-from ._adapt import Adaptation, AdaptSettings
+from ._adapt import Adaptation, AdaptSettings, stated_limit
 from ._bucket import TokenBucket
 
 log = structlog.get_logger("batcher.limiter")
@@ -47,10 +47,13 @@ class RateLimiter:
         window: int = 20,
         min_window_seconds: float = 1.0,
         throttle_threshold: float = 0.25,
-        probe_threshold: float = 0.15,
         recovery_fraction: float = 0.03,
         drain_seconds: float = 0.5,
         proportional_cut: bool = True,
+        fast_cut: bool = True,
+        margin: float = 0.97,
+        probe_after: float = 10.0,
+        probe_step: float = 0.05,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
@@ -63,10 +66,13 @@ class RateLimiter:
                 window=window,
                 min_window_seconds=min_window_seconds,
                 throttle_threshold=throttle_threshold,
-                probe_threshold=probe_threshold,
                 recovery_fraction=recovery_fraction,
                 drain_seconds=drain_seconds,
                 proportional_cut=proportional_cut,
+                fast_cut=fast_cut,
+                margin=margin,
+                probe_after=probe_after,
+                probe_step=probe_step,
             ),
             max_rate=rate,
             now=clock(),
@@ -114,11 +120,14 @@ class RateLimiter:
         """Wait until the next call may go out (:meth:`reserve`, then :meth:`wait`)."""
         await self.wait(self.reserve())
 
-    def on_response(self, *, throttled: bool) -> None:
+    def on_response(
+        self, *, throttled: bool, error_msg: str | None = None, retry_after: float | None = None
+    ) -> None:
         """The API answered (429 or anything else): add it to the evidence.
 
         Only real answers belong here; connection errors and timeouts say nothing about
-        the API's quota.
+        the API's quota. For a 429, pass its ``error_msg`` (a gateway's states its limit,
+        e.g. ``limit:20,time:1 second``) and its ``retry_after`` in seconds, when known.
         """
         self.responses += 1
         if throttled:
@@ -131,6 +140,8 @@ class RateLimiter:
             now=now,
             rate=self._bucket.rate,
             observed_rate=self._observed_rate(now),
+            stated=stated_limit(error_msg) if throttled else None,
+            retry_after=retry_after,
         )
         if cut is None:
             return
@@ -141,7 +152,10 @@ class RateLimiter:
         # worth of old-rate calls (64 workers queue ~3 s of them near a quota). Answers that
         # arrive in the next moment are to calls sent at the old rate: the next sample
         # starts after them.
-        self._adapt.cut_takes_effect_at(self._bucket.void_queue(now=now))
+        due = self._bucket.void_queue(now=now)
+        if cut.resume_at is not None and cut.resume_at > due:
+            due = self._bucket.hold_until(min(cut.resume_at, now + 1.1))
+        self._adapt.cut_takes_effect_at(due)
         log.debug(
             "rate_decreased", rate=round(cut.rate, 2), throttled_share=round(cut.throttled_share, 3)
         )

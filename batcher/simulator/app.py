@@ -82,7 +82,7 @@ class Simulator:
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.jobs = JobStore(seed_jobs(self.config), clock=lambda: self.clock())
         self._planner = FaultPlanner(self.config)
-        self._quota = Quota(self.config.quota) if self.config.quota else None
+        self._quota = Quota.from_config(self.config)
         self._port: int | None = None
         self.app = self._build_app()
 
@@ -198,7 +198,7 @@ class Simulator:
 
     def _throttle(self, faults: Faults) -> Refusal | None:
         if self._quota and (wait := self._quota.admit()) is not None:
-            return throttled(self._quota.per_second, wait)
+            return throttled(self._quota.limit, wait)
         if faults.throttle:
             return throttled(self.config.quota or _NOMINAL_LIMIT, 1)
         return None

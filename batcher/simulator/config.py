@@ -24,10 +24,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..entry import PATH_ID_RE, PathId
 from ..errors import UsageError
@@ -53,6 +53,31 @@ class JobSpec(BaseModel):
     video_confirmed: bool | None = None
 
 
+class QuotaChange(BaseModel):
+    """From ``after_seconds`` after the first request, ``per_second`` are left to this client.
+
+    Written ``PER_SECOND@SECONDS`` on the command line and in config files:
+
+    >>> QuotaChange.model_validate("12@5")
+    QuotaChange(per_second=12, after_seconds=5.0)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_second: int = Field(ge=1)
+    after_seconds: float = Field(ge=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        rate, at, rest = value.partition("@")
+        if not at or not rest:
+            raise ValueError(f"expected PER_SECOND@SECONDS (e.g. 12@5), got {value!r}")
+        return {"per_second": rate.strip(), "after_seconds": rest.strip()}
+
+
 class SimulatorConfig(BaseModel):
     """How the simulator behaves. Every field has a harmless default.
 
@@ -75,8 +100,13 @@ class SimulatorConfig(BaseModel):
     latency_jitter_ms: float = Field(default=0.0, ge=0.0)
     error_rate: Rate = 0.0  #: share of requests answered 500 MSS.00000004
     throttle_rate: Rate = 0.0  #: share answered 429 APIGW.0308 at random
-    #: Requests admitted per calendar second; beyond it, 429 with Retry-After. None = no quota.
+    #: Requests admitted a second; beyond it, 429 with Retry-After. None = no quota.
     quota: int | None = Field(default=None, ge=1)
+    #: How the quota counts: per calendar second, or over any sliding second.
+    quota_window: Literal["calendar", "sliding"] = "calendar"
+    #: Changes of the quota left to this client, counted from the first request (another
+    #: client starting to share it): ``["12@5"]`` = 12 a second from 5 s on.
+    quota_changes: tuple[QuotaChange, ...] = ()
     drop_rate: Rate = 0.0  #: share whose connection is closed with no answer, before running
     #: Share of requests that reach the job (a 200 answer, the state possibly changed) and
     #: *then* lose their answer: "executed but the answer was lost".
@@ -104,6 +134,12 @@ class SimulatorConfig(BaseModel):
     population_days: int = Field(default=30, ge=1, le=3650)
     #: The instant seeded times end at; None: 00:00 UTC of the day the simulator starts.
     population_until: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _changes_need_a_quota(self) -> SimulatorConfig:
+        if self.quota_changes and self.quota is None:
+            raise ValueError("quota changes need a quota (--quota)")
+        return self
 
     @property
     def open_auth(self) -> bool:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import hmac
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..metastudio.auth import verify_request
 from .config import SimulatorConfig
@@ -149,7 +151,14 @@ def throttled(limit: int, retry_after: int) -> Refusal:
 
 
 class Quota:
-    """At most ``per_second`` admissions per calendar second of a monotonic clock.
+    """The tenant's quota: at most ``per_second`` admissions a second, counted per calendar
+    second of a monotonic clock (``window="calendar"``) or over any sliding second
+    (``window="sliding"``).
+
+    ``changes`` is a schedule of ``(after_seconds, per_second)``: from that many seconds
+    after the first request, only that many a second are left to this client. It models
+    another client starting (or stopping) to share the quota, so the 429's message keeps
+    stating the policy's limit, :attr:`limit` (the largest value in the schedule).
 
     >>> ticks = iter([10.2, 10.5, 10.9, 11.0])
     >>> quota = Quota(2, clock=lambda: next(ticks))
@@ -157,21 +166,82 @@ class Quota:
     [None, None, 1, None]
     """
 
-    __slots__ = ("_clock", "_used", "_window", "per_second")
+    __slots__ = (
+        "_admitted", "_changes", "_clock", "_start", "_used", "_window", "limit", "per_second",
+        "window",
+    )  # fmt: skip
 
-    def __init__(self, per_second: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_second = per_second
+    def __init__(
+        self,
+        per_second: int,
+        *,
+        window: Literal["calendar", "sliding"] = "calendar",
+        changes: Sequence[tuple[float, int]] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_second < 1 or any(at < 0 or n < 1 for at, n in changes):
+            raise ValueError("a quota is at least 1 a second, changed at 0 s or later")
+        if window not in ("calendar", "sliding"):
+            raise ValueError(f"unknown quota window {window!r}")
+        self.per_second = per_second  # what is left to this client at the start
+        self.window = window
+        self.limit = max([per_second, *(n for _, n in changes)])
+        self._changes = sorted(changes)
         self._clock = clock
-        self._window = -1
+        self._start: float | None = None  # the first request: the schedule counts from it
+        self._window = -1  # calendar: the second being counted, and admissions in it
         self._used = 0
+        self._admitted: deque[float] = deque()  # sliding: admissions in the last second
+
+    @classmethod
+    def from_config(cls, config: SimulatorConfig) -> Quota | None:
+        """The quota a simulator's config asks for (None: no quota).
+
+        >>> Quota.from_config(SimulatorConfig(quota=20, quota_window="sliding")).window
+        'sliding'
+        """
+        if config.quota is None:
+            return None
+        changes = [(c.after_seconds, c.per_second) for c in config.quota_changes]
+        return cls(config.quota, window=config.quota_window, changes=changes)
+
+    def available(self, elapsed: float) -> int:
+        """Admissions a second left to this client ``elapsed`` seconds after the first request.
+
+        >>> quota = Quota(30, changes=[(5.0, 12)])
+        >>> quota.available(4.9), quota.available(5.0)
+        (30, 12)
+        """
+        allowed = self.per_second
+        for at, per_second in self._changes:
+            if elapsed < at:
+                break
+            allowed = per_second
+        return allowed
 
     def admit(self) -> int | None:
-        """None when admitted; otherwise seconds until the next window, rounded up."""
+        """None when admitted; otherwise seconds until a request would be, rounded up."""
         now = self._clock()
+        if self._start is None:
+            self._start = now
+        allowed = self.available(now - self._start)
+        if self.window == "sliding":
+            return self._admit_sliding(now, allowed)
         window = math.floor(now)
         if window != self._window:
             self._window, self._used = window, 0
-        if self._used < self.per_second:
+        if self._used < allowed:
             self._used += 1
             return None
         return max(1, math.ceil(window + 1 - now))
+
+    def _admit_sliding(self, now: float, allowed: int) -> int | None:
+        admitted = self._admitted
+        while admitted and admitted[0] <= now - 1.0:
+            admitted.popleft()
+        if len(admitted) < allowed:
+            admitted.append(now)
+            return None
+        # Room comes when the admission ``allowed`` places back leaves the window.
+        oldest = admitted[len(admitted) - allowed]
+        return max(1, math.ceil(oldest + 1.0 - now))
