@@ -9,17 +9,19 @@ time, the rates and the exit code — and every event of the run carries its ``r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from . import __version__
 from .engine.stats import RunStats
 from .manifest import ManifestSummary
-from .metrics import RunMetrics
 from .redact import Redactor
 from .results import exit_code_for
 from .settings import RunSettings
+
+if TYPE_CHECKING:  # prometheus_client is imported only when a metrics file is asked for
+    from .metrics import RunMetrics
 
 log = structlog.get_logger("batcher")
 

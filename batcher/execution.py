@@ -30,7 +30,6 @@ from .keys import key_digest
 from .manifest import Manifests, ManifestSummary
 from .metastudio.client import MetaStudioClient, open_session
 from .metastudio.credentials import AkSkCredentials, Credentials
-from .metrics import RunMetrics
 from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
@@ -76,6 +75,8 @@ async def run_manifests(
         redactor = Redactor(settings.secrets())
         metrics = None
         if metrics_file is not None:
+            from .metrics import RunMetrics
+
             metrics = RunMetrics(
                 metrics_file, manifests=list(summary.files), report=report, run_id=run_id,
                 rate_limit=settings.rate,

@@ -169,7 +169,7 @@ class Runner:
         limit = self._options.limit
         return limit is not None and self._started >= limit
 
-    async def _next_entry(self) -> Entry | None:
+    async def _next_entry(self) -> tuple[Entry, int] | None:
         """The next entry a worker may start; None once the manifests are exhausted.
 
         Workers pull from the manifest iterator themselves (one event-loop thread, so no
@@ -209,14 +209,14 @@ class Runner:
                 self._waiting += 1
                 continue
             self._chains[job] = deque()
-            return entry
+            return entry, job
 
     # ------------------------------------------------------------------ workers
 
     async def _worker(self, slot: int) -> None:
-        while (first := await self._next_entry()) is not None:
-            entry: Entry | None = first
-            job = _job_key(first)
+        while (taken := await self._next_entry()) is not None:
+            entry: Entry | None
+            entry, job = taken
             while entry is not None:
                 succeeded = await self._process(entry, slot)
                 chain = self._chains[job]

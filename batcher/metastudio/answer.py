@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
 from yarl import URL
 
 from ..outcome import Outcome
@@ -63,10 +64,7 @@ def outcome_from_response(
     >>> outcome_from_response(200, b'{"commond_result": "EXCUTE_SUCCESS"}', "r1", None).succeeded
     True
     """
-    try:
-        payload: Any = json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
-        payload = None
+    payload: Any = _json(raw) if raw else {}
     common: dict[str, Any] = {"http_status": status, "request_id": request_id}
 
     if not isinstance(payload, dict):
@@ -152,10 +150,7 @@ def reply_from_response(
     (True, {'count': 0, 'jobs': []})
     """
     if status == 200:
-        try:
-            payload: Any = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            payload = None
+        payload = _json(raw)
         if isinstance(payload, dict):
             return Outcome(succeeded=True, http_status=200, request_id=request_id), payload
         snippet = _text_snippet(raw, redactor)
@@ -174,6 +169,18 @@ def reply_from_response(
     if outcome.ambiguous:
         outcome = dataclasses.replace(outcome, ambiguous=False, retryable=True)
     return outcome, None
+
+
+def _json(raw: bytes) -> Any:
+    """The JSON value in ``raw``, or None. orjson first (fast); the standard library for
+    what orjson refuses but JSON allows (integers beyond 64 bits, NaN)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -8,12 +8,12 @@ take the process's memory with it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from .. import __version__
@@ -73,8 +73,12 @@ class _TooLarge(Exception):
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     """The body, or :class:`_TooLarge` as soon as it is known to exceed ``cap`` bytes."""
-    if response.content_length is not None and response.content_length > cap:
-        raise _TooLarge(response.content_length)
+    length = response.content_length
+    if length is not None:
+        if length > cap:
+            raise _TooLarge(length)
+        if response.headers.get("Content-Encoding") is None:
+            return await response.read()  # the usual answer: small, its size declared
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(_CHUNK):
@@ -143,12 +147,12 @@ class MetaStudioClient:
         url = self.url_for(entry)
         headers = self._headers(self._project(entry.project_id, entry.source), entry.app_user_id)
         headers["Content-Type"] = "application/json;charset=UTF-8"
-        body = json.dumps(entry.request_body(), ensure_ascii=False, separators=(",", ":"))
+        body = orjson.dumps(entry.request_body())  # UTF-8, non-ASCII as it is
         try:
             # The per-request timeout makes the reason below true whatever the session's is.
             async with self._session.post(
                 url,
-                data=body.encode(),
+                data=body,
                 headers=headers,
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry credentials to another host
