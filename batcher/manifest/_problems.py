@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
-from ..entry import KNOWN_COMMANDS
+from .._fields import KNOWN_COMMANDS
 from ..errors import Problem, UsageError
 
 KNOWN_COMMAND_SET = frozenset(KNOWN_COMMANDS)
@@ -65,8 +65,13 @@ def unknown(what: str, name: str, choices: Sequence[str]) -> str:
     return f"unknown {what} {name!r}" + (hint or f" (expected one of: {', '.join(choices)})")
 
 
-def command_hint(command: str) -> str:
-    close = difflib.get_close_matches(command.upper(), KNOWN_COMMANDS, n=1, cutoff=0.6)
+def command_hint(command: str, known: Sequence[str] = KNOWN_COMMANDS) -> str:
+    """``did you mean 'X'?`` for a near miss of a known value, else empty.
+
+    >>> command_hint("submitverifying")
+    "did you mean 'SUBMITVERIFYING'?"
+    """
+    close = difflib.get_close_matches(command.upper(), known, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 
 

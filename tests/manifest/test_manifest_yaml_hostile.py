@@ -12,7 +12,7 @@ import yaml
 from manifest_helpers import load, problems, write
 
 from batcher.errors import Problem
-from batcher.manifest import _yaml_safe
+from batcher.manifest import _yaml_events, _yaml_safe
 
 # -- hostile YAML: aliases, merge keys, nesting ------------------------------------------------
 
@@ -167,7 +167,7 @@ def test_parser_recursion_is_a_problem_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without libyaml, PyYAML's own parser recurses once per level and has no limit.
-    monkeypatch.setattr(_yaml_safe, "_Loader", yaml.SafeLoader)
+    monkeypatch.setattr(_yaml_events, "_Loader", yaml.SafeLoader)
     nested = "[" * 10_000 + "]" * 10_000
     path = write(tmp_path, "deep.yaml", f"jobs:\n  - job_id: {nested}\n")
     assert problems([path]) == [Problem(path, None, None, "nesting too deep for the YAML parser")]

@@ -1,0 +1,136 @@
+"""Manifests that are not plain files, through real ``batcher`` processes: named pipes read
+once (and a wait for a writer that a signal ends), closed standard input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+BATCHER = [sys.executable, "-m", "batcher"]
+ROWS = "job_id,command\n" + "".join(f"job{n:04d},GET_MULTIPART_UPLOADED\n" for n in range(40))
+
+
+def _feed(path: Path, data: bytes) -> threading.Thread:
+    def write_all() -> None:
+        with open(path, "wb") as stream:
+            stream.write(data)
+
+    thread = threading.Thread(target=write_all, daemon=True)
+    thread.start()
+    return thread
+
+
+def _without_credentials() -> dict[str, str]:
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_"))
+    }
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_closed_standard_input_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    report = tmp_path / "r.jsonl"
+    args = [*BATCHER, command, "-"]
+    if command == "run":
+        args += ["--report", str(report), "--simulate", "--project-id", "p1"]
+    result = subprocess.run(
+        args,
+        stdin=None,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=_without_credentials(),
+        # `<&-`: the process starts with no file descriptor 0 at all.
+        preexec_fn=lambda: os.close(0),
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "standard input is closed" in result.stderr
+    assert not report.exists()
+
+
+def test_run_reads_a_named_pipe_once_and_sends_every_entry(tmp_path: Path) -> None:
+    pipe = tmp_path / "jobs.csv"
+    os.mkfifo(pipe)
+    writer = _feed(pipe, ROWS.encode())
+    report = tmp_path / "r.jsonl"
+    result = subprocess.run(
+        [
+            *BATCHER,
+            *("run", str(pipe), "--report", str(report), "--simulate", "--project-id", "p1"),
+            *("--rate", "0", "--no-progress", "--log-format", "json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=_without_credentials(),
+    )
+    writer.join(timeout=10)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["job_id"] for line in lines) == [f"job{n:04d}" for n in range(40)]
+    assert {line["status"] for line in lines} == {"succeeded"}
+
+
+def test_validate_reads_a_named_pipe(tmp_path: Path) -> None:
+    pipe = tmp_path / "jobs.csv"
+    os.mkfifo(pipe)
+    writer = _feed(pipe, ROWS.encode())
+    result = subprocess.run(
+        [*BATCHER, "validate", str(pipe)], capture_output=True, text=True, check=False, timeout=60
+    )
+    writer.join(timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: 1 manifest, 40 entries for 40 jobs")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_waiting_for_a_pipe_writer_ends_on_a_signal(tmp_path: Path, signum: int) -> None:
+    # Like `cat`, batcher waits in open() for someone to write into the pipe; a signal must
+    # end the wait (the issue: a second open() after the first pass ignored SIGTERM).
+    pipe = tmp_path / "jobs.csv"
+    os.mkfifo(pipe)
+    process = subprocess.Popen(
+        [*BATCHER, "validate", str(pipe)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_blocked_in_open(process.pid, pipe)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode != 0
+    assert "Traceback" not in stderr
+
+
+def _wait_until_blocked_in_open(pid: int, pipe: Path) -> None:
+    """Until the process is waiting in open() on the pipe (it shows in its syscall)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            wchan = Path(f"/proc/{pid}/wchan").read_text()
+            syscall = Path(f"/proc/{pid}/syscall").read_text().split()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        # openat is syscall 257 on x86-64, 56 on arm64; wchan names the FIFO wait.
+        if wchan in ("wait_for_partner", "fifo_open") or (syscall and syscall[0] in ("257", "56")):
+            return
+        time.sleep(0.05)
+    pytest.fail("batcher did not reach open() on the pipe")
