@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._fields import (
     APP_USER_ID_MESSAGE,
+    KNOWN_COMMAND_MESSAGES,
     KNOWN_COMMANDS,
     PATH_ID_RE,
     REASON_MAX,
@@ -40,6 +41,11 @@ Locate = Callable[[Path], tuple[int, str | None]]
 
 _KNOWN = {
     "command": (frozenset(KNOWN_COMMANDS), KNOWN_COMMANDS, "command"),
+    "command_message": (
+        frozenset(KNOWN_COMMAND_MESSAGES),
+        KNOWN_COMMAND_MESSAGES,
+        "command_message",
+    ),
 }
 
 
@@ -75,7 +81,7 @@ class Validator:
         record = Record(line, data)
         if not check:
             return record
-        for name in ("command",):
+        for name in ("command", "command_message"):
             value = data.get(name)
             if isinstance(value, str) and 0 < len(value) <= SHORT_MAX:
                 self._check_known(name, value, file, locate, record.problems)

@@ -1,16 +1,71 @@
-"""The hand-written checks of the first pass agree with the pydantic model."""
+"""Entry fields: command_message checked like commands, and the hand-written checks of the
+first pass agreeing with the pydantic model."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from manifest_helpers import load, problems, where, write
 from pydantic import ValidationError
 
-from batcher.entry import Entry
+from batcher.entry import KNOWN_COMMAND_MESSAGES, Entry
 from batcher.manifest._problems import pydantic_message
 from batcher.manifest._validate import field_problems
+
+# -- command_message -------------------------------------------------------------------------
+
+
+def test_command_message_near_miss_in_yaml_entry_and_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "m.yaml",
+        """
+        defaults:
+          command_message: upload_vidoe
+        jobs:
+          - {job_id: a, command: CONFIRM_MULTIPART_UPLOADED}
+          - {job_id: b, command: CONFIRM_MULTIPART_UPLOADED}
+          - job_id: c
+            command: CONFIRM_MULTIPART_UPLOADED
+            command_message: UPDATE_VIDO
+        """,
+    )
+    found = problems([path])
+    assert where(found) == [(2, "defaults.command_message"), (8, "command_message")]
+    assert [problem.message for problem in found] == [
+        "unknown command_message 'upload_vidoe'; did you mean 'UPLOAD_VIDEO'?",
+        "unknown command_message 'UPDATE_VIDO'; did you mean 'UPDATE_VIDEO'?",
+    ]
+
+
+def test_far_off_command_message_lists_the_known_ones_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "m.csv",
+        "job_id,command,command_message\n"
+        "a,CONFIRM_ACCEPT,XYZZY\nb,CONFIRM_ACCEPT,PLUGH\nc,CONFIRM_ACCEPT,UPLOAD_VIDEO\n",
+    )
+    found = problems([path])
+    assert where(found) == [(2, "command_message"), (3, "command_message")]
+    assert found[0].message == (
+        "'XYZZY' is not a known command_message; the known ones are "
+        + ", ".join(KNOWN_COMMAND_MESSAGES)
+    )
+    assert found[1].message == "'PLUGH' is not a known command_message (see the list above)"
+
+
+def test_every_known_command_message_is_accepted(tmp_path: Path) -> None:
+    rows = "".join(
+        f"j{n},CONFIRM_MULTIPART_UPLOADED,{message}\n"
+        for n, message in enumerate(KNOWN_COMMAND_MESSAGES)
+    )
+    path = write(tmp_path, "m.csv", "job_id,command,command_message\n" + rows)
+    _, entries = load([path])
+    assert [entry.command_message for entry in entries] == list(KNOWN_COMMAND_MESSAGES)
+
 
 # -- the first pass's checks are the model's -------------------------------------------------
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manifest_helpers import load, write
 
-from batcher.entry import KNOWN_COMMANDS, CommentData, Entry
+from batcher.entry import KNOWN_COMMAND_MESSAGES, KNOWN_COMMANDS, CommentData, Entry
 from batcher.manifest import CSV_COLUMNS
 
 # -- round trips (property tests) --------------------------------------------------------------
@@ -35,7 +35,7 @@ _ENTRIES = st.lists(
         Entry,
         job_id=st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
         command=st.sampled_from(KNOWN_COMMANDS),
-        command_message=st.none() | _TEXT,
+        command_message=st.none() | st.sampled_from(KNOWN_COMMAND_MESSAGES),
         operation_reason=st.none() | _TEXT,
         comment_data=st.none()
         | st.builds(

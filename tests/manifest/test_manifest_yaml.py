@@ -63,7 +63,7 @@ def test_yaml_bare_list_scalars_kept_as_written_and_merge_keys(tmp_path: Path) -
     text = (
         "- job_id: 0123\n"
         "  command: SUBMITVERIFYING\n"
-        "  command_message: NO\n"
+        "  operation_reason: NO\n"
         "- &base\n"
         "  job_id: 1e3\n"
         "  command: CONFIRM_ACCEPT\n"
@@ -78,7 +78,7 @@ def test_yaml_bare_list_scalars_kept_as_written_and_merge_keys(tmp_path: Path) -
         ("1e3", "CONFIRM_REJECT"),
     ]
     # YAML 1.1 would have made this False; every field is text, so it stays as written.
-    assert entries[0].command_message == "NO"
+    assert entries[0].operation_reason == "NO"
     assert entries[0].project_id is None
 
 

@@ -131,7 +131,8 @@ def test_merge_keys_follow_the_yaml_spec_without_changing_anchors(tmp_path: Path
     # https://yaml.org/type/merge.html: a key of the mapping itself wins; of the mappings
     # listed, the earlier wins. (PyYAML 6.0.4 makes the later one win: yaml/pyyaml#953.)
     text = (
-        "- &a {job_id: j1, command: CONFIRM_ACCEPT, operation_reason: ra, command_message: ma}\n"
+        "- &a {job_id: j1, command: CONFIRM_ACCEPT, operation_reason: ra,"
+        " command_message: UPLOAD_VIDEO}\n"
         "- &b {job_id: j2, command: CONFIRM_REJECT, operation_reason: rb}\n"
         "- {<<: [*a, *b], job_id: j3}\n"
         "- {<<: [*b, *a], job_id: j4, operation_reason: own}\n"
@@ -142,12 +143,12 @@ def test_merge_keys_follow_the_yaml_spec_without_changing_anchors(tmp_path: Path
     _, entries = load([path])
     fields = ("job_id", "command", "operation_reason", "command_message")
     assert [tuple(getattr(entry, name) for name in fields) for entry in entries] == [
-        ("j1", "CONFIRM_ACCEPT", "ra", "ma"),
+        ("j1", "CONFIRM_ACCEPT", "ra", "UPLOAD_VIDEO"),
         ("j2", "CONFIRM_REJECT", "rb", None),
-        ("j3", "CONFIRM_ACCEPT", "ra", "ma"),
-        ("j4", "CONFIRM_REJECT", "own", "ma"),
+        ("j3", "CONFIRM_ACCEPT", "ra", "UPLOAD_VIDEO"),
+        ("j4", "CONFIRM_REJECT", "own", "UPLOAD_VIDEO"),
         ("j5", "CONFIRM_REJECT", "rb", None),
-        ("j6", "SUBMITVERIFYING", "rb", "ma"),
+        ("j6", "SUBMITVERIFYING", "rb", "UPLOAD_VIDEO"),
     ]
 
 
