@@ -82,5 +82,6 @@ ENTRY_FIELDS: frozenset[str] = frozenset(
         "operation_reason",
         "comment_data",
         "app_user_id",
+        "project_id",
     }
 )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .._fields import PATH_ID_RE
 from ..errors import ManifestError, Problem, UsageError
-from ..keys import DigestSet, key_digest, text_digest
+from ..keys import DigestSet, job_digest, key_digest
 from ._csv import CSV_COLUMNS, csv_records
 from ._problems import ID_CHARS, Problems, check_default_command
 from ._source import MAX_MANIFEST_BYTES, STDIN_NAME, Source, open_source, refuse_repeats
@@ -60,7 +60,7 @@ class ManifestSummary:
     total: int
     #: Entries per command, in order of first appearance.
     commands: dict[str, int]
-    #: Number of distinct ``job_id`` values (counted through 64-bit hashes).
+    #: Number of distinct jobs, ``(project_id, job_id)`` (counted through 64-bit hashes).
     jobs: int
     #: Where the first entry with no project id is (``file:line``); None when all have one.
     without_project_id: str | None = None
@@ -235,7 +235,7 @@ class Manifests:
                     project_id = data["project_id"]
                     if project_id is None and without_project_id is None:
                         without_project_id = data["source"]
-                    jobs.add(text_digest(job_id))
+                    jobs.add(job_digest(job_id, project_id))
                     if not keys.add(key_digest(job_id, command)):
                         suspects.append((seq, index, record.line, (job_id, command)))
                 seq += 1

@@ -16,7 +16,8 @@ from ._text import MAX_LINE_BYTES, SNIFF_BYTES, sniff
 from ._validate import Record, Validator
 
 #: The columns a CSV manifest may have (``comment_*`` and ``attachment_name`` fill
-#: ``comment_data``; ``attachment_name`` holds several names separated by ``;``).
+#: ``comment_data``; ``attachment_name`` holds several names separated by ``;``;
+#: ``project_id``, when set, sends the entry to that project instead of the run's).
 CSV_COLUMNS: tuple[str, ...] = (
     "job_id",
     "command",
@@ -26,6 +27,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "comment_message",
     "attachment_name",
     "app_user_id",
+    "project_id",
 )
 
 __all__ = ["COMMENT_FIELDS", "CSV_COLUMNS", "csv_records"]

@@ -265,9 +265,12 @@ class Tree:
         for key in [key for key in data if key not in allowed]:
             where = (*path, key)
             message = unknown("field", key, allowed)
-            if key in ("project_id", "source") and not path:
+            if key == "source" and not path:
                 message = f"unknown field {key!r}"
-                if key == "project_id":
-                    message += " (project_id can only be set at the top of the manifest)"
+            elif key == "project_id" and path == ("defaults",):
+                message = (
+                    f"unknown field {key!r} (set project_id at the top of the manifest, "
+                    "or on each entry)"
+                )
             self.problems.append(Problem(self.name, self.lines[where], yaml_field(where), message))
             del data[key]

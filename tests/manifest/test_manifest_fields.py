@@ -1,5 +1,5 @@
-"""Entry fields: command_message checked like commands, and the hand-written checks of the
-first pass agreeing with the pydantic model."""
+"""Entry fields: command_message checked like commands, per-entry project ids, and the
+hand-written checks of the first pass agreeing with the pydantic model."""
 
 from __future__ import annotations
 
@@ -65,6 +65,87 @@ def test_every_known_command_message_is_accepted(tmp_path: Path) -> None:
     path = write(tmp_path, "m.csv", "job_id,command,command_message\n" + rows)
     _, entries = load([path])
     assert [entry.command_message for entry in entries] == list(KNOWN_COMMAND_MESSAGES)
+
+
+# -- per-entry project ids -------------------------------------------------------------------
+
+
+def test_yaml_entry_project_id_overrides_the_manifest_and_the_run(tmp_path: Path) -> None:
+    own = write(
+        tmp_path,
+        "own.yaml",
+        """
+        project_id: top
+        jobs:
+          - {job_id: a, command: CONFIRM_ACCEPT}
+          - {job_id: b, command: CONFIRM_ACCEPT, project_id: other_1}
+          - {job_id: c, command: CONFIRM_ACCEPT, project_id: null}
+        """,
+    )
+    bare = write(tmp_path, "bare.yaml", "- {job_id: d, command: CONFIRM_ACCEPT, project_id: p-2}\n")
+    summary, entries = load([own, bare], project_id="flag")
+    assert [entry.project_id for entry in entries] == ["top", "other_1", "top", "p-2"]
+    assert summary.without_project_id is None
+
+
+def test_csv_project_id_column(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "p.csv",
+        "job_id,command,project_id\na,CONFIRM_ACCEPT,proj_a\nb,CONFIRM_ACCEPT,\n",
+    )
+    summary, entries = load([path])
+    assert [entry.project_id for entry in entries] == ["proj_a", None]
+    assert summary.without_project_id == f"{path}:3"
+    _, with_flag = load([path], project_id="flag")
+    assert [entry.project_id for entry in with_flag] == ["proj_a", "flag"]
+
+
+def test_bad_project_ids_are_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "p.yaml",
+        """
+        jobs:
+          - job_id: a
+            command: CONFIRM_ACCEPT
+            project_id: [x]
+          - job_id: b
+            command: CONFIRM_ACCEPT
+            project_id: ''
+          - job_id: c
+            command: CONFIRM_ACCEPT
+            project_id: "p\\n"
+        """,
+    )
+    found = problems([path])
+    assert where(found) == [(4, "project_id"), (7, "project_id"), (10, "project_id")]
+    assert found[0].message == "must be text, not a list"
+    assert "1-64 characters" in found[1].message and "1-64 characters" in found[2].message
+
+
+def test_the_same_job_and_command_in_two_projects_is_a_duplicate(tmp_path: Path) -> None:
+    # Reports and --resume know an entry by (job_id, command): two projects' entries with
+    # the same key would be one report entry, so they are refused.
+    path = write(
+        tmp_path,
+        "two.csv",
+        "job_id,command,project_id\nj1,CONFIRM_ACCEPT,p1\nj1,CONFIRM_ACCEPT,p2\n",
+    )
+    (problem,) = problems([path])
+    assert (problem.line, problem.field) == (3, "command")
+    assert "duplicate entry" in problem.message
+
+
+def test_jobs_are_counted_per_project(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "two.csv",
+        "job_id,command,project_id\nj1,CONFIRM_ACCEPT,p1\nj1,CONFIRM_REJECT,p2\n"
+        "j1,SUBMITVERIFYING,p2\n",
+    )
+    summary, _ = load([path])
+    assert (summary.total, summary.jobs) == (3, 2)
 
 
 # -- the first pass's checks are the model's -------------------------------------------------

@@ -135,10 +135,15 @@ YAML_CASES = {
         [(2, "command"), (3, "comand")],
         "did you mean 'command'?",
     ),
-    "project_id in an entry": (
-        "jobs:\n  - job_id: a\n    command: CONFIRM_ACCEPT\n    project_id: p\n",
+    "bad project_id in an entry": (
+        "jobs:\n  - job_id: a\n    command: CONFIRM_ACCEPT\n    project_id: p q\n",
         [(4, "project_id")],
-        "top of the manifest",
+        "1-64 characters",
+    ),
+    "project_id in defaults": (
+        "defaults: {project_id: p}\njobs: []\n",
+        [(1, "defaults.project_id")],
+        "top of the manifest, or on each entry",
     ),
     "source in an entry": (
         "jobs:\n  - job_id: a\n    command: CONFIRM_ACCEPT\n    source: x.yaml:1\n",
