@@ -6,7 +6,6 @@ command) and, where a near miss is likely, suggests what was meant.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,6 +53,8 @@ ID_CHARS = "A-Z, a-z, 0-9, '_' or '-'"
 
 
 def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    import difflib  # only when something is misspelt
+
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(name.lower(), choices, n=1, cutoff=0.6)
@@ -71,6 +72,8 @@ def command_hint(command: str, known: Sequence[str] = KNOWN_COMMANDS) -> str:
     >>> command_hint("submitverifying")
     "did you mean 'SUBMITVERIFYING'?"
     """
+    import difflib  # only when something is misspelt
+
     close = difflib.get_close_matches(command.upper(), known, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 
