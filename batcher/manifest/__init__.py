@@ -226,6 +226,9 @@ class Manifests:
             records, reader = self._reader(source, validator, check=True)
             count = 0
             for record in records:
+                if record.whole_file:
+                    problems.drop(index)
+                    suspects = [suspect for suspect in suspects if suspect[1] != index]
                 problems.extend(index, record.problems)
                 data = record.data
                 if data is not None:
@@ -242,12 +245,17 @@ class Manifests:
                 if problems.count + len(suspects) > self._max_problems:
                     problems.truncated = capped = True
                     break
-            if reader is not None and source.hint is None:
-                if capped:
-                    reader.finish()  # its settings may still come, after its entries
-                if reader.rescan is not None:
-                    source.hint = reader.rescan  # once per file: then the hint is the truth
-                    raise _Rescan
+            if reader is not None and capped:
+                # Read on: the file may not be YAML at all further on (then that is all to
+                # say about it), and its settings may still come, after its entries.
+                reader.finish()
+                if reader.fatal is not None:
+                    problems.drop(index)
+                    suspects = [suspect for suspect in suspects if suspect[1] != index]
+                    problems.extend(index, reader.fatal.problems)
+            if reader is not None and reader.rescan is not None and source.hint is None:
+                source.hint = reader.rescan  # once per file: then the hint is the truth
+                raise _Rescan
             per_file.append(count)
             total += count
             if capped:

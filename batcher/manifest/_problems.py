@@ -38,6 +38,12 @@ class Problems:
         self._seen.add(problem)
         self._items.append((index, problem.line or 0, problem))
 
+    def drop(self, index: int) -> None:
+        """Forget the problems of file ``index`` (it turned out not to be readable at all)."""
+        dropped = [item for item in self._items if item[0] == index]
+        self._items = [item for item in self._items if item[0] != index]
+        self._seen.difference_update(item[2] for item in dropped)
+
     def extend(self, index: int, problems: list[Problem]) -> None:
         for problem in problems:
             self.add(index, problem)

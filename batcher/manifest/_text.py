@@ -30,11 +30,13 @@ _SAVE_AS = "save it as UTF-8"
 
 
 class Fatal(Exception):
-    """The rest of the file cannot be read; ``problem`` says why."""
+    """The rest of the file cannot be read; ``problem`` says why. ``whole_file``: the file
+    cannot be read at all (not text, not YAML), and that is all there is to say about it."""
 
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, *, whole_file: bool = False) -> None:
         super().__init__(problem.message)
         self.problem = problem
+        self.whole_file = whole_file
 
 
 def sniff(head: bytes, *, csv: bool) -> str | None:
@@ -99,9 +101,6 @@ def _printable(data: bytes) -> bool:
     return _NOT_PRINTABLE.search(data) is None
 
 
-_REPLACEMENT = "\ufffd".encode()
-
-
 def _incomplete_tail(data: bytes) -> int:
     """How many bytes at the end of ``data`` start a UTF-8 sequence it does not finish."""
     for back in range(1, min(4, len(data)) + 1):
@@ -116,15 +115,12 @@ def _incomplete_tail(data: bytes) -> int:
 
 class YamlText:
     """A YAML manifest's bytes for the parser, checked on the way: ``read()`` gives the
-    parser UTF-8 (BOM removed) in chunks, with each undecodable byte or character YAML
-    forbids replaced by U+FFFD and a problem recorded at its line, so the entries around
-    it can still be checked. ``problems`` holds the new ones; ``bad_lines`` every line
-    that had one (an entry on such a line is not what the user wrote)."""
+    parser UTF-8 (BOM removed) in chunks. The first undecodable byte, or character YAML
+    forbids, ends the reading with a :class:`Fatal` problem at its line (a file that is not
+    UTF-8 text is reported as that alone, as when it was decoded whole)."""
 
     def __init__(self, name: str, stream: BinaryIO, *, chunk: int = SNIFF_BYTES) -> None:
         self.name = name
-        self.problems: list[Problem] = []
-        self.bad_lines: set[int] = set()
         #: Bytes handed to the parser so far (the file's alias budget grows with it).
         self.consumed = 0
         #: Where the value being read began (``consumed`` then, and its line).
@@ -166,40 +162,17 @@ class YamlText:
         return b""
 
     def _check(self, data: bytes) -> bytes:
-        line = self._line
-        self._line += data.count(b"\n")
         try:
             data.decode("utf-8")
-        except UnicodeDecodeError:
-            data = b"".join(self._fix_line(part, number) for number, part in _lines(data, line))
-        else:
-            if _printable(data):
-                return data
-            data = b"".join(self._fix_line(part, number) for number, part in _lines(data, line))
-        return data
-
-    def _fix_line(self, part: bytes, number: int) -> bytes:
-        try:
-            part.decode("utf-8")
         except UnicodeDecodeError as error:
-            self._bad(number, f"not valid UTF-8 (byte 0x{part[error.start]:02x}); save as UTF-8")
-            part = part.decode("utf-8", "replace").encode()
-        found = _NOT_PRINTABLE.search(part)
-        if found is not None:
-            if number not in self.bad_lines:
-                self._bad(number, "YAML syntax error: control characters are not allowed")
-            part = _NOT_PRINTABLE.sub(_REPLACEMENT, part)
-        return part
-
-    def _bad(self, number: int, message: str) -> None:
-        self.bad_lines.add(number)
-        self.problems.append(Problem(self.name, number, None, message))
-
-
-def _lines(data: bytes, first: int) -> list[tuple[int, bytes]]:
-    """``data`` split after each LF (lines are counted by LF, as the parser's errors are)."""
-    parts = data.split(b"\n")
-    lines = [part + b"\n" for part in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return list(enumerate(lines, start=first))
+            line = self._line + data.count(b"\n", 0, error.start)
+            message = f"not valid UTF-8 (byte 0x{data[error.start]:02x}); save as UTF-8"
+            raise Fatal(Problem(self.name, line, None, message), whole_file=True) from None
+        if not _printable(data):
+            found = _NOT_PRINTABLE.search(data)
+            assert found is not None
+            line = self._line + data.count(b"\n", 0, found.start())
+            message = "YAML syntax error: control characters are not allowed"
+            raise Fatal(Problem(self.name, line, None, message), whole_file=True)
+        self._line += data.count(b"\n")
+        return data

@@ -34,6 +34,9 @@ class Record:
     line: int
     data: dict[str, Any] | None
     problems: list[Problem] = field(default_factory=list)
+    #: The file cannot be read (not text, not YAML): this problem replaces all others of
+    #: the file, as when a file was decoded and parsed whole before anything was checked.
+    whole_file: bool = False
 
 
 Locate = Callable[[Path], tuple[int, str | None]]

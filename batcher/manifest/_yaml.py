@@ -93,6 +93,8 @@ class YamlReader:
         self._stream = stream
         self._skip_entries = False
         self._line = 1  # where the entry being read starts
+        #: The record saying the file cannot be read (not text, not YAML), once found.
+        self.fatal: Record | None = None
         self._records = self._read()
 
     def records(self) -> Iterator[Record]:
@@ -113,7 +115,7 @@ class YamlReader:
         self._stream.seek(0)
         what = sniff(head, csv=False)
         if what is not None:
-            yield Record(1, None, [Problem(name, 1, None, what)])
+            yield Record(1, None, [Problem(name, 1, None, what)], whole_file=True)
             return
         text = YamlText(name, self._stream)
         composer = Composer(name, text)
@@ -126,17 +128,20 @@ class YamlReader:
             yield from self._document(composer, budget)
             composer.document_end()
         except Fatal as error:
-            yield Record(error.problem.line or 1, None, [error.problem])
+            fatal = Record(error.problem.line or 1, None, [error.problem], error.whole_file)
         except yaml.YAMLError as error:
             problem = yaml_error(name, error)
-            yield Record(problem.line or 1, None, [problem])
+            fatal = Record(problem.line or 1, None, [problem], whole_file=True)
         except TooLarge:  # the whole file's budget: checking on would only take long
             line = self._line
-            yield Record(line, None, [Problem(name, line, None, too_large(budget))])
+            fatal = Record(line, None, [Problem(name, line, None, too_large(budget))])
+        else:
+            return
         finally:
             composer.dispose()
-        if text.problems:
-            yield Record(text.problems[0].line or 1, None, text.problems[:])
+        if fatal.whole_file:
+            self.fatal = fatal
+        yield fatal
 
     def _document(self, composer: Composer, budget: Budget) -> Iterator[Record]:
         event = composer.peek()
@@ -201,7 +206,8 @@ class YamlReader:
             return
         if jobs is not None and jobs is not _STREAM and jobs.id is SEQUENCE:
             for node in jobs.value:
-                yield from self._entry(composer, node, top, budget, node.line, node.line)
+                if not self._skip_entries:
+                    yield self._entry(node, top, budget)
 
     @staticmethod
     def _is_list(composer: Composer) -> bool:
@@ -212,22 +218,11 @@ class YamlReader:
             if self._skip_entries:
                 composer.skip()
                 continue
-            first = composer.start_line()
-            node = composer.compose()
-            yield from self._entry(composer, node, top, budget, first, composer.last_line)
+            yield self._entry(composer.compose(), top, budget)
 
-    def _entry(
-        self, composer: Composer, node: Node, top: _Top, budget: Budget, first: int, last: int
-    ) -> Iterator[Record]:
+    def _entry(self, node: Node, top: _Top, budget: Budget) -> Record:
         self._line = node.line
-        text = composer.text
-        if text.problems:
-            yield Record(text.problems[0].line or 1, None, text.problems[:])
-            text.problems.clear()
-        if text.bad_lines and any(first <= line <= last for line in text.bad_lines):
-            return  # its values are not what the user wrote: the bad line is the problem
-        if not self._skip_entries:
-            yield _yaml_entry(self.name, node, top, self.validator, budget, self.check)
+        return _yaml_entry(self.name, node, top, self.validator, budget, self.check)
 
 
 def _evaluate(

@@ -130,7 +130,8 @@ class Composer:
                     None,
                     "YAML syntax error: expected a single document in the stream "
                     "but found another document",
-                )
+                ),
+                whole_file=True,
             )
         self.next()
 
@@ -185,12 +186,13 @@ class Composer:
                             event.start_mark.line + 1,
                             None,
                             "YAML syntax error: found undefined alias",
-                        )
+                        ),
+                        whole_file=True,
                     )
                 node = found
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if len(stack) >= MAX_PARSER_DEPTH:
-                    raise Fatal(Problem(self.name, None, None, _TOO_DEEP))
+                    raise Fatal(Problem(self.name, None, None, _TOO_DEEP), whole_file=True)
                 tag = event.tag
                 if tag is None or tag == "!":
                     tag = _MAP_TAG if kind is MappingStartEvent else _SEQ_TAG
@@ -224,7 +226,9 @@ class Composer:
                 event = get_event()
                 continue
             else:  # pragma: no cover - the parser only gives these inside a document
-                raise Fatal(Problem(self.name, self.last_line, None, "YAML syntax error"))
+                raise Fatal(
+                    Problem(self.name, self.last_line, None, "YAML syntax error"), whole_file=True
+                )
             if not stack:
                 self.last_line = event.end_mark.line + 1
                 return node
@@ -256,7 +260,7 @@ class Composer:
                 self.next()
                 depth += 1
                 if depth > MAX_PARSER_DEPTH:
-                    raise Fatal(Problem(self.name, None, None, _TOO_DEEP))
+                    raise Fatal(Problem(self.name, None, None, _TOO_DEEP), whole_file=True)
                 continue
             elif kind is SequenceEndEvent or kind is MappingEndEvent:
                 self.next()
@@ -285,7 +289,8 @@ class Composer:
                     int(event.start_mark.line) + 1,
                     None,
                     "YAML syntax error: found duplicate anchor; first occurrence second occurrence",
-                )
+                ),
+                whole_file=True,
             )
         self.anchors[anchor] = node
 

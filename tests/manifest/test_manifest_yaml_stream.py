@@ -150,3 +150,15 @@ def test_a_huge_value_is_refused_before_it_is_read_whole(
     found = problems([path])
     assert where(found) == [(3, None)]
     assert "a single value takes more than 100,000 bytes of the file" in found[0].message
+
+
+def test_a_file_that_is_not_yaml_further_on_is_reported_as_that_alone(tmp_path: Path) -> None:
+    # The entries before a syntax error are read (as a stream must), but the file is
+    # reported as before, when it was parsed whole first: by its syntax error alone. Even
+    # when the problems before it pass the cap.
+    rows = "".join(f"  - {{job_id: 'bad {n}', command: CONFIRM_ACCEPT}}\n" for n in range(300))
+    path = write(tmp_path, "broken.yaml", f"jobs:\n{rows}  - {{job_id: [x}}\n")
+    other = write(tmp_path, "other.csv", "job_id,command\nj/1,CONFIRM_ACCEPT\n")
+    found = problems([path, other], max_problems=50)
+    assert where(found) == [(302, None)]
+    assert found[0].message.startswith("YAML syntax error: ")
