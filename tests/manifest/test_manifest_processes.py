@@ -134,3 +134,50 @@ def _wait_until_blocked_in_open(pid: int, pipe: Path) -> None:
             return
         time.sleep(0.05)
     pytest.fail("batcher did not reach open() on the pipe")
+
+
+@pytest.mark.slow
+def test_a_run_sends_exactly_what_it_validated_while_the_manifest_changes(
+    tmp_path: Path,
+) -> None:
+    # Issue 10, case 3: a bad row appended during a run gave exit 2 after thousands of
+    # requests. Now the run reads its own copy: every validated entry once, nothing else.
+    manifest = tmp_path / "jobs.csv"
+    # Rows of 1 KB, so that the file is far longer than any read buffer: a reader of the
+    # file itself would meet the changes.
+    reason = "r" * 1000
+    manifest.write_text(
+        "job_id,command,operation_reason\n"
+        + "".join(f"job{n:04d},GET_MULTIPART_UPLOADED,{reason}\n" for n in range(40)),
+        encoding="utf-8",
+    )
+    report = tmp_path / "r.jsonl"
+    process = subprocess.Popen(
+        [
+            *BATCHER,
+            *("run", str(manifest), "--report", str(report), "--simulate"),
+            *("--project-id", "p1", "--rate", "20", "--no-progress", "--log-format", "json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_without_credentials(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (report.exists() and report.stat().st_size) and process.poll() is None:
+            assert time.monotonic() < deadline, "no report line in 60 s"
+            time.sleep(0.02)
+        with open(manifest, "a", encoding="utf-8") as stream:
+            stream.write("bad id,NOPE\nextra1,GET_MULTIPART_UPLOADED\n")
+        replacement = tmp_path / "new.csv"
+        replacement.write_text("job_id,command\nother,GET_MULTIPART_UPLOADED\n", encoding="utf-8")
+        os.replace(replacement, manifest)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    lines = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["job_id"] for line in lines) == [f"job{n:04d}" for n in range(40)]
