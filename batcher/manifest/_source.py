@@ -68,6 +68,10 @@ class Source:
         self.size = 0
         self._origin: BinaryIO | None = origin
         self._owned = owned
+        # A pipe, a terminal or a socket: wait for it in slices a cancellation can end, and
+        # take what one read() gives (a buffered reader would wait to fill the buffer).
+        self._waits = _waits(origin)
+        self._read_once = getattr(origin, "readinto1", None) or origin.readinto  # type: ignore[attr-defined]
         self._limit = MAX_MANIFEST_BYTES if limit is None else limit
         self._hash = hashlib.sha256()
         self._sha256: str | None = None
@@ -139,20 +143,56 @@ class Source:
         assert self._origin is not None
         while True:
             try:
-                count = self._origin.readinto(buffer)  # type: ignore[attr-defined]
+                if self._waits:
+                    _wait_readable(self._origin.fileno())
+                count = self._read_once(buffer)
             except OSError as error:
                 raise UsageError(f"cannot read manifest {self.name}: {error.strerror}") from None
             if count is not None:
                 return int(count)
-            # A non-blocking descriptor (set so by whoever gave it to us): wait for data.
-            import select
-
-            select.select([self._origin], [], [])
+            # Nothing there after all (a non-blocking descriptor): wait again.
 
     def _close_origin(self) -> None:
         origin, self._origin = getattr(self, "_origin", None), None
         if origin is not None and self._owned:
             origin.close()
+
+
+def _waits(origin: BinaryIO) -> bool:
+    """Whether reading ``origin`` can wait for a writer (anything but a regular file)."""
+    try:
+        return not stat.S_ISREG(os.fstat(origin.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+        return False
+
+
+def _wait_readable(fd: int) -> None:
+    """Wait until ``fd`` has data, or its writer has come and gone (end of file).
+
+    In slices of 100 ms, so that a run cancelled meanwhile stops waiting: under asyncio,
+    the first SIGINT only cancels the main task (which sits in this very wait), and a
+    blocking read() would be restarted and never see it. Outside an event loop SIGINT
+    raises KeyboardInterrupt here and SIGTERM ends the process, as for `cat`.
+    """
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    while not poller.poll(100):
+        _raise_if_cancelled()
+    _raise_if_cancelled()  # the writer may have finished just after the signal
+
+
+def _raise_if_cancelled() -> None:
+    asyncio = sys.modules.get("asyncio")  # not imported: not in an event loop
+    if asyncio is None:
+        return
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        return
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _temporary_directory() -> str:
@@ -255,15 +295,12 @@ def open_source(path: str, *, stdin: BinaryIO | None = None) -> Source:
         raise UsageError(
             f"manifest {path} {what}: give a regular file, a named pipe, or - for standard input"
         )
-    if stat.S_ISFIFO(mode):
-        # Like `cat`, wait for a writer: open() blocks until one comes, and SIGINT/SIGTERM
-        # end the wait (no handler of ours is installed yet while manifests are opened).
-        flags = os.O_RDONLY
-    else:
-        # Non-blocking, so a file swapped for a pipe after the stat() cannot hang here.
-        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    # Non-blocking, so that opening never waits: not for a pipe's writer (that wait is in
+    # reading, where a signal or a cancellation can end it), not for a file swapped for a
+    # pipe after the stat() above.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(path, flags | os.O_CLOEXEC)
+        fd = os.open(path, flags)
     except OSError as error:
         raise UsageError(f"cannot read manifest {path}: {error.strerror}") from None
     try:

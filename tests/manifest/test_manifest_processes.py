@@ -95,45 +95,54 @@ def test_validate_reads_a_named_pipe(tmp_path: Path) -> None:
     assert result.stdout.startswith("OK: 1 manifest, 40 entries for 40 jobs")
 
 
+@pytest.mark.parametrize("command", ["validate", "run"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_waiting_for_a_pipe_writer_ends_on_a_signal(tmp_path: Path, signum: int) -> None:
-    # Like `cat`, batcher waits in open() for someone to write into the pipe; a signal must
-    # end the wait (the issue: a second open() after the first pass ignored SIGTERM).
+def test_waiting_for_a_pipe_writer_ends_on_one_signal(
+    tmp_path: Path, signum: int, command: str
+) -> None:
+    # Like `cat`, batcher waits for someone to write into the pipe; one signal must end the
+    # wait (the issue: a second open() after the first pass ignored SIGTERM; and under the
+    # event loop of `run`, the first SIGINT only cancels the main task).
     pipe = tmp_path / "jobs.csv"
     os.mkfifo(pipe)
+    args = [*BATCHER, command, str(pipe)]
+    if command == "run":
+        args += ["--report", str(tmp_path / "r.jsonl"), "--simulate", "--project-id", "p1"]
     process = subprocess.Popen(
-        [*BATCHER, "validate", str(pipe)],
+        args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=_without_credentials(),
+        # A shell without job control starts background jobs with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        _wait_until_blocked_in_open(process.pid, pipe)
+        _wait_until_waiting_on(process.pid, pipe)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode != 0
+    assert process.returncode == (3 if signum == signal.SIGINT else -signal.SIGTERM)
     assert "Traceback" not in stderr
+    assert not (tmp_path / "r.jsonl").exists()
 
 
-def _wait_until_blocked_in_open(pid: int, pipe: Path) -> None:
-    """Until the process is waiting in open() on the pipe (it shows in its syscall)."""
+def _wait_until_waiting_on(pid: int, pipe: Path) -> None:
+    """Until the process has the pipe open (it then waits for a writer to write)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            wchan = Path(f"/proc/{pid}/wchan").read_text()
-            syscall = Path(f"/proc/{pid}/syscall").read_text().split()
+            targets = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
         except OSError:
-            time.sleep(0.05)
-            continue
-        # openat is syscall 257 on x86-64, 56 on arm64; wchan names the FIFO wait.
-        if wchan in ("wait_for_partner", "fifo_open") or (syscall and syscall[0] in ("257", "56")):
+            targets = []
+        if str(pipe) in targets:
+            time.sleep(0.2)  # into the wait itself
             return
         time.sleep(0.05)
-    pytest.fail("batcher did not reach open() on the pipe")
+    pytest.fail("batcher did not open the pipe")
 
 
 @pytest.mark.slow
@@ -181,3 +190,50 @@ def test_a_run_sends_exactly_what_it_validated_while_the_manifest_changes(
     assert process.returncode == 0, stderr
     lines = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
     assert sorted(line["job_id"] for line in lines) == [f"job{n:04d}" for n in range(40)]
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_waiting_for_standard_input_ends_on_one_sigint(tmp_path: Path, command: str) -> None:
+    # A producer that has not finished (`slow | batcher run - ...`): one SIGINT ends the
+    # wait, nothing is sent and no report is started.
+    report = tmp_path / "r.jsonl"
+    args = [*BATCHER, command, "-"]
+    if command == "run":
+        args += ["--report", str(report), "--simulate", "--project-id", "p1"]
+    process = subprocess.Popen(
+        args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_without_credentials(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write("job_id,command\njob1,GET_MULTIPART_UPLOADED\n")
+        process.stdin.flush()
+        _wait_until_polling(process.pid)
+        process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() == 3, "one SIGINT did not end the wait"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert not report.exists()
+
+
+def _wait_until_polling(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if "poll" in Path(f"/proc/{pid}/wchan").read_text():
+                time.sleep(0.2)
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail("batcher did not wait for standard input")
