@@ -6,55 +6,38 @@ The model is the request as the API takes it, plus where it came from (``source`
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-#: The ``command`` values the API documents. A manifest naming any other command is refused
-#: (with a "did you mean" for near misses): a typo must not be sent three thousand times.
-KNOWN_COMMANDS: tuple[str, ...] = (
-    "SUBMITVERIFYING",
-    "CONFIRM_ACCEPT",
-    "CONFIRM_REJECT",
-    "CONFIRM_ANSWER",
-    "CONFIRM_PENDING",
-    "CONFIRM_ACTIVE",
-    "GET_MULTIPART_UPLOADED",
-    "CONFIRM_REPAIR",
-    "CONFIRM_MULTIPART_UPLOADED",
-    "GET_ACTION_VIDEO_MULTIPART_UPLOADED",
-    "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
-    "CONFIRM_AUTHORIZATION_LETTER",
-    "DELETE_JOB_VIDEO",
+from ._fields import (
+    APP_USER_ID_MESSAGE,
+    ENTRY_FIELDS,
+    KNOWN_COMMAND_MESSAGES,
+    KNOWN_COMMANDS,
+    PATH_ID_PATTERN,
+    PATH_ID_RE,
+    REASON_MAX,
+    SHORT_MAX,
+    check_app_user_id,
 )
 
-KNOWN_COMMAND_MESSAGES: tuple[str, ...] = (
-    "UPDATE_VIDEO",
-    "UPLOAD_VIDEO",
-    "CONFIRM_ACTION_VIDEO",
-    "GET_ACTION_VIDEO_MULTIPART",
-)
-
-#: IDs go into the URL path, so they are restricted to characters that need no escaping.
-PATH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-PATH_ID_RE = re.compile(PATH_ID_PATTERN)
+__all__ = [
+    "APP_USER_ID_MESSAGE",
+    "ENTRY_FIELDS",
+    "KNOWN_COMMANDS",
+    "KNOWN_COMMAND_MESSAGES",
+    "PATH_ID_PATTERN",
+    "PATH_ID_RE",
+    "CommentData",
+    "Entry",
+    "PathId",
+    "Short",
+    "check_app_user_id",
+]
 
 PathId = Annotated[str, StringConstraints(pattern=PATH_ID_PATTERN)]
-Short = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-# Header values must be plain ASCII on the wire; the API also forbids Chinese characters.
-_APP_USER_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
-
-
-def check_app_user_id(value: str) -> str:
-    """Validate an ``X-App-UserId`` value (printable ASCII, no spaces, 1-128 chars)."""
-    if not _APP_USER_ID_RE.match(value):
-        raise ValueError(
-            "must be 1-128 printable ASCII characters without spaces "
-            "(the API forbids Chinese characters in X-App-UserId)"
-        )
-    return value
+Short = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_MAX)]
 
 
 class CommentData(BaseModel):
@@ -78,12 +61,13 @@ class Entry(BaseModel):
     job_id: PathId
     command: Short
     command_message: Short | None = None
-    operation_reason: str | None = Field(default=None, max_length=1024)
+    operation_reason: str | None = Field(default=None, max_length=REASON_MAX)
     comment_data: CommentData | None = None
     app_user_id: str | None = None
     #: Where the entry was read, as ``file:line``. Not sent.
     source: str = ""
-    #: The manifest's own ``project_id``, if it set one. Not sent in the body.
+    #: The project the entry goes to: its own, its manifest's, or the run's. Not sent in
+    #: the body (it is part of the URL path).
     project_id: PathId | None = None
 
     @field_validator("app_user_id")
@@ -105,9 +89,3 @@ class Entry(BaseModel):
         if self.operation_reason is not None:
             body["operation_reason"] = self.operation_reason
         return body
-
-
-#: Fields a user may set on an entry (YAML keys; CSV flattens ``comment_data``).
-ENTRY_FIELDS: frozenset[str] = frozenset(
-    {"job_id", "command", "command_message", "operation_reason", "comment_data", "app_user_id"}
-)

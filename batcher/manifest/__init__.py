@@ -1,11 +1,13 @@
-"""Manifests: YAML and CSV files of entries, read in two streaming passes.
+"""Manifests: YAML and CSV files of entries, checked as a whole, then read entry by entry.
 
-Pass 1 (:meth:`Manifests.check`) validates every entry of every file and collects every
-problem, each pointing at a file, a line and a field; pass 2 (:meth:`Manifests.entries`)
-reads the files again and yields :class:`~batcher.entry.Entry` objects in manifest order.
-Standard input (``-``, always CSV) is spooled to a temporary file so it can be read twice.
-Memory stays bounded: CSV is streamed row by row, and duplicate keys are found through a
-set of 64-bit hashes rather than a set of strings.
+Pass 1 (:meth:`Manifests.check`) reads every file once, validates every entry and collects
+every problem, each pointing at a file, a line and a field; everything it reads is copied
+to a private temporary file and hashed (:attr:`ManifestSummary.sha256`). Pass 2
+(:meth:`Manifests.entries`) reads that copy again and yields
+:class:`~batcher.entry.Entry` objects in manifest order: a run dispatches exactly what was
+validated, however the files change meanwhile. Memory stays flat: CSV is read row by row,
+YAML event by event (an entry at a time), and duplicate keys are found through a table of
+64-bit hashes rather than a set of strings.
 
 >>> with Manifests(["manifests/example.yaml"]) as manifests:  # doctest: +SKIP
 ...     summary = manifests.check()       # raises ManifestError listing every problem
@@ -15,33 +17,36 @@ set of 64-bit hashes rather than a set of strings.
 
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO
 
-from ..entry import PATH_ID_RE, Entry
+from .._fields import PATH_ID_RE
 from ..errors import ManifestError, Problem, UsageError
-from ..keys import DigestSet, key_digest, text_digest
+from ..keys import DigestSet, job_digest, key_digest
 from ._csv import CSV_COLUMNS, csv_records
 from ._problems import ID_CHARS, Problems, check_default_command
-from ._source import CSV_SUFFIXES, YAML_SUFFIXES, Source, refuse_repeats
-from ._validate import Record, Validator
-from ._yaml import yaml_records
+from ._source import MAX_MANIFEST_BYTES, STDIN_NAME, Source, open_source, refuse_repeats
+from ._validate import Record, Validator, build_entry
 
-__all__ = ["CSV_COLUMNS", "STDIN_NAME", "ManifestSummary", "Manifests"]
+if TYPE_CHECKING:
+    from ..entry import Entry
+    from ._yaml import YamlReader
 
-
-#: The name standard input goes by in problems and in ``Entry.source``.
-STDIN_NAME = "<stdin>"
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_MANIFEST_BYTES",
+    "STDIN_NAME",
+    "ManifestSummary",
+    "Manifests",
+    "validate",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestSummary:
-    """What :meth:`Manifests.check` found: counts of valid entries.
+    """What :meth:`Manifests.check` found: counts of valid entries, and what was read.
 
     >>> summary = ManifestSummary(files=("a.csv",), total=3, commands={"SUBMITVERIFYING": 3},
     ...                           jobs=3)
@@ -55,19 +60,31 @@ class ManifestSummary:
     total: int
     #: Entries per command, in order of first appearance.
     commands: dict[str, int]
-    #: Number of distinct ``job_id`` values (counted through 64-bit hashes).
+    #: Number of distinct jobs, ``(project_id, job_id)`` (counted through 64-bit hashes).
     jobs: int
     #: Where the first entry with no project id is (``file:line``); None when all have one.
     without_project_id: str | None = None
+    #: The SHA-256 (hex) of each file as read and validated, in file order: the second pass
+    #: reads exactly these bytes.
+    sha256: tuple[str, ...] = field(default=(), compare=False)
+    #: The size in bytes of each file as read, in file order.
+    sizes: tuple[int, ...] = field(default=(), compare=False)
+    #: The number of entries in each file, in file order.
+    entries: tuple[int, ...] = field(default=(), compare=False)
+
+
+class _Rescan(Exception):
+    """A YAML manifest's settings came after its entries: check everything again."""
 
 
 class Manifests:
     """One or more manifests, checked as a whole, then read entry by entry.
 
-    ``paths`` are YAML (``.yaml``/``.yml``) or CSV (``.csv``) files, or ``-`` for CSV on
-    ``stdin`` (default ``sys.stdin.buffer``). ``default_command`` fills entries that name no
-    command (after a YAML manifest's ``defaults:``); ``project_id`` is used for entries whose
-    manifest sets none. At most ``max_problems`` problems are collected.
+    ``paths`` are YAML (``.yaml``/``.yml``) or CSV (``.csv``) files (regular files or
+    named pipes), or ``-`` for CSV on ``stdin`` (default ``sys.stdin.buffer``).
+    ``default_command`` fills entries that name no command (after a YAML manifest's
+    ``defaults:``); ``project_id`` is used for entries that name none and whose manifest
+    sets none. At most ``max_problems`` problems are collected.
 
     >>> with Manifests(["jobs.csv"], default_command="SUBMITVERIFYING") as m:  # doctest: +SKIP
     ...     print(m.check().total)
@@ -92,7 +109,8 @@ class Manifests:
         if project_id is not None and not PATH_ID_RE.match(project_id):
             raise UsageError(f"project id {project_id!r} must be 1-64 characters of {ID_CHARS}")
         self._paths = list(paths)
-        self._validator = Validator(default_command=default_command, project_id=project_id)
+        self._default_command = default_command
+        self._project_id = project_id
         self._stdin = stdin
         self._max_problems = max(1, max_problems)
         self._sources: list[Source] | None = None
@@ -104,7 +122,7 @@ class Manifests:
         self._sources = sources
         try:
             for path in self._paths:
-                sources.append(self._source(path))
+                sources.append(open_source(path, stdin=self._stdin))
         except BaseException:
             self.__exit__(None, None, None)
             raise
@@ -117,12 +135,11 @@ class Manifests:
         tb: TracebackType | None,
     ) -> None:
         for source in self._sources or ():
-            if source.spool is not None:
-                source.spool.close()
+            source.close()
         self._sources = None
 
     def check(self) -> ManifestSummary:
-        """Pass 1: validate every entry of every file.
+        """Pass 1: read every file once and validate every entry.
 
         Returns the counts, or raises :class:`~batcher.errors.ManifestError` with every
         problem found (up to ``max_problems``, then ``truncated=True``).
@@ -133,24 +150,37 @@ class Manifests:
         ManifestError: 2 problem(s) in the manifest
         """
         if self._summary is None:
-            self._summary = self._check(self._entered())
+            sources = self._entered()
+            while True:
+                try:
+                    self._summary = self._check(sources)
+                    break
+                except _Rescan:
+                    continue  # a YAML file learnt its settings late: once more, knowing them
         return self._summary
 
     def entries(self) -> Iterator[Entry]:
         """Pass 2: yield every entry, file by file, in manifest order (checking first).
+
+        Reads the private copy made by :meth:`check`, so it yields exactly the entries that
+        were validated and never raises :class:`~batcher.errors.ManifestError`; each
+        ``next()`` costs one entry's work.
 
         >>> with Manifests(["jobs.yaml"]) as m:  # doctest: +SKIP
         ...     [entry.key for entry in m.entries()]
         [('6f1e...', 'CONFIRM_MULTIPART_UPLOADED'), ('6f1e...', 'SUBMITVERIFYING')]
         """
         self.check()
+        validator = self._validator()
         for source in self._entered():
-            for record in self._records(source):
-                if record.problems:
-                    # Only when a file changed between the two passes.
-                    raise ManifestError(record.problems)
-                if record.entry is not None:
-                    yield record.entry
+            for record in self._records(source, validator, check=False):
+                if record.problems:  # cannot happen: the same bytes were found valid
+                    raise RuntimeError(
+                        f"manifest {source.name} read differently the second time: "
+                        f"{record.problems[0]}"
+                    )
+                if record.data is not None:
+                    yield build_entry(record.data)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -159,65 +189,76 @@ class Manifests:
             raise RuntimeError("use Manifests as a context manager: with Manifests(...) as m:")
         return self._sources
 
-    def _source(self, path: str) -> Source:
-        if path == "-":
-            stdin = self._stdin if self._stdin is not None else sys.stdin.buffer
-            spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-            shutil.copyfileobj(stdin, spool, 1 << 20)
-            return Source(STDIN_NAME, "csv", spool=spool)
-        lowered = path.lower()
-        if lowered.endswith(YAML_SUFFIXES):
-            kind: Literal["yaml", "csv"] = "yaml"
-        elif lowered.endswith(CSV_SUFFIXES):
-            kind = "csv"
-        else:
-            raise UsageError(
-                f"manifest {path}: cannot tell its format from its name; "
-                "use .yaml, .yml or .csv (or - for CSV on standard input)"
-            )
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as error:
-            raise UsageError(f"cannot read manifest {path}: {error.strerror}") from None
-        return Source(path, kind, path=path)
+    def _validator(self) -> Validator:
+        return Validator(default_command=self._default_command, project_id=self._project_id)
 
-    def _records(self, source: Source) -> Iterator[Record]:
-        with source.open() as handle:
-            if source.kind == "csv":
-                yield from csv_records(source.name, handle, self._validator)
-            else:
-                yield from yaml_records(source.name, handle.read(), self._validator)
+    def _reader(
+        self, source: Source, validator: Validator, *, check: bool
+    ) -> tuple[Iterator[Record], YamlReader | None]:
+        handle = source.open()
+        if source.kind == "csv":
+            return csv_records(source.name, handle, validator, check=check), None
+        from ._yaml import YamlReader
 
-    def _all_records(self, sources: list[Source]) -> Iterator[tuple[int, Record]]:
-        for index, source in enumerate(sources):
-            for record in self._records(source):
-                yield index, record
+        reader = YamlReader(source.name, handle, validator, check=check, hint=source.hint)
+        return reader.records(), reader
+
+    def _records(self, source: Source, validator: Validator, *, check: bool) -> Iterator[Record]:
+        records, _ = self._reader(source, validator, check=check)
+        return records
 
     def _check(self, sources: list[Source]) -> ManifestSummary:
         problems = Problems(self._max_problems)
+        validator = self._validator()
         # Digests, not key strings, in typed arrays: a million entries fit in ~40 MB.
         keys = DigestSet()
         jobs = DigestSet()
         # Entries whose key hash was seen before, by record number: two entries can share a
         # line (a YAML flow list, an alias), so (file, line) cannot tell them apart.
-        suspects: list[tuple[int, int, int, Entry]] = []
+        suspects: list[tuple[int, int, int, tuple[str, str]]] = []
         commands: dict[str, int] = {}
+        per_file: list[int] = []
         total = 0
         without_project_id: str | None = None
-        for seq, (index, record) in enumerate(self._all_records(sources)):
-            problems.extend(index, record.problems)
-            entry = record.entry
-            if entry is not None:
-                total += 1
-                commands[entry.command] = commands.get(entry.command, 0) + 1
-                if entry.project_id is None and without_project_id is None:
-                    without_project_id = entry.source
-                jobs.add(text_digest(entry.job_id))
-                if not keys.add(key_digest(entry.job_id, entry.command)):
-                    suspects.append((seq, index, record.line, entry))
-            if problems.count + len(suspects) > self._max_problems:
-                problems.truncated = True
+        seq = 0
+        capped = False
+        for index, source in enumerate(sources):
+            records, reader = self._reader(source, validator, check=True)
+            count = 0
+            for record in records:
+                if record.whole_file:
+                    problems.drop(index)
+                    suspects = [suspect for suspect in suspects if suspect[1] != index]
+                problems.extend(index, record.problems)
+                data = record.data
+                if data is not None:
+                    count += 1
+                    command, job_id = data["command"], data["job_id"]
+                    commands[command] = commands.get(command, 0) + 1
+                    project_id = data["project_id"]
+                    if project_id is None and without_project_id is None:
+                        without_project_id = data["source"]
+                    jobs.add(job_digest(job_id, project_id))
+                    if not keys.add(key_digest(job_id, command)):
+                        suspects.append((seq, index, record.line, (job_id, command)))
+                seq += 1
+                if problems.count + len(suspects) > self._max_problems:
+                    problems.truncated = capped = True
+                    break
+            if reader is not None and capped:
+                # Read on: the file may not be YAML at all further on (then that is all to
+                # say about it), and its settings may still come, after its entries.
+                reader.finish()
+                if reader.fatal is not None:
+                    problems.drop(index)
+                    suspects = [suspect for suspect in suspects if suspect[1] != index]
+                    problems.extend(index, reader.fatal.problems)
+            if reader is not None and reader.rescan is not None and source.hint is None:
+                source.hint = reader.rescan  # once per file: then the hint is the truth
+                raise _Rescan
+            per_file.append(count)
+            total += count
+            if capped:
                 break
         jobs_count = len(jobs)
         del keys, jobs
@@ -227,48 +268,79 @@ class Manifests:
         if problems.count or problems.truncated:
             found, truncated = problems.result()
             raise ManifestError(found, truncated=truncated)
-        names = tuple(source.name for source in sources)
+        for source in sources:
+            source.finish()
         return ManifestSummary(
-            files=names,
+            files=tuple(source.name for source in sources),
             total=total,
             commands=commands,
             jobs=jobs_count,
             without_project_id=without_project_id,
+            sha256=tuple(source.sha256 for source in sources),
+            sizes=tuple(source.size for source in sources),
+            entries=tuple(per_file),
         )
 
     def _duplicates(
-        self, sources: list[Source], suspects: list[tuple[int, int, int, Entry]]
+        self, sources: list[Source], suspects: list[tuple[int, int, int, tuple[str, str]]]
     ) -> Iterator[tuple[int, Problem]]:
-        """Confirm hash hits with one more scan, finding each key's first occurrence.
+        """Confirm hash hits with one more scan (of the private copies), finding each key's
+        first occurrence.
 
-        ``suspects`` are ``(record number, file index, line, entry)``. A hit is almost always a
-        real duplicate; a 64-bit collision between different keys is told apart here by
+        ``suspects`` are ``(record number, file index, line, key)``. A hit is almost always
+        a real duplicate; a 64-bit collision between different keys is told apart here by
         comparing the keys themselves.
         """
-        wanted = {key_digest(entry.job_id, entry.command) for _, _, _, entry in suspects}
+        wanted = {key_digest(*key) for _, _, _, key in suspects}
         last = max(seq for seq, _, _, _ in suspects)
+        last_file = max(index for _, index, _, _ in suspects)
         first: dict[tuple[str, str], tuple[int, str]] = {}
-        for seq, (_, record) in enumerate(self._all_records(sources)):
-            if seq > last:
-                break
-            entry = record.entry
-            if (
-                entry is not None
-                and entry.key not in first
-                and key_digest(entry.job_id, entry.command) in wanted
-            ):
-                first[entry.key] = (seq, entry.source)
-        for seq, index, line, entry in suspects:
-            first_seq, first_source = first[entry.key]
+        validator = self._validator()  # the same verdicts as the first scan, from scratch
+        seq = 0
+        for source in sources[: last_file + 1]:
+            for record in self._records(source, validator, check=True):
+                if seq > last:
+                    break
+                data = record.data
+                if data is not None:
+                    key = (data["job_id"], data["command"])
+                    if key not in first and key_digest(*key) in wanted:
+                        first[key] = (seq, data["source"])
+                seq += 1
+        for seq, index, line, key in suspects:
+            first_seq, first_source = first[key]
             if first_seq != seq:
+                job_id, command = key
                 yield (
                     index,
                     Problem(
                         sources[index].name,
                         line,
                         "command",
-                        f"duplicate entry: job {entry.job_id!r} already has command "
-                        f"{entry.command!r} at {first_source} (each (job_id, command) pair may "
+                        f"duplicate entry: job {job_id!r} already has command "
+                        f"{command!r} at {first_source} (each (job_id, command) pair may "
                         "appear only once)",
                     ),
                 )
+
+
+def validate(
+    paths: Sequence[str],
+    *,
+    command: str | None = None,
+    project_id: str | None = None,
+    stdin: BinaryIO | None = None,
+) -> ManifestSummary:
+    """Check manifests without sending anything (what ``batcher validate`` does).
+
+    Raises :class:`~batcher.errors.ManifestError` naming the file, line and field of every
+    problem (up to 100), or :class:`~batcher.errors.UsageError` for a file that cannot be
+    read. :func:`batcher.validate` is the same, through the public API.
+
+    >>> validate(["manifests/example.csv"]).total
+    8
+    """
+    with Manifests(
+        list(paths), default_command=command, project_id=project_id, stdin=stdin
+    ) as checked:
+        return checked.check()

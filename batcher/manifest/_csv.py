@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from .._fields import COMMENT_FIELDS
 from ..errors import Problem
 from ._problems import Path, csv_field, unknown
+from ._text import MAX_LINE_BYTES, SNIFF_BYTES, sniff
 from ._validate import Record, Validator
 
 #: The columns a CSV manifest may have (``comment_*`` and ``attachment_name`` fill
-#: ``comment_data``; ``attachment_name`` holds several names separated by ``;``).
+#: ``comment_data``; ``attachment_name`` holds several names separated by ``;``;
+#: ``project_id``, when set, sends the entry to that project instead of the run's).
 CSV_COLUMNS: tuple[str, ...] = (
     "job_id",
     "command",
@@ -24,10 +27,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "comment_message",
     "attachment_name",
     "app_user_id",
+    "project_id",
 )
 
-
-COMMENT_FIELDS: tuple[str, ...] = ("comment_title", "comment_message", "attachment_name")
+__all__ = ["COMMENT_FIELDS", "CSV_COLUMNS", "csv_records"]
 
 
 def _csv_locate(line: int, path: Path) -> tuple[int, str | None]:
@@ -35,15 +38,23 @@ def _csv_locate(line: int, path: Path) -> tuple[int, str | None]:
     return line, csv_field(path)
 
 
+class _Unreadable(Exception):
+    """The rest of the file cannot be read as CSV (its problem is already recorded)."""
+
+
 def _text_lines(name: str, handle: BinaryIO, problems: list[Problem]) -> Iterator[str]:
     """Decode ``handle`` line by line, so a bad byte is reported at its line."""
-    for number, raw in enumerate(handle, start=1):
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            message = (
+                f"line longer than {MAX_LINE_BYTES >> 20} MiB: this is not a CSV manifest "
+                "(or its line endings are not LF or CRLF); the rest of the file was not read"
+            )
+            problems.append(Problem(name, number, None, message))
+            raise _Unreadable
         if number == 1:
-            if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-                problems.append(
-                    Problem(name, 1, None, "the file is UTF-16; save it as UTF-8 (CSV UTF-8)")
-                )
-                return
             raw = raw.removeprefix(codecs.BOM_UTF8)
         try:
             yield raw.decode("utf-8")
@@ -70,7 +81,7 @@ def _csv_rows(
         start = reader.line_num + 1
         try:
             cells = next(reader)
-        except StopIteration:
+        except (StopIteration, _Unreadable):
             return
         except csv.Error as error:
             problems.append(Problem(name, start, None, f"unreadable CSV: {error}"))
@@ -141,7 +152,16 @@ def _csv_data(header: _Header, cells: list[str]) -> dict[str, Any]:
     return data
 
 
-def csv_records(name: str, handle: BinaryIO, validator: Validator) -> Iterator[Record]:
+def csv_records(
+    name: str, handle: BinaryIO, validator: Validator, *, check: bool = True
+) -> Iterator[Record]:
+    """Every record of a CSV manifest, header first. ``check`` False: the second pass."""
+    head = handle.read(SNIFF_BYTES)
+    handle.seek(0)
+    what = sniff(head, csv=True)
+    if what is not None:
+        yield Record(1, None, [Problem(name, 1, None, what)])
+        return
     problems: list[Problem] = []  # filled by the reader as it goes (decoding, quoting)
     header: _Header | None = None
     for line, cells in _csv_rows(name, handle, problems):
@@ -178,6 +198,7 @@ def csv_records(name: str, handle: BinaryIO, validator: Validator) -> Iterator[R
             file=name,
             line=line,
             locate=functools.partial(_csv_locate, line),
+            check=check,
         )
         yield record
     if problems:

@@ -6,11 +6,10 @@ command) and, where a near miss is likely, suggests what was meant.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
 
-from ..entry import KNOWN_COMMANDS
+from .._fields import KNOWN_COMMANDS
 from ..errors import Problem, UsageError
 
 KNOWN_COMMAND_SET = frozenset(KNOWN_COMMANDS)
@@ -39,6 +38,12 @@ class Problems:
         self._seen.add(problem)
         self._items.append((index, problem.line or 0, problem))
 
+    def drop(self, index: int) -> None:
+        """Forget the problems of file ``index`` (it turned out not to be readable at all)."""
+        dropped = [item for item in self._items if item[0] == index]
+        self._items = [item for item in self._items if item[0] != index]
+        self._seen.difference_update(item[2] for item in dropped)
+
     def extend(self, index: int, problems: list[Problem]) -> None:
         for problem in problems:
             self.add(index, problem)
@@ -54,6 +59,8 @@ ID_CHARS = "A-Z, a-z, 0-9, '_' or '-'"
 
 
 def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+    import difflib  # only when something is misspelt
+
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(name.lower(), choices, n=1, cutoff=0.6)
@@ -65,8 +72,15 @@ def unknown(what: str, name: str, choices: Sequence[str]) -> str:
     return f"unknown {what} {name!r}" + (hint or f" (expected one of: {', '.join(choices)})")
 
 
-def command_hint(command: str) -> str:
-    close = difflib.get_close_matches(command.upper(), KNOWN_COMMANDS, n=1, cutoff=0.6)
+def command_hint(command: str, known: Sequence[str] = KNOWN_COMMANDS) -> str:
+    """``did you mean 'X'?`` for a near miss of a known value, else empty.
+
+    >>> command_hint("submitverifying")
+    "did you mean 'SUBMITVERIFYING'?"
+    """
+    import difflib  # only when something is misspelt
+
+    close = difflib.get_close_matches(command.upper(), known, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 
 

@@ -1,34 +1,67 @@
-"""One entry's raw fields (from either format) to an :class:`~batcher.entry.Entry` or problems."""
+"""One entry's raw fields (from either format) to checked fields or problems.
+
+The first pass checks fields by hand, with the verdicts and messages the pydantic model
+(:class:`~batcher.entry.Entry`) would give (a property test holds the two together), so
+that ``batcher validate`` need not import pydantic at all; the second pass builds the model.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from ..entry import KNOWN_COMMANDS, Entry
+from .._fields import (
+    APP_USER_ID_MESSAGE,
+    KNOWN_COMMAND_MESSAGES,
+    KNOWN_COMMANDS,
+    PATH_ID_RE,
+    REASON_MAX,
+    SHORT_MAX,
+    check_app_user_id,
+)
 from ..errors import Problem
-from ._problems import KNOWN_COMMAND_SET, Path, command_hint, pydantic_message
+from ._problems import ID_CHARS, Path, command_hint, describe_kind, short
+
+if TYPE_CHECKING:
+    from ..entry import Entry
 
 
 @dataclass(slots=True)
 class Record:
-    """One entry as read: an Entry when valid, otherwise the problems found."""
+    """One entry as read: its checked fields when valid, otherwise the problems found."""
 
     line: int
-    entry: Entry | None
+    data: dict[str, Any] | None
     problems: list[Problem] = field(default_factory=list)
+    #: The file cannot be read (not text, not YAML): this problem replaces all others of
+    #: the file, as when a file was decoded and parsed whole before anything was checked.
+    whole_file: bool = False
+
+
+Locate = Callable[[Path], tuple[int, str | None]]
+
+
+_KNOWN = {
+    "command": (frozenset(KNOWN_COMMANDS), KNOWN_COMMANDS, "command"),
+    "command_message": (
+        frozenset(KNOWN_COMMAND_MESSAGES),
+        KNOWN_COMMAND_MESSAGES,
+        "command_message",
+    ),
+}
 
 
 class Validator:
-    """Turns one entry's raw fields into an Entry or problems; shared by both formats."""
+    """Turns one entry's raw fields into checked fields or problems; shared by both formats."""
 
     def __init__(self, *, default_command: str | None, project_id: str | None) -> None:
         self.default_command = default_command
         self.project_id = project_id
-        self._listed_commands = False
+        self._listed: set[str] = set()
+        # A bad value in defaults: is met once per entry: say the same thing each time, so
+        # that it is reported once.
+        self._said: dict[tuple[str, int, str | None, str], str] = {}
 
     def build(
         self,
@@ -36,49 +69,151 @@ class Validator:
         *,
         file: str,
         line: int,
-        locate: Callable[[Path], tuple[int, str | None]],
+        locate: Locate,
         project_id: str | None = None,
+        check: bool = True,
     ) -> Record:
-        """Validate ``data`` (Nones already dropped). ``locate`` maps a pydantic location
-        to the line and field name to report."""
+        """Complete ``data`` (Nones already dropped) with the default command, the source and
+        the project id, and check it (unless ``check`` is False: the second pass, which reads
+        what the first one checked). ``locate`` maps a field's path to its line and name."""
         if "command" not in data and self.default_command is not None:
             data["command"] = self.default_command
         data["source"] = f"{file}:{line}"
-        data["project_id"] = project_id or self.project_id
-        record = Record(line, None)
-        command = data.get("command")
-        if isinstance(command, str) and 0 < len(command) <= 64:
-            self._check_command(command, file, locate, record.problems)
-        try:
-            entry = Entry.model_validate(data)
-        except ValidationError as error:
-            for item in error.errors(include_url=False):
-                at, name = locate(tuple(item["loc"]))
-                record.problems.append(Problem(file, at, name, pydantic_message(item)))
+        if "project_id" not in data:
+            data["project_id"] = project_id or self.project_id
+        record = Record(line, data)
+        if not check:
             return record
-        if not record.problems:
-            record.entry = entry
+        for name in ("command", "command_message"):
+            value = data.get(name)
+            if isinstance(value, str) and 0 < len(value) <= SHORT_MAX:
+                self._check_known(name, value, file, locate, record.problems)
+        for path, message in field_problems(data):
+            at, where = locate(path)
+            record.problems.append(Problem(file, at, where, message))
+        if record.problems:
+            record.data = None
         return record
 
-    def _check_command(
-        self,
-        command: str,
-        file: str,
-        locate: Callable[[Path], tuple[int, str | None]],
-        problems: list[Problem],
+    def _check_known(
+        self, name: str, value: str, file: str, locate: Locate, problems: list[Problem]
     ) -> None:
-        if command in KNOWN_COMMAND_SET:
+        known_set, known, what = _KNOWN[name]
+        if value in known_set:
             return
-        hint = command_hint(command)
-        if hint:
-            message = f"unknown command {command!r}; {hint}"
-        elif not self._listed_commands:
-            self._listed_commands = True
-            message = (
-                f"{command!r} is not a known command; the known ones are "
-                f"{', '.join(KNOWN_COMMANDS)}"
+        at, where = locate((name,))
+        said = (file, at, where, value)
+        message = self._said.get(said, "")
+        if not message:
+            hint = command_hint(value, known)
+            if hint:
+                message = f"unknown {what} {value!r}; {hint}"
+            elif name not in self._listed:
+                self._listed.add(name)
+                message = f"{value!r} is not a known {what}; the known ones are {', '.join(known)}"
+            else:
+                message = f"{value!r} is not a known {what} (see the list above)"
+            self._said[said] = message
+        problems.append(Problem(file, at, where, message))
+
+
+def build_entry(data: dict[str, Any]) -> Entry:
+    """The model of fields the first pass found valid (the second pass)."""
+    from ..entry import Entry
+
+    return Entry.model_validate(data)
+
+
+# -- the model's rules, by hand ------------------------------------------------------------------
+
+
+def field_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
+    """What :class:`~batcher.entry.Entry` would refuse in ``data``, in its field order, each
+    as ``(path, message)``: the messages :func:`~._problems.pydantic_message` gives.
+
+    >>> field_problems({"job_id": "a b", "source": "x"})
+    [(('job_id',), "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' (got 'a b')"), \
+(('command',), 'is required')]
+    """
+    found: list[tuple[Path, str]] = []
+    _path_id(data, "job_id", found, required=True)
+    _text(data, "command", found, required=True, low=1, high=SHORT_MAX)
+    _text(data, "command_message", found, low=1, high=SHORT_MAX)
+    _text(data, "operation_reason", found, high=REASON_MAX)
+    comment = data.get("comment_data")
+    if comment is not None:
+        if not isinstance(comment, dict):
+            found.append(
+                (
+                    ("comment_data",),
+                    "must be a mapping (comment_title: ..., comment_message: ...), "
+                    f"not {describe_kind(comment)}",
+                )
             )
         else:
-            message = f"{command!r} is not a known command (see the list above)"
-        at, name = locate(("command",))
-        problems.append(Problem(file, at, name, message))
+            found.extend((("comment_data", *path), message) for path, message in _comment(comment))
+    app_user_id = data.get("app_user_id")
+    if app_user_id is not None:
+        if not isinstance(app_user_id, str):
+            found.append((("app_user_id",), f"must be text, not {describe_kind(app_user_id)}"))
+        else:
+            try:
+                check_app_user_id(app_user_id)
+            except ValueError:
+                found.append((("app_user_id",), APP_USER_ID_MESSAGE))
+    _path_id(data, "project_id", found)
+    return found
+
+
+def _comment(comment: dict[str, Any]) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    _text(comment, "comment_title", found)
+    _text(comment, "comment_message", found)
+    names = comment.get("attachment_name")
+    if names is not None:
+        if not isinstance(names, list | tuple):
+            found.append(
+                (("attachment_name",), f"must be a list of file names, not {describe_kind(names)}")
+            )
+        else:
+            for index, name in enumerate(names):
+                if not isinstance(name, str):
+                    found.append(
+                        (("attachment_name", index), f"must be text, not {describe_kind(name)}")
+                    )
+    return found
+
+
+def _text(
+    data: dict[str, Any],
+    name: str,
+    found: list[tuple[Path, str]],
+    *,
+    required: bool = False,
+    low: int = 0,
+    high: int | None = None,
+) -> None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            found.append(((name,), "is required"))
+        return
+    if not isinstance(value, str):
+        found.append(((name,), f"must be text, not {describe_kind(value)}"))
+    elif len(value) < low:
+        found.append(((name,), "must not be empty"))
+    elif high is not None and len(value) > high:
+        found.append(((name,), f"is too long: {len(value)} characters, at most {high}"))
+
+
+def _path_id(
+    data: dict[str, Any], name: str, found: list[tuple[Path, str]], *, required: bool = False
+) -> None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            found.append(((name,), "is required"))
+    elif not isinstance(value, str):
+        found.append(((name,), f"must be text, not {describe_kind(value)}"))
+    elif not PATH_ID_RE.match(value):
+        found.append(((name,), f"must be 1-64 characters of {ID_CHARS} (got {short(value)})"))

@@ -1,4 +1,4 @@
-"""Hardened YAML: a manifest's nodes to plain values, bounded against hostile files.
+"""Hardened YAML: a manifest's composed nodes to plain values, bounded against hostile files.
 
 Scalars are kept as text, tags other than YAML's standard ones are refused, and aliases
 and merge keys are expanded under a budget (per entry and per file) and a depth limit, so
@@ -7,25 +7,13 @@ and merge keys are expanded under a budget (per entry and per file) and a depth 
 
 from __future__ import annotations
 
-import codecs
-import gc
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
 from ..errors import Problem
 from ._problems import Path, short, unknown, yaml_field
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-NULL_TAG = "tag:yaml.org,2002:null"
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
+from ._text import YamlText
+from ._yaml_events import MAPPING, MERGE_TAG, NULL_TAG, SCALAR, SEQUENCE, STREAMED, Node
 
 #: The YAML tags a manifest may carry (most are resolved implicitly); ``!!python/...`` and
 #: local ``!tags`` are refused, though nothing would construct them anyway.
@@ -47,29 +35,12 @@ _MAX_NODES = 10_000
 _MAX_DEPTH = 32
 
 
-#: Values a whole YAML file may expand to: this many per character of the file, plus a base
-#: (see :class:`Budget`).
+#: Values a whole YAML file may expand to: this many per byte of the file read so far, plus
+#: a base (see :class:`Budget`).
 _FILE_NODES_PER_CHAR = 2
 
 
 _FILE_NODES_BASE = 100_000
-
-
-def node_line(node: Node) -> int:
-    return int(node.start_mark.line) + 1
-
-
-def yaml_problem(name: str, error: yaml.YAMLError, text: str) -> Problem:
-    mark = getattr(error, "problem_mark", None)
-    if mark is not None:
-        line: int | None = mark.line + 1
-        context = getattr(error, "context", None)
-        what = " ".join(part for part in (context, getattr(error, "problem", None)) if part)
-    else:  # a ReaderError: an unacceptable character
-        position = getattr(error, "position", None)
-        line = None if position is None else text.count("\n", 0, position) + 1
-        what = str(getattr(error, "reason", "") or error).splitlines()[0]
-    return Problem(name, line, None, f"YAML syntax error: {what}")
 
 
 class TooLarge(Exception):
@@ -89,14 +60,25 @@ class BadMerge(Exception):
 
 
 class Budget:
-    """Nodes a whole file may still visit. Aliases let each entry name up to _MAX_NODES
-    values, so without this a file of many aliased entries would still take long. A file
-    without aliases visits fewer nodes than it has characters; twice that leaves room for
-    ordinary aliases and merge keys (``<<: *common`` in every entry)."""
+    """Nodes a whole file may visit. Aliases let each entry name up to _MAX_NODES values, so
+    without this a file of many aliased entries would still take long. A file without
+    aliases visits fewer nodes than it has bytes; twice the bytes read so far leaves room
+    for ordinary aliases and merge keys (``<<: *common`` in every entry)."""
 
-    def __init__(self, text: str) -> None:
-        self.total = _FILE_NODES_PER_CHAR * len(text) + _FILE_NODES_BASE
-        self.left = self.total
+    def __init__(self, text: YamlText | None = None) -> None:
+        self._text = text
+        self.used = 0
+        self.limit = self.total
+
+    @property
+    def total(self) -> int:
+        consumed = self._text.consumed if self._text is not None else 0
+        return _FILE_NODES_PER_CHAR * consumed + _FILE_NODES_BASE
+
+    def exceeded(self) -> bool:
+        """Whether ``used`` is over the budget (called when it passes ``limit``)."""
+        self.limit = self.total
+        return self.used > self.limit
 
 
 def too_large(budget: Budget | None = None) -> str:
@@ -129,22 +111,28 @@ class Tree:
         self._left = _MAX_NODES
         self._open: set[int] = set()  # ids of the collections being walked
 
-    def _visit(self) -> None:
-        self._left -= 1
-        self._budget.left -= 1
-        if self._budget.left < 0:
+    def _visit(self, count: int = 1) -> None:
+        budget = self._budget
+        budget.used += count
+        if budget.used > budget.limit and budget.exceeded():
             raise TooLarge(whole_file=True)
+        self._left -= count
         if self._left < 0:
             raise TooLarge
 
     def value(self, node: Node, path: Path, at: int) -> Any:
         """The plain value of ``node``, found at ``path``; ``at`` is the line naming it."""
         self._visit()
+        kind = node.id
+        if kind is STREAMED:
+            message = "this alias names the list of entries, which is read as a stream"
+            self.problems.append(Problem(self.name, at, yaml_field(path), message))
+            return None
         if node.tag not in _STANDARD_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
             message = f"YAML tag {short(tag)} is not allowed in a manifest"
-            self.problems.append(Problem(self.name, node_line(node), yaml_field(path), message))
-        if isinstance(node, ScalarNode):
+            self.problems.append(Problem(self.name, node.line, yaml_field(path), message))
+        if kind is SCALAR:
             return None if node.tag == NULL_TAG else node.value
         where = yaml_field(path)
         if id(node) in self._open:
@@ -157,10 +145,10 @@ class Tree:
             return None
         self._open.add(id(node))
         try:
-            if isinstance(node, SequenceNode):
+            if kind is SEQUENCE:
                 items = []
                 for index, item in enumerate(node.value):
-                    line = node_line(item)
+                    line = item.line
                     self.lines[(*path, index)] = line
                     items.append(self.value(item, (*path, index), line))
                 return items
@@ -169,23 +157,40 @@ class Tree:
             self._open.discard(id(node))
 
     def mapping(self, node: Node, path: Path) -> dict[str, Any]:
-        self._repeated_keys(node, path)
-        try:
-            pairs = self.pairs(node, path)
-        except BadMerge as error:
-            self.problems.append(error.problem)
-            self.broken = True
-            return {}
+        pairs: list[tuple[Node, Node]] = node.value
+        merges = False
+        # PyYAML silently keeps the last of two equal keys; in a manifest it is a mistake.
+        seen: set[str] = set()
+        for key_node, _ in pairs:
+            if key_node.id is not SCALAR:
+                continue
+            if key_node.tag == MERGE_TAG:
+                merges = True
+                continue
+            if key_node.value in seen:
+                repeated = yaml_field((*path, key_node.value))
+                message = "the key appears twice"
+                self.problems.append(Problem(self.name, key_node.line, repeated, message))
+            seen.add(key_node.value)
+        if merges:
+            try:
+                pairs = self.pairs(node, path)
+            except BadMerge as error:
+                self.problems.append(error.problem)
+                self.broken = True
+                return {}
+        else:
+            self._visit(len(pairs))  # what pairs() counts, without merge keys to resolve
         result: dict[str, Any] = {}
         # Merged keys come first: a key written in the mapping itself comes later and wins,
         # as YAML merge keys intend.
         for key_node, value_node in pairs:
-            if not isinstance(key_node, ScalarNode):
+            if key_node.id is not SCALAR:
                 message = "a key must be a plain name"
-                self.problems.append(Problem(self.name, node_line(key_node), None, message))
+                self.problems.append(Problem(self.name, key_node.line, None, message))
                 continue
             where = (*path, key_node.value)
-            line = node_line(key_node)
+            line = key_node.line
             self.lines[where] = line
             result[key_node.value] = self.value(value_node, where, line)
         return result
@@ -203,19 +208,19 @@ class Tree:
         own: list[tuple[Node, Node]] = []
         for key_node, value_node in node.value:
             self._visit()
-            if key_node.tag != _MERGE_TAG:
+            if key_node.tag != MERGE_TAG:
                 own.append((key_node, value_node))
                 continue
-            if isinstance(value_node, MappingNode):
+            if value_node.id is MAPPING:
                 sources = [value_node]
-            elif isinstance(value_node, SequenceNode):
+            elif value_node.id is SEQUENCE:
                 sources = list(value_node.value)
             else:
                 raise BadMerge(self._merge_problem(value_node, "mapping or list of mappings"))
             for source in reversed(sources):  # the first one listed wins
-                if not isinstance(source, MappingNode):
+                if source.id is not MAPPING:
                     raise BadMerge(self._merge_problem(source, "mapping"))
-                at, where = node_line(key_node), yaml_field(path)
+                at, where = key_node.line, yaml_field(path)
                 if id(source) in chain:
                     message = "recursive YAML alias: a merge key (<<) includes its own mapping"
                     raise BadMerge(Problem(self.name, at, where, message))
@@ -233,7 +238,7 @@ class Tree:
         seen: set[str] = set()
         unique: list[tuple[Node, Node]] = []
         for key_node, value_node in reversed(merged):
-            if isinstance(key_node, ScalarNode):
+            if key_node.id is SCALAR:
                 if key_node.value in seen:
                     continue
                 seen.add(key_node.value)
@@ -245,21 +250,9 @@ class Tree:
         # Worded as PyYAML's constructor words it.
         message = (
             f"YAML syntax error: while constructing a mapping expected a {expected} for "
-            f"merging, but found {getattr(found, 'id', 'a node')}"
+            f"merging, but found {found.id}"
         )
-        return Problem(self.name, node_line(found), None, message)
-
-    def _repeated_keys(self, node: Node, path: Path) -> None:
-        # PyYAML silently keeps the last of two equal keys; in a manifest it is a mistake.
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE_TAG:
-                continue
-            if key_node.value in seen:
-                where = yaml_field((*path, key_node.value))
-                message = "the key appears twice"
-                self.problems.append(Problem(self.name, node_line(key_node), where, message))
-            seen.add(key_node.value)
+        return Problem(self.name, found.line, None, message)
 
     def locate(self, path: Path, default: int) -> tuple[int, str | None]:
         for end in range(len(path), 0, -1):
@@ -272,40 +265,12 @@ class Tree:
         for key in [key for key in data if key not in allowed]:
             where = (*path, key)
             message = unknown("field", key, allowed)
-            if key in ("project_id", "source") and not path:
+            if key == "source" and not path:
                 message = f"unknown field {key!r}"
-                if key == "project_id":
-                    message += " (project_id can only be set at the top of the manifest)"
+            elif key == "project_id" and path == ("defaults",):
+                message = (
+                    f"unknown field {key!r} (set project_id at the top of the manifest, "
+                    "or on each entry)"
+                )
             self.problems.append(Problem(self.name, self.lines[where], yaml_field(where), message))
             del data[key]
-
-
-def compose(text: str) -> Node | None:
-    """The document's node tree (None when it holds no document).
-
-    The cyclic garbage collector is paused meanwhile: a big manifest makes millions of
-    nodes, none of them garbage, and repeated collections over them made composing 100k
-    entries take 20 s instead of 3 s.
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    loader = _Loader(text)
-    try:
-        node: Node | None = loader.get_single_node()
-        return node
-    finally:
-        loader.dispose()
-        if paused:
-            gc.enable()
-
-
-def decode_all(name: str, raw: bytes) -> tuple[str, Problem | None]:
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "", Problem(name, 1, None, "the file is UTF-16; save it as UTF-8")
-    try:
-        return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        return "", Problem(
-            name, line, None, f"not valid UTF-8 (byte 0x{raw[error.start]:02x}); save as UTF-8"
-        )

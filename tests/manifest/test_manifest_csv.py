@@ -62,10 +62,10 @@ CSV_CASES = {
         [(1, "comand_message")],
         "did you mean 'command_message'?",
     ),
-    "project_id column": (
-        "job_id,command,project_id\na,CONFIRM_ACCEPT,p\n",
-        [(1, "project_id")],
-        "unknown column",
+    "bad project_id cell": (
+        "job_id,command,project_id\na,CONFIRM_ACCEPT,p/1\n",
+        [(2, "project_id")],
+        "1-64 characters",
     ),
     "missing command column": ("job_id\na\n", [(1, "command")], "--command"),
     "missing job_id column, rows not checked": (

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manifest_helpers import load, write
 
-from batcher.entry import KNOWN_COMMANDS, CommentData, Entry
+from batcher.entry import KNOWN_COMMAND_MESSAGES, KNOWN_COMMANDS, CommentData, Entry
 from batcher.manifest import CSV_COLUMNS
 
 # -- round trips (property tests) --------------------------------------------------------------
@@ -35,7 +35,7 @@ _ENTRIES = st.lists(
         Entry,
         job_id=st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
         command=st.sampled_from(KNOWN_COMMANDS),
-        command_message=st.none() | _TEXT,
+        command_message=st.none() | st.sampled_from(KNOWN_COMMAND_MESSAGES),
         operation_reason=st.none() | _TEXT,
         comment_data=st.none()
         | st.builds(
@@ -45,6 +45,7 @@ _ENTRIES = st.lists(
             attachment_name=st.none() | st.lists(_NAME, min_size=1, max_size=3).map(tuple),
         ),
         app_user_id=st.none() | st.from_regex(r"\A[\x21-\x7e]{1,20}\Z"),
+        project_id=st.none() | st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
     ),
     max_size=8,
     unique_by=lambda entry: entry.key,
@@ -52,7 +53,7 @@ _ENTRIES = st.lists(
 
 
 def _fields(entry: Entry) -> dict[str, object]:
-    return entry.model_dump(exclude={"source", "project_id"})
+    return entry.model_dump(exclude={"source"})
 
 
 @settings(
@@ -75,6 +76,7 @@ def test_any_valid_csv_round_trips(tmp_path: Path, entries: list[Entry]) -> None
                 comment.comment_message or "",
                 ";".join(comment.attachment_name or ()),
                 entry.app_user_id or "",
+                entry.project_id or "",
             ]
         )
     path = write(tmp_path, "round.csv", buffer.getvalue().encode())
@@ -87,9 +89,7 @@ def test_any_valid_csv_round_trips(tmp_path: Path, entries: list[Entry]) -> None
 )
 @given(entries=_ENTRIES)
 def test_any_valid_yaml_round_trips(tmp_path: Path, entries: list[Entry]) -> None:
-    jobs = [
-        entry.model_dump(exclude={"source", "project_id"}, exclude_none=True) for entry in entries
-    ]
+    jobs = [entry.model_dump(exclude={"source"}, exclude_none=True) for entry in entries]
     for job in jobs:
         if "comment_data" in job and "attachment_name" in job["comment_data"]:
             job["comment_data"]["attachment_name"] = list(job["comment_data"]["attachment_name"])

@@ -63,7 +63,7 @@ def test_yaml_bare_list_scalars_kept_as_written_and_merge_keys(tmp_path: Path) -
     text = (
         "- job_id: 0123\n"
         "  command: SUBMITVERIFYING\n"
-        "  command_message: NO\n"
+        "  operation_reason: NO\n"
         "- &base\n"
         "  job_id: 1e3\n"
         "  command: CONFIRM_ACCEPT\n"
@@ -78,7 +78,7 @@ def test_yaml_bare_list_scalars_kept_as_written_and_merge_keys(tmp_path: Path) -
         ("1e3", "CONFIRM_REJECT"),
     ]
     # YAML 1.1 would have made this False; every field is text, so it stays as written.
-    assert entries[0].command_message == "NO"
+    assert entries[0].operation_reason == "NO"
     assert entries[0].project_id is None
 
 
@@ -135,10 +135,15 @@ YAML_CASES = {
         [(2, "command"), (3, "comand")],
         "did you mean 'command'?",
     ),
-    "project_id in an entry": (
-        "jobs:\n  - job_id: a\n    command: CONFIRM_ACCEPT\n    project_id: p\n",
+    "bad project_id in an entry": (
+        "jobs:\n  - job_id: a\n    command: CONFIRM_ACCEPT\n    project_id: p q\n",
         [(4, "project_id")],
-        "top of the manifest",
+        "1-64 characters",
+    ),
+    "project_id in defaults": (
+        "defaults: {project_id: p}\njobs: []\n",
+        [(1, "defaults.project_id")],
+        "top of the manifest, or on each entry",
     ),
     "source in an entry": (
         "jobs:\n  - job_id: a\n    command: CONFIRM_ACCEPT\n    source: x.yaml:1\n",

@@ -12,7 +12,7 @@ import yaml
 from manifest_helpers import load, problems, write
 
 from batcher.errors import Problem
-from batcher.manifest import _yaml_safe
+from batcher.manifest import _yaml_events, _yaml_safe
 
 # -- hostile YAML: aliases, merge keys, nesting ------------------------------------------------
 
@@ -131,7 +131,8 @@ def test_merge_keys_follow_the_yaml_spec_without_changing_anchors(tmp_path: Path
     # https://yaml.org/type/merge.html: a key of the mapping itself wins; of the mappings
     # listed, the earlier wins. (PyYAML 6.0.4 makes the later one win: yaml/pyyaml#953.)
     text = (
-        "- &a {job_id: j1, command: CONFIRM_ACCEPT, operation_reason: ra, command_message: ma}\n"
+        "- &a {job_id: j1, command: CONFIRM_ACCEPT, operation_reason: ra,"
+        " command_message: UPLOAD_VIDEO}\n"
         "- &b {job_id: j2, command: CONFIRM_REJECT, operation_reason: rb}\n"
         "- {<<: [*a, *b], job_id: j3}\n"
         "- {<<: [*b, *a], job_id: j4, operation_reason: own}\n"
@@ -142,12 +143,12 @@ def test_merge_keys_follow_the_yaml_spec_without_changing_anchors(tmp_path: Path
     _, entries = load([path])
     fields = ("job_id", "command", "operation_reason", "command_message")
     assert [tuple(getattr(entry, name) for name in fields) for entry in entries] == [
-        ("j1", "CONFIRM_ACCEPT", "ra", "ma"),
+        ("j1", "CONFIRM_ACCEPT", "ra", "UPLOAD_VIDEO"),
         ("j2", "CONFIRM_REJECT", "rb", None),
-        ("j3", "CONFIRM_ACCEPT", "ra", "ma"),
-        ("j4", "CONFIRM_REJECT", "own", "ma"),
+        ("j3", "CONFIRM_ACCEPT", "ra", "UPLOAD_VIDEO"),
+        ("j4", "CONFIRM_REJECT", "own", "UPLOAD_VIDEO"),
         ("j5", "CONFIRM_REJECT", "rb", None),
-        ("j6", "SUBMITVERIFYING", "rb", "ma"),
+        ("j6", "SUBMITVERIFYING", "rb", "UPLOAD_VIDEO"),
     ]
 
 
@@ -167,7 +168,7 @@ def test_parser_recursion_is_a_problem_not_a_crash(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Without libyaml, PyYAML's own parser recurses once per level and has no limit.
-    monkeypatch.setattr(_yaml_safe, "_Loader", yaml.SafeLoader)
+    monkeypatch.setattr(_yaml_events, "_Loader", yaml.SafeLoader)
     nested = "[" * 10_000 + "]" * 10_000
     path = write(tmp_path, "deep.yaml", f"jobs:\n  - job_id: {nested}\n")
     assert problems([path]) == [Problem(path, None, None, "nesting too deep for the YAML parser")]
