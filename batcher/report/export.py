@@ -166,7 +166,7 @@ def csv_row(fields: dict[str, Any]) -> list[str]:
     """One CSV row for an entry's fields (``comment_data`` flattened, names ``;``-joined).
 
     >>> csv_row({"job_id": "j", "command": "C", "comment_data": {"attachment_name": ["a", "b"]}})
-    ['j', 'C', '', '', '', '', 'a;b', '']
+    ['j', 'C', '', '', '', '', 'a;b', '', '']
     """
     comment = fields.get("comment_data") or {}
     names = comment.get("attachment_name")

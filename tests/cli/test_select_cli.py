@@ -155,7 +155,6 @@ async def test_bad_filters_are_refused_before_anything_is_sent(
     assert server.queries == []
 
 
-@pytest.mark.xfail(reason="the CSV project_id column lands with the manifest branch", strict=True)
 async def test_select_pipes_into_run(
     list_server: Any, tmp_path: Path, start_simulator: Any
 ) -> None:

@@ -141,6 +141,7 @@ def test_csv_export_round_trips_through_the_manifest_loader(report: Path, tmp_pa
         "视频已重新上传，请复核。",
         "授权书.pdf;video-2.mp4",
         "user-42",
+        "",  # project_id: the lines here were written before reports carried it
     ]
     assert [row[0] for row in rows[1:]] == ["job-a", "0123", "job-a"]
 
