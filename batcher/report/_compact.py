@@ -7,6 +7,9 @@ small ints. (Tables of key digests are in :mod:`batcher.keys`.)
 from __future__ import annotations
 
 import math
+from array import array
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -44,6 +47,38 @@ class LogHistogram:
             return
         index = math.ceil(math.log(value) / self._log_gamma)
         self._buckets[index] = self._buckets.get(index, 0) + 1
+
+    def add_many(self, values: Iterable[float]) -> None:
+        """:meth:`add` each of ``values`` (NaN ones are left out), counting in C.
+
+        >>> h = LogHistogram(); h.add_many([1.0, float("nan"), 3.0]); (h.count, h.max)
+        (2, 3.0)
+        """
+        kept = array("d", (max(value, 0.0) for value in values if value == value))
+        if not kept:
+            return
+        log, ceil, log_gamma = math.log, math.ceil, self._log_gamma
+        tiny = sum(1 for value in kept if value < 1e-9)
+        indexes = Counter(ceil(log(value) / log_gamma) for value in kept if value >= 1e-9)
+        for index, n in indexes.items():
+            self._buckets[index] = self._buckets.get(index, 0) + n
+        self._zeros += tiny
+        self.count += len(kept)
+        self.total += sum(kept)
+        top = max(kept)
+        self.max = top if self.max is None else max(self.max, top)
+
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """The histogram itself: ``(low, high, count)`` per non-empty bucket, ascending
+        (values below 1e-9 count in a first bucket from 0).
+
+        >>> h = LogHistogram(); h.add_many([1.0, 1.0, 100.0]); [c for _, _, c in h.buckets()]
+        [2, 1]
+        """
+        out = [(0.0, 1e-9, self._zeros)] if self._zeros else []
+        gamma = self._gamma
+        out += [(gamma ** (i - 1), gamma**i, self._buckets[i]) for i in sorted(self._buckets)]
+        return out
 
     def quantile(self, q: float) -> float | None:
         """The nearest-rank ``q`` quantile (``0 < q <= 1``), or None when empty."""

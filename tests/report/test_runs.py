@@ -4,10 +4,12 @@ the report's lock; and what `batcher report` shows of it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import stat
 from pathlib import Path
 
 import pytest
+from report_lines import report_line, write_report
 
 from batcher.errors import ExitCode, UsageError
 from batcher.redact import Redactor
@@ -21,6 +23,8 @@ from batcher.report import (
     runs_path,
     start_run,
 )
+from batcher.report.render import render_text
+from batcher.report.summary import summarize
 
 
 def record(run_id: str, **fields: object) -> RunRecord:
@@ -122,3 +126,37 @@ def test_a_failed_rewrite_leaves_the_old_record_and_no_temporary_file(
             finish_run(writer, record("r1", exit_code=0))
     assert runs_path(tmp_path / "r.jsonl").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl", "r.jsonl.runs.jsonl"]
+
+
+def test_the_summary_shows_runs_from_the_record_and_the_lines(tmp_path: Path) -> None:
+    report = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", run_id="r0", started_at="2026-11-24T12:00:00.000Z"),
+            report_line("b", run_id="r1"),
+        ],
+    )
+    with ReportWriter.open(report, resume=True) as writer:
+        start_run(writer, record("r1", exit_code=None))
+        finish_run(
+            writer,
+            record(
+                "r1",
+                finished_at="2026-11-24T13:00:09.000Z",
+                exit_code=3,
+                halted_reason="authentication refused (HTTP 401)",
+                manifests=[ManifestInfo(path="/data/jobs.csv", sha256="ab" * 32, entries=2)],
+            ),
+        )
+    summary = summarize(report)
+    runs = summary.to_dict()["runs"]
+    assert list(runs) == ["r0", "r1"]
+    assert runs["r0"]["record"] is None and runs["r0"]["lines"] == 1
+    assert runs["r1"]["record"]["exit_code"] == 3 and runs["r1"]["lines"] == 1
+    assert summary.to_dict()["runs_from"] == "run record and lines"
+    text = render_text(summary)
+    assert "Runs (from the run record and the lines)" in text
+    row = next(line for line in text.splitlines() if line.startswith("r1 "))
+    assert "jobs.csv (2)" in row and " 3 " in row
+    assert "r1 halted: authentication refused (HTTP 401)" in text
+    json.dumps(summary.to_dict())
