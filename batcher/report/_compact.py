@@ -7,8 +7,6 @@ small ints. (Tables of key digests are in :mod:`batcher.keys`.)
 from __future__ import annotations
 
 import math
-from array import array
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,25 +46,35 @@ class LogHistogram:
         index = math.ceil(math.log(value) / self._log_gamma)
         self._buckets[index] = self._buckets.get(index, 0) + 1
 
-    def add_many(self, values: Iterable[float]) -> None:
-        """:meth:`add` each of ``values`` (NaN ones are left out), counting in C.
+    def add_many(self, values: Iterable[float], *, missing: float = math.nan) -> None:
+        """:meth:`add` each of ``values``, in one tight loop; values equal to ``missing``
+        (and NaN) are left out.
 
-        >>> h = LogHistogram(); h.add_many([1.0, float("nan"), 3.0]); (h.count, h.max)
-        (2, 3.0)
+        >>> h = LogHistogram(); h.add_many([1.0, -math.inf, 3.0], missing=-math.inf)
+        >>> (h.count, h.total, h.max)
+        (2, 4.0, 3.0)
         """
-        kept = array("d", (max(value, 0.0) for value in values if value == value))
-        if not kept:
-            return
-        log, ceil, log_gamma = math.log, math.ceil, self._log_gamma
-        tiny = sum(1 for value in kept if value < 1e-9)
-        indexes = Counter(ceil(log(value) / log_gamma) for value in kept if value >= 1e-9)
-        for index, n in indexes.items():
-            self._buckets[index] = self._buckets.get(index, 0) + n
-        self._zeros += tiny
-        self.count += len(kept)
-        self.total += sum(kept)
-        top = max(kept)
-        self.max = top if self.max is None else max(self.max, top)
+        buckets, log_gamma = self._buckets, self._log_gamma
+        get, log, ceil = buckets.get, math.log, math.ceil
+        count, total, zeros = self.count, self.total, self._zeros
+        top = -math.inf if self.max is None else self.max
+        for value in values:
+            if value < 1e-9:  # zero, negative (as zero), or missing
+                if value == missing:
+                    continue
+                value = 0.0
+                zeros += 1
+            elif value != value:
+                continue
+            else:
+                index = ceil(log(value) / log_gamma)
+                buckets[index] = get(index, 0) + 1
+            count += 1
+            total += value
+            if value > top:
+                top = value
+        self.count, self.total, self._zeros = count, total, zeros
+        self.max = None if top == -math.inf else top
 
     def buckets(self) -> list[tuple[float, float, int]]:
         """The histogram itself: ``(low, high, count)`` per non-empty bucket, ascending

@@ -33,12 +33,14 @@ from ._reader import BadLineHandler, reading, torn_or_bad, unusable
 from ._times import RunSpan
 from .reasons import ReasonGroups
 
-#: Distinct signatures kept before rows switch to packed kinds.
+#: Distinct signatures kept before rows switch to packed kinds (ids fit 16 bits).
 MAX_SIGNATURES = 1 << 16
 STATUS_CODE: dict[str, int] = {status: code for code, status in enumerate(STATUSES)}
 SUCCEEDED, FAILED, SKIPPED = (STATUS_CODE[status] for status in STATUSES)
 RETRYABLE, CONFIRMED, AMBIGUOUS = 1, 2, 4
 NO_GROUP = -1
+#: A duration that is not there (no number written, or the line was skipped).
+MISSING = -math.inf
 
 #: A row's kind: (status code, flags, command index, group, attempts, HTTP status).
 Kind = tuple[int, int, int, int, int, int]
@@ -72,11 +74,14 @@ class LatestRows:
     """The latest line of each entry: a row per entry, its kind, durations, line number."""
 
     def __init__(self, capacity: int, commands: Interner) -> None:
-        self.slots = array("Q", [0]) * capacity  # key hash, 0 = empty
-        self.rows = array("I", [0]) * capacity
+        # Slot i holds a key hash at 2i (0 = empty) and its row at 2i + 1: one cache line
+        # for both, in a table too big for the cache.
+        self.slots = array("Q", [0]) * (2 * capacity)
         self.count = 0
-        self.kind = array("I")  # signature id, or (packed) the row's packed kind
-        self.duration = array("d")  # NaN = not measured
+        self.kind = array("H")  # signature id, or (packed: "Q") the row's packed kind
+        # Durations of the latest line; MISSING when not measured, or when that line was
+        # skipped (never sent: its durations would only dilute the latency).
+        self.duration = array("d")
         self.wait = array("d")
         self.lineno = array("I")
         self.signatures: dict[tuple[Any, ...], int] = {}
@@ -86,34 +91,34 @@ class LatestRows:
         self._command_index: dict[str, int] = {}
 
     def new_row(self, slot: int, key: int) -> int:
-        """Add a row for ``key`` at ``slot`` (found empty); return it."""
+        """Add a row for ``key`` at ``slot`` (an even index, found empty); return it."""
         row = self.count
         self.count += 1
-        self.slots[slot], self.rows[slot] = key, row
+        self.slots[slot], self.slots[slot + 1] = key, row
         if row == len(self.kind):
             for column in (self.kind, self.duration, self.wait, self.lineno):
                 column.extend(array(column.typecode, [0]) * _CHUNK)
-        if self.count * 2 > len(self.slots):
+        if self.count * 4 > len(self.slots):  # at most half full
             self._grow()
         return row
 
     def finish(self) -> None:
         """After the pass: drop the key table and the rows past the last one used."""
-        self.slots, self.rows = array("Q"), array("I")
+        self.slots = array("Q")
         for column in (self.kind, self.duration, self.wait, self.lineno):
             del column[self.count :]
 
     def _grow(self) -> None:
-        old = zip(self.slots, self.rows, strict=True)
-        capacity = 2 * len(self.slots)
-        self.slots, self.rows = array("Q", [0]) * capacity, array("I", [0]) * capacity
-        slots, rows, mask = self.slots, self.rows, capacity - 1
-        for key, row in old:
+        old = self.slots
+        slots = self.slots = array("Q", [0]) * (2 * len(old))
+        mask = len(slots) - 2  # even indexes only
+        for i in range(0, len(old), 2):
+            key = old[i]
             if key:
-                slot = key & mask
+                slot = (key << 1) & mask
                 while slots[slot]:
-                    slot = (slot + 1) & mask
-                slots[slot], rows[slot] = key, row
+                    slot = (slot + 2) & mask
+                slots[slot], slots[slot + 1] = key, old[i + 1]
 
     def new_signature(self, signature: tuple[Any, ...]) -> int:
         """The id of a signature not seen yet (or, once there are too many, switch to
@@ -189,13 +194,6 @@ class LatestRows:
                 chosen.append(self.lineno[row])
         return {key: (n, lines[key]) for key, n in counts.items()}
 
-    def sent(self) -> bytes:
-        """Per row, 1 unless its latest line was skipped (never sent)."""
-        if self.packed:
-            return bytes(value & 3 != SKIPPED for value in self.kind)
-        skipped = bytes(STATUS_CODE[signature[0]] == SKIPPED for signature in self.signature_list)
-        return bytes(not skipped[value] for value in self.kind)
-
 
 @dataclass(slots=True)
 class ScanResult:
@@ -225,10 +223,13 @@ def scan(
     firsts: list[str] = []
     lasts: list[str] = []
     run_index: dict[Any, int] = {}
+    last_run_id: Any = None
+    last_run = -1
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     statuses, numbers, text = STATUS_CODE, _NUMBERS, str
     signatures = rows.signatures
-    slots, row_of, mask = rows.slots, rows.rows, len(rows.slots) - 1
+    slots = rows.slots
+    mask = len(slots) - 2  # even indexes only
     kinds, durations, waits, linenos = rows.kind, rows.duration, rows.wait, rows.lineno
     lines = 0
     with reading(path) as stream:
@@ -251,16 +252,17 @@ def scan(
             lines += 1
             get = line.get
             key = (hash(job_id + "\x00" + command) & _MASK64) or 1
-            slot = key & mask
+            slot = (key << 1) & mask
             found = slots[slot]
             while found and found != key:
-                slot = (slot + 1) & mask
+                slot = (slot + 2) & mask
                 found = slots[slot]
             if found:
-                row = row_of[slot]
+                row = slots[slot + 1]
             else:
                 row = rows.new_row(slot, key)
-                slots, row_of, mask = rows.slots, rows.rows, len(rows.slots) - 1
+                slots = rows.slots
+                mask = len(slots) - 2
                 kinds, durations, waits, linenos = rows.kind, rows.duration, rows.wait, rows.lineno
             signature: tuple[Any, ...] = (
                 status,
@@ -283,15 +285,22 @@ def scan(
                 kind = rows.new_signature(signature)
                 kinds = rows.kind
             kinds[row] = kind
-            value = get("duration_ms")
-            durations[row] = value if value.__class__ in numbers else math.nan
-            value = get("wait_ms")
-            waits[row] = value if value.__class__ in numbers else math.nan
+            if status == "skipped":
+                durations[row] = waits[row] = MISSING
+            else:
+                value = get("duration_ms")
+                durations[row] = value if value.__class__ in numbers else MISSING
+                value = get("wait_ms")
+                waits[row] = value if value.__class__ in numbers else MISSING
             linenos[row] = lineno
 
             run_id = get("run_id")
-            run = run_index.get(run_id) if run_id.__class__ is text or run_id is None else None
-            if run is None:
+            found_run: int | None = last_run
+            if run_id != last_run_id or run_id.__class__ is not text:
+                found_run = (
+                    run_index.get(run_id) if run_id.__class__ is text or run_id is None else None
+                )
+            if found_run is None:
                 run = runs(run_id if isinstance(run_id, str) and run_id else "(none)")
                 if run == len(run_spans):
                     run_spans.append(RunSpan())
@@ -299,6 +308,9 @@ def scan(
                     lasts.append("")
                 if run_id.__class__ is text or run_id is None:
                     run_index[run_id] = run
+            else:
+                run = found_run
+            last_run_id, last_run = run_id, run
             started, finished = get("started_at"), get("finished_at")
             if (
                 started.__class__ is text
@@ -323,7 +335,8 @@ def scan(
 
 
 def _capacity_for(size: int) -> int:
-    """Table slots for a report of ``size`` bytes: one entry per ~700 bytes (the writer's
-    lines are 450-700) fits without growing; at most 4M slots (48 MB) up front."""
+    """Table slots (a power of two) for a report of ``size`` bytes: one entry per ~700 bytes
+    (the writer's lines are 450-700) fits at most half full, without growing; at most 4M
+    slots (64 MB) up front."""
     wanted = max(1024, min(2 * size // 700, 1 << 22))
     return 1 << (wanted - 1).bit_length()

@@ -11,7 +11,6 @@ record sidecar (:mod:`.runs`) where there is one, joined with what the lines say
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from ._scan import (
     AMBIGUOUS,
     CONFIRMED,
     FAILED,
+    MISSING,
     NO_GROUP,
     RETRYABLE,
     SKIPPED,
@@ -280,10 +280,9 @@ def _tally(
             summary.ambiguous += n
         http[status] = http.get(status, 0) + n
         attempts[tries] = attempts.get(tries, 0) + n
-    # Skipped entries were never sent: their durations would only dilute the latency.
-    sent = entries.sent()
-    summary.latency.add_many(itertools.compress(entries.duration, sent))
-    summary.wait.add_many(itertools.compress(entries.wait, sent))
+    # Skipped entries were never sent: their durations are MISSING, left out.
+    summary.latency.add_many(entries.duration, missing=MISSING)
+    summary.wait.add_many(entries.wait, missing=MISSING)
 
     summary.status = dict(zip(STATUSES, status_counts, strict=True))
     summary.by_command = {
