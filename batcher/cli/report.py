@@ -1,9 +1,13 @@
-"""`batcher report`: summarise a report, list entries by status, export a retry manifest."""
+"""`batcher report`: summarise a report, list entries by status, export a retry manifest,
+or draw it as a page."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +55,20 @@ def add_parser(subparsers: Subparsers) -> None:
         help="write the selected entries (default: failed and skipped) as a manifest; "
         ".yaml, .yml or .csv",
     )
+    parser.add_argument(
+        "--include-ambiguous",
+        action="store_true",
+        help="with --export-manifest: also export failed entries marked ambiguous (an "
+        "earlier attempt may have executed; check the job first), and the skipped entries "
+        "of their jobs",
+    )
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="OUT.html",
+        help="write the report as one self-contained page (charts of outcomes, throughput, "
+        "429s and latency over time; failures by reason and command; the runs)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing OUT")
     parser.add_argument(
         "--top",
@@ -64,23 +82,38 @@ def add_parser(subparsers: Subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..errors import UsageError
+    from ..report._reader import first_report_line
 
     path: Path = args.report
-    if not path.exists():
-        raise UsageError(f"report {path} does not exist")
-    if not path.is_file():
-        raise UsageError(f"report {path} is not a file")
     if args.top < 0:
         raise UsageError("--top must be 0 or more")
+    first = first_report_line(path)  # also: one clear error if it cannot be read
+    if first == 0:
+        raise UsageError(f"{path} is empty: it holds no report lines")
+    if first is None:
+        raise UsageError(
+            f"{path} holds no report lines (none of its lines is a JSON object with "
+            "job_id, command and status): is it a report? (a manifest, perhaps)"
+        )
     on_bad_line = _BadLineWarnings(path)
     try:
-        if args.export_manifest is not None:
-            return _export(args, on_bad_line)
-        if args.status or args.retryable_only:
-            return _list(args, on_bad_line)
-        return _summary(args, on_bad_line)
-    except OSError as error:
-        raise UsageError(f"cannot read report {path}: {error.strerror}") from None
+        if args.html is not None:
+            code = _html(args, on_bad_line)
+        elif args.export_manifest is not None:
+            code = _export(args, on_bad_line)
+        elif args.status or args.retryable_only:
+            code = _list(args, on_bad_line)
+        else:
+            code = _summary(args, on_bad_line)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`batcher report R | head`): stop quietly, as Unix tools
+        # do when SIGPIPE ends them, and keep the interpreter's last flush from failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     finally:
         on_bad_line.finish()
 
@@ -99,10 +132,12 @@ class _BadLineWarnings:
 
     def finish(self) -> None:
         if self.count > _MAX_WARNINGS:
-            print(
-                f"warning: {self.path}: {self.count - _MAX_WARNINGS} more unreadable lines skipped",
-                file=sys.stderr,
-            )
+            with contextlib.suppress(OSError):  # stderr may have gone away too
+                print(
+                    f"warning: {self.path}: {self.count - _MAX_WARNINGS} more unreadable "
+                    "lines skipped",
+                    file=sys.stderr,
+                )
 
 
 def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
@@ -120,9 +155,10 @@ def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
 def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Selection:
     from ..report.selection import Selection
 
+    exporting = args.export_manifest is not None
     if args.status:
         statuses = set(args.status)
-    elif args.retryable_only or args.export_manifest is None:
+    elif args.retryable_only or not exporting:
         statuses = {"failed"}
     else:
         statuses = {"failed", "skipped"}
@@ -130,6 +166,9 @@ def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Selec
         args.report,
         statuses=statuses,
         retryable_only=args.retryable_only,
+        # A listing shows everything; an export leaves out what may have executed.
+        include_ambiguous=args.include_ambiguous or not exporting,
+        order="manifest" if exporting else "report",
         on_bad_line=on_bad_line,
     )
 
@@ -137,7 +176,8 @@ def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Selec
 #: Fields shown for each listed entry (never the pre-signed upload URLs).
 _LISTED = (
     "job_id", "command", "status", "reason", "retryable", "http_status", "error_code",
-    "error_msg", "failed_msg", "attempts", "finished_at", "source", "run_id",
+    "error_msg", "failed_msg", "attempts", "finished_at", "source", "run_id", "project_id",
+    "confirmed_by", "ambiguous",
 )  # fmt: skip
 
 
@@ -180,6 +220,8 @@ def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
         raise UsageError(f"{out} already exists; add --force to replace it")
     selection = _selection(args, on_bad_line)
     chosen = "retryable failed" if args.retryable_only else "/".join(sorted(selection.statuses))
+    if args.retryable_only:
+        chosen += " (and the skipped entries of their jobs)"
     if selection.count == 0:
         message = f"no {chosen} entries in {args.report}; {out} not written"
         count = 0
@@ -187,15 +229,48 @@ def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
         header = (
             f"{selection.count} {chosen} entries exported by `batcher report` from {args.report}"
         )
-        count = export_manifest(selection, out, force=args.force, header=header)
+        count = export_manifest(
+            selection, out, force=args.force, header=header, project_ids=selection.project_ids
+        )
         message = f"exported {count:,} entries ({_counts(selection.by_status)}) to {out}"
+    left_out = selection.left_out_ambiguous + selection.left_out_dependents
     if args.format == "json":
         document: dict[str, object] = {
             "exported": count,
             "path": str(out) if count else None,
             **{status: selection.by_status[status] for status in STATUSES},
+            "left_out_ambiguous": selection.left_out_ambiguous,
+            "left_out_skipped_after_ambiguous": selection.left_out_dependents,
         }
         print(json.dumps(document, ensure_ascii=False))
     else:
         print(message)
+        if left_out:
+            print(
+                f"left out {selection.left_out_ambiguous:,} ambiguous failed entries (an "
+                "earlier attempt may have executed: check those jobs first)"
+                + (
+                    f" and {selection.left_out_dependents:,} skipped entries of their jobs"
+                    if selection.left_out_dependents
+                    else ""
+                )
+                + "; add --include-ambiguous to export them too"
+            )
+    return 0
+
+
+def _html(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+    from ..errors import UsageError
+    from ..report.html import write_html
+
+    out: Path = args.html
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"cannot tell that {out} is a page: name it .html")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} already exists; add --force to replace it")
+    size = write_html(args.report, out, force=args.force, on_bad_line=on_bad_line)
+    if args.format == "json":
+        print(json.dumps({"path": str(out), "bytes": size}))
+    else:
+        print(f"wrote {out} ({size / 1024:,.0f} KB): open it in a browser")
     return 0

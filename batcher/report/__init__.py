@@ -1,36 +1,62 @@
 """The report: written line by line during a run, read back to review, select and export.
 
 * :mod:`.line` — one line: its schema and the one place lines are made
-* :mod:`._writer` — the exclusive lock and the append-only writer
-* :mod:`._reader` — the one reader (bad lines skipped), and the keys already done
+* :mod:`._lock` and :mod:`._writer` — the report file's own lock, and the append-only writer
+* :mod:`._reader` — the one reader (bad lines skipped); :mod:`._resume` what ``--resume``
+  needs (entries done, entries ambiguous)
+* :mod:`.runs` — the run record sidecar (``REPORT.runs.jsonl``, one line per run)
 * :mod:`.selection` — the latest line of each entry, filtered by status
 * :mod:`.summary` and :mod:`.render` — the numbers, and the table people read
+* :mod:`.html` — the same as a self-contained page with charts
 * :mod:`.export` — a manifest rebuilt from selected lines
 """
 
+from pathlib import Path
+
+from ._lock import FileId, file_id, same_file
 from ._reader import (
     BadLineHandler,
-    CompletedKeys,
-    completed_keys,
+    ReportReadError,
     iter_records,
     iter_report,
     warn_bad_line,
 )
-from ._writer import ReportWriter, acquire_lock, lock_path, release_lock
+from ._resume import Ambiguous, ResumeState
+from ._writer import ReportWriteError, ReportWriter
 from .line import ReportLine, line_from_outcome, skipped_line
+from .runs import ManifestInfo, RunRecord, finish_run, read_runs, runs_path, start_run
+
+#: The name this had before it also knew ambiguous entries.
+CompletedKeys = ResumeState
+
+
+def completed_keys(path: Path, *, on_bad_line: BadLineHandler | None = None) -> ResumeState:
+    """The resume state of the report at ``path`` (see :meth:`ResumeState.read`)."""
+    return ResumeState.read(path, on_bad_line=on_bad_line)
+
 
 __all__ = [
+    "Ambiguous",
     "BadLineHandler",
     "CompletedKeys",
+    "FileId",
+    "ManifestInfo",
     "ReportLine",
+    "ReportReadError",
+    "ReportWriteError",
     "ReportWriter",
-    "acquire_lock",
+    "ResumeState",
+    "RunRecord",
     "completed_keys",
+    "file_id",
+    "finish_run",
     "iter_records",
     "iter_report",
     "line_from_outcome",
-    "lock_path",
-    "release_lock",
+    "read_runs",
+    "runs_path",
+    "same_file",
     "skipped_line",
+    "start_run",
     "warn_bad_line",
 ]

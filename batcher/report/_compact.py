@@ -7,6 +7,7 @@ small ints. (Tables of key digests are in :mod:`batcher.keys`.)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -44,6 +45,48 @@ class LogHistogram:
             return
         index = math.ceil(math.log(value) / self._log_gamma)
         self._buckets[index] = self._buckets.get(index, 0) + 1
+
+    def add_many(self, values: Iterable[float], *, missing: float = math.nan) -> None:
+        """:meth:`add` each of ``values``, in one tight loop; values equal to ``missing``
+        (and NaN) are left out.
+
+        >>> h = LogHistogram(); h.add_many([1.0, -math.inf, 3.0], missing=-math.inf)
+        >>> (h.count, h.total, h.max)
+        (2, 4.0, 3.0)
+        """
+        buckets, log_gamma = self._buckets, self._log_gamma
+        get, log, ceil = buckets.get, math.log, math.ceil
+        count, total, zeros = self.count, self.total, self._zeros
+        top = -math.inf if self.max is None else self.max
+        for value in values:
+            if value < 1e-9:  # zero, negative (as zero), or missing
+                if value == missing:
+                    continue
+                value = 0.0
+                zeros += 1
+            elif value != value:
+                continue
+            else:
+                index = ceil(log(value) / log_gamma)
+                buckets[index] = get(index, 0) + 1
+            count += 1
+            total += value
+            if value > top:
+                top = value
+        self.count, self.total, self._zeros = count, total, zeros
+        self.max = None if top == -math.inf else top
+
+    def buckets(self) -> list[tuple[float, float, int]]:
+        """The histogram itself: ``(low, high, count)`` per non-empty bucket, ascending
+        (values below 1e-9 count in a first bucket from 0).
+
+        >>> h = LogHistogram(); h.add_many([1.0, 1.0, 100.0]); [c for _, _, c in h.buckets()]
+        [2, 1]
+        """
+        out = [(0.0, 1e-9, self._zeros)] if self._zeros else []
+        gamma = self._gamma
+        out += [(gamma ** (i - 1), gamma**i, self._buckets[i]) for i in sorted(self._buckets)]
+        return out
 
     def quantile(self, q: float) -> float | None:
         """The nearest-rank ``q`` quantile (``0 < q <= 1``), or None when empty."""

@@ -7,20 +7,25 @@ same lines as light dicts for readers that need a few fields fast (resume, summa
 :func:`completed_keys` the entries whose latest line is ``succeeded``.
 
 A line that cannot be read is passed to ``on_bad_line`` (default: a warning in the log) and
-skipped; a last line without its newline is a write torn by a crash.
+skipped; a last line without its newline is a write torn by a crash. A report that cannot be
+read at all (missing, a directory, no permission, an I/O error while reading) raises
+:class:`ReportReadError`, a usage error (exit 2) that says which and why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import structlog
 from pydantic import ValidationError
 
-from ..keys import KeyTable, key_digest
+from ..errors import UsageError
 from ..outcome import STATUSES
 from .line import ReportLine
 
@@ -38,11 +43,82 @@ def warn_bad_line(lineno: int, why: str) -> None:
     log.warning("report_line_skipped", line=lineno, reason=why)
 
 
+class ReportReadError(UsageError):
+    """The report cannot be read: missing, not a file, no permission, an I/O error."""
+
+
+def open_report(path: Path) -> IO[bytes]:
+    """Open a report for reading, or raise :class:`ReportReadError` saying why not.
+
+    >>> open_report(Path("/nonexistent/r.jsonl"))
+    Traceback (most recent call last):
+    ...
+    batcher.report._reader.ReportReadError: report /nonexistent/r.jsonl does not exist
+    """
+    try:
+        # Non-blocking, so a named pipe is refused here instead of hanging the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ReportReadError(f"report {path} does not exist") from None
+    except IsADirectoryError:
+        raise ReportReadError(f"report {path} is not a file (a directory)") from None
+    except OSError as error:
+        raise ReportReadError(f"cannot read report {path}: {error.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ReportReadError(f"report {path} is not a file (a directory)")
+        if not stat.S_ISREG(mode):
+            raise ReportReadError(f"report {path} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    stream = open(fd, "rb", buffering=1 << 20)  # noqa: SIM115
+    return stream
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[IO[bytes]]:
+    """:func:`open_report`, turning an I/O error while reading into ReportReadError."""
+    with open_report(path) as stream:
+        try:
+            yield stream
+        except OSError as error:
+            raise ReportReadError(f"cannot read report {path}: {error.strerror}") from None
+
+
 def _raw_lines(path: Path, wanted: Callable[[int], bool] | None) -> Iterator[tuple[int, bytes]]:
-    with open(path, "rb") as stream:
+    with reading(path) as stream:
         for lineno, raw in enumerate(stream, start=1):
             if (wanted is None or wanted(lineno)) and raw.strip():
                 yield lineno, raw
+
+
+def first_report_line(path: Path) -> int | None:
+    """The number of the first readable report line, 0 if the file has no lines at all, or
+    None if none of its lines is a report line (it is something else: a manifest, say).
+
+    Reads only as far as that first report line, without warnings: this is how
+    ``batcher report`` tells a report from another file before it says anything.
+    """
+    seen = False
+    with reading(path) as stream:
+        for lineno, raw in enumerate(stream, start=1):
+            if not raw.strip():
+                continue
+            seen = True
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if unusable(record) is None:
+                return lineno
+    return None if seen else 0
+
+
+def torn_or_bad(raw: bytes, why: str) -> str:
+    """What to say of an unreadable line: torn (no newline: a crash cut it), or why not."""
+    return _TORN if not raw.endswith(b"\n") else f"not a report line: {why}"
 
 
 def iter_report(
@@ -78,75 +154,38 @@ def iter_records(
     About three times as fast as :func:`iter_report`, for readers of a few fields.
     """
     handler = on_bad_line or warn_bad_line
-    for lineno, raw in _raw_lines(path, None):
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            handler(
-                lineno, _TORN if not raw.endswith(b"\n") else "not a report line: not valid JSON"
-            )
-            continue
-        why = _unusable(record)
-        if why is None:
-            yield lineno, record
-        else:
-            handler(lineno, _TORN if not raw.endswith(b"\n") else f"not a report line: {why}")
+    loads, decode_error, statuses = orjson.loads, orjson.JSONDecodeError, _STATUS_SET
+    with reading(path) as stream:
+        for lineno, raw in enumerate(stream, start=1):
+            try:
+                record = loads(raw)
+            except decode_error:
+                if raw.strip():
+                    handler(lineno, torn_or_bad(raw, "not valid JSON"))
+                continue
+            # The checks of unusable(), inlined for the common case: this runs per line.
+            if (
+                record.__class__ is dict
+                and record.get("job_id").__class__ is str
+                and record.get("command").__class__ is str
+                and (status := record.get("status")).__class__ is str
+                and status in statuses
+            ):
+                yield lineno, record
+            else:
+                handler(lineno, torn_or_bad(raw, unusable(record) or "not a report line"))
 
 
-def _unusable(record: Any) -> str | None:
+def unusable(record: Any) -> str | None:
+    """Why a parsed line is no report line (its key or status unusable), or None."""
     if not isinstance(record, dict):
         return "not a JSON object"
     for name in ("job_id", "command"):
         if not isinstance(record.get(name), str):
             return f"{name}: " + ("Field required" if name not in record else "not text")
-    if record.get("status") not in _STATUS_SET:
+    status = record.get("status")
+    if not isinstance(status, str) or status not in _STATUS_SET:
         return "status: " + (
             "Field required" if "status" not in record else f"not one of {', '.join(STATUSES)}"
         )
     return None
-
-
-class CompletedKeys:
-    """Entries (by :func:`~batcher.keys.key_digest`) whose latest line is ``succeeded``.
-
-    >>> done = CompletedKeys()
-    >>> done.record("j", "C", "succeeded"); done.record("j", "C", "failed")
-    >>> key_digest("j", "C") in done, len(done)
-    (False, 0)
-    """
-
-    __slots__ = ("_count", "_latest")
-
-    def __init__(self) -> None:
-        self._latest = KeyTable()  # digest -> 1 when the latest line succeeded, else 0
-        self._count = 0
-
-    def record(self, job_id: str, command: str, status: str) -> None:
-        """Note a line; the latest line of an entry wins."""
-        digest = key_digest(job_id, command)
-        done = int(status == "succeeded")
-        before = self._latest.get(digest)
-        self._latest[digest] = done
-        self._count += done - (before or 0)
-
-    def __contains__(self, digest: object) -> bool:
-        return isinstance(digest, int) and self._latest.get(digest) == 1
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __bool__(self) -> bool:
-        return self._count > 0
-
-
-def completed_keys(path: Path, *, on_bad_line: BadLineHandler | None = None) -> CompletedKeys:
-    """The entries of the report at ``path`` whose latest line is ``succeeded``.
-
-    A missing report has none (``--resume`` on a first run simply starts it).
-    """
-    done = CompletedKeys()
-    if not path.exists():
-        return done
-    for _, record in iter_records(path, on_bad_line=on_bad_line):
-        done.record(record["job_id"], record["command"], record["status"])
-    return done

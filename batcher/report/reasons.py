@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._compact import Interner
-from .line import ReportLine
 
 #: The label of the bucket that holds every group beyond the cap.
 OTHER = "(other)"
@@ -53,23 +53,31 @@ def beyond_cap(groups: list[ReasonGroup], top: int) -> dict[str, int]:
 _SOURCE_RE = re.compile(r" \([^()\s]+:\d+\)")
 
 
-def failure_group(line: ReportLine) -> tuple[str, str]:
-    """How a failed or skipped line is grouped: its error_code, else failed_msg, else reason.
+def _text(line: Mapping[str, Any], name: str) -> str | None:
+    value = line.get(name)
+    return value if isinstance(value, str) and value else None
 
-    A reason loses any ``(file:line)`` it quotes, so skips group by cause, not by entry.
 
-    >>> failure_group(ReportLine(job_id="j", command="C", status="failed", error_code="X.1"))
+def failure_group(line: Mapping[str, Any]) -> tuple[str, str]:
+    """How a failed or skipped line (a parsed report line) is grouped: its error_code, else
+    failed_msg, else reason. A reason loses any ``(file:line)`` it quotes, so skips group by
+    cause, not by entry.
+
+    >>> failure_group({"status": "failed", "error_code": "X.1", "reason": "HTTP 400"})
     ('error_code', 'X.1')
-    >>> failure_group(ReportLine(job_id="j", command="C", status="skipped",
-    ...                          reason="earlier command A (jobs.csv:7) did not succeed"))
+    >>> failure_group({"status": "skipped",
+    ...                "reason": "earlier command A (jobs.csv:7) did not succeed"})
     ('reason', 'earlier command A did not succeed')
     """
-    if line.error_code:
-        return "error_code", line.error_code
-    if line.failed_msg:
-        return "failed_msg", line.failed_msg
-    if line.reason:
-        return "reason", _SOURCE_RE.sub("", line.reason)
+    code = _text(line, "error_code")
+    if code:
+        return "error_code", code
+    failed_msg = _text(line, "failed_msg")
+    if failed_msg:
+        return "failed_msg", failed_msg
+    reason = _text(line, "reason")
+    if reason:
+        return "reason", _SOURCE_RE.sub("", reason)
     return "reason", "(no reason given)"
 
 
@@ -84,23 +92,37 @@ class GroupInfo:
 class ReasonGroups:
     """Failure groups of one status: interned labels plus one example entry each."""
 
+    #: Distinct (error_code, failed_msg, reason) texts remembered with their group.
+    CACHE = 4096
+
     def __init__(self, cap: int) -> None:
         self.intern = Interner(cap)
         self.info: list[GroupInfo] = []
+        self._index: dict[tuple[Any, Any, Any], int] = {}
 
-    def add(self, line: ReportLine, row: int) -> int:
-        kind_label = failure_group(line)
-        index = self.intern(kind_label)
-        while len(self.info) <= index:
-            self.info.append(GroupInfo())
+    def add(self, line: Mapping[str, Any], row: int) -> int:
+        """Count ``line`` (a parsed report line) in its group; return the group's index."""
+        get = line.get
+        texts = (get("error_code"), get("failed_msg"), get("reason"))
+        try:
+            index = self._index.get(texts)
+        except TypeError:  # a list or an object where text belongs
+            texts, index = (None, None, None), None
+        if index is None:
+            kind_label = failure_group(line)
+            index = self.intern(kind_label)
+            while len(self.info) <= index:
+                self.info.append(GroupInfo())
+            if len(self._index) < self.CACHE and texts != (None, None, None):
+                self._index[texts] = index
         info = self.info[index]
-        if info.detail is None and kind_label[0] == "error_code":
-            info.detail = line.error_msg
+        if info.detail is None and texts[0]:
+            info.detail = _text(line, "error_msg")
         # The latest line of a group is the example most likely to still be the latest
         # line of its entry at the end; stale examples are fixed up after the pass.
         info.example_job_id, info.example_command, info.example_row = (
-            line.job_id,
-            line.command,
+            line["job_id"],
+            line["command"],
             row,
         )
         return index

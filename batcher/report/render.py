@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..outcome import STATUSES
+from ._compact import LogHistogram
 from .reasons import ReasonGroup, beyond_cap, capped
 from .summary import Summary
 
@@ -80,6 +83,15 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
     status_rows = [[name, f"{s.status[name]:,}"] for name in STATUSES]
     status_rows[1][0] += f" (retryable {s.retryable_failed:,})" if s.retryable_failed else ""
     out += _table(["status", "entries"], [*status_rows, ["total", f"{s.total:,}"]], right={1})
+    out += ["", "Lost answers (latest lines)"]
+    out += _table(
+        ["outcome", "entries"],
+        [
+            ["succeeded, confirmed from the job's record", f"{s.confirmed:,}"],
+            ["failed, ambiguous (may have executed)", f"{s.ambiguous:,}"],
+        ],
+        right={1},
+    )
 
     if s.by_command:
         out += ["", "By command"]
@@ -105,41 +117,17 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
             right={0, 1},
         )
 
-    lat = s.latency
-    out += ["", "Latency in ms (latest lines, succeeded and failed; within ~1%)"]
-    out += _table(
-        ["count", "mean", "p50", "p90", "p99", "max"],
-        [
-            [
-                f"{lat.count:,}",
-                _ms(lat.total / lat.count if lat.count else None),
-                _ms(lat.quantile(0.5)),
-                _ms(lat.quantile(0.9)),
-                _ms(lat.quantile(0.99)),
-                _ms(lat.max),
-            ]
-        ],
-        right={0, 1, 2, 3, 4, 5},
-    )
+    out += ["", "Latency in ms: the API's time (latest lines, succeeded and failed; within ~1%)"]
+    out += _histogram(s.latency)
+    out += ["", "Wait for the rate limiter in ms, before the first attempt (same lines)"]
+    out += _histogram(s.wait)
 
     out += [
         "",
         f"Time span  {s.span.first_started_at or '-'} → {s.span.last_finished_at or '-'}"
         f"  ({_duration(s.span.seconds())}; {s.lines:,} lines at {_rate(s.span.rate())})",
     ]
-    if s.runs:
-        out += ["", "Runs"]
-        rows = [
-            [
-                run,
-                f"{st.lines:,}",
-                st.first_started_at or "-",
-                st.last_finished_at or "-",
-                _rate(st.rate()),
-            ]
-            for run, st in s.runs.items()
-        ]
-        out += _table(["run_id", "lines", "first started", "last finished", "rate"], rows, {1, 4})
+    out += _runs(s)
 
     if s.bad_lines_total:
         out += ["", f"Unreadable lines skipped: {s.bad_lines_total:,}"]
@@ -148,3 +136,68 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
         if s.bad_lines_total > len(shown):
             out.append(f"  … {s.bad_lines_total - len(shown):,} more")
     return "\n".join(out) + "\n"
+
+
+def _histogram(h: LogHistogram) -> list[str]:
+    return _table(
+        ["count", "mean", "p50", "p90", "p99", "max"],
+        [
+            [
+                f"{h.count:,}",
+                _ms(h.total / h.count if h.count else None),
+                _ms(h.quantile(0.5)),
+                _ms(h.quantile(0.9)),
+                _ms(h.quantile(0.99)),
+                _ms(h.max),
+            ]
+        ],
+        right={0, 1, 2, 3, 4, 5},
+    )
+
+
+def _runs(s: Summary) -> list[str]:
+    runs = s.runs_dict()
+    if not runs:
+        return []
+    source = "from the lines" if s.run_records is None else "from the run record and the lines"
+    rows = []
+    for run_id, run in runs.items():
+        record: dict[str, Any] | None = run["record"]
+        rows.append(
+            [
+                run_id,
+                f"{run['lines']:,}",
+                run["first_started_at"] or (record or {}).get("started_at") or "-",
+                run["last_finished_at"] or "-",
+                _rate(run["rate_per_second"]),
+                *(_run_record_cells(record) if s.run_records is not None else []),
+            ]
+        )
+    headers = ["run_id", "lines", "first started", "last finished", "rate"]
+    if s.run_records is not None:
+        headers += ["exit", "finished", "version", "manifests"]
+    out = ["", f"Runs ({source})", *_table(headers, rows, {1, 4})]
+    for run_id, run in runs.items():
+        record = run["record"]
+        if record and record.get("halted_reason"):
+            out.append(f"  {run_id} halted: {_clip(str(record['halted_reason']), 100)}")
+    return out
+
+
+def _run_record_cells(record: dict[str, Any] | None) -> list[str]:
+    if record is None:
+        return ["-", "(no record)", "-", "-"]
+    code = record.get("exit_code")
+    finished = record.get("finished_at") or "(not finished: running or crashed)"
+    manifests = ", ".join(
+        f"{m['path'].rsplit('/', 1)[-1]} ({m['entries']:,})"
+        if isinstance(m.get("entries"), int)
+        else m["path"].rsplit("/", 1)[-1]
+        for m in record.get("manifests") or []
+    )
+    return [
+        "-" if code is None else str(code),
+        finished,
+        record.get("version") or "-",
+        manifests or "-",
+    ]

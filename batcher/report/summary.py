@@ -1,64 +1,75 @@
 """The streaming summary of a report: entries by status, failure reasons, latency, runs.
 
 Entries count by their LATEST line per ``(job_id, command)`` (see :mod:`.selection`).
-Reports can run to millions of lines, so nothing here keeps whole lines: per entry we keep a
-few numbers in typed arrays (see :mod:`batcher.compact`), and the rare example that needs a
-line itself is re-read from the file. :mod:`.render` renders the result.
+Reports can run to millions of lines, so nothing here keeps whole lines: lines are parsed
+as plain dicts (orjson, only key and status checked; a field of the wrong type counts as
+absent), per entry a few numbers are kept in typed arrays (see :mod:`._scan`), and the
+rare example that needs a line itself is re-read from the file. The runs come from the run
+record sidecar (:mod:`.runs`) where there is one, joined with what the lines say.
+:mod:`.render` renders the result.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..keys import KeyTable, key_digest
 from ..outcome import STATUSES
 from ._compact import Interner, LogHistogram
-from ._reader import BadLineHandler, iter_report, warn_bad_line
-from .line import ReportLine
+from ._reader import BadLineHandler, iter_records, iter_report, warn_bad_line
+from ._scan import (
+    AMBIGUOUS,
+    CONFIRMED,
+    FAILED,
+    MISSING,
+    NO_GROUP,
+    RETRYABLE,
+    SKIPPED,
+    SUCCEEDED,
+    LatestRows,
+    scan,
+)
+from ._times import RunSpan, epoch, round3
 from .reasons import OTHER, ReasonGroup, ReasonGroups, beyond_cap, capped
-from .selection import STATUS_CODE
+from .runs import RunRecord, read_runs
 
-_SUCCEEDED, _FAILED, _SKIPPED = (STATUS_CODE[status] for status in STATUSES)
+#: Called with every readable line (a dict), e.g. to draw the HTML page's time series.
+Observer = Callable[[dict[str, Any]], None]
+
+
+__all__ = [
+    "MAX_BAD_LINES",
+    "MAX_GROUPS",
+    "FailureDetail",
+    "Observer",
+    "RunSpan",
+    "Summary",
+    "summarize",
+]
 
 #: Distinct failure groups (and commands, runs) kept apart; the rest share an "other" bucket.
 MAX_GROUPS = 1000
 #: Bad lines remembered with their line number (all are counted).
 MAX_BAD_LINES = 100
-_NO_GROUP = -1
 
 
 @dataclass(slots=True)
-class RunSpan:
-    """Every line a run wrote (not only latest ones): how many, and over what time."""
+class FailureDetail:
+    """Entries whose latest line failed (or was skipped) for one reason, in one command."""
 
-    lines: int = 0
-    first_started_at: str | None = None
-    last_finished_at: str | None = None
-    _first: datetime | None = None
-    _last: datetime | None = None
-
-    def seconds(self) -> float | None:
-        if self._first is None or self._last is None:
-            return None
-        return max(0.0, (self._last - self._first).total_seconds())
-
-    def rate(self) -> float | None:
-        seconds = self.seconds()
-        return self.lines / seconds if seconds else None
+    status: str
+    kind: str
+    reason: str
+    detail: str | None
+    command: str
+    count: int
+    examples: list[str] = field(default_factory=list)  #: job ids
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "first_started_at": self.first_started_at,
-            "last_finished_at": self.last_finished_at,
-            "seconds": _round(self.seconds()),
-            "rate_per_second": _round(self.rate()),
-        }
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(slots=True)
@@ -72,14 +83,26 @@ class Summary:
     lines: int = 0
     status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     retryable_failed: int = 0
+    #: Latest lines decided from the job's record after a lost answer (``confirmed_by``).
+    confirmed: int = 0
+    #: Latest lines that failed after an attempt that may have executed (``ambiguous``).
+    ambiguous: int = 0
     by_command: dict[str, dict[str, int]] = field(default_factory=dict)
     failure_reasons: list[ReasonGroup] = field(default_factory=list)
     skip_reasons: list[ReasonGroup] = field(default_factory=list)
     http_status: dict[str, int] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)
+    #: The API's time (``duration_ms``) of the latest lines that were sent.
     latency: LogHistogram = field(default_factory=LogHistogram)
+    #: Time waiting for the rate limiter before the first attempt (``wait_ms``).
+    wait: LogHistogram = field(default_factory=LogHistogram)
     span: RunSpan = field(default_factory=RunSpan)
     runs: dict[str, RunSpan] = field(default_factory=dict)
+    #: The run records of the report's sidecar, oldest first; None when it has none.
+    run_records: list[RunRecord] | None = None
+    #: With ``details=True``: failed and skipped entries by reason and command, with
+    #: example jobs, most frequent first.
+    failure_details: list[FailureDetail] = field(default_factory=list)
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
     bad_lines_total: int = 0
 
@@ -93,7 +116,6 @@ class Summary:
         >>> Summary(path="r.jsonl").to_dict()["failed"]
         0
         """
-        latency = self.latency
         return {
             "report": self.path,
             "basis": "latest line per (job_id, command); attempts, http_status and "
@@ -102,6 +124,8 @@ class Summary:
             "total": self.total,
             **self.status,
             "retryable_failed": self.retryable_failed,
+            "confirmed": self.confirmed,
+            "ambiguous": self.ambiguous,
             "by_command": self.by_command,
             "failure_reasons": [g.to_dict() for g in capped(self.failure_reasons, top)],
             "failure_reasons_more": beyond_cap(self.failure_reasons, top),
@@ -109,81 +133,76 @@ class Summary:
             "skip_reasons_more": beyond_cap(self.skip_reasons, top),
             "http_status": self.http_status,
             "attempts": {str(k): v for k, v in self.attempts.items()},
-            "latency_ms": {
-                "count": latency.count,
-                "mean": _round(latency.total / latency.count if latency.count else None),
-                "p50": _round(latency.quantile(0.50)),
-                "p90": _round(latency.quantile(0.90)),
-                "p99": _round(latency.quantile(0.99)),
-                "max": _round(latency.max),
-            },
+            "latency_ms": _figures(self.latency),
+            "wait_ms": _figures(self.wait),
             "span": {
                 "first_started_at": self.span.first_started_at,
                 "last_finished_at": self.span.last_finished_at,
-                "seconds": _round(self.span.seconds()),
+                "seconds": round3(self.span.seconds()),
             },
-            "rate_per_second": _round(self.span.rate()),
-            "runs": {run: span.to_dict() for run, span in self.runs.items()},
+            "rate_per_second": round3(self.span.rate()),
+            "runs": self.runs_dict(),
+            "runs_from": "lines" if self.run_records is None else "run record and lines",
             "bad_lines": [{"line": n, "reason": why} for n, why in self.bad_lines],
             "bad_lines_total": self.bad_lines_total,
         }
 
+    def runs_dict(self) -> dict[str, dict[str, Any]]:
+        """Every run: what its lines say (lines, span, rate), joined by run id with its run
+        record (version, endpoint, manifests, options, exit code...) where there is one."""
+        records = {record.run_id: record for record in self.run_records or ()}
+        runs: dict[str, dict[str, Any]] = {}
+        for record in self.run_records or ():
+            span = self.runs.get(record.run_id, RunSpan())
+            runs[record.run_id] = {**span.to_dict(), "record": record.to_dict()}
+        for run_id, span in self.runs.items():
+            if run_id not in records:
+                runs[run_id] = {**span.to_dict(), "record": None}
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+        def started(item: tuple[str, dict[str, Any]]) -> float:
+            record = item[1]["record"] or {}
+            when = epoch(record.get("started_at")) or epoch(item[1]["first_started_at"])
+            return math.inf if when is None else when
+
+        return dict(sorted(runs.items(), key=started))
 
 
-class _Entries:
-    """The latest line of each entry, as a row of small numbers in parallel arrays."""
-
-    def __init__(self) -> None:
-        self.row_of = KeyTable()
-        self.status = array("b")
-        self.retryable = array("b")
-        self.command = array("H")
-        self.group = array("h")  # index into the status's ReasonGroups, or _NO_GROUP
-        self.attempts = array("H")
-        self.http = array("H")  # 0 = no HTTP answer
-        self.duration = array("d")  # NaN = not measured
-        self.lineno = array("Q")
-
-    def __len__(self) -> int:
-        return len(self.status)
-
-    def row(self, digest: int) -> int:
-        row = self.row_of.setdefault(digest, len(self.status))
-        if row == len(self.status):
-            for column in (
-                self.status, self.retryable, self.command, self.group,
-                self.attempts, self.http, self.lineno,
-            ):  # fmt: skip
-                column.append(0)
-            self.duration.append(math.nan)
-        return row
+def _figures(histogram: LogHistogram) -> dict[str, float | int | None]:
+    count = histogram.count
+    return {
+        "count": count,
+        "mean": round3(histogram.total / count if count else None),
+        "p50": round3(histogram.quantile(0.50)),
+        "p90": round3(histogram.quantile(0.90)),
+        "p99": round3(histogram.quantile(0.99)),
+        "max": round3(histogram.max),
+    }
 
 
 def summarize(
     path: Path,
     *,
     on_bad_line: BadLineHandler | None = None,
+    observe: Observer | None = None,
+    details: bool = False,
 ) -> Summary:
     """Summarise a report in one streaming pass (plus a rare second one for examples).
 
-    Entries count by their latest line; attempts, HTTP statuses and latency count latest
-    lines only; the time span and per-run numbers count every line. Lines that cannot be
-    read are skipped, remembered in ``bad_lines`` and passed to ``on_bad_line`` (default:
-    a structlog warning).
+    Entries count by their latest line; attempts, HTTP statuses, latency and the
+    confirmed and ambiguous counts count latest lines only; the time span and per-run
+    numbers count every line. Lines that cannot be read are skipped, remembered in
+    ``bad_lines`` and passed to ``on_bad_line`` (default: a structlog warning).
+    ``observe`` is called with every readable line (a dict) as it is read. ``details``
+    also fills ``failure_details`` (reason by command, with up to 3 example jobs each; a
+    second, quick read of the report for the examples).
 
     >>> summary = summarize(Path("out.jsonl"))  # doctest: +SKIP
     >>> summary.status["failed"], summary.latency.quantile(0.99)  # doctest: +SKIP
     (3, 812.4)
     """
     summary = Summary(path=str(path))
-    entries = _Entries()
     commands = Interner(MAX_GROUPS)
-    groups = {_FAILED: ReasonGroups(MAX_GROUPS), _SKIPPED: ReasonGroups(MAX_GROUPS)}
-    runs = Interner(MAX_GROUPS)
-    run_spans: list[RunSpan] = []
+    groups = {FAILED: ReasonGroups(MAX_GROUPS), SKIPPED: ReasonGroups(MAX_GROUPS)}
 
     def bad_line(lineno: int, why: str) -> None:
         summary.bad_lines_total += 1
@@ -191,66 +210,56 @@ def summarize(
             summary.bad_lines.append((lineno, why))
         (on_bad_line or warn_bad_line)(lineno, why)
 
-    for lineno, line in iter_report(path, on_bad_line=bad_line):
-        summary.lines += 1
-        row = entries.row(key_digest(line.job_id, line.command))
-        code = STATUS_CODE[line.status]
-        entries.status[row] = code
-        entries.retryable[row] = line.retryable
-        entries.command[row] = commands(line.command)
-        entries.group[row] = groups[code].add(line, row) if code != _SUCCEEDED else _NO_GROUP
-        entries.attempts[row] = min(max(line.attempts, 0), 0xFFFF)
-        http = line.http_status or 0
-        entries.http[row] = http if 0 < http <= 0xFFFF else 0
-        entries.duration[row] = math.nan if line.duration_ms is None else line.duration_ms
-        entries.lineno[row] = lineno
-
-        run = runs(line.run_id or "(none)")
-        if run == len(run_spans):
-            run_spans.append(RunSpan())
-        _add_times(run_spans[run], line)
-
-    summary.runs = {
-        (OTHER if name is None else name): span
-        for name, span in zip(runs.names, run_spans, strict=True)
-    }
-    summary.span = _whole_span(run_spans)
-    reasons = _tally(summary, entries, commands, groups)
-    _fix_stale_examples(path, reasons, entries, groups)
+    result = scan(
+        path,
+        commands=commands,
+        groups=groups,
+        runs=Interner(MAX_GROUPS),
+        on_bad_line=bad_line,
+        observe=observe,
+    )
+    summary.lines = result.lines
+    summary.runs = result.runs
+    for span in result.runs.values():
+        summary.span.merge(span)
+    summary.run_records = read_runs(path, on_bad_line=bad_line)
+    reasons = _tally(summary, result.rows, commands, groups)
+    _fix_stale_examples(path, reasons, result.rows, groups)
+    if details:
+        summary.failure_details = _details(path, result.rows, commands, groups)
     return summary
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _add_times(span: RunSpan, line: ReportLine) -> None:
-    span.lines += 1
-    started = _parse_time(line.started_at)
-    if started is not None and (span._first is None or started < span._first):
-        span._first, span.first_started_at = started, line.started_at
-    finished = _parse_time(line.finished_at)
-    if finished is not None and (span._last is None or finished > span._last):
-        span._last, span.last_finished_at = finished, line.finished_at
-
-
-def _whole_span(runs: list[RunSpan]) -> RunSpan:
-    span = RunSpan(lines=sum(run.lines for run in runs))
-    for run in runs:
-        if run._first is not None and (span._first is None or run._first < span._first):
-            span._first, span.first_started_at = run._first, run.first_started_at
-        if run._last is not None and (span._last is None or run._last > span._last):
-            span._last, span.last_finished_at = run._last, run.last_finished_at
-    return span
+def _details(
+    path: Path, entries: LatestRows, commands: Interner, groups: dict[int, ReasonGroups]
+) -> list[FailureDetail]:
+    found = entries.failures(examples=3)
+    wanted = {lineno for _, lines in found.values() for lineno in lines}
+    job_at: dict[int, str] = {}
+    if wanted:
+        for lineno, line in iter_records(path, on_bad_line=lambda n, why: None):
+            if lineno in wanted:
+                job_at[lineno] = line["job_id"]
+    out = []
+    for (code, group, command), (count, lines) in found.items():
+        kind, label = groups[code].label(group)
+        name = commands.names[command]
+        out.append(
+            FailureDetail(
+                status=STATUSES[code],
+                kind=kind,
+                reason=label,
+                detail=groups[code].info[group].detail,
+                command=OTHER if name is None else name,
+                count=count,
+                examples=[job_at[n] for n in lines if n in job_at],
+            )
+        )
+    return sorted(out, key=lambda d: (-d.count, d.status, d.reason, d.command))
 
 
 def _tally(
-    summary: Summary, entries: _Entries, commands: Interner, groups: dict[int, ReasonGroups]
+    summary: Summary, entries: LatestRows, commands: Interner, groups: dict[int, ReasonGroups]
 ) -> dict[tuple[int, int], ReasonGroup]:
     """Count the latest rows: statuses, per command, per group, HTTP, attempts, latency."""
     by_command: dict[int, list[int]] = {}
@@ -258,21 +267,22 @@ def _tally(
     status_counts = [0, 0, 0]
     http: dict[int, int] = {}
     attempts: dict[int, int] = {}
-    for code, retryable, command, group, tries, status, duration in zip(
-        entries.status, entries.retryable, entries.command, entries.group,
-        entries.attempts, entries.http, entries.duration, strict=True,
-    ):  # fmt: skip
-        status_counts[code] += 1
-        by_command.setdefault(command, [0, 0, 0])[code] += 1
-        if group != _NO_GROUP:
-            group_counts[code, group] = group_counts.get((code, group), 0) + 1
-        if code == _FAILED and retryable:
-            summary.retryable_failed += 1
-        http[status] = http.get(status, 0) + 1
-        attempts[tries] = attempts.get(tries, 0) + 1
-        # Skipped entries were never sent: their durations would only dilute the latency.
-        if code != _SKIPPED and not math.isnan(duration):
-            summary.latency.add(max(duration, 0.0))
+    for (code, flags, command, group, tries, status), n in entries.kinds().items():
+        status_counts[code] += n
+        by_command.setdefault(command, [0, 0, 0])[code] += n
+        if group != NO_GROUP:
+            group_counts[code, group] = group_counts.get((code, group), 0) + n
+        if code == FAILED and flags & RETRYABLE:
+            summary.retryable_failed += n
+        if code == SUCCEEDED and flags & CONFIRMED:
+            summary.confirmed += n
+        if code == FAILED and flags & AMBIGUOUS:
+            summary.ambiguous += n
+        http[status] = http.get(status, 0) + n
+        attempts[tries] = attempts.get(tries, 0) + n
+    # Skipped entries were never sent: their durations are MISSING, left out.
+    summary.latency.add_many(entries.duration, missing=MISSING)
+    summary.wait.add_many(entries.wait, missing=MISSING)
 
     summary.status = dict(zip(STATUSES, status_counts, strict=True))
     summary.by_command = {
@@ -299,8 +309,8 @@ def _tally(
             example_job_id=info.example_job_id,
             example_command=info.example_command,
         )
-    summary.failure_reasons = _most_frequent(reasons, _FAILED)
-    summary.skip_reasons = _most_frequent(reasons, _SKIPPED)
+    summary.failure_reasons = _most_frequent(reasons, FAILED)
+    summary.skip_reasons = _most_frequent(reasons, SKIPPED)
     return reasons
 
 
@@ -312,7 +322,7 @@ def _most_frequent(reasons: dict[tuple[int, int], ReasonGroup], code: int) -> li
 def _fix_stale_examples(
     path: Path,
     reasons: dict[tuple[int, int], ReasonGroup],
-    entries: _Entries,
+    entries: LatestRows,
     groups: dict[int, ReasonGroups],
 ) -> None:
     """Replace examples whose entry's latest line later moved to another status or group.
@@ -322,14 +332,15 @@ def _fix_stale_examples(
     """
     stale: dict[tuple[int, int], int] = {}  # (status, group) -> a row now in it, or -1
     for key in reasons:
-        row = groups[key[0]].info[key[1]].example_row
-        if entries.status[row] != key[0] or entries.group[row] != key[1]:
+        kind = entries.row_kind(groups[key[0]].info[key[1]].example_row)
+        if (kind[0], kind[3]) != key:
             stale[key] = -1
     if not stale:
         return
-    for row, key in enumerate(zip(entries.status, entries.group, strict=True)):
-        if stale.get(key) == -1:
-            stale[key] = row
+    for row in range(entries.count):
+        kind = entries.row_kind(row)
+        if stale.get((kind[0], kind[3])) == -1:
+            stale[kind[0], kind[3]] = row
     wanted = {entries.lineno[row]: key for key, row in stale.items()}
     for lineno, line in iter_report(path, wanted=wanted.__contains__):
         reasons[wanted[lineno]].example_job_id = line.job_id

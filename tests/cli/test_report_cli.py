@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +157,15 @@ def test_export_yaml(resumed: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     with Manifests([str(out)]) as manifests:
         assert manifests.check().total == 6
         keys = [entry.key for entry in manifests.entries()]
+    # In the order the report first met them (the first run's order), so each job's
+    # commands keep their manifest order; not in the order of their latest lines.
     assert keys == [
         ("job-3", "SUBMITVERIFYING"),
         ("job-3", "CONFIRM_ACCEPT"),
         ("job-4", "CONFIRM_ACCEPT"),
-        ("job-7", "SUBMITVERIFYING"),
-        ("job-6", "CONFIRM_ACCEPT"),
         ("job-5", "SUBMITVERIFYING"),
+        ("job-6", "CONFIRM_ACCEPT"),
+        ("job-7", "SUBMITVERIFYING"),
     ]
 
 
@@ -176,9 +182,9 @@ def test_export_refuses_to_overwrite_without_force(
     )
     assert code == 0 and "exported 3 entries (failed 3)" in stdout
     assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == [
-        "job-7",
-        "job-6",
         "job-5",
+        "job-6",
+        "job-7",
     ]
 
 
@@ -197,6 +203,8 @@ def test_export_with_status_and_json_output(
         "succeeded": 0,
         "failed": 0,
         "skipped": 1,
+        "left_out_ambiguous": 0,
+        "left_out_skipped_after_ambiguous": 0,
     }
     assert yaml.safe_load(out.read_text())["jobs"] == [
         {"job_id": "job-3", "command": "CONFIRM_ACCEPT"}
@@ -293,3 +301,104 @@ def test_exported_manifest_runs_as_it_is(
 
     document = json.loads(run(capsys, str(after), "--format", "json")[1])
     assert (document["succeeded"], document["failed"], document["skipped"]) == (3, 0, 0)
+
+
+# -- not a report, unreadable, a closed pipe -----------------------------------------------
+
+
+def test_a_file_with_no_report_lines_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("job_id,command\n" + "".join(f"j{i},SUBMITVERIFYING\n" for i in range(30)))
+    code, out, err = run(capsys, str(manifest))
+    assert code == 2 and out == ""
+    assert "holds no report lines" in err and "manifest" in err
+    assert "warning" not in err  # one clear message, not a warning per line
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run(capsys, str(empty), "--format", "json")
+    assert code == 2 and "is empty" in err
+    yaml_manifest = tmp_path / "jobs.yaml"
+    yaml_manifest.write_text("jobs:\n  - job_id: j1\n    command: SUBMITVERIFYING\n")
+    assert run(capsys, str(yaml_manifest), "--export-manifest", str(tmp_path / "x.yaml"))[0] == 2
+    assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_report_that_cannot_be_read_gives_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    code, out, err = run(capsys, str(fifo))
+    assert code == 2 and out == ""
+    assert err.strip() == f"batcher: report {fifo} is not a regular file"
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(tmp_path: Path) -> None:
+    path = write_report(tmp_path / "r.jsonl", [report_line(f"j{i:05d}") for i in range(20_000)])
+    listings = (
+        [str(path), "--status", "succeeded"],
+        [str(path), "--status", "succeeded", "--format", "json"],
+    )
+    for args in listings:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batcher", "report", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()  # what `head -1` reads
+        process.stdout.close()
+        err = process.stderr.read().decode()
+        assert process.wait() == 128 + signal.SIGPIPE, err
+        assert "Broken pipe" not in err and "Traceback" not in err and "Exception" not in err
+
+
+def test_export_leaves_ambiguous_entries_out_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    skip = {"status": "skipped", "http_status": None, "attempts": 0}
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED),
+            report_line("a", "SUBMITVERIFYING", reason="earlier command failed", **skip),
+            report_line("b", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED, ambiguous=True),
+            report_line("b", "SUBMITVERIFYING", reason="earlier command failed", **skip),
+        ],
+    )
+    out = tmp_path / "retry.yaml"
+    code, stdout, _ = run(capsys, str(path), "--export-manifest", str(out), "--retryable-only")
+    assert code == 0
+    assert "exported 2 entries (failed 1, skipped 1)" in stdout
+    assert "left out 1 ambiguous failed entries" in stdout and "1 skipped" in stdout
+    assert "--include-ambiguous" in stdout
+    assert [(e["job_id"], e["command"]) for e in yaml.safe_load(out.read_text())["jobs"]] == [
+        ("a", "CONFIRM_MULTIPART_UPLOADED"),
+        ("a", "SUBMITVERIFYING"),
+    ]
+    code, stdout, _ = run(
+        capsys, str(path), "--export-manifest", str(out), "--retryable-only", "--force",
+        "--include-ambiguous", "--format", "json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(stdout)["exported"] == 4
+    assert json.loads(stdout)["left_out_ambiguous"] == 0
+    # A listing shows everything, ambiguous or not, and says which.
+    listed = json.loads(run(capsys, str(path), "--status", "failed", "--format", "json")[1])
+    assert [(e["job_id"], e["ambiguous"]) for e in listed] == [("a", False), ("b", True)]
+
+
+def test_html_page_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_report(tmp_path / "r.jsonl", resumed_lines())
+    page = tmp_path / "r.html"
+    code, stdout, _ = run(capsys, str(path), "--html", str(page))
+    assert code == 0 and f"wrote {page}" in stdout
+    assert page.read_text().startswith("<!doctype html>")
+    code, _, err = run(capsys, str(path), "--html", str(page))
+    assert code == 2 and "add --force" in err
+    assert run(capsys, str(path), "--html", str(page), "--force")[0] == 0
+    assert run(capsys, str(path), "--html", str(tmp_path / "r.txt"))[0] == 2

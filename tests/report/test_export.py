@@ -149,8 +149,11 @@ def test_csv_export_round_trips_through_the_manifest_loader(report: Path, tmp_pa
 def test_yml_extension_and_selections(report: Path, tmp_path: Path) -> None:
     out = tmp_path / "retry.yml"
     export_manifest(Selection(report, retryable_only=True), out)
+    # The skipped SUBMITVERIFYING of job-a must follow its retried upload confirmation
+    # (issue 11, item 6: it used to be dropped).
     assert [(e["job_id"], e["command"]) for e in load(out)] == [
-        ("job-a", "CONFIRM_MULTIPART_UPLOADED")
+        ("job-a", "CONFIRM_MULTIPART_UPLOADED"),
+        ("job-a", "SUBMITVERIFYING"),
     ]
     skipped = tmp_path / "skipped.csv"
     export_manifest(Selection(report, statuses={"skipped"}), skipped)
@@ -215,3 +218,154 @@ def test_csv_export_refuses_values_csv_would_not_keep(
         export_manifest(Selection(report), tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
     assert export_manifest(Selection(report), tmp_path / "out.yaml") == 1
+
+
+# -- project ids, ambiguous entries, skipped dependents --------------------------------------
+
+
+def exported_entries(path: Path) -> tuple[dict[str, Any], list[Entry]]:
+    """The manifest as written (YAML or CSV), read back into Entry models the way the
+    manifest loader will (top-level project_id applied to entries that name none)."""
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        entries = []
+        for row in rows:
+            fields: dict[str, Any] = {k: v for k, v in row.items() if v}
+            comment = {
+                k: fields.pop(k) for k in ("comment_title", "comment_message") if k in fields
+            }
+            if "attachment_name" in fields:
+                comment["attachment_name"] = fields.pop("attachment_name").split(";")
+            if comment:
+                fields["comment_data"] = comment
+            entries.append(Entry.model_validate(fields))
+        return {}, entries
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    top = {k: v for k, v in document.items() if k != "jobs"}
+    return top, [
+        Entry.model_validate({"project_id": top.get("project_id"), **entry})
+        for entry in document["jobs"]
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".csv"])
+def test_a_shared_project_id_is_kept(tmp_path: Path, suffix: str) -> None:
+    report = write_report(
+        tmp_path / "r.jsonl",
+        [report_line(j, status="failed", project_id="proj-1") for j in ("a", "b")],
+    )
+    out = tmp_path / f"retry{suffix}"
+    export_manifest(Selection(report), out)
+    top, entries = exported_entries(out)
+    assert [(e.job_id, e.project_id) for e in entries] == [("a", "proj-1"), ("b", "proj-1")]
+    if suffix == ".yaml":
+        assert top == {"project_id": "proj-1"}
+        assert "project_id" not in yaml.safe_load(out.read_text())["jobs"][0]
+        assert load(out) == [request_fields(e) for e in entries]  # today's loader reads it
+    else:
+        assert out.read_text().splitlines()[0].endswith(",project_id")
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".csv"])
+def test_several_projects_are_kept_per_entry(tmp_path: Path, suffix: str) -> None:
+    report = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", status="failed", project_id="proj-1"),
+            report_line("b", status="failed", project_id="proj-2"),
+            report_line("c", status="failed"),  # before lines carried project_id
+        ],
+    )
+    out = tmp_path / f"retry{suffix}"
+    selection = Selection(report)
+    assert selection.project_ids == {"proj-1", "proj-2", None}
+    export_manifest(selection, out, project_ids=selection.project_ids)
+    top, entries = exported_entries(out)
+    assert "project_id" not in top
+    assert [(e.job_id, e.project_id) for e in entries] == [
+        ("a", "proj-1"),
+        ("b", "proj-2"),
+        ("c", None),
+    ]
+
+
+def test_an_export_without_project_ids_stays_loadable_today(tmp_path: Path) -> None:
+    report = write_report(tmp_path / "r.jsonl", [report_line("a", status="failed")])
+    export_manifest(Selection(report), tmp_path / "retry.csv")
+    assert (tmp_path / "retry.csv").read_text().splitlines()[0] == ",".join(CSV_COLUMNS)
+    assert len(load(tmp_path / "retry.csv")) == 1
+
+
+def dependency_report(path: Path) -> Path:
+    """job-a: upload confirmation throttled, submit skipped; job-b: an ambiguous failure and
+    its skipped submit; job-c: a plain failure; job-d: skipped by a halt, nothing failed."""
+    skip = {"status": "skipped", "http_status": None, "attempts": 0}
+    return write_report(
+        path,
+        [
+            report_line("job-a", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED),
+            report_line("job-a", "SUBMITVERIFYING", reason="earlier command failed", **skip),
+            report_line("job-b", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED, ambiguous=True),
+            report_line("job-b", "SUBMITVERIFYING", reason="earlier command failed", **skip),
+            report_line("job-c", "CONFIRM_ACCEPT", status="failed", reason="HTTP 400"),
+            report_line("job-d", "SUBMITVERIFYING", reason="halted", **skip),
+        ],
+    )
+
+
+def test_retryable_only_brings_the_skipped_commands_of_the_same_job(tmp_path: Path) -> None:
+    report = dependency_report(tmp_path / "r.jsonl")
+    selection = Selection(report, retryable_only=True, include_ambiguous=False, order="manifest")
+    assert [(line.job_id, line.command) for line in selection] == [
+        ("job-a", "CONFIRM_MULTIPART_UPLOADED"),
+        ("job-a", "SUBMITVERIFYING"),
+    ]
+    assert selection.by_status == {"succeeded": 0, "failed": 1, "skipped": 1}
+    assert (selection.left_out_ambiguous, selection.left_out_dependents) == (1, 1)
+    with_ambiguous = Selection(report, retryable_only=True, order="manifest")
+    assert [line.job_id for line in with_ambiguous] == ["job-a", "job-a", "job-b", "job-b"]
+
+
+def test_ambiguous_entries_are_left_out_with_their_jobs_skips(tmp_path: Path) -> None:
+    report = dependency_report(tmp_path / "r.jsonl")
+    selection = Selection(report, include_ambiguous=False, order="manifest")
+    assert [line.job_id for line in selection] == ["job-a", "job-a", "job-c", "job-d"]
+    assert (selection.left_out_ambiguous, selection.left_out_dependents) == (1, 1)
+
+
+def test_manifest_order_keeps_a_jobs_commands_in_order(tmp_path: Path) -> None:
+    # The upload confirmation was retried alone in a later run: its latest line is now
+    # after the submit that must follow it.
+    report = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("job-a", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED),
+            report_line("job-a", "SUBMITVERIFYING", status="skipped", http_status=None),
+            report_line("job-z", "SUBMITVERIFYING", status="failed", reason="boom"),
+            report_line("job-a", "CONFIRM_MULTIPART_UPLOADED", **THROTTLED, run_id="r2"),
+        ],
+    )
+    in_report = [(line.job_id, line.command) for line in Selection(report)]
+    assert in_report[0] == ("job-a", "SUBMITVERIFYING")
+    in_manifest = [(line.job_id, line.command) for line in Selection(report, order="manifest")]
+    assert in_manifest == [
+        ("job-a", "CONFIRM_MULTIPART_UPLOADED"),
+        ("job-a", "SUBMITVERIFYING"),
+        ("job-z", "SUBMITVERIFYING"),
+    ]
+    assert [n for n, _ in Selection(report, order="manifest").numbered()] == [4, 2, 3]
+
+
+def test_a_request_field_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    report = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", status="failed", attempts="x"),  # dropped: not a request field
+            report_line("b", status="failed", comment_data="not an object"),
+        ],
+    )
+    lines = Selection(report).numbered()
+    assert next(lines)[1].attempts == 0
+    with pytest.raises(UsageError, match=r"r.jsonl:2: comment_data"):
+        next(lines)

@@ -332,3 +332,69 @@ def test_skips_group_by_cause_not_by_the_manifest_line_they_quote(tmp_path: Path
     (group,) = summarize(path).skip_reasons
     assert group.label == "not attempted: the job's earlier command CONFIRM_ACCEPT did not succeed"
     assert (group.count, group.example_job_id) == (3, "c")
+
+
+# -- lost answers, wait time, odd fields ----------------------------------------------------
+
+
+def test_confirmed_ambiguous_and_wait_count_latest_lines(tmp_path: Path) -> None:
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", confirmed_by="operation_log", duration_ms=40.0, wait_ms=5.0),
+            report_line("b", status="failed", ambiguous=True, reason="may have executed",
+                        duration_ms=50.0, wait_ms=15.0),
+            report_line("c", status="failed", ambiguous=True, reason="may have executed"),
+            report_line("c", confirmed_by="operation_log", duration_ms=30.0, wait_ms=25.0),
+            report_line("d", status="skipped", reason="x", duration_ms=None, wait_ms=None),
+        ],
+    )  # fmt: skip
+    summary = summarize(path)
+    assert (summary.confirmed, summary.ambiguous) == (2, 1)
+    assert summary.latency.count == 3 and summary.latency.max == 50.0
+    assert summary.wait.count == 3 and summary.wait.max == 25.0
+    document = summary.to_dict()
+    assert (document["confirmed"], document["ambiguous"]) == (2, 1)
+    assert document["wait_ms"]["count"] == 3
+    text = render_text(summary)
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    assert any(row[-1] == "2" and "confirmed" in row for row in rows)
+    assert any(row[-1] == "1" and "ambiguous" in row for row in rows)
+    assert "Wait for the rate limiter" in text
+
+
+def test_a_field_of_the_wrong_type_counts_as_absent(tmp_path: Path) -> None:
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", attempts="two", http_status=[200], duration_ms="fast"),
+            report_line("b", retryable="yes", status="failed", reason={"x": 1}),
+        ],
+    )
+    summary = summarize(path)
+    assert summary.status == {"succeeded": 1, "failed": 1, "skipped": 0}
+    assert summary.attempts == {0: 1, 1: 1} and summary.http_status == {"200": 1, "none": 1}
+    assert summary.retryable_failed == 0 and summary.latency.count == 1
+
+
+def test_many_distinct_signatures_give_the_same_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batcher.report import _scan
+
+    rng = random.Random(4)
+    lines = [
+        report_line(
+            f"j{rng.randrange(300)}",
+            status=rng.choice(["succeeded", "failed", "skipped"]),
+            attempts=rng.randrange(1, 40),
+            http_status=rng.choice([200, 400, 429, 500]),
+            reason=f"r{rng.randrange(5)}",
+            duration_ms=rng.uniform(1, 100),
+        )
+        for _ in range(2000)
+    ]
+    path = write_report(tmp_path / "r.jsonl", lines)
+    expected = summarize(path).to_dict()
+    monkeypatch.setattr(_scan, "MAX_SIGNATURES", 7)  # switch to packed kinds early
+    assert summarize(path).to_dict() == expected
