@@ -1,13 +1,18 @@
-"""A run told to the outside while it happens: log events, and the metrics file.
+"""A run told to the outside while it happens: log events, the run record, the metrics.
 
 ``run_started`` and the final ``run_finished`` (or ``run_halted_early``) event carry
 everything needed to follow a run from its log alone — run id, version, manifests and
 their SHA-256, entries, endpoint, project, pace, and at the end every count, the elapsed
 time, the rates and the exit code — and every event of the run carries its ``run_id``.
+The same goes to the run record beside the report (``REPORT.runs.jsonl``, see
+:mod:`batcher.report.runs`), and, with ``--metrics-file``, to Prometheus.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +20,10 @@ import structlog
 
 from . import __version__
 from .engine.stats import RunStats
+from .errors import ReportWriteError
 from .manifest import ManifestSummary
 from .redact import Redactor
+from .report import ManifestInfo, ReportWriter, RunRecord, finish_run, start_run
 from .results import exit_code_for
 from .settings import RunSettings
 
@@ -26,17 +33,28 @@ if TYPE_CHECKING:  # prometheus_client is imported only when a metrics file is a
 log = structlog.get_logger("batcher")
 
 
-def manifests_of(summary: ManifestSummary) -> list[dict[str, Any]]:
-    """The manifests as the run record and the events list them."""
-    digests = getattr(summary, "sha256", None) or (None,) * len(summary.files)
+def manifests_of(summary: ManifestSummary) -> list[ManifestInfo]:
+    """The manifests as the run record and the events list them: path, the SHA-256 of
+    exactly the bytes checked, and their entries."""
+    count = len(summary.files)
+    digests = summary.sha256 or (None,) * count
+    entries = summary.entries or (None,) * count
     return [
-        {"path": path, "sha256": digest}
-        for path, digest in zip(summary.files, digests, strict=False)
+        ManifestInfo(
+            path=path if path == "-" or path.startswith("<") else os.path.abspath(path),
+            sha256=digest,
+            entries=n,
+        )
+        for path, digest, n in zip(summary.files, digests, entries, strict=False)
     ]
 
 
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class RunEvents:
-    """Logs the run's start and end, and keeps the metrics file (if any) up to date."""
+    """Logs the run's start and end, keeps its run record, and the metrics file (if any)."""
 
     def __init__(
         self,
@@ -56,17 +74,51 @@ class RunEvents:
         self._resume = resume
         self._redactor = redactor
         self._metrics = metrics
+        self._writer: ReportWriter | None = None
+        self._record: RunRecord | None = None
         self.exit_code: int | None = None
 
-    def started(self, stats: RunStats) -> None:
+    def _options(self) -> dict[str, Any]:
+        options = self._settings.options
+        return {
+            "rate": self._settings.rate,
+            "burst": self._settings.burst,
+            "concurrency": options.concurrency,
+            "max_attempts": options.max_attempts,
+            "timeout": self._settings.timeout,
+            "max_failures": options.max_failures,
+            "max_failure_rate": options.max_failure_rate,
+            "grace_period": options.grace_period,
+            "limit": options.limit,
+            "resume": self._resume,
+            "simulate": self._settings.simulate,
+        }
+
+    def started(self, stats: RunStats, writer: ReportWriter) -> None:
+        """The run is about to send: log it and add its line to the run record (a record
+        that cannot be written stops the run here, before anything is sent)."""
         settings = self._settings
+        manifests = manifests_of(self._summary)
+        endpoint = "simulator" if settings.simulate else str(settings.endpoint)
+        self._writer = writer
+        self._record = RunRecord(
+            run_id=self._run_id,
+            version=__version__,
+            started_at=_stamp(),
+            endpoint=endpoint,
+            project_id=settings.project_id,
+            manifests=manifests,
+            options=self._options(),
+            rate_limit=settings.rate,
+        )
+        start_run(writer, self._record)
         log.info(
             "run_started",
             version=__version__,
-            manifests=manifests_of(self._summary),
+            manifests=[m.to_dict() for m in manifests],
             entries=self._summary.total,
             report=str(self._report),
-            endpoint="simulator" if settings.simulate else str(settings.endpoint),
+            endpoint=endpoint,
             project_id=settings.project_id,
             rate=settings.rate,
             burst=settings.burst,
@@ -108,6 +160,24 @@ class RunEvents:
             "rate_limit": self._settings.rate,
             "settled_rate": round(settled_rate, 2),
         }
+        if self._writer is not None and self._record is not None:
+            counts = {name: value for name, value in fields.items() if isinstance(value, int)
+                      and not isinstance(value, bool) and name != "exit_code"}  # fmt: skip
+            try:
+                finish_run(
+                    self._writer,
+                    dataclasses.replace(
+                        self._record,
+                        finished_at=_stamp(),
+                        exit_code=self.exit_code,
+                        counts=counts,
+                        settled_rate=round(settled_rate, 3),
+                        halted_reason=None if halted is None else self._redactor.text(halted),
+                    ),
+                )
+            except ReportWriteError as error:
+                # Every entry's line is in the report: the run's outcome stands.
+                log.error("run_record_not_written", reason=str(error))
         if halted is not None:
             log.warning(
                 "run_halted_early",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
 from .report.inflight import InFlight, InflightSlots, inflight_path, read_inflight
-from .report.resume import ResumeState, resume_state
+from .report.resume import Resume, read_resume
 from .results import Plan, RunResult
 from .settings import Options, RunSettings
 
@@ -96,6 +96,7 @@ async def run_manifests(
                 progress=progress,
                 progress_interval=progress_interval,
                 redactor=redactor,
+                manifests=paths,
                 observer=events,
             )
     stats = done.stats
@@ -146,7 +147,10 @@ def _plan(
         auth = settings.credentials.describe() if settings.credentials else "none"
     already_done = in_doubt = 0
     if resumed is not None and resumed.exists():
-        state = resume_state(resumed, inflight=read_inflight(inflight_path(resumed)))
+        state = read_resume(
+            lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
+            inflight=read_inflight(inflight_path(resumed)),
+        )
         for entry in entries:
             digest = key_digest(entry.job_id, entry.command)
             if digest in state.done:
@@ -191,14 +195,15 @@ async def execute(
     progress: Display | bool,
     progress_interval: float | None,
     redactor: Redactor,
+    manifests: Sequence[str] = (),
     observer: RunObserver | None = None,
 ) -> Executed:
     """Run ``entries`` into ``report`` (locked for the whole run); ``observer`` hears of
     the start (after the lock), every few seconds, and the end (before the lock goes)."""
-    with ReportWriter.open(report, resume=resume, redactor=redactor) as writer:
+    with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
         slots_path = inflight_path(report)
         state = (
-            resume_state(report, inflight=read_inflight(slots_path)) if resume else ResumeState()
+            read_resume(writer.reader, inflight=read_inflight(slots_path)) if resume else Resume()
         )
         if state.doubts:
             log.info(
@@ -247,7 +252,7 @@ async def execute(
                     stats=stats,
                 )
                 if observer is not None:
-                    observer.started(stats)
+                    observer.started(stats, writer)
                 async with anyio.create_task_group() as group:
                     if progress is not False:
                         display = None if progress is True else progress
@@ -264,12 +269,8 @@ async def execute(
             slots.close()
             if failure is None:
                 raise
-            raise ReportWriteError(
-                f"cannot write report {report}: {failure}; the run stopped at once. Every "
-                "entry finished before this is in the report; fix the cause, then continue "
-                "with the same command plus --resume (entries that were in flight are "
-                "checked against their job's record first)"
-            ) from None
+            # The writer's own words (they name the report, the cause and --resume).
+            raise ReportWriteError(failure) from None
         # Every entry taken on has its line: nothing is in flight any more.
         slots.clear()
         slots.close()
@@ -282,7 +283,7 @@ async def execute(
 class RunObserver(Protocol):
     """Hears of a run's start, of its progress every few seconds, and of its end."""
 
-    def started(self, stats: RunStats) -> None: ...
+    def started(self, stats: RunStats, writer: ReportWriter) -> None: ...
 
     def tick(self, stats: RunStats, settled_rate: float) -> None: ...
 
@@ -310,7 +311,11 @@ def _write_failure(error: BaseException) -> str | None:
     if isinstance(error, ReportWriteError):
         return str(error)
     if isinstance(error, OSError):
-        return error.strerror or str(error)
+        return (
+            f"cannot write the report: {error.strerror or error}; the run stops. Every line "
+            "written before this is in the report: fix the cause, then continue with the "
+            "same command plus --resume"
+        )
     return None
 
 

@@ -212,10 +212,11 @@ def _counts(by_status: dict[str, int]) -> str:
 
 def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     from ..errors import UsageError
-    from ..report.export import export_manifest, manifest_format
+    from ..manifest.writer import format_of
+    from ..report.export import export_manifest
 
     out: Path = args.export_manifest
-    manifest_format(out)  # a bad extension is an error before the report is read
+    format_of(out)  # a bad extension is an error before the report is read
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists; add --force to replace it")
     selection = _selection(args, on_bad_line)

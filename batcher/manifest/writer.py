@@ -19,23 +19,14 @@ from typing import IO, Any, Literal
 import yaml
 
 from ..errors import UsageError
+from ._csv import CSV_COLUMNS
 
 Format = Literal["csv", "yaml"]
 
 _FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
 
-#: The columns written to a CSV manifest, in order.
-WRITE_COLUMNS: tuple[str, ...] = (
-    "job_id",
-    "command",
-    "command_message",
-    "operation_reason",
-    "comment_title",
-    "comment_message",
-    "attachment_name",
-    "app_user_id",
-    "project_id",
-)
+#: The columns written to a CSV manifest, in order: every column a manifest may have.
+WRITE_COLUMNS: tuple[str, ...] = CSV_COLUMNS
 
 try:  # the C dumper is several times faster, when PyYAML was built with libyaml
     _Dumper: Any = yaml.CSafeDumper

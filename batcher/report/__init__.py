@@ -13,6 +13,7 @@
 
 from pathlib import Path
 
+from ..errors import ReportWriteError
 from ._lock import FileId, file_id, same_file
 from ._reader import (
     BadLineHandler,
@@ -22,7 +23,7 @@ from ._reader import (
     warn_bad_line,
 )
 from ._resume import Ambiguous, ResumeState
-from ._writer import ReportWriteError, ReportWriter
+from ._writer import ReportWriter
 from .line import ReportLine, line_from_outcome, skipped_line
 from .runs import ManifestInfo, RunRecord, finish_run, read_runs, runs_path, start_run
 

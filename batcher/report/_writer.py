@@ -31,7 +31,7 @@ from typing import IO, Any, NoReturn
 import orjson
 import structlog
 
-from ..errors import BatcherError, ExitCode, UsageError
+from ..errors import ReportWriteError, UsageError
 from ..redact import Redactor
 from ._lock import FileId, file_id, lock_exclusively
 
@@ -42,15 +42,6 @@ MIN_FREE_BYTES = 1 << 20
 #: How often (seconds) a write checks that the report's name still leads to its file.
 IDENTITY_CHECK_INTERVAL = 1.0
 _write = os.write  # one name for every write, so tests can make it fail
-
-
-class ReportWriteError(BatcherError):
-    """The report cannot be written any more: the run must stop (exit 3).
-
-    The message names the report and the cause; every later write raises it again.
-    """
-
-    exit_code = ExitCode.HALTED
 
 
 class ReportWriter:

@@ -9,21 +9,24 @@ record before sending them again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import IO
+
+import orjson
 
 from ..keys import key_digest
-from ._reader import BadLineHandler, CompletedKeys, iter_records
+from ._reader import BadLineHandler
+from ._resume import ResumeState
 from .inflight import InFlight
 
 
 @dataclass(slots=True)
-class ResumeState:
+class Resume:
     """``done`` (digests of finished entries) and ``doubts`` (digest → when sent, UTC)."""
 
-    done: CompletedKeys = field(default_factory=CompletedKeys)
+    done: ResumeState = field(default_factory=ResumeState)
     doubts: dict[int, datetime] = field(default_factory=dict)
 
 
@@ -42,42 +45,60 @@ def parse_stamp(value: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def resume_state(
-    report: Path,
+def read_resume(
+    open_report: Callable[[], IO[bytes]],
     *,
     inflight: Sequence[InFlight] = (),
     on_bad_line: BadLineHandler | None = None,
-) -> ResumeState:
-    """Read ``report`` once for what resuming it needs; a missing report has nothing.
+) -> Resume:
+    """Read the report (``open_report`` gives a fresh binary stream from its start, such as
+    :meth:`ReportWriter.reader`) for what resuming it needs.
 
-    >>> resume_state(Path("no-such-report.jsonl")).doubts
-    {}
+    The in-flight slots of a crashed run are checked against the report with one more
+    scan, only for their few keys and only when there are any.
     """
-    state = ResumeState()
-    watched = {key_digest(item.job_id, item.command): item for item in inflight}
-    latest_finish: dict[int, datetime | None] = {}
-    if report.exists():
-        for _, record in iter_records(report, on_bad_line=on_bad_line):
-            job_id, command, status = record["job_id"], record["command"], record["status"]
-            state.done.record(job_id, command, status)
-            digest = key_digest(job_id, command)
-            if record.get("ambiguous") is True and status == "failed":
-                since = parse_stamp(record.get("started_at")) or parse_stamp(
-                    record.get("finished_at")
-                )
-                if since is not None:
-                    state.doubts[digest] = since
-            else:
-                state.doubts.pop(digest, None)
-            if digest in watched:
-                latest_finish[digest] = parse_stamp(record.get("finished_at"))
-    for digest, item in watched.items():
-        sent = parse_stamp(item.sent_at)
-        if sent is None or digest in state.done:
-            continue
-        finished = latest_finish.get(digest)
-        # A line written after the slot was: that attempt was settled (and recorded).
-        if finished is None or finished < sent:
-            earlier = state.doubts.get(digest)
-            state.doubts[digest] = sent if earlier is None else min(earlier, sent)
+    done = ResumeState.read(open_report(), on_bad_line=on_bad_line)
+    state = Resume(done=done)
+    if done.ambiguous_count:
+        for digest in done.ambiguous_keys():
+            ambiguous = done.ambiguous(digest)
+            if ambiguous is not None and ambiguous.started_at is not None:
+                state.doubts[digest] = ambiguous.started_at
+    watched = {
+        key_digest(item.job_id, item.command): item
+        for item in inflight
+        if key_digest(item.job_id, item.command) not in done
+    }
+    if watched:
+        latest = _latest_finish(open_report(), watched)
+        for digest, item in watched.items():
+            sent = parse_stamp(item.sent_at)
+            finished = latest.get(digest)
+            # A line written after the slot was: that attempt was settled and recorded.
+            if sent is not None and (finished is None or finished < sent):
+                earlier = state.doubts.get(digest)
+                state.doubts[digest] = sent if earlier is None else min(earlier, sent)
     return state
+
+
+def _latest_finish(stream: IO[bytes], watched: dict[int, InFlight]) -> dict[int, datetime | None]:
+    """When the latest line of each watched entry finished (a cheap pre-filter on the job
+    ids keeps this scan to a plain read of the file)."""
+    needles = {item.job_id.encode() for item in watched.values()}
+    latest: dict[int, datetime | None] = {}
+    with stream:
+        for raw in stream:
+            if not any(needle in raw for needle in needles):
+                continue
+            try:
+                record = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            job_id, command = record.get("job_id"), record.get("command")
+            if isinstance(job_id, str) and isinstance(command, str):
+                digest = key_digest(job_id, command)
+                if digest in watched:
+                    latest[digest] = parse_stamp(record.get("finished_at"))
+    return latest

@@ -30,8 +30,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import UsageError
-from ._writer import ReportWriteError, ReportWriter
+from ..errors import ReportWriteError, UsageError
+from ._writer import ReportWriter
 
 __all__ = [
     "RUNS_SUFFIX",
