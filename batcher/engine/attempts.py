@@ -137,11 +137,11 @@ async def run_entry(
         pacer.note(outcome)
         result.throttled += outcome.throttled
         checked_last = False
+        if outcome.succeeded:
+            return result  # the usual case: nothing more to decide
         why = pacer.halts(outcome)
         if why is not None:
             services.halt(why)
-            break
-        if outcome.succeeded:
             break
         if outcome.ambiguous and not trace.read_only:
             if result.doubt_since is None:

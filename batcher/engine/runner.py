@@ -262,8 +262,7 @@ class Runner:
         if result.outcome is None and result.confirmed_by is None:
             self._skip(entry, self._halt_reason())  # halted before the first attempt
             return False
-        self._record(entry, result)
-        return result.succeeded
+        return self._record(entry, result)
 
     # ------------------------------------------------------------------ services for attempts
 
@@ -316,13 +315,17 @@ class Runner:
             self.hard_stop()
             raise
 
-    def _record(self, entry: Entry, result: Attempts) -> None:
+    def _record(self, entry: Entry, result: Attempts) -> bool:
+        """Write the entry's line and count it; return whether it succeeded."""
         # Decided from the job's record: no answer said so, so the line quotes none.
-        confirmed = result.confirmed_by is not None
-        outcome = Outcome(succeeded=True) if confirmed else result.outcome
+        confirmed_by = result.confirmed_by
+        outcome = Outcome(succeeded=True) if confirmed_by is not None else result.outcome
         assert outcome is not None
+        succeeded = outcome.succeeded
+        ambiguous = not succeeded and result.ambiguous
         stats = self.stats
-        stats.retries += max(0, result.count - 1)
+        if result.count > 1:
+            stats.retries += result.count - 1
         self._write(
             line_from_outcome(
                 entry,
@@ -335,17 +338,17 @@ class Runner:
                 wait_ms=None if result.wait_s is None else round(result.wait_s * 1000, 3),
                 project_id=self._project_id,
                 note=result.note,
-                confirmed_by=result.confirmed_by,
-                ambiguous=result.ambiguous,
+                confirmed_by=confirmed_by,
+                ambiguous=ambiguous,
             )
         )
-        if result.confirmed_by is not None:
+        if confirmed_by is not None:
             stats.confirmed += 1
-        if result.succeeded:
+        if succeeded:
             stats.succeeded += 1
-            return
+            return True
         stats.failed += 1
-        stats.ambiguous += result.ambiguous
+        stats.ambiguous += ambiguous
         log.warning(
             "entry_failed",
             job_id=entry.job_id,
@@ -353,9 +356,10 @@ class Runner:
             source=entry.source,
             reason=(outcome.reason or "failed") + result.note,
             attempts=result.count,
-            ambiguous=result.ambiguous,
+            ambiguous=ambiguous,
         )
         self._check_thresholds()
+        return False
 
     def _skip(self, entry: Entry, reason: str) -> None:
         self._write(
