@@ -147,7 +147,9 @@ async def run_async(
     >>> result = await batcher.run_async(["jobs.csv"], report="r.jsonl")  # doctest: +SKIP
     """
     from .execution import run_manifests
+    from .logs import ensure_configured
 
+    ensure_configured()
     options = Options(
         project_id=project_id,
         region=region,
@@ -303,8 +305,10 @@ async def select_async(
     progress: Callable[[Paging], None] | None = None,
 ) -> SelectResult:
     """:func:`select`, for callers already in an event loop (same arguments, same result)."""
+    from .logs import ensure_configured
     from .selector import JobQuery, select_to_manifest
 
+    ensure_configured()
     query = JobQuery(
         states=tuple(states),
         batch_name=batch_name,

@@ -86,3 +86,15 @@ def configure(
         cache_logger_on_first_use=False,
     )
     return fmt
+
+
+def ensure_configured() -> None:
+    """Give structlog a quiet setup when the program using batcher gave it none.
+
+    Unconfigured, structlog prints every event of every level to standard output, which a
+    library must not do to its caller. So the public API calls this first: when nothing
+    configured structlog, warnings and errors go to standard error (as console lines on a
+    terminal, JSON otherwise). A program that configures structlog itself keeps its own.
+    """
+    if not structlog.is_configured():
+        configure(level="warning")

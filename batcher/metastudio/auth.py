@@ -106,7 +106,7 @@ def string_to_sign(canonical: str, sdk_date: str) -> str:
 
 
 def sign_string(sk: str, to_sign: str) -> str:
-    return hmac.new(sk.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(sk.encode(), to_sign.encode(), "sha256").hex()
 
 
 def authorization_header(
@@ -234,7 +234,7 @@ class AkSkSigner:
             sk=creds.sk,
             method=request.method,
             path=request.url.raw_path,
-            query=request.url.query.items(),
+            query=request.url.query.items() if request.url.raw_query_string else (),
             headers=headers,
             body=raw,
         )

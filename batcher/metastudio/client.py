@@ -149,11 +149,12 @@ class MetaStudioClient:
         headers["Content-Type"] = "application/json;charset=UTF-8"
         body = orjson.dumps(entry.request_body())  # UTF-8, non-ASCII as it is
         try:
-            # The per-request timeout makes the reason below true whatever the session's is.
             async with self._session.post(
                 url,
                 data=body,
                 headers=headers,
+                # The per-request timeout makes the reason below true whatever the
+                # session's is (it costs nothing: aiohttp sets one timer either way).
                 timeout=self._client_timeout,
                 allow_redirects=False,  # never carry credentials to another host
             ) as response:
@@ -173,7 +174,7 @@ class MetaStudioClient:
                     raw,
                     request_id,
                     response.headers.get("Retry-After"),
-                    response.content_type,
+                    response.headers.get("Content-Type", ""),
                     redactor=self._redactor,
                 )
         except (TimeoutError, aiohttp.ClientError) as error:
@@ -204,7 +205,10 @@ class MetaStudioClient:
     async def _read(self, url: URL, headers: dict[str, str]) -> Reply:
         try:
             async with self._session.get(
-                url, headers=headers, timeout=self._client_timeout, allow_redirects=False
+                url,
+                headers=headers,
+                timeout=self._client_timeout,
+                allow_redirects=False,
             ) as response:
                 request_id = response.headers.get("X-Request-Id")
                 if 300 <= response.status < 400:
@@ -223,7 +227,7 @@ class MetaStudioClient:
                     raw,
                     request_id,
                     response.headers.get("Retry-After"),
-                    response.content_type,
+                    response.headers.get("Content-Type", ""),
                     redactor=self._redactor,
                 )
                 return Reply(outcome, data, response.headers.get("Date"))
