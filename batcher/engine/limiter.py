@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 import structlog
 
-from ._adapt import Adaptation, AdaptSettings, stated_limit
+from ._adapt import Adaptation
+from ._adapt_settings import AdaptSettings, stated_limit
 from ._bucket import TokenBucket
 
 log = structlog.get_logger("batcher.limiter")

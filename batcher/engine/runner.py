@@ -20,8 +20,6 @@ Shape (anyio structured concurrency)::
 from __future__ import annotations
 
 import random
-import signal
-import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -35,6 +33,7 @@ from ..keys import job_digest, key_digest
 from ..metastudio.client import Reply
 from ..outcome import Outcome
 from ..report.line import line_from_outcome, skipped_line
+from ._signals import watch_signals
 from .attempts import Attempts, run_entry
 from .calls import Pacer
 from .confirm import Confirmer
@@ -126,7 +125,7 @@ class Runner:
         self._feed = iter(entries)
         async with anyio.create_task_group() as outer:
             if self._options.handle_signals:
-                outer.start_soon(self._watch_signals, outer)
+                outer.start_soon(watch_signals, self, outer)
             async with anyio.create_task_group() as work:
                 for slot in range(self._options.concurrency):
                     work.start_soon(self._worker, slot)
@@ -159,6 +158,10 @@ class Runner:
         self._hard_stopped = True
         for scope in list(self._request_scopes) + list(self._wait_scopes):
             scope.cancel()
+
+    @property
+    def grace_period(self) -> float:
+        return self._options.grace_period
 
     def halt_note(self) -> str:
         return f"run halted: {self.stats.halted_reason or 'the run was halted'}"
@@ -388,28 +391,6 @@ class Runner:
                 f"failure rate {stats.failed / finished:.1%} over {finished} entries is above "
                 f"--max-failure-rate {opts.max_failure_rate:g}"
             )
-
-    # ------------------------------------------------------------------ signals
-
-    async def _watch_signals(self, group: anyio.abc.TaskGroup) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be installed from the main thread
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if self.stats.interrupted:
-                    log.warning("second_signal", signal=name, action="cutting requests short")
-                    self.hard_stop()
-                    continue
-                self.stats.interrupted = True
-                self.halt(f"interrupted by {name}")
-                group.start_soon(self._grace_timer)
-
-    async def _grace_timer(self) -> None:
-        await anyio.sleep(self._options.grace_period)
-        if self.stats.in_flight:
-            log.warning("grace_period_over", in_flight=self.stats.in_flight)
-        self.hard_stop()
 
 
 def _job_key(entry: Entry) -> int:
