@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
+import io
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import yaml
 
+from ..atomic import new_file
 from ..errors import UsageError
 from ._csv import CSV_COLUMNS
 
@@ -164,31 +164,11 @@ def output(out: Path | None, *, force: bool = False) -> Iterator[IO[str]]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    if out.exists() and not force:
-        raise UsageError(f"{out} already exists; add --force to replace it")
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: no directory {out.parent}")
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UsageError(f"cannot write {out}: {error.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
+    with new_file(out, force=force) as raw:
         # newline="" so the csv module's own line endings pass through unchanged.
-        with open(fd, "w", encoding="utf-8", newline="") as stream:
+        stream = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        try:
             yield stream
             stream.flush()
-            os.fsync(stream.fileno())
-        if force:
-            os.replace(tmp, out)
-        else:
-            # link() fails if ``out`` appeared meanwhile, where rename() would clobber it.
-            try:
-                os.link(tmp, out)
-            except FileExistsError:
-                raise UsageError(f"{out} already exists; add --force to replace it") from None
-    except OSError as error:
-        raise UsageError(f"cannot write {out}: {error.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        finally:
+            stream.detach()  # the raw stream is closed by new_file

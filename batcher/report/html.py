@@ -15,11 +15,8 @@ it, and any URL's query string in a reason is cut off, in case a server quoted o
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 import orjson
 
 from .. import __version__
+from ..atomic import new_file
 from ..errors import UsageError
 from ._compact import LogHistogram
 from ._html_sections import (
@@ -66,25 +64,8 @@ def write_html(
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {out}: no directory {out.parent}")
     data = build_page(report, on_bad_line=on_bad_line).encode()
-    try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UsageError(f"cannot write {out}: {error.strerror}") from None
-    try:
-        with open(fd, "wb") as stream:
-            stream.write(data)
-        if force:
-            os.replace(tmp, out)
-        else:
-            try:
-                os.link(tmp, out)
-            except FileExistsError:
-                raise UsageError(f"{out} already exists; add --force to replace it") from None
-    except OSError as error:
-        raise UsageError(f"cannot write {out}: {error.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    with new_file(out, force=force) as stream:
+        stream.write(data)
     return len(data)
 
 

@@ -19,10 +19,8 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from ..atomic import atomic_bytes
 from ..errors import ReportWriteError, UsageError
 from ._writer import ReportWriter
 
@@ -237,20 +236,5 @@ def _rewrite(writer: ReportWriter, record: RunRecord, *, strict: bool) -> None:
 
 
 def _atomic_replace(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with open(fd, "wb") as stream:  # mkstemp makes it 0600
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+    with atomic_bytes(path, replace=True) as stream:  # 0600, as mkstemp makes it
+        stream.write(data)
