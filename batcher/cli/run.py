@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ._parsers import Subparsers
+from ._parsers import Subparsers, add_logging, add_where
 
 if TYPE_CHECKING:
     from ..api import Plan, RunResult
@@ -18,7 +18,8 @@ def add_parser(subparsers: Subparsers) -> None:
         help="run the entries of one or more manifests",
         description="Validate the manifests (nothing is sent if any entry is invalid), then run "
         "every entry concurrently under the rate limit, appending one JSON line per entry to "
-        "the report. Credentials come from the environment only (see README).",
+        "the report. Credentials come from the environment or the SDK's credentials file, "
+        "never from a flag (see README).",
     )
     parser.add_argument(
         "manifests",
@@ -29,21 +30,7 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--report", metavar="PATH", help="JSONL report to write (required unless --dry-run)"
     )
-    target = parser.add_argument_group("where")
-    target.add_argument("--project-id", help="default: $HUAWEICLOUD_SDK_PROJECT_ID")
-    target.add_argument(
-        "--region", help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION"
-    )
-    target.add_argument(
-        "--endpoint",
-        metavar="URL",
-        help="base URL, overrides --region (plain http:// only for loopback)",
-    )
-    target.add_argument(
-        "--simulate",
-        action="store_true",
-        help="run against an in-process simulator on loopback; no credentials",
-    )
+    add_where(parser, simulate="run against an in-process simulator on loopback; no credentials")
     pace = parser.add_argument_group("pace")
     pace.add_argument(
         "--concurrency",
@@ -104,17 +91,7 @@ def add_parser(subparsers: Subparsers) -> None:
         help="on SIGINT/SIGTERM, how long requests in flight may take to finish "
         "(default 10; a second signal cuts it short)",
     )
-    output = parser.add_argument_group("output")
-    output.add_argument(
-        "--log-format",
-        choices=("console", "json"),
-        help="default: console on a terminal, json otherwise",
-    )
-    output.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
-    )
-    output.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    output.add_argument("--no-progress", action="store_true", help="no progress view or lines")
+    output = add_logging(parser)
     output.add_argument(
         "--metrics-file",
         metavar="PATH",

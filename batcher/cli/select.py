@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._parsers import Subparsers
+from ._parsers import Subparsers, add_logging, add_where
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -55,21 +55,7 @@ def add_parser(subparsers: Subparsers) -> None:
         "--format", choices=("csv", "yaml"), help="default: from --output's extension, else csv"
     )
     out.add_argument("--force", action="store_true", help="replace an existing --output")
-    target = parser.add_argument_group("where")
-    target.add_argument("--project-id", help="default: $HUAWEICLOUD_SDK_PROJECT_ID")
-    target.add_argument(
-        "--region", help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION"
-    )
-    target.add_argument(
-        "--endpoint",
-        metavar="URL",
-        help="base URL, overrides --region (plain http:// only for loopback)",
-    )
-    target.add_argument(
-        "--simulate",
-        action="store_true",
-        help="list an in-process simulator's jobs; no credentials",
-    )
+    target = add_where(parser, simulate="list an in-process simulator's jobs; no credentials")
     target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
     pace = parser.add_argument_group("pace")
     pace.add_argument(
@@ -89,15 +75,7 @@ def add_parser(subparsers: Subparsers) -> None:
     pace.add_argument(
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
     )
-    logs = parser.add_argument_group("logs")
-    logs.add_argument(
-        "--log-format",
-        choices=("console", "json"),
-        help="default: console on a terminal, json otherwise",
-    )
-    logs.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    logs.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    logs.add_argument("--no-progress", action="store_true", help="no progress line")
+    add_logging(parser)
     parser.set_defaults(handler=main)
 
 
