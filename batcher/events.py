@@ -127,12 +127,28 @@ class RunEvents:
             resume=self._resume,
             limit=settings.options.limit,
         )
-        if self._metrics is not None:
-            self._metrics.write(stats, settled_rate=settings.rate)
+        self._write_metrics(stats, settings.rate)
 
     def tick(self, stats: RunStats, settled_rate: float) -> None:
-        if self._metrics is not None:
-            self._metrics.write(stats, settled_rate=settled_rate)
+        self._write_metrics(stats, settled_rate)
+
+    def _write_metrics(
+        self, stats: RunStats, settled_rate: float, exit_code: int | None = None
+    ) -> None:
+        """Metrics are for watching the run, not part of it: a file that cannot be written
+        is said once (a warning) and the run goes on."""
+        if self._metrics is None:
+            return
+        try:
+            self._metrics.write(stats, settled_rate=settled_rate, exit_code=exit_code)
+        except OSError as error:
+            log.warning(
+                "metrics_not_written",
+                path=str(self._metrics.path),
+                reason=error.strerror or str(error),
+                hint="the run goes on; metrics are not written any more",
+            )
+            self._metrics = None
 
     def finished(self, stats: RunStats, settled_rate: float) -> None:
         halted = stats.halted_reason
@@ -187,5 +203,4 @@ class RunEvents:
             )
         else:
             log.info("run_finished", **fields)
-        if self._metrics is not None:
-            self._metrics.write(stats, settled_rate=settled_rate, exit_code=self.exit_code)
+        self._write_metrics(stats, settled_rate, self.exit_code)

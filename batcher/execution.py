@@ -58,7 +58,13 @@ async def run_manifests(
         paths, default_command=command, project_id=project_for_manifests(options)
     ) as checked:
         ready = check_run(
-            paths, options, manifests=checked, report=report, resume=resume, dry_run=dry_run
+            paths,
+            options,
+            manifests=checked,
+            report=report,
+            resume=resume,
+            dry_run=dry_run,
+            metrics_file=metrics_file,
         )
         settings, summary = ready.settings, ready.summary
         if summary.total == 0:
@@ -211,16 +217,27 @@ async def execute(
                 entries=len(state.doubts),
                 hint="their job's record is read before they are sent again",
             )
-        slots = InflightSlots.open(slots_path, slots=settings.options.concurrency)
+        workers = settings.options.concurrency
+        slots = InflightSlots.open(slots_path, slots=workers + len(state.carried))
+        for extra, item in enumerate(state.carried):  # a crash now must not forget them
+            slots.note(workers + extra, item)
         project = settings.project_id
 
         def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:
-            slots.note(
-                slot,
-                InFlight(
-                    entry.job_id, entry.command, entry.project_id or project, utc_stamp(sent_at)
-                ),
-            )
+            try:
+                slots.note(
+                    slot,
+                    InFlight(
+                        entry.job_id, entry.command, entry.project_id or project,
+                        utc_stamp(sent_at),
+                    ),
+                )  # fmt: skip
+            except OSError as error:
+                raise ReportWriteError(
+                    f"cannot write {slots_path}: {error.strerror or error}; the run stops. "
+                    "Every line written before this is in the report: fix the cause, then "
+                    "continue with the same command plus --resume"
+                ) from None
 
         limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
         stats = RunStats(total=total)
@@ -269,12 +286,21 @@ async def execute(
             slots.close()
             if failure is None:
                 raise
+            if observer is not None:  # the run record and the metrics say how it ended
+                with contextlib.suppress(Exception):
+                    observer.finished(stats, limiter.rate)
             # The writer's own words (they name the report, the cause and --resume).
             raise ReportWriteError(failure) from None
-        # Every entry taken on has its line: nothing is in flight any more.
-        slots.clear()
+        # Every entry taken on has its line: nothing is in flight any more, but for
+        # entries still in doubt that this run did not reach (--limit, a halt).
+        unreached = [
+            item for item in state.carried
+            if key_digest(item.job_id, item.command) not in runner.doubts_lined
+        ]  # fmt: skip
+        slots.clear(keep=unreached)
         slots.close()
-        slots_path.unlink(missing_ok=True)
+        if not unreached:
+            slots_path.unlink(missing_ok=True)
         if observer is not None:
             observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
@@ -301,7 +327,8 @@ async def _observe(observer: RunObserver, stats: RunStats, limiter: RateLimiter)
 
 
 def _write_failure(error: BaseException) -> str | None:
-    """The OS error behind a failed report write, if that is what ``error`` is."""
+    """Why the report (or its in-flight slots) could not be written, if that is what
+    stopped the run."""
     if isinstance(error, BaseExceptionGroup):
         for leaf in error.exceptions:
             found = _write_failure(leaf)
@@ -310,12 +337,6 @@ def _write_failure(error: BaseException) -> str | None:
         return None
     if isinstance(error, ReportWriteError):
         return str(error)
-    if isinstance(error, OSError):
-        return (
-            f"cannot write the report: {error.strerror or error}; the run stops. Every line "
-            "written before this is in the report: fix the cause, then continue with the "
-            "same command plus --resume"
-        )
     return None
 
 

@@ -35,6 +35,7 @@ def check_run(
     report: Path | None,
     resume: bool,
     dry_run: bool,
+    metrics_file: Path | None = None,
 ) -> Checked:
     """Check the settings, the report path and every manifest entry; raise
     :class:`~batcher.errors.SettingsError` listing every settings problem, or
@@ -51,6 +52,8 @@ def check_run(
             problems.append("--report PATH is required (or use --dry-run)")
     else:
         problems += report_problems(report, resume=resume, manifests=paths)
+    if metrics_file is not None:
+        problems += metrics_problems(metrics_file, report=report, manifests=paths)
     try:
         summary = manifests.check()
     except ManifestError as error:
@@ -122,3 +125,48 @@ def _same_file(report: Path, manifest: Path, report_status: os.stat_result) -> b
     except OSError:
         return False
     return (other.st_dev, other.st_ino) == (report_status.st_dev, report_status.st_ino)
+
+
+def metrics_problems(metrics: Path, *, report: Path | None, manifests: list[str]) -> list[str]:
+    """Why ``metrics`` cannot be the run's metrics file: it would overwrite the report, a
+    manifest, a sidecar, or a file that is not Prometheus text."""
+    from .report import runs_path
+    from .report.inflight import inflight_path
+
+    if not metrics.parent.is_dir():
+        return [f"--metrics-file {metrics}: no directory {metrics.parent}"]
+    theirs = [Path(m) for m in manifests if m != "-"]
+    if report is not None:
+        theirs += [report, runs_path(report), inflight_path(report)]
+    for other in theirs:
+        if _same_path_or_file(metrics, other):
+            return [
+                f"--metrics-file {metrics} is {other}: writing metrics there would destroy "
+                "it; choose another path"
+            ]
+    try:
+        status = metrics.stat()
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        return [f"--metrics-file {metrics}: {error.strerror}"]
+    if not stat.S_ISREG(status.st_mode):
+        return [f"--metrics-file {metrics} exists and is not a regular file"]
+    with open(metrics, "rb") as stream:
+        head = stream.read(256)
+    if head and not head.lstrip().startswith(b"#") and not head[:1].isalpha():
+        return [
+            f"--metrics-file {metrics} exists and is not a Prometheus text file; batcher "
+            "replaces only its own metrics files"
+        ]
+    return []
+
+
+def _same_path_or_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        first, second = a.stat(), b.stat()
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)

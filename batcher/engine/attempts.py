@@ -128,7 +128,9 @@ async def run_entry(
             result.wait_s = _clock() - waited_from
             result.first_sent = sent_at
             if not trace.read_only:
-                services.note_sent(entry, slot, sent_at)
+                # An attempt already in doubt keeps its earlier time: a crash now must not
+                # make the next check look only after this attempt.
+                services.note_sent(entry, slot, min(result.doubt_since or sent_at, sent_at))
         began = _clock()
         outcome = await services.send(entry, slot)
         result.api_s += _clock() - began
@@ -146,12 +148,13 @@ async def run_entry(
         if outcome.ambiguous and not trace.read_only:
             if result.doubt_since is None:
                 result.doubt_since = sent_at
+            result.finding = None  # this attempt may have executed since the last look
             if checkable and not services.hard_stopped:
                 result.finding = await services.confirmer.check(entry, since=result.doubt_since)
                 checked_last = True
                 if result.succeeded:
                     break
-        elif not outcome.retryable:
+        elif not (outcome.retryable or outcome.ambiguous):
             break  # a refusal (after a lost answer, the record gets the last word below)
         if services.hard_stopped:
             break

@@ -93,6 +93,8 @@ class Runner:
         self._done_keys = done_keys if done_keys else None
         self._doubts = doubts if doubts else None
         self._note_sent = note_sent
+        #: Entries in doubt that have a line in this run (decided, or skipped and still in doubt).
+        self.doubts_lined: set[int] = set()
         self.stats = stats or RunStats()
         self.pacer = Pacer(
             limiter,
@@ -258,10 +260,7 @@ class Runner:
             self._skip(entry, self._halt_reason())
             return False
         self._started += 1
-        doubt = None
-        if self._doubts is not None:
-            doubt = self._doubts.get(key_digest(entry.job_id, entry.command))
-        result = await run_entry(self, entry, slot, doubt_since=doubt)
+        result = await run_entry(self, entry, slot, doubt_since=self._doubt_of(entry))
         if result.outcome is None and result.confirmed_by is None:
             self._skip(entry, self._halt_reason())  # halted before the first attempt
             return False
@@ -365,12 +364,34 @@ class Runner:
         return False
 
     def _skip(self, entry: Entry, reason: str) -> None:
+        doubt = self._doubt_of(entry)
+        if doubt is not None:
+            reason += (
+                " (an earlier run's attempt may have executed: --resume reads the job's "
+                "record first)"
+            )
         self._write(
             skipped_line(
-                entry, reason, run_id=self._run_id, at=utc_stamp(), project_id=self._project_id
+                entry,
+                reason,
+                run_id=self._run_id,
+                at=utc_stamp(),
+                project_id=self._project_id,
+                doubt_since=None if doubt is None else utc_stamp(doubt),
             )
         )
         self.stats.skipped += 1
+
+    def _doubt_of(self, entry: Entry) -> datetime | None:
+        """When an earlier run may have sent ``entry`` without hearing back (None: no doubt);
+        the entry's digest is noted as having its line in this run."""
+        if self._doubts is None:
+            return None
+        digest = key_digest(entry.job_id, entry.command)
+        doubt = self._doubts.get(digest)
+        if doubt is not None:
+            self.doubts_lined.add(digest)
+        return doubt
 
     def _halt_reason(self) -> str:
         why = self.stats.halted_reason or "the run was halted"

@@ -125,6 +125,7 @@ class ResumeState:
                 int.from_bytes(blake2b(job + b"\x00" + command, digest_size=8).digest(), "big") or 1
             )
             code = _DONE if status == b"succeeded" else _OTHER
+            skipped = status == b"skipped"
             # An open-addressing insert, inlined: this loop runs once per line.
             slot = digest & mask
             member = keys[slot]
@@ -133,6 +134,8 @@ class ResumeState:
                 member = keys[slot]
             if member:
                 before = codes[slot]
+                if skipped and before == _AMBIGUOUS:
+                    continue  # nothing was sent: the earlier doubt stands
                 self._done += (code == _DONE) - (before == _DONE)
                 self._amb -= before == _AMBIGUOUS
                 codes[slot] = code
@@ -176,7 +179,9 @@ class ResumeState:
         """Note a line; the latest line of an entry wins."""
         digest = key_digest(job_id, command) or 1
         code = _DONE if status == "succeeded" else _OTHER
-        if ambiguous and status == "failed":
+        if status == "skipped" and not ambiguous and self._code(digest) == _AMBIGUOUS:
+            return  # nothing was sent: the earlier doubt stands
+        if ambiguous and status in ("failed", "skipped"):
             code = _AMBIGUOUS
             row = self._amb_rows.setdefault(digest, len(self._amb_time))
             when = _epoch(started_at)

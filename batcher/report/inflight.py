@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,14 @@ SLOT_SIZE = 384
 
 
 def inflight_path(report: Path) -> Path:
-    """``REPORT.inflight``, beside the report."""
-    return report.with_name(report.name + ".inflight")
+    """``REPORT.inflight``, beside the report's real path (a symlink to the report finds
+    the same file, as it finds the same run record).
+
+    >>> inflight_path(Path("/data/r.jsonl")).name
+    'r.jsonl.inflight'
+    """
+    real = Path(os.path.realpath(report))
+    return real.with_name(real.name + ".inflight")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +84,12 @@ class InflightSlots:
         data = data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
         os.pwrite(self._fd, data, slot * SLOT_SIZE)
 
-    def clear(self) -> None:
-        """Empty the file: nothing is in flight (the run ended and every line is written)."""
+    def clear(self, *, keep: Sequence[InFlight] = ()) -> None:
+        """Empty the file (nothing is in flight: the run ended and every line is written),
+        but for ``keep``, entries still in doubt."""
         os.ftruncate(self._fd, 0)
+        for slot, item in enumerate(keep):
+            self.note(slot, item)
 
     def close(self) -> None:
         if self._fd >= 0:

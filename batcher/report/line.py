@@ -139,10 +139,19 @@ def line_from_outcome(
 
 
 def skipped_line(
-    entry: Entry, reason: str, *, run_id: str, at: str, project_id: str | None = None
+    entry: Entry,
+    reason: str,
+    *,
+    run_id: str,
+    at: str,
+    project_id: str | None = None,
+    doubt_since: str | None = None,
 ) -> dict[str, Any]:
     """The line for an entry that was not attempted, and why. Nothing was sent, so it has
-    no ``started_at``, ``duration_ms`` or ``wait_ms``; ``finished_at`` is when it was decided.
+    no ``duration_ms`` or ``wait_ms``; ``finished_at`` is when it was decided. An entry an
+    earlier run may have executed without hearing back (``doubt_since``: when that attempt
+    was sent) stays in doubt: ``ambiguous: true``, and that time as ``started_at``, so the
+    next ``--resume`` still reads its job's record first.
 
     >>> line = skipped_line(Entry(job_id="j", command="SUBMITVERIFYING"), "halted",
     ...                     run_id="r", at="t")
@@ -162,7 +171,7 @@ def skipped_line(
         "failed_msg": None,
         "request_id": None,
         "attempts": 0,
-        "started_at": None,
+        "started_at": doubt_since,
         "finished_at": at,
         "duration_ms": None,
         "source": entry.source,
@@ -172,5 +181,5 @@ def skipped_line(
         **_request_fields(entry, project_id),
         "wait_ms": None,
         "confirmed_by": None,
-        "ambiguous": False,
+        "ambiguous": doubt_since is not None,
     }

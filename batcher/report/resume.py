@@ -24,10 +24,13 @@ from .inflight import InFlight
 
 @dataclass(slots=True)
 class Resume:
-    """``done`` (digests of finished entries) and ``doubts`` (digest → when sent, UTC)."""
+    """``done`` (digests of finished entries) and ``doubts`` (digest → when sent, UTC);
+    ``carried`` the in-flight slots still in doubt, which the next slot file keeps until
+    those entries have a line."""
 
     done: ResumeState = field(default_factory=ResumeState)
     doubts: dict[int, datetime] = field(default_factory=dict)
+    carried: list[InFlight] = field(default_factory=list)
 
 
 def parse_stamp(value: object) -> datetime | None:
@@ -78,6 +81,7 @@ def read_resume(
             if sent is not None and (finished is None or finished < sent):
                 earlier = state.doubts.get(digest)
                 state.doubts[digest] = sent if earlier is None else min(earlier, sent)
+                state.carried.append(item)
     return state
 
 

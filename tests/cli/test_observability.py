@@ -13,8 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import PROJECT, aksk_env, batcher, jobs_csv, run_args
+from support import (
+    PROJECT,
+    aksk_env,
+    batcher,
+    jobs_csv,
+    read_report,
+    run_args,
+    spawn,
+    wait_for_lines,
+)
 
 
 def events(stderr: str) -> list[dict[str, Any]]:
@@ -82,6 +92,60 @@ async def test_the_metrics_file_parses_and_tells_runs_apart(
     assert families["batcher_run_info"].samples[0].labels["run_id"]
     leftovers = [p for p in os.listdir(tmp_path) if p.startswith("batcher.prom.")]
     assert not leftovers  # written atomically: no temp file left
+
+
+@pytest.mark.parametrize("target", ["report", "manifest", "sidecar", "foreign"])
+async def test_a_metrics_file_that_would_destroy_another_file_is_refused(
+    tmp_path: Path, start_simulator: Any, target: str
+) -> None:
+    sim = await start_simulator()
+    manifest = jobs_csv(tmp_path / "m.csv", 3)
+    report = tmp_path / "r.jsonl"
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"keep": "me"}\n')
+    metrics = {
+        "report": report,
+        "manifest": manifest,
+        "sidecar": tmp_path / "r.jsonl.inflight",
+        "foreign": foreign,
+    }[target]
+    before = manifest.read_bytes(), foreign.read_bytes()
+    result = await batcher(
+        ["run", str(manifest), "--report", str(report), "--metrics-file", str(metrics),
+         *run_args(sim.url)],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 2, result.output
+    assert "--metrics-file" in result.stderr and str(metrics) in result.stderr
+    assert "Traceback" not in result.output
+    assert (manifest.read_bytes(), foreign.read_bytes()) == before
+    assert sim.stats.requests == 0
+
+
+async def test_a_metrics_file_that_cannot_be_written_does_not_stop_the_run(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator(latency_ms=20)
+    out = tmp_path / "metrics"
+    out.mkdir()
+    manifest = jobs_csv(tmp_path / "m.csv", 400)
+    report = tmp_path / "r.jsonl"
+    process = await spawn(
+        ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "4",
+         "--metrics-file", str(out / "b.prom"),
+         "--log-format", "json", *run_args(sim.url)],
+        aksk_env(),
+    )  # fmt: skip
+    await wait_for_lines(report, 10)
+    for leftover in out.iterdir():
+        leftover.unlink()
+    out.rmdir()  # the metrics directory is gone mid-run
+    assert process.stderr is not None
+    stderr = (await process.stderr.read()).decode()
+    assert await process.wait() == 0, stderr
+    assert len(read_report(report)) == 400
+    warnings = [e for e in events(stderr) if e["event"] == "metrics_not_written"]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
 
 
 def test_a_run_on_a_terminal_draws_a_view_that_log_lines_do_not_tear(tmp_path: Path) -> None:

@@ -280,3 +280,66 @@ async def test_limit_equal_to_the_entries_leaves_nothing() -> None:
     api = RecordedAPI({})
     got, runner = await run([entry(f"j{i}") for i in range(3)], api, limit=3)
     assert len(got) == 3 and not runner.stats.left_by_limit
+
+
+async def test_an_entry_in_doubt_skipped_by_a_halt_stays_in_doubt() -> None:
+    api = RecordedAPI({("j0", 1): "refuse"})
+    since = datetime(2026, 11, 24, 13, 0, 5, tzinfo=UTC)
+    doubts = {key_digest("j1", "SUBMITVERIFYING"): since}
+    got, runner = await run(
+        [entry("j0"), entry("j1")], api, doubts=doubts, max_failures=1, concurrency=1
+    )
+    assert runner.stats.halted_reason
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "skipped" and line.ambiguous
+    assert line.started_at is not None and line.started_at.startswith("2026-11-24T13:00:05")
+    assert "--resume reads the job's record first" in (line.reason or "")
+    assert ("j1", "SUBMITVERIFYING") not in api.attempts
+
+
+async def test_an_earlier_look_at_the_record_does_not_decide_a_later_lost_attempt() -> None:
+    """Attempt 1 is lost and the record shows it did nothing; attempt 2 is lost too, and a
+    hard stop leaves no time to look again: the line must stay in doubt, not say "failed"
+    on the strength of the look taken before attempt 2."""
+    api = RecordedAPI({("j1", 1): "lost-before", ("j1", 2): "lost-after"})
+    lines: list[ReportLine] = []
+    runner = Runner(
+        client=api,
+        limiter=RateLimiter(rate=0),
+        write=lambda line: lines.append(ReportLine.model_validate(line)),
+        run_id="r",
+        options=RunOptions(backoff_base=0.001, backoff_cap=0.01, handle_signals=False),
+        rng=random.Random(3),
+    )
+    execute = api.execute
+
+    async def execute_then_hard_stop(e: Entry) -> Outcome:
+        outcome = await execute(e)
+        if api.attempts[(e.job_id, e.command)] == 2:
+            runner.hard_stop()
+        return outcome
+
+    api.execute = execute_then_hard_stop  # type: ignore[method-assign]
+    await runner.run([entry("j1")])
+    (line,) = lines
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1  # attempt 2 took effect
+    assert api.shows == 1
+    assert line.status == "failed" and line.ambiguous
+
+
+async def test_a_read_whose_answer_is_lost_is_asked_again() -> None:
+    """Even when the lost answer is not one to retry for a command (an unreadable 200):
+    asking again changes nothing."""
+    api = RecordedAPI({})
+    execute = api.execute
+    unreadable = Outcome(succeeded=False, ambiguous=True, reason="the answer could not be read")
+
+    async def lose_the_first(e: Entry) -> Outcome:
+        outcome = await execute(e)
+        return unreadable if api.attempts[(e.job_id, e.command)] == 1 else outcome
+
+    api.execute = lose_the_first  # type: ignore[method-assign]
+    got, _ = await run([entry("j1", "GET_MULTIPART_UPLOADED")], api)
+    line = got[("j1", "GET_MULTIPART_UPLOADED")]
+    assert line.status == "succeeded" and line.attempts == 2 and not line.ambiguous
+    assert api.shows == 0  # a read changes nothing: no record to check

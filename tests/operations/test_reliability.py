@@ -164,3 +164,45 @@ async def test_sigterm_ends_a_run_that_waits_on_a_long_retry_after(
         assert len(lines) == 20 and {line["status"] for line in lines} <= {"failed", "skipped"}
     finally:
         await runner.cleanup()
+
+
+async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_report(
+    tmp_path: Path, start_simulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The in-flight slots are what makes a crash recoverable: a run that cannot record a
+    request before sending it stops (exit 3, no traceback) with every line it wrote."""
+    import errno
+
+    from support import batcher_in_thread
+
+    from batcher.report.inflight import InflightSlots
+    from batcher.simulator.config import JobSpec
+
+    jobs = {
+        f"job{i:06d}": JobSpec(state="WAIT_FILE_UPLOAD", video_confirmed=True) for i in range(100)
+    }
+    sim = await start_simulator(jobs=jobs)
+    manifest = jobs_csv(tmp_path / "m.csv", 100, command="SUBMITVERIFYING")
+    report = tmp_path / "r.jsonl"
+    note = InflightSlots.note
+    calls = 0
+
+    def full_after_20(self: InflightSlots, slot: int, item: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        note(self, slot, item)
+
+    monkeypatch.setattr(InflightSlots, "note", full_after_20)
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
+            *run_args(sim.url)]  # fmt: skip
+    result = await batcher_in_thread(args, aksk_env(), capsys)
+    assert result.code == 3, result.output
+    assert "No space left on device" in result.stderr and "--resume" in result.stderr
+    assert ".inflight" in result.stderr and "Traceback" not in result.output
+    assert sum(sim.stats.executions.values()) <= 21  # nothing sent without being recorded
+    monkeypatch.setattr(InflightSlots, "note", note)
+    resumed = await batcher_in_thread([*args, "--resume"], aksk_env(), capsys)
+    assert resumed.code == 0, resumed.output
+    assert len(latest(read_report(report))) == 100

@@ -176,3 +176,39 @@ async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     confirmed = [line for line in lines.values() if line["confirmed_by"]]
     assert confirmed, "the killed run's requests in flight were decided from the record"
     assert not in_flight.exists()
+
+
+async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    """An in-flight request of a killed run that a ``--limit`` resume does not reach stays in
+    the in-flight file, so the resume after it still reads the job's record first."""
+    from batcher.report.inflight import InFlight, InflightSlots, inflight_path
+
+    jobs = seeded(6, "WAIT_FILE_UPLOAD")
+    sim = await start_simulator(jobs=jobs, seed=4, latency_ms=0)
+    report = tmp_path / "r.jsonl"
+    first = write_csv(
+        tmp_path / "first.csv", [{"job_id": "job00000", "command": "SUBMITVERIFYING"}]
+    )
+    args = ["--report", str(report), "--rate", "0", "--concurrency", "1", *run_args(sim.url)]
+    assert (await batcher(["run", str(first), *args], aksk_env())).code == 0
+    # As a kill -9 leaves it: job00005's command was sent, its answer never arrived.
+    slots = InflightSlots.open(inflight_path(report), slots=1)
+    slots.note(0, InFlight("job00005", "SUBMITVERIFYING", PROJECT, "2026-11-24T13:00:05.000Z"))
+    slots.close()
+    manifest = write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+    limited = await batcher(["run", str(manifest), *args, "--resume", "--limit", "2"], aksk_env())
+    assert limited.code == 0, limited.output
+    assert "job00005" not in {line["job_id"] for line in read_report(report)}
+    assert b"job00005" in inflight_path(report).read_bytes()
+    shows_before = sim.stats.shows.requests
+
+    result = await batcher(["run", str(manifest), *args, "--resume"], aksk_env())
+    assert result.code == 0, result.output
+    line = latest(read_report(report))[("job00005", "SUBMITVERIFYING")]
+    assert line["status"] == "succeeded" and line["attempts"] == 1
+    assert sim.stats.shows.requests == shows_before + 1  # its record was read before sending
+    assert not inflight_path(report).exists()

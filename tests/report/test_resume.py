@@ -46,6 +46,9 @@ def random_report(rng: random.Random, count: int) -> tuple[list[str], dict[tuple
         else:
             text = json.dumps(dict(reversed(list(line.items()))), ensure_ascii=False)
         texts.append(text)
+        before = latest.get((job, command))
+        if status == "skipped" and before is not None and before[1]:
+            continue  # nothing was sent: the earlier doubt stands
         latest[job, command] = (status, ambiguous, started)
     return texts, latest
 
@@ -119,3 +122,25 @@ def test_a_table_that_grows_keeps_every_key() -> None:
         state.record(f"j{i}", "C", "succeeded" if i % 2 else "failed")
     assert len(state) == 2500 and state.entries == 5000
     assert all((key_digest(f"j{i}", "C") in state) == bool(i % 2) for i in range(5000))
+
+
+@pytest.mark.parametrize("layout", [writer_layout, json.dumps])
+def test_a_skipped_line_does_not_clear_an_earlier_doubt(tmp_path: Path, layout: Any) -> None:
+    """A run halted before reaching an entry in doubt sent nothing: the doubt stands."""
+    since = "2026-11-24T13:00:05.000Z"
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [
+            layout(report_line("a", status="failed", ambiguous=True, started_at=since)),
+            layout(report_line("a", status="skipped", started_at=None)),
+            layout(report_line("b", status="skipped", ambiguous=True, started_at=since)),
+            layout(report_line("c", status="failed", ambiguous=True, started_at=since)),
+            layout(report_line("c", status="succeeded")),
+        ],
+    )
+    state = ResumeState.read(path)
+    when = Ambiguous(datetime.fromisoformat(since))
+    assert state.ambiguous(key_digest("a", "SUBMITVERIFYING")) == when
+    assert state.ambiguous(key_digest("b", "SUBMITVERIFYING")) == when
+    assert state.ambiguous(key_digest("c", "SUBMITVERIFYING")) is None
+    assert state.ambiguous_count == 2 and len(state) == 1
