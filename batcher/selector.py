@@ -3,9 +3,9 @@
 "Every job of batch X that failed verification: CONFIRM_REPAIR, then SUBMITVERIFYING" is a
 query, not a list of ids. :func:`list_jobs` pages through every match (sorted by creation
 time, so jobs created meanwhile come at the end), in bounded memory: one page at a time, and
-the digests of the jobs seen so a job met twice while paging is written once. When the
-number of matches drops between pages (jobs left the selection, shifting later ones
-forward), the next page starts that much earlier so none is missed.
+the digests of the jobs seen so a job met twice while paging is written once. Pages overlap
+by one job and are checked against what was seen, so jobs leaving the selection while it
+is paged (shifting later ones forward) hide none of the others.
 """
 
 from __future__ import annotations
@@ -129,33 +129,52 @@ async def list_jobs(
 ) -> AsyncIterator[dict[str, Any]]:
     """Every job matching ``query``, once each, in the API's order (by creation time).
 
+    Jobs change while they are paged through. Each page after the first overlaps the one
+    before by a job, and must start with a job already seen or created before the last
+    one seen: then no job that matched all along can be behind it. A page that starts
+    otherwise (jobs before it left the selection, moving later ones forward past it) is
+    read again from further back, twice as far each time, until one does. Jobs that enter
+    the selection meanwhile are listed if paging meets them.
+
     Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
     :class:`~batcher.errors.BatcherError` when a page cannot be read after retries.
     """
     paging = paging or Paging()
     seen = DigestSet()
     base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
-    offset = 0
+    offset = 0  # the position where the first job not yet seen should be
+    back = 0  # how far the last step back went
+    newest: datetime | None = None  # the latest creation time seen
     while paging.count is None or offset < paging.count:
-        params = {**base, "offset": str(offset), "limit": str(PAGE_SIZE)}
+        start = max(0, offset - 1)
+        params = {**base, "offset": str(start), "limit": str(PAGE_SIZE)}
         reply = await pacer.read(functools.partial(client.list_jobs, params, project_id=project_id))
         outcome = reply.outcome
         if pacer.halts(outcome):
             raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
         if not outcome.succeeded or reply.data is None:
-            raise BatcherError(f"could not list jobs (offset {offset}): {outcome.reason}")
+            raise BatcherError(f"could not list jobs (offset {start}): {outcome.reason}")
         jobs = reply.data.get("jobs")
         count = reply.data.get("count")
         if not isinstance(jobs, list) or not isinstance(count, int):
             raise BatcherError("the List answer has no count or jobs list: not the API's shape")
         paging.pages += 1
-        if paging.count is not None and count < paging.count:
-            # Jobs before this page left the selection: later ones moved forward by as many.
-            offset = max(0, offset - (paging.count - count))
         paging.count = count
+        moved = not _starts_behind(jobs[0], seen, newest) if jobs else 0 < count <= start
+        if start > 0 and moved:
+            back = max(2 * back, PAGE_SIZE)
+            offset = max(0, min(start, count) - back)
+            log.debug("select_paging_stepped_back", offset=offset, count=count)
+            continue
+        back = 0
         for job in jobs:
             job_id = job.get("job_id") if isinstance(job, dict) else None
-            if not isinstance(job_id, str) or not seen.add(job_digest(job_id)):
+            if not isinstance(job_id, str):
+                continue
+            created = _created(job)
+            if created is not None and (newest is None or created > newest):
+                newest = created
+            if not seen.add(job_digest(job_id)):
                 continue
             state = str(job.get("state"))
             paging.by_state[state] = paging.by_state.get(state, 0) + 1
@@ -165,7 +184,31 @@ async def list_jobs(
             on_page(paging)
         if not jobs:
             break  # past the end, whatever count says
-        offset += len(jobs)
+        offset = start + len(jobs)
+
+
+def _created(job: dict[str, Any]) -> datetime | None:
+    """The job's ``create_time``, if it has a readable one."""
+    value = job.get("create_time")
+    if not isinstance(value, str):
+        return None
+    try:
+        created = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+
+
+def _starts_behind(first: Any, seen: DigestSet, newest: datetime | None) -> bool:
+    """Whether a page starting with ``first`` leaves no unseen job before it: ``first`` was
+    seen already, or was created before the newest job seen."""
+    if not isinstance(first, dict):
+        return False
+    job_id = first.get("job_id")
+    if isinstance(job_id, str) and job_digest(job_id) in seen:
+        return True
+    created = _created(first)
+    return created is not None and newest is not None and created < newest
 
 
 def require_valid(query: JobQuery, commands: tuple[str, ...]) -> None:

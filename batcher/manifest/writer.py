@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -24,6 +26,9 @@ from ._csv import CSV_COLUMNS
 Format = Literal["csv", "yaml"]
 
 _FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".csv": "csv"}
+
+#: Bytes of a manifest for standard output kept in memory before it spills to a file.
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 #: The columns written to a CSV manifest, in order: every column a manifest may have.
 WRITE_COLUMNS: tuple[str, ...] = CSV_COLUMNS
@@ -159,10 +164,21 @@ def csv_row(fields: dict[str, Any]) -> list[str]:
 def output(out: Path | None, *, force: bool = False) -> Iterator[IO[str]]:
     """A text stream to write a manifest to: standard output (``out`` None), or a file that
     appears atomically when the block ends without an error (and not at all otherwise).
+
+    Standard output gets the manifest only once it is whole: a selection that fails half
+    way must not feed ``batcher run -`` half a manifest, so it is spooled (in memory up to
+    a few MB, then in a temporary file) and copied out at the end.
     """
     if out is None:
-        yield sys.stdout
-        sys.stdout.flush()
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+            spooled = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            try:
+                yield spooled
+                spooled.flush()
+                spool.seek(0)
+                _copy_to_stdout(spool)
+            finally:
+                spooled.detach()
         return
     with new_file(out, force=force) as raw:
         # newline="" so the csv module's own line endings pass through unchanged.
@@ -172,3 +188,14 @@ def output(out: Path | None, *, force: bool = False) -> Iterator[IO[str]]:
             stream.flush()
         finally:
             stream.detach()  # the raw stream is closed by new_file
+
+
+def _copy_to_stdout(spool: tempfile.SpooledTemporaryFile[bytes]) -> None:
+    sys.stdout.flush()
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text-only stream standing in for stdout
+        sys.stdout.write(spool.read().decode("utf-8"))
+    else:
+        shutil.copyfileobj(spool, binary)
+        binary.flush()
+    sys.stdout.flush()

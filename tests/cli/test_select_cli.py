@@ -22,13 +22,20 @@ class ListServer:
     """Jobs j0000..jN; answers List with at most ``cap`` per page, whatever is asked."""
 
     def __init__(self, jobs: int, *, cap: int = 100) -> None:
-        self.jobs = [
-            {"job_id": f"j{i:04d}", "state": STATES[i % 3], "batch_name": f"b{i % 2}"}
-            for i in range(jobs)
-        ]
+        self.jobs = [self.job(i) for i in range(jobs)]
         self.cap = cap
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
+
+    @staticmethod
+    def job(i: int) -> dict[str, str]:
+        created = f"2026-11-{1 + i // 1440:02d}T{i // 60 % 24:02d}:{i % 60:02d}:00Z"
+        return {
+            "job_id": f"j{i:04d}",
+            "state": STATES[i % 3],
+            "batch_name": f"b{i % 2}",
+            "create_time": created,
+        }
 
     async def handle(self, request: web.Request) -> web.Response:
         query = dict(request.query)
@@ -91,6 +98,7 @@ async def test_every_match_once_in_order_across_capped_pages(
     assert [row["job_id"] for row in rows[::2]] == expected
     assert [row["command"] for row in rows[:4]] == ["CONFIRM_REPAIR", "SUBMITVERIFYING"] * 2
     assert all(row["project_id"] == PROJECT for row in rows)
+    assert len(server.queries) <= len(expected) // 39 + 2  # one job of overlap, no re-reads
     first = server.queries[0]
     assert first["state"] == "AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED"
     assert first["sort_key"] == "create_time" and first["sort_dir"] == "asc"
@@ -118,6 +126,52 @@ async def test_jobs_leaving_the_selection_while_paging_do_not_hide_others(
     assert result.code == 0, result.output
     listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
     assert listed == before  # every job once, none skipped by the shift
+
+
+async def test_jobs_leaving_and_arriving_between_pages_hide_none(
+    list_server: Any, capsys: Any
+) -> None:
+    """The count alone cannot tell: five listed jobs leave the selection while five new ones
+    are created, so every later job moves five places forward at the same count."""
+    server, url = await list_server(600, cap=50)
+
+    def churn(page: int) -> None:
+        if page == 3:
+            for job in [j for j in server.jobs if j["state"] == "AUTO_VERIFY_FAILED"][:5]:
+                job["state"] = "WAIT_FILE_UPLOAD"
+            for i in range(600, 615):  # every third one matches
+                server.jobs.append(ListServer.job(i))
+
+    server.on_page = churn
+    before = [job["job_id"] for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"]
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert len(listed) == len(set(listed))  # once each
+    assert set(before) <= set(listed)  # every job that matched all along
+    arrived = {j["job_id"] for j in server.jobs[600:] if j["state"] == "AUTO_VERIFY_FAILED"}
+    assert set(listed) - set(before) == arrived  # met at the end of the paging
+
+
+async def test_a_selection_that_fails_half_way_writes_nothing_to_stdout(
+    list_server: Any, capsys: Any
+) -> None:
+    server, url = await list_server(500, cap=50)
+
+    def fail_from_page_4(page: int) -> None:
+        if page >= 4:
+            server.jobs = "broken"  # type: ignore[assignment]
+
+    server.on_page = fail_from_page_4
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--max-attempts", "1", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code != 0 and "Traceback" not in result.output
+    assert result.stdout == ""  # `| batcher run -` gets no half manifest
 
 
 async def test_yaml_manifest_runs_as_it_is(list_server: Any, tmp_path: Path, capsys: Any) -> None:
