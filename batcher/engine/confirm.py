@@ -41,9 +41,8 @@ class Confirmer:
     def __init__(self, source: RecordSource, pacer: Pacer) -> None:
         self._source = source
         self._pacer = pacer
-        #: Show calls made, and how they came out.
+        #: Show calls made.
         self.checks = 0
-        self.confirmed = 0
 
     async def check(self, entry: Entry, *, since: datetime) -> Finding:
         """Did ``entry``'s command take effect at or after ``since`` (our clock, UTC)?"""
@@ -74,8 +73,6 @@ class Confirmer:
                         since, server_date=reply.server_date, received_at=received_at
                     ),
                 )
-        if finding.verdict is Verdict.TOOK_EFFECT:
-            self.confirmed += 1
         log.info(
             "outcome_checked",
             job_id=entry.job_id,

@@ -58,6 +58,27 @@ class Executor(Protocol):
     ) -> Reply: ...
 
 
+class _StoppableRecords:
+    """Jobs' records read in scopes a hard stop cancels, as it cancels commands in flight."""
+
+    def __init__(self, client: Executor, scopes: set[anyio.CancelScope]) -> None:
+        self._client = client
+        self._scopes = scopes
+
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply:
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                return await self._client.show_job(
+                    job_id, project_id=project_id, app_user_id=app_user_id
+                )
+            finally:
+                self._scopes.discard(scope)
+        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
+
+
 class Runner:
     """Runs entries through a client under a limiter, writing one report line per entry.
 
@@ -105,7 +126,6 @@ class Runner:
             on_halt=self.halt,
             counts=self.stats,
         )
-        self.confirmer = Confirmer(client, self.pacer)
         # Jobs with a command running; the deque holds their later commands, in order.
         self._chains: dict[int, deque[Entry]] = {}
         # Failed jobs by key: (command, source) only, kept small since failures can be many.
@@ -117,6 +137,7 @@ class Runner:
         self._wait_scopes: set[anyio.CancelScope] = set()
         self._request_scopes: set[anyio.CancelScope] = set()
         self._hard_stopped = False
+        self.confirmer = Confirmer(_StoppableRecords(client, self._request_scopes), self.pacer)
         self._feed: Iterator[Entry] = iter(())
 
     # ------------------------------------------------------------------ public
@@ -270,6 +291,8 @@ class Runner:
 
     async def wait(self, waiter: Callable[[], Awaitable[object]]) -> bool:
         """Run a wait that a halt may cut short; True if it completed."""
+        if self.halted:
+            return False  # a wait begun after the halt has nothing to wait for
         with anyio.CancelScope() as scope:
             self._wait_scopes.add(scope)
             try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
 import pytest
 
 from batcher.engine.limiter import RateLimiter
@@ -343,3 +344,51 @@ async def test_a_read_whose_answer_is_lost_is_asked_again() -> None:
     line = got[("j1", "GET_MULTIPART_UPLOADED")]
     assert line.status == "succeeded" and line.attempts == 2 and not line.ambiguous
     assert api.shows == 0  # a read changes nothing: no record to check
+
+
+def runner_for(api: RecordedAPI, lines: list[ReportLine], **options: Any) -> Runner:
+    return Runner(
+        client=api,
+        limiter=RateLimiter(rate=0),
+        write=lambda line: lines.append(ReportLine.model_validate(line)),
+        run_id="r",
+        options=RunOptions(handle_signals=False, **options),
+        rng=random.Random(3),
+    )
+
+
+async def test_a_backoff_that_begins_after_a_halt_does_not_wait() -> None:
+    """The halt comes while a request is in flight; the answer then asks for a retry: the
+    run ends now, not after a backoff that no retry will follow."""
+    api = RecordedAPI({})
+    lines: list[ReportLine] = []
+    runner = runner_for(api, lines, backoff_base=60, backoff_cap=60)
+
+    async def halted_mid_request(e: Entry) -> Outcome:
+        runner.halt("SIGTERM")
+        return Outcome(succeeded=False, retryable=True, http_status=503, reason="HTTP 503")
+
+    api.execute = halted_mid_request  # type: ignore[method-assign]
+    with anyio.fail_after(10):
+        await runner.run([entry("j1")])
+    (line,) = lines
+    assert line.status == "failed" and line.attempts == 1
+
+
+async def test_a_hard_stop_cuts_a_record_read_short() -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    lines: list[ReportLine] = []
+    runner = runner_for(api, lines)
+
+    async def never_answers(job_id: str, **_: Any) -> Reply:
+        api.shows += 1
+        runner.hard_stop()  # as a second Ctrl-C would, while the read hangs
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    api.show_job = never_answers  # type: ignore[method-assign]
+    with anyio.fail_after(10):
+        await runner.run([entry("j1")])
+    (line,) = lines
+    assert api.shows == 1
+    assert line.status == "failed" and line.ambiguous  # it may have executed: nobody knows
