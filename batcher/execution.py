@@ -33,6 +33,7 @@ from .metastudio.credentials import AkSkCredentials, Credentials
 from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
+from .report._lock import check_unlocked
 from .report.inflight import InFlight, InflightSlots, inflight_path, read_inflight
 from .report.resume import Resume, read_resume
 from .results import Plan, RunResult
@@ -75,6 +76,8 @@ async def run_manifests(
             )
         run_id = new_run_id()
         if dry_run:
+            if report is not None:
+                check_unlocked(report)  # exit 4, as the real run would
             plan = _plan(summary, settings, checked.entries(), report if resume else None)
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
@@ -284,6 +287,9 @@ async def execute(
         except BaseException as error:
             failure = _write_failure(error)
             slots.close()
+            if not slots.used:  # refused before anything was sent: leave nothing behind
+                slots_path.unlink(missing_ok=True)
+                writer.discard_if_unused()
             if failure is None:
                 raise
             if observer is not None:  # the run record and the metrics say how it ended

@@ -101,7 +101,9 @@ def report_problems(report: Path, *, resume: bool, manifests: list[str]) -> list
         return [f"report {report}: {error.strerror}"]
     if status is None:
         if not report.parent.is_dir():
-            problems.append(f"report {report}: no directory {report.parent}")
+            return [f"report {report}: no directory {report.parent}"]
+        if not os.access(report.parent, os.W_OK | os.X_OK):
+            problems.append(f"report {report}: directory {report.parent} is not writable")
     else:
         if not stat.S_ISREG(status.st_mode):
             problems.append(f"report {report} exists and is not a regular file")
@@ -116,6 +118,62 @@ def report_problems(report: Path, *, resume: bool, manifests: list[str]) -> list
                     f"report {report} is the manifest {path} (the same file by another name): "
                     "writing the report would destroy it; choose another --report path"
                 )
+        if stat.S_ISREG(status.st_mode) and not os.access(report, os.W_OK):
+            problems.append(f"report {report} is not writable")
+    problems += _file_system_problems(report)
+    problems += _sidecar_problems(report)
+    return problems
+
+
+def _file_system_problems(report: Path) -> list[str]:
+    """A report on a read-only or full file system fails at its first line: say so now."""
+    from .report._writer import MIN_FREE_BYTES
+
+    try:
+        fs = os.statvfs(report.parent)
+    except OSError:
+        return []
+    if fs.f_flag & os.ST_RDONLY:
+        return [f"report {report}: {report.parent} is on a read-only file system"]
+    if fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
+        return [f"report {report}: no space left on the file system of {report.parent}"]
+    return []
+
+
+def _sidecar_problems(report: Path) -> list[str]:
+    """The run record and the in-flight slots beside the report must be usable files."""
+    from .report import runs_path
+    from .report.inflight import inflight_path
+
+    problems = []
+    for sidecar, what in (
+        (runs_path(report), "run record"),
+        (inflight_path(report), "in-flight file"),
+    ):
+        try:
+            status = sidecar.stat()
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            problems.append(f"the {what} {sidecar} of report {report}: {error.strerror}")
+            continue
+        if not stat.S_ISREG(status.st_mode):
+            problems.append(
+                f"the {what} {sidecar} of report {report} is not a regular file: move it away"
+            )
+    runs = runs_path(report)
+    if runs.is_file():
+        from .report import read_runs
+
+        bad: list[tuple[int, str]] = []
+        read_runs(report, on_bad_line=lambda lineno, why: bad.append((lineno, why)))
+        if bad and bad[0][0] == 0:
+            problems.append(f"the run record of report {report}: {bad[0][1]}")
+        elif bad:
+            problems.append(
+                f"{runs}:{bad[0][0]} is not a batcher run record; the run record of report "
+                f"{report} goes there: move that file away"
+            )
     return problems
 
 

@@ -58,12 +58,7 @@ def lock_exclusively(fd: int, path: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        pid = holder_pid(fd)
-        raise ReportLockedError(
-            f"report {path} is in use by another batcher run "
-            f"({'PID ' + str(pid) if pid else 'PID unknown'}), possibly under another name "
-            "(a link to the same file); wait for it to finish or stop it first"
-        ) from None
+        raise _in_use(path, holder_pid(fd)) from None
     except OSError as error:
         raise UsageError(
             f"cannot lock report {path}: {error.strerror}; put the report on a local file "
@@ -76,6 +71,40 @@ def lock_exclusively(fd: int, path: Path) -> None:
             f"report {path} is in use by an older batcher run (PID {legacy}, holding "
             f"{legacy_lock_path(path)}); wait for it to finish or stop it first"
         )
+
+
+def check_unlocked(path: Path) -> None:
+    """Raise ReportLockedError (exit 4) if a run holds the lock of the existing report at
+    ``path``; change nothing (what ``--dry-run`` checks). A missing report is unlocked.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # missing or unreadable: the other checks say so
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _in_use(path, holder_pid(fd)) from None
+        except OSError:
+            return
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    legacy = _legacy_holder(path)
+    if legacy is not None:
+        raise ReportLockedError(
+            f"report {path} is in use by an older batcher run (PID {legacy}, holding "
+            f"{legacy_lock_path(path)}); wait for it to finish or stop it first"
+        )
+
+
+def _in_use(path: Path, pid: int | None) -> ReportLockedError:
+    return ReportLockedError(
+        f"report {path} is in use by another batcher run "
+        f"({'PID ' + str(pid) if pid else 'PID unknown'}), possibly under another name "
+        "(a link to the same file); wait for it to finish or stop it first"
+    )
 
 
 def holder_pid(fd: int) -> int | None:

@@ -20,6 +20,7 @@ What can go wrong, and what it becomes:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -66,6 +67,8 @@ class ReportWriter:
         self._failed: str | None = None
         self._next_check = time.monotonic() + IDENTITY_CHECK_INTERVAL
         self.lines_written = 0
+        #: Whether opening it created the file (a run that sends nothing may remove it).
+        self.created = False
 
     @classmethod
     def open(
@@ -85,7 +88,7 @@ class ReportWriter:
         """
         path = Path(path)
         manifest_ids = {mid: str(m) for m in manifests if (mid := _manifest_id(m)) is not None}
-        fd = _open_report(path)
+        fd, created = _open_report(path)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -109,9 +112,12 @@ class ReportWriter:
             _private(fd, st, path)  # it may hold pre-signed upload URLs
             torn_tail = bool(st.st_size) and os.pread(fd, 1, st.st_size - 1) != b"\n"
         except BaseException:
+            if created:  # refused: leave no empty report behind
+                _unlink_if_empty(path, fd)
             os.close(fd)  # closing releases the lock
             raise
         writer = cls(path, fd, redactor)
+        writer.created = created
         # A torn last line from a crash: our first line starts on a fresh one. Done lazily so
         # a reader (resume) still sees the torn line as the torn last line it is.
         writer._prefix = b"\n" if torn_tail else b""
@@ -237,6 +243,12 @@ class ReportWriter:
     def __enter__(self) -> ReportWriter:
         return self
 
+    def discard_if_unused(self) -> None:
+        """Remove the report if this run created it and wrote nothing to it: a run refused
+        before sending anything leaves no empty report behind."""
+        if self._fd >= 0 and self.created and self.lines_written == 0:
+            _unlink_if_empty(self.path, self._fd)
+
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc is None:
             self.close()
@@ -260,19 +272,27 @@ def _manifest_id(manifest: str | os.PathLike[str]) -> FileId | None:
 _FLAGS = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY
 
 
-def _open_report(path: Path) -> int:
+def _open_report(path: Path) -> tuple[int, bool]:
+    """The report open for appending, and whether this created it."""
     try:
         try:
-            return os.open(path, _FLAGS)
+            return os.open(path, _FLAGS), False
         except FileNotFoundError:
             try:
-                return os.open(path, _FLAGS | os.O_CREAT | os.O_EXCL, 0o600)
+                return os.open(path, _FLAGS | os.O_CREAT | os.O_EXCL, 0o600), True
             except FileExistsError:  # a dangling symlink, or created meanwhile
-                return os.open(path, _FLAGS | os.O_CREAT, 0o600)
+                return os.open(path, _FLAGS | os.O_CREAT, 0o600), False
     except FileNotFoundError:
         raise UsageError(f"cannot create report {path}: no directory {path.parent}") from None
     except OSError as error:
         raise UsageError(f"cannot open report {path} for writing: {error.strerror}") from None
+
+
+def _unlink_if_empty(path: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        if st.st_size == 0 and file_id(path) == (st.st_dev, st.st_ino):
+            os.unlink(path)
 
 
 def _refuse_full_file_system(fd: int, path: Path) -> None:

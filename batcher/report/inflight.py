@@ -59,6 +59,8 @@ class InflightSlots:
     def __init__(self, fd: int, slots: int) -> None:
         self._fd = fd
         self.slots = slots
+        #: Whether anything was ever noted (if not, nothing was sent).
+        self.used = False
 
     @classmethod
     def open(cls, path: Path, *, slots: int) -> InflightSlots:
@@ -82,6 +84,7 @@ class InflightSlots:
             }
         )
         data = data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
+        self.used = True
         os.pwrite(self._fd, data, slot * SLOT_SIZE)
 
     def clear(self, *, keep: Sequence[InFlight] = ()) -> None:

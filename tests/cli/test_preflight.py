@@ -3,16 +3,20 @@ own configuration (credentials file, per-region endpoints), and mistyped flags."
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support import (
     PROJECT,
     TEST_AK,
     TEST_SK,
     aksk_env,
     batcher,
+    batcher_in_thread,
     clean_env,
     jobs_csv,
     read_report,
@@ -158,3 +162,69 @@ async def test_a_mistyped_flag_shows_the_subcommands_usage_and_the_closest_flag(
     assert "usage: batcher run" in result.stderr and "did you mean --concurrency?" in result.stderr
     report = await batcher(["report", "r.jsonl", "--exprt-manifest", "x.csv"], clean_env())
     assert report.code == 2 and "did you mean --export-manifest?" in report.stderr
+
+
+def simulated(report: Path, *more: str) -> list[str]:
+    return ["--report", str(report), "--simulate", "--no-progress", *more]
+
+
+async def test_a_dry_run_exits_4_when_another_run_holds_the_report(tmp_path: Path) -> None:
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    report = tmp_path / "r.jsonl"
+    fd = os.open(report, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a run in progress holds it
+        dry = await batcher(["run", str(manifest), *simulated(report, "--dry-run")], clean_env())
+        real = await batcher(["run", str(manifest), *simulated(report)], clean_env())
+    finally:
+        os.close(fd)
+    assert dry.code == real.code == 4, (dry.output, real.output)
+    assert "in use by another batcher run" in dry.stderr
+
+
+@pytest.mark.parametrize("sidecar", ["directory", "foreign"])
+async def test_a_bad_run_record_sidecar_is_refused_by_dry_and_real_runs_alike(
+    tmp_path: Path, sidecar: str
+) -> None:
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    report = tmp_path / "r.jsonl"
+    runs = tmp_path / "r.jsonl.runs.jsonl"
+    if sidecar == "directory":
+        runs.mkdir()
+    else:
+        runs.write_text("name,phone\nalice,123\n")
+    dry = await batcher(["run", str(manifest), *simulated(report, "--dry-run")], clean_env())
+    real = await batcher(["run", str(manifest), *simulated(report)], clean_env())
+    assert dry.code == real.code == 2, (dry.output, real.output)
+    assert str(runs) in dry.stderr and "Traceback" not in dry.output + real.output
+    # Refused before anything was sent: no empty report or in-flight file is left behind.
+    assert sorted(os.listdir(tmp_path)) == ["m.csv", "r.jsonl.runs.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "free", "message"),
+    [(os.ST_RDONLY, 1 << 30, "read-only file system"), (0, 4096, "no space left")],
+)
+async def test_a_report_on_a_read_only_or_full_file_system_is_refused_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, flag: int, free: int,
+    message: str,
+) -> None:  # fmt: skip
+    real_statvfs, real_fstatvfs = os.statvfs, os.fstatvfs
+
+    def pretend(result: os.statvfs_result) -> os.statvfs_result:
+        values = list(result)
+        values[0] = values[1] = 1  # f_bsize, f_frsize
+        values[4] = free  # f_bavail
+        values[8] = result.f_flag | flag
+        return os.statvfs_result(values)
+
+    monkeypatch.setattr(os, "statvfs", lambda path: pretend(real_statvfs(path)))
+    monkeypatch.setattr(os, "fstatvfs", lambda fd: pretend(real_fstatvfs(fd)))
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    report = tmp_path / "r.jsonl"
+    for extra in (["--dry-run"], []):
+        result = await batcher_in_thread(
+            ["run", str(manifest), *simulated(report, *extra)], clean_env(), capsys
+        )
+        assert result.code == 2 and message in result.stderr, result.output
+    assert sorted(os.listdir(tmp_path)) == ["m.csv"]
