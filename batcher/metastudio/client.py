@@ -21,7 +21,16 @@ from ..entry import Entry
 from ..errors import UsageError
 from ..outcome import Outcome
 from ..redact import Redactor
-from .answer import brief, outcome_from_response, redirect_refused, reply_from_response
+from .answer import (
+    AMBIGUOUS_STATUSES,
+    AUTH_STATUSES,
+    RETRYABLE_STATUSES,
+    brief,
+    outcome_from_response,
+    parse_retry_after,
+    redirect_refused,
+    reply_from_response,
+)
 from .auth import middleware_for
 from .credentials import Credentials
 
@@ -167,8 +176,9 @@ class MetaStudioClient:
                     raw = await _read_capped(response, MAX_ANSWER_BYTES)
                 except _TooLarge as error:
                     return _oversized(
-                        response.status, request_id, error.size, MAX_ANSWER_BYTES, read=False
-                    )
+                        response.status, request_id, error.size, MAX_ANSWER_BYTES,
+                        response.headers.get("Retry-After"), read=False,
+                    )  # fmt: skip
                 return outcome_from_response(
                     response.status,
                     raw,
@@ -219,7 +229,12 @@ class MetaStudioClient:
                 except _TooLarge as error:
                     return Reply(
                         _oversized(
-                            response.status, request_id, error.size, MAX_READ_BYTES, read=True
+                            response.status,
+                            request_id,
+                            error.size,
+                            MAX_READ_BYTES,
+                            response.headers.get("Retry-After"),
+                            read=True,
                         )
                     )
                 outcome, data = reply_from_response(
@@ -261,15 +276,26 @@ class MetaStudioClient:
 
 
 def _oversized(
-    status: int, request_id: str | None, size: int | None, cap: int, *, read: bool
+    status: int,
+    request_id: str | None,
+    size: int | None,
+    cap: int,
+    retry_after: str | None,
+    *,
+    read: bool,
 ) -> Outcome:
-    # A big 2xx came from the service after it ran the command: whether it succeeded is
-    # unknown. A big error page was not the service's answer to the command.
-    answered = 200 <= status < 300 and not read
+    """An answer too big to read is judged by its status alone, as an unreadable one is."""
+    # A big 2xx came from the service after it ran the command, and a 502/504 from a gateway
+    # that passed it on: whether it executed is unknown. 401/403 halt as ever; a 400 is
+    # not retried however big its page.
+    executed_maybe = not read and (200 <= status < 300 or status in AMBIGUOUS_STATUSES)
     return Outcome(
         succeeded=False,
-        retryable=not answered,
-        ambiguous=answered,
+        retryable=status in RETRYABLE_STATUSES or (read and 200 <= status < 300),
+        auth_refused=status in AUTH_STATUSES,
+        throttled=status == 429,
+        ambiguous=executed_maybe,
+        retry_after=parse_retry_after(retry_after),
         http_status=status,
         request_id=request_id,
         reason=f"HTTP {status} with an answer of {_size(size, cap)}, over the "

@@ -82,6 +82,41 @@ async def test_an_oversized_error_page_is_not_ambiguous(serve: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("status", "retryable", "ambiguous", "halts"),
+    [
+        (401, False, False, True),
+        (403, False, False, True),
+        (400, False, False, False),
+        (404, False, False, False),
+        (429, True, False, False),
+        (502, True, True, False),
+        (504, True, True, False),
+    ],
+)
+async def test_an_oversized_answer_is_judged_by_its_status(
+    serve: Any, status: int, retryable: bool, ambiguous: bool, halts: bool
+) -> None:
+    """Unread, a page too big says what its status says: 401/403 halt the run, a 400 is
+    not sent again, a gateway's 502/504 may have passed the command on."""
+
+    async def big(_: web.Request) -> web.Response:
+        return web.Response(
+            status=status,
+            body=b"<html>" + b"z" * (2 * MAX_ANSWER_BYTES),
+            headers={"Retry-After": "3"},
+        )
+
+    outcome = await call(await serve(big))
+    assert not outcome.succeeded and outcome.http_status == status
+    assert (outcome.retryable, outcome.ambiguous, outcome.auth_refused) == (
+        retryable, ambiguous, halts,
+    )  # fmt: skip
+    assert outcome.throttled is (status == 429)
+    if status == 429:
+        assert outcome.retry_after == 3
+
+
+@pytest.mark.parametrize(
     ("status", "ambiguous"), [(502, True), (504, True), (500, False), (503, False), (429, False)]
 )
 async def test_which_gateway_answers_leave_the_outcome_unknown(
