@@ -76,6 +76,9 @@ class Attempts:
     api_s: float = 0.0
     #: When the first attempt whose answer was lost went out (None: no answer was lost).
     doubt_since: datetime | None = None
+    #: When the first attempt answered by a server error (5xx) went out: the service may
+    #: have run the command before failing, so a later refusal is checked in the record.
+    erred_since: datetime | None = None
     #: The last word of the job's record, if it was read.
     finding: Finding | None = None
     note: str = ""
@@ -141,6 +144,8 @@ async def run_entry(
         checked_last = False
         if outcome.succeeded:
             return result  # the usual case: nothing more to decide
+        if result.erred_since is None and (outcome.http_status or 0) >= 500:
+            result.erred_since = sent_at
         why = pacer.halts(outcome)
         if why is not None:
             services.halt(why)
@@ -162,14 +167,26 @@ async def run_entry(
             if not services.halted:
                 result.note = f" (gave up after {result.count} attempts)"
             break
+    since = result.doubt_since or result.erred_since
     if (
         not result.succeeded
-        and result.doubt_since is not None
+        and since is not None
         and checkable
         and not checked_last
         and not services.hard_stopped
+        and (result.doubt_since is not None or _refused(result.outcome))
     ):
-        result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+        # After a lost answer the record decides; after a server error, a refusal of the
+        # retry may mean the erring attempt ran after all.
+        result.finding = await services.confirmer.check(entry, since=since)
     if result.ambiguous:
         result.note += LOST_NOTE
     return result
+
+
+def _refused(outcome: Outcome | None) -> bool:
+    """A refusal by the service itself (EXCUTE_FAILED, or a 4xx other than 429)."""
+    if outcome is None or outcome.succeeded or outcome.retryable:
+        return False
+    status = outcome.http_status or 0
+    return status == 200 or (400 <= status < 500 and status != 429 and not outcome.auth_refused)

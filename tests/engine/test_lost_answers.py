@@ -26,6 +26,9 @@ from batcher.report.line import ReportLine
 
 OK = Outcome(succeeded=True, http_status=200, command_result="EXCUTE_SUCCESS")
 LOST = Outcome(succeeded=False, retryable=True, ambiguous=True, reason="timed out after 5s")
+SERVER_ERROR = Outcome(
+    succeeded=False, retryable=True, http_status=500, reason="HTTP 500 MSS.00000004"
+)
 LOG_OF = {
     "SUBMITVERIFYING": "USER_VERIFYING_SUBMITTED",
     "CONFIRM_REPAIR": "USER_REPAIR",
@@ -52,7 +55,8 @@ class Job:
 class RecordedAPI:
     """Commands take effect once (a second attempt is refused, reads excepted);
     ``plan[(job, n)]`` says what happens to attempt n of the job's first command: "ok",
-    "lost-after" (effect, answer lost), "lost-before" (no effect, answer lost), "refuse"."""
+    "lost-after" (effect, answer lost), "lost-before" (no effect, answer lost), "refuse",
+    "error-after" (effect, then a 500), "error-before" (a 500, no effect)."""
 
     def __init__(self, plan: dict[tuple[str, int], str], *, show: str = "ok") -> None:
         self.plan = plan
@@ -92,7 +96,11 @@ class RecordedAPI:
             return refused()
         if what == "lost-before":
             return LOST
+        if what == "error-before":
+            return SERVER_ERROR
         self._take_effect(entry)
+        if what == "error-after":
+            return SERVER_ERROR
         return LOST if what == "lost-after" else OK
 
     async def show_job(
@@ -392,3 +400,22 @@ async def test_a_hard_stop_cuts_a_record_read_short() -> None:
     (line,) = lines
     assert api.shows == 1
     assert line.status == "failed" and line.ambiguous  # it may have executed: nobody knows
+
+
+async def test_a_refusal_after_a_server_error_that_ran_the_command_is_a_success() -> None:
+    """The service ran the command and then answered 500; the retry is refused because
+    the job has moved on. The record says it took effect: the line says succeeded."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert line.attempts == 2 and api.shows == 1
+
+
+async def test_a_refusal_after_a_server_error_that_did_nothing_stays_a_failure() -> None:
+    api = RecordedAPI({("j1", 1): "error-before", ("j1", 2): "refuse", ("j2", 1): "refuse"})
+    got, _ = await run([entry("j1"), entry("j2")], api)
+    assert got[("j1", "SUBMITVERIFYING")].status == "failed"
+    assert not got[("j1", "SUBMITVERIFYING")].ambiguous
+    assert got[("j2", "SUBMITVERIFYING")].status == "failed"
+    assert api.shows == 1  # a plain refusal costs no read
