@@ -195,6 +195,16 @@ class Runner:
         limit = self._options.limit
         return limit is not None and self._started >= limit
 
+    def _any_left(self) -> bool:
+        """Whether the manifests hold an entry not yet done (what --limit leaves)."""
+        for entry in self._feed:
+            if self._done_keys is None or (
+                key_digest(entry.job_id, entry.command) not in self._done_keys
+            ):
+                return True
+            self.stats.already_done += 1
+        return False
+
     async def _next_entry(self) -> tuple[Entry, int] | None:
         """The next entry a worker may start; None once the manifests are exhausted.
 
@@ -212,7 +222,7 @@ class Runner:
                     self._room = anyio.Event()
                 await self._room.wait()
             if self._limit_reached() and not self.halted:
-                self.stats.left_by_limit = next(self._feed, None) is not None
+                self.stats.left_by_limit = self._any_left()
                 return None
             entry = next(self._feed, None)
             if entry is None:

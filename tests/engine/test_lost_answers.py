@@ -419,3 +419,22 @@ async def test_a_refusal_after_a_server_error_that_did_nothing_stays_a_failure()
     assert not got[("j1", "SUBMITVERIFYING")].ambiguous
     assert got[("j2", "SUBMITVERIFYING")].status == "failed"
     assert api.shows == 1  # a plain refusal costs no read
+
+
+async def test_a_limit_that_leaves_only_entries_already_done_leaves_nothing() -> None:
+    api = RecordedAPI({})
+    done = {key_digest("j2", "SUBMITVERIFYING"), key_digest("j3", "SUBMITVERIFYING")}
+    lines: list[ReportLine] = []
+    runner = Runner(
+        client=api,
+        limiter=RateLimiter(rate=0),
+        write=lambda line: lines.append(ReportLine.model_validate(line)),
+        run_id="r",
+        options=RunOptions(handle_signals=False, limit=2, concurrency=1),
+        done_keys=done,
+        rng=random.Random(3),
+    )
+    await runner.run([entry(f"j{i}") for i in range(4)])
+    assert {line.job_id for line in lines} == {"j0", "j1"}
+    assert not runner.stats.left_by_limit  # j2 and j3 were done already: --resume has none
+    assert runner.stats.already_done == 2
