@@ -30,6 +30,8 @@ from .errors import (
     ManifestError,
     Problem,
     ReportLockedError,
+    ReportWriteError,
+    SettingsError,
     UsageError,
 )
 
@@ -66,8 +68,10 @@ __all__ = [
     "Problem",
     "ReportLine",
     "ReportLockedError",
+    "ReportWriteError",
     "RunResult",
     "SelectResult",
+    "SettingsError",
     "Summary",
     "UsageError",
     "__version__",

@@ -49,7 +49,9 @@ def check_run(
         problems += error.problems
     if report is None:
         if not dry_run:
-            problems.append("--report PATH is required (or use --dry-run)")
+            problems.append(
+                "a report path is required: --report PATH (report= in Python), or a dry run"
+            )
     else:
         problems += report_problems(report, resume=resume, manifests=paths)
     if metrics_file is not None:

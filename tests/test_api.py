@@ -147,3 +147,12 @@ def test_blocking_run_inside_an_event_loop_is_refused_clearly(tmp_path: Path) ->
 
     with pytest.raises(RuntimeError, match="run_async"):
         anyio.run(inside)
+
+
+def test_every_error_a_caller_may_catch_is_public(tmp_path: Path) -> None:
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    with pytest.raises(batcher.SettingsError) as raised:
+        batcher.run([manifest], simulate=True, handle_signals=False, progress=False)
+    assert "report= in Python" in str(raised.value.problems)
+    assert issubclass(batcher.ReportWriteError, batcher.BatcherError)
+    assert batcher.ReportWriteError("x").exit_code == batcher.ExitCode.HALTED

@@ -301,7 +301,3 @@ def _oversized(
         reason=f"HTTP {status} with an answer of {_size(size, cap)}, over the "
         f"{cap // 1024} KiB batcher reads; it was not read",
     )
-
-
-#: The name the engine and tests used before reads were added.
-CommandClient = MetaStudioClient

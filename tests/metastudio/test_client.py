@@ -17,7 +17,7 @@ from yarl import URL
 from batcher.entry import CommentData, Entry
 from batcher.errors import UsageError
 from batcher.metastudio.answer import outcome_from_response, parse_retry_after
-from batcher.metastudio.client import CommandClient
+from batcher.metastudio.client import MetaStudioClient
 from batcher.metastudio.endpoint import endpoint_for, is_loopback
 from batcher.outcome import Outcome
 
@@ -72,8 +72,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-def client(session: aiohttp.ClientSession) -> CommandClient:
-    return CommandClient(session, endpoint=BASE, project_id="p1", app_user_id=None, timeout=5)
+def client(session: aiohttp.ClientSession) -> MetaStudioClient:
+    return MetaStudioClient(session, endpoint=BASE, project_id="p1", app_user_id=None, timeout=5)
 
 
 def sent(mocked: aioresponses, url: URL) -> dict[str, Any]:
@@ -86,7 +86,9 @@ def sent(mocked: aioresponses, url: URL) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the request
 
 
-async def test_request_path_body_and_headers(client: CommandClient, mocked: aioresponses) -> None:
+async def test_request_path_body_and_headers(
+    client: MetaStudioClient, mocked: aioresponses
+) -> None:
     entry = make_entry()
     mocked.post(command_url("job-1"), payload={"commond_result": "EXCUTE_SUCCESS"})
     outcome = await client.execute(entry)
@@ -113,7 +115,7 @@ async def test_request_path_body_and_headers(client: CommandClient, mocked: aior
 
 
 async def test_minimal_entry_sends_only_command(
-    client: CommandClient, mocked: aioresponses
+    client: MetaStudioClient, mocked: aioresponses
 ) -> None:
     entry = Entry(job_id="j_2", command="SUBMITVERIFYING", source="m.csv:2")
     mocked.post(command_url("j_2"), payload={"commond_result": "EXCUTE_SUCCESS"})
@@ -124,7 +126,7 @@ async def test_minimal_entry_sends_only_command(
 async def test_app_user_id_from_run_and_overridden_by_entry(
     session: aiohttp.ClientSession, mocked: aioresponses
 ) -> None:
-    client = CommandClient(session, endpoint=BASE, project_id="p1", app_user_id="run-user")
+    client = MetaStudioClient(session, endpoint=BASE, project_id="p1", app_user_id="run-user")
     mocked.post(command_url("a"), payload={"commond_result": "EXCUTE_SUCCESS"})
     mocked.post(command_url("b"), payload={"commond_result": "EXCUTE_SUCCESS"})
     await client.execute(make_entry(job_id="a"))
@@ -134,7 +136,7 @@ async def test_app_user_id_from_run_and_overridden_by_entry(
 
 
 async def test_entry_project_overrides_client_project(
-    client: CommandClient, mocked: aioresponses
+    client: MetaStudioClient, mocked: aioresponses
 ) -> None:
     url = command_url("job-1", project_id="other-proj")
     mocked.post(url, payload={"commond_result": "EXCUTE_SUCCESS"})
@@ -145,13 +147,13 @@ async def test_entry_project_overrides_client_project(
 
 
 async def test_no_project_id_is_a_usage_error(session: aiohttp.ClientSession) -> None:
-    client = CommandClient(session, endpoint=BASE, project_id=None)
+    client = MetaStudioClient(session, endpoint=BASE, project_id=None)
     with pytest.raises(UsageError, match=r"m\.yaml:3"):
         await client.execute(make_entry())
 
 
 def test_url_for_keeps_endpoint_port() -> None:
-    client = CommandClient(
+    client = MetaStudioClient(
         None,  # type: ignore[arg-type]  # url_for does not touch the session
         endpoint=URL("http://127.0.0.1:8080"),
         project_id="p1",
@@ -165,7 +167,7 @@ def test_url_for_keeps_endpoint_port() -> None:
 
 
 async def test_success_keeps_request_id_and_upload_details(
-    client: CommandClient, mocked: aioresponses
+    client: MetaStudioClient, mocked: aioresponses
 ) -> None:
     urls = ["https://obs.example.com/part1?sig=x", "https://obs.example.com/part2?sig=y"]
     parts = [{"part_number": 1, "etag": "e1"}, {"part_number": 2, "etag": "e2"}]
@@ -190,7 +192,7 @@ async def test_success_keeps_request_id_and_upload_details(
 
 
 async def test_excute_failed_is_a_final_failure(
-    client: CommandClient, mocked: aioresponses
+    client: MetaStudioClient, mocked: aioresponses
 ) -> None:
     mocked.post(
         command_url("job-1"),
@@ -241,7 +243,7 @@ def test_200_with_empty_body_is_not_success() -> None:
     [(400, "MSS.00000003", "Invalid parameter"), (404, "MSS.00000005", "Job not found")],
 )
 async def test_client_errors_are_final(
-    client: CommandClient, mocked: aioresponses, status: int, code: str, msg: str
+    client: MetaStudioClient, mocked: aioresponses, status: int, code: str, msg: str
 ) -> None:
     mocked.post(command_url("job-1"), status=status, payload={"error_code": code, "error_msg": msg})
     outcome = await client.execute(make_entry())
@@ -256,7 +258,7 @@ async def test_client_errors_are_final(
 
 @pytest.mark.parametrize("status", [401, 403])
 async def test_auth_statuses_refuse(
-    client: CommandClient, mocked: aioresponses, status: int
+    client: MetaStudioClient, mocked: aioresponses, status: int
 ) -> None:
     mocked.post(
         command_url("job-1"),
@@ -272,7 +274,7 @@ async def test_auth_statuses_refuse(
     assert "APIGW.0301" in outcome.reason
 
 
-async def test_429_with_retry_after_seconds(client: CommandClient, mocked: aioresponses) -> None:
+async def test_429_with_retry_after_seconds(client: MetaStudioClient, mocked: aioresponses) -> None:
     mocked.post(
         command_url("job-1"),
         status=429,
@@ -291,7 +293,9 @@ async def test_429_with_retry_after_seconds(client: CommandClient, mocked: aiore
     assert outcome.error_code == "APIGW.0308"
 
 
-async def test_429_with_retry_after_http_date(client: CommandClient, mocked: aioresponses) -> None:
+async def test_429_with_retry_after_http_date(
+    client: MetaStudioClient, mocked: aioresponses
+) -> None:
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=120)
     mocked.post(
         command_url("job-1"),
@@ -306,7 +310,7 @@ async def test_429_with_retry_after_http_date(client: CommandClient, mocked: aio
     assert 100 < outcome.retry_after <= 120
 
 
-async def test_429_without_retry_after(client: CommandClient, mocked: aioresponses) -> None:
+async def test_429_without_retry_after(client: MetaStudioClient, mocked: aioresponses) -> None:
     mocked.post(command_url("job-1"), status=429, payload={"error_code": "APIGW.0308"})
     outcome = await client.execute(make_entry())
     assert outcome.throttled and outcome.retryable and outcome.retry_after is None
@@ -314,7 +318,7 @@ async def test_429_without_retry_after(client: CommandClient, mocked: aiorespons
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_server_errors_are_retryable(
-    client: CommandClient, mocked: aioresponses, status: int
+    client: MetaStudioClient, mocked: aioresponses, status: int
 ) -> None:
     mocked.post(
         command_url("job-1"),
@@ -332,7 +336,7 @@ async def test_server_errors_are_retryable(
     assert outcome.reason == f"HTTP {status} MSS.00000004: Internal Error"
 
 
-async def test_html_proxy_page_is_handled(client: CommandClient, mocked: aioresponses) -> None:
+async def test_html_proxy_page_is_handled(client: MetaStudioClient, mocked: aioresponses) -> None:
     page = (
         b"<html><head><title>502 Bad Gateway</title></head>"
         b"<body><center><h1>502 Bad Gateway</h1></center><hr>nginx</body></html>"
@@ -402,7 +406,7 @@ def test_unknown_status_is_final_failure() -> None:
     ],
 )
 async def test_connection_errors_are_retryable(
-    client: CommandClient, mocked: aioresponses, error: Exception
+    client: MetaStudioClient, mocked: aioresponses, error: Exception
 ) -> None:
     mocked.post(command_url("job-1"), exception=error)
     outcome = await client.execute(make_entry())
@@ -417,7 +421,7 @@ async def test_connection_errors_are_retryable(
 # asyncio.TimeoutError is TimeoutError on 3.11+; aiohttp's own timeout subclasses it.
 @pytest.mark.parametrize("error", [TimeoutError(), aiohttp.ServerTimeoutError("read timeout")])
 async def test_timeouts_are_retryable(
-    client: CommandClient, mocked: aioresponses, error: Exception
+    client: MetaStudioClient, mocked: aioresponses, error: Exception
 ) -> None:
     mocked.post(command_url("job-1"), exception=error)
     outcome = await client.execute(make_entry())
@@ -427,7 +431,7 @@ async def test_timeouts_are_retryable(
 
 
 async def test_client_timeout_is_applied_per_request(
-    client: CommandClient, mocked: aioresponses
+    client: MetaStudioClient, mocked: aioresponses
 ) -> None:
     mocked.post(command_url("job-1"), payload={"commond_result": "EXCUTE_SUCCESS"})
     await client.execute(make_entry())
