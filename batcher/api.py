@@ -86,33 +86,9 @@ def run(
     >>> result.succeeded, result.exit_code  # doctest: +SKIP
     (10, 0)
     """
+    arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("run")
-    call = functools.partial(
-        run_async,
-        manifests,
-        report=report,
-        project_id=project_id,
-        region=region,
-        endpoint=endpoint,
-        simulate=simulate,
-        concurrency=concurrency,
-        rate=rate,
-        burst=burst,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        command=command,
-        app_user_id=app_user_id,
-        resume=resume,
-        dry_run=dry_run,
-        max_failures=max_failures,
-        max_failure_rate=max_failure_rate,
-        grace_period=grace_period,
-        limit=limit,
-        metrics_file=metrics_file,
-        handle_signals=handle_signals,
-        progress=progress,
-        progress_interval=progress_interval,
-    )
+    call = functools.partial(run_async, **arguments)
     return anyio.run(call)
 
 
@@ -250,32 +226,9 @@ def select(
     ...                output="nightly.csv")  # doctest: +SKIP
     SelectResult(jobs=42, entries=84, by_state={'AUTO_VERIFY_FAILED': 42}, ...)
     """
+    arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("select")
-    call = functools.partial(
-        select_async,
-        commands=commands,
-        states=states,
-        batch_name=batch_name,
-        tag=tag,
-        name=name,
-        created_since=created_since,
-        created_until=created_until,
-        updated_since=updated_since,
-        updated_until=updated_until,
-        output=output,
-        format=format,
-        force=force,
-        project_id=project_id,
-        region=region,
-        endpoint=endpoint,
-        simulate=simulate,
-        rate=rate,
-        burst=burst,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        app_user_id=app_user_id,
-        progress=progress,
-    )
+    call = functools.partial(select_async, **arguments)
     return anyio.run(call)
 
 
