@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -138,12 +139,17 @@ async def load_page_async(url: str, *, screenshot: bool = False) -> PageLoad:
     if binary is None:
         raise RuntimeError("chromium is not installed")
     result = PageLoad()
-    with tempfile.TemporaryDirectory(prefix="batcher-chromium-") as profile:
+    # Chromium's helper processes can outlive the browser for a moment and still write to
+    # the profile: they share its process group, which is killed whole at the end.
+    with tempfile.TemporaryDirectory(
+        prefix="batcher-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         process = await asyncio.create_subprocess_exec(
             binary, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
             "about:blank",
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )  # fmt: skip
         try:
             ws_url = await _devtools_url(Path(profile), process)
@@ -199,6 +205,8 @@ async def load_page_async(url: str, *, screenshot: bool = False) -> PageLoad:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
     return result
 
 
