@@ -37,6 +37,10 @@ from .confirm import Confirmer
 _clock = time.monotonic
 
 LOST_NOTE = " (an earlier attempt's answer was lost: it may have executed)"
+ERRED_NOTE = (
+    " (an earlier attempt answered with a server error, which can come after the command "
+    "ran: it may have executed)"
+)
 
 
 class Services(Protocol):
@@ -79,9 +83,19 @@ class Attempts:
     #: When the first attempt answered by a server error (5xx) went out: the service may
     #: have run the command before failing, so a later refusal is checked in the record.
     erred_since: datetime | None = None
+    #: Whether a retry after such a server error was refused: the erring attempt may be
+    #: what the service refuses it for.
+    refused_after_error: bool = False
     #: The last word of the job's record, if it was read.
     finding: Finding | None = None
     note: str = ""
+
+    @property
+    def since(self) -> datetime | None:
+        """Where to look in the job's record from: the first attempt that may have run
+        without its answer saying so (lost, or a server error)."""
+        times = [t for t in (self.doubt_since, self.erred_since) if t is not None]
+        return min(times) if times else None
 
     @property
     def confirmed_by(self) -> str | None:
@@ -99,7 +113,7 @@ class Attempts:
     @property
     def ambiguous(self) -> bool:
         """A failure whose earlier attempt may have executed, as far as anyone can tell."""
-        if self.succeeded or self.doubt_since is None:
+        if self.succeeded or (self.doubt_since is None and not self.refused_after_error):
             return False
         return self.finding is None or self.finding.verdict is not Verdict.DID_NOT
 
@@ -144,7 +158,8 @@ async def run_entry(
         checked_last = False
         if outcome.succeeded:
             return result  # the usual case: nothing more to decide
-        if result.erred_since is None and (outcome.http_status or 0) >= 500:
+        erred = (outcome.http_status or 0) >= 500 and not trace.read_only
+        if erred and result.erred_since is None:
             result.erred_since = sent_at
         why = pacer.halts(outcome)
         if why is not None:
@@ -155,7 +170,7 @@ async def run_entry(
                 result.doubt_since = sent_at
             result.finding = None  # this attempt may have executed since the last look
             if checkable and not services.hard_stopped:
-                result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+                result.finding = await services.confirmer.check(entry, since=_look_from(result))
                 checked_last = True
                 if result.succeeded:
                     break
@@ -167,21 +182,28 @@ async def run_entry(
             if not services.halted:
                 result.note = f" (gave up after {result.count} attempts)"
             break
-    since = result.doubt_since or result.erred_since
+    if not result.succeeded and result.erred_since is not None:
+        result.refused_after_error = _refused(result.outcome)
     if (
         not result.succeeded
-        and since is not None
+        and (result.doubt_since is not None or result.refused_after_error)
         and checkable
         and not checked_last
         and not services.hard_stopped
-        and (result.doubt_since is not None or _refused(result.outcome))
     ):
         # After a lost answer the record decides; after a server error, a refusal of the
         # retry may mean the erring attempt ran after all.
-        result.finding = await services.confirmer.check(entry, since=since)
+        result.finding = await services.confirmer.check(entry, since=_look_from(result))
     if result.ambiguous:
-        result.note += LOST_NOTE
+        result.note += LOST_NOTE if result.doubt_since is not None else ERRED_NOTE
     return result
+
+
+def _look_from(result: Attempts) -> datetime:
+    """:attr:`Attempts.since`, known to be set (an answer was lost or erred)."""
+    since = result.since
+    assert since is not None
+    return since
 
 
 def _refused(outcome: Outcome | None) -> bool:

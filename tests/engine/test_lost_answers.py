@@ -438,3 +438,38 @@ async def test_a_limit_that_leaves_only_entries_already_done_leaves_nothing() ->
     assert {line.job_id for line in lines} == {"j0", "j1"}
     assert not runner.stats.left_by_limit  # j2 and j3 were done already: --resume has none
     assert runner.stats.already_done == 2
+
+
+async def test_after_a_server_error_then_a_lost_answer_the_record_is_read_from_the_error() -> None:
+    """Attempt 1 ran and answered 500; attempt 2's answer was lost; attempt 3 is refused.
+    The record must be read from attempt 1, the first that may have run unheard."""
+    api = RecordedAPI({("j1", 1): "error-after", ("j1", 2): "lost-before"})
+    lines: list[ReportLine] = []
+    runner = runner_for(api, lines, backoff_base=0.001, backoff_cap=0.01)
+    sent: list[datetime] = []
+    looked_from: list[datetime] = []
+    execute, check = api.execute, runner.confirmer.check
+
+    async def timed(e: Entry) -> Outcome:
+        sent.append(datetime.now(UTC))
+        return await execute(e)
+
+    async def spied(e: Entry, *, since: datetime) -> Any:
+        looked_from.append(since)
+        return await check(e, since=since)
+
+    api.execute = timed  # type: ignore[method-assign]
+    runner.confirmer.check = spied  # type: ignore[method-assign]
+    await runner.run([entry("j1")])
+    (line,) = lines
+    assert looked_from and all(since <= sent[0] for since in looked_from)
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+
+
+async def test_a_refusal_after_a_server_error_is_in_doubt_when_the_record_cannot_tell() -> None:
+    api = RecordedAPI({("j1", 1): "error-after"}, show="forbidden")
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1
+    assert line.status == "failed" and line.ambiguous
+    assert "server error" in (line.reason or "") and "may have executed" in (line.reason or "")
