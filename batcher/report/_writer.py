@@ -89,6 +89,7 @@ class ReportWriter:
         path = Path(path)
         manifest_ids = {mid: str(m) for m in manifests if (mid := _manifest_id(m)) is not None}
         fd, created = _open_report(path)
+        locked = False
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -100,6 +101,7 @@ class ReportWriter:
                     "another --report path"
                 )
             lock_exclusively(fd, path)
+            locked = True
             # Another process may have put a new file at ``path`` between open and lock.
             if file_id(path) != (st.st_dev, st.st_ino):
                 raise UsageError(f"report {path} was replaced while it was being opened; retry")
@@ -112,7 +114,9 @@ class ReportWriter:
             _private(fd, st, path)  # it may hold pre-signed upload URLs
             torn_tail = bool(st.st_size) and os.pread(fd, 1, st.st_size - 1) != b"\n"
         except BaseException:
-            if created:  # refused: leave no empty report behind
+            # Refused: leave no empty report behind, but only one this run created and
+            # locked (another run may have opened it meanwhile and be about to use it).
+            if created and locked:
                 _unlink_if_empty(path, fd)
             os.close(fd)  # closing releases the lock
             raise

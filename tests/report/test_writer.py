@@ -316,3 +316,39 @@ def test_reading_through_the_locked_descriptor(report: Path) -> None:
         writer.write(report_line("c"))  # appends still go to the end
     assert len(state) == 1
     assert [line["job_id"] for line in lines_of(report)] == ["a", "b", "c"]
+
+
+def test_a_run_refused_by_the_lock_leaves_the_report_another_run_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A creates the report; run B opens it and locks it first; A is refused and must
+    not remove the file B is about to write to."""
+    path = tmp_path / "r.jsonl"
+    real_lock = _writer.lock_exclusively
+    held: list[ReportWriter] = []
+
+    def b_locks_first(fd: int, name: Path) -> None:
+        monkeypatch.setattr(_writer, "lock_exclusively", real_lock)
+        held.append(ReportWriter.open(path, resume=False))  # run B
+        real_lock(fd, name)  # run A meets B's lock
+
+    monkeypatch.setattr(_writer, "lock_exclusively", b_locks_first)
+    with pytest.raises(ReportLockedError):
+        ReportWriter.open(path, resume=False)  # run A, which created the file
+    (b,) = held
+    b.write({"job_id": "j1", "command": "SUBMITVERIFYING", "status": "succeeded"})
+    assert path.exists() and b.identity == file_id(path)
+    b.close()
+    assert b"j1" in path.read_bytes()
+
+
+def test_a_run_refused_after_creating_and_locking_the_report_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, name: Path) -> None:
+        raise UsageError(f"no space left on the file system of report {name}")
+
+    monkeypatch.setattr(_writer, "_refuse_full_file_system", full)
+    with pytest.raises(UsageError):
+        ReportWriter.open(tmp_path / "r.jsonl", resume=False)
+    assert os.listdir(tmp_path) == []
