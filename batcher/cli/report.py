@@ -248,8 +248,8 @@ def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
         print(message)
         if left_out:
             print(
-                f"left out {selection.left_out_ambiguous:,} ambiguous failed entries (an "
-                "earlier attempt may have executed: check those jobs first)"
+                f"left out {selection.left_out_ambiguous:,} ambiguous entries (an earlier "
+                "attempt may have executed: check those jobs first)"
                 + (
                     f" and {selection.left_out_dependents:,} skipped entries of their jobs"
                     if selection.left_out_dependents

@@ -11,8 +11,9 @@ What is chosen, beyond the statuses asked for:
 * ``retryable_only``: failed entries whose failure is retryable, and the ``skipped``
   entries of the same jobs (they were skipped because of that failure, and must run after
   it);
-* ``include_ambiguous=False``: failed entries marked ``ambiguous`` (an earlier attempt may
-  have executed) are left out, with the skipped entries of their jobs, and counted.
+* ``include_ambiguous=False``: entries marked ``ambiguous`` (an earlier attempt may have
+  executed: a failed line, or a skipped one of an entry still in doubt) are left out, with
+  the skipped entries of their jobs, and counted.
 """
 
 from __future__ import annotations
@@ -151,6 +152,11 @@ class Selection:
         failed_jobs = KeyTable()  # jobs with a chosen failure (for retryable_only)
         ambiguous_jobs = KeyTable()  # jobs with an ambiguous failure left out
         for row, state in enumerate(self._state):
+            if state & 3 == _SKIPPED and state & _AMBIGUOUS and not self.include_ambiguous:
+                # Skipped by a halt while an earlier run's attempt of it may have executed:
+                # in doubt as much as an ambiguous failure, and so are its job's later ones.
+                ambiguous_jobs[self._job[row]] = 1
+                continue
             if state & 3 != _FAILED:
                 continue
             if _FAILED not in wanted or (self.retryable_only and not state & _RETRYABLE):
@@ -171,7 +177,10 @@ class Selection:
             else:
                 take = status in wanted
             if take and status == _SKIPPED and job in ambiguous_jobs:
-                self.left_out_dependents += 1
+                if state & _AMBIGUOUS:
+                    self.left_out_ambiguous += 1
+                else:
+                    self.left_out_dependents += 1
                 take = False
             chosen[row] = take
         rows = array("I", (row for row, take in enumerate(chosen) if take))

@@ -85,7 +85,8 @@ class Summary:
     retryable_failed: int = 0
     #: Latest lines decided from the job's record after a lost answer (``confirmed_by``).
     confirmed: int = 0
-    #: Latest lines that failed after an attempt that may have executed (``ambiguous``).
+    #: Latest lines in doubt (``ambiguous``): failed after an attempt that may have
+    #: executed, or skipped while an earlier run's attempt of theirs may have.
     ambiguous: int = 0
     by_command: dict[str, dict[str, int]] = field(default_factory=dict)
     failure_reasons: list[ReasonGroup] = field(default_factory=list)
@@ -276,7 +277,7 @@ def _tally(
             summary.retryable_failed += n
         if code == SUCCEEDED and flags & CONFIRMED:
             summary.confirmed += n
-        if code == FAILED and flags & AMBIGUOUS:
+        if flags & AMBIGUOUS:  # failed, or skipped while still in doubt
             summary.ambiguous += n
         http[status] = http.get(status, 0) + n
         attempts[tries] = attempts.get(tries, 0) + n

@@ -372,7 +372,7 @@ def test_export_leaves_ambiguous_entries_out_and_says_so(
     code, stdout, _ = run(capsys, str(path), "--export-manifest", str(out), "--retryable-only")
     assert code == 0
     assert "exported 2 entries (failed 1, skipped 1)" in stdout
-    assert "left out 1 ambiguous failed entries" in stdout and "1 skipped" in stdout
+    assert "left out 1 ambiguous entries" in stdout and "1 skipped" in stdout
     assert "--include-ambiguous" in stdout
     assert [(e["job_id"], e["command"]) for e in yaml.safe_load(out.read_text())["jobs"]] == [
         ("a", "CONFIRM_MULTIPART_UPLOADED"),
@@ -388,6 +388,32 @@ def test_export_leaves_ambiguous_entries_out_and_says_so(
     # A listing shows everything, ambiguous or not, and says which.
     listed = json.loads(run(capsys, str(path), "--status", "failed", "--format", "json")[1])
     assert [(e["job_id"], e["ambiguous"]) for e in listed] == [("a", False), ("b", True)]
+
+
+def test_an_entry_skipped_while_in_doubt_is_not_exported_as_safe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A halt skipped an entry whose earlier attempt may have executed: its line is
+    ``skipped`` and ``ambiguous``; an export must not hand it to a fresh run unchecked."""
+    skip = {"status": "skipped", "http_status": None, "attempts": 0}
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [
+            report_line("a", "CONFIRM_REPAIR", reason="not attempted: halted", **skip),
+            report_line("b", "CONFIRM_REPAIR", reason="not attempted: halted", **skip,
+                        ambiguous=True, started_at="2026-11-24T13:00:05.000Z"),
+            report_line("b", "SUBMITVERIFYING", reason="not attempted: halted", **skip),
+        ],
+    )  # fmt: skip
+    out = tmp_path / "rest.csv"
+    code, stdout, _ = run(capsys, str(path), "--export-manifest", str(out), "--status", "skipped")
+    assert code == 0, stdout
+    assert [line.split(",")[:2] for line in out.read_text().splitlines()[1:]] == [
+        ["a", "CONFIRM_REPAIR"]
+    ]
+    assert "left out 1 ambiguous entries" in stdout and "1 skipped" in stdout
+    summary = json.loads(run(capsys, str(path), "--format", "json")[1])
+    assert summary["ambiguous"] == 1
 
 
 def test_html_page_from_the_command_line(
