@@ -24,7 +24,7 @@ from .engine import ProgressTicker, RateLimiter, Runner, RunStats
 from .engine.progress import Display
 from .engine.stats import utc_stamp
 from .entry import Entry
-from .errors import ReportWriteError
+from .errors import ReportWriteError, UsageError
 from .events import RunEvents
 from .keys import key_digest
 from .manifest import Manifests, ManifestSummary
@@ -220,10 +220,15 @@ async def execute(
                 entries=len(state.doubts),
                 hint="their job's record is read before they are sent again",
             )
-        workers = settings.options.concurrency
-        slots = InflightSlots.open(slots_path, slots=workers + len(state.carried))
-        for extra, item in enumerate(state.carried):  # a crash now must not forget them
-            slots.note(workers + extra, item)
+        try:
+            slots = InflightSlots.open(
+                slots_path, slots=settings.options.concurrency, carried=state.carried
+            )
+        except OSError as error:
+            writer.discard_if_unused()
+            raise UsageError(
+                f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
+            ) from None
         project = settings.project_id
 
         def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:
@@ -303,7 +308,11 @@ async def execute(
             item for item in state.carried
             if key_digest(item.job_id, item.command) not in runner.doubts_lined
         ]  # fmt: skip
-        slots.clear(keep=unreached)
+        try:
+            slots.clear(keep=unreached)
+        except OSError as error:  # the old file stands: its settled entries have lines
+            log.warning("inflight_not_cleared", path=str(slots_path), reason=error.strerror)
+            unreached = state.carried
         slots.close()
         if not unreached:
             slots_path.unlink(missing_ok=True)

@@ -5,8 +5,9 @@ wire, and those may have executed. Before a worker sends a state-changing comman
 first time it writes the entry and the time into its own slot (one ``pwrite``); the slot
 is simply overwritten by the worker's next entry. After a crash the file holds at most one
 entry per worker, and ``--resume`` treats every slot whose entry has no report line written
-since as in doubt: it checks the job's record before sending it again. A run that ends
-normally empties the file.
+since as in doubt: it checks the job's record before sending it again. Entries still in
+doubt that a run does not reach (``--limit``, a halt) are carried into its own file, which
+replaces the old one whole; a run that ends with none removes the file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+
+from ..atomic import atomic_bytes
 
 #: Bytes per slot: the entry as a JSON line, padded with spaces (ids are at most 64 chars).
 SLOT_SIZE = 384
@@ -56,49 +59,69 @@ class InflightSlots:
     >>> slots.close()
     """
 
-    def __init__(self, fd: int, slots: int) -> None:
+    def __init__(self, path: Path, fd: int, slots: int) -> None:
+        self._path = path
         self._fd = fd
         self.slots = slots
         #: Whether anything was ever noted (if not, nothing was sent).
         self.used = False
 
     @classmethod
-    def open(cls, path: Path, *, slots: int) -> InflightSlots:
-        """Open (create, 0600) and empty the slot file: the caller has read it already."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.ftruncate(fd, 0)
-        except OSError:
-            os.close(fd)
-            raise
-        return cls(fd, slots)
+    def open(cls, path: Path, *, slots: int, carried: Sequence[InFlight] = ()) -> InflightSlots:
+        """Open the slot file afresh (0600): ``slots`` empty ones for the workers, then
+        ``carried`` (entries still in doubt from an earlier run, which the caller read from
+        the old file). The new file replaces the old one whole, so a crash at any moment
+        leaves one or the other, and no doubt is ever lost."""
+        fd = _replace(path, [(slots + i, item) for i, item in enumerate(carried)])
+        opened = cls(path, fd, slots + len(carried))
+        opened.used = bool(carried)
+        return opened
 
     def note(self, slot: int, entry: InFlight) -> None:
         """Write ``entry`` into ``slot`` (it is in the kernel, safe from a crash, on return)."""
-        data = orjson.dumps(
-            {
-                "job_id": entry.job_id,
-                "command": entry.command,
-                "project_id": entry.project_id,
-                "sent_at": entry.sent_at,
-            }
-        )
-        data = data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
         self.used = True
-        os.pwrite(self._fd, data, slot * SLOT_SIZE)
+        os.pwrite(self._fd, _encoded(entry), slot * SLOT_SIZE)
 
     def clear(self, *, keep: Sequence[InFlight] = ()) -> None:
         """Empty the file (nothing is in flight: the run ended and every line is written),
-        but for ``keep``, entries still in doubt."""
-        os.ftruncate(self._fd, 0)
-        for slot, item in enumerate(keep):
-            self.note(slot, item)
+        but for ``keep``, entries still in doubt: written into a new file that replaces
+        this one whole."""
+        if not keep:
+            os.ftruncate(self._fd, 0)
+            return
+        fd = _replace(self._path, list(enumerate(keep)))
+        os.close(self._fd)
+        self._fd = fd
 
     def close(self) -> None:
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+
+
+def _encoded(entry: InFlight) -> bytes:
+    data = orjson.dumps(
+        {
+            "job_id": entry.job_id,
+            "command": entry.command,
+            "project_id": entry.project_id,
+            "sent_at": entry.sent_at,
+        }
+    )
+    return data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
+
+
+def _replace(path: Path, items: Sequence[tuple[int, InFlight]]) -> int:
+    """Put a slot file holding ``items`` (slot, entry) at ``path`` in one rename; return
+    a descriptor of it, open for writing."""
+    size = (max(slot for slot, _ in items) + 1) * SLOT_SIZE if items else 0
+    content = bytearray(size)
+    for slot, item in items:
+        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item)
+    with atomic_bytes(path, replace=True) as stream:
+        stream.write(content)
+    return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
 
 def read_inflight(path: Path) -> list[InFlight]:

@@ -1,0 +1,61 @@
+"""The in-flight slot file: what a crash leaves, and what a rewrite can never lose."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from batcher.report import inflight
+from batcher.report.inflight import InFlight, InflightSlots, read_inflight
+
+DOUBT = InFlight("job-5", "SUBMITVERIFYING", "p1", "2026-11-24T13:00:05.000Z")
+OTHER = InFlight("job-6", "CONFIRM_REPAIR", None, "2026-11-24T13:00:06.000Z")
+
+
+def test_carried_entries_follow_the_workers_slots_and_survive_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl.inflight"
+    slots = InflightSlots.open(path, slots=3, carried=[DOUBT, OTHER])
+    assert slots.slots == 5 and slots.used
+    assert read_inflight(path) == [DOUBT, OTHER]  # on disk before any request goes out
+    slots.note(1, InFlight("job-1", "SUBMITVERIFYING", "p1", "2026-11-25T08:00:00.000Z"))
+    # No close: as a kill -9 leaves it.
+    assert [item.job_id for item in read_inflight(path)] == ["job-1", "job-5", "job-6"]
+
+
+def test_clear_keeps_only_what_is_still_in_doubt(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl.inflight"
+    slots = InflightSlots.open(path, slots=2, carried=[DOUBT, OTHER])
+    slots.note(0, InFlight("job-1", "SUBMITVERIFYING", "p1", "2026-11-25T08:00:00.000Z"))
+    slots.clear(keep=[OTHER])
+    assert read_inflight(path) == [OTHER]
+    slots.clear()
+    assert read_inflight(path) == []
+    slots.close()
+
+
+@contextlib.contextmanager
+def full_disk(path: Path, *, replace: bool) -> Iterator[IO[bytes]]:
+    raise OSError(errno.ENOSPC, "No space left on device")
+    yield  # pragma: no cover
+
+
+@pytest.mark.parametrize("when", ["open", "clear"])
+def test_a_rewrite_that_fails_loses_no_doubt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    path = tmp_path / "r.jsonl.inflight"
+    slots = InflightSlots.open(path, slots=2, carried=[DOUBT, OTHER])
+    monkeypatch.setattr(inflight, "atomic_bytes", full_disk)
+    call: Any = (
+        (lambda: InflightSlots.open(path, slots=2, carried=read_inflight(path)))
+        if when == "open"
+        else (lambda: slots.clear(keep=[OTHER]))
+    )
+    with pytest.raises(OSError, match="No space"):
+        call()
+    assert read_inflight(path) == [DOUBT, OTHER]
