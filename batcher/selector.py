@@ -46,6 +46,13 @@ class SelectHalted(BatcherError):
     exit_code = ExitCode.HALTED
 
 
+class SelectIncomplete(BatcherError):
+    """The jobs could not all be listed (a page not read, a server that does not page, a
+    selection changing too fast): exit 1, the manifest not written."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobQuery:
     """The List API's filters that ``batcher select`` offers.
@@ -118,6 +125,15 @@ class Paging:
     by_state: dict[str, int] = field(default_factory=dict)
 
 
+#: Pages read again from further back before the listing gives up: a selection that keeps
+#: changing faster than it can be listed is better narrowed than listed forever.
+MAX_STEP_BACKS = 64
+
+#: Pages in a row, past every position read, that bring no job not seen: the server is not
+#: paging (it ignores ``offset``), and what was listed would silently be all there is.
+MAX_IDLE_PAGES = 3
+
+
 async def list_jobs(
     client: MetaStudioClient,
     pacer: Pacer,
@@ -130,52 +146,75 @@ async def list_jobs(
     """Every job matching ``query``, once each, in the API's order (by creation time).
 
     Jobs change while they are paged through. Each page after the first overlaps the one
-    before by a job, and must start with a job already seen or created before the last
-    one seen: then no job that matched all along can be behind it. A page that starts
-    otherwise (jobs before it left the selection, moving later ones forward past it) is
-    read again from further back, twice as far each time, until one does. Jobs that enter
-    the selection meanwhile are listed if paging meets them.
+    before by a job, and must start with a job already seen (or, while the server keeps
+    the creation order asked for, one created before the newest seen): then no job that
+    matched all along can be behind it. A page that starts otherwise (jobs before it left
+    the selection, moving later ones forward past it) is read again from a little further
+    back, twice as far each time, until one does. Jobs that enter the selection meanwhile
+    are listed if paging meets them.
 
     Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
-    :class:`~batcher.errors.BatcherError` when a page cannot be read after retries.
+    :class:`SelectIncomplete` when a page cannot be read after retries, when the server
+    does not page, or when the selection changes faster than it can be listed.
     """
     paging = paging or Paging()
     seen = DigestSet()
     base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
     offset = 0  # the position where the first job not yet seen should be
-    back = 0  # how far the last step back went
+    overlap = True  # start a page one job early, on the last one seen
+    frontier = 0  # the furthest position read
+    back = step_backs = idle = 0
     newest: datetime | None = None  # the latest creation time seen
+    ordered = True  # creation times never went backwards: the server keeps the order
     while paging.count is None or offset < paging.count:
-        start = max(0, offset - 1)
+        overlapped, overlap = overlap and offset > 0, True
+        start = offset - 1 if overlapped else offset
         params = {**base, "offset": str(start), "limit": str(PAGE_SIZE)}
         reply = await pacer.read(functools.partial(client.list_jobs, params, project_id=project_id))
         outcome = reply.outcome
         if pacer.halts(outcome):
             raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
         if not outcome.succeeded or reply.data is None:
-            raise BatcherError(f"could not list jobs (offset {start}): {outcome.reason}")
+            raise SelectIncomplete(f"could not list jobs (offset {start}): {outcome.reason}")
         jobs = reply.data.get("jobs")
         count = reply.data.get("count")
         if not isinstance(jobs, list) or not isinstance(count, int):
-            raise BatcherError("the List answer has no count or jobs list: not the API's shape")
+            raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
         paging.pages += 1
-        paging.count = count
-        moved = not _starts_behind(jobs[0], seen, newest) if jobs else 0 < count <= start
-        if start > 0 and moved:
-            back = max(2 * back, PAGE_SIZE)
+        before, paging.count = paging.count, count
+        if jobs:
+            moved = not _continues(jobs[0], seen, newest if ordered else None)
+        else:
+            moved = 0 < count <= start  # the list shrank under this page
+        if overlapped and moved:
+            step_backs += 1
+            if step_backs > MAX_STEP_BACKS:
+                raise SelectIncomplete(
+                    f"the selection changed faster than it could be listed ({paging.pages} "
+                    "pages read, jobs kept leaving it): narrow it (--created-since, "
+                    "--batch-name) or run select again"
+                )
+            back = max(2 * back, (before or count) - count + 1, 2)
             offset = max(0, min(start, count) - back)
             log.debug("select_paging_stepped_back", offset=offset, count=count)
             continue
         back = 0
+        new = 0
+        previous: datetime | None = None
         for job in jobs:
             job_id = job.get("job_id") if isinstance(job, dict) else None
             if not isinstance(job_id, str):
                 continue
             created = _created(job)
-            if created is not None and (newest is None or created > newest):
-                newest = created
+            if created is not None:
+                if previous is not None and created < previous:
+                    ordered = False  # not the order asked for: creation times prove nothing
+                previous = created
+                if newest is None or created > newest:
+                    newest = created
             if not seen.add(job_digest(job_id)):
                 continue
+            new += 1
             state = str(job.get("state"))
             paging.by_state[state] = paging.by_state.get(state, 0) + 1
             paging.jobs += 1
@@ -184,7 +223,19 @@ async def list_jobs(
             on_page(paging)
         if not jobs:
             break  # past the end, whatever count says
-        offset = start + len(jobs)
+        end = start + len(jobs)
+        if end > frontier:
+            frontier = end
+            idle = idle + 1 if new == 0 and len(jobs) > 1 else 0
+            if idle >= MAX_IDLE_PAGES:
+                raise SelectIncomplete(
+                    f"the List API answered offset {start} with jobs already listed, "
+                    f"{idle} pages in a row: it does not seem to page (offset ignored?); "
+                    "nothing was written"
+                )
+        if end <= offset:
+            overlap = False  # the page held only the job overlapped: go on unchecked
+        offset = max(end, offset)
 
 
 def _created(job: dict[str, Any]) -> datetime | None:
@@ -199,13 +250,14 @@ def _created(job: dict[str, Any]) -> datetime | None:
     return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
 
 
-def _starts_behind(first: Any, seen: DigestSet, newest: datetime | None) -> bool:
+def _continues(first: Any, seen: DigestSet, newest: datetime | None) -> bool:
     """Whether a page starting with ``first`` leaves no unseen job before it: ``first`` was
-    seen already, or was created before the newest job seen."""
-    if not isinstance(first, dict):
-        return False
-    job_id = first.get("job_id")
-    if isinstance(job_id, str) and job_digest(job_id) in seen:
+    seen already, or was created before ``newest`` (None: creation times prove nothing).
+    A first entry that is not a job cannot tell, and is not one to write: it passes."""
+    job_id = first.get("job_id") if isinstance(first, dict) else None
+    if not isinstance(job_id, str):
+        return True
+    if job_digest(job_id) in seen:
         return True
     created = _created(first)
     return created is not None and newest is not None and created < newest

@@ -21,9 +21,13 @@ STATES = ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED", "WAIT_FILE_UPLOAD")
 class ListServer:
     """Jobs j0000..jN; answers List with at most ``cap`` per page, whatever is asked."""
 
-    def __init__(self, jobs: int, *, cap: int = 100) -> None:
+    def __init__(
+        self, jobs: int, *, cap: int = 100, ignore_offset: bool = False, newest_first: bool = False
+    ) -> None:
         self.jobs = [self.job(i) for i in range(jobs)]
         self.cap = cap
+        self.ignore_offset = ignore_offset  # a server that does not page
+        self.newest_first = newest_first  # a server that ignores sort_dir
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
 
@@ -48,7 +52,10 @@ class ListServer:
             if (not wanted or job["state"] in wanted)
             and query.get("batch_name") in (None, job["batch_name"])
         ]  # fmt: skip
+        if self.newest_first:
+            matches.reverse()
         offset, limit = int(query["offset"]), min(int(query["limit"]), self.cap)
+        offset = 0 if self.ignore_offset else offset
         page = matches[offset : offset + limit]
         if self.on_page is not None:
             self.on_page(len(self.queries))
@@ -154,6 +161,77 @@ async def test_jobs_leaving_and_arriving_between_pages_hide_none(
     assert set(before) <= set(listed)  # every job that matched all along
     arrived = {j["job_id"] for j in server.jobs[600:] if j["state"] == "AUTO_VERIFY_FAILED"}
     assert set(listed) - set(before) == arrived  # met at the end of the paging
+
+
+async def test_a_server_that_sends_one_job_per_page_is_paged_through(
+    list_server: Any, capsys: Any
+) -> None:
+    server, url = await list_server(7, cap=1)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert listed == [job["job_id"] for job in server.jobs]
+    assert len(server.queries) <= 2 * 7  # no runaway
+
+
+async def test_a_server_that_ignores_offset_is_an_error_not_a_short_manifest(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    _, url = await list_server(450, ignore_offset=True)
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 1 and "does not seem to page" in result.stderr, result.output
+    assert not out.exists() and "Traceback" not in result.output
+
+
+async def test_departures_with_a_server_that_ignores_the_sort_order_hide_none(
+    list_server: Any, capsys: Any
+) -> None:
+    """Newest first, whatever was asked: creation times then prove nothing, and only the
+    jobs already seen can vouch for a page."""
+    server, url = await list_server(300, newest_first=True)
+
+    def three_leave(page: int) -> None:
+        if page == 2:
+            for job in server.jobs[-3:]:  # listed on the first page
+                job["state"] = "WAIT_FILE_UPLOAD"
+
+    server.on_page = three_leave
+    before = {job["job_id"] for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"}
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert len(listed) == len(set(listed)) and before <= set(listed)
+
+
+async def test_steady_churn_costs_a_few_pages_not_a_reread_per_page(
+    list_server: Any, capsys: Any
+) -> None:
+    server, url = await list_server(2000)
+
+    def one_leaves_per_page(page: int) -> None:
+        listed = [job for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"]
+        if page > 1 and len(listed) > 10:
+            listed[0]["state"] = "WAIT_FILE_UPLOAD"
+
+    server.on_page = one_leaves_per_page
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    alive = {job["job_id"] for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"}
+    listed = {row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert alive <= listed
+    assert len(server.queries) <= 2 * (667 // 99 + 1)  # without churn: 7 pages
 
 
 async def test_a_selection_that_fails_half_way_writes_nothing_to_stdout(
