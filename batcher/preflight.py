@@ -9,6 +9,7 @@ do: entries already done (``--resume``), entries in doubt, and what ``--limit`` 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,12 +102,14 @@ def report_problems(report: Path, *, resume: bool, manifests: list[str]) -> list
         status = None
     except OSError as error:
         return [f"report {report}: {error.strerror}"]
-    if status is None:
-        if not report.parent.is_dir():
-            return [f"report {report}: no directory {report.parent}"]
-        if not os.access(report.parent, os.W_OK | os.X_OK):
-            problems.append(f"report {report}: directory {report.parent} is not writable")
-    else:
+    # The in-flight file and the run record go beside the report's real path, so its
+    # directory must be writable even when the report itself already exists.
+    directory = Path(os.path.realpath(report)).parent
+    if not directory.is_dir():
+        return [f"report {report}: no directory {directory}"]
+    if not os.access(directory, os.W_OK | os.X_OK):
+        problems.append(f"report {report}: directory {directory} is not writable")
+    if status is not None:
         if not stat.S_ISREG(status.st_mode):
             problems.append(f"report {report} exists and is not a regular file")
         elif status.st_size and not resume:
@@ -131,14 +134,15 @@ def _file_system_problems(report: Path) -> list[str]:
     """A report on a read-only or full file system fails at its first line: say so now."""
     from .report._writer import MIN_FREE_BYTES
 
+    directory = Path(os.path.realpath(report)).parent
     try:
-        fs = os.statvfs(report.parent)
+        fs = os.statvfs(directory)
     except OSError:
         return []
     if fs.f_flag & os.ST_RDONLY:
-        return [f"report {report}: {report.parent} is on a read-only file system"]
+        return [f"report {report}: {directory} is on a read-only file system"]
     if fs.f_bavail * fs.f_frsize < MIN_FREE_BYTES:
-        return [f"report {report}: no space left on the file system of {report.parent}"]
+        return [f"report {report}: no space left on the file system of {directory}"]
     return []
 
 
@@ -187,6 +191,13 @@ def _same_file(report: Path, manifest: Path, report_status: os.stat_result) -> b
     return (other.st_dev, other.st_ino) == (report_status.st_dev, report_status.st_ino)
 
 
+#: The start of a Prometheus text file: a HELP or TYPE comment, or a sample line.
+_PROMETHEUS_TEXT = re.compile(
+    rb"# (HELP|TYPE) [a-zA-Z_:]"
+    rb"|[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}\n]*\})?[ \t]+[-+0-9.eEaINnf]+[ \t]*(\d+)?\n"
+)
+
+
 def metrics_problems(metrics: Path, *, report: Path | None, manifests: list[str]) -> list[str]:
     """Why ``metrics`` cannot be the run's metrics file: it would overwrite the report, a
     manifest, a sidecar, or a file that is not Prometheus text."""
@@ -213,8 +224,8 @@ def metrics_problems(metrics: Path, *, report: Path | None, manifests: list[str]
     if not stat.S_ISREG(status.st_mode):
         return [f"--metrics-file {metrics} exists and is not a regular file"]
     with open(metrics, "rb") as stream:
-        head = stream.read(256)
-    if head and not head.lstrip().startswith(b"#") and not head[:1].isalpha():
+        head = stream.read(4096)
+    if head.strip() and not _PROMETHEUS_TEXT.match(head.lstrip()):
         return [
             f"--metrics-file {metrics} exists and is not a Prometheus text file; batcher "
             "replaces only its own metrics files"

@@ -76,19 +76,28 @@ def lock_exclusively(fd: int, path: Path) -> None:
 def check_unlocked(path: Path) -> None:
     """Raise ReportLockedError (exit 4) if a run holds the lock of the existing report at
     ``path``; change nothing (what ``--dry-run`` checks). A missing report is unlocked.
+
+    The holder is looked up in ``/proc/locks`` rather than by taking a lock: even a brief
+    shared lock would turn away a real run starting at the same moment.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return  # missing or unreadable: the other checks say so
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _in_use(path, holder_pid(fd)) from None
-        except OSError:
-            return
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        pid = holder_pid(fd)
+        if pid is not None:
+            raise _in_use(path, pid)
+        if not os.path.exists(_PROC_LOCKS):
+            # Nowhere to read locks from: probe with a shared lock, which a run starting at
+            # this very moment could meet (it would exit 4 and can be started again).
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise _in_use(path, None) from None
+            except OSError:
+                return
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
     legacy = _legacy_holder(path)

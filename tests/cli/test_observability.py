@@ -94,7 +94,7 @@ async def test_the_metrics_file_parses_and_tells_runs_apart(
     assert not leftovers  # written atomically: no temp file left
 
 
-@pytest.mark.parametrize("target", ["report", "manifest", "sidecar", "foreign"])
+@pytest.mark.parametrize("target", ["report", "manifest", "sidecar", "foreign", "csv"])
 async def test_a_metrics_file_that_would_destroy_another_file_is_refused(
     tmp_path: Path, start_simulator: Any, target: str
 ) -> None:
@@ -103,13 +103,15 @@ async def test_a_metrics_file_that_would_destroy_another_file_is_refused(
     report = tmp_path / "r.jsonl"
     foreign = tmp_path / "notes.json"
     foreign.write_text('{"keep": "me"}\n')
+    other_manifest = jobs_csv(tmp_path / "other.csv", 2)  # another run's manifest
     metrics = {
         "report": report,
         "manifest": manifest,
         "sidecar": tmp_path / "r.jsonl.inflight",
         "foreign": foreign,
+        "csv": other_manifest,
     }[target]
-    before = manifest.read_bytes(), foreign.read_bytes()
+    before = manifest.read_bytes(), foreign.read_bytes(), other_manifest.read_bytes()
     result = await batcher(
         ["run", str(manifest), "--report", str(report), "--metrics-file", str(metrics),
          *run_args(sim.url)],
@@ -118,7 +120,7 @@ async def test_a_metrics_file_that_would_destroy_another_file_is_refused(
     assert result.code == 2, result.output
     assert "--metrics-file" in result.stderr and str(metrics) in result.stderr
     assert "Traceback" not in result.output
-    assert (manifest.read_bytes(), foreign.read_bytes()) == before
+    assert (manifest.read_bytes(), foreign.read_bytes(), other_manifest.read_bytes()) == before
     assert sim.stats.requests == 0
 
 

@@ -228,3 +228,49 @@ async def test_a_report_on_a_read_only_or_full_file_system_is_refused_before_sen
         )
         assert result.code == 2 and message in result.stderr, result.output
     assert sorted(os.listdir(tmp_path)) == ["m.csv"]
+
+
+async def test_an_existing_report_in_a_directory_that_cannot_be_written_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The in-flight file and the run record go beside the report: its directory must be
+    writable even when the report exists (the real run used to crash at the first one)."""
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    report = reports / "r.jsonl"
+    report.write_text("")
+    real_access = os.access
+
+    def read_only_dir(path: Any, mode: int, **kwargs: Any) -> bool:
+        if Path(path) == reports and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", read_only_dir)
+    for extra in (["--dry-run"], []):
+        result = await batcher_in_thread(
+            ["run", str(manifest), *simulated(report, *extra)], clean_env(), capsys
+        )
+        assert result.code == 2, result.output
+        assert f"directory {reports} is not writable" in result.stderr
+
+
+def test_the_dry_runs_lock_check_takes_no_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real run starting while a dry run checks must never meet a lock of the dry run's."""
+    from batcher.report._lock import check_unlocked
+
+    report = tmp_path / "r.jsonl"
+    report.write_text("")
+    taken: list[int] = []
+    real_flock = fcntl.flock
+
+    def spy(fd: int, operation: int) -> None:
+        taken.append(operation)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", spy)
+    check_unlocked(report)
+    assert taken == []
