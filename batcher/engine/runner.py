@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
+import anyio.lowlevel
 import structlog
 
 from ..entry import Entry
@@ -195,14 +196,17 @@ class Runner:
         limit = self._options.limit
         return limit is not None and self._started >= limit
 
-    def _any_left(self) -> bool:
-        """Whether the manifests hold an entry not yet done (what --limit leaves)."""
+    async def _any_left(self) -> bool:
+        """Whether the manifests hold an entry not yet done (what --limit leaves); the done
+        ones passed on the way are counted."""
         for entry in self._feed:
             if self._done_keys is None or (
                 key_digest(entry.job_id, entry.command) not in self._done_keys
             ):
                 return True
             self.stats.already_done += 1
+            if self.stats.already_done % 4096 == 0:
+                await anyio.lowlevel.checkpoint()  # a long tail of done entries: let others run
         return False
 
     async def _next_entry(self) -> tuple[Entry, int] | None:
@@ -222,7 +226,7 @@ class Runner:
                     self._room = anyio.Event()
                 await self._room.wait()
             if self._limit_reached() and not self.halted:
-                self.stats.left_by_limit = self._any_left()
+                self.stats.left_by_limit = await self._any_left()
                 return None
             entry = next(self._feed, None)
             if entry is None:

@@ -20,7 +20,7 @@ from typing import IO, Any, Literal
 import yaml
 
 from ..atomic import new_file
-from ..errors import UsageError
+from ..errors import BatcherError, UsageError
 from ._csv import CSV_COLUMNS
 
 Format = Literal["csv", "yaml"]
@@ -173,8 +173,15 @@ def output(out: Path | None, *, force: bool = False) -> Iterator[IO[str]]:
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
             spooled = io.TextIOWrapper(spool, encoding="utf-8", newline="")
             try:
-                yield spooled
-                spooled.flush()
+                try:
+                    yield spooled
+                    spooled.flush()
+                except OSError as error:  # the spool spilled to a full TMPDIR
+                    raise BatcherError(
+                        f"cannot hold the manifest until it is whole: {error.strerror or error}"
+                        f" (in {tempfile.gettempdir()}; set TMPDIR, or use --output); nothing "
+                        "was written"
+                    ) from None
                 spool.seek(0)
                 _copy_to_stdout(spool)
             finally:

@@ -306,3 +306,25 @@ async def test_select_pipes_into_run(
     _, err = await process.communicate(listing.stdout.encode())
     assert process.returncode == 0, err.decode()
     assert sim.stats.requests == 12  # the project id came with the manifest
+
+
+async def test_a_spool_that_cannot_spill_says_so_and_writes_nothing(
+    list_server: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import tempfile
+
+    from batcher.manifest import writer
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer, "_SPOOL_IN_MEMORY", 64)  # spill at once
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)
+    _, url = await list_server(50)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 2 and "No space left on device" in result.stderr, result.output
+    assert "TMPDIR" in result.stderr and result.stdout == ""
+    assert "Traceback" not in result.output
