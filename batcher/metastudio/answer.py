@@ -225,12 +225,25 @@ def _text_snippet(raw: bytes, redactor: Redactor | None, limit: int = 120) -> st
 
 
 def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _text(value)
+
+
+def _text(value: Any) -> str:
+    """``value`` as text that UTF-8 can carry: a lone surrogate (half an emoji, cut by the
+    server) becomes "?" instead of breaking every writer and log line it reaches."""
+    text = str(value)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 # The answer's lists are kept only in the shapes the report promises, whatever was sent.
 def _strings_or_none(value: Any) -> list[str] | None:
-    return [str(v) for v in value if v is not None] if isinstance(value, list) else None
+    return [_text(v) for v in value if v is not None] if isinstance(value, list) else None
 
 
 def _mappings_or_none(value: Any) -> list[dict[str, Any]] | None:

@@ -150,9 +150,11 @@ class ReportWriter:
         try:
             data = orjson.dumps(line)
         except (TypeError, orjson.JSONEncodeError):
-            # Only what a server sent can be odd (an integer beyond 64 bits): the standard
-            # library writes any JSON value it parsed.
-            data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
+            # Only what a server sent can be odd (an integer beyond 64 bits, a lone
+            # surrogate): the standard library writes any JSON value it parsed, and UTF-8
+            # gets a "?" for what it cannot carry.
+            text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=str)
+            data = text.encode("utf-8", "replace")
         if self._redactor is not None:  # a server may echo a credential back at us
             data = self._redactor.bytes(data)
         data = self._prefix + data + b"\n"

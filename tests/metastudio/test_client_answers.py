@@ -234,3 +234,18 @@ async def test_a_read_whose_answer_is_lost_is_not_ambiguous(serve: Any) -> None:
         client = MetaStudioClient(session, endpoint=URL(url), project_id="p1")
         reply = await client.show_job("j1")
     assert reply.data is None and reply.outcome.retryable and not reply.outcome.ambiguous
+
+
+async def test_half_an_emoji_in_an_answer_is_carried_as_text(serve: Any) -> None:
+    """A lone surrogate is valid JSON (an emoji cut in two by the server), but no UTF-8
+    writer can carry it: it becomes "?" where the answer is read."""
+
+    async def cut(_: web.Request) -> web.Response:
+        body = (
+            b'{"commond_result":"EXCUTE_FAILED","excute_failed_msg":"job locked \\ud83d by admin"}'
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    outcome = await call(await serve(cut))
+    assert outcome.failed_msg == "job locked ? by admin"
+    assert outcome.reason == "job locked ? by admin"

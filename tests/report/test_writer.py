@@ -352,3 +352,11 @@ def test_a_run_refused_after_creating_and_locking_the_report_removes_it(
     with pytest.raises(UsageError):
         ReportWriter.open(tmp_path / "r.jsonl", resume=False)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_line_with_text_utf8_cannot_carry_is_still_written(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    with ReportWriter.open(path, resume=False) as writer:
+        writer.write({**report_line("j1"), "multipart_data": [{"etag": "a\ud83db", "n": 2**70}]})
+    (line,) = [json.loads(raw) for raw in path.read_bytes().splitlines()]
+    assert line["multipart_data"] == [{"etag": "a?b", "n": 2**70}]
