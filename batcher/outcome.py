@@ -43,3 +43,6 @@ class Outcome:
     throttled: bool = False
     fatal: bool = False
     ambiguous: bool = False
+    #: The server may still be working on it: the answer timed out (ours, or a gateway's
+    #: 504), so a record that shows nothing yet is given time before it is believed.
+    still_running: bool = False

@@ -201,5 +201,6 @@ def resolve(
             grace_period=options.grace_period,
             handle_signals=options.handle_signals,
             limit=options.limit,
+            settle=options.timeout,
         ),
     )

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+import anyio
+
 from ..entry import Entry
 from ..metastudio.jobs import trace_of
 from ..metastudio.record import Finding, Verdict
@@ -65,6 +67,11 @@ class Services(Protocol):
 
     async def wait(self, waiter: Callable[[], Awaitable[object]]) -> bool: ...
 
+    @property
+    def settle_seconds(self) -> float:
+        """How long a request whose answer was lost may still take to arrive and run."""
+        ...
+
 
 @dataclass(slots=True)
 class Attempts:
@@ -89,6 +96,8 @@ class Attempts:
     #: The last word of the job's record, if it was read.
     finding: Finding | None = None
     note: str = ""
+    #: Why nothing was sent at all (the line is ``skipped``), when it was not a halt.
+    skip_reason: str | None = None
 
     @property
     def since(self) -> datetime | None:
@@ -131,6 +140,9 @@ async def run_entry(
         result.finding = await services.confirmer.check(entry, since=result.doubt_since)
         if result.succeeded:
             return result
+        if _unreadable(result.finding):
+            result.skip_reason = f"not sent: {result.finding.detail}"
+            return result
     checked_last = result.finding is not None
     while True:
         if services.halted:
@@ -170,9 +182,14 @@ async def run_entry(
                 result.doubt_since = sent_at
             result.finding = None  # this attempt may have executed since the last look
             if checkable and not services.hard_stopped:
-                result.finding = await services.confirmer.check(entry, since=_look_from(result))
+                result.finding = await _look(services, entry, result)
                 checked_last = True
                 if result.succeeded:
+                    break
+                if _unreadable(result.finding):
+                    # Sending again on a guess could run the command twice: stop here, in
+                    # doubt; --resume reads the record again.
+                    result.note = " (not sent again: the job's record could not be read)"
                     break
         elif not (outcome.retryable or outcome.ambiguous):
             break  # a refusal (after a lost answer, the record gets the last word below)
@@ -197,6 +214,25 @@ async def run_entry(
     if result.ambiguous:
         result.note += LOST_NOTE if result.doubt_since is not None else ERRED_NOTE
     return result
+
+
+async def _look(services: Services, entry: Entry, result: Attempts) -> Finding | None:
+    """Read the record after a lost answer. After a timeout, a "did not" is trusted only
+    once the request has had as long again as its timeout to arrive and run (it may still
+    be queued or running on the server): then the record is read once more. None: that
+    wait was cut short, so nothing can be said."""
+    finding = await services.confirmer.check(entry, since=_look_from(result))
+    settle = services.settle_seconds
+    still_running = result.outcome is not None and result.outcome.still_running
+    if finding.verdict is not Verdict.DID_NOT or not settle or not still_running:
+        return finding
+    if not await services.wait(lambda: anyio.sleep(settle)) or services.hard_stopped:
+        return None
+    return await services.confirmer.check(entry, since=_look_from(result))
+
+
+def _unreadable(finding: Finding | None) -> bool:
+    return finding is not None and finding.verdict is Verdict.UNAVAILABLE
 
 
 def _look_from(result: Attempts) -> datetime:

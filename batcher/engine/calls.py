@@ -102,8 +102,14 @@ class Pacer:
             return False
         return await self._wait(lambda: anyio.sleep(delay))
 
-    async def read(self, send: Callable[[], Awaitable[Reply]]) -> Reply:
-        """Send a read until it succeeds, the retry rule gives up, or the run halts."""
+    async def read(
+        self, send: Callable[[], Awaitable[Reply]], *, refusal_halts: bool = True
+    ) -> Reply:
+        """Send a read until it succeeds, the retry rule gives up, or the run halts.
+
+        ``refusal_halts=False`` for reads the run can do without (a job's record): a 401
+        or 403 there says the credentials may not read it, not that they cannot run
+        commands, and is returned like any other refusal."""
         attempts = throttled = 0
         reply = Reply(Outcome(succeeded=False, reason="not sent: the run was halted"))
         while not self._halted():
@@ -118,7 +124,7 @@ class Pacer:
                 return reply
             why = self.halts(outcome)
             if why is not None:
-                if self._on_halt is not None:
+                if refusal_halts and self._on_halt is not None:
                     self._on_halt(why)
                 return reply
             if not outcome.retryable:  # a 400 or 404 says the same the next time

@@ -53,14 +53,20 @@ class Confirmer:
         reply = await self._pacer.read(
             lambda: self._source.show_job(
                 entry.job_id, project_id=entry.project_id, app_user_id=entry.app_user_id
-            )
+            ),
+            refusal_halts=False,
         )
         received_at = datetime.now(UTC)
-        if not reply.outcome.succeeded or reply.data is None:
-            finding = Finding(
-                Verdict.UNKNOWN,
-                f"the job's record could not be read ({reply.outcome.reason or 'no answer'})",
-            )
+        outcome = reply.outcome
+        if not outcome.succeeded or reply.data is None:
+            why = f"the job's record could not be read ({outcome.reason or 'no answer'})"
+            # Refused (no access to Show, no such job): it will not tell later either.
+            # Anything else (5xx, a timeout, throttling, a halt) may pass.
+            lasting = outcome.auth_refused or (
+                outcome.http_status is not None and 400 <= outcome.http_status < 500
+                and outcome.http_status not in (408, 429)
+            )  # fmt: skip
+            finding = Finding(Verdict.UNKNOWN if lasting else Verdict.UNAVAILABLE, why)
         else:
             record = JobRecord.from_show(reply.data)
             if record.job_id not in (None, entry.job_id):

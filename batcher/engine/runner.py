@@ -184,6 +184,10 @@ class Runner:
             scope.cancel()
 
     @property
+    def settle_seconds(self) -> float:
+        return self._options.settle
+
+    @property
     def grace_period(self) -> float:
         return self._options.grace_period
 
@@ -297,7 +301,9 @@ class Runner:
         self._started += 1
         result = await run_entry(self, entry, slot, doubt_since=self._doubt_of(entry))
         if result.outcome is None and result.confirmed_by is None:
-            self._skip(entry, self._halt_reason())  # halted before the first attempt
+            # Halted before the first attempt, or an entry in doubt whose record cannot
+            # be read now.
+            self._skip(entry, result.skip_reason or self._halt_reason())
             return False
         return self._record(entry, result)
 

@@ -32,6 +32,9 @@ class RunOptions:
     max_waiting: int = 1024
     #: Run at most this many entries not yet done, then stop (a canary); None = all.
     limit: int | None = None
+    #: After a lost answer, how long the request may still take to arrive and run before
+    #: the job's record is believed when it says "did not" (the run sets --timeout).
+    settle: float = 0.0
 
     @property
     def retry(self) -> RetryPolicy:

@@ -127,6 +127,7 @@ def outcome_from_response(
             retryable=True,
             throttled=status == 429,
             ambiguous=ambiguous,
+            still_running=status == 504,  # the gateway stopped waiting; the service may not
             retry_after=parse_retry_after(retry_after),
             reason=described,
             **fields,

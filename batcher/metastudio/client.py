@@ -268,11 +268,18 @@ class MetaStudioClient:
                 retryable=True,
                 reason=f"connection error: {type(error).__name__}{brief(error)}",
             )
-        if isinstance(error, TimeoutError):
+        timed_out = isinstance(error, TimeoutError)
+        if timed_out:
             reason = f"timed out after {self._timeout:g}s waiting for the API"
         else:
             reason = f"connection error: {type(error).__name__}{brief(error)}"
-        return Outcome(succeeded=False, retryable=True, ambiguous=not read, reason=reason)
+        return Outcome(
+            succeeded=False,
+            retryable=True,
+            ambiguous=not read,
+            still_running=timed_out and not read,
+            reason=reason,
+        )
 
 
 def _oversized(

@@ -31,6 +31,9 @@ class Verdict(enum.Enum):
     TOOK_EFFECT = "took effect"
     DID_NOT = "did not take effect"
     UNKNOWN = "cannot tell"
+    #: The record could not be read now (a server error, a timeout, throttling past the
+    #: read's retries): it may tell later, so nothing is sent on a guess.
+    UNAVAILABLE = "not readable now"
 
 
 @dataclass(frozen=True, slots=True)

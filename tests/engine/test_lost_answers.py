@@ -25,7 +25,10 @@ from batcher.outcome import Outcome
 from batcher.report.line import ReportLine
 
 OK = Outcome(succeeded=True, http_status=200, command_result="EXCUTE_SUCCESS")
-LOST = Outcome(succeeded=False, retryable=True, ambiguous=True, reason="timed out after 5s")
+LOST = Outcome(
+    succeeded=False, retryable=True, ambiguous=True, still_running=True,
+    reason="timed out after 5s",
+)  # fmt: skip
 SERVER_ERROR = Outcome(
     succeeded=False, retryable=True, http_status=500, reason="HTTP 500 MSS.00000004"
 )
@@ -60,7 +63,8 @@ class RecordedAPI:
 
     def __init__(self, plan: dict[tuple[str, int], str], *, show: str = "ok") -> None:
         self.plan = plan
-        self.show = show  # "ok", "forbidden", "no-logs"
+        self.show = show  # "ok", "forbidden", "refused" (403), "down" (500), "no-logs"
+        self.pending: list[tuple[float, Entry]] = []  # effects still on their way
         self.jobs: dict[str, Job] = {}
         self.attempts: dict[tuple[str, str], int] = {}
         self.first: dict[str, str] = {}
@@ -87,7 +91,15 @@ class RecordedAPI:
                 }
             )
 
+    def _arrive(self) -> None:
+        """Effects whose time has come (a request that was still queued on the server)."""
+        now = anyio.current_time()
+        for due in [p for p in self.pending if p[0] <= now]:
+            self.pending.remove(due)
+            self._take_effect(due[1])
+
     async def execute(self, entry: Entry) -> Outcome:
+        self._arrive()
         key = (entry.job_id, entry.command)
         n = self.attempts[key] = self.attempts.get(key, 0) + 1
         first = self.first.setdefault(entry.job_id, entry.command)
@@ -98,6 +110,9 @@ class RecordedAPI:
             return LOST
         if what == "error-before":
             return SERVER_ERROR
+        if what == "lost-late":  # timed out while queued: it runs 0.2 s later
+            self.pending.append((anyio.current_time() + 0.2, entry))
+            return LOST
         self._take_effect(entry)
         if what == "error-after":
             return SERVER_ERROR
@@ -107,8 +122,20 @@ class RecordedAPI:
         self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
     ) -> Reply:
         self.shows += 1
+        self._arrive()
         if self.show == "forbidden":
             return Reply(Outcome(succeeded=False, http_status=404, reason="HTTP 404: no such job"))
+        if self.show == "refused":
+            return Reply(
+                Outcome(
+                    succeeded=False, http_status=403, auth_refused=True,
+                    reason="authentication refused (HTTP 403 APIGW.0302: no permission)",
+                )
+            )  # fmt: skip
+        if self.show == "down":
+            return Reply(
+                Outcome(succeeded=False, http_status=500, retryable=True, reason="HTTP 500")
+            )
         job = self.job(job_id)
         data: dict[str, Any] = {"job_id": job_id, "state": job.state}
         if self.show != "no-logs":
@@ -473,3 +500,47 @@ async def test_a_refusal_after_a_server_error_is_in_doubt_when_the_record_cannot
     assert api.executions[("j1", "SUBMITVERIFYING")] == 1
     assert line.status == "failed" and line.ambiguous
     assert "server error" in (line.reason or "") and "may have executed" in (line.reason or "")
+
+
+async def test_no_permission_for_show_does_not_halt_the_run() -> None:
+    """A 403 on Show says these credentials may not read jobs, not that they cannot run
+    commands: the record cannot tell, and the run goes on."""
+    api = RecordedAPI({("j1", 1): "lost-before"}, show="refused")
+    got, runner = await run([entry("j1"), entry("j2")], api)
+    assert runner.stats.halted_reason is None
+    assert got[("j1", "SUBMITVERIFYING")].status == "succeeded"  # sent again, as documented
+    assert got[("j2", "SUBMITVERIFYING")].status == "succeeded"
+
+
+async def test_a_record_that_cannot_be_read_now_is_not_a_reason_to_send_again() -> None:
+    """Show answers 500 whatever is tried: sending again on a guess could run the command
+    twice. The entry stops in doubt, for --resume to read the record again."""
+    api = RecordedAPI({("j1", 1): "lost-after"}, show="down")
+    got, _ = await run([entry("j1", "DELETE_JOB_VIDEO")], api, max_attempts=5)
+    line = got[("j1", "DELETE_JOB_VIDEO")]
+    assert api.executions[("j1", "DELETE_JOB_VIDEO")] == 1 and line.attempts == 1
+    assert line.status == "failed" and line.ambiguous
+    assert "could not be read" in (line.reason or "")
+
+
+async def test_resume_does_not_send_an_entry_in_doubt_whose_record_cannot_be_read() -> None:
+    api = RecordedAPI({}, show="down")
+    doubts = {key_digest("j1", "SUBMITVERIFYING"): datetime.now(UTC) - timedelta(seconds=30)}
+    got, _ = await run([entry("j1"), entry("j2")], api, doubts=doubts)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "skipped" and line.ambiguous and line.attempts == 0
+    assert "could not be read" in (line.reason or "")
+    assert ("j1", "SUBMITVERIFYING") not in api.attempts
+    assert got[("j2", "SUBMITVERIFYING")].status == "succeeded"
+
+
+async def test_a_request_still_queued_on_the_server_is_given_time_before_a_resend() -> None:
+    """The answer timed out while the request waited on the server; it runs a moment later.
+    The record says "did not" at first: batcher waits as long as --timeout and looks again
+    before sending it a second time."""
+    api = RecordedAPI({("j1", 1): "lost-late"})
+    got, _ = await run([entry("j1")], api, settle=0.5)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert api.shows == 2
