@@ -289,8 +289,13 @@ async def execute(
                         group.start_soon(_observe, observer, stats, limiter)
                     await runner.run(entries)
                     group.cancel_scope.cancel()
+                # Every line is written: make sure the report's name still leads to them
+                # before the in-flight record of what was sent is cleared.
+                writer.check()
         except BaseException as error:
             failure = _write_failure(error)
+            if failure is not None and writer.moved:
+                failure += _keep_in_doubt(writer, slots)
             slots.close()
             if not slots.used:  # refused before anything was sent: leave nothing behind
                 slots_path.unlink(missing_ok=True)
@@ -319,6 +324,36 @@ async def execute(
         if observer is not None:
             observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
+
+
+def _keep_in_doubt(writer: ReportWriter, slots: InflightSlots) -> str:
+    """After the report was replaced, moved or deleted mid-run: the entries whose lines the
+    file now at its path lacks go into the in-flight file, so --resume reads their job's
+    record before sending any of them again. Returns what to add to the message."""
+    lines = writer.lines_missing_at_path()
+    items = [
+        InFlight(
+            str(line.get("job_id")), str(line.get("command")), line.get("project_id"),
+            str(line.get("started_at") or line.get("finished_at") or ""),
+        )
+        for line in lines
+        if line.get("job_id") and line.get("command")
+    ]  # fmt: skip
+    if not items:
+        return ""
+    try:
+        slots.carry(items)
+    except OSError as error:
+        return (
+            f"; {len(items)} lines this run wrote are not in the file now at {writer.path}, "
+            f"and {slots.path} could not record them ({error.strerror}): read them from "
+            "the file this run wrote, if it still exists, before resuming"
+        )
+    return (
+        f"; {len(items)} lines this run wrote are not in the file now at {writer.path}: "
+        "their entries are kept in doubt, and --resume reads each job's record before "
+        "sending it again"
+    )
 
 
 class RunObserver(Protocol):

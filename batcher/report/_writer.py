@@ -26,6 +26,7 @@ import os
 import stat
 import time
 from collections.abc import Iterable
+from hashlib import blake2b
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -33,6 +34,7 @@ import orjson
 import structlog
 
 from ..errors import ReportWriteError, UsageError
+from ..keys import DigestSet
 from ..redact import Redactor
 from ._lock import FileId, file_id, lock_exclusively
 
@@ -62,6 +64,10 @@ class ReportWriter:
         #: The report file's identity ``(st_dev, st_ino)``, whatever its name.
         self.identity: FileId = (st.st_dev, st.st_ino)
         self._size = st.st_size
+        #: Where this run's lines begin (what was there before is an earlier run's).
+        self._started_size = st.st_size
+        #: Set when the report's name stopped leading to this file mid-run.
+        self.moved = False
         self._redactor = redactor if redactor else None
         self._prefix = b""
         self._failed: str | None = None
@@ -194,6 +200,7 @@ class ReportWriter:
         now = file_id(self.path)
         if now == self.identity:
             return
+        self.moved = True
         if nlink == 0 and now is not None:
             why = (
                 "was replaced by another file (renamed over it); lines written since then are lost"
@@ -213,6 +220,33 @@ class ReportWriter:
         if self._failed is not None:
             raise ReportWriteError(self._failed)
         self._check_identity()
+
+    def lines_missing_at_path(self) -> list[dict[str, Any]]:
+        """This run's lines that the file now at the report's path does not hold (after it
+        was replaced, moved or deleted): only the file this run wrote knows those outcomes,
+        so their entries must stay in doubt for ``--resume``.
+
+        Compares whole lines by digest, streaming both files (memory: 8 bytes a line)."""
+        if self._fd < 0:
+            return []
+        there = DigestSet()
+        with contextlib.suppress(OSError), open(self.path, "rb") as current:
+            for raw in current:
+                there.add(_line_digest(raw.rstrip(b"\n")))
+        missing: list[dict[str, Any]] = []
+        ours = open(self._fd, "rb", closefd=False)  # noqa: SIM115 - not ours to close
+        ours.seek(self._started_size)
+        for raw in ours:
+            raw = raw.rstrip(b"\n")
+            if not raw or _line_digest(raw) in there:
+                continue
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(line, dict):
+                missing.append(line)
+        return missing
 
     def redact(self, data: bytes) -> bytes:
         """``data`` with the run's secrets masked (what :meth:`write` does to a line)."""
@@ -292,6 +326,10 @@ def _open_report(path: Path) -> tuple[int, bool]:
         raise UsageError(f"cannot create report {path}: no directory {path.parent}") from None
     except OSError as error:
         raise UsageError(f"cannot open report {path} for writing: {error.strerror}") from None
+
+
+def _line_digest(raw: bytes) -> int:
+    return int.from_bytes(blake2b(raw, digest_size=8).digest(), "big")
 
 
 def _unlink_if_empty(path: Path, fd: int) -> None:

@@ -93,6 +93,19 @@ class InflightSlots:
         os.close(self._fd)
         self._fd = fd
 
+    def carry(self, items: Sequence[InFlight]) -> None:
+        """Add ``items`` to the file (entries in doubt), keeping what it holds; the new
+        file replaces the old one whole. Only once no worker writes to it any more."""
+        held = read_inflight(self._path)
+        fd = _replace(self._path, list(enumerate([*held, *items])))
+        os.close(self._fd)
+        self._fd = fd
+        self.used = True
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
     def close(self) -> None:
         if self._fd >= 0:
             with contextlib.suppress(OSError):

@@ -206,3 +206,63 @@ async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_re
     resumed = await batcher_in_thread([*args, "--resume"], aksk_env(), capsys)
     assert resumed.code == 0, resumed.output
     assert len(latest(read_report(report))) == 100
+
+
+@pytest.mark.parametrize("how", ["replaced", "deleted"])
+async def test_a_report_replaced_in_the_runs_last_second_loses_no_outcome(
+    tmp_path: Path, start_simulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any,
+    how: str,
+) -> None:  # fmt: skip
+    """An editor's save or an rsync (copy, then rename over) while the run ends: the lines
+    written after the copy are only in the file the run wrote. The run must not end 0 as
+    if all were well, and --resume must read those jobs' records, not resend blind."""
+    import shutil
+
+    from support import batcher_in_thread
+
+    from batcher.report import ReportWriter
+    from batcher.simulator.config import JobSpec
+
+    jobs = {f"job{i:06d}": JobSpec(state="WAIT_FILE_UPLOAD", video_confirmed=True)
+            for i in range(60)}  # fmt: skip
+    sim = await start_simulator(jobs=jobs)
+    manifest = jobs_csv(tmp_path / "m.csv", 60, command="SUBMITVERIFYING")
+    report = tmp_path / "r.jsonl"
+    write = ReportWriter.write
+    written = 0
+
+    def write_then_meddle(self: ReportWriter, line: dict[str, Any]) -> None:
+        nonlocal written
+        write(self, line)
+        written += 1
+        if written == 40:
+            if how == "replaced":  # copy now; the rename comes at the very end
+                shutil.copy(report, tmp_path / "copy.jsonl")
+            else:
+                report.unlink()
+
+    def rename_at_the_end(self: ReportWriter) -> None:
+        if how == "replaced":
+            (tmp_path / "copy.jsonl").rename(report)
+        check(self)
+
+    check = ReportWriter.check
+    monkeypatch.setattr(ReportWriter, "write", write_then_meddle)
+    monkeypatch.setattr(ReportWriter, "check", rename_at_the_end)
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "4",
+            *run_args(sim.url)]  # fmt: skip
+    result = await batcher_in_thread(args, aksk_env(), capsys)
+    assert result.code == 3, result.output
+    lost = 20 if how == "replaced" else 60  # a deleted report has none of them
+    assert f"{lost} lines this run wrote are not in the file now" in result.stderr
+    assert "Traceback" not in result.output
+
+    monkeypatch.setattr(ReportWriter, "write", write)
+    monkeypatch.setattr(ReportWriter, "check", check)
+    resumed = await batcher_in_thread([*args, "--resume"], aksk_env(), capsys)
+    assert resumed.code == 0, resumed.output
+    final = latest(read_report(report))
+    assert len(final) == 60 and all(line["status"] == "succeeded" for line in final.values())
+    assert all(n == 1 for n in sim.stats.executions.values())  # nothing sent twice
+    confirmed = [line for line in final.values() if line["confirmed_by"] == "operation_log"]
+    assert len(confirmed) == lost
