@@ -107,3 +107,5 @@ class SelectResult:
     pages: int
     output: Path | None
     format: str
+    #: Jobs the API listed that do not meet the filters (it ignored one): left out.
+    not_matching: int = 0

@@ -84,6 +84,42 @@ class JobQuery:
         }
         return {key: value for key, value in pairs.items() if value}
 
+    def admits(self, job: dict[str, Any]) -> bool:
+        """Whether ``job`` (as List shows it) meets the filters batcher can check itself:
+        states, batch name, tag, creation and update times. A server that ignored one of
+        them must not put a job into the manifest; a job that lacks a field a filter
+        needs is not admitted either. (``name`` is the server's to match: it may not be
+        an exact comparison.)
+
+        >>> query = JobQuery(states=("AUTO_VERIFY_FAILED",), batch_name="b1")
+        >>> query.admits({"state": "AUTO_VERIFY_FAILED", "batch_name": "b1"})
+        True
+        >>> query.admits({"state": "JOB_FINISH", "batch_name": "b1"})
+        False
+        """
+        if self.states and job.get("state") not in self.states:
+            return False
+        if self.batch_name is not None and job.get("batch_name") != self.batch_name:
+            return False
+        if self.tag is not None:
+            tags = job.get("tags")
+            if not isinstance(tags, list) or self.tag not in tags:
+                return False
+        for key, since, until in (
+            ("create_time", self.created_since, self.created_until),
+            ("last_update_time", self.updated_since, self.updated_until),
+        ):
+            if since is None and until is None:
+                continue
+            when = _time(job.get(key))
+            if when is None:
+                return False
+            if since is not None and when < _parsed(since):
+                return False
+            if until is not None and when > _parsed(until):
+                return False
+        return True
+
     def problems(self) -> list[str]:
         """What is wrong with the filters, checked before anything is sent."""
         found = []
@@ -122,6 +158,8 @@ class Paging:
     count: int | None = None
     jobs: int = 0
     pages: int = 0
+    #: Jobs the server listed that do not meet the filters (left out).
+    not_matching: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
 
 
@@ -215,6 +253,9 @@ async def list_jobs(
             if not seen.add(job_digest(job_id)):
                 continue
             new += 1
+            if not query.admits(job):
+                paging.not_matching += 1  # the server did not apply a filter
+                continue
             state = str(job.get("state"))
             paging.by_state[state] = paging.by_state.get(state, 0) + 1
             paging.jobs += 1
@@ -240,7 +281,18 @@ async def list_jobs(
 
 def _created(job: dict[str, Any]) -> datetime | None:
     """The job's ``create_time``, if it has a readable one."""
-    value = job.get("create_time")
+    return _time(job.get("create_time"))
+
+
+def _parsed(value: str) -> datetime:
+    """A filter's time, already checked to be RFC 3339."""
+    parsed = _time(value)
+    assert parsed is not None
+    return parsed
+
+
+def _time(value: Any) -> datetime | None:
+    """An RFC 3339 time as the API writes it, or None."""
     if not isinstance(value, str):
         return None
     try:
@@ -334,6 +386,13 @@ async def select_to_manifest(
                 entries = writer.close()
     except BatcherError as error:  # an answer may quote a credential
         raise type(error)(redactor.text(str(error))) from None
+    if paging.not_matching:
+        log.warning(
+            "select_jobs_not_matching",
+            jobs=paging.not_matching,
+            hint="the List API returned jobs that do not meet the filters (it may not apply "
+            "one of them); they were left out of the manifest",
+        )
     return SelectResult(
         jobs=paging.jobs,
         entries=entries,
@@ -342,6 +401,7 @@ async def select_to_manifest(
         pages=paging.pages,
         output=output,
         format=fmt,
+        not_matching=paging.not_matching,
     )
 
 

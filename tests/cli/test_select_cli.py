@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -22,12 +23,14 @@ class ListServer:
     """Jobs j0000..jN; answers List with at most ``cap`` per page, whatever is asked."""
 
     def __init__(
-        self, jobs: int, *, cap: int = 100, ignore_offset: bool = False, newest_first: bool = False
-    ) -> None:
+        self, jobs: int, *, cap: int = 100, ignore_offset: bool = False,
+        newest_first: bool = False, ignore_filters: bool = False,
+    ) -> None:  # fmt: skip
         self.jobs = [self.job(i) for i in range(jobs)]
         self.cap = cap
         self.ignore_offset = ignore_offset  # a server that does not page
         self.newest_first = newest_first  # a server that ignores sort_dir
+        self.ignore_filters = ignore_filters  # a server that lists every job
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
 
@@ -46,11 +49,11 @@ class ListServer:
         self.queries.append(query)
         if "Authorization" not in request.headers:
             return web.json_response({"error_code": "APIGW.0305"}, status=401)
-        wanted = set(query.get("state", "").split(",")) - {""}
+        wanted = set() if self.ignore_filters else set(query.get("state", "").split(",")) - {""}
         matches = [
             job for job in self.jobs
             if (not wanted or job["state"] in wanted)
-            and query.get("batch_name") in (None, job["batch_name"])
+            and (self.ignore_filters or query.get("batch_name") in (None, job["batch_name"]))
         ]  # fmt: skip
         if self.newest_first:
             matches.reverse()
@@ -232,6 +235,33 @@ async def test_steady_churn_costs_a_few_pages_not_a_reread_per_page(
     listed = {row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))}
     assert alive <= listed
     assert len(server.queries) <= 2 * (667 // 99 + 1)  # without churn: 7 pages
+
+
+async def test_jobs_a_server_lists_against_the_filters_are_left_out(
+    list_server: Any, capsys: Any
+) -> None:
+    """A List that ignored its filters must not turn `select | run` into a command for
+    every job of the project."""
+    server, url = await list_server(90, ignore_filters=True)
+    result = await batcher_in_thread(
+        ["select", "--command", "DELETE_JOB_VIDEO", "--state", "AUTO_VERIFY_FAILED",
+         "--batch-name", "b1", "--created-since", "2026-11-01T00:30:00Z", "--log-format",
+         "json", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    expected = [
+        job["job_id"] for job in server.jobs
+        if job["state"] == "AUTO_VERIFY_FAILED" and job["batch_name"] == "b1"
+        and job["create_time"] >= "2026-11-01T00:30:00Z"
+    ]  # fmt: skip
+    assert listed == expected and 0 < len(expected) < 90
+    warning = next(
+        json.loads(line) for line in result.stderr.splitlines()
+        if '"select_jobs_not_matching"' in line
+    )  # fmt: skip
+    assert warning["jobs"] == 90 - len(expected) and warning["level"] == "warning"
 
 
 async def test_a_selection_that_fails_half_way_writes_nothing_to_stdout(
