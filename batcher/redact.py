@@ -6,17 +6,24 @@ reasons, the report and the summary. Everything that leaves the process passes h
 
 A secret can reach an output in several spellings: as itself; JSON-escaped, when a server
 echoed it inside a JSON string that was not decoded (``"`` → ``\\"``, ``\\`` → ``\\\\``,
-non-ASCII → ``\\u00e9``); and each of those escaped once more when a report line or a JSON
+non-ASCII → ``\\u00e9``); URL-encoded (either case of hex), as HTML text, or in base64 when
+another layer echoed it; and each of those escaped once more when a report line or a JSON
 log line is serialised. The redactor masks all of them.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
+
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
 def _escaped(text: str) -> set[str]:
@@ -30,13 +37,36 @@ def _escaped(text: str) -> set[str]:
     }
 
 
-def spellings(secret: str) -> set[str]:
-    """Every spelling of ``secret`` to mask: raw, escaped once, and escaped twice.
+def _encoded(secret: str) -> set[str]:
+    """``secret`` as other layers write it: URL-encoded (a proxy echoing a query or a
+    form), as HTML text (an error page), and in base64 (a header echoed whole)."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        html.escape(secret),
+        html.escape(secret, quote=False),
+    }
+    forms |= {_LOWER_HEX.sub(lambda m: m.group(0).lower(), form) for form in set(forms)}
+    raw = secret.encode()
+    for shift in range(3):  # base64 of the secret wherever it starts in the encoded bytes
+        padded = b"\0" * shift + raw
+        core = base64.b64encode(padded).decode()[4 if shift else 0 : len(padded) // 3 * 4]
+        if len(core) >= 8:  # only the groups made of the secret's bytes alone
+            forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return forms
 
-    >>> sorted(spellings('a"b\\\\c'))
-    ['a"b\\\\c', 'a\\\\"b\\\\\\\\c', 'a\\\\\\\\\\\\"b\\\\\\\\\\\\\\\\c']
+
+def spellings(secret: str) -> set[str]:
+    """Every spelling of ``secret`` to mask: raw, URL-encoded, as HTML, in base64, and each
+    of those escaped once and twice in JSON strings.
+
+    >>> forms = spellings('s3cr3t+"token/é')
+    >>> {'s3cr3t+"token/é', 's3cr3t+\\"token/\\u00e9', 's3cr3t%2B%22token%2F%C3%A9',
+    ...  's3cr3t%2b%22token%2f%c3%a9', 's3cr3t+&quot;token/é'} <= forms
+    True
     """
-    once = _escaped(secret)
+    once = {escaped for form in _encoded(secret) for escaped in _escaped(form)}
     return {twice for form in once for twice in _escaped(form)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -339,4 +340,55 @@ async def test_a_secret_with_json_special_characters_is_masked_in_every_spelling
         assert spelling not in everything, spelling
     # Nor a recognisable piece of it (a snippet cut mid-secret).
     assert "with-quote-and-backslash" not in everything
+    assert report.read_text().count("***") >= 6
+
+
+STS_TOKEN = "MIIEsts+token/with=signs&<lt>-0001"
+
+
+async def test_a_secret_echoed_url_encoded_as_html_or_in_base64_is_masked(
+    tmp_path: Path, serve: Any, capsys: Any
+) -> None:
+    """Tokens carry + / = (STS/IAM tokens do); proxies and gateways echo them
+    percent-encoded (either case), as HTML text, or inside a base64 header value."""
+    import base64
+    import html
+    from urllib.parse import quote, quote_plus
+
+    def lower_hex(text: str) -> str:
+        return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), text)
+
+    echoes = [
+        lambda t: quote(t, safe=""),
+        lambda t: lower_hex(quote_plus(t)),
+        lambda t: html.escape(t),
+        lambda t: base64.b64encode(f"user:{t}".encode()).decode(),
+        lambda t: base64.b64encode(f"u:{t}".encode()).decode(),
+        lambda t: base64.b64encode(f"x{t}".encode()).decode(),
+    ]
+    seen = {"n": 0}
+
+    async def echo(request: web.Request) -> web.Response:
+        token = request.headers.get("X-Auth-Token", "")
+        spelled = echoes[seen["n"] % len(echoes)](token)
+        seen["n"] += 1
+        body = json.dumps({"error_code": "MSS.00000003", "error_msg": f"bad {spelled} x"})
+        return web.Response(text=body, status=400, content_type="application/json")
+
+    server = await serve(echo)
+    report = tmp_path / "r.jsonl"
+    env = clean_env(METASTUDIO_AUTH_TOKEN=STS_TOKEN)
+    result = await batcher_in_thread(
+        ["run", str(jobs_csv(tmp_path / "m.csv", 6)), "--report", str(report),
+         "--log-level", "debug", "--log-format", "json", *run_args(server.url)],
+        env, capsys,
+    )  # fmt: skip
+    assert result.code == 1, result.output
+    listed = await batcher_in_thread(["report", str(report), "--status", "failed"], env, capsys)
+    page = tmp_path / "r.html"
+    await batcher_in_thread(["report", str(report), "--html", str(page)], env, capsys)
+    everything = result.output + report.read_text() + listed.output + page.read_text()
+    for i, spell in enumerate(echoes):
+        assert spell(STS_TOKEN)[8:-8] not in everything, i
+    assert "with%3Dsigns" not in everything and "with%3dsigns" not in everything
     assert report.read_text().count("***") >= 6
