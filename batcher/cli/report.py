@@ -141,14 +141,14 @@ class _BadLineWarnings:
 
 
 def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..report.render import render_text
+    from ..report.render import render_text, terminal_safe
     from ..report.summary import summarize
 
     summary = summarize(args.report, on_bad_line=on_bad_line)
     if args.format == "json":
         print(json.dumps(summary.to_dict(top=args.top), ensure_ascii=False, indent=2))
     else:
-        sys.stdout.write(render_text(summary, top=args.top))
+        sys.stdout.write(terminal_safe(render_text(summary, top=args.top)))
     return 0
 
 
@@ -182,6 +182,8 @@ _LISTED = (
 
 
 def _list(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+    from ..report.render import terminal_safe
+
     selection = _selection(args, on_bad_line)
     out = sys.stdout
     if args.format == "json":
@@ -197,8 +199,8 @@ def _list(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     out.write(f"{'job_id':<{job_w}}  {'command':<{command_w}}  {'status':<9}  reason\n")
     for line in selection:
         reason = " ".join((line.reason or "").split()) or "-"
-        out.write(f"{line.job_id:<{job_w}}  {line.command:<{command_w}}  {line.status:<9}  ")
-        out.write(f"{reason}\n")
+        row = f"{line.job_id:<{job_w}}  {line.command:<{command_w}}  {line.status:<9}  {reason}"
+        out.write(terminal_safe(row) + "\n")
     out.flush()  # so the count follows the listing on a terminal
     print(f"{selection.count:,} entries ({_counts(selection.by_status)})", file=sys.stderr)
     return 0

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..outcome import STATUSES
 from ._compact import LogHistogram
 from .reasons import ReasonGroup, beyond_cap, capped
 from .summary import Summary
+
+#: Control characters but the newline: a server's text must not drive the terminal (clear
+#: it, retitle it, draw fake lines) when a report is shown.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    r"""``text`` with every control character but the newline shown as an escape.
+
+    >>> terminal_safe("bad\x1b[2Jjob\nnext")
+    'bad\\x1b[2Jjob\nnext'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
 def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:

@@ -428,3 +428,20 @@ def test_html_page_from_the_command_line(
     assert code == 2 and "add --force" in err
     assert run(capsys, str(path), "--html", str(page), "--force")[0] == 0
     assert run(capsys, str(path), "--html", str(tmp_path / "r.txt"))[0] == 2
+
+
+def test_a_servers_text_cannot_drive_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An answer carrying escape sequences (clear the screen, retitle the window, paint fake
+    text) is shown, not obeyed, in the summary and in a listing."""
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[31mALL JOBS SUCCEEDED\x9b"
+    path = write_report(
+        tmp_path / "r.jsonl",
+        [report_line("a", status="failed", reason=hostile, failed_msg=hostile)],
+    )
+    for args in ([str(path)], [str(path), "--status", "failed"]):
+        code, stdout, _ = run(capsys, *args)
+        assert code in (0, 1)
+        assert not any(c in stdout for c in "\x1b\x07\x9b"), args
+        assert "\\x1b[2J" in stdout
