@@ -166,6 +166,10 @@ def credentials_file_path(environ: Mapping[str, str] | None = None) -> Path | No
     return Path(home) / _DEFAULT_CREDENTIALS_FILE if home and home != "~" else None
 
 
+#: A credentials file holds a few short lines; anything far bigger is not one.
+_MAX_CREDENTIALS_BYTES = 64 * 1024
+
+
 def read_credentials_file(
     environ: Mapping[str, str] | None = None, *, quiet: bool = False
 ) -> CredentialsFile | None:
@@ -192,6 +196,12 @@ def read_credentials_file(
         if quiet:
             return None
         raise UsageError(f"cannot read the credentials file {path}: {error.strerror}") from None
+    if not stat.S_ISREG(status.st_mode) or status.st_size > _MAX_CREDENTIALS_BYTES:
+        # /dev/zero would be read for ever, a FIFO without a writer would never answer.
+        if quiet:
+            return None
+        what = "is not a regular file" if not stat.S_ISREG(status.st_mode) else "is too big"
+        raise UsageError(f"the credentials file {path} {what}; it must be a small INI file")
     if not quiet and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UsageError(
             f"the credentials file {path} is readable by others (mode "
@@ -201,7 +211,8 @@ def read_credentials_file(
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as stream:
-            parser.read_file(stream)
+            # Read only what the size allowed: a file swapped meanwhile cannot make it more.
+            parser.read_string(stream.read(_MAX_CREDENTIALS_BYTES + 1), source=str(path))
     except (OSError, UnicodeDecodeError, configparser.Error) as error:
         if quiet:
             return None

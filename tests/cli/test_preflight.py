@@ -274,3 +274,21 @@ def test_the_dry_runs_lock_check_takes_no_lock(
     monkeypatch.setattr(fcntl, "flock", spy)
     check_unlocked(report)
     assert taken == []
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+async def test_a_credentials_file_that_is_not_a_file_is_refused_at_once(
+    tmp_path: Path, special: str
+) -> None:
+    """/dev/zero used to be read until memory ran out; a FIFO with no writer hung for ever."""
+    path = special
+    if special == "fifo":
+        path = str(tmp_path / "creds")
+        os.mkfifo(path)
+    manifest = jobs_csv(tmp_path / "m.csv", 2)
+    result = await batcher(
+        ["run", str(manifest), "--dry-run", "--region", "cn-north-4", "--project-id", PROJECT],
+        aksk_env(HUAWEICLOUD_SDK_CREDENTIALS_FILE=path),
+        timeout=20,
+    )
+    assert result.code == 2 and "not a regular file" in result.stderr, result.output
