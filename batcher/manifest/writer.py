@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
 import sys
 import tempfile
@@ -183,7 +184,15 @@ def output(out: Path | None, *, force: bool = False) -> Iterator[IO[str]]:
                         "was written"
                     ) from None
                 spool.seek(0)
-                _copy_to_stdout(spool)
+                try:
+                    _copy_to_stdout(spool)
+                except OSError as error:  # a closed pipe, a full disk behind stdout
+                    devnull = os.open(os.devnull, os.O_WRONLY)
+                    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush
+                    os.close(devnull)
+                    raise BatcherError(
+                        f"cannot write the manifest to standard output: {error.strerror or error}"
+                    ) from None
             finally:
                 spooled.detach()
         return

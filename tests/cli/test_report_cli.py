@@ -445,3 +445,21 @@ def test_a_servers_text_cannot_drive_the_terminal(
         assert code in (0, 1)
         assert not any(c in stdout for c in "\x1b\x07\x9b"), args
         assert "\\x1b[2J" in stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args", [["report", "{r}"], ["report", "{r}", "--status", "succeeded"],
+             ["select", "--simulate", "--command", "SUBMITVERIFYING", "--no-progress"]],
+)  # fmt: skip
+def test_a_full_disk_behind_standard_output_is_said_plainly(
+    tmp_path: Path, args: list[str]
+) -> None:
+    path = write_report(tmp_path / "r.jsonl", resumed_lines())
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "batcher", *(a.format(r=path) for a in args)],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
