@@ -25,6 +25,9 @@ SIMULATED_PROJECT_ID = "simulated-project"
 
 #: Upper bounds on settings that size memory or time: far beyond any real use, well short
 #: of what would exhaust a machine (a million workers took 3.45 GB before a single request).
+#: The most a count of entries can be (--limit, --max-failures): far beyond any manifest,
+#: and within what every JSON reader takes as an integer.
+MAX_COUNT = 10**15
 MAX_CONCURRENCY = 10_000
 MAX_BURST = 10_000
 MAX_ATTEMPTS = 100
@@ -83,13 +86,19 @@ def _bounds(options: Options) -> list[str]:
             f"--max-attempts must be between 1 and {MAX_ATTEMPTS}",
         ),
         (o.timeout > 0, "--timeout must be more than 0 seconds"),
-        (o.max_failures is None or o.max_failures >= 1, "--max-failures must be at least 1"),
+        (
+            o.max_failures is None or 1 <= o.max_failures <= MAX_COUNT,
+            f"--max-failures must be between 1 and {MAX_COUNT:,}",
+        ),
         (
             o.max_failure_rate is None or 0 < o.max_failure_rate <= 1,
             "--max-failure-rate must be more than 0 and at most 1",
         ),
         (o.grace_period >= 0, "--grace-period must be 0 or more"),
-        (o.limit is None or o.limit >= 1, "--limit must be at least 1"),
+        (
+            o.limit is None or 1 <= o.limit <= MAX_COUNT,
+            f"--limit must be between 1 and {MAX_COUNT:,}",
+        ),
     ]
     problems = [message for ok, message in checks if not ok]
     for flag, value in (

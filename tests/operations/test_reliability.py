@@ -78,7 +78,8 @@ async def test_a_certificate_that_does_not_verify_halts_the_run(
 
 @pytest.mark.parametrize(
     ("flag", "value"), [("--concurrency", "1000000"), ("--burst", "100000"),
-                        ("--max-attempts", "100000")],
+                        ("--max-attempts", "100000"), ("--limit", "99999999999999999999999"),
+                        ("--max-failures", "99999999999999999999999")],
 )  # fmt: skip
 async def test_settings_that_would_exhaust_the_machine_are_refused(
     tmp_path: Path, flag: str, value: str
