@@ -111,16 +111,52 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        """A record from its line; unknown fields are ignored, missing ones take defaults."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        manifests = known.pop("manifests", None) or []
+        """A record from its line; unknown fields are ignored, missing ones take defaults,
+        and a field of the wrong type (a sidecar edited by hand) is read as missing.
+
+        >>> RunRecord.from_dict({"run_id": "r1", "version": 1, "settled_rate": "x"}).version
+        ''
+        """
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return value if isinstance(value, str) else None
+
+        def number(name: str) -> float | None:
+            value = data.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            return None
+
+        exit_code = data.get("exit_code")
+        options, counts = data.get("options"), data.get("counts")
+        manifests = data.get("manifests")
         return cls(
-            **known,
+            run_id=text("run_id") or "",
+            version=text("version") or "",
+            started_at=text("started_at") or "",
+            finished_at=text("finished_at"),
+            exit_code=exit_code if type(exit_code) is int else None,
+            endpoint=text("endpoint"),
+            project_id=text("project_id"),
             manifests=[
-                ManifestInfo(**{k: v for k, v in m.items() if k in _MANIFEST_FIELDS})
-                for m in manifests
+                ManifestInfo(
+                    path=m["path"],
+                    sha256=m.get("sha256") if isinstance(m.get("sha256"), str) else None,
+                    entries=m.get("entries") if type(m.get("entries")) is int else None,
+                )
+                for m in (manifests if isinstance(manifests, list) else [])
                 if isinstance(m, dict) and isinstance(m.get("path"), str)
             ],
+            options=options if isinstance(options, dict) else {},
+            counts={
+                k: v
+                for k, v in (counts if isinstance(counts, dict) else {}).items()
+                if type(v) is int
+            },
+            rate_limit=number("rate_limit"),
+            settled_rate=number("settled_rate"),
+            halted_reason=text("halted_reason"),
         )
 
 

@@ -160,3 +160,21 @@ def test_the_summary_shows_runs_from_the_record_and_the_lines(tmp_path: Path) ->
     assert "jobs.csv (2)" in row and " 3 " in row
     assert "r1 halted: authentication refused (HTTP 401)" in text
     json.dumps(summary.to_dict())
+
+
+def test_a_record_edited_by_hand_with_wrong_types_is_shown_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    from batcher.cli import main
+
+    report = tmp_path / "r.jsonl"
+    report.write_text(json.dumps(report_line("a")) + "\n")
+    runs_path(report).write_text(
+        json.dumps({"run_id": "r1", "version": 1, "started_at": "2026-11-24T13:00:00.000Z",
+                    "settled_rate": "x", "exit_code": "0", "counts": {"succeeded": "1"},
+                    "manifests": [{"path": "m.csv", "entries": "many"}]}) + "\n"
+    )  # fmt: skip
+    assert main(["report", str(report)]) == 0
+    assert main(["report", str(report), "--html", str(tmp_path / "r.html")]) == 0
+    (record,) = read_runs(report) or []
+    assert (record.version, record.settled_rate, record.exit_code) == ("", None, None)
