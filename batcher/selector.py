@@ -23,7 +23,7 @@ import structlog
 from .engine.calls import Pacer
 from .engine.limiter import RateLimiter
 from .engine.retry import RetryPolicy
-from .errors import BatcherError, ExitCode, UsageError
+from .errors import BatcherError, ExitCode, SettingsError
 from .execution import SIMULATED_POPULATION, target
 from .keys import DigestSet, job_digest
 from .manifest.writer import ManifestWriter, format_of
@@ -315,8 +315,8 @@ def _continues(first: Any, seen: DigestSet, newest: datetime | None) -> bool:
     return created is not None and newest is not None and created < newest
 
 
-def require_valid(query: JobQuery, commands: tuple[str, ...]) -> None:
-    """Refuse, before anything is sent, a selection that cannot be right."""
+def selection_problems(query: JobQuery, commands: tuple[str, ...]) -> list[str]:
+    """What is wrong with the filters and the commands, checked before anything is sent."""
     from .entry import KNOWN_COMMANDS
 
     problems = query.problems()
@@ -329,8 +329,7 @@ def require_valid(query: JobQuery, commands: tuple[str, ...]) -> None:
             problems.append(f"--command {command!r} is not a known command{hint}")
     if len(set(commands)) != len(commands):
         problems.append("--command: the same command is given twice")
-    if problems:
-        raise UsageError("; ".join(problems))
+    return problems
 
 
 async def select_to_manifest(
@@ -345,15 +344,15 @@ async def select_to_manifest(
 ) -> SelectResult:
     """Check the selection and the settings, then page through the matches into a manifest
     (``output`` None: standard output); :func:`batcher.select_async`'s body."""
-    require_valid(query, commands)
-    settings = resolve(options)
-    if settings.project_id is None:
-        raise UsageError("no project id: pass --project-id or set HUAWEICLOUD_SDK_PROJECT_ID")
-    if settings.credentials is None and not settings.simulate:
-        raise UsageError(
-            "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
-            "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or use --simulate"
-        )
+    # Every problem at once, as for run: the filters and the settings together.
+    problems = selection_problems(query, commands)
+    try:
+        settings = resolve(options, need_project_id=True)
+    except SettingsError as error:
+        raise SettingsError([*problems, *error.problems]) from None
+    if problems:
+        raise SettingsError(problems)
+    assert settings.project_id is not None
     fmt = format_of(output if output is not None else Path("-.csv"), format)
     paging = Paging()
     redactor = Redactor(settings.secrets())

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp import web
-from support import PROJECT, aksk_env, batcher, batcher_in_thread
+from support import PROJECT, aksk_env, batcher, batcher_in_thread, clean_env
 
 STATES = ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED", "WAIT_FILE_UPLOAD")
 
@@ -358,3 +358,14 @@ async def test_a_spool_that_cannot_spill_says_so_and_writes_nothing(
     assert result.code == 2 and "No space left on device" in result.stderr, result.output
     assert "TMPDIR" in result.stderr and result.stdout == ""
     assert "Traceback" not in result.output
+
+
+async def test_select_lists_every_missing_setting_at_once(tmp_path: Path) -> None:
+    result = await batcher(
+        ["select", "--command", "SUBMITVERIFY", "--state", "AUTO_VERIFY_FAILD"],
+        clean_env(HOME=str(tmp_path)),
+    )
+    assert result.code == 2, result.output
+    for problem in ("did you mean 'SUBMITVERIFYING'", "did you mean 'AUTO_VERIFY_FAILED'",
+                    "no credentials", "no project id", "region"):  # fmt: skip
+        assert problem in result.stderr, problem
