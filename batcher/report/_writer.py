@@ -119,6 +119,8 @@ class ReportWriter:
             _refuse_full_file_system(fd, path)
             _private(fd, st, path)  # it may hold pre-signed upload URLs
             torn_tail = bool(st.st_size) and os.pread(fd, 1, st.st_size - 1) != b"\n"
+            if torn_tail:
+                torn_tail = not _cut_torn_tail(fd, st.st_size, path)
         except BaseException:
             # Refused: leave no empty report behind, but only one this run created and
             # locked (another run may have opened it meanwhile and be about to use it).
@@ -128,8 +130,7 @@ class ReportWriter:
             raise
         writer = cls(path, fd, redactor)
         writer.created = created
-        # A torn last line from a crash: our first line starts on a fresh one. Done lazily so
-        # a reader (resume) still sees the torn line as the torn last line it is.
+        # A whole last line that lacks only its newline: ours starts on a fresh one.
         writer._prefix = b"\n" if torn_tail else b""
         return writer
 
@@ -326,6 +327,39 @@ def _open_report(path: Path) -> tuple[int, bool]:
         raise UsageError(f"cannot create report {path}: no directory {path.parent}") from None
     except OSError as error:
         raise UsageError(f"cannot open report {path} for writing: {error.strerror}") from None
+
+
+#: How far back a torn last line is looked for (lines are far shorter).
+_TORN_TAIL_SEARCH = 4 << 20
+
+
+def _cut_torn_tail(fd: int, size: int, path: Path) -> bool:
+    """Remove a torn last line (a crash cut its write short); True if it was cut.
+
+    Left in place, the next run's lines would follow it and the report would hold a line
+    that is not JSON in its middle, which DuckDB's and pandas' one-call readers refuse. It
+    holds no outcome: its entry is in the in-flight file, so --resume checks it. A last
+    line that is whole JSON and lacks only its newline is kept."""
+    start = max(0, size - _TORN_TAIL_SEARCH)
+    data = os.pread(fd, size - start, start)
+    newline = data.rfind(b"\n")
+    if newline < 0 and start > 0:
+        return False  # no line start within reach: leave it
+    tail = data[newline + 1 :]
+    try:
+        whole = isinstance(orjson.loads(tail), dict)
+    except orjson.JSONDecodeError:
+        whole = False
+    if whole:
+        return False
+    os.ftruncate(fd, start + newline + 1)
+    log.warning(
+        "report_torn_line_removed",
+        report=str(path),
+        bytes=len(tail),
+        hint="a crash cut its last line short; that entry is checked on --resume",
+    )
+    return True
 
 
 def _line_digest(raw: bytes) -> int:
