@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .manifest import ManifestSummary
     from .report.summary import Summary
     from .selector import Paging
+
+T = TypeVar("T")
 
 #: A manifest path, or ``"-"`` for CSV on standard input.
 ManifestPath = str | os.PathLike[str]
@@ -88,8 +91,7 @@ def run(
     """
     arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("run")
-    call = functools.partial(run_async, **arguments)
-    return anyio.run(call)
+    return _run_blocking(functools.partial(run_async, **arguments))
 
 
 async def run_async(
@@ -228,8 +230,7 @@ def select(
     """
     arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("select")
-    call = functools.partial(select_async, **arguments)
-    return anyio.run(call)
+    return _run_blocking(functools.partial(select_async, **arguments))
 
 
 async def select_async(
@@ -293,6 +294,28 @@ async def select_async(
         force=force,
         progress=progress,
     )
+
+
+def _run_blocking(call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call`` in a new event loop: uvloop's when it is installed (the ``fast`` extra).
+
+    uvloop runs the same aiohttp client with less CPU per request in the loop itself
+    (socket reads, callbacks, timers); nothing else changes with it.
+    """
+    return anyio.run(call, backend_options={"use_uvloop": _uvloop_usable()})
+
+
+def _uvloop_usable() -> bool:
+    """uvloop is installed, and standard input, output and error are open: libuv aborts the
+    process when it closes a descriptor of its own that took one of their numbers."""
+    if importlib.util.find_spec("uvloop") is None:
+        return False
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _refuse_inside_a_loop(name: str) -> None:

@@ -59,6 +59,30 @@ def test_closed_standard_input_is_a_usage_error(tmp_path: Path, command: str) ->
     assert not report.exists()
 
 
+SIMULATED = ["--project-id", "p1", "--rate", "0", "--no-progress"]
+
+
+def test_a_run_with_standard_input_closed_reads_its_manifest_file(tmp_path: Path) -> None:
+    # cron can start a job with no descriptor 0: the run must not depend on it (uvloop's
+    # libuv aborts when one of its own descriptors took number 0, so it is not used then).
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(ROWS, encoding="utf-8")
+    report = tmp_path / "r.jsonl"
+    result = subprocess.run(
+        [*BATCHER, "run", str(manifest), "--report", str(report), "--simulate", *SIMULATED],
+        stdin=None,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=_without_credentials(),
+        preexec_fn=lambda: os.close(0),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in report.read_text(encoding="utf-8").splitlines()]
+    assert [line["status"] for line in lines] == ["succeeded"] * 40
+
+
 def test_run_reads_a_named_pipe_once_and_sends_every_entry(tmp_path: Path) -> None:
     pipe = tmp_path / "jobs.csv"
     os.mkfifo(pipe)
