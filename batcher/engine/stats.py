@@ -90,5 +90,13 @@ def utc_stamp(moment: datetime | None = None) -> str:
     '2026-11-24T13:00:00.123Z'
     """
     moment = moment or datetime.now(UTC)
-    # isoformat is C code and truncates to milliseconds, as ``microsecond // 1000`` did.
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    # Three stamps an entry: the part down to the second is formatted once a second. The
+    # cache is one (second, text) pair, read and replaced whole: safe from any thread.
+    second = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    cached = _last_second[0]
+    if cached[0] != second:
+        cached = _last_second[0] = (second, moment.replace(microsecond=0, tzinfo=None).isoformat())
+    return f"{cached[1]}.{moment.microsecond // 1000:03d}Z"
+
+
+_last_second: list[tuple[tuple[int, ...], str]] = [((), "")]
