@@ -171,6 +171,11 @@ MAX_STEP_BACKS = 64
 #: paging (it ignores ``offset``), and what was listed would silently be all there is.
 MAX_IDLE_PAGES = 3
 
+#: Passes through the pages while fewer jobs were listed than the API counts (a server that
+#: orders jobs created in the same second differently on each request hides some of them
+#: at page boundaries; each pass finds most of the rest).
+MAX_PASSES = 4
+
 
 async def list_jobs(
     client: MetaStudioClient,
@@ -189,21 +194,63 @@ async def list_jobs(
     matched all along can be behind it. A page that starts otherwise (jobs before it left
     the selection, moving later ones forward past it) is read again from a little further
     back, twice as far each time, until one does. Jobs that enter the selection meanwhile
-    are listed if paging meets them.
+    are listed if paging meets them. When the pages held fewer jobs than the API counts
+    (a server that orders jobs created in the same second differently on each request can
+    hide some at a page boundary), they are gone through again, up to :data:`MAX_PASSES`
+    times; the jobs found then come after the others.
 
     Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
     :class:`SelectIncomplete` when a page cannot be read after retries, when the server
-    does not page, or when the selection changes faster than it can be listed.
+    does not page, when the selection changes faster than it can be listed, or when the
+    passes never list as many jobs as the API counts.
     """
     paging = paging or Paging()
     seen = DigestSet()
     base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
+    walk = _Walk()
+    for passes in range(1, MAX_PASSES + 1):
+        async for job in _one_pass(client, pacer, query, base, seen, walk, paging, project_id,
+                                   on_page, first=passes == 1):  # fmt: skip
+            yield job
+        if paging.count is None or len(seen) >= paging.count:
+            return
+        log.warning(
+            "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
+            hint="jobs were missing from the pages: going through them again",
+        )  # fmt: skip
+    raise SelectIncomplete(
+        f"the List API says {paging.count} jobs match but {len(seen)} were listed after "
+        f"{MAX_PASSES} passes through its pages (does it order jobs created in the same "
+        "second differently on each request?)"
+    )
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What one pass through the pages tells the next."""
+
+    frontier: int = 0  # the furthest position read
+    newest: datetime | None = None  # the latest creation time seen
+    ordered: bool = True  # creation times never went backwards: the server keeps the order
+
+
+async def _one_pass(
+    client: MetaStudioClient,
+    pacer: Pacer,
+    query: JobQuery,
+    base: dict[str, str],
+    seen: DigestSet,
+    walk: _Walk,
+    paging: Paging,
+    project_id: str | None,
+    on_page: Callable[[Paging], None] | None,
+    *,
+    first: bool,
+) -> AsyncIterator[dict[str, Any]]:
+    """Page through the selection once, yielding the jobs not in ``seen``."""
     offset = 0  # the position where the first job not yet seen should be
     overlap = True  # start a page one job early, on the last one seen
-    frontier = 0  # the furthest position read
     back = step_backs = idle = 0
-    newest: datetime | None = None  # the latest creation time seen
-    ordered = True  # creation times never went backwards: the server keeps the order
     while paging.count is None or offset < paging.count:
         overlapped, overlap = overlap and offset > 0, True
         start = offset - 1 if overlapped else offset
@@ -221,7 +268,7 @@ async def list_jobs(
         paging.pages += 1
         before, paging.count = paging.count, count
         if jobs:
-            moved = not _continues(jobs[0], seen, newest if ordered else None)
+            moved = not _continues(jobs[0], seen, walk.newest if walk.ordered else None)
         else:
             moved = 0 < count <= start  # the list shrank under this page
         if overlapped and moved:
@@ -246,10 +293,10 @@ async def list_jobs(
             created = _created(job)
             if created is not None:
                 if previous is not None and created < previous:
-                    ordered = False  # not the order asked for: creation times prove nothing
+                    walk.ordered = False  # not the order asked for: creation times prove nothing
                 previous = created
-                if newest is None or created > newest:
-                    newest = created
+                if walk.newest is None or created > walk.newest:
+                    walk.newest = created
             if not seen.add(job_digest(job_id)):
                 continue
             new += 1
@@ -265,9 +312,11 @@ async def list_jobs(
         if not jobs:
             break  # past the end, whatever count says
         end = start + len(jobs)
-        if end > frontier:
-            frontier = end
-            idle = idle + 1 if new == 0 and len(jobs) > 1 else 0
+        if end > walk.frontier:
+            walk.frontier = end
+            # Later passes find few new jobs by design; a server that does not page is
+            # caught by the first.
+            idle = idle + 1 if first and new == 0 and len(jobs) > 1 else 0
             if idle >= MAX_IDLE_PAGES:
                 raise SelectIncomplete(
                     f"the List API answered offset {start} with jobs already listed, "

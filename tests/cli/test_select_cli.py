@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import random
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,13 +25,18 @@ class ListServer:
 
     def __init__(
         self, jobs: int, *, cap: int = 100, ignore_offset: bool = False,
-        newest_first: bool = False, ignore_filters: bool = False,
+        newest_first: bool = False, ignore_filters: bool = False, ties: int = 1,
+        extra_count: int = 0,
     ) -> None:  # fmt: skip
-        self.jobs = [self.job(i) for i in range(jobs)]
+        self.jobs = [self.job(i - i % ties) | {"job_id": f"j{i:04d}"} for i in range(jobs)]
         self.cap = cap
         self.ignore_offset = ignore_offset  # a server that does not page
         self.newest_first = newest_first  # a server that ignores sort_dir
         self.ignore_filters = ignore_filters  # a server that lists every job
+        # Jobs created in the same second come in another order on every request (a
+        # database sorting on create_time alone); count says more than it lists.
+        self.shuffle_ties = ties > 1
+        self.extra_count = extra_count
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
 
@@ -57,12 +63,15 @@ class ListServer:
         ]  # fmt: skip
         if self.newest_first:
             matches.reverse()
+        if self.shuffle_ties:
+            rng = random.Random(len(self.queries))
+            matches.sort(key=lambda job: (job["create_time"], rng.random()))
         offset, limit = int(query["offset"]), min(int(query["limit"]), self.cap)
         offset = 0 if self.ignore_offset else offset
         page = matches[offset : offset + limit]
         if self.on_page is not None:
             self.on_page(len(self.queries))
-        return web.json_response({"count": len(matches), "jobs": page})
+        return web.json_response({"count": len(matches) + self.extra_count, "jobs": page})
 
 
 @pytest.fixture
@@ -190,6 +199,38 @@ async def test_a_server_that_ignores_offset_is_an_error_not_a_short_manifest(
     )  # fmt: skip
     assert result.code == 1 and "does not seem to page" in result.stderr, result.output
     assert not out.exists() and "Traceback" not in result.output
+
+
+async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Ties in create_time come back shuffled on each request, so a page boundary inside a
+    tie can leave jobs out of both pages: the count tells, and the listing goes round again."""
+    server, url = await list_server(1200, ties=20)
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert sorted(listed) == [job["job_id"] for job in server.jobs]  # each once, none missing
+    assert "1,200 jobs matched" in result.stderr and "select_listing_short" in result.stderr
+
+
+async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifest(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(250, extra_count=3)
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 1, result.output
+    assert "253 jobs match" in result.stderr and "250 were listed" in result.stderr
+    assert not out.exists() and "Traceback" not in result.output
+    assert len(server.queries) < 40  # a few passes, then it says so
 
 
 async def test_departures_with_a_server_that_ignores_the_sort_order_hide_none(
