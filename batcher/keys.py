@@ -68,8 +68,9 @@ class KeyTable:
 
     def _alloc(self, capacity: int) -> None:
         self._mask = capacity - 1  # capacity is a power of two
-        self._keys = array("Q", bytes(8 * capacity))  # 0 = empty slot
-        self._values = array("I", bytes(4 * capacity))  # values < 2**32
+        # Repeating a one-item array allocates once; array("Q", bytes(n)) held both copies.
+        self._keys = array("Q", [0]) * capacity  # 0 = empty slot
+        self._values = array("I", [0]) * capacity  # values < 2**32
         self._size = 0
 
     def __len__(self) -> int:
@@ -144,7 +145,7 @@ class DigestSet:
 
     def _alloc(self, capacity: int) -> None:
         self._mask = capacity - 1  # capacity is a power of two
-        self._keys = array("Q", bytes(8 * capacity))  # 0 = empty slot
+        self._keys = array("Q", [0]) * capacity  # 0 = empty slot (allocated once)
         self._size = 0
 
     def __len__(self) -> int:
