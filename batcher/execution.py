@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +78,7 @@ async def run_manifests(
         if dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
-            plan = _plan(summary, settings, checked.entries(), report if resume else None)
+            plan = _plan(summary, settings, checked.entries, report if resume else None)
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
         redactor = Redactor(settings.secrets())
@@ -96,7 +96,7 @@ async def run_manifests(
         )  # fmt: skip
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             done = await execute(
-                checked.entries(),
+                checked.entries,
                 settings=settings,
                 report=report,
                 resume=resume,
@@ -143,7 +143,7 @@ def new_run_id() -> str:
 def _plan(
     summary: ManifestSummary,
     settings: RunSettings,
-    entries: Iterable[Entry],
+    entries: EntrySource,
     resumed: Path | None,
 ) -> Plan:
     """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
@@ -160,11 +160,10 @@ def _plan(
             lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
             inflight=read_inflight(inflight_path(resumed)),
         )
-        for entry in entries:
-            digest = key_digest(entry.job_id, entry.command)
-            if digest in state.done:
+        for entry in entries(state.done):
+            if entry is None:
                 already_done += 1
-            elif digest in state.doubts:
+            elif key_digest(entry.job_id, entry.command) in state.doubts:
                 in_doubt += 1
     left = summary.total - already_done
     limit = settings.options.limit
@@ -193,8 +192,13 @@ class Executed:
     settled_rate: float
 
 
+#: The manifests' second pass: every entry in order, None for one whose key is in the
+#: container (already done: passed over without building it).
+EntrySource = Callable[[Container[int]], Iterator[Entry | None]]
+
+
 async def execute(
-    entries: Iterable[Entry],
+    entries: EntrySource,
     *,
     settings: RunSettings,
     report: Path,
@@ -287,7 +291,7 @@ async def execute(
                         group.start_soon(ticker.run)
                     if observer is not None:
                         group.start_soon(_observe, observer, stats, limiter)
-                    await runner.run(entries)
+                    await runner.run(entries(state.done))
                     group.cancel_scope.cancel()
                 # Every line is written: make sure the report's name still leads to them
                 # before the in-flight record of what was sent is cleared.

@@ -139,11 +139,12 @@ class Runner:
         self._request_scopes: set[anyio.CancelScope] = set()
         self._hard_stopped = False
         self.confirmer = Confirmer(_StoppableRecords(client, self._request_scopes), self.pacer)
-        self._feed: Iterator[Entry] = iter(())
+        self._feed: Iterator[Entry | None] = iter(())
 
     # ------------------------------------------------------------------ public
 
-    async def run(self, entries: Iterable[Entry]) -> RunStats:
+    async def run(self, entries: Iterable[Entry | None]) -> RunStats:
+        """Run ``entries`` (None stands for one already done, passed over unbuilt)."""
         self.stats.started = anyio.current_time()
         self._room = anyio.Event()
         self._feed = iter(entries)
@@ -200,13 +201,15 @@ class Runner:
         limit = self._options.limit
         return limit is not None and self._started >= limit
 
+    def _is_done(self, entry: Entry) -> bool:
+        done = self._done_keys
+        return done is not None and key_digest(entry.job_id, entry.command) in done
+
     async def _any_left(self) -> bool:
         """Whether the manifests hold an entry not yet done (what --limit leaves); the done
         ones passed on the way are counted."""
         for entry in self._feed:
-            if self._done_keys is None or (
-                key_digest(entry.job_id, entry.command) not in self._done_keys
-            ):
+            if entry is not None and not self._is_done(entry):
                 return True
             self.stats.already_done += 1
             if self.stats.already_done % 4096 == 0:
@@ -232,12 +235,11 @@ class Runner:
             if self._limit_reached() and not self.halted:
                 self.stats.left_by_limit = await self._any_left()
                 return None
-            entry = next(self._feed, None)
-            if entry is None:
+            try:
+                entry = next(self._feed)
+            except StopIteration:
                 return None
-            if self._done_keys is not None and (
-                key_digest(entry.job_id, entry.command) in self._done_keys
-            ):
+            if entry is None or self._is_done(entry):
                 self.stats.already_done += 1
                 continue
             if self.halted:

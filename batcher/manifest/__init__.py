@@ -17,7 +17,7 @@ YAML event by event (an entry at a time), and duplicate keys are found through a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
@@ -159,12 +159,14 @@ class Manifests:
                     continue  # a YAML file learnt its settings late: once more, knowing them
         return self._summary
 
-    def entries(self) -> Iterator[Entry]:
+    def entries(self, done: Container[int] = ()) -> Iterator[Entry | None]:
         """Pass 2: yield every entry, file by file, in manifest order (checking first).
 
         Reads the private copy made by :meth:`check`, so it yields exactly the entries that
         were validated and never raises :class:`~batcher.errors.ManifestError`; each
-        ``next()`` costs one entry's work.
+        ``next()`` costs one entry's work. An entry whose :func:`~batcher.keys.key_digest`
+        is in ``done`` (a resumed run's succeeded keys) is yielded as None, unbuilt: a
+        million of them are passed over in seconds.
 
         >>> with Manifests(["jobs.yaml"]) as m:  # doctest: +SKIP
         ...     [entry.key for entry in m.entries()]
@@ -173,14 +175,21 @@ class Manifests:
         self.check()
         validator = self._validator()
         for source in self._entered():
-            for record in self._records(source, validator, check=False):
+            for record in self._records(source, validator, check=False, done=done):
                 if record.problems:  # cannot happen: the same bytes were found valid
                     raise RuntimeError(
                         f"manifest {source.name} read differently the second time: "
                         f"{record.problems[0]}"
                     )
-                if record.data is not None:
-                    yield build_entry(record.data)
+                data = record.data
+                if data is None:
+                    if record.done:
+                        yield None
+                    continue
+                if done and key_digest(data["job_id"], data["command"]) in done:
+                    yield None  # a YAML entry (a CSV row is found done before it is read)
+                else:
+                    yield build_entry(data)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -193,18 +202,20 @@ class Manifests:
         return Validator(default_command=self._default_command, project_id=self._project_id)
 
     def _reader(
-        self, source: Source, validator: Validator, *, check: bool
+        self, source: Source, validator: Validator, *, check: bool, done: Container[int] = ()
     ) -> tuple[Iterator[Record], YamlReader | None]:
         handle = source.open()
         if source.kind == "csv":
-            return csv_records(source.name, handle, validator, check=check), None
+            return csv_records(source.name, handle, validator, check=check, done=done), None
         from ._yaml import YamlReader
 
         reader = YamlReader(source.name, handle, validator, check=check, hint=source.hint)
         return reader.records(), reader
 
-    def _records(self, source: Source, validator: Validator, *, check: bool) -> Iterator[Record]:
-        records, _ = self._reader(source, validator, check=check)
+    def _records(
+        self, source: Source, validator: Validator, *, check: bool, done: Container[int] = ()
+    ) -> Iterator[Record]:
+        records, _ = self._reader(source, validator, check=check, done=done)
         return records
 
     def _check(self, sources: list[Source]) -> ManifestSummary:

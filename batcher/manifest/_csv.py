@@ -5,12 +5,13 @@ from __future__ import annotations
 import codecs
 import csv
 import functools
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from .._fields import COMMENT_FIELDS
 from ..errors import Problem
+from ..keys import key_digest
 from ._problems import Path, csv_field, unknown
 from ._text import MAX_LINE_BYTES, SNIFF_BYTES, sniff
 from ._validate import Record, Validator
@@ -98,6 +99,11 @@ class _Header:
     columns: dict[str, int]  # known column -> index
     usable: bool  # False: a required column is missing, so rows are not checked
 
+    def command_in(self, cells: list[str]) -> str:
+        """The row's command as written ('' when the cell or the column is empty/absent)."""
+        index = self.columns.get("command")
+        return "" if index is None else cells[index].strip()
+
 
 def _csv_header(
     name: str, line: int, cells: list[str], default_command: str | None
@@ -153,9 +159,15 @@ def _csv_data(header: _Header, cells: list[str]) -> dict[str, Any]:
 
 
 def csv_records(
-    name: str, handle: BinaryIO, validator: Validator, *, check: bool = True
+    name: str,
+    handle: BinaryIO,
+    validator: Validator,
+    *,
+    check: bool = True,
+    done: Container[int] = (),
 ) -> Iterator[Record]:
-    """Every record of a CSV manifest, header first. ``check`` False: the second pass."""
+    """Every record of a CSV manifest, header first. ``check`` False: the second pass, where
+    a row whose key digest is in ``done`` comes as a ``done`` record, its fields not read."""
     head = handle.read(SNIFF_BYTES)
     handle.seek(0)
     what = sniff(head, csv=True)
@@ -193,6 +205,12 @@ def csv_records(
             )
             yield Record(line, None, found)
             continue
+        if done:
+            job_id = cells[header.columns["job_id"]].strip()
+            command = header.command_in(cells) or validator.default_command
+            if command is not None and key_digest(job_id, command) in done:
+                yield Record(line, None, done=True)
+                continue
         record = validator.build(
             _csv_data(header, cells),
             file=name,

@@ -37,6 +37,8 @@ class Record:
     #: The file cannot be read (not text, not YAML): this problem replaces all others of
     #: the file, as when a file was decoded and parsed whole before anything was checked.
     whole_file: bool = False
+    #: The second pass found the entry's key among those already done: not built.
+    done: bool = False
 
 
 Locate = Callable[[Path], tuple[int, str | None]]
