@@ -233,7 +233,10 @@ class Runner:
                     self._room = anyio.Event()
                 await self._room.wait()
             if self._limit_reached() and not self.halted:
-                self.stats.left_by_limit = await self._any_left()
+                # Each worker that gets here reads on for one entry left: the last ones may
+                # find none, which must not undo what an earlier one found.
+                if await self._any_left():
+                    self.stats.left_by_limit = True
                 return None
             try:
                 entry = next(self._feed)

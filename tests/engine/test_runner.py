@@ -290,6 +290,41 @@ async def test_resume_keys_are_not_sent_and_get_no_line() -> None:
     assert stats.already_done == 6 and len(lines) == 4
 
 
+async def test_entries_passed_over_by_the_manifest_are_counted_as_done() -> None:
+    # The second pass yields None for an entry it found done without building it.
+    entries = [None if i % 3 == 0 else entry(f"j{i}") for i in range(12)]
+    client = ScriptedClient()
+    lines: list[dict[str, object]] = []
+    runner = Runner(
+        client=client,
+        limiter=RateLimiter(rate=0),
+        write=lines.append,
+        run_id="r3",
+        options=RunOptions(handle_signals=False, limit=5),
+    )
+    stats = await runner.run(entries)
+    assert [key[0] for key in client.calls] == ["j1", "j2", "j4", "j5", "j7"]
+    # --limit reached: the rest is read through to tell whether any is left, and the
+    # passed-over ones on the way are counted too.
+    assert stats.already_done == 4 and stats.left_by_limit and len(lines) == 5
+
+
+async def test_limit_with_fewer_entries_left_than_workers_still_says_some_are_left() -> None:
+    # Every idle worker reads on for one entry left: the ones that find none after the
+    # last must not turn "left" back into "none left".
+    entries = [entry(f"j{i}") for i in range(8)]
+    client = ScriptedClient()
+    runner = Runner(
+        client=client,
+        limiter=RateLimiter(rate=0),
+        write=lambda line: None,
+        run_id="r4",
+        options=RunOptions(handle_signals=False, limit=5, concurrency=16),
+    )
+    stats = await runner.run(entries)
+    assert len(client.calls) == 5 and stats.left_by_limit
+
+
 async def test_the_producer_reads_ahead_only_as_far_as_the_workers() -> None:
     consumed = 0
     client = ScriptedClient(delay=0.001)
