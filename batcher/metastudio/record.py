@@ -34,6 +34,10 @@ class Verdict(enum.Enum):
     #: The record could not be read now (a server error, a timeout, throttling past the
     #: read's retries): it may tell later, so nothing is sent on a guess.
     UNAVAILABLE = "not readable now"
+    #: The log has the command's entry only a little before the attempt (on the server's
+    #: clock, less the margin): the service's clock may run behind the gateway's, so it may
+    #: be this attempt's. Sending again on a guess could run the command twice.
+    TOO_CLOSE = "too close to tell"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,21 @@ def server_since(sent_at: datetime, *, server_date: str | None, received_at: dat
     return sent_at + offset - MEASURED_MARGIN
 
 
+def _latest_before(
+    logs: tuple[LogEntry, ...], log_types: frozenset[str], since: datetime
+) -> datetime | None:
+    """The latest time a user's entry of ``log_types`` was logged before ``since``."""
+    times = [
+        entry.operate_time
+        for entry in logs
+        if entry.log_type in log_types
+        and entry.operate_time is not None
+        and entry.operate_time < since
+        and entry.operate_user in (None, "USER")
+    ]
+    return max(times, default=None)
+
+
 def judge(trace: Trace, record: JobRecord, *, since: datetime) -> Finding:
     """Did the command with ``trace`` take effect at or after ``since`` (server time)?
 
@@ -145,8 +164,10 @@ def judge(trace: Trace, record: JobRecord, *, since: datetime) -> Finding:
     >>> since = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
     >>> judge(trace_of("SUBMITVERIFYING"), record, since=since).verdict
     <Verdict.TOOK_EFFECT: 'took effect'>
-    >>> judge(trace_of("SUBMITVERIFYING"), record, since=since + timedelta(seconds=10)).verdict
+    >>> judge(trace_of("SUBMITVERIFYING"), record, since=since + timedelta(minutes=10)).verdict
     <Verdict.DID_NOT: 'did not take effect'>
+    >>> judge(trace_of("SUBMITVERIFYING"), record, since=since + timedelta(seconds=10)).verdict
+    <Verdict.TOO_CLOSE: 'too close to tell'>
     >>> judge(trace_of("CONFIRM_MULTIPART_UPLOADED"), record, since=since).verdict
     <Verdict.UNKNOWN: 'cannot tell'>
     """
@@ -168,6 +189,14 @@ def judge(trace: Trace, record: JobRecord, *, since: datetime) -> Finding:
                     evidence="operation_log",
                 )
         types = "/".join(sorted(trace.log_types))
+        near = _latest_before(record.logs, trace.log_types, since)
+        if near is not None and near >= since - UNMEASURED_SKEW:
+            stamp = near.isoformat(timespec="seconds")
+            return Finding(
+                Verdict.TOO_CLOSE,
+                f"the job's operation log has {types} at {stamp}, shortly before the attempt "
+                f"({when} on the server's clock): it may be this attempt's",
+            )
         return Finding(Verdict.DID_NOT, f"the job's operation log has no {types} since {when}")
     if trace.leads_to:
         if (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import anyio
@@ -70,7 +71,8 @@ class RecordedAPI:
         self.first: dict[str, str] = {}
         self.executions: dict[tuple[str, str], int] = {}
         self.shows = 0
-        self.clock_skew = timedelta(0)
+        self.clock_skew = timedelta(0)  # the operation log's clock, against ours
+        self.date_skew: timedelta | None = None  # the Date header's (None: no header)
 
     def job(self, job_id: str) -> Job:
         return self.jobs.setdefault(job_id, Job())
@@ -140,7 +142,10 @@ class RecordedAPI:
         data: dict[str, Any] = {"job_id": job_id, "state": job.state}
         if self.show != "no-logs":
             data["operation_logs"] = list(job.logs)
-        return Reply(Outcome(succeeded=True, http_status=200), data)
+        date = None
+        if self.date_skew is not None:
+            date = format_datetime(datetime.now(UTC) + self.date_skew, usegmt=True)
+        return Reply(Outcome(succeeded=True, http_status=200), data, date)
 
 
 def entry(job: str, command: str = "SUBMITVERIFYING", **fields: Any) -> Entry:
@@ -266,6 +271,28 @@ async def test_a_server_clock_behind_ours_is_allowed_for() -> None:
     api.clock_skew = timedelta(seconds=-20)
     got, _ = await run([entry("j1")], api)
     assert got[("j1", "SUBMITVERIFYING")].confirmed_by == "operation_log"
+
+
+async def test_a_log_clock_behind_the_date_header_is_not_read_as_did_not() -> None:
+    # The gateway's Date is right, the service logs 10 s behind it: the entry falls before
+    # the attempt on the measured clock. That is too close to tell, not "did not": no
+    # resend on a guess, and the failed line says it may have run.
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    api.date_skew = timedelta(0)
+    api.clock_skew = timedelta(seconds=-10)
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert api.attempts[("j1", "SUBMITVERIFYING")] == 1  # not sent again
+    assert line.status == "failed" and line.ambiguous is True
+    assert "shortly before the attempt" in (line.reason or "")
+
+
+async def test_a_measured_clock_still_tells_an_attempt_that_did_nothing() -> None:
+    api = RecordedAPI({("j1", 1): "lost-before"})
+    api.date_skew = timedelta(0)
+    got, _ = await run([entry("j1")], api)
+    assert got[("j1", "SUBMITVERIFYING")].status == "succeeded"  # sent again, ran once
+    assert api.executions[("j1", "SUBMITVERIFYING")] == 1
 
 
 async def test_an_old_entry_of_the_same_kind_is_not_mistaken_for_this_attempt() -> None:
