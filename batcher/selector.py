@@ -38,6 +38,8 @@ log = structlog.get_logger("batcher.select")
 
 #: Jobs asked for per List page; a server may send fewer, and paging follows what it sends.
 PAGE_SIZE = 100
+#: The smallest page asked for after a server refused larger ones (400).
+MIN_PAGE_SIZE = 10
 
 
 class SelectHalted(BatcherError):
@@ -232,6 +234,7 @@ class _Walk:
     frontier: int = 0  # the furthest position read
     newest: datetime | None = None  # the latest creation time seen
     ordered: bool = True  # creation times never went backwards: the server keeps the order
+    page_size: int = PAGE_SIZE  # halved while the server refuses it with a 400
 
 
 async def _one_pass(
@@ -254,15 +257,24 @@ async def _one_pass(
     while paging.count is None or offset < paging.count:
         overlapped, overlap = overlap and offset > 0, True
         start = offset - 1 if overlapped else offset
-        params = {**base, "offset": str(start), "limit": str(PAGE_SIZE)}
+        params = {**base, "offset": str(start), "limit": str(walk.page_size)}
         reply = await pacer.read(functools.partial(client.list_jobs, params, project_id=project_id))
         outcome = reply.outcome
         if pacer.halts(outcome):
             raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
+        if outcome.http_status == 400 and walk.page_size > MIN_PAGE_SIZE:
+            # The reference gives no largest page: a server may refuse ours as too large.
+            walk.page_size = max(MIN_PAGE_SIZE, walk.page_size // 2)
+            log.warning("select_page_size_refused", limit=params["limit"], now=walk.page_size,
+                        reason=outcome.reason)  # fmt: skip
+            overlap = overlapped
+            continue
         if not outcome.succeeded or reply.data is None:
             raise SelectIncomplete(f"could not list jobs (offset {start}): {outcome.reason}")
         jobs = reply.data.get("jobs")
         count = reply.data.get("count")
+        if jobs is None and count == 0:
+            jobs = []  # nothing matches: some servers leave the empty list out
         if not isinstance(jobs, list) or not isinstance(count, int):
             raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
         paging.pages += 1

@@ -26,7 +26,7 @@ class ListServer:
     def __init__(
         self, jobs: int, *, cap: int = 100, ignore_offset: bool = False,
         newest_first: bool = False, ignore_filters: bool = False, ties: int = 1,
-        extra_count: int = 0,
+        extra_count: int = 0, max_limit: int | None = None,
     ) -> None:  # fmt: skip
         self.jobs = [self.job(i - i % ties) | {"job_id": f"j{i:04d}"} for i in range(jobs)]
         self.cap = cap
@@ -37,6 +37,7 @@ class ListServer:
         # database sorting on create_time alone); count says more than it lists.
         self.shuffle_ties = ties > 1
         self.extra_count = extra_count
+        self.max_limit = max_limit  # a larger limit is a 400, not a short page
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
 
@@ -66,6 +67,11 @@ class ListServer:
         if self.shuffle_ties:
             rng = random.Random(len(self.queries))
             matches.sort(key=lambda job: (job["create_time"], rng.random()))
+        if self.max_limit is not None and int(query["limit"]) > self.max_limit:
+            body = {"error_code": "MSS.00000003", "error_msg": "Invalid parameter"}
+            return web.json_response(body, status=400)
+        if not matches and self.extra_count == 0 and self.max_limit is not None:
+            return web.json_response({"count": 0})  # the empty list left out
         offset, limit = int(query["offset"]), min(int(query["limit"]), self.cap)
         offset = 0 if self.ignore_offset else offset
         page = matches[offset : offset + limit]
@@ -216,6 +222,36 @@ async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
     listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
     assert sorted(listed) == [job["job_id"] for job in server.jobs]  # each once, none missing
     assert "1,200 jobs matched" in result.stderr and "select_listing_short" in result.stderr
+
+
+async def test_a_server_that_refuses_our_page_size_is_asked_for_smaller_pages(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(130, max_limit=30)
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert listed == [job["job_id"] for job in server.jobs]
+    assert [q["limit"] for q in server.queries[:3]] == ["100", "50", "25"]
+    assert "select_page_size_refused" in result.stderr
+
+
+async def test_an_empty_selection_without_a_jobs_list_is_empty(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    _, url = await list_server(0, max_limit=100)
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert len(out.read_text().splitlines()) == 1  # the header, no entry
+    assert "0 jobs matched" in result.stderr
 
 
 async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifest(
