@@ -603,3 +603,29 @@ def test_reprs_never_show_secrets() -> None:
     assert "temporary" in ak_sk.describe()
     assert set(ak_sk.secrets()) == {SK, "SECRET-STS-TOKEN"}
     assert token.secrets() == ("SECRET-IAM-TOKEN",)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"state": "AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED", "offset": "0", "limit": "100"},
+        {"create_since": "2026-11-10T00:00:00+08:00", "update_until": "2026-11-24T13:00:00Z"},
+        {"batch_name": "批次-3", "tag": "夜间 a&b=c", "sort_key": "create_time"},
+    ],
+)
+async def test_list_and_show_reads_are_signed_like_official(
+    recorder: tuple[URL, Recorded], query: dict[str, str]
+) -> None:
+    """GETs through the client itself: commas, colons, '+', Chinese and spaces in the query."""
+    from batcher.metastudio.client import MetaStudioClient, open_session
+
+    base, recorded = recorder
+    async with open_session(AkSkCredentials(ak=AK, sk=SK), concurrency=2, timeout=5) as session:
+        client = MetaStudioClient(session, endpoint=base, project_id=PROJECT)
+        await client.list_jobs(query)
+        await client.show_job("job-7")
+    listing, show = recorded.requests
+    assert listing["method"] == show["method"] == "GET"
+    assert dict(listing["query"]) == query  # as sent, decoded by the server
+    for received in (listing, show):
+        assert received["headers"]["Authorization"] == _official_from_received(received, SK)
