@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+import duckdb
+import pandas
 from report_lines import THROTTLED, report_line
 
 from batcher.entry import Entry
@@ -45,7 +46,6 @@ def written_report(path: Path) -> Path:
 
 
 def test_duckdb_reads_the_report_with_one_call(tmp_path: Path) -> None:
-    duckdb = pytest.importorskip("duckdb")
     path = written_report(tmp_path / "r.jsonl")
     relation = duckdb.sql(f"select * from read_json_auto('{path}')")
     types = dict(zip(relation.columns, (str(t) for t in relation.types), strict=True))
@@ -64,7 +64,6 @@ def test_duckdb_reads_the_report_with_one_call(tmp_path: Path) -> None:
 
 
 def test_pandas_reads_the_report_with_one_call(tmp_path: Path) -> None:
-    pandas = pytest.importorskip("pandas")
     frame = pandas.read_json(written_report(tmp_path / "r.jsonl"), lines=True)
     assert len(frame) == 3
     assert str(frame["duration_ms"].dtype) == "float64"
@@ -78,7 +77,6 @@ def test_duckdb_needs_every_line_sampled_for_values_that_come_late(tmp_path: Pat
     """DuckDB infers each column's type from the first 20,480 lines: a field null in all of
     them (confirmed_by, comment_data ...) is typed NULL and its later values read as NULL.
     ``sample_size=-1`` (what the README says to use) reads them all."""
-    duckdb = pytest.importorskip("duckdb")
     path = tmp_path / "r.jsonl"
     with open(path, "w") as stream:
         for i in range(21_000):
