@@ -154,7 +154,10 @@ def resolve(
             file_project = from_file.project_id
             if credentials is None:
                 credentials = from_file.credentials()
-        if credentials is None and need_credentials and not unreadable:
+        half = from_file.half() if from_file is not None else None
+        if credentials is None and need_credentials and half is not None:
+            problems.append(half)
+        elif credentials is None and need_credentials and not unreadable:
             problems.append(
                 "no credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or "
                 "CLOUD_SDK_AK/CLOUD_SDK_SK), or METASTUDIO_AUTH_TOKEN, or put ak and sk in the "

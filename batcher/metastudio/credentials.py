@@ -150,6 +150,13 @@ class CredentialsFile:
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.sk, self.security_token) if s)
 
+    def half(self) -> str | None:
+        """What is wrong when the file holds one of ak and sk without the other."""
+        if bool(self.ak) == bool(self.sk):
+            return None
+        has, lacks = ("ak", "sk") if self.ak else ("sk", "ak")
+        return f"the credentials file {self.path} has {has} but no {lacks} in its [basic] section"
+
 
 def credentials_file_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """The file the SDK would read: ``$HUAWEICLOUD_SDK_CREDENTIALS_FILE``, or the default

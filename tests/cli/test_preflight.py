@@ -113,6 +113,26 @@ async def test_the_sdks_credentials_file_and_project_id_are_used(
     assert sim.stats.requests == 3 and not report.exists()
 
 
+@pytest.mark.parametrize("present", ["ak", "sk"])
+async def test_a_credentials_file_with_half_a_key_says_which_half(
+    tmp_path: Path, present: str
+) -> None:
+    home = tmp_path / "home"
+    (home / ".huaweicloud").mkdir(parents=True)
+    credentials = home / ".huaweicloud" / "credentials"
+    value = TEST_AK if present == "ak" else TEST_SK
+    credentials.write_text(f"[basic]\n{present} = {value}\nproject_id = {PROJECT}\n")
+    credentials.chmod(0o600)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(jobs_csv(tmp_path / "m.csv", 3)), "--report", str(report),
+            "--endpoint", "http://127.0.0.1:9", "--no-progress"]  # fmt: skip
+    result = await batcher(args, clean_env(HOME=str(home)))
+    missing = "sk" if present == "ak" else "ak"
+    assert result.code == 2, result.output
+    assert f"has {present} but no {missing}" in result.stderr
+    assert TEST_SK not in result.output and not report.exists()
+
+
 async def test_the_environment_wins_over_the_credentials_file(
     tmp_path: Path, start_simulator: Any
 ) -> None:
