@@ -43,7 +43,11 @@ def _encoded(secret: str) -> set[str]:
     forms = {
         secret,
         quote(secret, safe=""),
+        quote(secret),  # Python's default keeps "/"
+        quote(secret, safe="!~*'()"),  # JavaScript's encodeURIComponent
+        quote(secret, safe="!~*'();,/?:@&=+$#"),  # JavaScript's encodeURI
         quote_plus(secret, safe=""),
+        quote_plus(secret),
         html.escape(secret),
         html.escape(secret, quote=False),
     }
