@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import BatcherError
 from ..outcome import STATUSES
 from ._parsers import Subparsers
+from ._stdout import detach
 
 if TYPE_CHECKING:
     from ..report.selection import Selection
@@ -111,20 +111,13 @@ def main(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # The reader went away (`batcher report R | head`): stop quietly, as Unix tools
         # do when SIGPIPE ends them, and keep the interpreter's last flush from failing.
-        _detach_stdout()
+        detach()
         return 128 + signal.SIGPIPE
     except OSError as error:  # a full disk behind standard output, an I/O error
-        _detach_stdout()
+        detach()
         raise BatcherError(f"cannot write to standard output: {error.strerror or error}") from None
     finally:
         on_bad_line.finish()
-
-
-def _detach_stdout() -> None:
-    """Point standard output at /dev/null, so the interpreter's last flush cannot fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 class _BadLineWarnings:

@@ -138,7 +138,9 @@ def main(args: argparse.Namespace) -> int:
             progress=live if live is not None else not (args.no_progress or args.quiet),
         )
     if result.plan is not None:
-        print(render_plan(result.plan), file=sys.stdout)
+        from ._stdout import emit
+
+        emit(render_plan(result.plan))
         return result.exit_code
     # People get a few readable lines and the next step; machines (JSON logs) have had the
     # library's run_finished event, so that stderr stays pure JSON lines.

@@ -38,15 +38,17 @@ def main(args: argparse.Namespace) -> int:
     from ..manifest import validate
 
     summary = validate(args.manifests, command=args.command)
+    from ._stdout import emit
+
     files = len(summary.files)
-    print(
+    lines = [
         f"OK: {files} manifest{'s' if files != 1 else ''}, {summary.total} "
         f"entr{'ies' if summary.total != 1 else 'y'} for {summary.jobs} "
         f"job{'s' if summary.jobs != 1 else ''}"
-    )
+    ]
     width = max((len(command) for command in summary.commands), default=5)
     width = max(width, len("total"))
-    for command, count in summary.commands.items():
-        print(f"  {command:<{width}}  {count:>8}")
-    print(f"  {'total':<{width}}  {summary.total:>8}")
+    lines += [f"  {command:<{width}}  {count:>8}" for command, count in summary.commands.items()]
+    lines.append(f"  {'total':<{width}}  {summary.total:>8}")
+    emit("\n".join(lines))
     return 0

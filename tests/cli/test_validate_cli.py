@@ -163,3 +163,18 @@ def test_hostile_yaml_exits_2_without_traceback(tmp_path: Path) -> None:
         f"error: {bomb}:1: defaults: too large: YAML alias expansion makes more than 10,000 values",
         "batcher: 3 problem(s) in the manifest; nothing was sent",
     ]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("extra", [["validate"], ["run", "--dry-run", "--simulate"]])
+def test_a_full_disk_behind_standard_output_is_exit_2_not_a_traceback(
+    extra: list[str],
+) -> None:
+    command = [sys.executable, "-m", "batcher", extra[0], EXAMPLE_CSV, *extra[1:]]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    assert "cannot write to standard output: No space left on device" in result.stderr
