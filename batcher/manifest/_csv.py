@@ -85,11 +85,21 @@ def _csv_rows(
         except (StopIteration, _Unreadable):
             return
         except csv.Error as error:
-            problems.append(Problem(name, start, None, f"unreadable CSV: {error}"))
+            problems.append(Problem(name, start, None, _csv_error(error)))
             yield start, None
             continue
         if any(cell.strip() for cell in cells):
             yield start, cells
+
+
+def _csv_error(error: csv.Error) -> str:
+    """The reader's complaint in the words of someone fixing the file."""
+    if "new-line character seen in unquoted field" in str(error):
+        return (
+            "a carriage return (CR) in the middle of a line, outside quotes: the file mixes "
+            "line endings; save it with LF or CRLF line endings (or quote the field)"
+        )
+    return f"unreadable CSV: {error}"
 
 
 @dataclass(slots=True)

@@ -36,6 +36,13 @@ CASES = {
         "old Mac line endings (CR only), which the CSV reader cannot split into rows; "
         "re-save it as UTF-8 with LF or CRLF line endings",
     ),
+    "CSV mixing CRLF lines and a bare CR": (
+        "mixed.csv",
+        b"job_id,command\r\nj1,SUBMITVERIFYING\rj2,SUBMITVERIFYING\n",
+        2,
+        "a carriage return (CR) in the middle of a line, outside quotes: the file mixes "
+        "line endings; save it with LF or CRLF line endings (or quote the field)",
+    ),
     "UTF-16 LE CSV without BOM": (
         "u16.csv",
         CSV.encode("utf-16-le"),
