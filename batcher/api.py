@@ -26,8 +26,8 @@ from .settings import Options
 if TYPE_CHECKING:
     from .engine.progress import Display
     from .manifest import ManifestSummary
+    from .paging import Paging
     from .report.summary import Summary
-    from .selector import Paging
 
 T = TypeVar("T")
 

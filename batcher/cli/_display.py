@@ -20,7 +20,7 @@ from rich.text import Text
 from ..engine.progress import Snapshot, format_duration
 
 if TYPE_CHECKING:
-    from ..selector import Paging
+    from ..paging import Paging
 
 
 def _rate(value: float | None) -> str:

@@ -1,0 +1,262 @@
+"""Listing every job a query matches, page by page, while the jobs change.
+
+The List API pages by offset over a selection that moves under it (jobs change state and
+leave it, new ones arrive). :func:`list_jobs` reads it in creation order, one page at a
+time, keeping only the digests of the jobs seen: pages overlap by one job and are checked
+against what was seen, so jobs leaving the selection hide none of the others, and the jobs
+seen are counted against the API's ``count``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from .engine.calls import Pacer
+from .errors import BatcherError, ExitCode
+from .keys import DigestSet, job_digest
+from .metastudio.client import MetaStudioClient
+
+if TYPE_CHECKING:
+    from .selector import JobQuery
+
+log = structlog.get_logger("batcher.select")
+
+#: Jobs asked for per List page; a server may send fewer, and paging follows what it sends.
+PAGE_SIZE = 100
+#: The smallest page asked for after a server refused larger ones (400).
+MIN_PAGE_SIZE = 10
+
+
+class SelectHalted(BatcherError):
+    """The API refused the selection (credentials, TLS): exit 3, the manifest not written."""
+
+    exit_code = ExitCode.HALTED
+
+
+class SelectIncomplete(BatcherError):
+    """The jobs could not all be listed (a page not read, a server that does not page, a
+    selection changing too fast): exit 1, the manifest not written."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+@dataclass(slots=True)
+class Paging:
+    """How far the paging got: matches the API reported, jobs seen, per state."""
+
+    count: int | None = None
+    jobs: int = 0
+    pages: int = 0
+    #: Jobs the server listed that do not meet the filters (left out).
+    not_matching: int = 0
+    by_state: dict[str, int] = field(default_factory=dict)
+
+
+#: Pages read again from further back before the listing gives up: a selection that keeps
+#: changing faster than it can be listed is better narrowed than listed forever.
+MAX_STEP_BACKS = 64
+
+#: Pages in a row, past every position read, that bring no job not seen: the server is not
+#: paging (it ignores ``offset``), and what was listed would silently be all there is.
+MAX_IDLE_PAGES = 3
+
+#: Passes through the pages while fewer jobs were listed than the API counts (a server that
+#: orders jobs created in the same second differently on each request hides some of them
+#: at page boundaries; each pass finds most of the rest).
+MAX_PASSES = 4
+
+
+async def list_jobs(
+    client: MetaStudioClient,
+    pacer: Pacer,
+    query: JobQuery,
+    *,
+    project_id: str | None = None,
+    paging: Paging | None = None,
+    on_page: Callable[[Paging], None] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every job matching ``query``, once each, in the API's order (by creation time).
+
+    Jobs change while they are paged through. Each page after the first overlaps the one
+    before by a job, and must start with a job already seen (or, while the server keeps
+    the creation order asked for, one created before the newest seen): then no job that
+    matched all along can be behind it. A page that starts otherwise (jobs before it left
+    the selection, moving later ones forward past it) is read again from a little further
+    back, twice as far each time, until one does. Jobs that enter the selection meanwhile
+    are listed if paging meets them. When the pages held fewer jobs than the API counts
+    (a server that orders jobs created in the same second differently on each request can
+    hide some at a page boundary), they are gone through again, up to :data:`MAX_PASSES`
+    times; the jobs found then come after the others.
+
+    Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
+    :class:`SelectIncomplete` when a page cannot be read after retries, when the server
+    does not page, when the selection changes faster than it can be listed, or when the
+    passes never list as many jobs as the API counts.
+    """
+    paging = paging or Paging()
+    seen = DigestSet()
+    base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
+    walk = _Walk()
+    for passes in range(1, MAX_PASSES + 1):
+        async for job in _one_pass(client, pacer, query, base, seen, walk, paging, project_id,
+                                   on_page, first=passes == 1):  # fmt: skip
+            yield job
+        if paging.count is None or len(seen) >= paging.count:
+            return
+        log.warning(
+            "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
+            hint="jobs were missing from the pages: going through them again",
+        )  # fmt: skip
+    raise SelectIncomplete(
+        f"the List API says {paging.count} jobs match but {len(seen)} were listed after "
+        f"{MAX_PASSES} passes through its pages (does it order jobs created in the same "
+        "second differently on each request?)"
+    )
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What one pass through the pages tells the next."""
+
+    frontier: int = 0  # the furthest position read
+    newest: datetime | None = None  # the latest creation time seen
+    ordered: bool = True  # creation times never went backwards: the server keeps the order
+    page_size: int = PAGE_SIZE  # halved while the server refuses it with a 400
+
+
+async def _one_pass(
+    client: MetaStudioClient,
+    pacer: Pacer,
+    query: JobQuery,
+    base: dict[str, str],
+    seen: DigestSet,
+    walk: _Walk,
+    paging: Paging,
+    project_id: str | None,
+    on_page: Callable[[Paging], None] | None,
+    *,
+    first: bool,
+) -> AsyncIterator[dict[str, Any]]:
+    """Page through the selection once, yielding the jobs not in ``seen``."""
+    offset = 0  # the position where the first job not yet seen should be
+    overlap = True  # start a page one job early, on the last one seen
+    back = step_backs = idle = 0
+    while paging.count is None or offset < paging.count:
+        overlapped, overlap = overlap and offset > 0, True
+        start = offset - 1 if overlapped else offset
+        params = {**base, "offset": str(start), "limit": str(walk.page_size)}
+        reply = await pacer.read(functools.partial(client.list_jobs, params, project_id=project_id))
+        outcome = reply.outcome
+        if pacer.halts(outcome):
+            raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
+        if outcome.http_status == 400 and walk.page_size > MIN_PAGE_SIZE:
+            # The reference gives no largest page: a server may refuse ours as too large.
+            walk.page_size = max(MIN_PAGE_SIZE, walk.page_size // 2)
+            log.warning("select_page_size_refused", limit=params["limit"], now=walk.page_size,
+                        reason=outcome.reason)  # fmt: skip
+            overlap = overlapped
+            continue
+        if not outcome.succeeded or reply.data is None:
+            raise SelectIncomplete(f"could not list jobs (offset {start}): {outcome.reason}")
+        jobs = reply.data.get("jobs")
+        count = reply.data.get("count")
+        if jobs is None and count == 0:
+            jobs = []  # nothing matches: some servers leave the empty list out
+        if not isinstance(jobs, list) or not isinstance(count, int):
+            raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
+        paging.pages += 1
+        before, paging.count = paging.count, count
+        if jobs:
+            moved = not _continues(jobs[0], seen, walk.newest if walk.ordered else None)
+        else:
+            moved = 0 < count <= start  # the list shrank under this page
+        if overlapped and moved:
+            step_backs += 1
+            if step_backs > MAX_STEP_BACKS:
+                raise SelectIncomplete(
+                    f"the selection changed faster than it could be listed ({paging.pages} "
+                    "pages read, jobs kept leaving it): narrow it (--created-since, "
+                    "--batch-name) or run select again"
+                )
+            back = max(2 * back, (before or count) - count + 1, 2)
+            offset = max(0, min(start, count) - back)
+            log.debug("select_paging_stepped_back", offset=offset, count=count)
+            continue
+        back = 0
+        new = 0
+        previous: datetime | None = None
+        for job in jobs:
+            job_id = job.get("job_id") if isinstance(job, dict) else None
+            if not isinstance(job_id, str):
+                continue
+            created = _created(job)
+            if created is not None:
+                if previous is not None and created < previous:
+                    walk.ordered = False  # not the order asked for: creation times prove nothing
+                previous = created
+                if walk.newest is None or created > walk.newest:
+                    walk.newest = created
+            if not seen.add(job_digest(job_id)):
+                continue
+            new += 1
+            if not query.admits(job):
+                paging.not_matching += 1  # the server did not apply a filter
+                continue
+            state = str(job.get("state"))
+            paging.by_state[state] = paging.by_state.get(state, 0) + 1
+            paging.jobs += 1
+            yield job
+        if on_page is not None:
+            on_page(paging)
+        if not jobs:
+            break  # past the end, whatever count says
+        end = start + len(jobs)
+        if end > walk.frontier:
+            walk.frontier = end
+            # Later passes find few new jobs by design; a server that does not page is
+            # caught by the first.
+            idle = idle + 1 if first and new == 0 and len(jobs) > 1 else 0
+            if idle >= MAX_IDLE_PAGES:
+                raise SelectIncomplete(
+                    f"the List API answered offset {start} with jobs already listed, "
+                    f"{idle} pages in a row: it does not seem to page (offset ignored?); "
+                    "nothing was written"
+                )
+        if end <= offset:
+            overlap = False  # the page held only the job overlapped: go on unchecked
+        offset = max(end, offset)
+
+
+def _created(job: dict[str, Any]) -> datetime | None:
+    """The job's ``create_time``, if it has a readable one."""
+    return _time(job.get("create_time"))
+
+
+def _time(value: Any) -> datetime | None:
+    """An RFC 3339 time as the API writes it, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        created = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+
+
+def _continues(first: Any, seen: DigestSet, newest: datetime | None) -> bool:
+    """Whether a page starting with ``first`` leaves no unseen job before it: ``first`` was
+    seen already, or was created before ``newest`` (None: creation times prove nothing).
+    A first entry that is not a job cannot tell, and is not one to write: it passes."""
+    job_id = first.get("job_id") if isinstance(first, dict) else None
+    if not isinstance(job_id, str):
+        return True
+    if job_digest(job_id) in seen:
+        return True
+    created = _created(first)
+    return created is not None and newest is not None and created < newest
