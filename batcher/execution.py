@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Protocol
 
 import anyio
 import structlog
-from yarl import URL
 
 from .engine import ProgressTicker, RateLimiter, Runner, RunStats
 from .engine.progress import Display
@@ -29,7 +28,6 @@ from .events import RunEvents
 from .keys import key_digest
 from .manifest import Manifests, ManifestSummary
 from .metastudio.client import MetaStudioClient, open_session
-from .metastudio.credentials import AkSkCredentials, Credentials
 from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
@@ -38,6 +36,7 @@ from .report.inflight import InFlight, InflightSlots, inflight_path, read_inflig
 from .report.resume import Resume, read_resume
 from .results import Plan, RunResult
 from .settings import Options, RunSettings
+from .target import target
 
 log = structlog.get_logger("batcher")
 
@@ -392,35 +391,3 @@ def _write_failure(error: BaseException) -> str | None:
     if isinstance(error, ReportWriteError):
         return str(error)
     return None
-
-
-#: Jobs the throwaway simulator of ``select --simulate`` holds, so there is something to
-#: select (a run's simulator creates jobs as commands name them).
-SIMULATED_POPULATION = 500
-
-
-@contextlib.asynccontextmanager
-async def target(
-    settings: RunSettings, *, population: int = 0
-) -> AsyncIterator[tuple[URL, Credentials]]:
-    """The endpoint and credentials to use: the real ones, or a throwaway simulator (with
-    ``population`` seeded jobs)."""
-    if not settings.simulate:
-        assert settings.endpoint is not None and settings.credentials is not None
-        yield settings.endpoint, settings.credentials
-        return
-    from .simulator import SimulatorConfig, run_simulator
-
-    # Throwaway keys, so the demo exercises real signing end to end.
-    credentials = AkSkCredentials(
-        ak="SIM" + secrets.token_hex(8).upper(), sk=secrets.token_urlsafe(24)
-    )
-    config = SimulatorConfig(
-        credentials={credentials.ak: credentials.sk},
-        log_requests=False,
-        population=population,
-        seed=1 if population else None,
-    )
-    async with run_simulator(config) as simulator:
-        log.info("simulator_started", url=str(simulator.url))
-        yield URL(str(simulator.url)), credentials

@@ -22,7 +22,6 @@ from .engine.calls import Pacer
 from .engine.limiter import RateLimiter
 from .engine.retry import RetryPolicy
 from .errors import BatcherError, SettingsError
-from .execution import SIMULATED_POPULATION, target
 from .manifest.writer import ManifestWriter, format_of
 from .manifest.writer import output as open_output
 from .metastudio.client import MetaStudioClient, open_session
@@ -31,6 +30,7 @@ from .paging import Paging, _time, list_jobs
 from .redact import Redactor
 from .results import SelectResult
 from .settings import Options, resolve
+from .target import SIMULATED_POPULATION, target
 
 log = structlog.get_logger("batcher.select")
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+import anyio
 import structlog
 
 from ..entry import Entry
 from ..metastudio.client import Reply
 from ..metastudio.jobs import trace_of
 from ..metastudio.record import Finding, JobRecord, Verdict, judge, server_since
+from ..outcome import Outcome
 from .calls import Pacer
 
 log = structlog.get_logger("batcher.confirm")
@@ -27,6 +29,27 @@ class RecordSource(Protocol):
     async def show_job(
         self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
     ) -> Reply: ...
+
+
+class StoppableRecords:
+    """Jobs' records read in scopes a hard stop cancels, as it cancels commands in flight."""
+
+    def __init__(self, client: RecordSource, scopes: set[anyio.CancelScope]) -> None:
+        self._client = client
+        self._scopes = scopes
+
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply:
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                return await self._client.show_job(
+                    job_id, project_id=project_id, app_user_id=app_user_id
+                )
+            finally:
+                self._scopes.discard(scope)
+        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
 
 
 class Confirmer:

@@ -11,7 +11,7 @@ Shape (anyio structured concurrency)::
   wait in its chain and the worker that finishes one runs the next. When one fails, the
   rest are ``skipped`` with a reason that names it.
 * One entry's attempts — retries, and the job's record read after a lost answer — are
-  :mod:`.attempts`' business; every line is made by :mod:`batcher.report.line`.
+  :mod:`.attempts`' business; every line is written and counted by :mod:`.recorder`.
 * Halting (401/403, a TLS failure, failure thresholds, SIGINT/SIGTERM, a report that cannot
   be written) stops new attempts at once, lets requests in flight finish, and gives every
   entry not attempted a ``skipped`` line.
@@ -23,7 +23,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
@@ -33,18 +33,16 @@ from ..entry import Entry
 from ..keys import job_digest, key_digest
 from ..metastudio.client import Reply
 from ..outcome import Outcome
-from ..report.line import line_from_outcome, skipped_line
 from ._signals import watch_signals
 from .attempts import Attempts, run_entry
 from .calls import Pacer
-from .confirm import Confirmer
+from .confirm import Confirmer, StoppableRecords
 from .limiter import RateLimiter
-from .stats import RunOptions, RunStats, utc_stamp
+from .recorder import Recorder, WriteLine
+from .stats import RunOptions, RunStats, threshold_crossed, utc_stamp
 
 log = structlog.get_logger("batcher.runner")
 
-#: Where report lines go (see :mod:`batcher.report.line`); the report writer's ``write``.
-WriteLine = Callable[[dict[str, Any]], None]
 #: Called with (worker slot, entry, when) just before an entry's first request goes out.
 NoteSent = Callable[[int, Entry, datetime], None]
 
@@ -57,27 +55,6 @@ class Executor(Protocol):
     async def show_job(
         self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
     ) -> Reply: ...
-
-
-class _StoppableRecords:
-    """Jobs' records read in scopes a hard stop cancels, as it cancels commands in flight."""
-
-    def __init__(self, client: Executor, scopes: set[anyio.CancelScope]) -> None:
-        self._client = client
-        self._scopes = scopes
-
-    async def show_job(
-        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
-    ) -> Reply:
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                return await self._client.show_job(
-                    job_id, project_id=project_id, app_user_id=app_user_id
-                )
-            finally:
-                self._scopes.discard(scope)
-        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
 
 
 class Runner:
@@ -108,16 +85,18 @@ class Runner:
         rng: random.Random | None = None,
     ) -> None:
         self._client = client
-        self._write_line = write
-        self._run_id = run_id
-        self._project_id = project_id  # for entries whose manifest names none
         self._options = options
         self._done_keys = done_keys if done_keys else None
-        self._doubts = doubts if doubts else None
         self._note_sent = note_sent
-        #: Entries in doubt that have a line in this run (decided, or skipped and still in doubt).
-        self.doubts_lined: set[int] = set()
         self.stats = stats or RunStats()
+        self._recorder = Recorder(
+            write,
+            run_id=run_id,
+            project_id=project_id,  # for entries whose manifest names none
+            stats=self.stats,
+            doubts=doubts,
+            on_write_error=self._write_failed,
+        )
         self.pacer = Pacer(
             limiter,
             options.retry,
@@ -138,7 +117,7 @@ class Runner:
         self._wait_scopes: set[anyio.CancelScope] = set()
         self._request_scopes: set[anyio.CancelScope] = set()
         self._hard_stopped = False
-        self.confirmer = Confirmer(_StoppableRecords(client, self._request_scopes), self.pacer)
+        self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
         self._feed: Iterator[Entry | None] = iter(())
 
     # ------------------------------------------------------------------ public
@@ -304,7 +283,7 @@ class Runner:
             self._skip(entry, self._halt_reason())
             return False
         self._started += 1
-        result = await run_entry(self, entry, slot, doubt_since=self._doubt_of(entry))
+        result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
             # be read now.
@@ -356,110 +335,34 @@ class Runner:
 
     # ------------------------------------------------------------------ recording
 
-    def _write(self, line: dict[str, Any]) -> None:
-        try:
-            self._write_line(line)
-        except BaseException as error:
-            # Nothing more can be recorded: stop everything, requests in flight included.
-            self.halt(f"the report cannot be written: {error}")
-            self.hard_stop()
-            raise
-
     def _record(self, entry: Entry, result: Attempts) -> bool:
         """Write the entry's line and count it; return whether it succeeded."""
-        # Decided from the job's record: no answer said so, so the line quotes none.
-        confirmed_by = result.confirmed_by
-        outcome = Outcome(succeeded=True) if confirmed_by is not None else result.outcome
-        assert outcome is not None
-        succeeded = outcome.succeeded
-        ambiguous = not succeeded and result.ambiguous
-        stats = self.stats
-        if result.count > 1:
-            stats.retries += result.count - 1
-        self._write(
-            line_from_outcome(
-                entry,
-                outcome,
-                run_id=self._run_id,
-                attempts=result.count,
-                started_at=None if result.first_sent is None else utc_stamp(result.first_sent),
-                finished_at=utc_stamp(),
-                duration_ms=round(result.api_s * 1000, 3) if result.count else None,
-                wait_ms=None if result.wait_s is None else round(result.wait_s * 1000, 3),
-                project_id=self._project_id,
-                note=result.note,
-                confirmed_by=confirmed_by,
-                ambiguous=ambiguous,
-            )
-        )
-        if confirmed_by is not None:
-            stats.confirmed += 1
-        if succeeded:
-            stats.succeeded += 1
-            return True
-        stats.failed += 1
-        stats.ambiguous += ambiguous
-        log.warning(
-            "entry_failed",
-            job_id=entry.job_id,
-            command=entry.command,
-            source=entry.source,
-            reason=(outcome.reason or "failed") + result.note,
-            attempts=result.count,
-            ambiguous=ambiguous,
-        )
-        self._check_thresholds()
-        return False
+        succeeded = self._recorder.record(entry, result)
+        if not succeeded:
+            self._check_thresholds()
+        return succeeded
 
     def _skip(self, entry: Entry, reason: str) -> None:
-        doubt = self._doubt_of(entry)
-        if doubt is not None:
-            reason += (
-                " (an earlier run's attempt may have executed: --resume reads the job's "
-                "record first)"
-            )
-        self._write(
-            skipped_line(
-                entry,
-                reason,
-                run_id=self._run_id,
-                at=utc_stamp(),
-                project_id=self._project_id,
-                doubt_since=None if doubt is None else utc_stamp(doubt),
-            )
-        )
-        self.stats.skipped += 1
+        self._recorder.skip(entry, reason)
 
-    def _doubt_of(self, entry: Entry) -> datetime | None:
-        """When an earlier run may have sent ``entry`` without hearing back (None: no doubt);
-        the entry's digest is noted as having its line in this run."""
-        if self._doubts is None:
-            return None
-        digest = key_digest(entry.job_id, entry.command)
-        doubt = self._doubts.get(digest)
-        if doubt is not None:
-            self.doubts_lined.add(digest)
-        return doubt
+    def _write_failed(self, error: BaseException) -> None:
+        # Nothing more can be recorded: stop everything, requests in flight included.
+        self.halt(f"the report cannot be written: {error}")
+        self.hard_stop()
+
+    @property
+    def doubts_lined(self) -> set[int]:
+        """Entries in doubt that have a line in this run (decided, or skipped in doubt)."""
+        return self._recorder.doubts_lined
 
     def _halt_reason(self) -> str:
         why = self.stats.halted_reason or "the run was halted"
         return f"not attempted: the run was halted ({why})"
 
     def _check_thresholds(self) -> None:
-        opts, stats = self._options, self.stats
-        if opts.max_failures is not None and stats.failed >= opts.max_failures:
-            self.halt(f"{stats.failed} entries failed, reaching --max-failures {opts.max_failures}")
-            return
-        finished = stats.succeeded + stats.failed
-        if (
-            opts.max_failure_rate is not None
-            and finished >= opts.failure_rate_min_sample
-            and stats.failed / finished > opts.max_failure_rate
-        ):
-            self.halt(
-                f"failure rate {stats.failed / finished:.1%} over {finished} entries is above "
-                f"--max-failure-rate {opts.max_failure_rate:g}"
-            )
+        crossed = threshold_crossed(self._options, self.stats)
+        if crossed is not None:
+            self.halt(crossed)
 
 
 def _job_key(entry: Entry) -> int:

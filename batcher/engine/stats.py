@@ -100,3 +100,24 @@ def utc_stamp(moment: datetime | None = None) -> str:
 
 
 _last_second: list[tuple[tuple[int, ...], str]] = [((), "")]
+
+
+def threshold_crossed(options: RunOptions, stats: RunStats) -> str | None:
+    """Why ``--max-failures`` or ``--max-failure-rate`` halts the run now, or None.
+
+    >>> threshold_crossed(RunOptions(max_failures=3), RunStats(succeeded=9, failed=3))
+    '3 entries failed, reaching --max-failures 3'
+    """
+    if options.max_failures is not None and stats.failed >= options.max_failures:
+        return f"{stats.failed} entries failed, reaching --max-failures {options.max_failures}"
+    finished = stats.succeeded + stats.failed
+    if (
+        options.max_failure_rate is not None
+        and finished >= options.failure_rate_min_sample
+        and stats.failed / finished > options.max_failure_rate
+    ):
+        return (
+            f"failure rate {stats.failed / finished:.1%} over {finished} entries is above "
+            f"--max-failure-rate {options.max_failure_rate:g}"
+        )
+    return None
