@@ -16,7 +16,7 @@ from __future__ import annotations
 from array import array
 from hashlib import blake2b
 
-__all__ = ["DigestSet", "KeyTable", "job_digest", "key_digest", "text_digest"]
+__all__ = ["DigestSet", "KeyTable", "bytes_digest", "job_digest", "key_digest", "text_digest"]
 
 
 def text_digest(text: str) -> int:
@@ -25,7 +25,16 @@ def text_digest(text: str) -> int:
     >>> text_digest("job-1") == text_digest("job-1")
     True
     """
-    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
+    return bytes_digest(text.encode())
+
+
+def bytes_digest(data: bytes) -> int:
+    """:func:`text_digest` of text still in UTF-8 bytes (a report line as read).
+
+    >>> bytes_digest("任务-1".encode()) == text_digest("任务-1")
+    True
+    """
+    return int.from_bytes(blake2b(data, digest_size=8).digest(), "big")
 
 
 def key_digest(job_id: str, command: str) -> int:

@@ -22,13 +22,12 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from hashlib import blake2b
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from ..keys import KeyTable, key_digest
+from ..keys import KeyTable, bytes_digest, key_digest
 from ._reader import BadLineHandler, reading, torn_or_bad, unusable, warn_bad_line
 
 __all__ = ["Ambiguous", "ResumeState"]
@@ -121,9 +120,7 @@ class ResumeState:
                     keys, codes, mask = self._keys, self._codes, self._mask
                 continue
             job, command, status = found.group(1, 2, 3)
-            digest = (
-                int.from_bytes(blake2b(job + b"\x00" + command, digest_size=8).digest(), "big") or 1
-            )
+            digest = bytes_digest(job + b"\x00" + command) or 1  # key_digest, from bytes
             code = _DONE if status == b"succeeded" else _OTHER
             skipped = status == b"skipped"
             # An open-addressing insert, inlined: this loop runs once per line.

@@ -26,7 +26,6 @@ import os
 import stat
 import time
 from collections.abc import Iterable
-from hashlib import blake2b
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -34,7 +33,7 @@ import orjson
 import structlog
 
 from ..errors import ReportWriteError, UsageError
-from ..keys import DigestSet
+from ..keys import DigestSet, bytes_digest
 from ..redact import Redactor
 from ._lock import FileId, file_id, lock_exclusively
 
@@ -233,13 +232,13 @@ class ReportWriter:
         there = DigestSet()
         with contextlib.suppress(OSError), open(self.path, "rb") as current:
             for raw in current:
-                there.add(_line_digest(raw.rstrip(b"\n")))
+                there.add(bytes_digest(raw.rstrip(b"\n")))
         missing: list[dict[str, Any]] = []
         ours = open(self._fd, "rb", closefd=False)  # noqa: SIM115 - not ours to close
         ours.seek(self._started_size)
         for raw in ours:
             raw = raw.rstrip(b"\n")
-            if not raw or _line_digest(raw) in there:
+            if not raw or bytes_digest(raw) in there:
                 continue
             try:
                 line = orjson.loads(raw)
@@ -360,10 +359,6 @@ def _cut_torn_tail(fd: int, size: int, path: Path) -> bool:
         hint="a crash cut its last line short; that entry is checked on --resume",
     )
     return True
-
-
-def _line_digest(raw: bytes) -> int:
-    return int.from_bytes(blake2b(raw, digest_size=8).digest(), "big")
 
 
 def _unlink_if_empty(path: Path, fd: int) -> None:
