@@ -31,8 +31,14 @@ from .metastudio.client import MetaStudioClient, open_session
 from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
-from .report._lock import check_unlocked
-from .report.inflight import InFlight, InflightSlots, inflight_path, read_inflight
+from .report._lock import check_unlocked, file_id
+from .report.inflight import (
+    InFlight,
+    InflightSlots,
+    inflight_path,
+    left_in_flight,
+    report_identity,
+)
 from .report.resume import Resume, read_resume
 from .results import Plan, RunResult
 from .settings import Options, RunSettings
@@ -154,10 +160,12 @@ def _plan(
         endpoint = str(settings.endpoint) if settings.endpoint else None
         auth = settings.credentials.describe() if settings.credentials else "none"
     already_done = in_doubt = 0
-    if resumed is not None and resumed.exists():
+    identity = None if resumed is None else file_id(resumed)
+    if resumed is not None and identity is not None:
+        in_flight, _ = left_in_flight(resumed, report_identity(identity))
         state = read_resume(
             lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
-            inflight=read_inflight(inflight_path(resumed)),
+            inflight=in_flight,
         )
         for entry in entries(state.done):
             if entry is None:
@@ -214,9 +222,15 @@ async def execute(
     the start (after the lock), every few seconds, and the end (before the lock goes)."""
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
         slots_path = inflight_path(report)
-        state = (
-            read_resume(writer.reader, inflight=read_inflight(slots_path)) if resume else Resume()
-        )
+        identity = report_identity(writer.identity)
+        in_flight, stray = left_in_flight(report, identity) if resume else ([], [])
+        for path in stray:
+            log.warning(
+                "resume_inflight_under_another_name", file=str(path),
+                hint="a crashed run of this report left it under an earlier name: its "
+                "entries are checked first too",
+            )  # fmt: skip
+        state = read_resume(writer.reader, inflight=in_flight) if resume else Resume()
         if state.doubts:
             log.info(
                 "resume_in_doubt",
@@ -225,13 +239,19 @@ async def execute(
             )
         try:
             slots = InflightSlots.open(
-                slots_path, slots=settings.options.concurrency, carried=state.carried
+                slots_path,
+                slots=settings.options.concurrency,
+                carried=state.carried,
+                report=identity,
             )
         except OSError as error:
             writer.discard_if_unused()
             raise UsageError(
                 f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
             ) from None
+        for path in stray:  # their doubts are in this run's slot file now
+            with contextlib.suppress(OSError):
+                path.unlink()
         project = settings.project_id
 
         def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:

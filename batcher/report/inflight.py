@@ -8,6 +8,10 @@ entry per worker, and ``--resume`` treats every slot whose entry has no report l
 since as in doubt: it checks the job's record before sending it again. Entries still in
 doubt that a run does not reach (``--limit``, a halt) are carried into its own file, which
 replaces the old one whole; a run that ends with none removes the file.
+
+Each slot names the report file it belongs to by identity (device and inode), so a report
+renamed, or resumed through another hard link in its directory, still finds the slots its
+crashed run left under the old name (:func:`strays`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from ..atomic import atomic_bytes
 
 #: Bytes per slot: the entry as a JSON line, padded with spaces (ids are at most 64 chars).
 SLOT_SIZE = 384
+#: A file larger than this is not a slot file (10,000 workers' slots take 3.7 MiB).
+_MAX_STRAY_BYTES = 64 << 20
 
 
 def inflight_path(report: Path) -> Path:
@@ -45,6 +51,8 @@ class InFlight:
     command: str
     project_id: str | None
     sent_at: str
+    #: The report file's identity, ``"DEV:INO"`` (None in slots written before it was kept).
+    report: str | None = None
 
 
 class InflightSlots:
@@ -59,28 +67,38 @@ class InflightSlots:
     >>> slots.close()
     """
 
-    def __init__(self, path: Path, fd: int, slots: int) -> None:
+    def __init__(self, path: Path, fd: int, slots: int, report: str | None = None) -> None:
         self._path = path
         self._fd = fd
         self.slots = slots
+        self._report = report
         #: Whether anything was ever noted (if not, nothing was sent).
         self.used = False
 
     @classmethod
-    def open(cls, path: Path, *, slots: int, carried: Sequence[InFlight] = ()) -> InflightSlots:
+    def open(
+        cls,
+        path: Path,
+        *,
+        slots: int,
+        carried: Sequence[InFlight] = (),
+        report: str | None = None,
+    ) -> InflightSlots:
         """Open the slot file afresh (0600): ``slots`` empty ones for the workers, then
         ``carried`` (entries still in doubt from an earlier run, which the caller read from
         the old file). The new file replaces the old one whole, so a crash at any moment
-        leaves one or the other, and no doubt is ever lost."""
-        fd = _replace(path, [(slots + i, item) for i, item in enumerate(carried)])
-        opened = cls(path, fd, slots + len(carried))
+        leaves one or the other, and no doubt is ever lost. ``report`` (``"DEV:INO"``) is
+        written into every slot."""
+        items = [(slots + i, item) for i, item in enumerate(carried)]
+        fd = _replace(path, items, report)
+        opened = cls(path, fd, slots + len(carried), report)
         opened.used = bool(carried)
         return opened
 
     def note(self, slot: int, entry: InFlight) -> None:
         """Write ``entry`` into ``slot`` (it is in the kernel, safe from a crash, on return)."""
         self.used = True
-        os.pwrite(self._fd, _encoded(entry), slot * SLOT_SIZE)
+        os.pwrite(self._fd, _encoded(entry, self._report), slot * SLOT_SIZE)
 
     def clear(self, *, keep: Sequence[InFlight] = ()) -> None:
         """Empty the file (nothing is in flight: the run ended and every line is written),
@@ -89,7 +107,7 @@ class InflightSlots:
         if not keep:
             os.ftruncate(self._fd, 0)
             return
-        fd = _replace(self._path, list(enumerate(keep)))
+        fd = _replace(self._path, list(enumerate(keep)), self._report)
         os.close(self._fd)
         self._fd = fd
 
@@ -97,7 +115,7 @@ class InflightSlots:
         """Add ``items`` to the file (entries in doubt), keeping what it holds; the new
         file replaces the old one whole. Only once no worker writes to it any more."""
         held = read_inflight(self._path)
-        fd = _replace(self._path, list(enumerate([*held, *items])))
+        fd = _replace(self._path, list(enumerate([*held, *items])), self._report)
         os.close(self._fd)
         self._fd = fd
         self.used = True
@@ -113,25 +131,26 @@ class InflightSlots:
             self._fd = -1
 
 
-def _encoded(entry: InFlight) -> bytes:
+def _encoded(entry: InFlight, report: str | None) -> bytes:
     data = orjson.dumps(
         {
             "job_id": entry.job_id,
             "command": entry.command,
             "project_id": entry.project_id,
             "sent_at": entry.sent_at,
+            "report": report,
         }
     )
     return data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
 
 
-def _replace(path: Path, items: Sequence[tuple[int, InFlight]]) -> int:
+def _replace(path: Path, items: Sequence[tuple[int, InFlight]], report: str | None) -> int:
     """Put a slot file holding ``items`` (slot, entry) at ``path`` in one rename; return
     a descriptor of it, open for writing."""
     size = (max(slot for slot, _ in items) + 1) * SLOT_SIZE if items else 0
     content = bytearray(size)
     for slot, item in items:
-        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item)
+        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item, report)
     with atomic_bytes(path, replace=True) as stream:
         stream.write(content)
     return os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -159,13 +178,65 @@ def read_inflight(path: Path) -> list[InFlight]:
         if isinstance(item, dict) and all(
             isinstance(item.get(name), str) for name in ("job_id", "command", "sent_at")
         ):
-            project = item.get("project_id")
+            project, report = item.get("project_id"), item.get("report")
             found.append(
                 InFlight(
                     item["job_id"],
                     item["command"],
                     project if isinstance(project, str) else None,
                     item["sent_at"],
+                    report if isinstance(report, str) else None,
                 )
             )
     return found
+
+
+def report_identity(file: tuple[int, int]) -> str:
+    """A report file's identity ``(st_dev, st_ino)`` as the slots write it: ``"DEV:INO"``.
+
+    >>> report_identity((8, 42))
+    '8:42'
+    """
+    return f"{file[0]}:{file[1]}"
+
+
+def strays(report: Path, identity: str) -> list[Path]:
+    """Slot files beside ``report`` under another name that belong to the same file: left
+    by a run of it under a name it no longer has (renamed, or reached through another hard
+    link). Their entries are in doubt as much as those of ``REPORT.inflight``.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> old = InflightSlots.open(folder / "old.jsonl.inflight", slots=1, report="8:42")
+    >>> old.note(0, InFlight("job-1", "SUBMITVERIFYING", "p", "2026-11-25T08:00:00.000Z"))
+    >>> [path.name for path in strays(folder / "new.jsonl", "8:42")]
+    ['old.jsonl.inflight']
+    >>> strays(folder / "new.jsonl", "8:43")
+    []
+    """
+    own = inflight_path(report)
+    try:
+        candidates = sorted(own.parent.glob("*.inflight"))
+    except OSError:
+        return []
+    found = []
+    for path in candidates:
+        try:
+            if path == own or not path.is_file() or path.stat().st_size > _MAX_STRAY_BYTES:
+                continue
+            items = read_inflight(path)
+        except OSError:
+            continue
+        if any(item.report == identity for item in items):
+            found.append(path)
+    return found
+
+
+def left_in_flight(report: Path, identity: str) -> tuple[list[InFlight], list[Path]]:
+    """What crashed runs of the report left in flight: ``REPORT.inflight``'s entries and
+    those of :func:`strays` that belong to this file; and the strays' paths."""
+    found = read_inflight(inflight_path(report))
+    stray = strays(report, identity)
+    for path in stray:
+        found += [item for item in read_inflight(path) if item.report == identity]
+    return found, stray

@@ -7,6 +7,7 @@ and runs are killed with SIGKILL and resumed.
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,44 @@ async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     confirmed = [line for line in lines.values() if line["confirmed_by"]]
     assert confirmed, "the killed run's requests in flight were decided from the record"
     assert not in_flight.exists()
+
+
+@pytest.mark.parametrize("how", ["hard link", "rename"])
+async def test_kill_9_then_resume_under_another_name_still_checks_what_was_in_flight(
+    tmp_path: Path, start_simulator: Any, how: str
+) -> None:
+    """The in-flight slots are named after the report's name; a report resumed through a
+    hard link, or renamed, finds them by the file's identity written in each slot."""
+    jobs = seeded(300, "WAIT_FILE_UPLOAD")
+    sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
+                                late_answer_ms=400)  # fmt: skip
+    manifest = write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+    report = tmp_path / "r.jsonl"
+    common = ["--rate", "0", "--concurrency", "16", *run_args(sim.url)]
+    process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
+    await wait_for_lines(report, 40)
+    process.kill()
+    await process.wait()
+    old_slots = report.with_name(report.name + ".inflight")
+    assert old_slots.exists()
+    other = tmp_path / "other.jsonl"
+    if how == "hard link":
+        os.link(report, other)
+    else:
+        report.rename(other)
+    result = await batcher(
+        ["run", str(manifest), "--report", str(other), "--resume", *common], aksk_env()
+    )
+    assert result.code == 0, result.output
+    assert "resume_inflight_under_another_name" in result.output
+    lines = latest(read_report(other))
+    assert len(lines) == 300
+    assert_truthful(sim, lines, {"SUBMITVERIFYING": SUBMITTED})
+    assert all(n == 1 for n in sim.stats.executions.values())  # nothing ran twice
+    assert any(line["confirmed_by"] for line in lines.values())
+    assert not old_slots.exists()  # its doubts were carried, then decided
 
 
 async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
