@@ -8,9 +8,10 @@ imports happen inside ``main`` so that ``batcher --help`` starts fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from .. import __version__
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(parser, argv)
     from ..errors import BatcherError, ManifestError, SettingsError
 
+    restore = _terminate_as_interrupt(args)
     try:
         return int(args.handler(args))
     except ManifestError as error:
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(args, str(error), "batcher_error", exit_code=int(error.exit_code))
         return int(error.exit_code)
     except KeyboardInterrupt:
-        print("batcher: interrupted", file=sys.stderr)
+        _say(args, "interrupted", "interrupted", exit_code=3)
         return 3
     except BaseExceptionGroup as group:
         # anyio wraps errors raised inside a task group; show the first one plainly.
@@ -123,6 +125,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 3
         raise
+    finally:
+        restore()
+
+
+def _terminate_as_interrupt(args: argparse.Namespace) -> Callable[[], None]:
+    """SIGTERM before a run takes over its signals (while a manifest is read from a pipe,
+    say) ends the command as Ctrl-C does: exit 3 with a word, not a silent death. The
+    simulator keeps its own handling. Returns what puts the old handler back."""
+    import signal
+
+    if getattr(args, "subcommand", None) == "simulate":
+        return lambda: None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread: not ours to set
+        return lambda: None
+
+    def restore() -> None:
+        with contextlib.suppress(ValueError):
+            if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return restore
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _manifest_problems(args: argparse.Namespace, error: ManifestError) -> None:
