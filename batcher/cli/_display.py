@@ -8,6 +8,7 @@ ends the view goes away, and the summary and the next step are printed instead.
 from __future__ import annotations
 
 import io
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,7 @@ class LiveView:
             redirect_stdout=False,
             redirect_stderr=True,
         )
+        self._began: float | None = None
 
     def __enter__(self) -> LiveView:
         self._live.start()
@@ -97,12 +99,37 @@ class LiveView:
         self._live.update(render_run(snap))
 
     def pages(self, paging: Paging) -> None:
-        """The view of ``batcher select``: jobs listed so far, of how many."""
-        total = paging.count
-        grid = Table.grid(padding=(0, 1))
-        grid.add_row(
-            ProgressBar(total=total or None, completed=paging.jobs, width=40),
-            Text(f"listed {paging.jobs:,}/{'?' if total is None else f'{total:,}'} jobs"),
-            Text(f"({paging.pages} pages)", style="dim"),
-        )
-        self._live.update(grid)
+        """The view of ``batcher select``: jobs listed so far, of how many, and the pace."""
+        now = time.monotonic()
+        if self._began is None:
+            self._began = now
+        self._live.update(render_pages(paging, now - self._began))
+
+
+def render_pages(paging: Paging, elapsed: float) -> Group:
+    """The view of ``batcher select``: a bar, and the pace of the listing.
+
+    >>> from batcher.paging import Paging
+    >>> view = render_pages(Paging(count=3000, jobs=1000, pages=10), 2.0)
+    >>> console = Console(width=100, file=io.StringIO(), color_system=None, record=True)
+    >>> console.print(view); print(console.export_text().splitlines()[1])
+    listed pages 10  rate 500.0 jobs/s  elapsed 2s  ETA 4s
+    """
+    total = paging.count
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        ProgressBar(total=total or None, completed=paging.jobs, width=40),
+        Text(f"listed {paging.jobs:,}/{'?' if total is None else f'{total:,}'} jobs", "bold"),
+        Text(f"{100 * paging.jobs / total:.0f}%" if total else ""),
+    )
+    rate = paging.jobs / elapsed if elapsed > 0 else None
+    left = None if total is None else max(0, total - paging.jobs)
+    eta = "-" if rate is None or left is None or rate <= 0 else format_duration(left / rate)
+    pace = Text.assemble(
+        ("listed pages ", "dim"), f"{paging.pages:,}",
+        ("  rate ", "dim"), "-" if rate is None else f"{rate:,.1f} jobs/s",
+        ("  elapsed ", "dim"), format_duration(elapsed), ("  ETA ", "dim"), eta,
+    )  # fmt: skip
+    if paging.not_matching:
+        pace.append(f"  left out {paging.not_matching:,}", style="yellow")
+    return Group(grid, pace)

@@ -81,6 +81,7 @@ def add_parser(subparsers: Subparsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import contextlib
+    import shlex
 
     from .. import api, logs
 
@@ -119,10 +120,25 @@ def main(args: argparse.Namespace) -> int:
         )
     per_state = ", ".join(f"{state} {count:,}" for state, count in sorted(result.by_state.items()))
     where = str(result.output) if result.output is not None else "standard output"
-    if not args.quiet:
-        print(
-            f"{result.jobs:,} jobs matched ({per_state or 'none'}); {result.entries:,} entries "
-            f"written to {where} as {result.format}",
-            file=sys.stderr,
-        )
+    said = (
+        f"{result.jobs:,} jobs matched ({per_state or 'none'}); {result.entries:,} entries "
+        f"written to {where} as {result.format}"
+    )
+    if log_format == "json":  # stderr carries JSON lines only: the same words, as an event
+        import structlog
+
+        structlog.get_logger("batcher").info(
+            "select_finished", message=said, jobs=result.jobs, entries=result.entries,
+            by_state=dict(sorted(result.by_state.items())), not_matching=result.not_matching,
+            output=None if result.output is None else str(result.output), format=result.format,
+        )  # fmt: skip
+    elif not args.quiet:
+        print(said, file=sys.stderr)
+        if result.output is not None and result.entries:
+            report = result.output.with_name(result.output.stem + ".report.jsonl")
+            print(
+                f"next: batcher run {shlex.quote(str(result.output))} "
+                f"--report {shlex.quote(str(report))} --dry-run   (then without --dry-run)",
+                file=sys.stderr,
+            )
     return 0

@@ -446,3 +446,22 @@ async def test_select_lists_every_missing_setting_at_once(tmp_path: Path) -> Non
     for problem in ("did you mean 'SUBMITVERIFYING'", "did you mean 'AUTO_VERIFY_FAILED'",
                     "no credentials", "no project id", "region"):  # fmt: skip
         assert problem in result.stderr, problem
+
+
+async def test_json_logs_keep_stderr_json_and_console_says_the_next_step(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    _, url = await list_server(30)
+    out = tmp_path / "m.csv"
+    args = ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)]
+    as_json = await batcher_in_thread([*args, "--log-format", "json"], aksk_env(), capsys)
+    assert as_json.code == 0, as_json.output
+    events = [json.loads(line) for line in as_json.stderr.splitlines()]  # JSON lines only
+    (finished,) = [event for event in events if event["event"] == "select_finished"]
+    assert finished["jobs"] == 30 and finished["output"] == str(out)
+    assert finished["by_state"] == {state: 10 for state in STATES}
+    out.unlink()
+    plain = await batcher_in_thread([*args, "--log-format", "console"], aksk_env(), capsys)
+    assert plain.code == 0, plain.output
+    assert "30 jobs matched" in plain.stderr
+    assert f"next: batcher run {out} --report {tmp_path / 'm.report.jsonl'}" in plain.stderr
