@@ -189,7 +189,7 @@ async def run_entry(
                 if _unreadable(result.finding):
                     # Sending again on a guess could run the command twice: stop here, in
                     # doubt; --resume reads the record again.
-                    result.note = _not_sent_again(result.finding)
+                    result.note = " (not sent again: the job's record could not be read)"
                     break
         elif not (outcome.retryable or outcome.ambiguous):
             break  # a refusal (after a lost answer, the record gets the last word below)
@@ -232,14 +232,7 @@ async def _look(services: Services, entry: Entry, result: Attempts) -> Finding |
 
 
 def _unreadable(finding: Finding | None) -> bool:
-    """The record cannot say now whether the attempt ran: nothing is sent on a guess."""
-    return finding is not None and finding.verdict in (Verdict.UNAVAILABLE, Verdict.TOO_CLOSE)
-
-
-def _not_sent_again(finding: Finding | None) -> str:
-    if finding is not None and finding.verdict is Verdict.TOO_CLOSE:
-        return f" (not sent again: {finding.detail})"
-    return " (not sent again: the job's record could not be read)"
+    return finding is not None and finding.verdict is Verdict.UNAVAILABLE
 
 
 def _look_from(result: Attempts) -> datetime:

@@ -18,7 +18,7 @@ import structlog
 from ..entry import Entry
 from ..metastudio.client import Reply
 from ..metastudio.jobs import trace_of
-from ..metastudio.record import Finding, JobRecord, Verdict, judge, server_since
+from ..metastudio.record import Finding, JobRecord, Verdict, judge, server_window
 from ..outcome import Outcome
 from .calls import Pacer
 
@@ -98,7 +98,7 @@ class Confirmer:
                 finding = judge(
                     trace,
                     record,
-                    since=server_since(
+                    window=server_window(
                         since, server_date=reply.server_date, received_at=received_at
                     ),
                 )

@@ -34,10 +34,6 @@ class Verdict(enum.Enum):
     #: The record could not be read now (a server error, a timeout, throttling past the
     #: read's retries): it may tell later, so nothing is sent on a guess.
     UNAVAILABLE = "not readable now"
-    #: The log has the command's entry only a little before the attempt (on the server's
-    #: clock, less the margin): the service's clock may run behind the gateway's, so it may
-    #: be this attempt's. Sending again on a guess could run the command twice.
-    TOO_CLOSE = "too close to tell"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +114,33 @@ def parse_time(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def server_since(sent_at: datetime, *, server_date: str | None, received_at: datetime) -> datetime:
-    """The earliest server time the attempt sent at ``sent_at`` (our clock) can bear.
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Where the attempt's trace can be on the server's clock. An entry at or after ``sure``
+    is the attempt's (nothing earlier can be); one from ``earliest`` on, but before
+    ``sure``, may be the attempt's or an earlier action's: the record cannot tell."""
 
-    ``server_date`` is the ``Date`` header of an answer received at ``received_at``.
+    earliest: datetime
+    sure: datetime
+
+
+def server_window(sent_at: datetime, *, server_date: str | None, received_at: datetime) -> Window:
+    """The :class:`Window` of an attempt sent at ``sent_at`` (our clock), from the ``Date``
+    header of a Show answer received at ``received_at``.
+
+    Measured, the attempt's time on the server's clock is known to a few seconds (less
+    :data:`MEASURED_MARGIN`); the service that writes the log may still lag the gateway's
+    ``Date``, so an entry up to :data:`UNMEASURED_SKEW` before cannot be told apart. Not
+    measured (no ``Date``), the clocks may be :data:`UNMEASURED_SKEW` apart either way.
 
     >>> sent = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
-    >>> server_since(sent, server_date="Wed, 25 Nov 2026 08:00:40 GMT",
-    ...              received_at=sent + timedelta(seconds=10)).isoformat()
-    '2026-11-25T08:00:25+00:00'
+    >>> w = server_window(sent, server_date="Wed, 25 Nov 2026 08:00:40 GMT",
+    ...                   received_at=sent + timedelta(seconds=10))
+    >>> w.earliest.isoformat(), w.sure.isoformat()
+    ('2026-11-25T07:58:25+00:00', '2026-11-25T08:00:25+00:00')
+    >>> w = server_window(sent, server_date=None, received_at=sent)
+    >>> w.earliest.isoformat(), w.sure.isoformat()
+    ('2026-11-25T07:58:00+00:00', '2026-11-25T08:02:00+00:00')
     """
     offset: timedelta | None = None
     if server_date:
@@ -135,76 +149,66 @@ def server_since(sent_at: datetime, *, server_date: str | None, received_at: dat
         except (TypeError, ValueError):
             offset = None
     if offset is None:
-        return sent_at - UNMEASURED_SKEW
-    return sent_at + offset - MEASURED_MARGIN
+        return Window(sent_at - UNMEASURED_SKEW, sent_at + UNMEASURED_SKEW)
+    since = sent_at + offset - MEASURED_MARGIN
+    return Window(since - UNMEASURED_SKEW, since)
 
 
-def _latest_before(
-    logs: tuple[LogEntry, ...], log_types: frozenset[str], since: datetime
-) -> datetime | None:
-    """The latest time a user's entry of ``log_types`` was logged before ``since``."""
-    times = [
-        entry.operate_time
-        for entry in logs
-        if entry.log_type in log_types
-        and entry.operate_time is not None
-        and entry.operate_time < since
-        and entry.operate_user in (None, "USER")
-    ]
-    return max(times, default=None)
-
-
-def judge(trace: Trace, record: JobRecord, *, since: datetime) -> Finding:
-    """Did the command with ``trace`` take effect at or after ``since`` (server time)?
+def judge(trace: Trace, record: JobRecord, *, window: Window) -> Finding:
+    """Did the command with ``trace`` take effect in the attempt's ``window``?
 
     >>> from .jobs import trace_of
     >>> record = JobRecord.from_show({"state": "AUTO_VERIFYING", "operation_logs": [
     ...     {"log_type": "USER_VERIFYING_SUBMITTED", "operate_time": "2026-11-25T08:00:03Z",
     ...      "operate_user": "USER"}]})
-    >>> since = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
-    >>> judge(trace_of("SUBMITVERIFYING"), record, since=since).verdict
+    >>> at = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
+    >>> def measured(since):  # as from a Date header
+    ...     return Window(since - UNMEASURED_SKEW, since)
+    >>> judge(trace_of("SUBMITVERIFYING"), record, window=measured(at)).verdict
     <Verdict.TOOK_EFFECT: 'took effect'>
-    >>> judge(trace_of("SUBMITVERIFYING"), record, since=since + timedelta(minutes=10)).verdict
+    >>> judge(trace_of("SUBMITVERIFYING"), record,
+    ...       window=measured(at + timedelta(minutes=10))).verdict
     <Verdict.DID_NOT: 'did not take effect'>
-    >>> judge(trace_of("SUBMITVERIFYING"), record, since=since + timedelta(seconds=10)).verdict
-    <Verdict.TOO_CLOSE: 'too close to tell'>
-    >>> judge(trace_of("CONFIRM_MULTIPART_UPLOADED"), record, since=since).verdict
+    >>> judge(trace_of("SUBMITVERIFYING"), record,
+    ...       window=measured(at + timedelta(seconds=10))).verdict  # a log clock lagging?
+    <Verdict.UNKNOWN: 'cannot tell'>
+    >>> judge(trace_of("CONFIRM_MULTIPART_UPLOADED"), record, window=measured(at)).verdict
     <Verdict.UNKNOWN: 'cannot tell'>
     """
-    when = since.isoformat(timespec="seconds")
+    earliest, sure = window.earliest, window.sure
+    when = earliest.isoformat(timespec="seconds")
     if trace.log_types:
         if record.logs is None:
             return Finding(Verdict.UNKNOWN, "the job's record has no operation log to read")
-        for entry in record.logs:
-            if (
-                entry.log_type in trace.log_types
-                and entry.operate_time is not None
-                and entry.operate_time >= since
-                and entry.operate_user in (None, "USER")
-            ):
-                stamp = entry.operate_time.isoformat(timespec="seconds")
-                return Finding(
-                    Verdict.TOOK_EFFECT,
-                    f"the job's operation log has {entry.log_type} at {stamp}",
-                    evidence="operation_log",
-                )
+        times = sorted(
+            entry.operate_time
+            for entry in record.logs
+            if entry.log_type in trace.log_types
+            and entry.operate_time is not None
+            and entry.operate_time >= earliest
+            and entry.operate_user in (None, "USER")
+        )
         types = "/".join(sorted(trace.log_types))
-        near = _latest_before(record.logs, trace.log_types, since)
-        if near is not None and near >= since - UNMEASURED_SKEW:
-            stamp = near.isoformat(timespec="seconds")
+        if times and times[-1] >= sure:
+            stamp = next(t for t in times if t >= sure).isoformat(timespec="seconds")
             return Finding(
-                Verdict.TOO_CLOSE,
-                f"the job's operation log has {types} at {stamp}, shortly before the attempt "
-                f"({when} on the server's clock): it may be this attempt's",
+                Verdict.TOOK_EFFECT,
+                f"the job's operation log has {types} at {stamp}",
+                evidence="operation_log",
+            )
+        if times:
+            stamp = times[-1].isoformat(timespec="seconds")
+            return Finding(
+                Verdict.UNKNOWN,
+                f"the job's operation log has {types} at {stamp}, too close to the attempt "
+                f"(from {sure.isoformat(timespec='seconds')} on the server's clock) to tell "
+                "whether it is this attempt's or an earlier action's",
             )
         return Finding(Verdict.DID_NOT, f"the job's operation log has no {types} since {when}")
     if trace.leads_to:
-        if (
-            record.state in trace.leads_to
-            and record.last_update_time is not None
-            and record.last_update_time >= since
-        ):
-            stamp = record.last_update_time.isoformat(timespec="seconds")
+        changed = record.last_update_time
+        if record.state in trace.leads_to and changed is not None and changed >= sure:
+            stamp = changed.isoformat(timespec="seconds")
             return Finding(
                 Verdict.TOOK_EFFECT,
                 f"the job is in {record.state}, which only this command leads to, since {stamp}",
