@@ -67,9 +67,10 @@ MAX_STEP_BACKS = 64
 MAX_IDLE_PAGES = 3
 
 #: Passes through the pages while fewer jobs were listed than the API counts (a server that
-#: orders jobs created in the same second differently on each request hides some of them
-#: at page boundaries; each pass finds most of the rest).
-MAX_PASSES = 4
+#: orders jobs created in the same second differently on each request, in groups larger
+#: than a page, hides some of them; each pass finds most of the rest). The passes stop
+#: early when two in a row find nothing new.
+MAX_PASSES = 16
 
 
 async def list_jobs(
@@ -91,8 +92,10 @@ async def list_jobs(
     back, twice as far each time, until one does. Jobs that enter the selection meanwhile
     are listed if paging meets them. When the pages held fewer jobs than the API counts
     (a server that orders jobs created in the same second differently on each request can
-    hide some at a page boundary), they are gone through again, up to :data:`MAX_PASSES`
-    times; the jobs found then come after the others.
+    hide some: a page that ends inside a group of jobs created in the same second is followed
+    by one that starts on the group, but a group larger than a page cannot be read whole),
+    they are gone through again while each pass finds more, up to :data:`MAX_PASSES` times;
+    the jobs found then come after the others.
 
     Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
     :class:`SelectIncomplete` when a page cannot be read after retries, when the server
@@ -103,20 +106,25 @@ async def list_jobs(
     seen = DigestSet()
     base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
     walk = _Walk()
-    for passes in range(1, MAX_PASSES + 1):
+    passes = fruitless = 0
+    while passes < MAX_PASSES and fruitless < 2:
+        passes += 1
+        before = len(seen)
         async for job in _one_pass(client, pacer, query, base, seen, walk, paging, project_id,
                                    on_page, first=passes == 1):  # fmt: skip
             yield job
         if paging.count is None or len(seen) >= paging.count:
             return
+        # Two passes in a row that find nothing new: the rest will not be found this way.
+        fruitless = fruitless + 1 if passes > 1 and len(seen) == before else 0
         log.warning(
             "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
             hint="jobs were missing from the pages: going through them again",
         )  # fmt: skip
     raise SelectIncomplete(
         f"the List API says {paging.count} jobs match but {len(seen)} were listed after "
-        f"{MAX_PASSES} passes through its pages (does it order jobs created in the same "
-        "second differently on each request?)"
+        f"{passes} passes through its pages (does it order jobs created in the same second "
+        "differently on each request, in groups larger than a page?)"
     )
 
 
@@ -147,7 +155,11 @@ async def _one_pass(
     offset = 0  # the position where the first job not yet seen should be
     overlap = True  # start a page one job early, on the last one seen
     back = step_backs = idle = 0
-    while paging.count is None or offset < paging.count:
+    brought_new = True
+    # Past the count only while pages still bring jobs not seen: a count that is too low
+    # must not end the listing early, and a server that answers any offset past the end
+    # with its last page must not keep it going.
+    while paging.count is None or offset < paging.count or brought_new:
         overlapped, overlap = overlap and offset > 0, True
         start = offset - 1 if overlapped else offset
         params = {**base, "offset": str(start), "limit": str(walk.page_size)}
@@ -166,9 +178,9 @@ async def _one_pass(
             raise SelectIncomplete(f"could not list jobs (offset {start}): {outcome.reason}")
         jobs = reply.data.get("jobs")
         count = reply.data.get("count")
-        if jobs is None and count == 0:
+        if jobs is None and count == 0 and not len(seen):
             jobs = []  # nothing matches: some servers leave the empty list out
-        if not isinstance(jobs, list) or not isinstance(count, int):
+        if not isinstance(jobs, list) or type(count) is not int or count < 0:
             raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
         paging.pages += 1
         before, paging.count = paging.count, count
@@ -228,9 +240,34 @@ async def _one_pass(
                     f"{idle} pages in a row: it does not seem to page (offset ignored?); "
                     "nothing was written"
                 )
+        brought_new = new > 0
         if end <= offset:
             overlap = False  # the page held only the job overlapped: go on unchecked
-        offset = max(end, offset)
+        # A page that ends inside a group of jobs created in the same second (which a server
+        # may order differently on the next request) is followed by one that starts on the
+        # group's first job, so that the whole group is read again on one page.
+        ties = _last_tie(jobs)
+        offset = start + ties + 1 if ties > 0 and start + ties + 1 > offset else max(end, offset)
+
+
+def _last_tie(jobs: list[Any]) -> int:
+    """Where the page's last group of jobs with the same creation time begins (0: the whole
+    page is one group, or the times cannot be read, so there is nothing to read again).
+
+    >>> _last_tie([{"create_time": t} for t in ("2026-11-01T00:00:01Z", "2026-11-01T00:00:02Z",
+    ...                                          "2026-11-01T00:00:02Z")])
+    1
+    """
+    last = _created(jobs[-1]) if jobs and isinstance(jobs[-1], dict) else None
+    if last is None:
+        return 0
+    index = len(jobs) - 1
+    while index > 0:
+        job = jobs[index - 1]
+        if not isinstance(job, dict) or _created(job) != last:
+            break
+        index -= 1
+    return index
 
 
 def _created(job: dict[str, Any]) -> datetime | None:

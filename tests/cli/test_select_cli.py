@@ -26,7 +26,7 @@ class ListServer:
     def __init__(
         self, jobs: int, *, cap: int = 100, ignore_offset: bool = False,
         newest_first: bool = False, ignore_filters: bool = False, ties: int = 1,
-        extra_count: int = 0, max_limit: int | None = None,
+        extra_count: int = 0, max_limit: int | None = None, fixed_count: object = None,
     ) -> None:  # fmt: skip
         self.jobs = [self.job(i - i % ties) | {"job_id": f"j{i:04d}"} for i in range(jobs)]
         self.cap = cap
@@ -38,6 +38,7 @@ class ListServer:
         self.shuffle_ties = ties > 1
         self.extra_count = extra_count
         self.max_limit = max_limit  # a larger limit is a 400, not a short page
+        self.fixed_count = fixed_count  # a count that says this, whatever matches
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
 
@@ -77,7 +78,8 @@ class ListServer:
         page = matches[offset : offset + limit]
         if self.on_page is not None:
             self.on_page(len(self.queries))
-        return web.json_response({"count": len(matches) + self.extra_count, "jobs": page})
+        count = len(matches) + self.extra_count if self.fixed_count is None else self.fixed_count
+        return web.json_response({"count": count, "jobs": page})
 
 
 @pytest.fixture
@@ -221,7 +223,9 @@ async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
     assert result.code == 0, result.output
     listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
     assert sorted(listed) == [job["job_id"] for job in server.jobs]  # each once, none missing
-    assert "1,200 jobs matched" in result.stderr and "select_listing_short" in result.stderr
+    assert "1,200 jobs matched" in result.stderr
+    # Each page ending inside a group of ties starts the next on the group: no second pass.
+    assert "select_listing_short" not in result.stderr and len(server.queries) <= 30
 
 
 async def test_a_server_that_refuses_our_page_size_is_asked_for_smaller_pages(
@@ -252,6 +256,70 @@ async def test_an_empty_selection_without_a_jobs_list_is_empty(
     assert result.code == 0, result.output
     assert len(out.read_text().splitlines()) == 1  # the header, no entry
     assert "0 jobs matched" in result.stderr
+
+
+async def test_ties_in_a_group_larger_than_a_page_are_found_by_another_pass(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(400, ties=150)  # pages of 100 inside one group
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert sorted(listed) == [job["job_id"] for job in server.jobs]
+
+
+async def test_ties_shuffled_while_listed_jobs_leave_hide_none(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Departed jobs still count as seen, so a count check alone cannot catch a job hidden
+    by shuffled ties in the same listing: the page boundary inside the group must."""
+    server, url = await list_server(40, cap=20)
+    for job in server.jobs:
+        job["state"] = "AUTO_VERIFY_FAILED"
+    for job in server.jobs[18:21]:  # j0018-j0020 created in the same second
+        job["create_time"] = server.jobs[18]["create_time"]
+
+    def shuffle_then_leave(page: int) -> None:
+        jobs = server.jobs
+        if page == 1:  # the tie comes in another order from the second page on
+            jobs[18], jobs[20] = jobs[20], jobs[18]
+        if page == 2:  # once listed, five jobs leave the selection
+            for job in jobs[30:35]:
+                job["state"] = "WAIT_FILE_UPLOAD"
+
+    server.on_page = shuffle_then_leave
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED",
+         "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    stayed = {f"j{i:04d}" for i in range(40) if not 30 <= i < 35}
+    assert stayed <= set(listed) and len(listed) == len(set(listed))  # j0020 too, once
+
+
+@pytest.mark.parametrize("count", [25, True])
+async def test_a_count_below_the_jobs_listed_does_not_end_the_listing(
+    list_server: Any, tmp_path: Path, capsys: Any, count: object
+) -> None:
+    server, url = await list_server(40, cap=20, fixed_count=count)
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    if count is True:  # not a number: not the API's shape
+        assert result.code == 1 and not out.exists(), result.output
+        return
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert listed == [job["job_id"] for job in server.jobs]
 
 
 async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifest(
