@@ -15,6 +15,8 @@ def emit(text: str) -> None:
     >>> emit("OK: 1 manifest")
     OK: 1 manifest
     """
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        raise BatcherError("standard output is closed: there is nowhere to write the result")
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

@@ -87,6 +87,10 @@ def main(args: argparse.Namespace) -> int:
 
     log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format
+    if args.output is None and sys.stdout is None:
+        from ..errors import UsageError
+
+        raise UsageError("standard output is closed: give --output PATH for the manifest")
     states = [state.strip() for text in args.states for state in text.split(",") if state.strip()]
     show = not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty()
     live = None

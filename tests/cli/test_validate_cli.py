@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,30 @@ def test_a_full_disk_behind_standard_output_is_exit_2_not_a_traceback(
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
     assert "cannot write to standard output: No space left on device" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["validate", EXAMPLE_CSV], ["run", EXAMPLE_CSV, "--dry-run", "--simulate"],
+     ["select", "--simulate", "--command", "SUBMITVERIFYING"]],
+)  # fmt: skip
+def test_closed_standard_output_is_exit_2_not_a_traceback(extra: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "batcher", *extra],
+        stdout=None, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        preexec_fn=lambda: os.close(1),  # `>&-`
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "standard output is closed" in result.stderr
+
+
+def test_a_run_with_standard_error_closed_still_runs_and_reports(tmp_path: Path) -> None:
+    report = tmp_path / "r.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "batcher", "run", EXAMPLE_CSV, "--simulate", "--report",
+         str(report), "--no-progress"],
+        capture_output=False, stdout=subprocess.DEVNULL, timeout=60, check=False,
+        preexec_fn=lambda: os.close(2),  # `2>&-`: logs go nowhere, the report is the product
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert len(report.read_text().splitlines()) == 8
