@@ -27,14 +27,27 @@ _LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
 def _escaped(text: str) -> set[str]:
-    """``text`` as it appears inside a JSON string, in the spellings encoders produce."""
+    """``text`` as it appears inside a JSON string, in the spellings encoders produce (PHP's
+    json_encode also writes ``/`` as ``\\/``)."""
     ascii_form = json.dumps(text)[1:-1]
-    return {
+    forms = {
         text,
         ascii_form,
         ascii_form.upper() if "\\u" in ascii_form else ascii_form,
         json.dumps(text, ensure_ascii=False)[1:-1],
     }
+    return forms | {form.replace("/", "\\/") for form in forms if "/" in form}
+
+
+def _entities(text: str, pattern: str) -> str:
+    return "".join(c if c.isalnum() else pattern.format(ord(c)) for c in text)
+
+
+_GO_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "+": "&#43;"}
+
+
+def _go_html(text: str) -> str:
+    return "".join(_GO_ESCAPES.get(c, c) for c in text)
 
 
 def _encoded(secret: str) -> set[str]:
@@ -48,8 +61,14 @@ def _encoded(secret: str) -> set[str]:
         quote(secret, safe="!~*'();,/?:@&=+$#"),  # JavaScript's encodeURI
         quote_plus(secret, safe=""),
         quote_plus(secret),
+        quote(quote(secret, safe=""), safe=""),  # URL-encoded twice (a URL inside a URL)
+        quote(quote(secret)),
         html.escape(secret),
         html.escape(secret, quote=False),
+        _go_html(secret),  # Go's html/template: + as &#43;, quotes as &#34; and &#39;
+        _entities(secret, "&#{};"),  # every sign as a numeric character reference
+        _entities(secret, "&#x{:x};"),
+        _entities(secret, "&#x{:X};"),
     }
     forms |= {_LOWER_HEX.sub(lambda m: m.group(0).lower(), form) for form in set(forms)}
     raw = secret.encode()
@@ -83,7 +102,7 @@ class Redactor:
     '{"error_msg": "bad ***"}'
     """
 
-    __slots__ = ("_byte_needles", "_needles")
+    __slots__ = ("_byte_groups", "_groups", "_needles")
 
     def __init__(self, secrets: Iterable[str]) -> None:
         needles: set[str] = set()
@@ -93,22 +112,33 @@ class Redactor:
                 needles |= spellings(secret)
         # Longest first, so a spelling that contains another is masked whole.
         self._needles = tuple(sorted(needles, key=len, reverse=True))
-        self._byte_needles = tuple(needle.encode() for needle in self._needles)
+        # Most spellings of a secret begin alike: one search per distinct beginning tells
+        # a clean text (nearly every one) from one to look at closely.
+        self._groups = _by_beginning(self._needles)
+        self._byte_groups = tuple(
+            (start.encode(), tuple(needle.encode() for needle in group))
+            for start, group in self._groups
+        )
 
     def __bool__(self) -> bool:
         return bool(self._needles)
 
     def text(self, value: str) -> str:
-        for needle in self._needles:
-            if needle in value:
-                value = value.replace(needle, MASK)
+        found = [group for start, group in self._groups if start in value]
+        if found:
+            for needle in _longest_first(found):
+                if needle in value:
+                    value = value.replace(needle, MASK)
         return value
 
     def bytes(self, value: bytes) -> bytes:
         """:meth:`text` for UTF-8 bytes (a serialised line), without decoding them."""
-        for needle in self._byte_needles:
-            if needle in value:
-                value = value.replace(needle, MASK.encode())
+        found = [group for start, group in self._byte_groups if start in value]
+        if found:
+            mask = MASK.encode()
+            for needle in _longest_first(found):
+                if needle in value:
+                    value = value.replace(needle, mask)
         return value
 
     def deep(self, value: Any) -> Any:
@@ -120,3 +150,18 @@ class Redactor:
         if isinstance(value, list | tuple):
             return type(value)(self.deep(v) for v in value)
         return value
+
+
+#: The length of the beginning that needles are grouped by (the shortest secret's).
+_BEGINNING = 6
+
+
+def _by_beginning(needles: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    groups: dict[str, list[str]] = {}
+    for needle in needles:
+        groups.setdefault(needle[:_BEGINNING], []).append(needle)
+    return tuple((start, tuple(group)) for start, group in groups.items())
+
+
+def _longest_first(groups: list[Any]) -> list[Any]:
+    return sorted((needle for group in groups for needle in group), key=len, reverse=True)
