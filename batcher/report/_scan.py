@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ..keys import local_key_digest
 from ..outcome import STATUSES
 from ._compact import Interner
 from ._reader import BadLineHandler, reading, torn_or_bad, unusable
@@ -47,7 +48,6 @@ Kind = tuple[int, int, int, int, int, int]
 #: Keys here are Python's own string hash (SipHash, 64 bits): several times faster than
 #: :func:`batcher.keys.key_digest`, and safe because they never leave this process (one
 #: read of one report); digests that are compared across processes use ``keys``.
-_MASK64 = (1 << 64) - 1
 _CHUNK = 1 << 16
 _NUMBERS = (float, int)
 _PLAIN = (str, int, bool)
@@ -254,7 +254,7 @@ def scan(
                 continue
             lines += 1
             get = line.get
-            key = (hash(job_id + "\x00" + command) & _MASK64) or 1
+            key = local_key_digest(job_id, command)
             slot = (key << 1) & mask
             found = slots[slot]
             while found and found != key:

@@ -26,7 +26,7 @@ import orjson
 from pydantic import ValidationError
 
 from ..errors import UsageError
-from ..keys import KeyTable
+from ..keys import KeyTable, local_job_digest, local_key_digest
 from ..outcome import STATUSES
 from ._reader import BadLineHandler, reading, torn_or_bad, unusable, warn_bad_line
 from .line import ReportLine
@@ -38,7 +38,6 @@ _RETRYABLE, _AMBIGUOUS = 4, 8  # flags above the two status bits
 #: Keys here are Python's own string hash (SipHash, 64 bits): several times faster than
 #: :func:`batcher.keys.key_digest`, and safe because they never leave this process (one
 #: read of one report); digests that are compared across processes use ``keys``.
-_MASK64 = (1 << 64) - 1
 _MANY_PROJECTS = 0xFFFF
 #: Fields a manifest entry is rebuilt from: a line with one of them unreadable cannot be
 #: exported as it was sent.
@@ -119,7 +118,7 @@ class Selection:
                     on_bad_line(lineno, torn_or_bad(raw, why))
                     continue
                 job_id, command = line["job_id"], line["command"]
-                key = (hash(job_id + "\x00" + command) & _MASK64) or 1
+                key = local_key_digest(job_id, command)
                 row = rows.setdefault(key, len(state_of))
                 state = (
                     codes[line["status"]]
@@ -134,7 +133,7 @@ class Selection:
                     if project_index < _MANY_PROJECTS:
                         self._projects[project] = project_index
                 if row == len(state_of):
-                    job_of.append((hash(f"{project or ''}\x00{job_id}") & _MASK64) or 1)
+                    job_of.append(local_job_digest(job_id, project))
                     offset_of.append(start)
                     lineno_of.append(lineno)
                     state_of.append(state)
