@@ -69,6 +69,14 @@ class ReportLockedError(BatcherError):
 
 class ReportWriteError(BatcherError):
     """The report cannot be written mid-run (disk full, read-only, removed): the run stops
-    at once, as a halt does (exit 3); what was finished before is in the report."""
+    at once, as a halt does (exit 3); what was finished before is in the report.
+
+    ``cause`` is the short reason (what failed), for the run's events; the message adds what
+    to do, and is said once, at the end.
+    """
 
     exit_code = ExitCode.HALTED
+
+    def __init__(self, message: str, *, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause or message

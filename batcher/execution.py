@@ -264,10 +264,11 @@ async def execute(
                     ),
                 )  # fmt: skip
             except OSError as error:
+                cause = f"cannot write {slots_path}: {error.strerror or error}"
                 raise ReportWriteError(
-                    f"cannot write {slots_path}: {error.strerror or error}; the run stops. "
-                    "Every line written before this is in the report: fix the cause, then "
-                    "continue with the same command plus --resume"
+                    f"{cause}; the run stops. Every line written before this is in the "
+                    "report: fix the cause, then continue with the same command plus --resume",
+                    cause=cause,
                 ) from None
 
         limiter = RateLimiter(rate=settings.rate, burst=settings.burst)

@@ -30,6 +30,7 @@ import anyio.lowlevel
 import structlog
 
 from ..entry import Entry
+from ..errors import ReportWriteError
 from ..keys import job_digest, key_digest
 from ..metastudio.client import Reply
 from ..outcome import Outcome
@@ -127,15 +128,17 @@ class Runner:
         self.stats.started = anyio.current_time()
         self._room = anyio.Event()
         self._feed = iter(entries)
-        async with anyio.create_task_group() as outer:
-            if self._options.handle_signals:
-                outer.start_soon(watch_signals, self, outer)
-            async with anyio.create_task_group() as work:
-                for slot in range(self._options.concurrency):
-                    work.start_soon(self._worker, slot)
-            outer.cancel_scope.cancel()
-        self.stats.finished = anyio.current_time()
-        self.stats.checks = self.confirmer.checks
+        try:
+            async with anyio.create_task_group() as outer:
+                if self._options.handle_signals:
+                    outer.start_soon(watch_signals, self, outer)
+                async with anyio.create_task_group() as work:
+                    for slot in range(self._options.concurrency):
+                        work.start_soon(self._worker, slot)
+                outer.cancel_scope.cancel()
+        finally:  # a run stopped by a report that cannot be written ends here too
+            self.stats.finished = anyio.current_time()
+            self.stats.checks = self.confirmer.checks
         return self.stats
 
     @property
@@ -346,8 +349,10 @@ class Runner:
         self._recorder.skip(entry, reason)
 
     def _write_failed(self, error: BaseException) -> None:
-        # Nothing more can be recorded: stop everything, requests in flight included.
-        self.halt(f"the report cannot be written: {error}")
+        # Nothing more can be recorded: stop everything, requests in flight included. The
+        # events name the cause; what to do is said once, when the run ends.
+        cause = error.cause if isinstance(error, ReportWriteError) else str(error)
+        self.halt(f"the report cannot be written ({cause})")
         self.hard_stop()
 
     @property

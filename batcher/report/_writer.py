@@ -70,6 +70,7 @@ class ReportWriter:
         self._redactor = redactor if redactor else None
         self._prefix = b""
         self._failed: str | None = None
+        self._cause: str | None = None
         self._next_check = time.monotonic() + IDENTITY_CHECK_INTERVAL
         self.lines_written = 0
         #: Whether opening it created the file (a run that sends nothing may remove it).
@@ -148,7 +149,7 @@ class ReportWriter:
         """Append one line (see :mod:`batcher.report.line`); it is in the kernel (safe from a
         process crash) on return. Raises :class:`ReportWriteError` when it cannot be."""
         if self._failed is not None:
-            raise ReportWriteError(self._failed)
+            raise ReportWriteError(self._failed, cause=self._cause)
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + IDENTITY_CHECK_INTERVAL
@@ -189,7 +190,8 @@ class ReportWriter:
             f"{message}; the run stops. Every line written before this is in the report: "
             "fix the cause, then continue with the same command plus --resume"
         )
-        raise ReportWriteError(self._failed)  # said once, by whoever stops the run
+        self._cause = message
+        raise ReportWriteError(self._failed, cause=message)  # said once, at the end
 
     def _check_identity(self) -> None:
         """Fail if the report's name no longer leads to the file being written."""
@@ -218,7 +220,7 @@ class ReportWriter:
     def check(self) -> None:
         """Raise :class:`ReportWriteError` now if the report was deleted or replaced."""
         if self._failed is not None:
-            raise ReportWriteError(self._failed)
+            raise ReportWriteError(self._failed, cause=self._cause)
         self._check_identity()
 
     def lines_missing_at_path(self) -> list[dict[str, Any]]:
@@ -278,7 +280,7 @@ class ReportWriter:
             problem = problem or error.strerror
         if problem is not None and self._failed is None:
             self._failed = f"cannot write report {self.path}: {problem} (when flushing it)"
-            raise ReportWriteError(self._failed)
+            raise ReportWriteError(self._failed, cause=self._cause)
 
     def __enter__(self) -> ReportWriter:
         return self

@@ -121,6 +121,9 @@ async def test_a_report_that_cannot_be_written_stops_the_run_clearly_and_resume_
     assert process.returncode == 3, stderr
     assert f"cannot write report {report}" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
+    # Said once: the events name the cause, the last line says what to do.
+    assert stderr.count("fix the cause, then continue") == 1, stderr
+    assert "entries_per_s=None" not in stderr  # the run's time is known
     before = read_report(report)
     assert 0 < len(before) < 200
 
