@@ -138,6 +138,10 @@ def server_window(sent_at: datetime, *, server_date: str | None, received_at: da
     ...                   received_at=sent + timedelta(seconds=10))
     >>> w.earliest.isoformat(), w.sure.isoformat()
     ('2026-11-25T07:58:25+00:00', '2026-11-25T08:00:25+00:00')
+    >>> w = server_window(sent, server_date="Wed, 25 Nov 2026 08:00:40 -0000",
+    ...                   received_at=sent + timedelta(seconds=10))
+    >>> w.sure.isoformat()  # -0000 is UTC, whatever the machine's time zone
+    '2026-11-25T08:00:25+00:00'
     >>> w = server_window(sent, server_date=None, received_at=sent)
     >>> w.earliest.isoformat(), w.sure.isoformat()
     ('2026-11-25T07:58:00+00:00', '2026-11-25T08:02:00+00:00')
@@ -145,9 +149,13 @@ def server_window(sent_at: datetime, *, server_date: str | None, received_at: da
     offset: timedelta | None = None
     if server_date:
         try:
-            offset = parsedate_to_datetime(server_date).astimezone(UTC) - received_at
+            dated = parsedate_to_datetime(server_date)
         except (TypeError, ValueError):
-            offset = None
+            dated = None
+        if dated is not None:
+            # "-0000" (and no zone at all) is UTC in an HTTP date, not the local time.
+            dated = dated.replace(tzinfo=UTC) if dated.tzinfo is None else dated
+            offset = dated.astimezone(UTC) - received_at
     if offset is None:
         return Window(sent_at - UNMEASURED_SKEW, sent_at + UNMEASURED_SKEW)
     since = sent_at + offset - MEASURED_MARGIN
