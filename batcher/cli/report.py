@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -96,6 +97,10 @@ def main(args: argparse.Namespace) -> int:
             f"{path} holds no report lines (none of its lines is a JSON object with "
             "job_id, command and status): is it a report? (a manifest, perhaps)"
         )
+    if sys.stdout is None:  # started with standard output closed (`>&-`)
+        if args.html is None and args.export_manifest is None:
+            raise UsageError("standard output is closed: there is nowhere to write the summary")
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - only "wrote OUT" is lost
     on_bad_line = _BadLineWarnings(path)
     try:
         if args.html is not None:

@@ -196,6 +196,30 @@ def test_closed_standard_output_is_exit_2_not_a_traceback(extra: list[str]) -> N
     assert "Traceback" not in result.stderr and "standard output is closed" in result.stderr
 
 
+def test_report_with_standard_output_closed(tmp_path: Path) -> None:
+    report = tmp_path / "r.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "batcher", "run", EXAMPLE_CSV, "--simulate", "--report",
+         str(report), "--no-progress", "--quiet"],
+        capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+
+    def report_cmd(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "batcher", "report", str(report), *extra],
+            stdout=None, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+            preexec_fn=lambda: os.close(1),
+        )  # fmt: skip
+
+    summary = report_cmd()
+    assert summary.returncode == 2 and "standard output is closed" in summary.stderr
+    assert "Traceback" not in summary.stderr
+    page = tmp_path / "r.html"
+    drawn = report_cmd("--html", str(page))
+    assert drawn.returncode == 0, drawn.stderr  # the file is the output
+    assert "Traceback" not in drawn.stderr and page.stat().st_size > 10_000
+
+
 def test_a_run_with_standard_error_closed_still_runs_and_reports(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
     result = subprocess.run(
