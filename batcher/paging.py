@@ -110,17 +110,30 @@ async def list_jobs(
     while passes < MAX_PASSES and fruitless < 2:
         passes += 1
         before = len(seen)
+        walk.unsure = False
         async for job in _one_pass(client, pacer, query, base, seen, walk, paging, project_id,
                                    on_page, first=passes == 1):  # fmt: skip
             yield job
-        if paging.count is None or len(seen) >= paging.count:
+        reached = paging.count is None or len(seen) >= paging.count
+        # Jobs that left the selection after being listed still count as seen, so a group
+        # of same-second jobs larger than a page (which no page reads whole) is gone
+        # through again until two passes find nothing more, whatever the count says.
+        if reached and not walk.unsure:
             return
-        # Two passes in a row that find nothing new: the rest will not be found this way.
         fruitless = fruitless + 1 if passes > 1 and len(seen) == before else 0
-        log.warning(
-            "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
-            hint="jobs were missing from the pages: going through them again",
-        )  # fmt: skip
+        if reached and fruitless >= 2:
+            return
+        if reached:
+            log.info(
+                "select_pass_again", passes=passes, listed=len(seen),
+                hint="a page held only jobs created in the same second: the pages are read "
+                "again until two passes find nothing new",
+            )  # fmt: skip
+        else:
+            log.warning(
+                "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
+                hint="jobs were missing from the pages: going through them again",
+            )  # fmt: skip
     raise SelectIncomplete(
         f"the List API says {paging.count} jobs match but {len(seen)} were listed after "
         f"{passes} passes through its pages (does it order jobs created in the same second "
@@ -136,6 +149,7 @@ class _Walk:
     newest: datetime | None = None  # the latest creation time seen
     ordered: bool = True  # creation times never went backwards: the server keeps the order
     page_size: int = PAGE_SIZE  # halved while the server refuses it with a 400
+    unsure: bool = False  # a page held nothing but one group of same-second jobs
 
 
 async def _one_pass(
@@ -154,7 +168,8 @@ async def _one_pass(
     """Page through the selection once, yielding the jobs not in ``seen``."""
     offset = 0  # the position where the first job not yet seen should be
     overlap = True  # start a page one job early, on the last one seen
-    back = step_backs = idle = 0
+    back = step_backs = idle = pages = 0
+    budget: int | None = None
     brought_new = True
     # Past the count only while pages still bring jobs not seen: a count that is too low
     # must not end the listing early, and a server that answers any offset past the end
@@ -183,6 +198,15 @@ async def _one_pass(
         if not isinstance(jobs, list) or type(count) is not int or count < 0:
             raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
         paging.pages += 1
+        pages += 1
+        if budget is None:  # a pass reads the selection once, plus its overlaps and retries
+            budget = 3 * (count // walk.page_size + 1) + MAX_STEP_BACKS + 10
+        elif pages > budget:
+            raise SelectIncomplete(
+                f"the selection grew faster than it could be listed ({pages} pages read in "
+                f"one pass, {count:,} jobs now): narrow it (--created-until) or run select "
+                "again"
+            )
         before, paging.count = paging.count, count
         if jobs:
             moved = not _continues(jobs[0], seen, walk.newest if walk.ordered else None)
@@ -248,6 +272,10 @@ async def _one_pass(
         # group's first job, so that the whole group is read again on one page.
         ties = _last_tie(jobs)
         offset = start + ties + 1 if ties > 0 and start + ties + 1 > offset else max(end, offset)
+        if ties == 0 and len(jobs) > 1 and end < count and _created(jobs[0]) is not None:
+            # _last_tie found the whole page one group (or the last time unreadable), and
+            # jobs follow it: the group may go on past the page.
+            walk.unsure = walk.unsure or _created(jobs[0]) == _created(jobs[-1])
 
 
 def _last_tie(jobs: list[Any]) -> int:

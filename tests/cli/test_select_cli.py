@@ -304,6 +304,56 @@ async def test_ties_shuffled_while_listed_jobs_leave_hide_none(
     assert stayed <= set(listed) and len(listed) == len(set(listed))  # j0020 too, once
 
 
+async def test_a_group_larger_than_a_page_while_listed_jobs_leave_hides_none(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Departures keep the count check from noticing the group's hidden jobs: a page that
+    holds nothing but one group makes select read the pages again anyway."""
+    server, url = await list_server(160, ties=1)
+    for job in server.jobs:
+        job["state"] = "AUTO_VERIFY_FAILED"
+    for job in server.jobs[10:]:  # j0010-j0159 created in the same second
+        job["create_time"] = server.jobs[10]["create_time"]
+    server.shuffle_ties = True
+
+    def leave(page: int) -> None:
+        if page == 1:
+            for job in server.jobs[:5]:
+                job["state"] = "WAIT_FILE_UPLOAD"
+
+    server.on_page = leave
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED",
+         "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert {f"j{i:04d}" for i in range(10, 160)} <= set(listed)
+    assert len(listed) == len(set(listed))
+
+
+async def test_a_selection_that_grows_faster_than_it_is_listed_is_an_error(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(300)
+
+    def grow(page: int) -> None:
+        start = len(server.jobs)
+        server.jobs += [ListServer.job(i) for i in range(start, start + 150)]
+
+    server.on_page = grow
+    out = tmp_path / "m.csv"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 1, result.output
+    assert "grew faster than it could be listed" in result.stderr and not out.exists()
+    assert len(server.queries) < 200
+
+
 @pytest.mark.parametrize("count", [25, True])
 async def test_a_count_below_the_jobs_listed_does_not_end_the_listing(
     list_server: Any, tmp_path: Path, capsys: Any, count: object
