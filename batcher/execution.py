@@ -243,6 +243,7 @@ async def execute(
                 slots=settings.options.concurrency,
                 carried=state.carried,
                 report=identity,
+                run=run_id,
             )
         except OSError as error:
             writer.discard_if_unused()

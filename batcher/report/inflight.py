@@ -17,6 +17,7 @@ crashed run left under the old name (:func:`strays`).
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ class InFlight:
     sent_at: str
     #: The report file's identity, ``"DEV:INO"`` (None in slots written before it was kept).
     report: str | None = None
+    #: The run that sent it (its lines carry this ``run_id``).
+    run: str | None = None
 
 
 class InflightSlots:
@@ -67,11 +70,14 @@ class InflightSlots:
     >>> slots.close()
     """
 
-    def __init__(self, path: Path, fd: int, slots: int, report: str | None = None) -> None:
+    def __init__(
+        self, path: Path, fd: int, slots: int, report: str | None = None, run: str | None = None
+    ) -> None:
         self._path = path
         self._fd = fd
         self.slots = slots
         self._report = report
+        self._run = run
         #: Whether anything was ever noted (if not, nothing was sent).
         self.used = False
 
@@ -83,22 +89,23 @@ class InflightSlots:
         slots: int,
         carried: Sequence[InFlight] = (),
         report: str | None = None,
+        run: str | None = None,
     ) -> InflightSlots:
         """Open the slot file afresh (0600): ``slots`` empty ones for the workers, then
         ``carried`` (entries still in doubt from an earlier run, which the caller read from
         the old file). The new file replaces the old one whole, so a crash at any moment
-        leaves one or the other, and no doubt is ever lost. ``report`` (``"DEV:INO"``) is
-        written into every slot."""
+        leaves one or the other, and no doubt is ever lost. ``report`` (``"DEV:INO"``) and
+        ``run`` (the run id) are written into every slot (a carried entry keeps its run)."""
         items = [(slots + i, item) for i, item in enumerate(carried)]
-        fd = _replace(path, items, report)
-        opened = cls(path, fd, slots + len(carried), report)
+        fd = _replace(path, items, report, run)
+        opened = cls(path, fd, slots + len(carried), report, run)
         opened.used = bool(carried)
         return opened
 
     def note(self, slot: int, entry: InFlight) -> None:
         """Write ``entry`` into ``slot`` (it is in the kernel, safe from a crash, on return)."""
         self.used = True
-        os.pwrite(self._fd, _encoded(entry, self._report), slot * SLOT_SIZE)
+        os.pwrite(self._fd, _encoded(entry, self._report, self._run), slot * SLOT_SIZE)
 
     def clear(self, *, keep: Sequence[InFlight] = ()) -> None:
         """Empty the file (nothing is in flight: the run ended and every line is written),
@@ -107,7 +114,7 @@ class InflightSlots:
         if not keep:
             os.ftruncate(self._fd, 0)
             return
-        fd = _replace(self._path, list(enumerate(keep)), self._report)
+        fd = _replace(self._path, list(enumerate(keep)), self._report, self._run)
         os.close(self._fd)
         self._fd = fd
 
@@ -115,7 +122,7 @@ class InflightSlots:
         """Add ``items`` to the file (entries in doubt), keeping what it holds; the new
         file replaces the old one whole. Only once no worker writes to it any more."""
         held = read_inflight(self._path)
-        fd = _replace(self._path, list(enumerate([*held, *items])), self._report)
+        fd = _replace(self._path, list(enumerate([*held, *items])), self._report, self._run)
         os.close(self._fd)
         self._fd = fd
         self.used = True
@@ -131,7 +138,7 @@ class InflightSlots:
             self._fd = -1
 
 
-def _encoded(entry: InFlight, report: str | None) -> bytes:
+def _encoded(entry: InFlight, report: str | None, run: str | None) -> bytes:
     data = orjson.dumps(
         {
             "job_id": entry.job_id,
@@ -139,18 +146,21 @@ def _encoded(entry: InFlight, report: str | None) -> bytes:
             "project_id": entry.project_id,
             "sent_at": entry.sent_at,
             "report": report,
+            "run": entry.run or run,
         }
     )
     return data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
 
 
-def _replace(path: Path, items: Sequence[tuple[int, InFlight]], report: str | None) -> int:
+def _replace(
+    path: Path, items: Sequence[tuple[int, InFlight]], report: str | None, run: str | None
+) -> int:
     """Put a slot file holding ``items`` (slot, entry) at ``path`` in one rename; return
     a descriptor of it, open for writing."""
     size = (max(slot for slot, _ in items) + 1) * SLOT_SIZE if items else 0
     content = bytearray(size)
     for slot, item in items:
-        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item, report)
+        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item, report, run)
     with atomic_bytes(path, replace=True) as stream:
         stream.write(content)
     return os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -178,7 +188,7 @@ def read_inflight(path: Path) -> list[InFlight]:
         if isinstance(item, dict) and all(
             isinstance(item.get(name), str) for name in ("job_id", "command", "sent_at")
         ):
-            project, report = item.get("project_id"), item.get("report")
+            project, report, run = item.get("project_id"), item.get("report"), item.get("run")
             found.append(
                 InFlight(
                     item["job_id"],
@@ -186,6 +196,7 @@ def read_inflight(path: Path) -> list[InFlight]:
                     project if isinstance(project, str) else None,
                     item["sent_at"],
                     report if isinstance(report, str) else None,
+                    run if isinstance(run, str) else None,
                 )
             )
     return found
@@ -234,9 +245,30 @@ def strays(report: Path, identity: str) -> list[Path]:
 
 def left_in_flight(report: Path, identity: str) -> tuple[list[InFlight], list[Path]]:
     """What crashed runs of the report left in flight: ``REPORT.inflight``'s entries and
-    those of :func:`strays` that belong to this file; and the strays' paths."""
+    those of :func:`strays` that belong to this file; and the strays' paths.
+
+    A stray belongs to this file when it names the file's identity and the report holds
+    lines of a run that wrote it: a deleted report's inode taken by a new one is not the
+    same report (its slots are left alone)."""
     found = read_inflight(inflight_path(report))
-    stray = strays(report, identity)
-    for path in stray:
-        found += [item for item in read_inflight(path) if item.report == identity]
-    return found, stray
+    taken = []
+    for path in strays(report, identity):
+        items = [item for item in read_inflight(path) if item.report == identity]
+        runs = {item.run for item in items if item.run}
+        if runs and _mentions_a_run(report, runs):
+            found += items
+            taken.append(path)
+    return found, taken
+
+
+def _mentions_a_run(report: Path, runs: set[str]) -> bool:
+    """Whether ``report`` has a line of one of ``runs`` (as the writer spells run_id)."""
+    needles = [b'"run_id":' + orjson.dumps(run) for run in runs]
+    try:
+        with open(report, "rb") as stream:
+            if os.fstat(stream.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                return any(view.find(needle) >= 0 for needle in needles)
+    except (OSError, ValueError):
+        return False

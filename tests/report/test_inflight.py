@@ -59,3 +59,45 @@ def test_a_rewrite_that_fails_loses_no_doubt(
     with pytest.raises(OSError, match="No space"):
         call()
     assert read_inflight(path) == [DOUBT, OTHER]
+
+
+def _slots_of(path: Path, identity: str, run: str, *jobs: str) -> None:
+    slots = InflightSlots.open(path, slots=len(jobs), report=identity, run=run)
+    for slot, job in enumerate(jobs):
+        slots.note(slot, InFlight(job, "SUBMITVERIFYING", "p", "2026-11-25T08:00:00.000Z"))
+    slots.close()
+
+
+def test_slots_left_under_another_name_are_found_when_the_report_holds_their_run(
+    tmp_path: Path,
+) -> None:
+    from batcher.report.inflight import left_in_flight, report_identity
+
+    report = tmp_path / "renamed.jsonl"
+    report.write_text('{"job_id":"j0","command":"C","status":"succeeded","run_id":"run-1"}\n')
+    st = report.stat()
+    identity = report_identity((st.st_dev, st.st_ino))
+    _slots_of(tmp_path / "old.jsonl.inflight", identity, "run-1", "j1", "j2")
+    found, taken = left_in_flight(report, identity)
+    assert [item.job_id for item in found] == ["j1", "j2"]
+    assert [item.run for item in found] == ["run-1", "run-1"]
+    assert taken == [tmp_path / "old.jsonl.inflight"]
+
+
+def test_a_new_report_on_a_reused_inode_does_not_take_an_old_reports_slots(
+    tmp_path: Path,
+) -> None:
+    """A deleted report's inode can go to the next file created: the same DEV:INO, another
+    report. Its slots name a run the new report has no line of: they are left alone."""
+    from batcher.report.inflight import left_in_flight, report_identity
+
+    report = tmp_path / "new.jsonl"
+    report.write_text('{"job_id":"j0","command":"C","status":"succeeded","run_id":"run-2"}\n')
+    st = report.stat()
+    identity = report_identity((st.st_dev, st.st_ino))
+    _slots_of(tmp_path / "deleted.jsonl.inflight", identity, "run-1", "j1")
+    assert left_in_flight(report, identity) == ([], [])
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    st = empty.stat()
+    assert left_in_flight(empty, report_identity((st.st_dev, st.st_ino))) == ([], [])
