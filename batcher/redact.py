@@ -90,7 +90,32 @@ def spellings(secret: str) -> set[str]:
     True
     """
     once = {escaped for form in _encoded(secret) for escaped in _escaped(form)}
+    once |= _json_dialects(secret)
     return {twice for form in once for twice in _escaped(form)}
+
+
+#: What other JSON encoders write as ``\\uXXXX`` (upper-case hex): .NET's System.Text.Json
+#: by default, and Go's encoding/json (lower-case, for these three only).
+_DOTNET_ESCAPED = frozenset("\"&'+<>`")
+_GO_ESCAPED = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+_LOWER_U = re.compile(r"\\u[0-9a-f]{4}")
+
+
+def _json_dialects(secret: str) -> set[str]:
+    """``secret`` as JSON encoders other than Python's escape it inside a string."""
+    ascii_form = json.dumps(secret)[1:-1]
+    dotnet = "".join(
+        f"\\u{ord(c):04X}" if c in _DOTNET_ESCAPED or ord(c) > 126 else "\\\\" if c == "\\" else c
+        for c in secret
+    )
+    go = "".join(_GO_ESCAPED.get(c, c) for c in json.dumps(secret, ensure_ascii=False)[1:-1])
+    return {
+        _LOWER_U.sub(lambda m: "\\u" + m.group(0)[2:].upper(), ascii_form),  # Java, .NET
+        dotnet,
+        go,
+        "".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in secret),
+        "".join(c if c.isalnum() else f"\\u{ord(c):04X}" for c in secret),
+    }
 
 
 class Redactor:

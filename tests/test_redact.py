@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
@@ -30,7 +31,28 @@ def _entities(pattern: str) -> Callable[[str], str]:
     return lambda text: "".join(c if c.isalnum() else pattern.format(ord(c)) for c in text)
 
 
+def _dotnet_json(text: str) -> str:  # System.Text.Json's default encoder
+    escaped = set("\"&'+<>`")
+    return "".join(
+        f"\\u{ord(c):04X}" if c in escaped or ord(c) > 126 else "\\\\" if c == "\\" else c
+        for c in text
+    )
+
+
+def _go_json(text: str) -> str:  # encoding/json: <, > and & as \u003c, \u003e, \u0026
+    table = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+    return "".join(table.get(c, c) for c in json.dumps(text, ensure_ascii=False)[1:-1])
+
+
+def _java_json(text: str) -> str:  # upper-case hex in \u escapes (Jackson and others)
+    return re.sub(r"\\u[0-9a-f]{4}", lambda m: "\\u" + m.group(0)[2:].upper(),
+                  json.dumps(text)[1:-1])  # fmt: skip
+
+
 SPELLINGS: dict[str, Callable[[str], str]] = {
+    "JSON, .NET": _dotnet_json,
+    "JSON, Go": _go_json,
+    "JSON, upper-case hex": _java_json,
     "raw": lambda t: t,
     "JSON": lambda t: json.dumps(t)[1:-1],
     "JSON, PHP": _php_json,
