@@ -105,6 +105,17 @@ def where(url: str) -> list[str]:
     return ["--endpoint", url, "--project-id", PROJECT, "--rate", "0", "--no-progress"]
 
 
+async def select_into(out: Path, url: str, capsys: Any, *flags: str) -> Any:
+    """``batcher select --command SUBMITVERIFYING FLAGS --output OUT`` against ``url``."""
+    args = ["select", "--command", "SUBMITVERIFYING", *flags, "--output", str(out), *where(url)]
+    return await batcher_in_thread(args, aksk_env(), capsys)
+
+
+def job_ids(out: Path) -> list[str]:
+    """The job ids of a CSV manifest written by select, in order."""
+    return [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+
+
 async def test_every_match_once_in_order_across_capped_pages(
     list_server: Any, tmp_path: Path, capsys: Any
 ) -> None:
@@ -201,10 +212,7 @@ async def test_a_server_that_ignores_offset_is_an_error_not_a_short_manifest(
 ) -> None:
     _, url = await list_server(450, ignore_offset=True)
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 1 and "does not seem to page" in result.stderr, result.output
     assert not out.exists() and "Traceback" not in result.output
 
@@ -216,12 +224,9 @@ async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
     tie can leave jobs out of both pages: the count tells, and the listing goes round again."""
     server, url = await list_server(1200, ties=20)
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    listed = job_ids(out)
     assert sorted(listed) == [job["job_id"] for job in server.jobs]  # each once, none missing
     assert "1,200 jobs matched" in result.stderr
     # Each page ending inside a group of ties starts the next on the group: no second pass.
@@ -233,12 +238,9 @@ async def test_a_server_that_refuses_our_page_size_is_asked_for_smaller_pages(
 ) -> None:
     server, url = await list_server(130, max_limit=30)
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    listed = job_ids(out)
     assert listed == [job["job_id"] for job in server.jobs]
     assert [q["limit"] for q in server.queries[:3]] == ["100", "50", "25"]
     assert "select_page_size_refused" in result.stderr
@@ -249,10 +251,7 @@ async def test_an_empty_selection_without_a_jobs_list_is_empty(
 ) -> None:
     _, url = await list_server(0, max_limit=100)
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 0, result.output
     assert len(out.read_text().splitlines()) == 1  # the header, no entry
     assert "0 jobs matched" in result.stderr
@@ -263,12 +262,9 @@ async def test_ties_in_a_group_larger_than_a_page_are_found_by_another_pass(
 ) -> None:
     server, url = await list_server(400, ties=150)  # pages of 100 inside one group
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    listed = job_ids(out)
     assert sorted(listed) == [job["job_id"] for job in server.jobs]
 
 
@@ -293,13 +289,9 @@ async def test_ties_shuffled_while_listed_jobs_leave_hide_none(
 
     server.on_page = shuffle_then_leave
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED",
-         "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys, "--state", "AUTO_VERIFY_FAILED")
     assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    listed = job_ids(out)
     stayed = {f"j{i:04d}" for i in range(40) if not 30 <= i < 35}
     assert stayed <= set(listed) and len(listed) == len(set(listed))  # j0020 too, once
 
@@ -323,13 +315,9 @@ async def test_a_group_larger_than_a_page_while_listed_jobs_leave_hides_none(
 
     server.on_page = leave
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED",
-         "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys, "--state", "AUTO_VERIFY_FAILED")
     assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    listed = job_ids(out)
     assert {f"j{i:04d}" for i in range(10, 160)} <= set(listed)
     assert len(listed) == len(set(listed))
 
@@ -345,10 +333,7 @@ async def test_a_selection_that_grows_faster_than_it_is_listed_is_an_error(
 
     server.on_page = grow
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 1, result.output
     assert "grew faster than it could be listed" in result.stderr and not out.exists()
     assert len(server.queries) < 200
@@ -360,15 +345,12 @@ async def test_a_count_below_the_jobs_listed_does_not_end_the_listing(
 ) -> None:
     server, url = await list_server(40, cap=20, fixed_count=count)
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     if count is True:  # not a number: not the API's shape
         assert result.code == 1 and not out.exists(), result.output
         return
     assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(out.read_text()))]
+    listed = job_ids(out)
     assert listed == [job["job_id"] for job in server.jobs]
 
 
@@ -377,10 +359,7 @@ async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifes
 ) -> None:
     server, url = await list_server(250, extra_count=3)
     out = tmp_path / "m.csv"
-    result = await batcher_in_thread(
-        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), *where(url)],
-        aksk_env(), capsys,
-    )  # fmt: skip
+    result = await select_into(out, url, capsys)
     assert result.code == 1, result.output
     assert "253 jobs match" in result.stderr and "250 were listed" in result.stderr
     assert not out.exists() and "Traceback" not in result.output
