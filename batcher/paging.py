@@ -169,7 +169,8 @@ async def _one_pass(
     offset = 0  # the position where the first job not yet seen should be
     overlap = True  # start a page one job early, on the last one seen
     back = step_backs = idle = pages = 0
-    budget: int | None = None
+    widest = 1  # the most jobs a page brought: the server's own page size, at most ours
+    counted: int | None = None  # the count when the pass began
     brought_new = True
     # Past the count only while pages still bring jobs not seen: a count that is too low
     # must not end the listing early, and a server that answers any offset past the end
@@ -199,9 +200,12 @@ async def _one_pass(
             raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
         paging.pages += 1
         pages += 1
-        if budget is None:  # a pass reads the selection once, plus its overlaps and retries
-            budget = 3 * (count // walk.page_size + 1) + MAX_STEP_BACKS + 10
-        elif pages > budget:
+        widest = max(widest, len(jobs))
+        counted = count if counted is None else counted
+        # A pass reads the selection once, plus its overlaps and retries: three times the
+        # pages its first count needs, at the pages' real size, is more than an honest
+        # server asks (a count that grows as fast as it is read never gets there).
+        if pages > 3 * (counted // widest + 1) + MAX_STEP_BACKS + 10:
             raise SelectIncomplete(
                 f"the selection grew faster than it could be listed ({pages} pages read in "
                 f"one pass, {count:,} jobs now): narrow it (--created-until) or run select "

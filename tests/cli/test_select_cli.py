@@ -322,6 +322,18 @@ async def test_a_group_larger_than_a_page_while_listed_jobs_leave_hides_none(
     assert len(listed) == len(set(listed))
 
 
+@pytest.mark.parametrize(("jobs", "cap"), [(1000, 7), (60, 1)])
+async def test_a_server_with_small_pages_is_listed_whole(
+    list_server: Any, tmp_path: Path, capsys: Any, jobs: int, cap: int
+) -> None:
+    """The pages a pass may read are counted at the size the server really sends."""
+    server, url = await list_server(jobs, cap=cap)
+    out = tmp_path / "m.csv"
+    result = await select_into(out, url, capsys)
+    assert result.code == 0, result.output
+    assert job_ids(out) == [job["job_id"] for job in server.jobs]
+
+
 async def test_a_selection_that_grows_faster_than_it_is_listed_is_an_error(
     list_server: Any, tmp_path: Path, capsys: Any
 ) -> None:
