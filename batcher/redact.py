@@ -53,6 +53,12 @@ def _go_html(text: str) -> str:
 def _encoded(secret: str) -> set[str]:
     """``secret`` as other layers write it: URL-encoded (a proxy echoing a query or a
     form), as HTML text (an error page), and in base64 (a header echoed whole)."""
+    try:
+        secret.encode()
+    except UnicodeEncodeError:
+        # Bytes from the environment that are not UTF-8 (the settings refuse such a
+        # secret; until they do, it is masked as it is and as JSON escapes it).
+        return {secret}
     forms = {
         secret,
         quote(secret, safe=""),
@@ -141,7 +147,7 @@ class Redactor:
         # a clean text (nearly every one) from one to look at closely.
         self._groups = _by_beginning(self._needles)
         self._byte_groups = tuple(
-            (start.encode(), tuple(needle.encode() for needle in group))
+            (_utf8(start), tuple(_utf8(needle) for needle in group))
             for start, group in self._groups
         )
 
@@ -190,3 +196,7 @@ def _by_beginning(needles: tuple[str, ...]) -> tuple[tuple[str, tuple[str, ...]]
 
 def _longest_first(groups: list[Any]) -> list[Any]:
     return sorted((needle for group in groups for needle in group), key=len, reverse=True)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")

@@ -312,3 +312,26 @@ async def test_a_credentials_file_that_is_not_a_file_is_refused_at_once(
         timeout=20,
     )
     assert result.code == 2 and "not a regular file" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("command", ["run", "select"])
+def test_a_secret_that_is_not_utf8_is_a_settings_error_not_a_traceback(
+    tmp_path: Path, command: str
+) -> None:
+    import subprocess
+    import sys
+
+    env = {k.encode(): v.encode() for k, v in clean_env().items()}
+    env[b"HUAWEICLOUD_SDK_AK"] = b"AKAKAKAKAKAK"
+    env[b"HUAWEICLOUD_SDK_SK"] = b"abc\xffdefghijkl"  # not UTF-8
+    args = [sys.executable, "-m", "batcher", command]
+    if command == "run":
+        args += [str(jobs_csv(tmp_path / "m.csv", 2)), "--report", str(tmp_path / "r.jsonl")]
+    else:
+        args += ["--command", "SUBMITVERIFYING"]
+    args += ["--endpoint", "http://127.0.0.1:9", "--project-id", PROJECT]
+    result = subprocess.run(args, env=env, capture_output=True, timeout=60, check=False)
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 2, stderr
+    assert "Traceback" not in stderr and "HUAWEICLOUD_SDK_SK" in stderr
+    assert not (tmp_path / "r.jsonl").exists()
