@@ -223,7 +223,9 @@ async def execute(
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
         slots_path = inflight_path(report)
         identity = report_identity(writer.identity)
-        in_flight, stray = left_in_flight(report, identity) if resume else ([], [])
+        in_flight, stray = (
+            left_in_flight(report, identity, created=writer.created) if resume else ([], [])
+        )
         for path in stray:
             log.warning(
                 "resume_inflight_under_another_name", file=str(path),
@@ -244,6 +246,7 @@ async def execute(
                 carried=state.carried,
                 report=identity,
                 run=run_id,
+                since_size=writer.started_size,
             )
         except OSError as error:
             writer.discard_if_unused()

@@ -65,6 +65,8 @@ class ReportWriter:
         self._size = st.st_size
         #: Where this run's lines begin (what was there before is an earlier run's).
         self._started_size = st.st_size
+        #: The report's size when this run opened it.
+        self.started_size = st.st_size
         #: Set when the report's name stopped leading to this file mid-run.
         self.moved = False
         self._redactor = redactor if redactor else None

@@ -56,6 +56,8 @@ class InFlight:
     report: str | None = None
     #: The run that sent it (its lines carry this ``run_id``).
     run: str | None = None
+    #: The report's size when that run began (a report renamed since is at least as long).
+    since_size: int | None = None
 
 
 class InflightSlots:
@@ -71,13 +73,15 @@ class InflightSlots:
     """
 
     def __init__(
-        self, path: Path, fd: int, slots: int, report: str | None = None, run: str | None = None
-    ) -> None:
+        self, path: Path, fd: int, slots: int, report: str | None = None, run: str | None = None,
+        since_size: int | None = None,
+    ) -> None:  # fmt: skip
         self._path = path
         self._fd = fd
         self.slots = slots
         self._report = report
         self._run = run
+        self._since_size = since_size
         #: Whether anything was ever noted (if not, nothing was sent).
         self.used = False
 
@@ -90,6 +94,7 @@ class InflightSlots:
         carried: Sequence[InFlight] = (),
         report: str | None = None,
         run: str | None = None,
+        since_size: int | None = None,
     ) -> InflightSlots:
         """Open the slot file afresh (0600): ``slots`` empty ones for the workers, then
         ``carried`` (entries still in doubt from an earlier run, which the caller read from
@@ -97,15 +102,16 @@ class InflightSlots:
         leaves one or the other, and no doubt is ever lost. ``report`` (``"DEV:INO"``) and
         ``run`` (the run id) are written into every slot (a carried entry keeps its run)."""
         items = [(slots + i, item) for i, item in enumerate(carried)]
-        fd = _replace(path, items, report, run)
-        opened = cls(path, fd, slots + len(carried), report, run)
+        fd = _replace(path, items, report, run, since_size)
+        opened = cls(path, fd, slots + len(carried), report, run, since_size)
         opened.used = bool(carried)
         return opened
 
     def note(self, slot: int, entry: InFlight) -> None:
         """Write ``entry`` into ``slot`` (it is in the kernel, safe from a crash, on return)."""
         self.used = True
-        os.pwrite(self._fd, _encoded(entry, self._report, self._run), slot * SLOT_SIZE)
+        data = _encoded(entry, self._report, self._run, self._since_size)
+        os.pwrite(self._fd, data, slot * SLOT_SIZE)
 
     def clear(self, *, keep: Sequence[InFlight] = ()) -> None:
         """Empty the file (nothing is in flight: the run ended and every line is written),
@@ -114,7 +120,7 @@ class InflightSlots:
         if not keep:
             os.ftruncate(self._fd, 0)
             return
-        fd = _replace(self._path, list(enumerate(keep)), self._report, self._run)
+        fd = _replace(self._path, list(enumerate(keep)), self._report, self._run, self._since_size)
         os.close(self._fd)
         self._fd = fd
 
@@ -122,7 +128,8 @@ class InflightSlots:
         """Add ``items`` to the file (entries in doubt), keeping what it holds; the new
         file replaces the old one whole. Only once no worker writes to it any more."""
         held = read_inflight(self._path)
-        fd = _replace(self._path, list(enumerate([*held, *items])), self._report, self._run)
+        items = [*held, *items]
+        fd = _replace(self._path, list(enumerate(items)), self._report, self._run, self._since_size)
         os.close(self._fd)
         self._fd = fd
         self.used = True
@@ -138,7 +145,7 @@ class InflightSlots:
             self._fd = -1
 
 
-def _encoded(entry: InFlight, report: str | None, run: str | None) -> bytes:
+def _encoded(entry: InFlight, report: str | None, run: str | None, since_size: int | None) -> bytes:
     data = orjson.dumps(
         {
             "job_id": entry.job_id,
@@ -147,20 +154,25 @@ def _encoded(entry: InFlight, report: str | None, run: str | None) -> bytes:
             "sent_at": entry.sent_at,
             "report": report,
             "run": entry.run or run,
+            "since_size": entry.since_size if entry.run else since_size,
         }
     )
     return data.ljust(SLOT_SIZE - 1)[: SLOT_SIZE - 1] + b"\n"
 
 
 def _replace(
-    path: Path, items: Sequence[tuple[int, InFlight]], report: str | None, run: str | None
+    path: Path,
+    items: Sequence[tuple[int, InFlight]],
+    report: str | None,
+    run: str | None,
+    since_size: int | None,
 ) -> int:
     """Put a slot file holding ``items`` (slot, entry) at ``path`` in one rename; return
     a descriptor of it, open for writing."""
     size = (max(slot for slot, _ in items) + 1) * SLOT_SIZE if items else 0
     content = bytearray(size)
     for slot, item in items:
-        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item, report, run)
+        content[slot * SLOT_SIZE : (slot + 1) * SLOT_SIZE] = _encoded(item, report, run, since_size)
     with atomic_bytes(path, replace=True) as stream:
         stream.write(content)
     return os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -189,6 +201,7 @@ def read_inflight(path: Path) -> list[InFlight]:
             isinstance(item.get(name), str) for name in ("job_id", "command", "sent_at")
         ):
             project, report, run = item.get("project_id"), item.get("report"), item.get("run")
+            size = item.get("since_size")
             found.append(
                 InFlight(
                     item["job_id"],
@@ -197,6 +210,7 @@ def read_inflight(path: Path) -> list[InFlight]:
                     item["sent_at"],
                     report if isinstance(report, str) else None,
                     run if isinstance(run, str) else None,
+                    size if type(size) is int else None,
                 )
             )
     return found
@@ -243,22 +257,35 @@ def strays(report: Path, identity: str) -> list[Path]:
     return found
 
 
-def left_in_flight(report: Path, identity: str) -> tuple[list[InFlight], list[Path]]:
+def left_in_flight(
+    report: Path, identity: str, *, created: bool = False
+) -> tuple[list[InFlight], list[Path]]:
     """What crashed runs of the report left in flight: ``REPORT.inflight``'s entries and
     those of :func:`strays` that belong to this file; and the strays' paths.
 
-    A stray belongs to this file when it names the file's identity and the report holds
-    lines of a run that wrote it: a deleted report's inode taken by a new one is not the
-    same report (its slots are left alone)."""
+    A stray belongs to this file when it names the file's identity, and the report holds
+    lines of a run that wrote it, or (a run that crashed before its first line) was there
+    before this run (not ``created`` by it) and is as long as when that run began. A new
+    report on a deleted one's inode is not the same report: its slots are left alone."""
     found = read_inflight(inflight_path(report))
     taken = []
     for path in strays(report, identity):
         items = [item for item in read_inflight(path) if item.report == identity]
         runs = {item.run for item in items if item.run}
-        if runs and _mentions_a_run(report, runs):
+        if not runs:
+            continue
+        sizes = [item.since_size for item in items if item.since_size is not None]
+        if _mentions_a_run(report, runs) or (not created and sizes and _size(report) >= max(sizes)):
             found += items
             taken.append(path)
     return found, taken
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def _mentions_a_run(report: Path, runs: set[str]) -> bool:

@@ -7,6 +7,7 @@ and runs are killed with SIGKILL and resumed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -215,6 +216,38 @@ async def test_kill_9_then_resume_under_another_name_still_checks_what_was_in_fl
     assert all(n == 1 for n in sim.stats.executions.values())  # nothing ran twice
     assert any(line["confirmed_by"] for line in lines.values())
     assert not old_slots.exists()  # its doubts were carried, then decided
+
+
+async def test_kill_9_before_any_line_then_resume_renamed_still_checks_what_was_in_flight(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    jobs = seeded(2, "WAIT_FILE_UPLOAD")
+    sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
+                                late_answer_ms=5000)  # fmt: skip
+    manifest = write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+    report = tmp_path / "r.jsonl"
+    common = ["--rate", "0", "--concurrency", "2", *run_args(sim.url)]
+    process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
+    slots = report.with_name(report.name + ".inflight")
+    for _ in range(200):  # both commands sent (their answers come 5 s later)
+        if slots.exists() and all(job.encode() in slots.read_bytes() for job in jobs):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # and executed on the server
+    process.kill()
+    await process.wait()
+    assert report.read_text() == ""  # no line yet
+    renamed = tmp_path / "renamed.jsonl"
+    report.rename(renamed)
+    result = await batcher(
+        ["run", str(manifest), "--report", str(renamed), "--resume", *common], aksk_env()
+    )
+    assert result.code == 0, result.output
+    lines = latest(read_report(renamed))
+    assert {line["status"] for line in lines.values()} == {"succeeded"}
+    assert all(n == 1 for n in sim.stats.executions.values())  # checked, not sent again
 
 
 async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(

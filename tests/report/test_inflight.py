@@ -101,3 +101,23 @@ def test_a_new_report_on_a_reused_inode_does_not_take_an_old_reports_slots(
     empty.touch()
     st = empty.stat()
     assert left_in_flight(empty, report_identity((st.st_dev, st.st_ino))) == ([], [])
+
+
+def test_a_report_renamed_before_its_first_line_still_finds_its_slots(tmp_path: Path) -> None:
+    """A run killed before it wrote a line leaves slots but no line of its run: a report
+    that was there before this run (renamed) and is as long as then takes them; one that
+    this run created (a new file on a reused inode) does not."""
+    from batcher.report.inflight import left_in_flight, report_identity
+
+    report = tmp_path / "renamed.jsonl"
+    report.touch()
+    st = report.stat()
+    identity = report_identity((st.st_dev, st.st_ino))
+    slots = InflightSlots.open(
+        tmp_path / "old.jsonl.inflight", slots=1, report=identity, run="run-1", since_size=0
+    )
+    slots.note(0, InFlight("j1", "SUBMITVERIFYING", "p", "2026-11-25T08:00:00.000Z"))
+    slots.close()
+    found, taken = left_in_flight(report, identity)
+    assert [item.job_id for item in found] == ["j1"] and len(taken) == 1
+    assert left_in_flight(report, identity, created=True) == ([], [])
