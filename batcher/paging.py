@@ -107,21 +107,31 @@ async def list_jobs(
     base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
     walk = _Walk()
     passes = fruitless = 0
+    first_pages = 0
+    listed_count: int | None = None
     while passes < MAX_PASSES and fruitless < 2:
         passes += 1
         before = len(seen)
-        walk.unsure = False
+        if passes == 2:
+            first_pages = paging.pages
+        elif passes > 2 and paging.pages > 4 * first_pages + 50:
+            break  # the passes cost more than four listings: say what is known
+        walk.unsure = walk.shifted = False
         async for job in _one_pass(client, pacer, query, base, seen, walk, paging, project_id,
                                    on_page, first=passes == 1):  # fmt: skip
             yield job
-        reached = paging.count is None or len(seen) >= paging.count
-        # Jobs that left the selection after being listed still count as seen, so a group
-        # of same-second jobs larger than a page (which no page reads whole) is gone
-        # through again until two passes find nothing more, whatever the count says.
-        if reached and not walk.unsure:
+        if passes == 1:
+            listed_count = paging.count  # jobs created after this are the next selection's
+        reached = paging.count is None or len(seen) >= min(paging.count, listed_count or 0)
+        # Jobs that left the selection after being listed still count as seen, so when a
+        # page may have missed some without the count telling - a group of same-second jobs
+        # larger than a page (no page reads it whole), or one that jobs leaving before it
+        # moved back past a page's start - the pages are gone through again until a pass
+        # (two, for a group larger than a page) finds nothing more.
+        if reached and not (walk.unsure or walk.shifted):
             return
         fruitless = fruitless + 1 if passes > 1 and len(seen) == before else 0
-        if reached and fruitless >= 2:
+        if reached and fruitless >= (2 if walk.unsure else 1):
             return
         if reached:
             log.info(
@@ -134,6 +144,13 @@ async def list_jobs(
                 "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
                 hint="jobs were missing from the pages: going through them again",
             )  # fmt: skip
+    if paging.count is None or len(seen) >= min(paging.count, listed_count or 0):
+        log.warning(
+            "select_listing_unsettled", passes=passes, listed=len(seen),
+            hint="passes kept finding jobs (the selection is changing): every job seen is "
+            "written; run select again later for the ones that arrived meanwhile",
+        )  # fmt: skip
+        return
     raise SelectIncomplete(
         f"the List API says {paging.count} jobs match but {len(seen)} were listed after "
         f"{passes} passes through its pages (does it order jobs created in the same second "
@@ -150,6 +167,7 @@ class _Walk:
     ordered: bool = True  # creation times never went backwards: the server keeps the order
     page_size: int = PAGE_SIZE  # halved while the server refuses it with a 400
     unsure: bool = False  # a page held nothing but one group of same-second jobs
+    shifted: bool = False  # jobs left while a page started on a group of same-second jobs
 
 
 async def _one_pass(
@@ -172,10 +190,16 @@ async def _one_pass(
     widest = 1  # the most jobs a page brought: the server's own page size, at most ours
     counted: int | None = None  # the count when the pass began
     brought_new = True
-    # Past the count only while pages still bring jobs not seen: a count that is too low
-    # must not end the listing early, and a server that answers any offset past the end
-    # with its last page must not keep it going.
-    while paging.count is None or offset < paging.count or brought_new:
+    # Past the count only while full pages still bring jobs not seen: a count that is too
+    # low must not end the listing early, and neither a server that answers any offset
+    # past the end with its last page nor jobs created meanwhile may keep it going.
+    # A later pass looks again at the selection the first one listed: up to the count it
+    # began with (jobs created since are for the next selection).
+    while (
+        paging.count is None
+        or offset < (paging.count if first or counted is None else min(counted, paging.count))
+        or (first and brought_new)
+    ):
         overlapped, overlap = overlap and offset > 0, True
         start = offset - 1 if overlapped else offset
         params = {**base, "offset": str(start), "limit": str(walk.page_size)}
@@ -214,6 +238,12 @@ async def _one_pass(
         before, paging.count = paging.count, count
         if jobs:
             moved = not _continues(jobs[0], seen, walk.newest if walk.ordered else None)
+            if overlapped and not moved and before is not None and count < before:
+                # Jobs left, perhaps before this page: if it starts inside a group of
+                # same-second jobs (whose order the server may change), the group's unseen
+                # members may have moved back past its start, where no page will look.
+                opening = _created(jobs[0]) if isinstance(jobs[0], dict) else None
+                walk.shifted = walk.shifted or (opening is not None and opening == walk.newest)
         else:
             moved = 0 < count <= start  # the list shrank under this page
         if overlapped and moved:
@@ -268,7 +298,9 @@ async def _one_pass(
                     f"{idle} pages in a row: it does not seem to page (offset ignored?); "
                     "nothing was written"
                 )
-        brought_new = new > 0
+        # A short page is the end of the list as it is now: jobs created since are for
+        # the next selection, not a reason to read on (they can arrive forever).
+        brought_new = new > 0 and len(jobs) >= widest
         if end <= offset:
             overlap = False  # the page held only the job overlapped: go on unchecked
         # A page that ends inside a group of jobs created in the same second (which a server

@@ -574,3 +574,52 @@ async def test_json_logs_keep_stderr_json_and_console_says_the_next_step(
     assert plain.code == 0, plain.output
     assert "30 jobs matched" in plain.stderr
     assert f"next: batcher run {out} --report {tmp_path / 'm.report.jsonl'}" in plain.stderr
+
+
+@pytest.mark.parametrize(("seed", "jobs", "cap", "largest", "leave"),
+                         [(11, 150, 100, 120, 0.03), (36, 150, 10, 3, 0.01),
+                          (58, 400, 25, 12, 0.03)])  # fmt: skip
+async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
+    tmp_path: Path, capsys: Any, seed: int, jobs: int, cap: int, largest: int, leave: float
+) -> None:
+    """A reviewer's fuzzed server: groups of same-second jobs in a new order on every
+    request, and 1-3% of the jobs leaving the selection on every request. Jobs that left
+    before a page can move a group's unseen members back past its start: the pages are read
+    again, and every job that stayed in the selection is listed, once."""
+    rng = random.Random(seed)
+    times: list[int] = []
+    second = 0
+    while len(times) < jobs:
+        times += [second] * rng.randint(1, largest)
+        second += 1
+    times = times[:jobs]
+    present, stayed = set(range(jobs)), set(range(jobs))
+
+    async def handle(request: web.Request) -> web.Response:
+        offset, limit = int(request.query["offset"]), min(int(request.query["limit"]), cap)
+        for i in list(present):
+            if rng.random() < leave:
+                present.discard(i)
+                stayed.discard(i)
+        order = sorted(present, key=lambda i: (times[i], rng.random()))
+        page = [
+            {"job_id": f"j{i:05d}", "state": "AUTO_VERIFY_FAILED",
+             "create_time": f"2026-11-20T10:{times[i] // 60:02d}:{times[i] % 60:02d}Z"}
+            for i in order[offset : offset + limit]
+        ]  # fmt: skip
+        return web.json_response({"count": len(order), "jobs": page})
+
+    app = web.Application()
+    app.router.add_get("/v1/{project}/digital-human-training-manage/user/jobs", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        out = tmp_path / "m.csv"
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        result = await select_into(out, url, capsys)
+    finally:
+        await runner.cleanup()
+    assert result.code == 0, result.output
+    listed = job_ids(out)
+    assert {f"j{i:05d}" for i in stayed} <= set(listed) and len(listed) == len(set(listed))
