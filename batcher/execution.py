@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +26,13 @@ from .entry import Entry
 from .errors import ReportWriteError, UsageError
 from .events import RunEvents
 from .keys import key_digest
-from .manifest import Manifests, ManifestSummary
+from .manifest import Manifests
 from .metastudio.client import MetaStudioClient, open_session
+from .planning import EntrySource, plan_run
 from .preflight import check_run, project_for_manifests
 from .redact import Redactor
 from .report import ReportWriter
-from .report._lock import check_unlocked, file_id
+from .report._lock import check_unlocked
 from .report.inflight import (
     InFlight,
     InflightSlots,
@@ -40,7 +41,7 @@ from .report.inflight import (
     report_identity,
 )
 from .report.resume import Resume, read_resume
-from .results import Plan, RunResult
+from .results import RunResult
 from .settings import Options, RunSettings
 from .target import target
 
@@ -83,7 +84,7 @@ async def run_manifests(
         if dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
-            plan = _plan(summary, settings, checked.entries, report if resume else None)
+            plan = plan_run(summary, settings, checked.entries, report if resume else None)
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
         redactor = Redactor(settings.secrets())
@@ -145,63 +146,12 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def _plan(
-    summary: ManifestSummary,
-    settings: RunSettings,
-    entries: EntrySource,
-    resumed: Path | None,
-) -> Plan:
-    """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
-    it would not send again and those it would check first."""
-    if settings.simulate:
-        endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
-        auth = "AK/SK signing with throwaway simulator keys"
-    else:
-        endpoint = str(settings.endpoint) if settings.endpoint else None
-        auth = settings.credentials.describe() if settings.credentials else "none"
-    already_done = in_doubt = 0
-    identity = None if resumed is None else file_id(resumed)
-    if resumed is not None and identity is not None:
-        in_flight, _ = left_in_flight(resumed, report_identity(identity))
-        state = read_resume(
-            lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
-            inflight=in_flight,
-        )
-        for entry in entries(state.done):
-            if entry is None:
-                already_done += 1
-            elif key_digest(entry.job_id, entry.command) in state.doubts:
-                in_doubt += 1
-    left = summary.total - already_done
-    limit = settings.options.limit
-    return Plan(
-        files=summary.files,
-        total=summary.total,
-        commands=dict(summary.commands),
-        endpoint=endpoint,
-        project_id=settings.project_id,
-        auth=auth,
-        rate=settings.rate,
-        burst=settings.burst,
-        concurrency=settings.options.concurrency,
-        already_done=already_done,
-        in_doubt=in_doubt,
-        to_run=left if limit is None else min(limit, left),
-        limit=limit,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Executed:
     """What :func:`execute` hands back: the counters and the rate the limiter settled at."""
 
     stats: RunStats
     settled_rate: float
-
-
-#: The manifests' second pass: every entry in order, None for one whose key is in the
-#: container (already done: passed over without building it).
-EntrySource = Callable[[Container[int]], Iterator[Entry | None]]
 
 
 async def execute(
