@@ -249,7 +249,8 @@ async def execute(
                     run_id=run_id,
                     project_id=project,
                     options=settings.options,
-                    done_keys=state.done,
+                    # No done_keys: entries(state.done) passes over the done ones already,
+                    # so the runner need not digest every entry again to find none.
                     doubts=state.doubts,
                     note_sent=note_sent,
                     stats=stats,
