@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,7 @@ async def test_lost_answers_are_confirmed_from_the_record_not_reported_as_failur
         jobs=jobs, seed=11, drop_after_execute_rate=0.08, late_answer_rate=0.05,
         late_answer_ms=1500,
     )  # fmt: skip
-    manifest = write_csv(
-        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
-    )
+    manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     result = await batcher(
         ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "16",
@@ -110,9 +109,7 @@ async def test_a_refusal_after_a_lost_answer_that_did_nothing_stays_failed(
     # is lost, the record shows no submission, and the line must still say failed.
     jobs = seeded(40, "WAIT_FILE_UPLOAD", video=False)
     sim = await start_simulator(jobs=jobs, seed=3, drop_after_execute_rate=0.5)
-    manifest = write_csv(
-        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
-    )
+    manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     result = await batcher(
         ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)],
@@ -146,6 +143,13 @@ async def test_a_command_that_leaves_no_trace_is_reported_ambiguous_not_failed(
     assert all("may have executed" in line["reason"] for line in lines)
 
 
+def submissions(tmp_path: Path, jobs: Iterable[str]) -> Path:
+    """A manifest of SUBMITVERIFYING for each of ``jobs``."""
+    return write_csv(
+        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
+    )
+
+
 @pytest.mark.slow
 async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     tmp_path: Path, start_simulator: Any
@@ -155,9 +159,7 @@ async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     # commands whose answers never arrived.
     sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
                                 late_answer_ms=400)  # fmt: skip
-    manifest = write_csv(
-        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
-    )
+    manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "16",
             *run_args(sim.url)]  # fmt: skip
@@ -189,9 +191,7 @@ async def test_kill_9_then_resume_under_another_name_still_checks_what_was_in_fl
     jobs = seeded(300, "WAIT_FILE_UPLOAD")
     sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
                                 late_answer_ms=400)  # fmt: skip
-    manifest = write_csv(
-        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
-    )
+    manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     common = ["--rate", "0", "--concurrency", "16", *run_args(sim.url)]
     process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
@@ -224,9 +224,7 @@ async def test_kill_9_before_any_line_then_resume_renamed_still_checks_what_was_
     jobs = seeded(2, "WAIT_FILE_UPLOAD")
     sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
                                 late_answer_ms=5000)  # fmt: skip
-    manifest = write_csv(
-        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
-    )
+    manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     common = ["--rate", "0", "--concurrency", "2", *run_args(sim.url)]
     process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
@@ -269,9 +267,7 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
     slots = InflightSlots.open(inflight_path(report), slots=1)
     slots.note(0, InFlight("job00005", "SUBMITVERIFYING", PROJECT, "2026-11-24T13:00:05.000Z"))
     slots.close()
-    manifest = write_csv(
-        tmp_path / "m.csv", ({"job_id": job, "command": "SUBMITVERIFYING"} for job in jobs)
-    )
+    manifest = submissions(tmp_path, jobs)
     limited = await batcher(["run", str(manifest), *args, "--resume", "--limit", "2"], aksk_env())
     assert limited.code == 0, limited.output
     assert "job00005" not in {line["job_id"] for line in read_report(report)}
