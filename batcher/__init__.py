@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from batcher.errors import (
     BatcherError,
     ExitCode,
     ManifestError,
@@ -38,25 +38,34 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fast
-    from .api import run, run_async, select, select_async, summarize, validate
-    from .manifest import ManifestSummary
-    from .report.line import ReportLine
-    from .report.summary import Summary
-    from .results import Plan, RunResult, SelectResult
+    from batcher.api import (
+        Plan,
+        RunResult,
+        SelectResult,
+        run,
+        run_async,
+        select,
+        select_async,
+        summarize,
+        validate,
+    )
+    from batcher.journal.line import ReportLine
+    from batcher.read import ManifestSummary
+    from batcher.review.summary import Summary
 
 _LAZY = {
-    "Plan": "results",
-    "RunResult": "results",
-    "SelectResult": "results",
+    "Plan": "api",
+    "RunResult": "api",
+    "SelectResult": "api",
     "run": "api",
     "run_async": "api",
     "select": "api",
     "select_async": "api",
     "summarize": "api",
     "validate": "api",
-    "ManifestSummary": "manifest",
-    "ReportLine": "report.line",
-    "Summary": "report.summary",
+    "ManifestSummary": "read",
+    "ReportLine": "journal.line",
+    "Summary": "review.summary",
 }
 
 __all__ = [

@@ -1,10 +1,6 @@
 """The public API: run manifests, select jobs, validate manifests, summarise a report.
 
-What the ``batcher`` command does, as functions: the CLI only parses flags into these
-keyword arguments, prints what they return, and maps their exceptions to exit codes. The
-same protections hold either way: every manifest is checked before anything is sent,
-project ids are checked, ``resume`` skips what already succeeded, the report is locked,
-and credentials come from the environment only.
+Also what it returns: a run's result, a dry run's plan, a selection's result.
 """
 
 from __future__ import annotations
@@ -14,20 +10,131 @@ import functools
 import importlib.util
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
-from .errors import UsageError
-from .results import Plan, RunResult, SelectResult
-from .settings import Options
+from batcher.config import Options
+from batcher.errors import ExitCode, UsageError
 
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run would do: the entries per command, where they go, and at what pace."""
+
+    files: tuple[str, ...]
+    total: int
+    commands: dict[str, int]
+    endpoint: str | None
+    project_id: str | None
+    auth: str
+    rate: float
+    burst: int
+    concurrency: int
+    #: With ``resume``: entries an earlier run finished, and those it may have executed
+    #: without hearing back (their job's record is read first).
+    already_done: int = 0
+    in_doubt: int = 0
+    #: Entries the run would send (``limit`` caps them), and the limit.
+    to_run: int = 0
+    limit: int | None = None
+
+    @property
+    def expected_seconds(self) -> float | None:
+        """At least this long at ``rate`` (one attempt per entry); None when unlimited."""
+        return self.to_run / self.rate if self.rate > 0 else None
+
+
+def exit_code_for(*, halted: bool, failed: int, skipped: int) -> int:
+    """The exit code of a run: 3 halted, 1 some entries failed or were skipped, else 0.
+
+    >>> exit_code_for(halted=False, failed=0, skipped=2)
+    1
+    """
+    if halted:
+        return int(ExitCode.HALTED)
+    if failed or skipped:
+        return int(ExitCode.INCOMPLETE)
+    return int(ExitCode.OK)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run did. ``exit_code`` is the one the ``batcher`` command exits with.
+
+    >>> RunResult(run_id="r", report=None, succeeded=3).exit_code
+    0
+    """
+
+    run_id: str
+    report: Path | None
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Entries not sent because an earlier run of the report had them succeed (``resume``).
+    already_done: int = 0
+    attempts: int = 0
+    #: Requests the API answered 429.
+    throttled: int = 0
+    #: Entries decided from the job's record after a lost answer, failures left in doubt
+    #: (``ambiguous``), and the Show requests made to decide them.
+    confirmed: int = 0
+    ambiguous: int = 0
+    checks: int = 0
+    #: True when ``limit`` stopped the run with entries left for ``resume``.
+    left_by_limit: bool = False
+    elapsed: float = 0.0
+    #: The rate asked for (0 = unlimited) and the rate the limiter ended at.
+    rate_limit: float = 0.0
+    settled_rate: float = 0.0
+    #: Why the run stopped early (401/403, a failure threshold, a signal), else None.
+    halted_reason: str | None = None
+    #: A dry run's plan (nothing was sent); None for real runs.
+    plan: Plan | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(
+            halted=self.halted_reason is not None, failed=self.failed, skipped=self.skipped
+        )
+
+    @property
+    def entries_per_second(self) -> float | None:
+        """Entries attempted (succeeded or failed) per second; skipped lines are not work."""
+        attempted = self.succeeded + self.failed
+        return attempted / self.elapsed if self.elapsed > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectResult:
+    """What :func:`select` wrote: jobs matched (per state), entries written, and where."""
+
+    jobs: int
+    entries: int
+    by_state: dict[str, int]
+    #: The number of matches the API reported (it can change while paging).
+    count: int | None
+    pages: int
+    output: Path | None
+    format: str
+    #: Jobs the API listed that do not meet the filters (it ignored one): left out.
+    not_matching: int = 0
+
+
+# The public API: run manifests, select jobs, validate manifests, summarise a report.
+#
+# What the ``batcher`` command does, as functions: the CLI only parses flags into these
+# keyword arguments, prints what they return, and maps their exceptions to exit codes. The
+# same protections hold either way: every manifest is checked before anything is sent,
+# project ids are checked, ``resume`` skips what already succeeded, the report is locked,
+# and credentials come from the environment only.
 if TYPE_CHECKING:
-    from .engine.progress import Display
-    from .manifest import ManifestSummary
-    from .paging import Paging
-    from .report.summary import Summary
+    from batcher.read import ManifestSummary
+    from batcher.review.summary import Summary
+    from batcher.select.paging import Paging
+    from batcher.send.progress import Display
 
 T = TypeVar("T")
 
@@ -80,7 +187,7 @@ def run(
     Credentials come from the environment (``HUAWEICLOUD_SDK_AK``/``_SK`` or
     ``METASTUDIO_AUTH_TOKEN``); ``simulate=True`` runs against an in-process simulator
     instead. The options are the ``batcher run`` flags. ``progress`` is a callable that
-    receives a :class:`~batcher.engine.progress.Snapshot` every ``progress_interval`` seconds
+    receives a :class:`~batcher.send.progress.Snapshot` every ``progress_interval`` seconds
     (default 0.25), True for a ``progress`` log event every 10 s, or False for neither. Call
     :func:`run_async` from inside an event loop.
 
@@ -124,8 +231,8 @@ async def run_async(
 
     >>> result = await batcher.run_async(["jobs.csv"], report="r.jsonl")  # doctest: +SKIP
     """
-    from .execution import run_manifests
-    from .logs import ensure_configured
+    from batcher.execution import run_manifests
+    from batcher.observe.logs import ensure_configured
 
     ensure_configured()
     options = Options(
@@ -168,7 +275,7 @@ def validate(manifests: Sequence[ManifestPath], *, command: str | None = None) -
     >>> batcher.validate(["manifests/example.csv"]).total
     8
     """
-    from .manifest import Manifests
+    from batcher.read import Manifests
 
     with Manifests([os.fspath(path) for path in manifests], default_command=command) as checked:
         return checked.check()
@@ -182,7 +289,7 @@ def summarize(report: str | os.PathLike[str]) -> Summary:
     >>> stats.status["failed"]  # doctest: +SKIP
     0
     """
-    from .report.summary import summarize as summarize_report
+    from batcher.review.summary import summarize as summarize_report
 
     path = Path(report)
     if not path.is_file():
@@ -259,8 +366,8 @@ async def select_async(
     progress: Callable[[Paging], None] | None = None,
 ) -> SelectResult:
     """:func:`select`, for callers already in an event loop (same arguments, same result)."""
-    from .logs import ensure_configured
-    from .selector import JobQuery, select_to_manifest
+    from batcher.observe.logs import ensure_configured
+    from batcher.select.selector import JobQuery, select_to_manifest
 
     ensure_configured()
     query = JobQuery(

@@ -1,16 +1,13 @@
 """One run, wired together: check → report → (simulator) → session → client → runner.
 
-:func:`run_manifests` is :func:`batcher.run_async`'s body: it checks the settings and every
-manifest entry first (nothing is sent when anything is wrong), then :func:`execute` takes
-the report's lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the
-entries with progress alongside.
+Also the plan ``--dry-run`` prints: what a run would do, without sending anything.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,32 +16,86 @@ from typing import Protocol
 import anyio
 import structlog
 
-from .engine import ProgressTicker, RateLimiter, Runner, RunStats
-from .engine.progress import Display
-from .engine.stats import utc_stamp
-from .entry import Entry
-from .errors import ReportWriteError, UsageError
-from .events import RunEvents
-from .keys import key_digest
-from .manifest import Manifests
-from .metastudio.client import MetaStudioClient, open_session
-from .planning import EntrySource, plan_run
-from .preflight import check_run, project_for_manifests
-from .redact import Redactor
-from .report import ReportWriter
-from .report._lock import check_unlocked
-from .report.inflight import (
+from batcher.api import Plan, RunResult
+from batcher.config import Options, RunSettings, check_run, project_for_manifests, target
+from batcher.entry import Entry, key_digest
+from batcher.errors import ReportWriteError, UsageError
+from batcher.journal import ReportWriter
+from batcher.journal.intents import (
     InFlight,
     InflightSlots,
     inflight_path,
     left_in_flight,
     report_identity,
 )
-from .report.resume import Resume, read_resume
-from .results import RunResult
-from .settings import Options, RunSettings
-from .target import target
+from batcher.journal.lock import check_unlocked, file_id
+from batcher.journal.resume import Resume, read_resume
+from batcher.observe.events import RunEvents
+from batcher.read import Manifests, ManifestSummary
+from batcher.redact import Redactor
+from batcher.send.client import MetaStudioClient, open_session
+from batcher.send.limiter import RateLimiter
+from batcher.send.progress import Display, ProgressTicker
+from batcher.send.runner import Runner
+from batcher.send.stats import RunStats, utc_stamp
 
+#: The manifests' second pass: every entry in order, None for one whose key is in the
+#: container (already done: passed over without building it).
+EntrySource = Callable[[Container[int]], Iterator[Entry | None]]
+
+
+def plan_run(
+    summary: ManifestSummary,
+    settings: RunSettings,
+    entries: EntrySource,
+    resumed: Path | None,
+) -> Plan:
+    """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
+    it would not send again and those it would check first."""
+    if settings.simulate:
+        endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
+        auth = "AK/SK signing with throwaway simulator keys"
+    else:
+        endpoint = str(settings.endpoint) if settings.endpoint else None
+        auth = settings.credentials.describe() if settings.credentials else "none"
+    already_done = in_doubt = 0
+    identity = None if resumed is None else file_id(resumed)
+    if resumed is not None and identity is not None:
+        in_flight, _ = left_in_flight(resumed, report_identity(identity))
+        state = read_resume(
+            lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
+            inflight=in_flight,
+        )
+        for entry in entries(state.done):
+            if entry is None:
+                already_done += 1
+            elif key_digest(entry.job_id, entry.command) in state.doubts:
+                in_doubt += 1
+    left = summary.total - already_done
+    limit = settings.options.limit
+    return Plan(
+        files=summary.files,
+        total=summary.total,
+        commands=dict(summary.commands),
+        endpoint=endpoint,
+        project_id=settings.project_id,
+        auth=auth,
+        rate=settings.rate,
+        burst=settings.burst,
+        concurrency=settings.options.concurrency,
+        already_done=already_done,
+        in_doubt=in_doubt,
+        to_run=left if limit is None else min(limit, left),
+        limit=limit,
+    )
+
+
+# One run, wired together: check → report → (simulator) → session → client → runner.
+#
+# :func:`run_manifests` is :func:`batcher.run_async`'s body: it checks the settings and every
+# manifest entry first (nothing is sent when anything is wrong), then :func:`execute` takes
+# the report's lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the
+# entries with progress alongside.
 log = structlog.get_logger("batcher")
 
 
@@ -90,7 +141,7 @@ async def run_manifests(
         redactor = Redactor(settings.secrets())
         metrics = None
         if metrics_file is not None:
-            from .metrics import RunMetrics
+            from batcher.observe.metrics import RunMetrics
 
             metrics = RunMetrics(
                 metrics_file, manifests=list(summary.files), report=report, run_id=run_id,

@@ -6,7 +6,7 @@ Reads the same CSV manifest (the csv module, no validation), and with ``--concur
 workers in flight POSTs each entry's command, AK/SK-signed (SDK-HMAC-SHA256, written here
 from the cloud's documented scheme, not batcher's signer), reads the JSON answer and counts
 the successes. No retries, no rate limit, no report. ``--check`` also verifies the
-signature scheme against ``batcher.metastudio.auth`` once, to be sure the reference signs
+signature scheme against ``batcher.send.signing`` once, to be sure the reference signs
 for real. Prints one JSON line: counts and timings.
 """
 
@@ -88,7 +88,7 @@ async def run(url: str, manifest: str, concurrency: int) -> dict[str, int]:
 
 def check() -> None:
     """The reference's signature matches batcher's signer byte for byte."""
-    from batcher.metastudio.auth import authorization_header
+    from batcher.send.signing import authorization_header
 
     host, path, body, date = "127.0.0.1:8080", PATH.format(project=PROJECT, job="j1"), b"{}", ""
     date = "20261124T000000Z"

@@ -24,11 +24,12 @@ import json, sys, timeit
 from datetime import UTC, datetime
 import anyio
 from multidict import CIMultiDict
-from batcher.engine import runner
+from batcher.send import runner
 from batcher.entry import Entry
-from batcher.metastudio import auth, credentials
-from batcher.outcome import Outcome
-from batcher.report.line import line_from_outcome
+from batcher.send import credentials
+from batcher.send import signing as auth
+from batcher.entry import Outcome
+from batcher.journal.line import line_from_outcome
 import orjson
 
 headers = CIMultiDict({"Host": "127.0.0.1:8080", "Content-Type": "application/json;charset=UTF-8",

@@ -25,7 +25,7 @@ from common import AK, BENCH, PROJECT, SK, log, make_csv, server, workdir
 # Areas: (label, predicate on (filename, funcname)) — first match wins, own time is summed.
 AREAS = [
     (
-        "signing (batcher.metastudio.auth + hashlib/hmac/quote)",
+        "signing (batcher.send.signing + hashlib/hmac/quote)",
         lambda f, n: (
             f.endswith("batcher/metastudio/auth.py")
             or "hmac" in f
@@ -35,7 +35,7 @@ AREAS = [
         ),
     ),
     (
-        "report writing (batcher.report, runner._record, orjson)",
+        "report writing (batcher.journal, runner._record, orjson)",
         lambda f, n: (
             "batcher/report/" in f
             or (f.endswith("batcher/engine/runner.py") and n in ("_record", "utc_stamp", "_skip"))
@@ -55,7 +55,7 @@ AREAS = [
     ),
     ("logging (structlog)", lambda f, n: "structlog" in f or f.endswith("logging/__init__.py")),
     (
-        "request encoding / answer mapping (batcher.metastudio, json)",
+        "request encoding / answer mapping (batcher.send, json)",
         lambda f, n: (
             f.endswith(("batcher/metastudio/client.py", "batcher/metastudio/answer.py"))
             or "/json/" in f

@@ -144,12 +144,12 @@ def generate(path: Path, lines: int, *, seed: int = 7) -> Path:
 _RESUME = """
 import sys, time
 from pathlib import Path
-from batcher.report import ResumeState
+from batcher.journal import ResumeState
 t = time.perf_counter()
 state = ResumeState.read(Path(sys.argv[1]))
 print(time.perf_counter() - t, len(state), state.ambiguous_count)
 """
-_IMPORT_ONLY = "import batcher.report, batcher.api"
+_IMPORT_ONLY = "import batcher.journal, batcher.api"
 
 
 def _count_lines(path: Path) -> int:

@@ -15,11 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from .. import __version__
-from . import report, run, select, simulate, validate
+from batcher import __version__
+from batcher.cli import report, run, select, simulate, validate
 
 if TYPE_CHECKING:
-    from ..errors import ManifestError
+    from batcher.errors import ManifestError
 
 _COMMANDS = (run, validate, select, report, simulate)
 
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     parser = build_parser()
     args = _parse(parser, argv)
-    from ..errors import BatcherError, ManifestError, SettingsError
+    from batcher.errors import BatcherError, ManifestError, SettingsError
 
     restore = _terminate_as_interrupt(args)
     try:

@@ -18,10 +18,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..engine.progress import Snapshot, format_duration
+from batcher.send.progress import Snapshot, format_duration
 
 if TYPE_CHECKING:
-    from ..paging import Paging
+    from batcher.select.paging import Paging
 
 
 def _rate(value: float | None) -> str:
@@ -109,7 +109,7 @@ class LiveView:
 def render_pages(paging: Paging, elapsed: float) -> Group:
     """The view of ``batcher select``: a bar, and the pace of the listing.
 
-    >>> from batcher.paging import Paging
+    >>> from batcher.select.paging import Paging
     >>> view = render_pages(Paging(count=3000, jobs=1000, pages=10), 2.0)
     >>> console = Console(width=100, file=io.StringIO(), color_system=None, record=True)
     >>> console.print(view); print(console.export_text().splitlines()[1])

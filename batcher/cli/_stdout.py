@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import BatcherError
+from batcher.errors import BatcherError
 
 
 def emit(text: str) -> None:

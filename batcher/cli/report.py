@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import BatcherError
-from ..outcome import STATUSES
-from ._parsers import Subparsers
-from ._stdout import detach
+from batcher.cli._parsers import Subparsers
+from batcher.cli._stdout import detach
+from batcher.entry import STATUSES
+from batcher.errors import BatcherError
 
 if TYPE_CHECKING:
-    from ..report.selection import Selection
+    from batcher.journal.selection import Selection
 
 #: Bad-line warnings printed to stderr; the rest are counted.
 _MAX_WARNINGS = 20
@@ -83,8 +83,8 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..errors import UsageError
-    from ..report._reader import first_report_line
+    from batcher.errors import UsageError
+    from batcher.journal.reader import first_report_line
 
     path: Path = args.report
     if args.top < 0:
@@ -148,8 +148,8 @@ class _BadLineWarnings:
 
 
 def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..report.render import render_text, terminal_safe
-    from ..report.summary import summarize
+    from batcher.review.summary import summarize
+    from batcher.review.text import render_text, terminal_safe
 
     summary = summarize(args.report, on_bad_line=on_bad_line)
     if args.format == "json":
@@ -160,7 +160,7 @@ def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
 
 
 def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Selection:
-    from ..report.selection import Selection
+    from batcher.journal.selection import Selection
 
     exporting = args.export_manifest is not None
     if args.status:
@@ -189,7 +189,7 @@ _LISTED = (
 
 
 def _list(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..report.render import terminal_safe
+    from batcher.review.text import terminal_safe
 
     selection = _selection(args, on_bad_line)
     out = sys.stdout
@@ -220,9 +220,9 @@ def _counts(by_status: dict[str, int]) -> str:
 
 
 def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..errors import UsageError
-    from ..manifest.writer import format_of
-    from ..report.export import export_manifest
+    from batcher.errors import UsageError
+    from batcher.review.export import export_manifest
+    from batcher.select.writer import format_of
 
     out: Path = args.export_manifest
     format_of(out)  # a bad extension is an error before the report is read
@@ -270,8 +270,8 @@ def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
 
 
 def _html(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
-    from ..errors import UsageError
-    from ..report.html import write_html
+    from batcher.errors import UsageError
+    from batcher.review.html import write_html
 
     out: Path = args.html
     if out.suffix.lower() not in (".html", ".htm"):

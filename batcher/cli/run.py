@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ._parsers import Subparsers, add_logging, add_where
+from batcher.cli._parsers import Subparsers, add_logging, add_where
 
 if TYPE_CHECKING:
-    from ..api import Plan, RunResult
+    from batcher.api import Plan, RunResult
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -104,13 +104,14 @@ def add_parser(subparsers: Subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     import contextlib
 
-    from .. import api, logs
+    from batcher import api
+    from batcher.observe import logs
 
     log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format  # so errors are reported in the same format
     live = None
     if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
-        from ._display import LiveView
+        from batcher.cli._display import LiveView
 
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():
@@ -138,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
             progress=live if live is not None else not (args.no_progress or args.quiet),
         )
     if result.plan is not None:
-        from ._stdout import emit
+        from batcher.cli._stdout import emit
 
         emit(render_plan(result.plan))
         return result.exit_code
@@ -151,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def render_plan(plan: Plan) -> str:
-    from ..engine.progress import format_duration
+    from batcher.send.progress import format_duration
 
     lines = [f"plan: {plan.total} entries from {', '.join(plan.files)}"]
     lines += [f"  {command:<42} {count:>8}" for command, count in plan.commands.items()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._parsers import Subparsers, add_logging, add_where
+from batcher.cli._parsers import Subparsers, add_logging, add_where
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -83,19 +83,20 @@ def main(args: argparse.Namespace) -> int:
     import contextlib
     import shlex
 
-    from .. import api, logs
+    from batcher import api
+    from batcher.observe import logs
 
     log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format
     if args.output is None and sys.stdout is None:
-        from ..errors import UsageError
+        from batcher.errors import UsageError
 
         raise UsageError("standard output is closed: give --output PATH for the manifest")
     states = [state.strip() for text in args.states for state in text.split(",") if state.strip()]
     show = not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty()
     live = None
     if show:
-        from ._display import LiveView
+        from batcher.cli._display import LiveView
 
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():

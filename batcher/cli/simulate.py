@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ._parsers import Subparsers
+from batcher.cli._parsers import Subparsers
 
 if TYPE_CHECKING:
-    from ..simulator import SimulatorConfig
+    from batcher.simulator import SimulatorConfig
 
 _JOBS_HELP = (
     "generate N jobs (default 0), spread over states (mostly WAIT_FILE_UPLOAD, "
@@ -187,9 +187,9 @@ def main(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from ..errors import UsageError
-    from ..logs import configure
-    from ..simulator import SimulatorConfig, load_jobs_file
+    from batcher.errors import UsageError
+    from batcher.observe.logs import configure
+    from batcher.simulator import SimulatorConfig, load_jobs_file
 
     fields = {name: getattr(args, name) for name in _FLAG_FIELDS}
     fields |= {field: getattr(args, flag) for flag, field in _RENAMED.items()}
@@ -220,7 +220,7 @@ async def _serve(config: SimulatorConfig) -> None:
 
     import structlog
 
-    from ..simulator import run_simulator
+    from batcher.simulator import run_simulator
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

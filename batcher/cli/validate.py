@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._parsers import Subparsers
+from batcher.cli._parsers import Subparsers
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -35,10 +35,10 @@ def add_parser(subparsers: Subparsers) -> None:
 def main(args: argparse.Namespace) -> int:
     # The manifest package alone (not batcher.api, which imports the HTTP stack): a check
     # of a small manifest starts and ends in well under 100 ms.
-    from ..manifest import validate
+    from batcher.read import validate
 
     summary = validate(args.manifests, command=args.command)
-    from ._stdout import emit
+    from batcher.cli._stdout import emit
 
     files = len(summary.files)
     lines = [

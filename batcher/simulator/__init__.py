@@ -19,13 +19,13 @@ The ``--jobs-file`` seed file format is in :mod:`batcher.simulator.config`.
 
 from __future__ import annotations
 
-from .app import COMMAND_PATH, LIST_PATH, SHOW_PATH, Simulator
-from .config import JobSpec, SimulatorConfig, load_jobs_file
-from .faults import ReadStats, SimulatorStats
-from .listing import LIMIT_DEFAULT, LIMIT_MAX
-from .machine import RULES, Rule, allowed_in, rule_for
-from .record import Job, JobState, LogEntry, rfc3339
-from .serve import run_simulator, run_simulator_in_thread
+from batcher.simulator.app import COMMAND_PATH, LIST_PATH, SHOW_PATH, Simulator
+from batcher.simulator.config import JobSpec, SimulatorConfig, load_jobs_file
+from batcher.simulator.faults import ReadStats, SimulatorStats
+from batcher.simulator.listing import LIMIT_DEFAULT, LIMIT_MAX
+from batcher.simulator.machine import RULES, Rule, allowed_in, rule_for
+from batcher.simulator.record import Job, JobState, LogEntry, rfc3339
+from batcher.simulator.serve import run_simulator, run_simulator_in_thread
 
 __all__ = [
     "COMMAND_PATH",

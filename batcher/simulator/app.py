@@ -26,15 +26,15 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from .config import SimulatorConfig
-from .faults import FaultPlanner, Faults, ReadStats, SimulatorStats
-from .gateway import Quota, Refusal, authenticate, throttled
-from .inputs import ParsedCommand, check_ids, parse_body, peek_command, upload_urls
-from .listing import BadQuery, parse_query, select
-from .machine import execute
-from .population import seed_jobs
-from .record import JobState
-from .store import JobStore
+from batcher.simulator.config import SimulatorConfig
+from batcher.simulator.faults import FaultPlanner, Faults, ReadStats, SimulatorStats
+from batcher.simulator.gateway import Quota, Refusal, authenticate, throttled
+from batcher.simulator.inputs import ParsedCommand, check_ids, parse_body, peek_command, upload_urls
+from batcher.simulator.listing import BadQuery, parse_query, select
+from batcher.simulator.machine import execute
+from batcher.simulator.population import seed_jobs
+from batcher.simulator.record import JobState
+from batcher.simulator.store import JobStore
 
 LIST_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs"
 SHOW_PATH = LIST_PATH + "/{job_id}"

@@ -29,10 +29,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..entry import PATH_ID_RE, PathId
-from ..errors import UsageError
-from ..metastudio.credentials import AkSkCredentials, credentials_from_env
-from .record import JobState
+from batcher.entry import PATH_ID_RE, PathId
+from batcher.errors import UsageError
+from batcher.send.credentials import AkSkCredentials, credentials_from_env
+from batcher.simulator.record import JobState
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import SimulatorConfig
+from batcher.simulator.config import SimulatorConfig
 
 
 @dataclass(frozen=True, slots=True)

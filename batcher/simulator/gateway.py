@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..metastudio.auth import verify_request
-from .config import SimulatorConfig
+from batcher.send.signing import verify_request
+from batcher.simulator.config import SimulatorConfig
 
 
 @dataclass(frozen=True, slots=True)

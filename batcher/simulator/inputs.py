@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from ..entry import KNOWN_COMMANDS, PATH_ID_RE, check_app_user_id
-from .machine import Comment
+from batcher.entry import KNOWN_COMMANDS, PATH_ID_RE, check_app_user_id
+from batcher.simulator.machine import Comment
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..entry import PATH_ID_RE
-from .record import Job, JobState
+from batcher.entry import PATH_ID_RE
+from batcher.simulator.record import Job, JobState
 
 #: The page-size cap: ``limit`` above it is a 400, not a silently shorter page.
 LIMIT_MAX = 100

@@ -29,7 +29,7 @@ CONFIRM_ANSWER                            MANUAL_VERIFYING, MANUAL_VERIFY_FAILED
                                           JOB_PENDING, JOB_REJECT -> (comment):
                                           ADMIN_UPDATE_GENERAL_CONFIG
 
-The log types agree with :data:`batcher.metastudio.jobs.TRACES`: a command with a trace
+The log types agree with :data:`batcher.send.vocabulary.TRACES`: a command with a trace
 writes its trace's type; the others write the closest real type, never a ``USER_*`` type
 that another command's trace names. JOB_FINISH, JOB_REJECT and JOB_PENDING are reached
 only by CONFIRM_ACCEPT, CONFIRM_REJECT and CONFIRM_PENDING. CONFIRM_REJECT also adds a
@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .record import CommentEntry, Job, LogEntry, stamp
-from .record import JobState as S
+from batcher.simulator.record import CommentEntry, Job, LogEntry, stamp
+from batcher.simulator.record import JobState as S
 
 Guard = Callable[[Job], str | None]
 Effect = Callable[[Job], None]

@@ -18,10 +18,10 @@ import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from .config import JobSpec, SimulatorConfig
-from .machine import Comment, execute
-from .record import CommentEntry, Job, LogEntry, stamp
-from .record import JobState as S
+from batcher.simulator.config import JobSpec, SimulatorConfig
+from batcher.simulator.machine import Comment, execute
+from batcher.simulator.record import CommentEntry, Job, LogEntry, stamp
+from batcher.simulator.record import JobState as S
 
 #: How often a generated job is in a state: mostly where operators act.
 STATE_WEIGHTS: dict[S, float] = {

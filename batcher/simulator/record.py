@@ -18,7 +18,7 @@ from urllib.parse import quote
 class JobState(StrEnum):
     """Where a training job stands: the API's own state names, every one of them.
 
-    (The same list as :data:`batcher.metastudio.jobs.JOB_STATES`; a test keeps them equal.)
+    (The same list as :data:`batcher.send.vocabulary.JOB_STATES`; a test keeps them equal.)
     """
 
     WAIT_FILE_UPLOAD = "WAIT_FILE_UPLOAD"

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import Simulator
-from .config import SimulatorConfig
+from batcher.simulator.app import Simulator
+from batcher.simulator.config import SimulatorConfig
 
 
 @asynccontextmanager

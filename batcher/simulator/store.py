@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
-from .record import Job, JobState, new_job
+from batcher.simulator.record import Job, JobState, new_job
 
 
 class JobStore:

@@ -280,7 +280,7 @@ def test_the_dry_runs_lock_check_takes_no_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A real run starting while a dry run checks must never meet a lock of the dry run's."""
-    from batcher.report._lock import check_unlocked
+    from batcher.journal.lock import check_unlocked
 
     report = tmp_path / "r.jsonl"
     report.write_text("")

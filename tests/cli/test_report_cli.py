@@ -15,7 +15,7 @@ import yaml
 from report_lines import THROTTLED, report_line, resumed_lines, write_report
 
 from batcher.cli import main
-from batcher.manifest import Manifests
+from batcher.read import Manifests
 
 
 @pytest.fixture

@@ -530,7 +530,7 @@ async def test_a_spool_that_cannot_spill_says_so_and_writes_nothing(
     import errno
     import tempfile
 
-    from batcher.manifest import writer
+    from batcher.select import writer
 
     def full(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -179,7 +179,7 @@ async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_re
 
     from support import batcher_in_thread
 
-    from batcher.report.inflight import InflightSlots
+    from batcher.journal.intents import InflightSlots
     from batcher.simulator.config import JobSpec
 
     jobs = {
@@ -224,7 +224,7 @@ async def test_a_report_replaced_in_the_runs_last_second_loses_no_outcome(
 
     from support import batcher_in_thread
 
-    from batcher.report import ReportWriter
+    from batcher.journal import ReportWriter
     from batcher.simulator.config import JobSpec
 
     jobs = {f"job{i:06d}": JobSpec(state="WAIT_FILE_UPLOAD", video_confirmed=True)

@@ -253,7 +253,7 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
 ) -> None:
     """An in-flight request of a killed run that a ``--limit`` resume does not reach stays in
     the in-flight file, so the resume after it still reads the job's record first."""
-    from batcher.report.inflight import InFlight, InflightSlots, inflight_path
+    from batcher.journal.intents import InFlight, InflightSlots, inflight_path
 
     jobs = seeded(6, "WAIT_FILE_UPLOAD")
     sim = await start_simulator(jobs=jobs, seed=4, latency_ms=0)

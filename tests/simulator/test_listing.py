@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from batcher.metastudio.auth import AkSkSigner, TokenAuth
-from batcher.metastudio.credentials import AkSkCredentials, TokenCredentials
+from batcher.send.credentials import AkSkCredentials, TokenCredentials
+from batcher.send.signing import AkSkSigner, TokenAuth
 from batcher.simulator import LIMIT_MAX, Simulator, rfc3339
 from batcher.simulator.listing import BadQuery, parse_query, parse_rfc3339
 

@@ -1,5 +1,5 @@
 """The state machine, and its agreement with what batcher reads from a job's record
-(:mod:`batcher.metastudio.jobs`): the API's names only, and every command's trace."""
+(:mod:`batcher.send.vocabulary`): the API's names only, and every command's trace."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from batcher.entry import KNOWN_COMMAND_MESSAGES, KNOWN_COMMANDS
-from batcher.metastudio.jobs import JOB_STATES, LOG_TYPES, OPERATE_USERS, TRACES, trace_of
+from batcher.send.vocabulary import JOB_STATES, LOG_TYPES, OPERATE_USERS, TRACES, trace_of
 from batcher.simulator import RULES, JobState, allowed_in, rfc3339, rule_for
 from batcher.simulator.listing import parse_rfc3339
 from batcher.simulator.machine import Comment, execute

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from batcher.metastudio.jobs import LOG_TYPES
+from batcher.send.vocabulary import LOG_TYPES
 from batcher.simulator import JobSpec, JobState, Simulator, SimulatorConfig, load_jobs_file
 from batcher.simulator.population import TAGS, default_until, populate
 

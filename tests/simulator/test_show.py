@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from batcher.metastudio.auth import AkSkSigner
-from batcher.metastudio.credentials import AkSkCredentials
+from batcher.send.credentials import AkSkCredentials
+from batcher.send.signing import AkSkSigner
 from batcher.simulator import Simulator
 from batcher.simulator.listing import parse_rfc3339
 

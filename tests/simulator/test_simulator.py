@@ -16,8 +16,8 @@ import pytest
 import structlog
 
 from batcher.errors import UsageError
-from batcher.metastudio.auth import AkSkSigner, TokenAuth
-from batcher.metastudio.credentials import AkSkCredentials, TokenCredentials
+from batcher.send.credentials import AkSkCredentials, TokenCredentials
+from batcher.send.signing import AkSkSigner, TokenAuth
 from batcher.simulator import JobState, Simulator, SimulatorConfig, load_jobs_file
 from batcher.simulator.gateway import Quota
 

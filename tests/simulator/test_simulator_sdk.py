@@ -35,13 +35,7 @@ from huaweicloudsdkmetastudio.v1 import (
     Show2dModelTrainingJobRequest,
 )
 
-from batcher.simulator import (
-    JobSpec,
-    JobState,
-    Simulator,
-    SimulatorConfig,
-    run_simulator_in_thread,
-)
+from batcher.simulator import JobSpec, JobState, Simulator, SimulatorConfig, run_simulator_in_thread
 from batcher.simulator.listing import parse_rfc3339
 
 AK = "SDKTESTAK00000000001"

@@ -1,0 +1,251 @@
+"""The API's answers mapped to :class:`~batcher.entry.Outcome` (pure functions).
+
+Every status the API and its gateway send is decided here: success, ``EXCUTE_FAILED``,
+errors worth retrying (408, 429, 5xx), authentication refusals that halt the run (401/403),
+redirects that are never followed, and bodies that are not what the API sends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+from yarl import URL
+
+from batcher.entry import Outcome
+from batcher.redact import Redactor
+
+#: Answers that say "not now" rather than "no": a later attempt may succeed.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+AUTH_STATUSES = frozenset({401, 403})
+#: Gateway answers that say the request went on to the service and no answer came back
+#: (502 Bad Gateway: an invalid answer; 504 Gateway Timeout: none in time): the command
+#: may have executed. 500 is the service's own "Internal Error" (MSS.00000004), 503 and
+#: 429 are refusals at the gate, 408 says the request never arrived whole.
+AMBIGUOUS_STATUSES = frozenset({502, 504})
+
+
+def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
+    # The API never redirects; following one could hand the token or a signed request to
+    # another host, over plain http even. Not retryable: it will redirect again.
+    where = f" to {URL(location).with_query(None)}" if location else ""
+    return Outcome(
+        succeeded=False,
+        http_status=status,
+        request_id=request_id,
+        reason=f"HTTP {status} redirect{where} not followed: batcher never follows redirects "
+        "(they could carry credentials elsewhere); check --endpoint",
+    )
+
+
+def brief(error: BaseException) -> str:
+    # Connection errors name host and port, never headers; keep them short anyway.
+    text = str(error).strip()
+    return f" ({text[:160]})" if text else ""
+
+
+def outcome_from_response(
+    status: int,
+    raw: bytes,
+    request_id: str | None,
+    retry_after: str | None,
+    content_type: str = "application/json",
+    *,
+    redactor: Redactor | None = None,
+) -> Outcome:
+    """Map an HTTP answer to an Outcome (pure, so every case is easy to test).
+
+    >>> outcome_from_response(200, b'{"commond_result": "EXCUTE_SUCCESS"}', "r1", None).succeeded
+    True
+    """
+    payload: Any = _json(raw) if raw else {}
+    common: dict[str, Any] = {"http_status": status, "request_id": request_id}
+
+    if not isinstance(payload, dict):
+        snippet = _text_snippet(raw, redactor)
+        kind = content_type or "unknown content type"
+        # A 2xx we cannot read came from the service itself: it may have executed.
+        unreadable = 200 <= status < 300 or status in AMBIGUOUS_STATUSES
+        return Outcome(
+            succeeded=False,
+            retryable=status in RETRYABLE_STATUSES,
+            auth_refused=status in AUTH_STATUSES,
+            throttled=status == 429,
+            ambiguous=unreadable,
+            retry_after=parse_retry_after(retry_after),
+            reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
+            **common,
+        )
+
+    error_code = _str_or_none(payload.get("error_code"))
+    error_msg = _str_or_none(payload.get("error_msg"))
+    if status == 200:
+        result = _str_or_none(payload.get("commond_result"))
+        details: dict[str, Any] = {
+            "command_result": result,
+            "attachment_upload_url": _strings_or_none(payload.get("attachment_upload_url")),
+            "multipart_data": _mappings_or_none(payload.get("multipart_data")),
+        }
+        if result == "EXCUTE_SUCCESS":
+            return Outcome(succeeded=True, **details, **common)
+        failed_msg = _str_or_none(payload.get("excute_failed_msg"))
+        if result == "EXCUTE_FAILED":
+            reason = failed_msg or "the API answered EXCUTE_FAILED without saying why"
+            return Outcome(
+                succeeded=False, reason=reason, failed_msg=failed_msg, **details, **common
+            )
+        # Not a result the API documents: whether the command ran is not known.
+        return Outcome(
+            succeeded=False,
+            ambiguous=True,
+            reason=f"unexpected commond_result {result!r} in a 200 answer",
+            failed_msg=failed_msg,
+            **details,
+            **common,
+        )
+
+    described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
+    described += f": {error_msg}" if error_msg else ""
+    fields = {"error_code": error_code, "error_msg": error_msg, **common}
+    if status in AUTH_STATUSES:
+        return Outcome(
+            succeeded=False,
+            auth_refused=True,
+            reason=f"authentication refused ({described})",
+            **fields,
+        )
+    if status in RETRYABLE_STATUSES:
+        ambiguous = status in AMBIGUOUS_STATUSES
+        return Outcome(
+            succeeded=False,
+            retryable=True,
+            throttled=status == 429,
+            ambiguous=ambiguous,
+            still_running=status == 504,  # the gateway stopped waiting; the service may not
+            retry_after=parse_retry_after(retry_after),
+            reason=described,
+            **fields,
+        )
+    return Outcome(succeeded=False, reason=described, **fields)
+
+
+def reply_from_response(
+    status: int,
+    raw: bytes,
+    request_id: str | None,
+    retry_after: str | None,
+    content_type: str = "application/json",
+    *,
+    redactor: Redactor | None = None,
+) -> tuple[Outcome, dict[str, Any] | None]:
+    """Map the answer to a read (List, Show): the outcome, and the JSON object on success.
+
+    >>> outcome, data = reply_from_response(200, b'{"count": 0, "jobs": []}', "r1", None)
+    >>> outcome.succeeded, data
+    (True, {'count': 0, 'jobs': []})
+    """
+    if status == 200:
+        payload = _json(raw)
+        if isinstance(payload, dict):
+            return Outcome(succeeded=True, http_status=200, request_id=request_id), payload
+        snippet = _text_snippet(raw, redactor)
+        reason = f"HTTP 200 with a body that is not a JSON object ({content_type}): {snippet}"
+        return Outcome(
+            succeeded=False,
+            retryable=True,
+            http_status=200,
+            request_id=request_id,
+            reason=reason,
+        ), None
+    outcome = outcome_from_response(
+        status, raw, request_id, retry_after, content_type, redactor=redactor
+    )
+    # Reading changes nothing: an unknown outcome is just a failed read, worth another try.
+    if outcome.ambiguous:
+        outcome = dataclasses.replace(outcome, ambiguous=False, retryable=True)
+    return outcome, None
+
+
+def _json(raw: bytes) -> Any:
+    """The JSON value in ``raw``, or None. orjson first (fast); the standard library for
+    what orjson refuses but JSON allows (integers beyond 64 bits, NaN)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    >>> parse_retry_after("3")
+    3.0
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        # "inf"/"nan" parse as floats but are not delta-seconds: ignore them.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+_TITLE_RE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG_RE = re.compile(r"<[^>]+>")
+
+
+def _text_snippet(raw: bytes, redactor: Redactor | None, limit: int = 120) -> str:
+    if not raw:
+        return "(empty)"
+    title = _TITLE_RE.search(raw)
+    text = (title.group(1) if title else raw).decode("utf-8", errors="replace")
+    text = " ".join(_TAG_RE.sub(" ", text).split())
+    if redactor is not None:  # before cutting, which could leave half a secret unmatched
+        text = redactor.text(text)
+    # Quoted as it is, not repr()'d: escaping would hide an echoed secret from the redactor.
+    return '"' + text[:limit] + ("…" if len(text) > limit else "") + '"'
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _text(value: Any) -> str:
+    """``value`` as text that UTF-8 can carry: a lone surrogate (half an emoji, cut by the
+    server) becomes "?" instead of breaking every writer and log line it reaches."""
+    text = str(value)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+# The answer's lists are kept only in the shapes the report promises, whatever was sent.
+def _strings_or_none(value: Any) -> list[str] | None:
+    return [_text(v) for v in value if v is not None] if isinstance(value, list) else None
+
+
+def _mappings_or_none(value: Any) -> list[dict[str, Any]] | None:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else None

@@ -1,0 +1,111 @@
+"""After an answer is lost: ask the job's record whether the command took effect.
+
+An attempt whose answer never arrived (a timeout, a dropped connection, a 502/504, an answer
+cut short) may or may not have executed. Sending it again blindly turns "it worked but we
+did not hear" into "refused: the job's state does not allow it", a false failure. So before
+a state-changing command is sent again — and on ``--resume`` for entries left in doubt —
+the runner reads the job with Show and lets :mod:`batcher.send.record` judge.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+import anyio
+import structlog
+
+from batcher.entry import Entry, Outcome
+from batcher.send.client import Reply
+from batcher.send.reads import Pacer
+from batcher.send.record import Finding, JobRecord, Verdict, judge, server_window
+from batcher.send.vocabulary import trace_of
+
+log = structlog.get_logger("batcher.confirm")
+
+
+class RecordSource(Protocol):
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply: ...
+
+
+class StoppableRecords:
+    """Jobs' records read in scopes a hard stop cancels, as it cancels commands in flight."""
+
+    def __init__(self, client: RecordSource, scopes: set[anyio.CancelScope]) -> None:
+        self._client = client
+        self._scopes = scopes
+
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply:
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                return await self._client.show_job(
+                    job_id, project_id=project_id, app_user_id=app_user_id
+                )
+            finally:
+                self._scopes.discard(scope)
+        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
+
+
+class Confirmer:
+    """Reads a job's record (through the pacer) and judges one command against it.
+
+    >>> confirmer = Confirmer(client, pacer)  # doctest: +SKIP
+    >>> finding = await confirmer.check(entry, since=first_attempt_sent_at)  # doctest: +SKIP
+    >>> finding.verdict, finding.evidence  # doctest: +SKIP
+    (<Verdict.TOOK_EFFECT: 'took effect'>, 'operation_log')
+    """
+
+    def __init__(self, source: RecordSource, pacer: Pacer) -> None:
+        self._source = source
+        self._pacer = pacer
+        #: Show calls made.
+        self.checks = 0
+
+    async def check(self, entry: Entry, *, since: datetime) -> Finding:
+        """Did ``entry``'s command take effect at or after ``since`` (our clock, UTC)?"""
+        trace = trace_of(entry.command, entry.command_message)
+        if not trace.readable:
+            return Finding(Verdict.UNKNOWN, "the command leaves no trace in the job's record")
+        self.checks += 1
+        reply = await self._pacer.read(
+            lambda: self._source.show_job(
+                entry.job_id, project_id=entry.project_id, app_user_id=entry.app_user_id
+            ),
+            refusal_halts=False,
+        )
+        received_at = datetime.now(UTC)
+        outcome = reply.outcome
+        if not outcome.succeeded or reply.data is None:
+            why = f"the job's record could not be read ({outcome.reason or 'no answer'})"
+            # Refused (no access to Show, no such job): it will not tell later either.
+            # Anything else (5xx, a timeout, throttling, a halt) may pass.
+            lasting = outcome.auth_refused or (
+                outcome.http_status is not None and 400 <= outcome.http_status < 500
+                and outcome.http_status not in (408, 429)
+            )  # fmt: skip
+            finding = Finding(Verdict.UNKNOWN if lasting else Verdict.UNAVAILABLE, why)
+        else:
+            record = JobRecord.from_show(reply.data)
+            if record.job_id not in (None, entry.job_id):
+                finding = Finding(Verdict.UNKNOWN, "Show answered about another job")
+            else:
+                finding = judge(
+                    trace,
+                    record,
+                    window=server_window(
+                        since, server_date=reply.server_date, received_at=received_at
+                    ),
+                )
+        log.info(
+            "outcome_checked",
+            job_id=entry.job_id,
+            command=entry.command,
+            verdict=finding.verdict.value,
+            detail=finding.detail,
+        )
+        return finding
