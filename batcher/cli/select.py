@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import stat
 import sys
+from pathlib import Path
 
 from batcher.cli._parsers import Subparsers, add_logging, add_where
 
@@ -27,26 +31,7 @@ def add_parser(subparsers: Subparsers) -> None:
         required=True,
         help="a command to write for each job (repeat, in the order to run them)",
     )
-    what.add_argument(
-        "--state",
-        action="append",
-        dest="states",
-        metavar="S1,S2",
-        default=[],
-        help="job states, several separated by commas (repeatable)",
-    )
-    what.add_argument("--batch-name", metavar="B", help="the jobs' batch name")
-    what.add_argument("--tag", metavar="T", help="a job tag")
-    what.add_argument("--name", metavar="N", help="the model name")
-    for flag, meaning in (
-        ("--created-since", "created at or after"),
-        ("--created-until", "created at or before"),
-        ("--updated-since", "updated at or after"),
-        ("--updated-until", "updated at or before"),
-    ):
-        what.add_argument(
-            flag, metavar="TIME", help=f"{meaning} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)"
-        )
+    add_filters(what)
     out = parser.add_argument_group("output")
     out.add_argument(
         "--output", metavar="PATH", help="write the manifest here (default: standard output)"
@@ -79,12 +64,40 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=main)
 
 
+_RFC3339_EXAMPLE = "RFC 3339, e.g. 2026-11-24T00:00:00Z"
+
+
+def add_filters(group: argparse._ArgumentGroup) -> None:
+    """A flag for each List filter and sort option, from the one table of them."""
+    from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS, parse_bool
+
+    for f in FILTERS:
+        if f.kind == "states":
+            group.add_argument(
+                f.flag,
+                action="append",
+                dest=f.name,
+                metavar="S1,S2",
+                default=[],
+                help=f"{f.help} (repeatable)",
+            )
+        elif f.kind == "time":
+            group.add_argument(f.flag, metavar="TIME", help=f"{f.help} TIME ({_RFC3339_EXAMPLE})")
+        elif f.kind == "bool":
+            group.add_argument(f.flag, type=parse_bool, metavar="true|false", help=f.help)
+        else:
+            group.add_argument(f.flag, metavar=f.name.split("_")[-1].upper(), help=f.help)
+    order = "the manifest's order (default create_time: the listing's own; see the README)"
+    group.add_argument("--sort-key", choices=SORT_KEYS, help=order)
+    group.add_argument("--sort-dir", choices=SORT_DIRS, help="default asc")
+
+
 def main(args: argparse.Namespace) -> int:
     import contextlib
-    import shlex
 
     from batcher import api
     from batcher.observe import logs
+    from batcher.select.query import FILTERS
 
     log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
     args.resolved_log_format = log_format
@@ -102,14 +115,9 @@ def main(args: argparse.Namespace) -> int:
     with live if live is not None else contextlib.nullcontext():
         result = api.select(
             commands=args.commands,
-            states=states,
-            batch_name=args.batch_name,
-            tag=args.tag,
-            name=args.name,
-            created_since=args.created_since,
-            created_until=args.created_until,
-            updated_since=args.updated_since,
-            updated_until=args.updated_until,
+            **{f.name: getattr(args, f.name) for f in FILTERS} | {"states": states},
+            sort_key=args.sort_key,
+            sort_dir=args.sort_dir,
             output=args.output,
             format=args.format,
             force=args.force,
@@ -139,11 +147,45 @@ def main(args: argparse.Namespace) -> int:
         )  # fmt: skip
     elif not args.quiet:
         print(said, file=sys.stderr)
-        if result.output is not None and result.entries:
-            report = result.output.with_name(result.output.stem + ".report.jsonl")
-            print(
-                f"next: batcher run {shlex.quote(str(result.output))} "
-                f"--report {shlex.quote(str(report))} --dry-run   (then without --dry-run)",
-                file=sys.stderr,
-            )
+        hint = next_step(args, result.output) if result.entries else None
+        if hint is not None:
+            print(hint, file=sys.stderr)
     return 0
+
+
+def next_step(args: argparse.Namespace, output: Path | None) -> str | None:
+    """The ``batcher run`` to try next, aimed where select listed (its where-to-send flags
+    repeated, shell-quoted). A manifest on standard output is piped in again (``run -``
+    alone would wait on the terminal); already piped, there is nothing to add."""
+    where = [*_given(args, "endpoint", "region", "project_id"), *(["--simulate"] * args.simulate)]
+    if output is not None:
+        report = output.with_name(output.stem + ".report.jsonl")
+        run = ["batcher", "run", str(output), "--report", str(report), *where, "--dry-run"]
+        return f"next: {shlex.join(run)}   (then without --dry-run)"
+    if _piped(sys.stdout):
+        return None
+    from batcher.select.query import FILTERS
+
+    select = ["batcher", "select", *(word for c in args.commands for word in ("--command", c))]
+    select += [word for text in args.states for word in ("--state", text)]
+    select += _given(args, *(f.name for f in FILTERS if f.kind != "states"), "sort_key", "sort_dir")
+    run = ["batcher", "run", "-", "--report", "selected.report.jsonl", *where, "--dry-run"]
+    return f"next: {shlex.join(select + where)} | {shlex.join(run)}   (then without --dry-run)"
+
+
+def _given(args: argparse.Namespace, *names: str) -> list[str]:
+    """``--flag value`` for each of ``names`` that was given."""
+    values = [(name, getattr(args, name)) for name in names]
+    return [word for name, value in values if value is not None
+            for word in ("--" + name.replace("_", "-"), _flag_text(value))]  # fmt: skip
+
+
+def _flag_text(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _piped(stream: object) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False

@@ -25,12 +25,14 @@ class ListServer:
 
     def __init__(
         self, jobs: int, *, cap: int = 100, ignore_offset: bool = False,
-        newest_first: bool = False, ignore_filters: bool = False, ties: int = 1,
+        ignore_since: bool = False, newest_first: bool = False, ignore_filters: bool = False,
+        ties: int = 1,
         extra_count: int = 0, max_limit: int | None = None, fixed_count: object = None,
     ) -> None:  # fmt: skip
         self.jobs = [self.job(i - i % ties) | {"job_id": f"j{i:04d}"} for i in range(jobs)]
         self.cap = cap
-        self.ignore_offset = ignore_offset  # a server that does not page
+        self.ignore_offset = ignore_offset  # a server that does not page by offset
+        self.ignore_since = ignore_since  # ... nor by create_since
         self.newest_first = newest_first  # a server that ignores sort_dir
         self.ignore_filters = ignore_filters  # a server that lists every job
         # Jobs created in the same second come in another order on every request (a
@@ -62,6 +64,8 @@ class ListServer:
             job for job in self.jobs
             if (not wanted or job["state"] in wanted)
             and (self.ignore_filters or query.get("batch_name") in (None, job["batch_name"]))
+            and (self.ignore_filters or self.ignore_since
+                 or job["create_time"] >= query.get("create_since", ""))
         ]  # fmt: skip
         if self.newest_first:
             matches.reverse()
@@ -207,14 +211,38 @@ async def test_a_server_that_sends_one_job_per_page_is_paged_through(
     assert len(server.queries) <= 2 * 7  # no runaway
 
 
-async def test_a_server_that_ignores_offset_is_an_error_not_a_short_manifest(
-    list_server: Any, tmp_path: Path, capsys: Any
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ({"ignore_offset": True, "ignore_since": True}, "does not apply create_since"),
+        ({"ignore_offset": True, "ties": 150}, "does not seem to page by offset"),
+    ],
+)
+async def test_a_server_that_does_not_page_is_an_error_not_a_short_manifest(
+    list_server: Any, tmp_path: Path, capsys: Any, server: dict[str, Any], message: str
 ) -> None:
-    _, url = await list_server(450, ignore_offset=True)
+    """Paging goes by create_since, and by offset only within a second holding more jobs
+    than a page: a server that honours neither cannot be listed whole."""
+    _, url = await list_server(450, **server)
     out = tmp_path / "m.csv"
     result = await select_into(out, url, capsys)
-    assert result.code == 1 and "does not seem to page" in result.stderr, result.output
+    assert result.code == 1 and message in result.stderr, result.output
     assert not out.exists() and "Traceback" not in result.output
+
+
+async def test_paging_goes_by_creation_time_so_offset_is_not_needed(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(450, ignore_offset=True)
+    out = tmp_path / "m.csv"
+    result = await select_into(out, url, capsys)
+    assert result.code == 0, result.output
+    assert job_ids(out) == [job["job_id"] for job in server.jobs]
+    later = server.queries[1:]
+    assert later and all(q["offset"] == "0" and "create_since" in q for q in later)
+    # Each page starts at the second the one before ended in: every one a later second.
+    starts = [q["create_since"] for q in later]
+    assert starts == sorted(set(starts))
 
 
 async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
@@ -230,7 +258,7 @@ async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
     assert sorted(listed) == [job["job_id"] for job in server.jobs]  # each once, none missing
     assert "1,200 jobs matched" in result.stderr
     # Each page ending inside a group of ties starts the next on the group: no second pass.
-    assert "select_listing_short" not in result.stderr and len(server.queries) <= 30
+    assert "select_second_again" not in result.stderr and len(server.queries) <= 30
 
 
 async def test_a_server_that_refuses_our_page_size_is_asked_for_smaller_pages(
@@ -378,27 +406,18 @@ async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifes
     assert len(server.queries) < 40  # a few passes, then it says so
 
 
-async def test_departures_with_a_server_that_ignores_the_sort_order_hide_none(
+async def test_a_server_that_ignores_the_sort_order_is_an_error_not_a_short_manifest(
     list_server: Any, capsys: Any
 ) -> None:
-    """Newest first, whatever was asked: creation times then prove nothing, and only the
-    jobs already seen can vouch for a page."""
-    server, url = await list_server(300, newest_first=True)
-
-    def three_leave(page: int) -> None:
-        if page == 2:
-            for job in server.jobs[-3:]:  # listed on the first page
-                job["state"] = "WAIT_FILE_UPLOAD"
-
-    server.on_page = three_leave
-    before = {job["job_id"] for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"}
+    """Newest first, whatever was asked: creation times are the walk's key, so it cannot go
+    on, and says so."""
+    _, url = await list_server(300, newest_first=True)
     result = await batcher_in_thread(
         ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED", *where(url)],
         aksk_env(), capsys,
     )  # fmt: skip
-    assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
-    assert len(listed) == len(set(listed)) and before <= set(listed)
+    assert result.code == 1 and "did not sort the jobs by create_time" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.output
 
 
 async def test_steady_churn_costs_a_few_pages_not_a_reread_per_page(
@@ -578,7 +597,8 @@ async def test_json_logs_keep_stderr_json_and_console_says_the_next_step(
 
 @pytest.mark.parametrize(("seed", "jobs", "cap", "largest", "leave"),
                          [(11, 150, 100, 120, 0.03), (36, 150, 10, 3, 0.01),
-                          (58, 400, 25, 12, 0.03)])  # fmt: skip
+                          (58, 400, 25, 12, 0.03), (7, 300, 20, 60, 0.02),
+                          (9, 300, 20, 19, 0.05)])  # fmt: skip
 async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     tmp_path: Path, capsys: Any, seed: int, jobs: int, cap: int, largest: int, leave: float
 ) -> None:
@@ -595,18 +615,23 @@ async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     times = times[:jobs]
     present, stayed = set(range(jobs)), set(range(jobs))
 
+    def created(i: int) -> str:
+        return f"2026-11-20T10:{times[i] // 60:02d}:{times[i] % 60:02d}Z"
+
     async def handle(request: web.Request) -> web.Response:
         offset, limit = int(request.query["offset"]), min(int(request.query["limit"]), cap)
         for i in list(present):
             if rng.random() < leave:
                 present.discard(i)
                 stayed.discard(i)
-        order = sorted(present, key=lambda i: (times[i], rng.random()))
+        since = request.query.get("create_since", "")
+        order = sorted(
+            (i for i in present if created(i) >= since), key=lambda i: (times[i], rng.random())
+        )
         page = [
-            {"job_id": f"j{i:05d}", "state": "AUTO_VERIFY_FAILED",
-             "create_time": f"2026-11-20T10:{times[i] // 60:02d}:{times[i] % 60:02d}Z"}
+            {"job_id": f"j{i:05d}", "state": "AUTO_VERIFY_FAILED", "create_time": created(i)}
             for i in order[offset : offset + limit]
-        ]  # fmt: skip
+        ]
         return web.json_response({"count": len(order), "jobs": page})
 
     app = web.Application()
