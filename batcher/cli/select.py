@@ -69,7 +69,7 @@ _RFC3339_EXAMPLE = "RFC 3339, e.g. 2026-11-24T00:00:00Z"
 
 def add_filters(group: argparse._ArgumentGroup) -> None:
     """A flag for each List filter and sort option, from the one table of them."""
-    from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS, parse_bool
+    from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
 
     for f in FILTERS:
         if f.kind == "states":
@@ -83,13 +83,15 @@ def add_filters(group: argparse._ArgumentGroup) -> None:
             )
         elif f.kind == "time":
             group.add_argument(f.flag, metavar="TIME", help=f"{f.help} TIME ({_RFC3339_EXAMPLE})")
-        elif f.kind == "bool":
-            group.add_argument(f.flag, type=parse_bool, metavar="true|false", help=f.help)
+        elif f.kind == "bool":  # anything else is left for the checks to name, with the rest
+            group.add_argument(f.flag, type=_bool_or_text, metavar="true|false", help=f.help)
         else:
             group.add_argument(f.flag, metavar=f.name.split("_")[-1].upper(), help=f.help)
-    order = "the manifest's order (default create_time: the listing's own; see the README)"
-    group.add_argument("--sort-key", choices=SORT_KEYS, help=order)
-    group.add_argument("--sort-dir", choices=SORT_DIRS, help="default asc")
+    order = "the listing's own; another is had by sorting once every page was read"
+    group.add_argument(
+        "--sort-key", metavar="|".join(SORT_KEYS), help=f"default create_time ({order})"
+    )
+    group.add_argument("--sort-dir", metavar="|".join(SORT_DIRS), help="default asc")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -182,6 +184,11 @@ def _given(args: argparse.Namespace, *names: str) -> list[str]:
 
 def _flag_text(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _bool_or_text(text: str) -> bool | str:
+    lowered = text.strip().lower()
+    return lowered == "true" if lowered in ("true", "false") else text
 
 
 def _piped(stream: object) -> bool:

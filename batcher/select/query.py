@@ -190,11 +190,3 @@ _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:
 
 def _is_rfc3339(value: Any) -> bool:
     return isinstance(value, str) and bool(_RFC3339(value)) and parse_stamp(value) is not None
-
-
-def parse_bool(text: str) -> bool:
-    """A flag's ``true`` or ``false`` (any case); ValueError otherwise."""
-    lowered = text.strip().lower()
-    if lowered not in ("true", "false"):
-        raise ValueError(f"expected true or false, not {text!r}")
-    return lowered == "true"

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import random
+import shlex
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -52,6 +53,9 @@ class ListServer:
             "state": STATES[i % 3],
             "batch_name": f"b{i % 2}",
             "create_time": created,
+            "last_update_time": f"2026-11-30T{i % 24:02d}:{i * 37 % 60:02d}:00Z",
+            "model_resolution": "1080" if i % 4 < 2 else "4K",
+            "is_flexus": i % 5 == 0,
         }
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -648,3 +652,126 @@ async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     assert result.code == 0, result.output
     listed = job_ids(out)
     assert {f"j{i:05d}" for i in stayed} <= set(listed) and len(listed) == len(set(listed))
+
+
+async def test_every_list_filter_is_a_flag_sent_as_the_api_names_it_and_rechecked(
+    list_server: Any, capsys: Any
+) -> None:
+    """The server here applies none of these: the re-check keeps only the jobs that meet
+    the filters a listed job carries the field of."""
+    server, url = await list_server(60)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--model-resolution", "4K",
+         "--is-flexus", "FALSE", "--is-live-copy", "true", "--is-ondemand-resource", "false",
+         "--train-location", "cn", "--query-project-id", "tenant-1", "--job-id", "j0002",
+         *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    first = server.queries[0]
+    assert {key: first[key] for key in first if key not in ("offset", "limit")} == {
+        "model_resolution": "4K", "is_flexus": "false", "is_live_copy": "true",
+        "is_ondemand_resource": "false", "train_location": "cn",
+        "query_project_id": "tenant-1", "job_id": "j0002",
+        "sort_key": "create_time", "sort_dir": "asc",
+    }  # fmt: skip
+    # The listed jobs carry no is_live_copy / is_ondemand_resource: none is admitted.
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == []
+    again = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--model-resolution", "4K",
+         "--is-flexus", "false", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(again.stdout))]
+    expected = [
+        job["job_id"] for job in server.jobs
+        if job["model_resolution"] == "4K" and job["is_flexus"] is False
+    ]  # fmt: skip
+    assert listed == expected and 0 < len(expected) < 60
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--is-flexus", "yes"], "--is-flexus"),
+        (["--sort-key", "asset_order"], "asset_order"),
+        (["--sort-dir", "down"], "--sort-dir"),
+    ],
+)
+async def test_bad_filter_values_and_orders_are_refused_before_anything_is_sent(
+    list_server: Any, capsys: Any, args: list[str], message: str
+) -> None:
+    server, url = await list_server(5)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *args, *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 2 and message in result.stderr, result.output
+    assert server.queries == [] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("order", "key"),
+    [(["--sort-key", "update_time", "--sort-dir", "desc"], "last_update_time"),
+     (["--sort-key", "update_time"], "last_update_time"),
+     (["--sort-dir", "desc"], "create_time")],
+)  # fmt: skip
+async def test_another_order_is_the_manifests_after_listing_by_creation_time(
+    list_server: Any, capsys: Any, order: list[str], key: str
+) -> None:
+    server, url = await list_server(250, cap=40)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *order, *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    by_id = {job["job_id"]: job for job in server.jobs}
+    descending = "desc" in order
+    expected = sorted(server.jobs, key=lambda job: job[key], reverse=descending)
+    assert [by_id[i][key] for i in listed] == [job[key] for job in expected]
+    assert sorted(listed) == sorted(by_id)
+    assert all(q["sort_key"] == "create_time" and q["sort_dir"] == "asc" for q in server.queries)
+
+
+async def test_a_created_since_given_intersects_the_walk(list_server: Any, capsys: Any) -> None:
+    server, url = await list_server(300, cap=40)
+    since = "2026-11-01T02:00:00Z"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--created-since", since, *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert listed == [job["job_id"] for job in server.jobs if job["create_time"] >= since]
+    assert server.queries[0]["create_since"] == since
+    assert all(q["create_since"] >= since for q in server.queries)
+
+
+async def test_the_next_step_is_aimed_where_select_listed(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    _, url = await list_server(3)
+    out = tmp_path / "a b.csv"
+    to_file = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), "--region",
+         "cn-east-3", *where(url), "--log-format", "console"],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert to_file.code == 0, to_file.output
+    report = shlex.quote(str(tmp_path / "a b.report.jsonl"))
+    assert (
+        f"next: batcher run {shlex.quote(str(out))} --report {report} --endpoint {url} "
+        f"--region cn-east-3 --project-id {PROJECT} --dry-run"
+    ) in to_file.stderr
+    to_stdout = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "MANUAL_VERIFY_FAILED",
+         "--is-flexus", "false", *where(url), "--log-format", "console"],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert to_stdout.code == 0, to_stdout.output
+    (hint,) = [line for line in to_stdout.stderr.splitlines() if line.startswith("next: ")]
+    select, run = hint.removeprefix("next: ").split(" | ")
+    assert shlex.split(select) == [
+        "batcher", "select", "--command", "SUBMITVERIFYING", "--state", "MANUAL_VERIFY_FAILED",
+        "--is-flexus", "false", "--endpoint", url, "--project-id", PROJECT,
+    ]  # fmt: skip
+    assert shlex.split(run)[:3] == ["batcher", "run", "-"] and f"--endpoint {url}" in run
