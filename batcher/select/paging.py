@@ -7,9 +7,9 @@ it, so no page depends on the ones before it; the jobs of the boundary second, l
 are known by their ids. Jobs created while the walk goes come after the others (created
 later): they are listed if the walk meets them, and belong to the next selection otherwise.
 
-Only a second holding more jobs than a page falls back to offsets: the pages inside that
-second are read again until a pass brings nothing new and as many of its jobs were seen as
-the pass found there (a server may order them differently on every request).
+Only a second holding more jobs than a page falls back to offsets within it, read pass
+after pass (a server may order its jobs differently on every request) until the passes have
+seen as many of them as there are.
 """
 
 from __future__ import annotations
@@ -87,8 +87,14 @@ class Page:
 class _Pages:
     """Reads one List page at a time, at the API's pace, and checks its shape and order."""
 
-    def __init__(self, client: MetaStudioClient, pacer: Pacer, query: JobQuery,
-                 project_id: str | None, paging: Paging) -> None:  # fmt: skip
+    def __init__(
+        self,
+        client: MetaStudioClient,
+        pacer: Pacer,
+        query: JobQuery,
+        project_id: str | None,
+        paging: Paging,
+    ) -> None:
         self._read = functools.partial(client.list_jobs, project_id=project_id)
         self._pacer, self._query, self.paging = pacer, query, paging
         self._base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
@@ -113,8 +119,12 @@ class _Pages:
                 break
             # The reference gives no largest page: a server may refuse ours as too large.
             self.size = max(MIN_PAGE_SIZE, self.size // 2)
-            log.warning("select_page_size_refused", limit=params["limit"], now=self.size,
-                        reason=outcome.reason)  # fmt: skip
+            log.warning(
+                "select_page_size_refused",
+                limit=params["limit"],
+                now=self.size,
+                reason=outcome.reason,
+            )
         if not outcome.succeeded or reply.data is None:
             raise SelectIncomplete(f"could not list jobs (offset {offset}): {outcome.reason}")
         jobs, count = reply.data.get("jobs"), reply.data.get("count")
@@ -203,9 +213,10 @@ class _Walk:
                 page = self.tail or await self.pages.read(cursor + timedelta(seconds=1))
                 continue
             steps += 1
-            # Each page brings at least a page less the boundary second's jobs again: twice
-            # that for the selection the first page counted is more than an honest server
-            # needs (a selection growing as fast as it is read never ends).
+            # A page re-lists at most what the one before held of its first second, so two
+            # steps bring a page of jobs not seen: twice the steps the first count needs is
+            # more than an honest server asks (a selection growing as fast as it is read
+            # would never end).
             if steps > 2 * (first_count // max(self.pages.widest - 1, 1) + 1) + 10:
                 raise SelectIncomplete(
                     f"the selection grew faster than it could be listed ({self.pages.paging.pages}"
@@ -269,8 +280,13 @@ class _Walk:
                     f"the List API's pages at offsets within {second:%Y-%m-%dT%H:%M:%SZ} bring "
                     "no job not seen: it does not seem to page by offset; nothing was written"
                 )
-            log.info("select_second_again", second=f"{second:%Y-%m-%dT%H:%M:%SZ}", passes=passes,
-                     seen=len(ids), found=found)  # fmt: skip
+            log.info(
+                "select_second_again",
+                second=f"{second:%Y-%m-%dT%H:%M:%SZ}",
+                passes=passes,
+                seen=len(ids),
+                found=found,
+            )
             page = await self.pages.read(second, 0)
             counts.add(page.count)
             for job in self._new(page):

@@ -21,15 +21,15 @@ Kind = Literal["states", "text", "time", "bool"]
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """One List filter: ``param`` as the API names it, ``name`` as batcher does (keyword
-    argument; flag ``--name-with-dashes``), what it takes, and the listed job's ``field``
-    it is re-checked against (None: the server's to match)."""
+    """One List filter: ``name`` as batcher calls it (keyword argument; flag with dashes),
+    what it takes, the listed job's ``field`` it is re-checked against (None: the server's
+    alone to apply), and ``param`` as the API names it (by default, ``name``)."""
 
-    param: str
     name: str
     kind: Kind
     field: str | None
     help: str
+    param: str = ""
     #: For a time: True for a lower bound (since), False for an upper one (until).
     lower: bool = True
 
@@ -37,41 +37,32 @@ class Filter:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def api_name(self) -> str:
+        return self.param or self.name
+
 
 FILTERS: tuple[Filter, ...] = (
-    Filter("state", "states", "states", "state", "job states, several separated by commas"),
-    Filter("batch_name", "batch_name", "text", "batch_name", "the jobs' batch name"),
-    Filter("tag", "tag", "text", "tags", "a job tag"),
-    Filter("job_id", "job_id", "text", "job_id", "one job"),
+    Filter("states", "states", "state", "job states, several separated by commas", "state"),
+    Filter("batch_name", "text", "batch_name", "the jobs' batch name"),
+    Filter("tag", "text", "tags", "a job tag"),
+    Filter("job_id", "text", "job_id", "one job"),
     # The API matches names as it likes (the simulator: a part of the name).
-    Filter("name", "name", "text", None, "the model name"),
-    Filter("model_resolution", "model_resolution", "text", "model_resolution", "e.g. 1080"),
+    Filter("name", "text", None, "the model name"),
+    Filter("model_resolution", "text", "model_resolution", "e.g. 1080"),
     # Assumption: a listed job carries optional_training_location, whose relation to this
     # filter the reference does not give, so the server alone applies it.
-    Filter("train_location", "train_location", "text", None, "the training location"),
-    Filter("is_flexus", "is_flexus", "bool", "is_flexus", "Flexus jobs (true) or not"),
-    Filter("is_live_copy", "is_live_copy", "bool", "is_live_copy", "live-copy jobs or not"),
-    Filter(
-        "is_ondemand_resource",
-        "is_ondemand_resource",
-        "bool",
-        "is_ondemand_resource",
-        "jobs on on-demand resources or not",
-    ),
+    Filter("train_location", "text", None, "the training location"),
+    Filter("is_flexus", "bool", "is_flexus", "Flexus jobs, or not"),
+    Filter("is_live_copy", "bool", "is_live_copy", "live-copy jobs, or not"),
+    Filter("is_ondemand_resource", "bool", "is_ondemand_resource", "on-demand jobs, or not"),
     # Assumption: "tenant id to query" is not checked against a listed job's project_id.
-    Filter("query_project_id", "query_project_id", "text", None, "the tenant id to query"),
-    Filter("create_since", "created_since", "time", "create_time", "created at or after"),
+    Filter("query_project_id", "text", None, "the tenant id to query"),
+    Filter("created_since", "time", "create_time", "created at or after", "create_since"),
+    Filter("created_until", "time", "create_time", "created at or before", "create_until", False),
+    Filter("updated_since", "time", "last_update_time", "updated at or after", "update_since"),
     Filter(
-        "create_until", "created_until", "time", "create_time", "created at or before", lower=False
-    ),
-    Filter("update_since", "updated_since", "time", "last_update_time", "updated at or after"),
-    Filter(
-        "update_until",
-        "updated_until",
-        "time",
-        "last_update_time",
-        "updated at or before",
-        lower=False,
+        "updated_until", "time", "last_update_time", "updated at or before", "update_until", False
     ),
 )
 
@@ -102,7 +93,7 @@ class JobQuery:
 
     def params(self) -> dict[str, str]:
         """The query parameters, as the API names them."""
-        return {f.param: _text(f, value) for f, value in self.given()}
+        return {f.api_name: _text(f, value) for f, value in self.given()}
 
     @property
     def since(self) -> datetime | None:
