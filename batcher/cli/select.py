@@ -2,107 +2,113 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import stat
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-from batcher.cli._parsers import Subparsers, add_logging, add_where
+import click
+
+from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
 
 
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+def _filters() -> list[click.Option]:
+    """A flag for each List filter and sort option, from the one table of them."""
+    made = []
+    for f in FILTERS:
+        if f.kind == "states":
+            made.append(
+                option(
+                    f.flag, f.name, multiple=True, metavar="S1,S2", help=f"{f.help} (repeatable)"
+                )
+            )
+        elif f.kind == "time":
+            made.append(
+                option(
+                    f.flag,
+                    metavar="TIME",
+                    help=f"{f.help} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)",
+                )
+            )
+        elif f.kind == "bool":  # anything else is left for the checks to name, with the rest
+            made.append(option(f.flag, type=_bool_or_text, metavar="true|false", help=f.help))
+        else:
+            made.append(option(f.flag, metavar=f.name.split("_")[-1].upper(), help=f.help))
+    order = "the listing's own; another is had by sorting once every page was read"
+    return [
+        *made,
+        option("--sort-key", metavar="|".join(SORT_KEYS), help=f"default create_time ({order})"),
+        option("--sort-dir", metavar="|".join(SORT_DIRS), help="default asc"),
+    ]
+
+
+def _bool_or_text(text: str) -> bool | str:
+    lowered = text.strip().lower()
+    return lowered == "true" if lowered in ("true", "false") else text
+
+
+OPTIONS: list[Section] = [
+    (
+        "what to select",
+        [
+            option("--command", "commands", multiple=True, required=True, metavar="CMD",
+                   help="a command to write for each job (repeat, in the order to run them)"),
+            *_filters(),
+        ],
+    ),
+    (
+        "output",
+        [
+            option("--output", metavar="PATH",
+                   help="write the manifest here (default: standard output)"),
+            option("--format", choices=("csv", "yaml"),
+                   help="default: from --output's extension, else csv"),
+            flag("--force", "replace an existing --output"),
+        ],
+    ),
+    (
+        "where",
+        [
+            *where(simulate="list an in-process simulator's jobs; no credentials"),
+            option("--app-user-id", metavar="ID", help="X-App-UserId"),
+        ],
+    ),
+    (
+        "pace",
+        [
+            option("--rate", type=float, default=10.0, metavar="PER_SECOND",
+                   help="requests per second (default 10; 0 = unlimited)"),
+            option("--max-attempts", type=int, default=5, metavar="N",
+                   help="attempts per page for retryable failures (default 5)"),
+            option("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="per request (default 30)"),
+        ],
+    ),
+    ("logs", logging()),
+]  # fmt: skip
+
+
+def command() -> Command:
+    return Command(
         "select",
-        help="write a manifest of the jobs the List API matches",
-        description="Page through every job that matches the filters (List API) and write a "
+        sections=OPTIONS,
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Page through every job that matches the filters (List API) and write a "
         "manifest with one entry per job per --command, each job's commands in the order "
         "given: CSV on standard output by default, or to --output. Nothing is executed; "
         "`batcher select ... | batcher run - --report r.jsonl` runs it.",
     )
-    what = parser.add_argument_group("what to select")
-    what.add_argument(
-        "--command",
-        action="append",
-        dest="commands",
-        metavar="CMD",
-        default=[],
-        required=True,
-        help="a command to write for each job (repeat, in the order to run them)",
-    )
-    add_filters(what)
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--output", metavar="PATH", help="write the manifest here (default: standard output)"
-    )
-    out.add_argument(
-        "--format", choices=("csv", "yaml"), help="default: from --output's extension, else csv"
-    )
-    out.add_argument("--force", action="store_true", help="replace an existing --output")
-    target = add_where(parser, simulate="list an in-process simulator's jobs; no credentials")
-    target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
-    pace = parser.add_argument_group("pace")
-    pace.add_argument(
-        "--rate",
-        type=float,
-        default=10.0,
-        metavar="PER_SECOND",
-        help="requests per second (default 10; 0 = unlimited)",
-    )
-    pace.add_argument(
-        "--max-attempts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="attempts per page for retryable failures (default 5)",
-    )
-    pace.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
-    )
-    add_logging(parser)
-    parser.set_defaults(handler=main)
 
 
-_RFC3339_EXAMPLE = "RFC 3339, e.g. 2026-11-24T00:00:00Z"
-
-
-def add_filters(group: argparse._ArgumentGroup) -> None:
-    """A flag for each List filter and sort option, from the one table of them."""
-    from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
-
-    for f in FILTERS:
-        if f.kind == "states":
-            group.add_argument(
-                f.flag,
-                action="append",
-                dest=f.name,
-                metavar="S1,S2",
-                default=[],
-                help=f"{f.help} (repeatable)",
-            )
-        elif f.kind == "time":
-            group.add_argument(f.flag, metavar="TIME", help=f"{f.help} TIME ({_RFC3339_EXAMPLE})")
-        elif f.kind == "bool":  # anything else is left for the checks to name, with the rest
-            group.add_argument(f.flag, type=_bool_or_text, metavar="true|false", help=f.help)
-        else:
-            group.add_argument(f.flag, metavar=f.name.split("_")[-1].upper(), help=f.help)
-    order = "the listing's own; another is had by sorting once every page was read"
-    group.add_argument(
-        "--sort-key", metavar="|".join(SORT_KEYS), help=f"default create_time ({order})"
-    )
-    group.add_argument("--sort-dir", metavar="|".join(SORT_DIRS), help="default asc")
-
-
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     import contextlib
 
     from batcher import api
-    from batcher.observe import logs
-    from batcher.select.query import FILTERS
 
-    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
-    args.resolved_log_format = log_format
+    log_format = configure_logs(args)
     if args.output is None and sys.stdout is None:
         from batcher.errors import UsageError
 
@@ -116,7 +122,7 @@ def main(args: argparse.Namespace) -> int:
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():
         result = api.select(
-            commands=args.commands,
+            commands=list(args.commands),
             **{f.name: getattr(args, f.name) for f in FILTERS} | {"states": states},
             sort_key=args.sort_key,
             sort_dir=args.sort_dir,
@@ -155,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def next_step(args: argparse.Namespace, output: Path | None) -> str | None:
+def next_step(args: SimpleNamespace, output: Path | None) -> str | None:
     """The ``batcher run`` to try next, aimed where select listed (its where-to-send flags
     repeated, shell-quoted). A manifest on standard output is piped in again (``run -``
     alone would wait on the terminal); already piped, there is nothing to add."""
@@ -166,8 +172,6 @@ def next_step(args: argparse.Namespace, output: Path | None) -> str | None:
         return f"next: {shlex.join(run)}   (then without --dry-run)"
     if _piped(sys.stdout):
         return None
-    from batcher.select.query import FILTERS
-
     select = ["batcher", "select", *(word for c in args.commands for word in ("--command", c))]
     select += [word for text in args.states for word in ("--state", text)]
     select += _given(args, *(f.name for f in FILTERS if f.kind != "states"), "sort_key", "sort_dir")
@@ -175,7 +179,7 @@ def next_step(args: argparse.Namespace, output: Path | None) -> str | None:
     return f"next: {shlex.join(select + where)} | {shlex.join(run)}   (then without --dry-run)"
 
 
-def _given(args: argparse.Namespace, *names: str) -> list[str]:
+def _given(args: SimpleNamespace, *names: str) -> list[str]:
     """``--flag value`` for each of ``names`` that was given."""
     values = [(name, getattr(args, name)) for name in names]
     return [word for name, value in values if value is not None
@@ -184,11 +188,6 @@ def _given(args: argparse.Namespace, *names: str) -> list[str]:
 
 def _flag_text(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
-def _bool_or_text(text: str) -> bool | str:
-    lowered = text.strip().lower()
-    return lowered == "true" if lowered in ("true", "false") else text
 
 
 def _piped(stream: object) -> bool:

@@ -24,8 +24,7 @@ import structlog
 
 from batcher.entry import DigestSet, job_digest
 from batcher.errors import BatcherError, ExitCode
-from batcher.journal.resume import parse_stamp
-from batcher.select.query import JobQuery
+from batcher.select.query import JobQuery, parse_time
 from batcher.send.client import MetaStudioClient
 from batcher.send.reads import Pacer
 
@@ -142,7 +141,7 @@ class _Pages:
 
 
 def _keyed(job: Any) -> tuple[datetime, dict[str, Any]]:
-    created = parse_stamp(job.get("create_time")) if isinstance(job, dict) else None
+    created = parse_time(job.get("create_time")) if isinstance(job, dict) else None
     if created is None or not isinstance(job.get("job_id"), str):
         raise SelectIncomplete(
             f"the List API listed a job without a job_id or a readable create_time ({job!r:.80}):"

@@ -10,10 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from batcher.journal.resume import parse_stamp
 from batcher.send.vocabulary import JOB_STATES
 
 Kind = Literal["states", "text", "time", "bool"]
@@ -32,10 +31,12 @@ class Filter:
     param: str = ""
     #: For a time: True for a lower bound (since), False for an upper one (until).
     lower: bool = True
+    #: The flag, when it is not ``name`` with dashes (``--state``, one or more states).
+    cli: str = ""
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.cli or "--" + self.name.replace("_", "-")
 
     @property
     def api_name(self) -> str:
@@ -43,7 +44,7 @@ class Filter:
 
 
 FILTERS: tuple[Filter, ...] = (
-    Filter("states", "states", "state", "job states, several separated by commas", "state"),
+    Filter("states", "states", "state", "job states, separated by commas", "state", cli="--state"),
     Filter("batch_name", "text", "batch_name", "the jobs' batch name"),
     Filter("tag", "text", "tags", "a job tag"),
     Filter("job_id", "text", "job_id", "one job"),
@@ -98,7 +99,7 @@ class JobQuery:
     @property
     def since(self) -> datetime | None:
         """The earliest creation time asked for: where the listing starts."""
-        return parse_stamp(self.values.get("created_since"))
+        return parse_time(self.values.get("created_since"))
 
     def admits(self, job: dict[str, Any]) -> bool:
         """Whether ``job`` (as List shows it) meets every filter batcher can check itself.
@@ -158,7 +159,7 @@ def _meets(f: Filter, wanted: Any, have: Any) -> bool:
     if f.kind == "states":
         return have in wanted
     if f.kind == "time":
-        when, bound = parse_stamp(have), parse_stamp(wanted)
+        when, bound = parse_time(have), parse_time(wanted)
         if when is None or bound is None:
             return False
         return when >= bound if f.lower else when <= bound
@@ -180,4 +181,19 @@ _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:
 
 
 def _is_rfc3339(value: Any) -> bool:
-    return isinstance(value, str) and bool(_RFC3339(value)) and parse_stamp(value) is not None
+    return isinstance(value, str) and bool(_RFC3339(value)) and parse_time(value) is not None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time as the API writes it (without a zone: UTC), or None.
+
+    >>> parse_time("2026-11-01t00:00:00z") == parse_time("2026-11-01T08:00:00+08:00")
+    True
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -20,10 +20,9 @@ import structlog
 from batcher.api import SelectResult
 from batcher.config import SIMULATED_POPULATION, Options, resolve, target
 from batcher.errors import BatcherError, SettingsError
-from batcher.journal.resume import parse_stamp
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
-from batcher.select.query import JobQuery
+from batcher.select.query import JobQuery, parse_time
 from batcher.select.writer import ManifestWriter, format_of
 from batcher.select.writer import output as open_output
 from batcher.send.client import MetaStudioClient, open_session
@@ -136,7 +135,7 @@ async def _in_order(
         return
     key, descending = order
     far = datetime.max.replace(tzinfo=UTC) if not descending else datetime.min.replace(tzinfo=UTC)
-    keyed = [(parse_stamp(job.get(key)) or far, job["job_id"]) async for job in jobs]
+    keyed = [(parse_time(job.get(key)) or far, job["job_id"]) async for job in jobs]
     keyed.sort(key=lambda pair: pair[0], reverse=descending)  # stable: ties keep listing order
     for _, job_id in keyed:
         yield {"job_id": job_id}
