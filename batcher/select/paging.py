@@ -1,15 +1,11 @@
 """Listing every job a query matches, by creation time, while the jobs change.
 
-The walk pages by key: each page asks for the jobs created at or after the second the last
-page ended in (``create_since``, sorted by ``create_time`` ascending), from the first. Jobs
-that leave the selection, or come in another order, before that second move nothing after
-it, so no page depends on the ones before it; the jobs of the boundary second, listed again,
-are known by their ids. Jobs created while the walk goes come after the others (created
-later): they are listed if the walk meets them, and belong to the next selection otherwise.
-
-Only a second holding more jobs than a page falls back to offsets within it, read pass
-after pass (a server may order its jobs differently on every request) until the passes have
-seen as many of them as there are.
+Each page asks for the jobs created at or after the second the last page ended in
+(``create_since``, sorted by ``create_time`` ascending). Jobs that leave the selection, or
+come in another order, before that second move nothing after it; the boundary second's
+jobs, listed again, are known by their ids. Jobs created meanwhile come after the others:
+listed if the walk meets them, left for the next selection otherwise. Only a second holding
+more jobs than a page is read by offset within it (see :meth:`_Walk._second`).
 """
 
 from __future__ import annotations
@@ -30,18 +26,12 @@ from batcher.send.reads import Pacer
 
 log = structlog.get_logger("batcher.select")
 
-#: Jobs asked for per List page; a server may send fewer, and paging follows what it sends.
-PAGE_SIZE = 100
-#: The smallest page asked for after a server refused larger ones (400).
-MIN_PAGE_SIZE = 10
-#: Passes through one second's jobs (more than a page) before the listing gives up on it.
-MAX_GROUP_PASSES = 24
-#: Passes in a row that find nothing new before such a second whose jobs changed (some left
-#: or joined while it was read) is taken as read whole.
-CHURN_QUIET_PASSES = 4
-#: Passes in a row through such a second that bring no job not seen although fewer were
-#: seen than the passes found there: the server does not page by offset.
-MAX_QUIET_PASSES = 8
+#: Jobs asked for per page (a server may send fewer), and the fewest after a 400 for it.
+PAGE_SIZE, MIN_PAGE_SIZE = 100, 10
+#: Passes through a second with more jobs than a page: at most; in a row finding nothing new
+#: once its jobs changed, to take it as read whole; in a row finding nothing new while fewer
+#: were seen than there are, before the server is taken not to page by offset.
+MAX_GROUP_PASSES, CHURN_QUIET_PASSES, MAX_QUIET_PASSES = 24, 4, 8
 
 
 class SelectHalted(BatcherError):
@@ -167,7 +157,7 @@ def _check_order(page: Page) -> None:
         )
 
 
-async def list_jobs(
+def list_jobs(
     client: MetaStudioClient,
     pacer: Pacer,
     query: JobQuery,
@@ -183,9 +173,8 @@ async def list_jobs(
     does not page by ``create_since``, when the selection grows faster than it can be
     listed, or when the listing ends short of the API's count.
     """
-    walk = _Walk(query, _Pages(client, pacer, query, project_id, paging or Paging()), on_page)
-    async for job in walk.run():
-        yield job
+    pages = _Pages(client, pacer, query, project_id, paging or Paging())
+    return _Walk(query, pages, on_page).run()
 
 
 @dataclass(slots=True)
@@ -194,7 +183,6 @@ class _Walk:
     pages: _Pages
     on_page: Callable[[Paging], None] | None
     seen: DigestSet = field(default_factory=DigestSet)
-    tail: Page | None = None
 
     async def run(self) -> AsyncIterator[dict[str, Any]]:
         page = await self.pages.read(self.query.since)
@@ -208,8 +196,7 @@ class _Walk:
             if page.since == cursor:  # nothing but that second's jobs: more than a page
                 async for job in self._second(page):
                     yield job
-                # The tail's jobs go past that second, or it is the last page.
-                page = self.tail or await self.pages.read(cursor + timedelta(seconds=1))
+                page = await self.pages.read(cursor + timedelta(seconds=1))
                 continue
             steps += 1
             # A page re-lists at most what the one before held of its first second, so two
@@ -249,9 +236,8 @@ class _Walk:
 
     async def _second(self, page: Page) -> AsyncIterator[dict[str, Any]]:
         """Every job created in the second ``page`` (offset 0) holds nothing but, which has
-        more jobs than a page: by offset within it, pass after pass, until the passes have
-        seen as many of its jobs as there are. The last page read is left in :attr:`tail`
-        when the walk may go on from it."""
+        more jobs than a page: by offset within it, pass after pass (a server may order them
+        differently on every request), until the passes have seen as many as there are."""
         second, quiet, counts = page.jobs[0][0], 0, {page.count}
         ids = {job["job_id"] for _, job in page.jobs}  # the second's, seen by these passes
         for passes in range(1, MAX_GROUP_PASSES + 1):
@@ -265,11 +251,9 @@ class _Walk:
                 ids.update(job["job_id"] for when, job in page.jobs if when == second)
             # While the count stays, no job left or joined: the positions hold, the second has
             # as many jobs as the pass found there, and as many seen proves every one seen.
-            # Once it changed, those seen may be the ones gone, and only passes that find
-            # nothing new tell; and jobs after the second reached by offset may have moved
-            # back past the pass's last page, which the walk then does not go on from.
+            # Once it changed, those seen may be the ones gone: only passes that find nothing
+            # new tell. (Its jobs after that second are read again from the next second on.)
             steady = len(counts) == 1
-            self.tail = page if steady else None
             found = offset + page.seconds().count(second)
             quiet = quiet + 1 if len(ids) == before else 0
             if len(ids) >= found and (steady or quiet >= CHURN_QUIET_PASSES):

@@ -212,7 +212,9 @@ async def test_a_server_that_sends_one_job_per_page_is_paged_through(
     assert result.code == 0, result.output
     listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
     assert listed == [job["job_id"] for job in server.jobs]
-    assert len(server.queries) <= 2 * 7  # no runaway
+    # No runaway: a page of one job is always all in one second, read by offset within it
+    # once, then from the next second on: three pages a job.
+    assert len(server.queries) <= 3 * 7
 
 
 @pytest.mark.parametrize(
