@@ -50,6 +50,7 @@ FILTERS: tuple[Filter, ...] = (
     Filter("job_id", "text", "job_id", "one job"),
     # The API matches names as it likes (the simulator: a part of the name).
     Filter("name", "text", None, "the model name"),
+    # Assumption: the API matches these exactly (the reference says no more), as the re-check.
     Filter("model_resolution", "text", "model_resolution", "e.g. 1080"),
     # Assumption: a listed job carries optional_training_location, whose relation to this
     # filter the reference does not give, so the server alone applies it.

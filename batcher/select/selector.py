@@ -9,6 +9,7 @@ written once), and writes the manifest only when every page was read.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 
 from batcher.api import SelectResult
-from batcher.config import SIMULATED_POPULATION, Options, resolve, target
+from batcher.config import SIMULATED_POPULATION, Options, RunSettings, resolve, target
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
@@ -62,34 +63,13 @@ async def select_to_manifest(
 ) -> SelectResult:
     """Check the selection and the settings, then page through the matches into a manifest
     (``output`` None: standard output); :func:`batcher.select_async`'s body."""
-    # Every problem at once, as for run: the filters and the settings together.
-    problems = selection_problems(query, commands)
-    try:
-        settings = resolve(options, need_project_id=True)
-    except SettingsError as error:
-        raise SettingsError([*problems, *error.problems]) from None
-    if problems:
-        raise SettingsError(problems)
-    assert settings.project_id is not None
+    settings = _checked(query, commands, options)
+    project = settings.project_id
     fmt = format_of(output if output is not None else Path("-.csv"), format)
     paging = Paging()
     redactor = Redactor(settings.secrets())
-    limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
-    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.options.max_attempts))
-    project = settings.project_id
     try:
-        async with (
-            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-            open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
-        ):
-            client = MetaStudioClient(
-                session,
-                endpoint=url,
-                project_id=project,
-                app_user_id=settings.app_user_id,
-                timeout=settings.timeout,
-                redactor=redactor,
-            )
+        async with _client(settings, redactor) as (client, pacer):
             with open_output(output, force=force) as stream:
                 writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
                 jobs = list_jobs(
@@ -120,6 +100,43 @@ async def select_to_manifest(
         format=fmt,
         not_matching=paging.not_matching,
     )
+
+
+def _checked(query: JobQuery, commands: tuple[str, ...], options: Options) -> RunSettings:
+    """The settings, once the filters, the commands and the settings are all right: every
+    problem at once, as for run."""
+    problems = selection_problems(query, commands)
+    try:
+        settings = resolve(options, need_project_id=True)
+    except SettingsError as error:
+        raise SettingsError([*problems, *error.problems]) from None
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    settings: RunSettings, redactor: Redactor
+) -> AsyncIterator[tuple[MetaStudioClient, Pacer]]:
+    """A client for the List API where the settings point, and the pace to read it at."""
+    limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.options.max_attempts))
+    async with (
+        target(settings, population=SIMULATED_POPULATION) as (url, credentials),
+        open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
+    ):
+        yield (
+            MetaStudioClient(
+                session,
+                endpoint=url,
+                project_id=settings.project_id,
+                app_user_id=settings.app_user_id,
+                timeout=settings.timeout,
+                redactor=redactor,
+            ),
+            pacer,
+        )
 
 
 async def _in_order(
