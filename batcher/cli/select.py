@@ -8,6 +8,7 @@ import stat
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import click
 
@@ -15,39 +16,32 @@ from batcher.cli._options import Command, Section, configure_logs, flag, logging
 from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
 
 
+def _bool_or_text(text: str) -> bool | str:
+    """``true``/``false`` as a bool; anything else is left for the checks to name."""
+    lowered = text.strip().lower()
+    return lowered == "true" if lowered in ("true", "false") else text
+
+
+#: How a flag takes each kind of filter, and what its help adds.
+_KINDS: dict[str, tuple[dict[str, Any], str]] = {
+    "states": ({"multiple": True, "metavar": "S1,S2"}, " (repeatable)"),
+    "time": ({"metavar": "TIME"}, " TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)"),
+    "bool": ({"type": _bool_or_text, "metavar": "true|false"}, ""),
+}
+
+
 def _filters() -> list[click.Option]:
     """A flag for each List filter and sort option, from the one table of them."""
     made = []
     for f in FILTERS:
-        if f.kind == "states":
-            made.append(
-                option(
-                    f.flag, f.name, multiple=True, metavar="S1,S2", help=f"{f.help} (repeatable)"
-                )
-            )
-        elif f.kind == "time":
-            made.append(
-                option(
-                    f.flag,
-                    metavar="TIME",
-                    help=f"{f.help} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)",
-                )
-            )
-        elif f.kind == "bool":  # anything else is left for the checks to name, with the rest
-            made.append(option(f.flag, type=_bool_or_text, metavar="true|false", help=f.help))
-        else:
-            made.append(option(f.flag, metavar=f.name.split("_")[-1].upper(), help=f.help))
+        kwargs, more = _KINDS.get(f.kind, ({"metavar": f.name.split("_")[-1].upper()}, ""))
+        made.append(option(f.flag, f.name, help=f.help + more, **kwargs))
     order = "the listing's own; another is had by sorting once every page was read"
     return [
         *made,
         option("--sort-key", metavar="|".join(SORT_KEYS), help=f"default create_time ({order})"),
         option("--sort-dir", metavar="|".join(SORT_DIRS), help="default asc"),
     ]
-
-
-def _bool_or_text(text: str) -> bool | str:
-    lowered = text.strip().lower()
-    return lowered == "true" if lowered in ("true", "false") else text
 
 
 OPTIONS: list[Section] = [

@@ -133,9 +133,11 @@ class _Pages:
 def _keyed(job: Any) -> tuple[datetime, dict[str, Any]]:
     created = parse_time(job.get("create_time")) if isinstance(job, dict) else None
     if created is None or not isinstance(job.get("job_id"), str):
+        # Not the job itself in the message: a listed job carries personal data and URLs.
+        which = job.get("job_id") if isinstance(job, dict) else None
         raise SelectIncomplete(
-            f"the List API listed a job without a job_id or a readable create_time ({job!r:.80}):"
-            " select pages by creation time and cannot go on; nothing was written"
+            f"the List API listed a job ({which!r}) without a job_id or an RFC 3339 create_time"
+            " with its zone: select pages by creation time and cannot go on; nothing was written"
         )
     return created.astimezone(UTC).replace(microsecond=0), job
 

@@ -777,3 +777,17 @@ async def test_the_next_step_is_aimed_where_select_listed(
         "--is-flexus", "false", "--endpoint", url, "--project-id", PROJECT,
     ]  # fmt: skip
     assert shlex.split(run)[:3] == ["batcher", "run", "-"] and f"--endpoint {url}" in run
+
+
+async def test_a_job_without_a_zoned_create_time_stops_the_walk_and_quotes_no_personal_data(
+    list_server: Any, capsys: Any
+) -> None:
+    """A time without its zone would be read in some zone or other, and the walk started
+    from the wrong hour; the job's contact and URLs are not the message's to quote."""
+    server, url = await list_server(20)
+    server.jobs[5] |= {"create_time": "2026-11-01T00:05:00", "contact": "13800000000"}
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 1 and "j0005" in result.stderr and "create_time" in result.stderr
+    assert "13800000000" not in result.output and result.stdout == ""
