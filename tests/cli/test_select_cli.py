@@ -791,3 +791,29 @@ async def test_a_job_without_a_zoned_create_time_stops_the_walk_and_quotes_no_pe
     )
     assert result.code == 1 and "j0005" in result.stderr and "create_time" in result.stderr
     assert "13800000000" not in result.output and result.stdout == ""
+
+
+async def test_against_the_simulator_every_filter_and_order_holds(start_simulator: Any) -> None:
+    """Real HTTP, a real batcher process, the simulator's own List (which applies every
+    filter): the manifest is exactly the jobs it holds that match, in the order asked."""
+    from datetime import UTC, datetime
+
+    sim = await start_simulator(
+        population=400, seed=5, population_until=datetime(2026, 11, 20, tzinfo=UTC)
+    )
+    now = sim.clock()
+    jobs = [job.basic_info(now=now) for job in sim.jobs.in_project(PROJECT)]
+    failed = ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED")
+    chosen = [job for job in jobs if job["state"] in failed and job["is_flexus"] is False]
+    chosen.sort(key=lambda job: job["last_update_time"], reverse=True)
+    result = await batcher(
+        ["select", "--command", "SUBMITVERIFYING", "--state", ",".join(failed),
+         "--is-flexus", "false", "--sort-key", "update_time", "--sort-dir", "desc",
+         "--endpoint", sim.url, "--project-id", PROJECT, "--rate", "0", "--no-progress"],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    updated = {job["job_id"]: job["last_update_time"] for job in jobs}
+    assert sorted(listed) == sorted(job["job_id"] for job in chosen) and len(listed) > 10
+    assert [updated[i] for i in listed] == [job["last_update_time"] for job in chosen]
