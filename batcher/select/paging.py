@@ -125,9 +125,7 @@ class _Pages:
         self.paging.count = count if self.paging.count is None else self.paging.count
         self.widest = max(self.widest, len(jobs))
         last = not jobs or offset + len(jobs) >= count or len(jobs) < self.widest
-        page = Page(since, offset, [_keyed(job) for job in jobs], count, last)
-        _check_order(page)
-        return page
+        return _checked(Page(since, offset, [_keyed(job) for job in jobs], count, last))
 
 
 def _keyed(job: Any) -> tuple[datetime, dict[str, Any]]:
@@ -142,21 +140,21 @@ def _keyed(job: Any) -> tuple[datetime, dict[str, Any]]:
     return created.astimezone(UTC).replace(microsecond=0), job
 
 
-def _check_order(page: Page) -> None:
-    """A page must hold jobs created at or after ``since``, oldest first: the walk's key."""
+def _checked(page: Page) -> Page:
+    """``page``, once it holds jobs created at or after its ``since``, oldest first (on the
+    last page, jobs before it are for the re-check to leave out: a server that ignores every
+    filter, whose jobs all fit on a page)."""
     seconds = page.seconds()
-    # On the last page, jobs before it are for the re-check to leave out (a server that
-    # ignores every filter, whose jobs all fit on a page); on another, the walk cannot go on.
     if page.since is not None and seconds and seconds[0] < page.since and not page.last:
-        raise SelectIncomplete(
-            "the List API answered create_since with jobs created before it: it does not apply "
-            "create_since, so it cannot be paged by creation time; nothing was written"
-        )
-    if seconds != sorted(seconds):
-        raise SelectIncomplete(
-            "the List API did not sort the jobs by create_time ascending as asked: select pages "
-            "by creation time and cannot go on; nothing was written"
-        )
+        problem = "answered create_since with jobs created before it: it does not apply it"
+    elif seconds != sorted(seconds):
+        problem = "did not sort the jobs by create_time ascending as asked"
+    else:
+        return page
+    raise SelectIncomplete(
+        f"the List API {problem}; select pages by creation time and cannot go on: nothing "
+        "was written"
+    )
 
 
 def list_jobs(

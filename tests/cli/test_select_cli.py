@@ -220,7 +220,7 @@ async def test_a_server_that_sends_one_job_per_page_is_paged_through(
 @pytest.mark.parametrize(
     ("server", "message"),
     [
-        ({"ignore_offset": True, "ignore_since": True}, "does not apply create_since"),
+        ({"ignore_offset": True, "ignore_since": True}, "create_since with jobs created before"),
         ({"ignore_offset": True, "ties": 150}, "does not seem to page by offset"),
     ],
 )
