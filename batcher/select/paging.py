@@ -106,8 +106,9 @@ class _Pages:
                 raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
             if outcome.http_status != 400 or self.size <= MIN_PAGE_SIZE:
                 break
-            # The reference gives no largest page: a server may refuse ours as too large.
-            self.size = max(MIN_PAGE_SIZE, self.size // 2)
+            # The reference gives no largest page: a server may refuse ours as too large
+            # (and a page short of a larger one before is then no sign of the end).
+            self.size, self.widest = max(MIN_PAGE_SIZE, self.size // 2), 1
             log.warning(
                 "select_page_size_refused",
                 limit=params["limit"],

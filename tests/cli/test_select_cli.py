@@ -817,3 +817,21 @@ async def test_against_the_simulator_every_filter_and_order_holds(start_simulato
     updated = {job["job_id"]: job["last_update_time"] for job in jobs}
     assert sorted(listed) == sorted(job["job_id"] for job in chosen) and len(listed) > 10
     assert [updated[i] for i in listed] == [job["last_update_time"] for job in chosen]
+
+
+async def test_a_page_size_refused_half_way_is_no_sign_of_the_end(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Pages shorter than the ones before, because smaller ones were asked for after a 400,
+    do not end the listing."""
+    server, url = await list_server(400)
+
+    def smaller_from_page_3(page: int) -> None:
+        if page == 3:
+            server.max_limit = 30
+
+    server.on_page = smaller_from_page_3
+    out = tmp_path / "m.csv"
+    result = await select_into(out, url, capsys)
+    assert result.code == 0, result.output
+    assert job_ids(out) == [job["job_id"] for job in server.jobs]
