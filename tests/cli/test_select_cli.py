@@ -793,6 +793,7 @@ async def test_a_job_without_a_zoned_create_time_stops_the_walk_and_quotes_no_pe
     assert "13800000000" not in result.output and result.stdout == ""
 
 
+@pytest.mark.slow  # two processes
 async def test_against_the_simulator_every_filter_and_order_holds(start_simulator: Any) -> None:
     """Real HTTP, a real batcher process, the simulator's own List (which applies every
     filter): the manifest is exactly the jobs it holds that match, in the order asked."""
