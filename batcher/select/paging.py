@@ -218,11 +218,12 @@ class _Walk:
                 "(its pages end before its count)"
             )
 
-    def _new(self, page: Page) -> list[dict[str, Any]]:
-        """The jobs on ``page`` not seen before that meet the filters; counts them all."""
+    def _new(self, page: Page, second: datetime | None = None) -> list[dict[str, Any]]:
+        """The jobs on ``page`` (created in ``second``, if given) not seen before that meet
+        the filters; counts them all."""
         paging, admitted = self.pages.paging, []
-        for _, job in page.jobs:
-            if not self.seen.add(job_digest(job["job_id"])):
+        for when, job in page.jobs:
+            if second not in (None, when) or not self.seen.add(job_digest(job["job_id"])):
                 continue
             if not self.query.admits(job):
                 paging.not_matching += 1  # the server did not apply a filter
@@ -247,13 +248,13 @@ class _Walk:
                 offset += len(page.jobs)
                 page = await self.pages.read(second, offset)
                 counts.add(page.count)
-                for job in self._new(page):
+                for job in self._new(page, second):  # the later ones in order, afterwards
                     yield job
                 ids.update(job["job_id"] for when, job in page.jobs if when == second)
             # While the count stays, no job left or joined: the positions hold, the second has
             # as many jobs as the pass found there, and as many seen proves every one seen.
             # Once it changed, those seen may be the ones gone: only passes that find nothing
-            # new tell. (Its jobs after that second are read again from the next second on.)
+            # new tell.
             steady = len(counts) == 1
             found = offset + page.seconds().count(second)
             quiet = quiet + 1 if len(ids) == before else 0
@@ -273,7 +274,7 @@ class _Walk:
             )
             page = await self.pages.read(second, 0)
             counts.add(page.count)
-            for job in self._new(page):
+            for job in self._new(page, second):
                 yield job
             ids.update(job["job_id"] for when, job in page.jobs if when == second)
         raise SelectIncomplete(

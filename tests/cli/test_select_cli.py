@@ -300,6 +300,8 @@ async def test_ties_in_a_group_larger_than_a_page_are_found_by_another_pass(
     assert result.code == 0, result.output
     listed = job_ids(out)
     assert sorted(listed) == [job["job_id"] for job in server.jobs]
+    created = {job["job_id"]: job["create_time"] for job in server.jobs}
+    assert [created[i] for i in listed] == sorted(created.values())  # in creation order
 
 
 async def test_ties_shuffled_while_listed_jobs_leave_hide_none(
