@@ -175,9 +175,9 @@ def next_step(args: SimpleNamespace, output: Path | None) -> str | None:
 
 def _given(args: SimpleNamespace, *names: str) -> list[str]:
     """``--flag value`` for each of ``names`` that was given."""
-    values = [(name, getattr(args, name)) for name in names]
-    return [word for name, value in values if value is not None
-            for word in ("--" + name.replace("_", "-"), _flag_text(value))]  # fmt: skip
+    given = [(name, getattr(args, name)) for name in names]
+    pairs = [("--" + name.replace("_", "-"), _flag_text(v)) for name, v in given if v is not None]
+    return [word for pair in pairs for word in pair]
 
 
 def _flag_text(value: object) -> str:
