@@ -128,12 +128,8 @@ class JobQuery:
                 found.append(f"{f.flag} takes true or false, not {value!r}")
         if self.sort_key not in (None, *SORT_KEYS):
             found.append(f"--sort-key must be one of {', '.join(SORT_KEYS)}")
-        elif self.sort_key == "asset_order":
-            found.append(
-                "--sort-key asset_order: listed jobs do not carry their asset order, and select "
-                "lists by creation time (what keeps the listing whole while jobs change), so it "
-                "cannot write the manifest in that order"
-            )
+        elif self.sort_key == "asset_order":  # select lists by creation time, and sorts after
+            found.append("--sort-key asset_order: listed jobs do not carry their asset order")
         if self.sort_dir not in (None, *SORT_DIRS):
             found.append("--sort-dir must be asc or desc")
         return found
@@ -171,9 +167,13 @@ def _meets(f: Filter, wanted: Any, have: Any) -> bool:
 
 
 def _unknown_state(state: str) -> str:
-    close = difflib.get_close_matches(state.upper(), JOB_STATES, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else " (see --help for the list)"
-    return f"--state: unknown job state {state!r}{hint}"
+    return f"--state: unknown job state {state!r}{near_miss(state, JOB_STATES)}"
+
+
+def near_miss(word: str, known: tuple[str, ...]) -> str:
+    """``; did you mean 'X'?`` for the known word closest to ``word`` (any case)."""
+    close = difflib.get_close_matches(word.upper(), known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else " (see --help for the list)"
 
 
 def _is_rfc3339(value: Any) -> bool:

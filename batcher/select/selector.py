@@ -10,7 +10,6 @@ written once), and writes the manifest only when every page was read.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from batcher.config import SIMULATED_POPULATION, Options, RunSettings, resolve, 
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
-from batcher.select.query import JobQuery, parse_time
+from batcher.select.query import JobQuery, near_miss, parse_time
 from batcher.select.writer import ManifestWriter, format_of
 from batcher.select.writer import output as open_output
 from batcher.send.client import MetaStudioClient, open_session
@@ -43,8 +42,7 @@ def selection_problems(query: JobQuery, commands: tuple[str, ...]) -> list[str]:
         problems.append("--command is required (one or more, in the order to run them)")
     for command in commands:
         if command not in KNOWN_COMMANDS:
-            close = difflib.get_close_matches(command.upper(), KNOWN_COMMANDS, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = near_miss(command, KNOWN_COMMANDS)
             problems.append(f"--command {command!r} is not a known command{hint}")
     if len(set(commands)) != len(commands):
         problems.append("--command: the same command is given twice")
