@@ -1,14 +1,14 @@
 """The aiohttp application: MetaStudio's training-job endpoints, the gateway, faults.
 
-Routes: the command (``POST .../user/jobs/{job_id}/command``), List (``GET .../user/jobs``)
-and Show (``GET .../user/jobs/{job_id}``), plus ``/__simulator/health``, ``/stats`` and
-``/jobs``. Per command request, in this order: read the body, draw the faults, sleep the
-latency, then — with no further ``await``, so the decision and the state change are one
-atomic step on the event loop — drop?, authenticate (401/403), quota and throttle (429),
-validate (400), internal error (500), run the command (200), then drop the answer, or hold
-it back (a late answer), when those faults were drawn. List and Show take the same steps
-with their own fault draws (no drop after execute, no late answer: they change nothing);
-Show answers 404 for a job the project does not have.
+Routes: the command (``POST .../user/jobs/{job_id}/command``), List (``GET .../user/jobs``),
+Show (``GET .../user/jobs/{job_id}``) and Update (``PUT .../user/jobs/{job_id}``), plus
+``/__simulator/health``, ``/stats`` and ``/jobs``. Per command request, in this order: read
+the body, draw the faults, sleep the latency, then — with no further ``await``, so the
+decision and the state change are one atomic step on the event loop — drop?, authenticate
+(401/403), quota and throttle (429), validate (400), internal error (500), run the command
+(200), then drop the answer, or hold it back (a late answer), when those faults were drawn.
+List, Show and Update take the same steps with their own fault draws (no drop after
+execute, no late answer); Show and Update answer 404 for a job the project does not have.
 """
 
 from __future__ import annotations
@@ -29,9 +29,16 @@ from aiohttp import web
 from batcher.simulator.config import SimulatorConfig
 from batcher.simulator.faults import FaultPlanner, Faults, ReadStats, SimulatorStats
 from batcher.simulator.gateway import Quota, Refusal, authenticate, throttled
-from batcher.simulator.inputs import ParsedCommand, check_ids, parse_body, peek_command, upload_urls
+from batcher.simulator.inputs import (
+    ParsedCommand,
+    check_ids,
+    parse_body,
+    parse_update,
+    peek_command,
+    upload_urls,
+)
 from batcher.simulator.listing import BadQuery, parse_query, select
-from batcher.simulator.machine import execute
+from batcher.simulator.machine import execute, reopen
 from batcher.simulator.population import seed_jobs
 from batcher.simulator.record import JobState
 from batcher.simulator.store import JobStore
@@ -125,6 +132,7 @@ class Simulator:
         app.router.add_post(COMMAND_PATH, self._command)
         app.router.add_get(LIST_PATH, self._list)
         app.router.add_get(SHOW_PATH, self._show)
+        app.router.add_put(SHOW_PATH, self._update)
         app.router.add_get("/__simulator/health", self._health)
         app.router.add_get("/__simulator/stats", self._stats)
         app.router.add_get("/__simulator/jobs", self._jobs)
@@ -176,7 +184,8 @@ class Simulator:
             return self._invalid(why, command)
         if faults.error:
             return _Answer.refused(_INTERNAL, command)
-        return self._run(project_id, job_id, parsed, request[_REQUEST_ID])
+        app_user_id = request.headers.get("X-App-UserId")
+        return self._run(project_id, job_id, parsed, request[_REQUEST_ID], app_user_id)
 
     def _gate(self, request: web.Request, raw: bytes, faults: Faults) -> Refusal | None:
         """What the gateway says: authentication, then quota and throttling."""
@@ -203,7 +212,9 @@ class Simulator:
             return throttled(self.config.quota or _NOMINAL_LIMIT, 1)
         return None
 
-    def _run(self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str) -> _Answer:
+    def _run(
+        self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str, app_user: str | None
+    ) -> _Answer:
         result = execute(
             self.jobs.get(project_id, job_id),
             parsed.command,
@@ -211,11 +222,14 @@ class Simulator:
             command_message=parsed.command_message,
             operation_reason=parsed.operation_reason,
             comment=parsed.comment,
+            app_user_id=app_user,
         )
         key = (job_id, parsed.command)
         body: dict[str, Any]
         if not result.ok:
             body = {"commond_result": "EXCUTE_FAILED", "excute_failed_msg": result.failed_msg}
+            if self.config.error_info:  # assumed code: the API documents none for refusals
+                body["error_info"] = {"error_code": "MSS.00000003", "error_msg": result.failed_msg}
         else:
             body = {"commond_result": "EXCUTE_SUCCESS"}
             (self.stats.executions if result.executed else self.stats.reads)[key] += 1
@@ -236,11 +250,14 @@ class Simulator:
     async def _show(self, request: web.Request) -> web.StreamResponse:
         return await self._read(request, self.stats.shows, self._show_answer)
 
+    async def _update(self, request: web.Request) -> web.StreamResponse:
+        return await self._read(request, self.stats.updates, self._update_answer)
+
     async def _read(
         self,
         request: web.Request,
         counters: ReadStats,
-        answer: Callable[[web.Request, Faults], _Answer],
+        answer: Callable[[web.Request, bytes, Faults], _Answer],
     ) -> web.StreamResponse:
         started = time.perf_counter()
         raw = await request.read()
@@ -252,14 +269,14 @@ class Simulator:
             counters.dropped += 1
             return self._close(request, started, None)
         refusal = self._gate(request, raw, faults)
-        result = _Answer.refused(refusal) if refusal else answer(request, faults)
+        result = _Answer.refused(refusal) if refusal else answer(request, raw, faults)
         counters.by_status[result.status] += 1
         self._log(request, started, None, result.status)
         return web.json_response(
             result.body, status=result.status, headers=result.headers, dumps=_UTF8_JSON
         )
 
-    def _list_answer(self, request: web.Request, faults: Faults) -> _Answer:
+    def _list_answer(self, request: web.Request, _raw: bytes, faults: Faults) -> _Answer:
         project_id = request.match_info["project_id"]
         why = check_ids(project_id, None, request.headers.get("X-App-UserId"))
         try:
@@ -274,7 +291,7 @@ class Simulator:
         now = self.clock()
         return _Answer(200, {"count": count, "jobs": [job.basic_info(now=now) for job in page]})
 
-    def _show_answer(self, request: web.Request, faults: Faults) -> _Answer:
+    def _show_answer(self, request: web.Request, _raw: bytes, faults: Faults) -> _Answer:
         project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
         why = check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
         if why:
@@ -285,6 +302,36 @@ class Simulator:
         if job is None:
             return _Answer.refused(_NOT_FOUND)
         return _Answer(200, job.detail(now=self.clock()))
+
+    def _update_answer(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
+        """Update2dModelTrainingJob: new upload URLs for a job whose review failed."""
+        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
+        fields, why = parse_update(raw)
+        why = why or check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
+        if fields is None or why:
+            return self._invalid(why)
+        if faults.error:
+            return _Answer.refused(_INTERNAL)
+        job = self.jobs.lookup(project_id, job_id)
+        if job is None:
+            return _Answer.refused(_NOT_FOUND)
+        if refused := reopen(job, now=self.clock()):  # assumed: refused as a bad parameter
+            return _Answer.refused(Refusal(400, "MSS.00000003", refused))
+        for name in ("name", "contact", "batch_name", "tags"):
+            if name in fields:
+                setattr(job, name, fields[name])
+        rid, parts = request[_REQUEST_ID], fields.get("video_multipart_count", 1)
+        urls = functools.partial(upload_urls, project_id, job_id, rid=rid, folder="update")
+        body: dict[str, Any] = {
+            "job_id": job_id,
+            "training_video_upload_url": urls(tuple(f"video-{n}" for n in range(1, parts + 1))),
+            "id_card_image1_upload_url": urls(("id-card-1.jpg",))[0],
+            "id_card_image2_upload_url": urls(("id-card-2.jpg",))[0],
+            "grant_file_upload_url": urls(("grant-file.pdf",))[0],
+        }
+        if actions := fields.get("action_video_multipart_count"):
+            body["action_video_upload_url"] = urls(tuple(f"action-{n}" for n in range(actions)))
+        return _Answer(200, body)
 
     # ------------------------------------------------------------------ endings
 
