@@ -14,11 +14,12 @@ execute, no late answer); Show and Update answer 404 for a job the project does 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,10 +39,11 @@ from batcher.simulator.inputs import (
     upload_urls,
 )
 from batcher.simulator.listing import BadQuery, parse_query, select
-from batcher.simulator.machine import execute, reopen
+from batcher.simulator.machine import CommandResult, execute, reopen
 from batcher.simulator.population import seed_jobs
 from batcher.simulator.record import JobState
 from batcher.simulator.store import JobStore
+from batcher.simulator.world import Event, open_world
 
 LIST_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs"
 SHOW_PATH = LIST_PATH + "/{job_id}"
@@ -84,7 +86,12 @@ class Simulator:
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
-        self.config = config or SimulatorConfig()
+        config = config or SimulatorConfig()
+        self.world = open_world(config)
+        if self.world is not None:  # its header says how the world was seeded
+            config = SimulatorConfig.model_validate(config.model_dump() | self.world.seed_fields())
+        self.config = config
+        self._record: Callable[[Event], None] | None = None
         self.stats = SimulatorStats()
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.jobs = JobStore(seed_jobs(self.config), clock=lambda: self.clock())
@@ -158,7 +165,8 @@ class Simulator:
         if faults.drop:
             self.stats.dropped += 1
             return self._close(request, started, peek_command(raw))
-        answer = self._answer(request, raw, faults)
+        with self._turn():
+            answer = self._answer(request, raw, faults)
         if answer.reached_execution and faults.drop_after_execute:
             self.stats.dropped += 1
             self.stats.dropped_after_execute += 1
@@ -215,15 +223,12 @@ class Simulator:
     def _run(
         self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str, app_user: str | None
     ) -> _Answer:
-        result = execute(
-            self.jobs.get(project_id, job_id),
-            parsed.command,
-            now=self.clock(),
-            command_message=parsed.command_message,
-            operation_reason=parsed.operation_reason,
-            comment=parsed.comment,
-            app_user_id=app_user,
-        )
+        now = self.clock()
+        event: Event = {"op": "command", "at": now.isoformat(), "project": project_id}
+        event |= {"job": job_id, "parsed": parsed.as_event(), "app_user": app_user}
+        result = self._execute(event)
+        if self._record:  # even a refusal: it may have created the job
+            self._record(event)
         key = (job_id, parsed.command)
         body: dict[str, Any]
         if not result.ok:
@@ -269,7 +274,8 @@ class Simulator:
             counters.dropped += 1
             return self._close(request, started, None)
         refusal = self._gate(request, raw, faults)
-        result = _Answer.refused(refusal) if refusal else answer(request, raw, faults)
+        with self._turn():
+            result = _Answer.refused(refusal) if refusal else answer(request, raw, faults)
         counters.by_status[result.status] += 1
         self._log(request, started, None, result.status)
         return web.json_response(
@@ -312,14 +318,14 @@ class Simulator:
             return self._invalid(why)
         if faults.error:
             return _Answer.refused(_INTERNAL)
-        job = self.jobs.lookup(project_id, job_id)
-        if job is None:
+        if self.jobs.lookup(project_id, job_id) is None:
             return _Answer.refused(_NOT_FOUND)
-        if refused := reopen(job, now=self.clock()):  # assumed: refused as a bad parameter
+        event: Event = {"op": "update", "at": self.clock().isoformat(), "project": project_id}
+        event |= {"job": job_id, "fields": fields}
+        if refused := self._reopen(event):  # assumed: refused as a bad parameter
             return _Answer.refused(Refusal(400, "MSS.00000003", refused))
-        for name in ("name", "contact", "batch_name", "tags"):
-            if name in fields:
-                setattr(job, name, fields[name])
+        if self._record:
+            self._record(event)
         rid, parts = request[_REQUEST_ID], fields.get("video_multipart_count", 1)
         urls = functools.partial(upload_urls, project_id, job_id, rid=rid, folder="update")
         body: dict[str, Any] = {
@@ -332,6 +338,50 @@ class Simulator:
         if actions := fields.get("action_video_multipart_count"):
             body["action_video_upload_url"] = urls(tuple(f"action-{n}" for n in range(actions)))
         return _Answer(200, body)
+
+    # ------------------------------------------------------------------ one shared world
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Around each request's synchronous step: with a world file, catch up with what
+        other processes did, and record this request's changes for them."""
+        if self.world is None:
+            yield
+            return
+        with self.world.turn(self._replay) as record:
+            self._record = record
+            try:
+                yield
+            finally:
+                self._record = None
+
+    def _replay(self, event: Event) -> None:
+        if event["op"] == "update":
+            self._reopen(event)
+        else:
+            self._execute(event)
+
+    def _execute(self, event: Event) -> CommandResult:
+        now = datetime.fromisoformat(event["at"])
+        parsed = ParsedCommand.from_event(event["parsed"])
+        return execute(
+            self.jobs.get(event["project"], event["job"], now=now),
+            parsed.command,
+            now=now,
+            command_message=parsed.command_message,
+            operation_reason=parsed.operation_reason,
+            comment=parsed.comment,
+            app_user_id=event["app_user"],
+        )
+
+    def _reopen(self, event: Event) -> str | None:
+        job = self.jobs.lookup(event["project"], event["job"])
+        assert job is not None  # an Update is recorded only for a job that exists
+        refused = reopen(job, now=datetime.fromisoformat(event["at"]))
+        for name in ("name", "contact", "batch_name", "tags"):
+            if name in event["fields"] and refused is None:
+                setattr(job, name, event["fields"][name])
+        return refused
 
     # ------------------------------------------------------------------ endings
 

@@ -142,6 +142,9 @@ class SimulatorConfig(BaseModel):
     population_days: int = Field(default=30, ge=1, le=3650)
     #: The instant seeded times end at; None: 00:00 UTC of the day the simulator starts.
     population_until: AwareDatetime | None = None
+    #: Keep the jobs in this file, shared with every simulator that opens it (see
+    #: :mod:`batcher.simulator.world`); an existing file's seed wins over the fields above.
+    world_file: Path | None = None
 
     @model_validator(mode="after")
     def _changes_need_a_quota(self) -> SimulatorConfig:

@@ -30,6 +30,19 @@ class ParsedCommand:
     def attachment_names(self) -> tuple[str, ...]:
         return self.comment.attachments if self.comment else ()
 
+    def as_event(self) -> list[Any]:
+        """A JSON form for the world file (:meth:`from_event` reads it back)."""
+        c = self.comment
+        comment = None if c is None else [c.title, c.message, list(c.attachments)]
+        return [self.command, self.command_message, self.operation_reason, comment]
+
+    @classmethod
+    def from_event(cls, value: list[Any]) -> ParsedCommand:
+        command, message, reason, comment = value
+        if comment is not None:
+            comment = Comment(comment[0], comment[1], tuple(comment[2]))
+        return cls(command, message, reason, comment)
+
 
 def _optional_str(value: Any, *, max_len: int | None = None) -> bool:
     if value is None:

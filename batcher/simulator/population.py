@@ -47,7 +47,6 @@ _AUTO_FAIL: _Step = ("SYSTEM_VERIFY_FAILED", "SYSTEM", "automatic review failed"
 _AUTO_OK: _Step = ("SYSTEM_VERIFY_SUCCESS", "SYSTEM", "automatic review passed")
 _MANUAL_FAIL: _Step = ("ADMIN_VERIFY_FAILED", "ADMIN", "人工审核不通过：视频中人物面部被遮挡")
 _MANUAL_OK: _Step = ("ADMIN_VERIFY_SUCCESS", "ADMIN", "manual review passed")
-_REPAIR: _Step = ("USER_REPAIR", "USER", "CONFIRM_REPAIR")
 
 
 def _sys(log_type: str, description: str) -> _Step:
@@ -146,8 +145,6 @@ def _path(state: S, rng: random.Random) -> tuple[_Step, ...]:
     path = _PATHS.get(state) or (*_INFERRED, *([_LAST[state]] if state in _LAST else []))
     if state in (S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFY_FAILED) and rng.random() < 0.3:
         path = (_CREATE, _SUBMIT, _AUTO_FAIL, *path[1:])  # failed, updated, resubmitted, failed
-    if state is S.JOB_SUCCESS and rng.random() < 0.2:
-        path = (*path, _REPAIR)  # optimisation already requested: a second one is refused
     return path
 
 
@@ -229,10 +226,8 @@ def populate(
                 is_ondemand_resource=rng.random() < 0.05,
             )
         )
-        job = jobs[-1]
-        if state is S.WAIT_FILE_UPLOAD and rng.random() < 0.5:  # uploaded, not submitted
-            job.video_confirmed = job.authorization_letter_confirmed = True
-        job.action_video_confirmed = rng.random() < 0.3
+        # A job waiting for its files has them all uploaded but not yet confirmed.
+        jobs[-1].action_video_confirmed = state is not S.WAIT_FILE_UPLOAD and rng.random() < 0.3
     return jobs
 
 
