@@ -21,32 +21,25 @@ The ``--jobs-file`` seed file format is in :mod:`batcher.simulator.config`.
 
 from __future__ import annotations
 
-from batcher.simulator.app import COMMAND_PATH, LIST_PATH, SHOW_PATH, Simulator
+from batcher.simulator.app import Simulator
 from batcher.simulator.config import JobSpec, SimulatorConfig, load_jobs_file
-from batcher.simulator.faults import ReadStats, SimulatorStats
-from batcher.simulator.listing import LIMIT_DEFAULT, LIMIT_MAX
-from batcher.simulator.machine import RULES, Rule, allowed_in, rule_for
+from batcher.simulator.faults import SimulatorStats
+from batcher.simulator.listing import LIMIT_MAX
+from batcher.simulator.machine import RULES, rule_for
 from batcher.simulator.record import Job, JobState, LogEntry, rfc3339
 from batcher.simulator.serve import run_simulator, run_simulator_in_thread
 from batcher.simulator.world import default_world_path
 
 __all__ = [
-    "COMMAND_PATH",
-    "LIMIT_DEFAULT",
     "LIMIT_MAX",
-    "LIST_PATH",
     "RULES",
-    "SHOW_PATH",
     "Job",
     "JobSpec",
     "JobState",
     "LogEntry",
-    "ReadStats",
-    "Rule",
     "Simulator",
     "SimulatorConfig",
     "SimulatorStats",
-    "allowed_in",
     "default_world_path",
     "load_jobs_file",
     "rfc3339",

@@ -1,28 +1,15 @@
-"""The commands and the states they move a job between: the simulator's state machine.
+"""The commands and the states they move a job between: the API's documented flows only.
 
-It follows the API's documented flows (``/work/shared/reference``: metastudio_02_0061,
-_0067, _0068), and only those:
-
-* **training a new avatar**: created in WAIT_FILE_UPLOAD, files uploaded, then
-  CONFIRM_MULTIPART_UPLOADED, then SUBMITVERIFYING -> AUTO_VERIFYING;
-* **a failed review** (AUTO_/MANUAL_VERIFY_FAILED): Update (``PUT .../user/jobs/{job_id}``,
-  :func:`reopen`, not a command) and a new upload, then CONFIRM_MULTIPART_UPLOADED, then
-  SUBMITVERIFYING -> AUTO_VERIFYING. Without the Update the upload commands are refused;
-* **after training**: CONFIRM_REPAIR, the user's one-time request for model optimisation, with
-  ``X-App-UserId``; the effect confirmations CONFIRM_ACCEPT (-> JOB_FINISH), CONFIRM_REJECT
-  (-> JOB_REJECT, a USER_REJECT comment), CONFIRM_PENDING (-> JOB_PENDING), CONFIRM_ACTIVE and
-  CONFIRM_ANSWER (a USER_COMMENT comment) in the NA-whitelist states (WAIT_USER_CONFIRM,
-  JOB_REJECT, JOB_PENDING), which only NA-whitelist tenants' jobs reach.
-
-Where the documentation is silent, the simulator takes the narrow reading, marked
-*assumed* below: a command takes effect only where a documented flow needs it, and writes an
-operation-log entry only where the log type names it (USER_VERIFYING_SUBMITTED, USER_REPAIR,
-USER_UPDATE_VIDEO, USER_DELETE_JOB_VIDEO), so batcher never learns to rely on an entry the
-API may not write. Every other state (training, compiling, ...) accepts no command: the
-system moves such jobs, and here only seeding or ``set_state`` does.
-
-A command not allowed where the job stands is refused with a reason, never an exception:
-the API answers such refusals with ``200 EXCUTE_FAILED``.
+A new job (WAIT_FILE_UPLOAD) takes CONFIRM_MULTIPART_UPLOADED, then SUBMITVERIFYING. A failed
+review (AUTO_/MANUAL_VERIFY_FAILED) takes Update (:func:`reopen`, ``PUT .../user/jobs/{id}``,
+not a command) and a new upload first. CONFIRM_REPAIR is the one-time request for model
+optimisation after training, with ``X-App-UserId``. The effect confirmations (CONFIRM_ACCEPT,
+_REJECT, _PENDING, _ACTIVE, _ANSWER) are for NA-whitelist jobs, in the states the API names
+as theirs. Where the documentation is silent the narrow reading is taken, marked *assumed*:
+above all, a command writes an operation-log entry only where a log type names it, so batcher
+never learns to rely on an entry the API may not write. The README lists what is documented
+and what is assumed. A refusal is a reason (the API's ``200 EXCUTE_FAILED``), never an
+exception; states the system moves jobs through accept no command.
 """
 
 from __future__ import annotations
@@ -207,15 +194,6 @@ def rule_for(command: str, command_message: str | None = None) -> Rule | None:
 
 def _why_not(rule: Rule, job: Job) -> str | None:
     return next((why for guard in rule.guards if (why := guard(job))), None)
-
-
-def allowed_in(state: S) -> list[str]:
-    """The commands a job in ``state`` may accept (some still subject to a guard).
-
-    >>> allowed_in(S.JOB_SUCCESS)
-    ['CONFIRM_REPAIR', 'DELETE_JOB_VIDEO']
-    """
-    return sorted({rule.command for rule in RULES if state in rule.allowed})
 
 
 def allowed_for(job: Job) -> list[str]:
