@@ -496,6 +496,10 @@ async def target(
         seed=1,
         world_file=default_world_path(),
     )
-    async with run_simulator(config) as simulator:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            simulator = await stack.enter_async_context(run_simulator(config))
+        except (OSError, ValueError) as error:  # the world file cannot be used
+            raise UsageError(f"--simulate: {error}") from None
         log.info("simulator_started", url=str(simulator.url), world=str(config.world_file))
         yield URL(str(simulator.url)), credentials

@@ -57,7 +57,7 @@ class WorldFile:
                 self._append({"world": _VERSION, **seed})
                 header = [{"world": _VERSION, **seed}]
         self.seed: Event = header[0]
-        if self.seed.get("world") != _VERSION:
+        if not isinstance(self.seed, dict) or self.seed.get("world") != _VERSION:
             self.close()
             raise ValueError(f"{path}: not a simulated world of this batcher; delete it to reset")
         self._pending = header[1:]
@@ -82,7 +82,10 @@ class WorldFile:
         data = self._file.read()
         complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
         self._offset += len(complete)
-        return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        try:
+            return [json.loads(line) for line in complete.splitlines() if line.strip()]
+        except ValueError:
+            raise ValueError(f"{self.path}: not a simulated world; delete it to reset") from None
 
     def _append(self, event: Event) -> None:
         line = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

@@ -89,3 +89,17 @@ def test_select_then_run_on_the_simulator_act_on_one_world(tmp_path: Path) -> No
     world = Path(env["XDG_STATE_HOME"]) / "batcher" / "simulated-world.jsonl"
     events = [json.loads(line) for line in world.read_text().splitlines()]
     assert events[0]["population"] == 500 and len(events) == len(lines) + 1
+
+
+def test_a_damaged_world_is_a_usage_error_naming_the_file(tmp_path: Path) -> None:
+    env = clean_env(XDG_STATE_HOME=str(tmp_path))
+    world = tmp_path / "batcher" / "simulated-world.jsonl"
+    world.parent.mkdir()
+    world.write_text("not json\n")
+    result = subprocess.run(
+        [*BATCHER, "select", "--simulate", "--command", "SUBMITVERIFYING"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert str(world) in result.stderr and "delete it to reset" in result.stderr
+    assert "Traceback" not in result.stderr
