@@ -336,7 +336,9 @@ class Simulator:
             "grant_file_upload_url": urls(("grant-file.pdf",))[0],
         }
         if actions := fields.get("action_video_multipart_count"):
-            body["action_video_upload_url"] = urls(tuple(f"action-{n}" for n in range(actions)))
+            body["action_video_upload_url"] = urls(
+                tuple(f"action-{n}" for n in range(1, actions + 1))
+            )
         return _Answer(200, body)
 
     # ------------------------------------------------------------------ one shared world
