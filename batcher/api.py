@@ -330,10 +330,10 @@ def select(
     unless ``force``. The manifest carries the project id, so ``batcher run`` takes it as
     it is.
 
-    >>> batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],
-    ...                states=["AUTO_VERIFY_FAILED"], batch_name="b-7",
+    >>> batcher.select(commands=["CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"],
+    ...                states=["WAIT_FILE_UPLOAD"], batch_name="b-7",
     ...                output="nightly.csv")  # doctest: +SKIP
-    SelectResult(jobs=42, entries=84, by_state={'AUTO_VERIFY_FAILED': 42}, ...)
+    SelectResult(jobs=42, entries=84, by_state={'WAIT_FILE_UPLOAD': 42}, ...)
     """
     arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("select")
