@@ -344,7 +344,7 @@ def select(
 
     >>> batcher.select(commands=["CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"],
     ...                states=["WAIT_FILE_UPLOAD"], batch_name="b-7", is_flexus=False,
-    ...                output="resubmit.csv")  # doctest: +SKIP
+    ...                output="nightly.csv")  # doctest: +SKIP
     SelectResult(jobs=42, entries=84, by_state={'WAIT_FILE_UPLOAD': 42}, ...)
     """
     arguments = dict(locals())  # exactly the parameters, which the async twin takes

@@ -1,7 +1,7 @@
 """Jobs selected by the List API, written as a manifest: ``batcher select``.
 
-"Every job of batch X that failed review: CONFIRM_MULTIPART_UPLOADED, then SUBMITVERIFYING"
-is a query, not a list of ids. This module checks the query
+"Every job of batch X whose upload finished: CONFIRM_MULTIPART_UPLOADED, then
+SUBMITVERIFYING" is a query, not a list of ids. This module checks the query
 (:class:`batcher.select.query.JobQuery`) and the commands before anything is sent, has every
 match listed (:func:`batcher.select.paging.list_jobs`: in creation order, a job met twice
 written once), and writes the manifest only when every page was read.
