@@ -18,7 +18,7 @@ from batcher.cli._options import (
 )
 
 if TYPE_CHECKING:
-    from batcher.api import Plan, RunResult
+    from batcher.execution import Plan, RunResult
 
 
 OPTIONS: list[Section] = [

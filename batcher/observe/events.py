@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from batcher.api import exit_code_for
 from batcher.config import RunSettings
-from batcher.errors import ReportWriteError
+from batcher.errors import ReportWriteError, exit_code_for
 from batcher.journal import ManifestInfo, ReportWriter, RunRecord, finish_run, start_run
 from batcher.observe.version import version
 from batcher.read import ManifestSummary

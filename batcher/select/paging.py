@@ -13,7 +13,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -22,8 +22,15 @@ from batcher.errors import BatcherError, ExitCode
 from batcher.send.client import MetaStudioClient
 from batcher.send.reads import Pacer
 
-if TYPE_CHECKING:
-    from batcher.select.selector import JobQuery
+
+class JobQuery(Protocol):
+    """What paging needs of a query (:class:`batcher.select.selector.JobQuery`, which
+    imports this module): its List parameters, and whether a listed job meets it."""
+
+    def params(self) -> dict[str, str]: ...
+
+    def admits(self, job: dict[str, Any]) -> bool: ...
+
 
 log = structlog.get_logger("batcher.select")
 

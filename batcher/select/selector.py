@@ -18,7 +18,6 @@ from typing import Any
 
 import structlog
 
-from batcher.api import SelectResult
 from batcher.config import SIMULATED_POPULATION, Options, resolve, target
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
@@ -32,6 +31,22 @@ from batcher.send.retry import RetryPolicy
 from batcher.send.vocabulary import JOB_STATES
 
 log = structlog.get_logger("batcher.select")
+
+
+@dataclass(frozen=True, slots=True)
+class SelectResult:
+    """What :func:`select` wrote: jobs matched (per state), entries written, and where."""
+
+    jobs: int
+    entries: int
+    by_state: dict[str, int]
+    #: The number of matches the API reported (it can change while paging).
+    count: int | None
+    pages: int
+    output: Path | None
+    format: str
+    #: Jobs the API listed that do not meet the filters (it ignored one): left out.
+    not_matching: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
