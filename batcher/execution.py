@@ -48,7 +48,8 @@ class Plan:
     total: int
     commands: dict[str, int]
     endpoint: str | None
-    project_id: str | None
+    #: Entries per project they go to (see :attr:`ManifestSummary.projects`).
+    projects: dict[str | None, int]
     auth: str
     rate: float
     burst: int
@@ -153,7 +154,7 @@ def plan_run(
         total=summary.total,
         commands=dict(summary.commands),
         endpoint=endpoint,
-        project_id=settings.project_id,
+        projects=dict(summary.projects),
         auth=auth,
         rate=settings.rate,
         burst=settings.burst,

@@ -159,7 +159,7 @@ def render_plan(plan: Plan) -> str:
     limited = f" (--limit {plan.limit})" if plan.limit is not None else ""
     lines.append(f"to send:     {plan.to_run} entries{limited}")
     lines.append(f"endpoint:    {plan.endpoint or '(no --endpoint or --region yet)'}")
-    lines.append(f"project id:  {plan.project_id or '(from the manifests)'}")
+    lines.append(f"project id:  {projects(plan.projects)}")
     lines.append(f"auth:        {plan.auth}")
     pace = "unlimited" if plan.rate == 0 else f"{plan.rate:g}/s (burst {plan.burst})"
     lines.append(f"rate:        {pace}, concurrency {plan.concurrency}")
@@ -170,6 +170,19 @@ def render_plan(plan: Plan) -> str:
         )
     lines.append("dry run: nothing was sent")
     return "\n".join(lines)
+
+
+def projects(counts: dict[str | None, int]) -> str:
+    """Where the entries go, most first.
+
+    >>> projects({"a": 1, "b": 3, "": 2})
+    'b (3 entries), a (1 entry), 2 entries to other projects'
+    """
+    named = sorted(((n, p) for p, n in counts.items() if p), key=lambda item: -item[0])
+    said = [f"{project} ({n:,} entr{'y' if n == 1 else 'ies'})" for n, project in named]
+    if counts.get(""):
+        said.append(f"{counts['']:,} entries to other projects")
+    return ", ".join(said) or "(none)"
 
 
 def render_summary(result: RunResult) -> str:

@@ -99,13 +99,16 @@ class RunEvents:
         settings = self._settings
         manifests = manifests_of(self._summary)
         endpoint = "simulator" if settings.simulate else str(settings.endpoint)
+        # Where the entries go: the default project only says where those naming none go.
+        projects = {str(p): n for p, n in self._summary.projects.items()}
+        only = next(iter(projects)) if len(projects) == 1 and "" not in projects else None
         self._writer = writer
         self._record = RunRecord(
             run_id=self._run_id,
             version=version(),
             started_at=_stamp(),
             endpoint=endpoint,
-            project_id=settings.project_id,
+            project_id=only,
             manifests=manifests,
             options=self._options(),
             rate_limit=settings.rate,
@@ -118,7 +121,8 @@ class RunEvents:
             entries=self._summary.total,
             report=str(self._report),
             endpoint=endpoint,
-            project_id=settings.project_id,
+            project_id=only,
+            projects=projects,
             rate=settings.rate,
             burst=settings.burst,
             concurrency=settings.options.concurrency,

@@ -321,3 +321,30 @@ async def test_secrets_never_appear_in_any_output_at_debug_level(
     for line in result.stderr.splitlines():
         if line.startswith("{"):
             json.loads(line)  # JSON logs stay JSON
+
+
+async def test_the_plan_and_run_started_name_where_each_entry_goes(
+    tmp_path: Path, simulator: Any, capsys: Any
+) -> None:
+    # The environment's project is only the default: the manifest names its own.
+    manifest = write_csv(
+        tmp_path / "m.csv",
+        [
+            {"job_id": f"j{i}", "command": "SUBMITVERIFYING", "project_id": "theirs"}
+            for i in range(3)
+        ]
+        + [{"job_id": "k", "command": "SUBMITVERIFYING", "project_id": ""}],
+    )
+    env = aksk_env(HUAWEICLOUD_SDK_PROJECT_ID="demo-project")
+    base = ["run", str(manifest), "--endpoint", simulator.url, "--no-progress", "--rate", "0"]
+    dry = await batcher_in_thread([*base, "--dry-run"], env, capsys)
+    assert dry.code == 0, dry.output
+    projects = next(line for line in dry.stdout.splitlines() if line.startswith("project"))
+    assert projects.split(None, 2)[2] == "theirs (3 entries), demo-project (1 entry)"
+    report = tmp_path / "r.jsonl"
+    real = await batcher_in_thread(
+        [*base, "--report", str(report), "--log-format", "json"], env, capsys
+    )
+    started = next(json.loads(line) for line in real.stderr.splitlines() if '"run_started"' in line)
+    assert started["projects"] == {"theirs": 3, "demo-project": 1}
+    assert started["project_id"] is None  # not one project: the default would mislead
