@@ -192,7 +192,7 @@ async def select_to_manifest(
     if problems:
         raise SettingsError(problems)
     assert settings.project_id is not None
-    fmt = format_of(output if output is not None else Path("-.csv"), format)
+    fmt = format_of(output if output is not None else Path("-.csv"), format, flag="--format")
     paging = Paging()
     redactor = Redactor(settings.secrets())
     limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
