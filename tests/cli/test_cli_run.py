@@ -177,6 +177,12 @@ async def test_wrong_sk_halts_with_exit_3_and_skips_the_rest(
     assert failed and all(line["http_status"] == 401 for line in failed)
     assert len(failed) <= 4 and len(failed) + len(skipped) == 300
     assert all("authentication refused" in line["reason"] for line in skipped)
+    assert all(line["reason"].count("authentication refused") == 1 for line in skipped)
+    # Said once, with the API's own code and message.
+    halted = next(
+        json.loads(line)["halted"] for line in result.stderr.splitlines() if "run_halted_" in line
+    )
+    assert halted.count("authentication refused") == 1 and "HTTP 401 APIGW." in halted
     assert simulator.stats.requests <= 4
     assert "--resume" in result.stderr
     assert "not-the-right-sk" not in result.output + report.read_text()
