@@ -8,20 +8,19 @@ import importlib.util
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
 
 import anyio
 
-from batcher.config import Options
+from batcher.config import RunConfig, SelectConfig
 from batcher.errors import UsageError
 
-# The public API: run manifests, select jobs, validate manifests, summarise a report.
-#
 # What the ``batcher`` command does, as functions: the CLI only parses flags into these
 # keyword arguments, prints what they return, and maps their exceptions to exit codes. The
 # same protections hold either way: every manifest is checked before anything is sent,
 # project ids are checked, ``resume`` skips what already succeeded, the report is locked,
-# and credentials come from the environment only.
+# and credentials come from the environment only. The keywords are declared once (below),
+# and each function builds the one config object of its command from them, in one place.
 if TYPE_CHECKING:
     from batcher.execution import RunResult
     from batcher.read import ManifestSummary
@@ -36,6 +35,9 @@ T = TypeVar("T")
 ManifestPath = str | os.PathLike[str]
 
 __all__ = [
+    "RunKeywords",
+    "SelectKeywords",
+    "WhereKeywords",
     "run",
     "run_async",
     "select",
@@ -45,31 +47,60 @@ __all__ = [
 ]
 
 
+class WhereKeywords(TypedDict, total=False):
+    """Where to send and at what pace: keywords :func:`run` and :func:`select` share. Each
+    is the ``batcher`` flag of the same name; the defaults are :class:`~batcher.config.Options`'s
+    (``rate=10.0``, ``burst=1``, ``max_attempts=5``, ``timeout=30.0``)."""
+
+    project_id: str | None
+    region: str | None
+    endpoint: str | None
+    simulate: bool
+    rate: float
+    burst: int
+    max_attempts: int
+    timeout: float
+    app_user_id: str | None
+
+
+class RunKeywords(WhereKeywords, total=False):
+    """The keywords of :func:`run` besides ``report``, ``metrics_file`` and ``progress``
+    (defaults: :class:`~batcher.config.RunConfig`'s, as ``batcher run --help`` says)."""
+
+    command: str | None
+    resume: bool
+    dry_run: bool
+    concurrency: int
+    max_failures: int | None
+    max_failure_rate: float | None
+    grace_period: float
+    handle_signals: bool
+    limit: int | None
+    progress_interval: float | None
+
+
+class SelectKeywords(WhereKeywords, total=False):
+    """The keywords of :func:`select` besides ``commands``, ``output`` and ``progress``."""
+
+    states: Sequence[str]
+    batch_name: str | None
+    tag: str | None
+    name: str | None
+    created_since: str | None
+    created_until: str | None
+    updated_since: str | None
+    updated_until: str | None
+    format: str | None
+    force: bool
+
+
 def run(
     manifests: Sequence[ManifestPath],
     *,
     report: str | os.PathLike[str] | None = None,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    concurrency: int = 16,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,
-    command: str | None = None,
-    app_user_id: str | None = None,
-    resume: bool = False,
-    dry_run: bool = False,
-    max_failures: int | None = None,
-    max_failure_rate: float | None = None,
-    grace_period: float = 10.0,
-    limit: int | None = None,
     metrics_file: str | os.PathLike[str] | None = None,
-    handle_signals: bool = True,
     progress: Display | bool = True,
-    progress_interval: float | None = None,
+    **options: Unpack[RunKeywords],
 ) -> RunResult:
     """Run every entry of ``manifests``, one report line each; block until done.
 
@@ -77,83 +108,57 @@ def run(
     :class:`~batcher.errors.ManifestError` listing every problem, and nothing is sent.
     Credentials come from the environment (``HUAWEICLOUD_SDK_AK``/``_SK`` or
     ``METASTUDIO_AUTH_TOKEN``); ``simulate=True`` runs against an in-process simulator
-    instead. The options are the ``batcher run`` flags. ``progress`` is a callable that
-    receives a :class:`~batcher.send.progress.Snapshot` every ``progress_interval`` seconds
-    (default 0.25), True for a ``progress`` log event every 10 s, or False for neither. Call
-    :func:`run_async` from inside an event loop.
+    instead. The options are the ``batcher run`` flags (:class:`RunKeywords`). ``progress``
+    is a callable that receives a :class:`~batcher.send.progress.Snapshot` every
+    ``progress_interval`` seconds (default 0.25), True for a ``progress`` log event every
+    10 s, or False for neither. Call :func:`run_async` from inside an event loop.
 
     >>> result = batcher.run(["manifests/example.yaml"], report=tmp / "r.jsonl",
-    ...                      simulate=True)  # doctest: +SKIP
+    ...                      simulate=True, rate=8)  # doctest: +SKIP
     >>> result.succeeded, result.exit_code  # doctest: +SKIP
     (10, 0)
     """
-    arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("run")
-    return _run_blocking(functools.partial(run_async, **arguments))
+    config = _run_config(report, metrics_file, options)
+    return _run_blocking(functools.partial(_run, manifests, config, progress))
 
 
 async def run_async(
     manifests: Sequence[ManifestPath],
     *,
     report: str | os.PathLike[str] | None = None,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    concurrency: int = 16,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
-    command: str | None = None,
-    app_user_id: str | None = None,
-    resume: bool = False,
-    dry_run: bool = False,
-    max_failures: int | None = None,
-    max_failure_rate: float | None = None,
-    grace_period: float = 10.0,
-    limit: int | None = None,
     metrics_file: str | os.PathLike[str] | None = None,
-    handle_signals: bool = True,
     progress: Display | bool = True,
-    progress_interval: float | None = None,
+    **options: Unpack[RunKeywords],
 ) -> RunResult:
     """:func:`run`, for callers already in an event loop (same arguments, same result).
 
     >>> result = await batcher.run_async(["jobs.csv"], report="r.jsonl")  # doctest: +SKIP
     """
+    return await _run(manifests, _run_config(report, metrics_file, options), progress)
+
+
+def _run_config(
+    report: str | os.PathLike[str] | None,
+    metrics_file: str | os.PathLike[str] | None,
+    options: RunKeywords,
+) -> RunConfig:
+    """The one place a run's keywords become its config."""
+    return RunConfig(
+        report=None if report is None else Path(report),
+        metrics_file=None if metrics_file is None else Path(metrics_file),
+        **options,
+    )
+
+
+async def _run(
+    manifests: Sequence[ManifestPath], config: RunConfig, progress: Display | bool
+) -> RunResult:
     from batcher.execution import run_manifests
     from batcher.observe.logs import ensure_configured
 
     ensure_configured()
-    options = Options(
-        project_id=project_id,
-        region=region,
-        endpoint=endpoint,
-        simulate=simulate,
-        concurrency=concurrency,
-        rate=rate,
-        burst=burst,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        app_user_id=app_user_id,
-        max_failures=max_failures,
-        max_failure_rate=max_failure_rate,
-        grace_period=grace_period,
-        handle_signals=handle_signals,
-        limit=limit,
-    )
-    return await run_manifests(
-        [os.fspath(path) for path in manifests],
-        options,
-        report=None if report is None else Path(report),
-        command=command,
-        resume=resume,
-        dry_run=dry_run,
-        progress=progress,
-        progress_interval=progress_interval,
-        metrics_file=None if metrics_file is None else Path(metrics_file),
-    )
+    return await run_manifests([os.fspath(path) for path in manifests], config, progress)
 
 
 def validate(manifests: Sequence[ManifestPath], *, command: str | None = None) -> ManifestSummary:
@@ -193,105 +198,56 @@ def summarize(report: str | os.PathLike[str]) -> Summary:
 def select(
     *,
     commands: Sequence[str],
-    states: Sequence[str] = (),
-    batch_name: str | None = None,
-    tag: str | None = None,
-    name: str | None = None,
-    created_since: str | None = None,
-    created_until: str | None = None,
-    updated_since: str | None = None,
-    updated_until: str | None = None,
     output: str | os.PathLike[str] | None = None,
-    format: str | None = None,
-    force: bool = False,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,
-    app_user_id: str | None = None,
     progress: Callable[[Paging], None] | None = None,
+    **options: Unpack[SelectKeywords],
 ) -> SelectResult:
     """Write a manifest of every job the List API matches: one entry per job per command,
     each job's commands in the order given; CSV on standard output by default, or to
     ``output`` (format from its extension, or ``format``), never over an existing file
     unless ``force``. The manifest carries the project id, so ``batcher run`` takes it as
-    it is.
+    it is. The options are the ``batcher select`` flags (:class:`SelectKeywords`).
 
     >>> batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],
     ...                states=["AUTO_VERIFY_FAILED"], batch_name="b-7",
     ...                output="nightly.csv")  # doctest: +SKIP
     SelectResult(jobs=42, entries=84, by_state={'AUTO_VERIFY_FAILED': 42}, ...)
     """
-    arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("select")
-    return _run_blocking(functools.partial(select_async, **arguments))
+    config = _select_config(commands, output, options)
+    return _run_blocking(functools.partial(_select, config, progress))
 
 
 async def select_async(
     *,
     commands: Sequence[str],
-    states: Sequence[str] = (),
-    batch_name: str | None = None,
-    tag: str | None = None,
-    name: str | None = None,
-    created_since: str | None = None,
-    created_until: str | None = None,
-    updated_since: str | None = None,
-    updated_until: str | None = None,
     output: str | os.PathLike[str] | None = None,
-    format: str | None = None,
-    force: bool = False,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
-    app_user_id: str | None = None,
     progress: Callable[[Paging], None] | None = None,
+    **options: Unpack[SelectKeywords],
 ) -> SelectResult:
-    """:func:`select`, for callers already in an event loop (same arguments, same result)."""
+    """:func:`select`, for callers already in an event loop (same arguments, same result).
+
+    >>> result = await batcher.select_async(commands=["SUBMITVERIFYING"],
+    ...                                     tag="vip", output="vip.csv")  # doctest: +SKIP
+    """
+    return await _select(_select_config(commands, output, options), progress)
+
+
+def _select_config(
+    commands: Sequence[str], output: str | os.PathLike[str] | None, options: SelectKeywords
+) -> SelectConfig:
+    """The one place a selection's keywords become its config (``output`` ``-`` or None:
+    standard output)."""
+    out = None if output is None or os.fspath(output) == "-" else Path(output)
+    return SelectConfig(commands=tuple(commands), output=out, **options)
+
+
+async def _select(config: SelectConfig, progress: Callable[[Paging], None] | None) -> SelectResult:
     from batcher.observe.logs import ensure_configured
-    from batcher.select.selector import JobQuery, select_to_manifest
+    from batcher.select.selector import select_to_manifest
 
     ensure_configured()
-    query = JobQuery(
-        states=tuple(states),
-        batch_name=batch_name,
-        tag=tag,
-        name=name,
-        created_since=created_since,
-        created_until=created_until,
-        updated_since=updated_since,
-        updated_until=updated_until,
-    )
-    options = Options(
-        project_id=project_id,
-        region=region,
-        endpoint=endpoint,
-        simulate=simulate,
-        rate=rate,
-        burst=burst,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        app_user_id=app_user_id,
-    )
-    out = None if output is None or os.fspath(output) == "-" else Path(output)
-    return await select_to_manifest(
-        query,
-        tuple(commands),
-        options,
-        output=out,
-        format=format,
-        force=force,
-        progress=progress,
-    )
+    return await select_to_manifest(config, progress=progress)
 
 
 def _run_blocking(call: Callable[[], Awaitable[T]]) -> T:

@@ -17,7 +17,7 @@ from typing import Protocol
 import anyio
 import structlog
 
-from batcher.config import Options, RunSettings, check_run, project_for_manifests, target
+from batcher.config import RunConfig, check_run, project_for_manifests, target
 from batcher.entry import Entry, key_digest
 from batcher.errors import ReportWriteError, UsageError, exit_code_for
 from batcher.journal import ReportWriter
@@ -122,18 +122,18 @@ EntrySource = Callable[[Container[int]], Iterator[Entry | None]]
 
 def plan_run(
     summary: ManifestSummary,
-    settings: RunSettings,
+    config: RunConfig,
     entries: EntrySource,
     resumed: Path | None,
 ) -> Plan:
     """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
     it would not send again and those it would check first."""
-    if settings.simulate:
+    if config.simulate:
         endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
         auth = "AK/SK signing with throwaway simulator keys"
     else:
-        endpoint = str(settings.endpoint) if settings.endpoint else None
-        auth = settings.credentials.describe() if settings.credentials else "none"
+        endpoint = str(config.url) if config.url else None
+        auth = config.credentials.describe() if config.credentials else "none"
     already_done = in_doubt = 0
     identity = None if resumed is None else file_id(resumed)
     if resumed is not None and identity is not None:
@@ -148,7 +148,7 @@ def plan_run(
             elif key_digest(entry.job_id, entry.command) in state.doubts:
                 in_doubt += 1
     left = summary.total - already_done
-    limit = settings.options.limit
+    limit = config.limit
     return Plan(
         files=summary.files,
         total=summary.total,
@@ -156,9 +156,9 @@ def plan_run(
         endpoint=endpoint,
         projects=dict(summary.projects),
         auth=auth,
-        rate=settings.rate,
-        burst=settings.burst,
-        concurrency=settings.options.concurrency,
+        rate=config.rate,
+        burst=config.burst,
+        concurrency=config.concurrency,
         already_done=already_done,
         in_doubt=in_doubt,
         to_run=left if limit is None else min(limit, left),
@@ -175,32 +175,11 @@ def plan_run(
 log = structlog.get_logger("batcher")
 
 
-async def run_manifests(
-    paths: list[str],
-    options: Options,
-    *,
-    report: Path | None,
-    command: str | None,
-    resume: bool,
-    dry_run: bool,
-    progress: Display | bool,
-    progress_interval: float | None,
-    metrics_file: Path | None = None,
-) -> RunResult:
+async def run_manifests(paths: list[str], config: RunConfig, progress: Display | bool) -> RunResult:
     """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
-    with Manifests(
-        paths, default_command=command, project_id=project_for_manifests(options)
-    ) as checked:
-        ready = check_run(
-            paths,
-            options,
-            manifests=checked,
-            report=report,
-            resume=resume,
-            dry_run=dry_run,
-            metrics_file=metrics_file,
-        )
-        settings, summary = ready.settings, ready.summary
+    project = project_for_manifests(config)
+    with Manifests(paths, default_command=config.command, project_id=project) as checked:
+        config, summary = check_run(config, paths, checked)
         if summary.total == 0:
             log.warning(
                 "no_entries",
@@ -208,35 +187,33 @@ async def run_manifests(
                 hint="the manifests hold no entries: nothing to do",
             )
         run_id = new_run_id()
-        if dry_run:
+        report = config.report
+        if config.dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
-            plan = plan_run(summary, settings, checked.entries, report if resume else None)
+            resumed = report if config.resume else None
+            plan = plan_run(summary, config, checked.entries, resumed)
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
-        redactor = Redactor(settings.secrets())
+        redactor = Redactor(config.secrets())
         metrics = None
-        if metrics_file is not None:
+        if config.metrics_file is not None:
             from batcher.observe.metrics import RunMetrics
 
             metrics = RunMetrics(
-                metrics_file, manifests=list(summary.files), report=report, run_id=run_id,
-                rate_limit=settings.rate,
+                config.metrics_file, manifests=list(summary.files), report=report,
+                run_id=run_id, rate_limit=config.rate,
             )  # fmt: skip
         events = RunEvents(
-            run_id=run_id, summary=summary, settings=settings, report=report, resume=resume,
-            redactor=redactor, metrics=metrics,
-        )  # fmt: skip
+            run_id=run_id, summary=summary, config=config, redactor=redactor, metrics=metrics
+        )
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             done = await execute(
                 checked.entries,
-                settings=settings,
-                report=report,
-                resume=resume,
+                config=config,
                 run_id=run_id,
                 total=summary.total,
                 progress=progress,
-                progress_interval=progress_interval,
                 redactor=redactor,
                 manifests=paths,
                 observer=events,
@@ -257,7 +234,7 @@ async def run_manifests(
         checks=stats.checks,
         left_by_limit=stats.left_by_limit,
         elapsed=elapsed,
-        rate_limit=settings.rate,
+        rate_limit=config.rate,
         settled_rate=done.settled_rate,
         # The reason can quote a server's answer, and a server can echo a credential.
         halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
@@ -284,19 +261,18 @@ class Executed:
 async def execute(
     entries: EntrySource,
     *,
-    settings: RunSettings,
-    report: Path,
-    resume: bool,
+    config: RunConfig,
     run_id: str,
     total: int,
     progress: Display | bool,
-    progress_interval: float | None,
     redactor: Redactor,
     manifests: Sequence[str] = (),
     observer: RunObserver | None = None,
 ) -> Executed:
-    """Run ``entries`` into ``report`` (locked for the whole run); ``observer`` hears of
+    """Run ``entries`` into the report (locked for the whole run); ``observer`` hears of
     the start (after the lock), every few seconds, and the end (before the lock goes)."""
+    report, resume = config.report, config.resume
+    assert report is not None
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
         slots_path = inflight_path(report)
         identity = report_identity(writer.identity)
@@ -319,7 +295,7 @@ async def execute(
         try:
             slots = InflightSlots.open(
                 slots_path,
-                slots=settings.options.concurrency,
+                slots=config.concurrency,
                 carried=state.carried,
                 report=identity,
                 run=run_id,
@@ -333,7 +309,7 @@ async def execute(
         for path in stray:  # their doubts are in this run's slot file now
             with contextlib.suppress(OSError):
                 path.unlink()
-        project = settings.project_id
+        project = config.default_project
 
         def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:
             try:
@@ -352,21 +328,21 @@ async def execute(
                     cause=cause,
                 ) from None
 
-        limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+        limiter = RateLimiter(rate=config.rate, burst=config.burst)
         stats = RunStats(total=total)
         try:
             async with (
-                target(settings) as (url, credentials),
+                target(config) as (url, credentials),
                 open_session(
-                    credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
+                    credentials, concurrency=config.concurrency, timeout=config.timeout
                 ) as session,
             ):
                 client = MetaStudioClient(
                     session,
                     endpoint=url,
                     project_id=project,
-                    app_user_id=settings.app_user_id,
-                    timeout=settings.timeout,
+                    app_user_id=config.app_user_id,
+                    timeout=config.timeout,
                     redactor=redactor,
                 )
                 runner = Runner(
@@ -375,7 +351,7 @@ async def execute(
                     write=writer.write,
                     run_id=run_id,
                     project_id=project,
-                    options=settings.options,
+                    options=config.runner(),
                     # No done_keys: entries(state.done) passes over the done ones already,
                     # so the runner need not digest every entry again to find none.
                     doubts=state.doubts,
@@ -388,7 +364,7 @@ async def execute(
                     if progress is not False:
                         display = None if progress is True else progress
                         ticker = ProgressTicker(
-                            stats, limiter, display=display, interval=progress_interval
+                            stats, limiter, display=display, interval=config.progress_interval
                         )
                         group.start_soon(ticker.run)
                     if observer is not None:

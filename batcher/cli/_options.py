@@ -126,6 +126,17 @@ def logging() -> list[click.Option]:
     ]
 
 
+#: Flags of the command itself (logs, the live view), not keywords of the Python API.
+_CLI_ONLY = frozenset({"log_format", "log_level", "quiet", "no_progress"})
+
+
+def api_keywords(args: SimpleNamespace, taken: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The flags as the Python API's keywords (each flag is the keyword of its name), but
+    the command's own and those ``taken`` apart: a flag added to a command's OPTIONS and
+    the API's keywords reaches the config with no line here."""
+    return {k: v for k, v in vars(args).items() if k not in _CLI_ONLY and k not in taken}
+
+
 def configure_logs(args: SimpleNamespace) -> LogFormat:
     """Set up logging from the flags :func:`logging` defines; the format chosen is kept
     for the command's last word, so that errors are told in it too."""

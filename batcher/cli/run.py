@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from batcher.cli._options import (
     Command,
     Section,
+    api_keywords,
     configure_logs,
     flag,
     logging,
@@ -108,26 +109,8 @@ def main(args: SimpleNamespace) -> int:
     with live if live is not None else contextlib.nullcontext():
         result = api.run(
             list(args.manifests),
-            report=args.report,
-            project_id=args.project_id,
-            region=args.region,
-            endpoint=args.endpoint,
-            simulate=args.simulate,
-            concurrency=args.concurrency,
-            rate=args.rate,
-            burst=args.burst,
-            max_attempts=args.max_attempts,
-            timeout=args.timeout,
-            command=args.command,
-            app_user_id=args.app_user_id,
-            resume=args.resume,
-            dry_run=args.dry_run,
-            max_failures=args.max_failures,
-            max_failure_rate=args.max_failure_rate,
-            grace_period=args.grace_period,
-            limit=args.limit,
-            metrics_file=args.metrics_file,
             progress=live if live is not None else not (args.no_progress or args.quiet),
+            **api_keywords(args, ("manifests",)),
         )
     if result.plan is not None:
         from batcher.cli._stdout import emit

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from types import SimpleNamespace
 
-from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+from batcher.cli._options import (
+    Command,
+    Section,
+    api_keywords,
+    configure_logs,
+    flag,
+    logging,
+    option,
+    where,
+)
 
 _TIMES = (
     ("--created-since", "created at or after"),
@@ -96,27 +105,9 @@ def main(args: SimpleNamespace) -> int:
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():
         result = api.select(
-            commands=list(args.commands),
             states=states,
-            batch_name=args.batch_name,
-            tag=args.tag,
-            name=args.name,
-            created_since=args.created_since,
-            created_until=args.created_until,
-            updated_since=args.updated_since,
-            updated_until=args.updated_until,
-            output=args.output,
-            format=args.format,
-            force=args.force,
-            project_id=args.project_id,
-            region=args.region,
-            endpoint=args.endpoint,
-            simulate=args.simulate,
-            rate=args.rate,
-            max_attempts=args.max_attempts,
-            timeout=args.timeout,
-            app_user_id=args.app_user_id,
             progress=live.pages if live is not None else None,
+            **api_keywords(args, ("states",)),
         )
     per_state = ", ".join(f"{state} {count:,}" for state, count in sorted(result.by_state.items()))
     where = str(result.output) if result.output is not None else "standard output"

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from batcher.config import SIMULATED_POPULATION, Options, resolve, target
+from batcher.config import SIMULATED_POPULATION, SelectConfig, resolve, target
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, _time, list_jobs
@@ -172,32 +172,36 @@ def selection_problems(query: JobQuery, commands: tuple[str, ...]) -> list[str]:
 
 
 async def select_to_manifest(
-    query: JobQuery,
-    commands: tuple[str, ...],
-    options: Options,
-    *,
-    output: Path | None,
-    format: str | None,
-    force: bool,
-    progress: Callable[[Paging], None] | None = None,
+    config: SelectConfig, *, progress: Callable[[Paging], None] | None = None
 ) -> SelectResult:
     """Check the selection and the settings, then page through the matches into a manifest
-    (``output`` None: standard output); :func:`batcher.select_async`'s body."""
+    (``config.output`` None: standard output); :func:`batcher.select_async`'s body."""
+    query = JobQuery(
+        states=tuple(config.states),
+        batch_name=config.batch_name,
+        tag=config.tag,
+        name=config.name,
+        created_since=config.created_since,
+        created_until=config.created_until,
+        updated_since=config.updated_since,
+        updated_until=config.updated_until,
+    )
+    commands, output = tuple(config.commands), config.output
     # Every problem at once, as for run: the filters and the settings together.
     problems = selection_problems(query, commands)
     try:
-        settings = resolve(options, need_project_id=True)
+        settings = resolve(config, need_project_id=True)
     except SettingsError as error:
         raise SettingsError([*problems, *error.problems]) from None
     if problems:
         raise SettingsError(problems)
-    assert settings.project_id is not None
-    fmt = format_of(output if output is not None else Path("-.csv"), format, flag="--format")
+    assert settings.default_project is not None
+    fmt = format_of(output or Path("-.csv"), config.format, flag="--format")
     paging = Paging()
     redactor = Redactor(settings.secrets())
     limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
-    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.options.max_attempts))
-    project = settings.project_id
+    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
+    project = settings.default_project
     try:
         async with (
             target(settings, population=SIMULATED_POPULATION) as (url, credentials),
@@ -211,7 +215,7 @@ async def select_to_manifest(
                 timeout=settings.timeout,
                 redactor=redactor,
             )
-            with open_output(output, force=force) as stream:
+            with open_output(output, force=config.force) as stream:
                 writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
                 jobs = list_jobs(
                     client, pacer, query, project_id=project, paging=paging, on_page=progress
