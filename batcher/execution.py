@@ -37,7 +37,7 @@ from batcher.send.client import MetaStudioClient, open_session
 from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
-from batcher.send.stats import RunStats, utc_stamp
+from batcher.send.stats import RunStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,23 +311,6 @@ async def execute(
                 path.unlink()
         project = config.default_project
 
-        def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:
-            try:
-                slots.note(
-                    slot,
-                    InFlight(
-                        entry.job_id, entry.command, entry.project_id or project,
-                        utc_stamp(sent_at),
-                    ),
-                )  # fmt: skip
-            except OSError as error:
-                cause = f"cannot write {slots_path}: {error.strerror or error}"
-                raise ReportWriteError(
-                    f"{cause}; the run stops. Every line written before this is in the "
-                    "report: fix the cause, then continue with the same command plus --resume",
-                    cause=cause,
-                ) from None
-
         limiter = RateLimiter(rate=config.rate, burst=config.burst)
         stats = RunStats(total=total)
         try:
@@ -355,7 +338,7 @@ async def execute(
                     # No done_keys: entries(state.done) passes over the done ones already,
                     # so the runner need not digest every entry again to find none.
                     doubts=state.doubts,
-                    note_sent=note_sent,
+                    note_sent=slots.sent,  # down into the journal: no detour up here
                     stats=stats,
                 )
                 if observer is not None:
