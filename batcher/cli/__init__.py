@@ -103,10 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with group.make_context("batcher", words) as ctx:
             meta = ctx.meta
             return int(group.invoke(ctx))
+    # As argparse did (scripts and tests know it): --help, --version and usage errors end
+    # the process from here, with SystemExit.
     except click.exceptions.Exit as done:  # --help, --version
-        return int(done.exit_code)
+        raise SystemExit(done.exit_code) from None
     except click.UsageError as error:
-        return _usage_error(error)
+        raise SystemExit(_usage_error(error)) from None
     except click.ClickException as error:
         print(f"batcher: {error.format_message()}", file=sys.stderr)
         return int(error.exit_code)
