@@ -50,6 +50,8 @@ MAX_CONCURRENCY = 10_000
 MAX_BURST = 10_000
 MAX_ATTEMPTS = 100
 
+log = structlog.get_logger("batcher")
+
 AnyOptions = TypeVar("AnyOptions", bound="Options")
 
 
@@ -117,25 +119,6 @@ class RunConfig(Options):
         )
 
 
-def _bounds(o: Options) -> list[str]:
-    checks = [
-        (o.rate >= 0, "--rate must be 0 (unlimited) or more"),
-        (1 <= o.burst <= MAX_BURST, f"--burst must be between 1 and {MAX_BURST:,}"),
-        (
-            1 <= o.max_attempts <= MAX_ATTEMPTS,
-            f"--max-attempts must be between 1 and {MAX_ATTEMPTS}",
-        ),
-        (o.timeout > 0, "--timeout must be more than 0 seconds"),
-    ]
-    finite: list[tuple[str, float | None]] = [("--rate", o.rate), ("--timeout", o.timeout)]
-    if isinstance(o, RunConfig):
-        checks += _run_bounds(o)
-        finite += [("--grace-period", o.grace_period), ("--max-failure-rate", o.max_failure_rate)]
-    problems = [message for ok, message in checks if not ok]
-    problems += [f"{flag} must be a finite number" for flag, value in finite if not _finite(value)]
-    return problems
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SelectConfig(Options):
     """Everything ``batcher select`` (and :func:`batcher.select`) was asked for: the
@@ -153,6 +136,25 @@ class SelectConfig(Options):
     output: Path | None = None
     format: str | None = None
     force: bool = False
+
+
+def _bounds(o: Options) -> list[str]:
+    checks = [
+        (o.rate >= 0, "--rate must be 0 (unlimited) or more"),
+        (1 <= o.burst <= MAX_BURST, f"--burst must be between 1 and {MAX_BURST:,}"),
+        (
+            1 <= o.max_attempts <= MAX_ATTEMPTS,
+            f"--max-attempts must be between 1 and {MAX_ATTEMPTS}",
+        ),
+        (o.timeout > 0, "--timeout must be more than 0 seconds"),
+    ]
+    finite: list[tuple[str, float | None]] = [("--rate", o.rate), ("--timeout", o.timeout)]
+    if isinstance(o, RunConfig):
+        checks += _run_bounds(o)
+        finite += [("--grace-period", o.grace_period), ("--max-failure-rate", o.max_failure_rate)]
+    problems = [message for ok, message in checks if not ok]
+    problems += [f"{flag} must be a finite number" for flag, value in finite if not _finite(value)]
+    return problems
 
 
 def _finite(value: float | None) -> bool:
@@ -479,11 +481,6 @@ def _same_path_or_file(a: Path, b: Path) -> bool:
     except OSError:
         return False
     return (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-
-
-# Where a run or a selection sends: the real endpoint and credentials, or a throwaway
-# simulator on loopback (``--simulate``) with keys made up for it.
-log = structlog.get_logger("batcher")
 
 
 #: Jobs the throwaway simulator of ``select --simulate`` holds, so there is something to

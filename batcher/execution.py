@@ -115,6 +115,8 @@ class RunResult:
         return attempted / self.elapsed if self.elapsed > 0 else None
 
 
+log = structlog.get_logger("batcher")
+
 #: The manifests' second pass: every entry in order, None for one whose key is in the
 #: container (already done: passed over without building it).
 EntrySource = Callable[[Container[int]], Iterator[Entry | None]]
@@ -166,17 +168,11 @@ def plan_run(
     )
 
 
-# One run, wired together: check → report → (simulator) → session → client → runner.
-#
-# :func:`run_manifests` is :func:`batcher.run_async`'s body: it checks the settings and every
-# manifest entry first (nothing is sent when anything is wrong), then :func:`execute` takes
-# the report's lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the
-# entries with progress alongside.
-log = structlog.get_logger("batcher")
-
-
 async def run_manifests(paths: list[str], config: RunConfig, progress: Display | bool) -> RunResult:
-    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
+    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``:
+    :func:`batcher.run_async`'s body. The settings and every manifest entry are checked
+    first (nothing is sent when anything is wrong); then :func:`execute` takes the report's
+    lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the entries."""
     project = project_for_manifests(config)
     with Manifests(paths, default_command=config.command, project_id=project) as checked:
         config, summary = check_run(config, paths, checked)
@@ -274,96 +270,19 @@ async def execute(
     report, resume = config.report, config.resume
     assert report is not None
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
-        slots_path = inflight_path(report)
-        identity = report_identity(writer.identity)
-        in_flight, stray = (
-            left_in_flight(report, identity, created=writer.created) if resume else ([], [])
-        )
-        for path in stray:
-            log.warning(
-                "resume_inflight_under_another_name", file=str(path),
-                hint="a crashed run of this report left it under an earlier name: its "
-                "entries are checked first too",
-            )  # fmt: skip
-        state = read_resume(writer.reader, inflight=in_flight) if resume else Resume()
-        if state.doubts:
-            log.info(
-                "resume_in_doubt",
-                entries=len(state.doubts),
-                hint="their job's record is read before they are sent again",
-            )
-        try:
-            slots = InflightSlots.open(
-                slots_path,
-                slots=config.concurrency,
-                carried=state.carried,
-                report=identity,
-                run=run_id,
-                since_size=writer.started_size,
-            )
-        except OSError as error:
-            writer.discard_if_unused()
-            raise UsageError(
-                f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
-            ) from None
-        for path in stray:  # their doubts are in this run's slot file now
-            with contextlib.suppress(OSError):
-                path.unlink()
-        project = config.default_project
-
+        state, slots = _open_journal(writer, config, run_id)
         limiter = RateLimiter(rate=config.rate, burst=config.burst)
         stats = RunStats(total=total)
+        run = _Run(config, run_id, writer, slots, state, limiter, stats, redactor, observer)
         try:
-            async with (
-                target(config) as (url, credentials),
-                open_session(
-                    credentials, concurrency=config.concurrency, timeout=config.timeout
-                ) as session,
-            ):
-                client = MetaStudioClient(
-                    session,
-                    endpoint=url,
-                    project_id=project,
-                    app_user_id=config.app_user_id,
-                    timeout=config.timeout,
-                    redactor=redactor,
-                )
-                runner = Runner(
-                    client=client,
-                    limiter=limiter,
-                    write=writer.write,
-                    run_id=run_id,
-                    project_id=project,
-                    options=config.runner(),
-                    # No done_keys: entries(state.done) passes over the done ones already,
-                    # so the runner need not digest every entry again to find none.
-                    doubts=state.doubts,
-                    note_sent=slots.sent,  # down into the journal: no detour up here
-                    stats=stats,
-                )
-                if observer is not None:
-                    observer.started(stats, writer)
-                async with anyio.create_task_group() as group:
-                    if progress is not False:
-                        display = None if progress is True else progress
-                        ticker = ProgressTicker(
-                            stats, limiter, display=display, interval=config.progress_interval
-                        )
-                        group.start_soon(ticker.run)
-                    if observer is not None:
-                        group.start_soon(_observe, observer, stats, limiter)
-                    await runner.run(entries(state.done))
-                    group.cancel_scope.cancel()
-                # Every line is written: make sure the report's name still leads to them
-                # before the in-flight record of what was sent is cleared.
-                writer.check()
+            runner = await run.send(entries, progress)
         except BaseException as error:
             failure = _write_failure(error)
             if failure is not None and writer.moved:
                 failure += _keep_in_doubt(writer, slots)
             slots.close()
             if not slots.used:  # refused before anything was sent: leave nothing behind
-                slots_path.unlink(missing_ok=True)
+                slots.path.unlink(missing_ok=True)
                 writer.discard_if_unused()
             if failure is None:
                 raise
@@ -372,23 +291,136 @@ async def execute(
                     observer.finished(stats, limiter.rate)
             # The writer's own words (they name the report, the cause and --resume).
             raise ReportWriteError(failure) from None
-        # Every entry taken on has its line: nothing is in flight any more, but for
-        # entries still in doubt that this run did not reach (--limit, a halt).
-        unreached = [
-            item for item in state.carried
-            if key_digest(item.job_id, item.command) not in runner.doubts_lined
-        ]  # fmt: skip
-        try:
-            slots.clear(keep=unreached)
-        except OSError as error:  # the old file stands: its settled entries have lines
-            log.warning("inflight_not_cleared", path=str(slots_path), reason=error.strerror)
-            unreached = state.carried
-        slots.close()
-        if not unreached:
-            slots_path.unlink(missing_ok=True)
+        _close_slots(slots, state, runner)
         if observer is not None:
             observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
+
+
+def _open_journal(
+    writer: ReportWriter, config: RunConfig, run_id: str
+) -> tuple[Resume, InflightSlots]:
+    """What ``--resume`` needs of the report, and the in-flight slots, open afresh with the
+    doubts of an earlier run carried over (from every name it left them under)."""
+    report = writer.path
+    slots_path = inflight_path(report)
+    identity = report_identity(writer.identity)
+    in_flight, stray = (
+        left_in_flight(report, identity, created=writer.created) if config.resume else ([], [])
+    )
+    for path in stray:
+        log.warning(
+            "resume_inflight_under_another_name",
+            file=str(path),
+            hint="a crashed run of this report left it under an earlier name: its entries "
+            "are checked first too",
+        )
+    state = read_resume(writer.reader, inflight=in_flight) if config.resume else Resume()
+    if state.doubts:
+        log.info(
+            "resume_in_doubt",
+            entries=len(state.doubts),
+            hint="their job's record is read before they are sent again",
+        )
+    try:
+        slots = InflightSlots.open(
+            slots_path,
+            slots=config.concurrency,
+            carried=state.carried,
+            report=identity,
+            run=run_id,
+            since_size=writer.started_size,
+        )
+    except OSError as error:
+        writer.discard_if_unused()
+        raise UsageError(
+            f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
+        ) from None
+    for path in stray:  # their doubts are in this run's slot file now
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return state, slots
+
+
+@dataclass(slots=True)
+class _Run:
+    """The pieces of one run that sending needs, put together once."""
+
+    config: RunConfig
+    run_id: str
+    writer: ReportWriter
+    slots: InflightSlots
+    state: Resume
+    limiter: RateLimiter
+    stats: RunStats
+    redactor: Redactor
+    observer: RunObserver | None
+
+    async def send(self, entries: EntrySource, progress: Display | bool) -> Runner:
+        """Open the target and the session, and run every entry (progress alongside)."""
+        config, project = self.config, self.config.default_project
+        async with (
+            target(config) as (url, credentials),
+            open_session(
+                credentials, concurrency=config.concurrency, timeout=config.timeout
+            ) as session,
+        ):
+            client = MetaStudioClient(
+                session,
+                endpoint=url,
+                project_id=project,
+                app_user_id=config.app_user_id,
+                timeout=config.timeout,
+                redactor=self.redactor,
+            )
+            runner = Runner(
+                client=client,
+                limiter=self.limiter,
+                write=self.writer.write,
+                run_id=self.run_id,
+                project_id=project,
+                options=config.runner(),
+                # No done_keys: entries(state.done) passes over the done ones already,
+                # so the runner need not digest every entry again to find none.
+                doubts=self.state.doubts,
+                note_sent=self.slots.sent,  # down into the journal: no detour up here
+                stats=self.stats,
+            )
+            if self.observer is not None:
+                self.observer.started(self.stats, self.writer)
+            async with anyio.create_task_group() as group:
+                if progress is not False:
+                    display = None if progress is True else progress
+                    ticker = ProgressTicker(
+                        self.stats, self.limiter, display=display, interval=config.progress_interval
+                    )
+                    group.start_soon(ticker.run)
+                if self.observer is not None:
+                    group.start_soon(_observe, self.observer, self.stats, self.limiter)
+                await runner.run(entries(self.state.done))
+                group.cancel_scope.cancel()
+            # Every line is written: make sure the report's name still leads to them
+            # before the in-flight record of what was sent is cleared.
+            self.writer.check()
+        return runner
+
+
+def _close_slots(slots: InflightSlots, state: Resume, runner: Runner) -> None:
+    """Every entry taken on has its line: nothing is in flight any more, but for entries
+    still in doubt that this run did not reach (--limit, a halt)."""
+    unreached = [
+        item
+        for item in state.carried
+        if key_digest(item.job_id, item.command) not in runner.doubts_lined
+    ]
+    try:
+        slots.clear(keep=unreached)
+    except OSError as error:  # the old file stands: its settled entries have lines
+        log.warning("inflight_not_cleared", path=str(slots.path), reason=error.strerror)
+        unreached = state.carried
+    slots.close()
+    if not unreached:
+        slots.path.unlink(missing_ok=True)
 
 
 def _keep_in_doubt(writer: ReportWriter, slots: InflightSlots) -> str:
