@@ -209,7 +209,10 @@ def next_step(result: RunResult, args: SimpleNamespace) -> str:
         again = [word for word in sys.argv[1:] if word != "--resume"]
         if result.left_by_limit:
             again = _without(again, "--limit")
-        return "next: " + shlex.join(["batcher", *again, "--resume"])
+        command = shlex.join(["batcher", *again, "--resume"])
+        if "-" in args.manifests:  # standard input is spent: the same source must come again
+            return f"next: feed the same manifest to standard input again: ... | {command}"
+        return "next: " + command
     if result.failed or result.skipped:
         return f"next: batcher report {report} --status failed   (what failed, and why)"
     return f"next: batcher report {report}   (the summary)"

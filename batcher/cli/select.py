@@ -127,9 +127,16 @@ def main(args: SimpleNamespace) -> int:
         print(said, file=sys.stderr)
         if result.output is not None and result.entries:
             report = result.output.with_name(result.output.stem + ".report.jsonl")
-            print(
-                f"next: batcher run {shlex.quote(str(result.output))} "
-                f"--report {shlex.quote(str(report))} --dry-run   (then without --dry-run)",
-                file=sys.stderr,
-            )
+            run = ["batcher", "run", str(result.output), "--report", str(report), *_where(args)]
+            print(f"next: {shlex.join(run)} --dry-run   (then without --dry-run)", file=sys.stderr)
     return 0
+
+
+def _where(args: SimpleNamespace) -> list[str]:
+    """The where-to-send flags given, so that the run goes where the selection went (the
+    manifest carries the project id)."""
+    words: list[str] = []
+    for name in ("endpoint", "region", "app_user_id"):
+        if getattr(args, name) is not None:
+            words += ["--" + name.replace("_", "-"), getattr(args, name)]
+    return [*words, "--simulate"] if args.simulate else words

@@ -354,3 +354,23 @@ async def test_the_plan_and_run_started_name_where_each_entry_goes(
     started = next(json.loads(line) for line in real.stderr.splitlines() if '"run_started"' in line)
     assert started["projects"] == {"theirs": 3, "demo-project": 1}
     assert started["project_id"] is None  # not one project: the default would mislead
+
+
+def test_a_canary_fed_from_standard_input_says_to_feed_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from batcher.cli.run import next_step
+    from batcher.execution import RunResult
+
+    monkeypatch.setattr("sys.argv", ["batcher", "run", "-", "--report", "r.jsonl", "--limit", "5"])
+    result = RunResult(run_id="r", report=Path("r.jsonl"), succeeded=5, left_by_limit=True)
+    step = next_step(result, SimpleNamespace(manifests=("-",)))
+    assert step == (
+        "next: feed the same manifest to standard input again: ... | "
+        "batcher run - --report r.jsonl --resume"
+    )
+    monkeypatch.setattr("sys.argv", ["batcher", "run", "m.csv", "--limit=5", "--report", "r"])
+    from_file = next_step(result, SimpleNamespace(manifests=("m.csv",)))
+    assert from_file == "next: batcher run m.csv --report r --resume"
