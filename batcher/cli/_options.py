@@ -101,8 +101,12 @@ def manifests() -> click.Argument:
 def where(*, simulate: str) -> list[click.Option]:
     """The where-to-send flags ``run`` and ``select`` share; ``simulate`` is its help."""
     return [
-        option("--project-id", help="default: $HUAWEICLOUD_SDK_PROJECT_ID"),
-        option("--region", help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION"),
+        option("--project-id", metavar="ID", help="default: $HUAWEICLOUD_SDK_PROJECT_ID"),
+        option(
+            "--region",
+            metavar="REGION",
+            help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION",
+        ),
         option(
             "--endpoint",
             metavar="URL",
