@@ -17,8 +17,6 @@ from batcher.redact import Redactor
 
 LogFormat = Literal["console", "json"]
 
-LEVELS = ("debug", "info", "warning", "error")
-
 
 class SecretScrubber:
     """A structlog processor that masks known secrets in every event (see :mod:`.redact`)."""
