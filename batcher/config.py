@@ -61,9 +61,11 @@ class Options:
 
     Built once from the flags (or the Python API's keywords); :func:`resolve` checks it
     against the environment and the credentials file, and fills in what they give
-    (``credentials``, ``url``, ``default_project``), so one object goes down the layers.
+    (``credentials``, ``url``, and ``project_id`` in effect), so one object goes down.
     """
 
+    #: The project entries that name none go to: as asked; once resolved, the one in effect
+    #: (the flag, else the environment, else the credentials file, else the simulator's).
     project_id: str | None = None
     region: str | None = None
     endpoint: str | None = None
@@ -73,12 +75,10 @@ class Options:
     max_attempts: int = 5
     timeout: float = 30.0
     app_user_id: str | None = None
-    #: Filled in by :func:`resolve`: the credentials, the endpoint's URL (None with
-    #: ``simulate``, or for a dry run without a region), and the project entries that
-    #: name none go to.
+    #: Filled in by :func:`resolve`: the credentials, and the endpoint's URL (None with
+    #: ``simulate``, or for a dry run without a region).
     credentials: Credentials | None = None
     url: URL | None = None
-    default_project: str | None = None
 
     def secrets(self) -> tuple[str, ...]:
         return self.credentials.secrets() if self.credentials else ()
@@ -199,7 +199,7 @@ def resolve(
     ``need_project_id=True`` makes a missing project id a problem (when no manifest can
     supply one).
 
-    >>> resolve(Options(simulate=True)).default_project
+    >>> resolve(Options(simulate=True)).project_id
     'simulated-project'
     >>> resolve(RunConfig(simulate=True, concurrency=0, rate=-1))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -268,7 +268,7 @@ def resolve(
     if problems:
         raise SettingsError(problems)
     return dataclasses.replace(
-        options, credentials=credentials, url=endpoint, default_project=project_id
+        options, credentials=credentials, url=endpoint, project_id=project_id
     )
 
 
@@ -307,7 +307,7 @@ def check_run(
         error.settings_problems = problems
         raise
     lacking = summary.without_project_id is not None and (
-        resolved is None or resolved.default_project is None
+        resolved is None or resolved.project_id is None
     )
     if lacking and not any(problem.startswith("no project id") for problem in problems):
         problems.append(

@@ -358,7 +358,7 @@ class _Run:
 
     async def send(self, entries: EntrySource, progress: Display | bool) -> Runner:
         """Open the target and the session, and run every entry (progress alongside)."""
-        config, project = self.config, self.config.default_project
+        config, project = self.config, self.config.project_id
         async with (
             target(config) as (url, credentials),
             open_session(

@@ -195,13 +195,13 @@ async def select_to_manifest(
         raise SettingsError([*problems, *error.problems]) from None
     if problems:
         raise SettingsError(problems)
-    assert settings.default_project is not None
+    assert settings.project_id is not None
     fmt = format_of(output or Path("-.csv"), config.format, flag="--format")
     paging = Paging()
     redactor = Redactor(settings.secrets())
     limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
     pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
-    project = settings.default_project
+    project = settings.project_id
     try:
         async with (
             target(settings, population=SIMULATED_POPULATION) as (url, credentials),
