@@ -37,9 +37,6 @@ from batcher.errors import (
 
 if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fast
     from batcher.api import (
-        Plan,
-        RunResult,
-        SelectResult,
         run,
         run_async,
         select,
@@ -47,14 +44,16 @@ if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fa
         summarize,
         validate,
     )
+    from batcher.execution import Plan, RunResult
     from batcher.journal.line import ReportLine
     from batcher.read import ManifestSummary
     from batcher.review.summary import Summary
+    from batcher.select.selector import SelectResult
 
 _LAZY = {
-    "Plan": "api",
-    "RunResult": "api",
-    "SelectResult": "api",
+    "Plan": "execution",
+    "RunResult": "execution",
+    "SelectResult": "select.selector",
     "run": "api",
     "run_async": "api",
     "select": "api",

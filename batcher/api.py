@@ -1,7 +1,4 @@
-"""The public API: run manifests, select jobs, validate manifests, summarise a report.
-
-Also what it returns: a run's result, a dry run's plan, a selection's result.
-"""
+"""The public API: run manifests, select jobs, validate manifests, summarise a report."""
 
 from __future__ import annotations
 
@@ -10,130 +7,26 @@ import functools
 import importlib.util
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
 
 import anyio
 
-from batcher.config import Options
-from batcher.errors import ExitCode, UsageError
+from batcher.config import RunConfig, SelectConfig
+from batcher.errors import UsageError
 
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a run would do: the entries per command, where they go, and at what pace."""
-
-    files: tuple[str, ...]
-    total: int
-    commands: dict[str, int]
-    endpoint: str | None
-    project_id: str | None
-    auth: str
-    rate: float
-    burst: int
-    concurrency: int
-    #: With ``resume``: entries an earlier run finished, and those it may have executed
-    #: without hearing back (their job's record is read first).
-    already_done: int = 0
-    in_doubt: int = 0
-    #: Entries the run would send (``limit`` caps them), and the limit.
-    to_run: int = 0
-    limit: int | None = None
-
-    @property
-    def expected_seconds(self) -> float | None:
-        """At least this long at ``rate`` (one attempt per entry); None when unlimited."""
-        return self.to_run / self.rate if self.rate > 0 else None
-
-
-def exit_code_for(*, halted: bool, failed: int, skipped: int) -> int:
-    """The exit code of a run: 3 halted, 1 some entries failed or were skipped, else 0.
-
-    >>> exit_code_for(halted=False, failed=0, skipped=2)
-    1
-    """
-    if halted:
-        return int(ExitCode.HALTED)
-    if failed or skipped:
-        return int(ExitCode.INCOMPLETE)
-    return int(ExitCode.OK)
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """What a run did. ``exit_code`` is the one the ``batcher`` command exits with.
-
-    >>> RunResult(run_id="r", report=None, succeeded=3).exit_code
-    0
-    """
-
-    run_id: str
-    report: Path | None
-    succeeded: int = 0
-    failed: int = 0
-    skipped: int = 0
-    #: Entries not sent because an earlier run of the report had them succeed (``resume``).
-    already_done: int = 0
-    attempts: int = 0
-    #: Requests the API answered 429.
-    throttled: int = 0
-    #: Entries decided from the job's record after a lost answer, failures left in doubt
-    #: (``ambiguous``), and the Show requests made to decide them.
-    confirmed: int = 0
-    ambiguous: int = 0
-    checks: int = 0
-    #: True when ``limit`` stopped the run with entries left for ``resume``.
-    left_by_limit: bool = False
-    elapsed: float = 0.0
-    #: The rate asked for (0 = unlimited) and the rate the limiter ended at.
-    rate_limit: float = 0.0
-    settled_rate: float = 0.0
-    #: Why the run stopped early (401/403, a failure threshold, a signal), else None.
-    halted_reason: str | None = None
-    #: A dry run's plan (nothing was sent); None for real runs.
-    plan: Plan | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code_for(
-            halted=self.halted_reason is not None, failed=self.failed, skipped=self.skipped
-        )
-
-    @property
-    def entries_per_second(self) -> float | None:
-        """Entries attempted (succeeded or failed) per second; skipped lines are not work."""
-        attempted = self.succeeded + self.failed
-        return attempted / self.elapsed if self.elapsed > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class SelectResult:
-    """What :func:`select` wrote: jobs matched (per state), entries written, and where."""
-
-    jobs: int
-    entries: int
-    by_state: dict[str, int]
-    #: The number of matches the API reported (it can change while paging).
-    count: int | None
-    pages: int
-    output: Path | None
-    format: str
-    #: Jobs the API listed that do not meet the filters (it ignored one): left out.
-    not_matching: int = 0
-
-
-# The public API: run manifests, select jobs, validate manifests, summarise a report.
-#
 # What the ``batcher`` command does, as functions: the CLI only parses flags into these
 # keyword arguments, prints what they return, and maps their exceptions to exit codes. The
 # same protections hold either way: every manifest is checked before anything is sent,
 # project ids are checked, ``resume`` skips what already succeeded, the report is locked,
-# and credentials come from the environment only.
+# and credentials come from the environment only. The keywords are declared once (below),
+# and each function builds the one config object of its command from them, in one place.
 if TYPE_CHECKING:
+    from batcher.execution import RunResult
     from batcher.read import ManifestSummary
     from batcher.review.summary import Summary
     from batcher.select.paging import Paging
+    from batcher.select.selector import SelectResult
     from batcher.send.progress import Display
 
 T = TypeVar("T")
@@ -142,9 +35,9 @@ T = TypeVar("T")
 ManifestPath = str | os.PathLike[str]
 
 __all__ = [
-    "Plan",
-    "RunResult",
-    "SelectResult",
+    "RunKeywords",
+    "SelectKeywords",
+    "WhereKeywords",
     "run",
     "run_async",
     "select",
@@ -154,31 +47,69 @@ __all__ = [
 ]
 
 
+class WhereKeywords(TypedDict, total=False):
+    """Where to send and at what pace: keywords :func:`run` and :func:`select` share. Each
+    is the ``batcher`` flag of the same name; the defaults are :class:`~batcher.config.Options`'s
+    (``rate=10.0``, ``burst=1``, ``max_attempts=5``, ``timeout=30.0``)."""
+
+    project_id: str | None
+    region: str | None
+    endpoint: str | None
+    simulate: bool
+    rate: float
+    burst: int
+    max_attempts: int
+    timeout: float
+    app_user_id: str | None
+
+
+class RunKeywords(WhereKeywords, total=False):
+    """The keywords of :func:`run` besides ``report``, ``metrics_file`` and ``progress``
+    (defaults: :class:`~batcher.config.RunConfig`'s, as ``batcher run --help`` says)."""
+
+    command: str | None
+    resume: bool
+    dry_run: bool
+    concurrency: int
+    max_failures: int | None
+    max_failure_rate: float | None
+    grace_period: float
+    handle_signals: bool
+    limit: int | None
+    progress_interval: float | None
+
+
+class SelectKeywords(WhereKeywords, total=False):
+    """The keywords of :func:`select` besides ``commands``, ``output`` and ``progress``."""
+
+    states: Sequence[str]
+    batch_name: str | None
+    tag: str | None
+    name: str | None
+    job_id: str | None
+    model_resolution: str | None
+    train_location: str | None
+    is_flexus: bool | None
+    is_live_copy: bool | None
+    is_ondemand_resource: bool | None
+    query_project_id: str | None
+    created_since: str | None
+    created_until: str | None
+    updated_since: str | None
+    updated_until: str | None
+    sort_key: str | None
+    sort_dir: str | None
+    format: str | None
+    force: bool
+
+
 def run(
     manifests: Sequence[ManifestPath],
     *,
     report: str | os.PathLike[str] | None = None,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    concurrency: int = 16,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,
-    command: str | None = None,
-    app_user_id: str | None = None,
-    resume: bool = False,
-    dry_run: bool = False,
-    max_failures: int | None = None,
-    max_failure_rate: float | None = None,
-    grace_period: float = 10.0,
-    limit: int | None = None,
     metrics_file: str | os.PathLike[str] | None = None,
-    handle_signals: bool = True,
     progress: Display | bool = True,
-    progress_interval: float | None = None,
+    **options: Unpack[RunKeywords],
 ) -> RunResult:
     """Run every entry of ``manifests``, one report line each; block until done.
 
@@ -186,83 +117,57 @@ def run(
     :class:`~batcher.errors.ManifestError` listing every problem, and nothing is sent.
     Credentials come from the environment (``HUAWEICLOUD_SDK_AK``/``_SK`` or
     ``METASTUDIO_AUTH_TOKEN``); ``simulate=True`` runs against an in-process simulator
-    instead. The options are the ``batcher run`` flags. ``progress`` is a callable that
-    receives a :class:`~batcher.send.progress.Snapshot` every ``progress_interval`` seconds
-    (default 0.25), True for a ``progress`` log event every 10 s, or False for neither. Call
-    :func:`run_async` from inside an event loop.
+    instead. The options are the ``batcher run`` flags (:class:`RunKeywords`). ``progress``
+    is a callable that receives a :class:`~batcher.send.progress.Snapshot` every
+    ``progress_interval`` seconds (default 0.25), True for a ``progress`` log event every
+    10 s, or False for neither. Call :func:`run_async` from inside an event loop.
 
     >>> result = batcher.run(["manifests/example.yaml"], report=tmp / "r.jsonl",
-    ...                      simulate=True)  # doctest: +SKIP
+    ...                      simulate=True, rate=8)  # doctest: +SKIP
     >>> result.succeeded, result.exit_code  # doctest: +SKIP
     (10, 0)
     """
-    arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("run")
-    return _run_blocking(functools.partial(run_async, **arguments))
+    config = _run_config(report, metrics_file, options)
+    return _run_blocking(functools.partial(_run, manifests, config, progress))
 
 
 async def run_async(
     manifests: Sequence[ManifestPath],
     *,
     report: str | os.PathLike[str] | None = None,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    concurrency: int = 16,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
-    command: str | None = None,
-    app_user_id: str | None = None,
-    resume: bool = False,
-    dry_run: bool = False,
-    max_failures: int | None = None,
-    max_failure_rate: float | None = None,
-    grace_period: float = 10.0,
-    limit: int | None = None,
     metrics_file: str | os.PathLike[str] | None = None,
-    handle_signals: bool = True,
     progress: Display | bool = True,
-    progress_interval: float | None = None,
+    **options: Unpack[RunKeywords],
 ) -> RunResult:
     """:func:`run`, for callers already in an event loop (same arguments, same result).
 
     >>> result = await batcher.run_async(["jobs.csv"], report="r.jsonl")  # doctest: +SKIP
     """
+    return await _run(manifests, _run_config(report, metrics_file, options), progress)
+
+
+def _run_config(
+    report: str | os.PathLike[str] | None,
+    metrics_file: str | os.PathLike[str] | None,
+    options: RunKeywords,
+) -> RunConfig:
+    """The one place a run's keywords become its config."""
+    return RunConfig(
+        report=None if report is None else Path(report),
+        metrics_file=None if metrics_file is None else Path(metrics_file),
+        **options,
+    )
+
+
+async def _run(
+    manifests: Sequence[ManifestPath], config: RunConfig, progress: Display | bool
+) -> RunResult:
     from batcher.execution import run_manifests
     from batcher.observe.logs import ensure_configured
 
     ensure_configured()
-    options = Options(
-        project_id=project_id,
-        region=region,
-        endpoint=endpoint,
-        simulate=simulate,
-        concurrency=concurrency,
-        rate=rate,
-        burst=burst,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        app_user_id=app_user_id,
-        max_failures=max_failures,
-        max_failure_rate=max_failure_rate,
-        grace_period=grace_period,
-        handle_signals=handle_signals,
-        limit=limit,
-    )
-    return await run_manifests(
-        [os.fspath(path) for path in manifests],
-        options,
-        report=None if report is None else Path(report),
-        command=command,
-        resume=resume,
-        dry_run=dry_run,
-        progress=progress,
-        progress_interval=progress_interval,
-        metrics_file=None if metrics_file is None else Path(metrics_file),
-    )
+    return await run_manifests([os.fspath(path) for path in manifests], config, progress)
 
 
 def validate(manifests: Sequence[ManifestPath], *, command: str | None = None) -> ManifestSummary:
@@ -302,123 +207,60 @@ def summarize(report: str | os.PathLike[str]) -> Summary:
 def select(
     *,
     commands: Sequence[str],
-    states: Sequence[str] = (),
-    batch_name: str | None = None,
-    tag: str | None = None,
-    name: str | None = None,
-    job_id: str | None = None,
-    model_resolution: str | None = None,
-    train_location: str | None = None,
-    is_flexus: bool | None = None,
-    is_live_copy: bool | None = None,
-    is_ondemand_resource: bool | None = None,
-    query_project_id: str | None = None,
-    created_since: str | None = None,
-    created_until: str | None = None,
-    updated_since: str | None = None,
-    updated_until: str | None = None,
-    sort_key: str | None = None,
-    sort_dir: str | None = None,
     output: str | os.PathLike[str] | None = None,
-    format: str | None = None,
-    force: bool = False,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,
-    app_user_id: str | None = None,
     progress: Callable[[Paging], None] | None = None,
+    **options: Unpack[SelectKeywords],
 ) -> SelectResult:
     """Write a manifest of every job the List API matches: one entry per job per command,
     each job's commands in the order given; CSV on standard output by default, or to
     ``output`` (format from its extension, or ``format``), never over an existing file
     unless ``force``. The manifest carries the project id, so ``batcher run`` takes it as
-    it is. Every List filter is a keyword (``is_flexus`` and the other booleans take True
-    or False); ``sort_key``/``sort_dir`` order the manifest (the listing itself goes by
-    creation time, oldest first; another order sorts the jobs once all are listed, and
-    ``asset_order``, which listed jobs do not carry, is refused).
+    it is. The options are the ``batcher select`` flags (:class:`SelectKeywords`): every
+    List filter (``is_flexus`` and the other booleans take True or False); ``sort_key`` /
+    ``sort_dir`` order the manifest (the listing itself goes by creation time, oldest first;
+    another order sorts the jobs once all are listed, and ``asset_order``, which listed jobs
+    do not carry, is refused).
 
-    >>> batcher.select(commands=["CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"],
-    ...                states=["WAIT_FILE_UPLOAD"], batch_name="b-7", is_flexus=False,
+    >>> batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],
+    ...                states=["AUTO_VERIFY_FAILED"], batch_name="b-7",
     ...                output="nightly.csv")  # doctest: +SKIP
-    SelectResult(jobs=42, entries=84, by_state={'WAIT_FILE_UPLOAD': 42}, ...)
+    SelectResult(jobs=42, entries=84, by_state={'AUTO_VERIFY_FAILED': 42}, ...)
     """
-    arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("select")
-    return _run_blocking(functools.partial(select_async, **arguments))
+    config = _select_config(commands, output, options)
+    return _run_blocking(functools.partial(_select, config, progress))
 
 
 async def select_async(
     *,
     commands: Sequence[str],
-    states: Sequence[str] = (),
-    batch_name: str | None = None,
-    tag: str | None = None,
-    name: str | None = None,
-    job_id: str | None = None,
-    model_resolution: str | None = None,
-    train_location: str | None = None,
-    is_flexus: bool | None = None,
-    is_live_copy: bool | None = None,
-    is_ondemand_resource: bool | None = None,
-    query_project_id: str | None = None,
-    created_since: str | None = None,
-    created_until: str | None = None,
-    updated_since: str | None = None,
-    updated_until: str | None = None,
-    sort_key: str | None = None,
-    sort_dir: str | None = None,
     output: str | os.PathLike[str] | None = None,
-    format: str | None = None,
-    force: bool = False,
-    project_id: str | None = None,
-    region: str | None = None,
-    endpoint: str | None = None,
-    simulate: bool = False,
-    rate: float = 10.0,
-    burst: int = 1,
-    max_attempts: int = 5,
-    timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
-    app_user_id: str | None = None,
     progress: Callable[[Paging], None] | None = None,
+    **options: Unpack[SelectKeywords],
 ) -> SelectResult:
-    """:func:`select`, for callers already in an event loop (same arguments, same result)."""
+    """:func:`select`, for callers already in an event loop (same arguments, same result).
+
+    >>> result = await batcher.select_async(commands=["SUBMITVERIFYING"],
+    ...                                     tag="vip", output="vip.csv")  # doctest: +SKIP
+    """
+    return await _select(_select_config(commands, output, options), progress)
+
+
+def _select_config(
+    commands: Sequence[str], output: str | os.PathLike[str] | None, options: SelectKeywords
+) -> SelectConfig:
+    """The one place a selection's keywords become its config (``output`` ``-`` or None:
+    standard output)."""
+    out = None if output is None or os.fspath(output) == "-" else Path(output)
+    return SelectConfig(commands=tuple(commands), output=out, **options)
+
+
+async def _select(config: SelectConfig, progress: Callable[[Paging], None] | None) -> SelectResult:
     from batcher.observe.logs import ensure_configured
-    from batcher.select.query import FILTERS, JobQuery
     from batcher.select.selector import select_to_manifest
 
     ensure_configured()
-    given = dict(locals())
-    query = JobQuery(
-        {f.name: given[f.name] for f in FILTERS} | {"states": tuple(states)},
-        sort_key=sort_key,
-        sort_dir=sort_dir,
-    )
-    options = Options(
-        project_id=project_id,
-        region=region,
-        endpoint=endpoint,
-        simulate=simulate,
-        rate=rate,
-        burst=burst,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        app_user_id=app_user_id,
-    )
-    out = None if output is None or os.fspath(output) == "-" else Path(output)
-    return await select_to_manifest(
-        query,
-        tuple(commands),
-        options,
-        output=out,
-        format=format,
-        force=force,
-        progress=progress,
-    )
+    return await select_to_manifest(config, progress=progress)
 
 
 def _run_blocking(call: Callable[[], Awaitable[T]]) -> T:

@@ -1,8 +1,10 @@
 """A run's configuration: options, environment and credentials file, checked together.
 
-:func:`resolve` turns the options of :func:`batcher.run` (the CLI's flags) and the
-environment into :class:`RunSettings`, or raises one :class:`~batcher.errors.UsageError`
-that lists everything missing or invalid, so a first run does not take three tries. The
+One object per command holds what it was asked for (:class:`RunConfig` for a run,
+:class:`Options` for a selection), built once from the flags or the Python API's keywords.
+:func:`resolve` checks it against the environment and the credentials file and fills in
+what they give, or raises one :class:`~batcher.errors.SettingsError` that lists everything
+missing or invalid, so a first run does not take three tries. The
 preflight then checks everything else a run needs before anything is sent, and the target
 says where a run sends: the real endpoint and credentials, or a throwaway simulator.
 """
@@ -10,14 +12,16 @@ says where a run sends: the real endpoint and credentials, or a throwaway simula
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import re
 import secrets
 import stat
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 from yarl import URL
@@ -32,7 +36,7 @@ from batcher.send.credentials import (
     read_credentials_file,
 )
 from batcher.send.endpoint import endpoint_for
-from batcher.send.runner import RunOptions
+from batcher.send.stats import RunOptions
 
 #: The project id runs against the in-process simulator use when none is given.
 SIMULATED_PROJECT_ID = "simulated-project"
@@ -46,53 +50,105 @@ MAX_CONCURRENCY = 10_000
 MAX_BURST = 10_000
 MAX_ATTEMPTS = 100
 
+log = structlog.get_logger("batcher")
 
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """Everything a run needs besides the entries and the report."""
+AnyOptions = TypeVar("AnyOptions", bound="Options")
 
-    credentials: Credentials | None
-    endpoint: URL | None  # None with ``simulate`` (the simulator's URL), or a dry run without one
-    project_id: str | None
-    app_user_id: str | None = None
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """Where to send and at what pace: the options ``run`` and ``select`` share.
+
+    Built once from the flags (or the Python API's keywords); :func:`resolve` checks it
+    against the environment and the credentials file, and fills in what they give
+    (``credentials``, ``url``, and ``project_id`` in effect), so one object goes down.
+    """
+
+    #: The project entries that name none go to: as asked; once resolved, the one in effect
+    #: (the flag, else the environment, else the credentials file, else the simulator's).
+    project_id: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    simulate: bool = False
     rate: float = 10.0
     burst: int = 1
+    max_attempts: int = 5
     timeout: float = 30.0
-    simulate: bool = False
-    options: RunOptions = field(default_factory=RunOptions)
+    app_user_id: str | None = None
+    #: Filled in by :func:`resolve`: the credentials, and the endpoint's URL (None with
+    #: ``simulate``, or for a dry run without a region).
+    credentials: Credentials | None = None
+    url: URL | None = None
 
     def secrets(self) -> tuple[str, ...]:
         return self.credentials.secrets() if self.credentials else ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Options:
-    """The options a run was asked for, before they are checked (see :func:`resolve`)."""
+class RunConfig(Options):
+    """Everything ``batcher run`` (and :func:`batcher.run`) was asked for, in one object.
 
-    project_id: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-    simulate: bool = False
+    >>> RunConfig(concurrency=4).runner().retry.max_attempts
+    5
+    """
+
+    report: Path | None = None
+    command: str | None = None
+    resume: bool = False
+    dry_run: bool = False
     concurrency: int = 16
-    rate: float = 10.0
-    burst: int = 1
-    max_attempts: int = 5
-    timeout: float = 30.0
-    app_user_id: str | None = None
     max_failures: int | None = None
     max_failure_rate: float | None = None
     grace_period: float = 10.0
     handle_signals: bool = True
     limit: int | None = None
+    metrics_file: Path | None = None
+    progress_interval: float | None = None
+
+    def runner(self) -> RunOptions:
+        """What the runner needs of it (the one place it is built)."""
+        return RunOptions(
+            concurrency=self.concurrency,
+            max_attempts=self.max_attempts,
+            max_failures=self.max_failures,
+            max_failure_rate=self.max_failure_rate,
+            grace_period=self.grace_period,
+            handle_signals=self.handle_signals,
+            limit=self.limit,
+            settle=self.timeout,
+        )
 
 
-def _bounds(options: Options) -> list[str]:
-    o = options
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SelectConfig(Options):
+    """Everything ``batcher select`` (and :func:`batcher.select`) was asked for: the
+    commands to write, the List filters, the output and where to send."""
+
+    commands: Sequence[str] = ()
+    states: Sequence[str] = ()
+    batch_name: str | None = None
+    tag: str | None = None
+    name: str | None = None
+    job_id: str | None = None
+    model_resolution: str | None = None
+    train_location: str | None = None
+    is_flexus: bool | None = None
+    is_live_copy: bool | None = None
+    is_ondemand_resource: bool | None = None
+    query_project_id: str | None = None
+    created_since: str | None = None
+    created_until: str | None = None
+    updated_since: str | None = None
+    updated_until: str | None = None
+    sort_key: str | None = None
+    sort_dir: str | None = None
+    output: Path | None = None
+    format: str | None = None
+    force: bool = False
+
+
+def _bounds(o: Options) -> list[str]:
     checks = [
-        (
-            1 <= o.concurrency <= MAX_CONCURRENCY,
-            f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}",
-        ),
         (o.rate >= 0, "--rate must be 0 (unlimited) or more"),
         (1 <= o.burst <= MAX_BURST, f"--burst must be between 1 and {MAX_BURST:,}"),
         (
@@ -100,6 +156,26 @@ def _bounds(options: Options) -> list[str]:
             f"--max-attempts must be between 1 and {MAX_ATTEMPTS}",
         ),
         (o.timeout > 0, "--timeout must be more than 0 seconds"),
+    ]
+    finite: list[tuple[str, float | None]] = [("--rate", o.rate), ("--timeout", o.timeout)]
+    if isinstance(o, RunConfig):
+        checks += _run_bounds(o)
+        finite += [("--grace-period", o.grace_period), ("--max-failure-rate", o.max_failure_rate)]
+    problems = [message for ok, message in checks if not ok]
+    problems += [f"{flag} must be a finite number" for flag, value in finite if not _finite(value)]
+    return problems
+
+
+def _finite(value: float | None) -> bool:
+    return value is None or math.isfinite(value)
+
+
+def _run_bounds(o: RunConfig) -> list[tuple[bool, str]]:
+    return [
+        (
+            1 <= o.concurrency <= MAX_CONCURRENCY,
+            f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}",
+        ),
         (
             o.max_failures is None or 1 <= o.max_failures <= MAX_COUNT,
             f"--max-failures must be between 1 and {MAX_COUNT:,}",
@@ -114,26 +190,16 @@ def _bounds(options: Options) -> list[str]:
             f"--limit must be between 1 and {MAX_COUNT:,}",
         ),
     ]
-    problems = [message for ok, message in checks if not ok]
-    for flag, value in (
-        ("--rate", o.rate),
-        ("--timeout", o.timeout),
-        ("--grace-period", o.grace_period),
-        ("--max-failure-rate", o.max_failure_rate or 0.0),
-    ):
-        if not math.isfinite(value):
-            problems.append(f"{flag} must be a finite number")
-    return problems
 
 
 def resolve(
-    options: Options,
+    options: AnyOptions,
     *,
     environ: Mapping[str, str] | None = None,
     need_endpoint: bool = True,
     need_credentials: bool = True,
     need_project_id: bool = False,
-) -> RunSettings:
+) -> AnyOptions:
     """Check ``options`` against each other and the environment; raise every problem at once.
 
     Credentials (and the project id) come from the environment, then the official SDK's
@@ -144,9 +210,9 @@ def resolve(
 
     >>> resolve(Options(simulate=True)).project_id
     'simulated-project'
-    >>> resolve(Options(simulate=True, concurrency=0, rate=-1))  # doctest: +ELLIPSIS
+    >>> resolve(RunConfig(simulate=True, concurrency=0, rate=-1))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    batcher.errors.SettingsError: --concurrency must be between 1 and 10,000; --rate must be ...
+    batcher.errors.SettingsError: --rate must be 0 (unlimited) or more; --concurrency must be ...
     """
     env = os.environ if environ is None else environ
     problems = _bounds(options)
@@ -210,25 +276,8 @@ def resolve(
                 problems.append(str(error))
     if problems:
         raise SettingsError(problems)
-    return RunSettings(
-        credentials=credentials,
-        endpoint=endpoint,
-        project_id=project_id,
-        app_user_id=options.app_user_id,
-        rate=options.rate,
-        burst=options.burst,
-        timeout=options.timeout,
-        simulate=options.simulate,
-        options=RunOptions(
-            concurrency=options.concurrency,
-            max_attempts=options.max_attempts,
-            max_failures=options.max_failures,
-            max_failure_rate=options.max_failure_rate,
-            grace_period=options.grace_period,
-            handle_signals=options.handle_signals,
-            limit=options.limit,
-            settle=options.timeout,
-        ),
+    return dataclasses.replace(
+        options, credentials=credentials, url=endpoint, project_id=project_id
     )
 
 
@@ -238,50 +287,36 @@ def resolve(
 # one run (exit 2), not in three. ``--dry-run`` does the same checks as the real run, so it
 # exits 2 exactly when the real run would refuse, and its plan says what the real run would
 # do: entries already done (``--resume``), entries in doubt, and what ``--limit`` leaves.
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """Settings and manifests that passed preflight."""
-
-    settings: RunSettings
-    summary: ManifestSummary
-
-
 def check_run(
-    paths: list[str],
-    options: Options,
-    *,
-    manifests: Manifests,
-    report: Path | None,
-    resume: bool,
-    dry_run: bool,
-    metrics_file: Path | None = None,
-) -> Checked:
-    """Check the settings, the report path and every manifest entry; raise
-    :class:`~batcher.errors.SettingsError` listing every settings problem, or
-    :class:`~batcher.errors.ManifestError` (with the settings problems too) when an entry
-    is invalid."""
+    config: RunConfig, paths: list[str], manifests: Manifests
+) -> tuple[RunConfig, ManifestSummary]:
+    """Check the settings, the report path and every manifest entry; return the config
+    resolved and the manifests' summary, or raise :class:`~batcher.errors.SettingsError`
+    listing every settings problem, or :class:`~batcher.errors.ManifestError` (with the
+    settings problems too) when an entry is invalid."""
     problems: list[str] = []
-    settings: RunSettings | None = None
+    resolved: RunConfig | None = None
     try:
-        settings = resolve(options)
+        resolved = resolve(config)
     except SettingsError as error:
         problems += error.problems
+    report = config.report
     if report is None:
-        if not dry_run:
+        if not config.dry_run:
             problems.append(
                 "a report path is required: --report PATH (report= in Python), or a dry run"
             )
     else:
-        problems += report_problems(report, resume=resume, manifests=paths)
-    if metrics_file is not None:
-        problems += metrics_problems(metrics_file, report=report, manifests=paths)
+        problems += report_problems(report, resume=config.resume, manifests=paths)
+    if config.metrics_file is not None:
+        problems += metrics_problems(config.metrics_file, report=report, manifests=paths)
     try:
         summary = manifests.check()
     except ManifestError as error:
         error.settings_problems = problems
         raise
     lacking = summary.without_project_id is not None and (
-        settings is None or settings.project_id is None
+        resolved is None or resolved.project_id is None
     )
     if lacking and not any(problem.startswith("no project id") for problem in problems):
         problems.append(
@@ -291,22 +326,18 @@ def check_run(
         )
     if problems:
         raise SettingsError(problems)
-    assert settings is not None
-    return Checked(settings, summary)
+    assert resolved is not None
+    return resolved, summary
 
 
 def project_for_manifests(options: Options) -> str | None:
     """The run's project id as far as it can be known before the settings are checked (to
     fill entries whose manifest names none); None when unknown or malformed."""
-    from batcher.entry import PATH_ID_RE
-
     project = options.project_id or os.environ.get("HUAWEICLOUD_SDK_PROJECT_ID")
     if not project and not options.simulate:
         from_file = read_credentials_file(quiet=True)
         project = from_file.project_id if from_file else None
     if options.simulate and not project:
-        from batcher.config import SIMULATED_PROJECT_ID
-
         project = SIMULATED_PROJECT_ID
     return project if project and PATH_ID_RE.match(project) else None
 
@@ -463,7 +494,6 @@ def _same_path_or_file(a: Path, b: Path) -> bool:
 
 # Where a run or a selection sends: the real endpoint and credentials, or a throwaway
 # simulator on loopback (``--simulate``) with keys made up for it.
-log = structlog.get_logger("batcher")
 
 
 #: Jobs the simulated world of ``--simulate`` starts with, so ``select`` has something to
@@ -473,15 +503,15 @@ SIMULATED_POPULATION = 500
 
 @contextlib.asynccontextmanager
 async def target(
-    settings: RunSettings, *, population: int = SIMULATED_POPULATION
+    options: Options, *, population: int = SIMULATED_POPULATION
 ) -> AsyncIterator[tuple[URL, Credentials]]:
-    """The endpoint and credentials to use: the real ones, or an in-process simulator of the
-    one simulated world every ``--simulate`` process shares (its file under
-    ``$XDG_STATE_HOME/batcher/``, seeded with ``population`` jobs when it is first made;
-    delete the file to reset the world)."""
-    if not settings.simulate:
-        assert settings.endpoint is not None and settings.credentials is not None
-        yield settings.endpoint, settings.credentials
+    """The endpoint and credentials to use (``options`` resolved): the real ones, or an
+    in-process simulator of the one simulated world every ``--simulate`` process shares (its
+    file under ``$XDG_STATE_HOME/batcher/``, seeded with ``population`` jobs when it is first
+    made; delete the file to reset the world)."""
+    if not options.simulate:
+        assert options.url is not None and options.credentials is not None
+        yield options.url, options.credentials
         return
     from batcher.simulator import SimulatorConfig, default_world_path, run_simulator
 

@@ -16,6 +16,19 @@ class ExitCode(IntEnum):
     LOCKED = 4  #: another run holds the report's lock
 
 
+def exit_code_for(*, halted: bool, failed: int, skipped: int) -> int:
+    """The exit code of a run: 3 halted, 1 some entries failed or were skipped, else 0.
+
+    >>> exit_code_for(halted=False, failed=0, skipped=2)
+    1
+    """
+    if halted:
+        return int(ExitCode.HALTED)
+    if failed or skipped:
+        return int(ExitCode.INCOMPLETE)
+    return int(ExitCode.OK)
+
+
 class BatcherError(Exception):
     """An error meant for the user: its message is complete and carries no secret."""
 

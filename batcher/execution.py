@@ -1,6 +1,7 @@
 """One run, wired together: check → report → (simulator) → session → client → runner.
 
-Also the plan ``--dry-run`` prints: what a run would do, without sending anything.
+Also what a run hands back (:class:`RunResult`), and the plan ``--dry-run`` prints
+(:class:`Plan`): what a run would do, without sending anything.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Protocol
 import anyio
 import structlog
 
-from batcher.api import Plan, RunResult
-from batcher.config import Options, RunSettings, check_run, project_for_manifests, target
+from batcher.config import RunConfig, check_run, project_for_manifests, target
 from batcher.entry import Entry, key_digest
-from batcher.errors import ReportWriteError, UsageError
+from batcher.errors import ReportWriteError, UsageError, exit_code_for
 from batcher.journal import ReportWriter
 from batcher.journal.intents import (
     InFlight,
@@ -37,7 +37,85 @@ from batcher.send.client import MetaStudioClient, open_session
 from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
-from batcher.send.stats import RunStats, utc_stamp
+from batcher.send.stats import RunStats
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run would do: the entries per command, where they go, and at what pace."""
+
+    files: tuple[str, ...]
+    total: int
+    commands: dict[str, int]
+    endpoint: str | None
+    #: Entries per project they go to (see :attr:`ManifestSummary.projects`).
+    projects: dict[str | None, int]
+    auth: str
+    rate: float
+    burst: int
+    concurrency: int
+    #: With ``resume``: entries an earlier run finished, and those it may have executed
+    #: without hearing back (their job's record is read first).
+    already_done: int = 0
+    in_doubt: int = 0
+    #: Entries the run would send (``limit`` caps them), and the limit.
+    to_run: int = 0
+    limit: int | None = None
+
+    @property
+    def expected_seconds(self) -> float | None:
+        """At least this long at ``rate`` (one attempt per entry); None when unlimited."""
+        return self.to_run / self.rate if self.rate > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What a run did. ``exit_code`` is the one the ``batcher`` command exits with.
+
+    >>> RunResult(run_id="r", report=None, succeeded=3).exit_code
+    0
+    """
+
+    run_id: str
+    report: Path | None
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    #: Entries not sent because an earlier run of the report had them succeed (``resume``).
+    already_done: int = 0
+    attempts: int = 0
+    #: Requests the API answered 429.
+    throttled: int = 0
+    #: Entries decided from the job's record after a lost answer, failures left in doubt
+    #: (``ambiguous``), and the Show requests made to decide them.
+    confirmed: int = 0
+    ambiguous: int = 0
+    checks: int = 0
+    #: True when ``limit`` stopped the run with entries left for ``resume``.
+    left_by_limit: bool = False
+    elapsed: float = 0.0
+    #: The rate asked for (0 = unlimited) and the rate the limiter ended at.
+    rate_limit: float = 0.0
+    settled_rate: float = 0.0
+    #: Why the run stopped early (401/403, a failure threshold, a signal), else None.
+    halted_reason: str | None = None
+    #: A dry run's plan (nothing was sent); None for real runs.
+    plan: Plan | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(
+            halted=self.halted_reason is not None, failed=self.failed, skipped=self.skipped
+        )
+
+    @property
+    def entries_per_second(self) -> float | None:
+        """Entries attempted (succeeded or failed) per second; skipped lines are not work."""
+        attempted = self.succeeded + self.failed
+        return attempted / self.elapsed if self.elapsed > 0 else None
+
+
+log = structlog.get_logger("batcher")
 
 #: The manifests' second pass: every entry in order, None for one whose key is in the
 #: container (already done: passed over without building it).
@@ -46,18 +124,18 @@ EntrySource = Callable[[Container[int]], Iterator[Entry | None]]
 
 def plan_run(
     summary: ManifestSummary,
-    settings: RunSettings,
+    config: RunConfig,
     entries: EntrySource,
     resumed: Path | None,
 ) -> Plan:
     """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
     it would not send again and those it would check first."""
-    if settings.simulate:
+    if config.simulate:
         endpoint: str | None = "an in-process simulator on 127.0.0.1 (throwaway credentials)"
         auth = "AK/SK signing with throwaway simulator keys"
     else:
-        endpoint = str(settings.endpoint) if settings.endpoint else None
-        auth = settings.credentials.describe() if settings.credentials else "none"
+        endpoint = str(config.url) if config.url else None
+        auth = config.credentials.describe() if config.credentials else "none"
     already_done = in_doubt = 0
     identity = None if resumed is None else file_id(resumed)
     if resumed is not None and identity is not None:
@@ -72,17 +150,17 @@ def plan_run(
             elif key_digest(entry.job_id, entry.command) in state.doubts:
                 in_doubt += 1
     left = summary.total - already_done
-    limit = settings.options.limit
+    limit = config.limit
     return Plan(
         files=summary.files,
         total=summary.total,
         commands=dict(summary.commands),
         endpoint=endpoint,
-        project_id=settings.project_id,
+        projects=dict(summary.projects),
         auth=auth,
-        rate=settings.rate,
-        burst=settings.burst,
-        concurrency=settings.options.concurrency,
+        rate=config.rate,
+        burst=config.burst,
+        concurrency=config.concurrency,
         already_done=already_done,
         in_doubt=in_doubt,
         to_run=left if limit is None else min(limit, left),
@@ -90,41 +168,14 @@ def plan_run(
     )
 
 
-# One run, wired together: check → report → (simulator) → session → client → runner.
-#
-# :func:`run_manifests` is :func:`batcher.run_async`'s body: it checks the settings and every
-# manifest entry first (nothing is sent when anything is wrong), then :func:`execute` takes
-# the report's lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the
-# entries with progress alongside.
-log = structlog.get_logger("batcher")
-
-
-async def run_manifests(
-    paths: list[str],
-    options: Options,
-    *,
-    report: Path | None,
-    command: str | None,
-    resume: bool,
-    dry_run: bool,
-    progress: Display | bool,
-    progress_interval: float | None,
-    metrics_file: Path | None = None,
-) -> RunResult:
-    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
-    with Manifests(
-        paths, default_command=command, project_id=project_for_manifests(options)
-    ) as checked:
-        ready = check_run(
-            paths,
-            options,
-            manifests=checked,
-            report=report,
-            resume=resume,
-            dry_run=dry_run,
-            metrics_file=metrics_file,
-        )
-        settings, summary = ready.settings, ready.summary
+async def run_manifests(paths: list[str], config: RunConfig, progress: Display | bool) -> RunResult:
+    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``:
+    :func:`batcher.run_async`'s body. The settings and every manifest entry are checked
+    first (nothing is sent when anything is wrong); then :func:`execute` takes the report's
+    lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the entries."""
+    project = project_for_manifests(config)
+    with Manifests(paths, default_command=config.command, project_id=project) as checked:
+        config, summary = check_run(config, paths, checked)
         if summary.total == 0:
             log.warning(
                 "no_entries",
@@ -132,35 +183,33 @@ async def run_manifests(
                 hint="the manifests hold no entries: nothing to do",
             )
         run_id = new_run_id()
-        if dry_run:
+        report = config.report
+        if config.dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
-            plan = plan_run(summary, settings, checked.entries, report if resume else None)
+            resumed = report if config.resume else None
+            plan = plan_run(summary, config, checked.entries, resumed)
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
-        redactor = Redactor(settings.secrets())
+        redactor = Redactor(config.secrets())
         metrics = None
-        if metrics_file is not None:
+        if config.metrics_file is not None:
             from batcher.observe.metrics import RunMetrics
 
             metrics = RunMetrics(
-                metrics_file, manifests=list(summary.files), report=report, run_id=run_id,
-                rate_limit=settings.rate,
+                config.metrics_file, manifests=list(summary.files), report=report,
+                run_id=run_id, rate_limit=config.rate,
             )  # fmt: skip
         events = RunEvents(
-            run_id=run_id, summary=summary, settings=settings, report=report, resume=resume,
-            redactor=redactor, metrics=metrics,
-        )  # fmt: skip
+            run_id=run_id, summary=summary, config=config, redactor=redactor, metrics=metrics
+        )
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             done = await execute(
                 checked.entries,
-                settings=settings,
-                report=report,
-                resume=resume,
+                config=config,
                 run_id=run_id,
                 total=summary.total,
                 progress=progress,
-                progress_interval=progress_interval,
                 redactor=redactor,
                 manifests=paths,
                 observer=events,
@@ -181,7 +230,7 @@ async def run_manifests(
         checks=stats.checks,
         left_by_limit=stats.left_by_limit,
         elapsed=elapsed,
-        rate_limit=settings.rate,
+        rate_limit=config.rate,
         settled_rate=done.settled_rate,
         # The reason can quote a server's answer, and a server can echo a credential.
         halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
@@ -208,127 +257,32 @@ class Executed:
 async def execute(
     entries: EntrySource,
     *,
-    settings: RunSettings,
-    report: Path,
-    resume: bool,
+    config: RunConfig,
     run_id: str,
     total: int,
     progress: Display | bool,
-    progress_interval: float | None,
     redactor: Redactor,
     manifests: Sequence[str] = (),
     observer: RunObserver | None = None,
 ) -> Executed:
-    """Run ``entries`` into ``report`` (locked for the whole run); ``observer`` hears of
+    """Run ``entries`` into the report (locked for the whole run); ``observer`` hears of
     the start (after the lock), every few seconds, and the end (before the lock goes)."""
+    report, resume = config.report, config.resume
+    assert report is not None
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
-        slots_path = inflight_path(report)
-        identity = report_identity(writer.identity)
-        in_flight, stray = (
-            left_in_flight(report, identity, created=writer.created) if resume else ([], [])
-        )
-        for path in stray:
-            log.warning(
-                "resume_inflight_under_another_name", file=str(path),
-                hint="a crashed run of this report left it under an earlier name: its "
-                "entries are checked first too",
-            )  # fmt: skip
-        state = read_resume(writer.reader, inflight=in_flight) if resume else Resume()
-        if state.doubts:
-            log.info(
-                "resume_in_doubt",
-                entries=len(state.doubts),
-                hint="their job's record is read before they are sent again",
-            )
-        try:
-            slots = InflightSlots.open(
-                slots_path,
-                slots=settings.options.concurrency,
-                carried=state.carried,
-                report=identity,
-                run=run_id,
-                since_size=writer.started_size,
-            )
-        except OSError as error:
-            writer.discard_if_unused()
-            raise UsageError(
-                f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
-            ) from None
-        for path in stray:  # their doubts are in this run's slot file now
-            with contextlib.suppress(OSError):
-                path.unlink()
-        project = settings.project_id
-
-        def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:
-            try:
-                slots.note(
-                    slot,
-                    InFlight(
-                        entry.job_id, entry.command, entry.project_id or project,
-                        utc_stamp(sent_at),
-                    ),
-                )  # fmt: skip
-            except OSError as error:
-                cause = f"cannot write {slots_path}: {error.strerror or error}"
-                raise ReportWriteError(
-                    f"{cause}; the run stops. Every line written before this is in the "
-                    "report: fix the cause, then continue with the same command plus --resume",
-                    cause=cause,
-                ) from None
-
-        limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+        state, slots = _open_journal(writer, config, run_id)
+        limiter = RateLimiter(rate=config.rate, burst=config.burst)
         stats = RunStats(total=total)
+        run = _Run(config, run_id, writer, slots, state, limiter, stats, redactor, observer)
         try:
-            async with (
-                target(settings) as (url, credentials),
-                open_session(
-                    credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
-                ) as session,
-            ):
-                client = MetaStudioClient(
-                    session,
-                    endpoint=url,
-                    project_id=project,
-                    app_user_id=settings.app_user_id,
-                    timeout=settings.timeout,
-                    redactor=redactor,
-                )
-                runner = Runner(
-                    client=client,
-                    limiter=limiter,
-                    write=writer.write,
-                    run_id=run_id,
-                    project_id=project,
-                    options=settings.options,
-                    # No done_keys: entries(state.done) passes over the done ones already,
-                    # so the runner need not digest every entry again to find none.
-                    doubts=state.doubts,
-                    note_sent=note_sent,
-                    stats=stats,
-                )
-                if observer is not None:
-                    observer.started(stats, writer)
-                async with anyio.create_task_group() as group:
-                    if progress is not False:
-                        display = None if progress is True else progress
-                        ticker = ProgressTicker(
-                            stats, limiter, display=display, interval=progress_interval
-                        )
-                        group.start_soon(ticker.run)
-                    if observer is not None:
-                        group.start_soon(_observe, observer, stats, limiter)
-                    await runner.run(entries(state.done))
-                    group.cancel_scope.cancel()
-                # Every line is written: make sure the report's name still leads to them
-                # before the in-flight record of what was sent is cleared.
-                writer.check()
+            runner = await run.send(entries, progress)
         except BaseException as error:
             failure = _write_failure(error)
             if failure is not None and writer.moved:
                 failure += _keep_in_doubt(writer, slots)
             slots.close()
             if not slots.used:  # refused before anything was sent: leave nothing behind
-                slots_path.unlink(missing_ok=True)
+                slots.path.unlink(missing_ok=True)
                 writer.discard_if_unused()
             if failure is None:
                 raise
@@ -337,23 +291,136 @@ async def execute(
                     observer.finished(stats, limiter.rate)
             # The writer's own words (they name the report, the cause and --resume).
             raise ReportWriteError(failure) from None
-        # Every entry taken on has its line: nothing is in flight any more, but for
-        # entries still in doubt that this run did not reach (--limit, a halt).
-        unreached = [
-            item for item in state.carried
-            if key_digest(item.job_id, item.command) not in runner.doubts_lined
-        ]  # fmt: skip
-        try:
-            slots.clear(keep=unreached)
-        except OSError as error:  # the old file stands: its settled entries have lines
-            log.warning("inflight_not_cleared", path=str(slots_path), reason=error.strerror)
-            unreached = state.carried
-        slots.close()
-        if not unreached:
-            slots_path.unlink(missing_ok=True)
+        _close_slots(slots, state, runner)
         if observer is not None:
             observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
+
+
+def _open_journal(
+    writer: ReportWriter, config: RunConfig, run_id: str
+) -> tuple[Resume, InflightSlots]:
+    """What ``--resume`` needs of the report, and the in-flight slots, open afresh with the
+    doubts of an earlier run carried over (from every name it left them under)."""
+    report = writer.path
+    slots_path = inflight_path(report)
+    identity = report_identity(writer.identity)
+    in_flight, stray = (
+        left_in_flight(report, identity, created=writer.created) if config.resume else ([], [])
+    )
+    for path in stray:
+        log.warning(
+            "resume_inflight_under_another_name",
+            file=str(path),
+            hint="a crashed run of this report left it under an earlier name: its entries "
+            "are checked first too",
+        )
+    state = read_resume(writer.reader, inflight=in_flight) if config.resume else Resume()
+    if state.doubts:
+        log.info(
+            "resume_in_doubt",
+            entries=len(state.doubts),
+            hint="their job's record is read before they are sent again",
+        )
+    try:
+        slots = InflightSlots.open(
+            slots_path,
+            slots=config.concurrency,
+            carried=state.carried,
+            report=identity,
+            run=run_id,
+            since_size=writer.started_size,
+        )
+    except OSError as error:
+        writer.discard_if_unused()
+        raise UsageError(
+            f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
+        ) from None
+    for path in stray:  # their doubts are in this run's slot file now
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return state, slots
+
+
+@dataclass(slots=True)
+class _Run:
+    """The pieces of one run that sending needs, put together once."""
+
+    config: RunConfig
+    run_id: str
+    writer: ReportWriter
+    slots: InflightSlots
+    state: Resume
+    limiter: RateLimiter
+    stats: RunStats
+    redactor: Redactor
+    observer: RunObserver | None
+
+    async def send(self, entries: EntrySource, progress: Display | bool) -> Runner:
+        """Open the target and the session, and run every entry (progress alongside)."""
+        config, project = self.config, self.config.project_id
+        async with (
+            target(config) as (url, credentials),
+            open_session(
+                credentials, concurrency=config.concurrency, timeout=config.timeout
+            ) as session,
+        ):
+            client = MetaStudioClient(
+                session,
+                endpoint=url,
+                project_id=project,
+                app_user_id=config.app_user_id,
+                timeout=config.timeout,
+                redactor=self.redactor,
+            )
+            runner = Runner(
+                client=client,
+                limiter=self.limiter,
+                write=self.writer.write,
+                run_id=self.run_id,
+                project_id=project,
+                options=config.runner(),
+                # No done_keys: entries(state.done) passes over the done ones already,
+                # so the runner need not digest every entry again to find none.
+                doubts=self.state.doubts,
+                note_sent=self.slots.sent,  # down into the journal: no detour up here
+                stats=self.stats,
+            )
+            if self.observer is not None:
+                self.observer.started(self.stats, self.writer)
+            async with anyio.create_task_group() as group:
+                if progress is not False:
+                    display = None if progress is True else progress
+                    ticker = ProgressTicker(
+                        self.stats, self.limiter, display=display, interval=config.progress_interval
+                    )
+                    group.start_soon(ticker.run)
+                if self.observer is not None:
+                    group.start_soon(_observe, self.observer, self.stats, self.limiter)
+                await runner.run(entries(self.state.done))
+                group.cancel_scope.cancel()
+            # Every line is written: make sure the report's name still leads to them
+            # before the in-flight record of what was sent is cleared.
+            self.writer.check()
+        return runner
+
+
+def _close_slots(slots: InflightSlots, state: Resume, runner: Runner) -> None:
+    """Every entry taken on has its line: nothing is in flight any more, but for entries
+    still in doubt that this run did not reach (--limit, a halt)."""
+    unreached = [
+        item
+        for item in state.carried
+        if key_digest(item.job_id, item.command) not in runner.doubts_lined
+    ]
+    try:
+        slots.clear(keep=unreached)
+    except OSError as error:  # the old file stands: its settled entries have lines
+        log.warning("inflight_not_cleared", path=str(slots.path), reason=error.strerror)
+        unreached = state.carried
+    slots.close()
+    if not unreached:
+        slots.path.unlink(missing_ok=True)
 
 
 def _keep_in_doubt(writer: ReportWriter, slots: InflightSlots) -> str:

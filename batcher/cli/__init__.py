@@ -59,6 +59,13 @@ class _Batcher(click.Group):
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", "usage: ")
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("options"):
+            formatter.write_dl(
+                [row for p in self.get_params(ctx) if (row := p.get_help_record(ctx))]
+            )
+        self.format_commands(ctx, formatter)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("commands"):
             formatter.write_dl(list(_COMMANDS.items()))
@@ -103,10 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with group.make_context("batcher", words) as ctx:
             meta = ctx.meta
             return int(group.invoke(ctx))
+    # As argparse did (scripts and tests know it): --help, --version and usage errors end
+    # the process from here, with SystemExit.
     except click.exceptions.Exit as done:  # --help, --version
-        return int(done.exit_code)
+        raise SystemExit(done.exit_code) from None
     except click.UsageError as error:
-        return _usage_error(error)
+        raise SystemExit(_usage_error(error)) from None
     except click.ClickException as error:
         print(f"batcher: {error.format_message()}", file=sys.stderr)
         return int(error.exit_code)
@@ -119,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _usage_error(error: click.UsageError) -> int:
     """The sub-command's usage, then what is wrong and the closest flag (exit 2)."""
     ctx = error.ctx
+    if isinstance(error, click.exceptions.NoArgsIsHelpError) and ctx is not None:
+        print(ctx.get_help(), file=sys.stderr)  # `batcher` alone: what it takes
+        return 2
     message = error.format_message()
     if isinstance(error, click.NoSuchOption) and ctx is not None:
         known = [name for param in ctx.command.params for name in param.opts]

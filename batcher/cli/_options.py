@@ -101,8 +101,12 @@ def manifests() -> click.Argument:
 def where(*, simulate: str) -> list[click.Option]:
     """The where-to-send flags ``run`` and ``select`` share; ``simulate`` is its help."""
     return [
-        option("--project-id", help="default: $HUAWEICLOUD_SDK_PROJECT_ID"),
-        option("--region", help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION"),
+        option("--project-id", metavar="ID", help="default: $HUAWEICLOUD_SDK_PROJECT_ID"),
+        option(
+            "--region",
+            metavar="REGION",
+            help="cn-north-4 or cn-east-3; default: $HUAWEICLOUD_SDK_REGION",
+        ),
         option(
             "--endpoint",
             metavar="URL",
@@ -124,6 +128,17 @@ def logging() -> list[click.Option]:
         flag("--quiet", "only warnings and errors"),
         flag("--no-progress", "no progress view or lines"),
     ]
+
+
+#: Flags of the command itself (logs, the live view), not keywords of the Python API.
+_CLI_ONLY = frozenset({"log_format", "log_level", "quiet", "no_progress"})
+
+
+def api_keywords(args: SimpleNamespace, taken: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The flags as the Python API's keywords (each flag is the keyword of its name), but
+    the command's own and those ``taken`` apart: a flag added to a command's OPTIONS and
+    the API's keywords reaches the config with no line here."""
+    return {k: v for k, v in vars(args).items() if k not in _CLI_ONLY and k not in taken}
 
 
 def configure_logs(args: SimpleNamespace) -> LogFormat:

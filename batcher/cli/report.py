@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -95,10 +94,11 @@ def main(args: SimpleNamespace) -> int:
         sys.stdout.flush()
         return code
     except BrokenPipeError:
-        # The reader went away (`batcher report R | head`): stop quietly, as Unix tools
-        # do when SIGPIPE ends them, and keep the interpreter's last flush from failing.
+        # The reader went away (`batcher report R | head`): it had what it wanted, so stop
+        # quietly with 0, as the summary does (a `set -o pipefail` script goes on), and
+        # keep the interpreter's last flush from failing.
         detach()
-        return 128 + signal.SIGPIPE
+        return 0
     except OSError as error:  # a full disk behind standard output, an I/O error
         detach()
         raise BatcherError(f"cannot write to standard output: {error.strerror or error}") from None

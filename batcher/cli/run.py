@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from batcher.cli._options import (
     Command,
     Section,
+    api_keywords,
     configure_logs,
     flag,
     logging,
@@ -18,7 +19,7 @@ from batcher.cli._options import (
 )
 
 if TYPE_CHECKING:
-    from batcher.api import Plan, RunResult
+    from batcher.execution import Plan, RunResult
 
 
 OPTIONS: list[Section] = [
@@ -108,26 +109,8 @@ def main(args: SimpleNamespace) -> int:
     with live if live is not None else contextlib.nullcontext():
         result = api.run(
             list(args.manifests),
-            report=args.report,
-            project_id=args.project_id,
-            region=args.region,
-            endpoint=args.endpoint,
-            simulate=args.simulate,
-            concurrency=args.concurrency,
-            rate=args.rate,
-            burst=args.burst,
-            max_attempts=args.max_attempts,
-            timeout=args.timeout,
-            command=args.command,
-            app_user_id=args.app_user_id,
-            resume=args.resume,
-            dry_run=args.dry_run,
-            max_failures=args.max_failures,
-            max_failure_rate=args.max_failure_rate,
-            grace_period=args.grace_period,
-            limit=args.limit,
-            metrics_file=args.metrics_file,
             progress=live if live is not None else not (args.no_progress or args.quiet),
+            **api_keywords(args, ("manifests",)),
         )
     if result.plan is not None:
         from batcher.cli._stdout import emit
@@ -159,7 +142,7 @@ def render_plan(plan: Plan) -> str:
     limited = f" (--limit {plan.limit})" if plan.limit is not None else ""
     lines.append(f"to send:     {plan.to_run} entries{limited}")
     lines.append(f"endpoint:    {plan.endpoint or '(no --endpoint or --region yet)'}")
-    lines.append(f"project id:  {plan.project_id or '(from the manifests)'}")
+    lines.append(f"project id:  {projects(plan.projects)}")
     lines.append(f"auth:        {plan.auth}")
     pace = "unlimited" if plan.rate == 0 else f"{plan.rate:g}/s (burst {plan.burst})"
     lines.append(f"rate:        {pace}, concurrency {plan.concurrency}")
@@ -170,6 +153,19 @@ def render_plan(plan: Plan) -> str:
         )
     lines.append("dry run: nothing was sent")
     return "\n".join(lines)
+
+
+def projects(counts: dict[str | None, int]) -> str:
+    """Where the entries go, most first.
+
+    >>> projects({"a": 1, "b": 3, "": 2})
+    'b (3 entries), a (1 entry), 2 entries to other projects'
+    """
+    named = sorted(((n, p) for p, n in counts.items() if p), key=lambda item: -item[0])
+    said = [f"{project} ({n:,} entr{'y' if n == 1 else 'ies'})" for n, project in named]
+    if counts.get(""):
+        said.append(f"{counts['']:,} entries to other projects")
+    return ", ".join(said) or "(none)"
 
 
 def render_summary(result: RunResult) -> str:
@@ -213,7 +209,10 @@ def next_step(result: RunResult, args: SimpleNamespace) -> str:
         again = [word for word in sys.argv[1:] if word != "--resume"]
         if result.left_by_limit:
             again = _without(again, "--limit")
-        return "next: " + shlex.join(["batcher", *again, "--resume"])
+        command = shlex.join(["batcher", *again, "--resume"])
+        if "-" in args.manifests:  # standard input is spent: the same source must come again
+            return f"next: feed the same manifest to standard input again: ... | {command}"
+        return "next: " + command
     if result.failed or result.skipped:
         return f"next: batcher report {report} --status failed   (what failed, and why)"
     return f"next: batcher report {report}   (the summary)"

@@ -12,7 +12,16 @@ from typing import Any
 
 import click
 
-from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+from batcher.cli._options import (
+    Command,
+    Section,
+    api_keywords,
+    configure_logs,
+    flag,
+    logging,
+    option,
+    where,
+)
 from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
 
 
@@ -116,22 +125,9 @@ def main(args: SimpleNamespace) -> int:
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():
         result = api.select(
-            commands=list(args.commands),
-            **{f.name: getattr(args, f.name) for f in FILTERS} | {"states": states},
-            sort_key=args.sort_key,
-            sort_dir=args.sort_dir,
-            output=args.output,
-            format=args.format,
-            force=args.force,
-            project_id=args.project_id,
-            region=args.region,
-            endpoint=args.endpoint,
-            simulate=args.simulate,
-            rate=args.rate,
-            max_attempts=args.max_attempts,
-            timeout=args.timeout,
-            app_user_id=args.app_user_id,
+            states=states,
             progress=live.pages if live is not None else None,
+            **api_keywords(args, ("states",)),
         )
     per_state = ", ".join(f"{state} {count:,}" for state, count in sorted(result.by_state.items()))
     where = str(result.output) if result.output is not None else "standard output"

@@ -90,14 +90,18 @@ OPTIONS = [
     option("--late-answer-ms", type=float, default=60_000.0, metavar="MS",
            help="how late a late answer comes (default 60000, beyond batcher's default 30 s "
            "--timeout)"),
-    option("--jobs", type=_JobCount(), default=0, metavar="N", help=_JOBS_HELP),
-    option("--jobs-days", type=int, default=30, metavar="DAYS",
+    option("--jobs", "population", type=_JobCount(), default=0, metavar="N", help=_JOBS_HELP),
+    option("--jobs-days", "population_days", type=int, default=30, metavar="DAYS",
            help="the --jobs population is created over this many past days (default 30)"),
     option("--jobs-file", metavar="FILE", default=None, help=_JOBS_FILE_HELP),
     option("--log-format", choices=("console", "json"), default=None,
            help="log format (default: console on a terminal, else json)"),
     option("--log-level", choices=LEVELS, default="info"),
 ]  # fmt: skip
+
+
+#: Flags that are not fields of the simulator's config.
+_NOT_FIELDS = frozenset({"jobs_file", "log_format", "log_level"})
 
 
 def command() -> Command:
@@ -112,30 +116,6 @@ def command() -> Command:
     )
 
 
-#: Flags whose value is the config field of the same name.
-_FLAG_FIELDS = (
-    "host",
-    "port",
-    "seed",
-    "latency_ms",
-    "latency_jitter_ms",
-    "error_rate",
-    "throttle_rate",
-    "quota",
-    "quota_window",
-    "quota_changes",
-    "drop_rate",
-    "drop_after_execute_rate",
-    "late_answer_rate",
-    "late_answer_ms",
-)
-#: Flags whose config field has another name.
-_RENAMED = {"jobs": "population", "jobs_days": "population_days"}
-
-
-_FLAG_NAMES = {"quota_changes": "quota_change"}
-
-
 def main(args: SimpleNamespace) -> int:
     import asyncio
 
@@ -145,8 +125,8 @@ def main(args: SimpleNamespace) -> int:
     from batcher.observe.logs import configure
     from batcher.simulator import SimulatorConfig, load_jobs_file
 
-    fields = {name: getattr(args, name) for name in _FLAG_FIELDS}
-    fields |= {field: getattr(args, flag) for flag, field in _RENAMED.items()}
+    # Each flag's value goes to the config field its option is named after.
+    fields = {k: v for k, v in vars(args).items() if k not in _NOT_FIELDS}
     if args.jobs_file:
         fields["jobs"] = load_jobs_file(args.jobs_file)
     try:
@@ -154,10 +134,9 @@ def main(args: SimpleNamespace) -> int:
     except ValidationError as error:
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "quota_changes"
-        flags = {"jobs": "jobs_file"} | {v: k for k, v in _RENAMED.items()} | _FLAG_NAMES
-        flag = flags.get(field, field)
+        flags = {str(option.name): option.opts[0] for option in OPTIONS} | {"jobs": "--jobs-file"}
         message = first["msg"].removeprefix("Value error, ")
-        raise UsageError(f"--{flag.replace('_', '-')}: {message}") from None
+        raise UsageError(f"{flags.get(field, field)}: {message}") from None
     configure(fmt=args.log_format, level=args.log_level, secrets=config.secrets())
     try:
         asyncio.run(_serve(config))

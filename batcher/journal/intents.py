@@ -21,11 +21,16 @@ import mmap
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from batcher.journal.atomic import atomic_bytes
+
+if TYPE_CHECKING:
+    from batcher.entry import Entry
 
 #: Bytes per slot: the entry as a JSON line, padded with spaces (ids are at most 64 chars).
 SLOT_SIZE = 384
@@ -112,6 +117,23 @@ class InflightSlots:
         self.used = True
         data = _encoded(entry, self._report, self._run, self._since_size)
         os.pwrite(self._fd, data, slot * SLOT_SIZE)
+
+    def sent(self, slot: int, entry: Entry, sent_at: datetime) -> None:
+        """Note that ``entry`` is about to be sent from ``slot`` (what the runner is handed:
+        it writes down, into the journal, with no detour through the layer above). A slot
+        that cannot be written stops the run, as a report line that cannot be written does."""
+        from batcher.errors import ReportWriteError
+
+        stamp = sent_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        try:
+            self.note(slot, InFlight(entry.job_id, entry.command, entry.project_id, stamp))
+        except OSError as error:
+            cause = f"cannot write {self._path}: {error.strerror or error}"
+            raise ReportWriteError(
+                f"{cause}; the run stops. Every line written before this is in the "
+                "report: fix the cause, then continue with the same command plus --resume",
+                cause=cause,
+            ) from None
 
     def clear(self, *, keep: Sequence[InFlight] = ()) -> None:
         """Empty the file (nothing is in flight: the run ended and every line is written),

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from batcher.api import exit_code_for
-from batcher.config import RunSettings
-from batcher.errors import ReportWriteError
+from batcher.config import RunConfig
+from batcher.errors import ReportWriteError, exit_code_for
 from batcher.journal import ManifestInfo, ReportWriter, RunRecord, finish_run, start_run
 from batcher.observe.version import version
 from batcher.read import ManifestSummary
@@ -61,17 +60,15 @@ class RunEvents:
         *,
         run_id: str,
         summary: ManifestSummary,
-        settings: RunSettings,
-        report: Path,
-        resume: bool,
+        config: RunConfig,
         redactor: Redactor,
         metrics: RunMetrics | None = None,
     ) -> None:
         self._run_id = run_id
         self._summary = summary
-        self._settings = settings
-        self._report = report
-        self._resume = resume
+        self._config = config
+        assert config.report is not None
+        self._report: Path = config.report
         self._redactor = redactor
         self._metrics = metrics
         self._writer: ReportWriter | None = None
@@ -79,34 +76,37 @@ class RunEvents:
         self.exit_code: int | None = None
 
     def _options(self) -> dict[str, Any]:
-        options = self._settings.options
+        c = self._config
         return {
-            "rate": self._settings.rate,
-            "burst": self._settings.burst,
-            "concurrency": options.concurrency,
-            "max_attempts": options.max_attempts,
-            "timeout": self._settings.timeout,
-            "max_failures": options.max_failures,
-            "max_failure_rate": options.max_failure_rate,
-            "grace_period": options.grace_period,
-            "limit": options.limit,
-            "resume": self._resume,
-            "simulate": self._settings.simulate,
+            "rate": c.rate,
+            "burst": c.burst,
+            "concurrency": c.concurrency,
+            "max_attempts": c.max_attempts,
+            "timeout": c.timeout,
+            "max_failures": c.max_failures,
+            "max_failure_rate": c.max_failure_rate,
+            "grace_period": c.grace_period,
+            "limit": c.limit,
+            "resume": c.resume,
+            "simulate": c.simulate,
         }
 
     def started(self, stats: RunStats, writer: ReportWriter) -> None:
         """The run is about to send: log it and add its line to the run record (a record
         that cannot be written stops the run here, before anything is sent)."""
-        settings = self._settings
+        settings = self._config
         manifests = manifests_of(self._summary)
-        endpoint = "simulator" if settings.simulate else str(settings.endpoint)
+        endpoint = "simulator" if settings.simulate else str(settings.url)
+        # Where the entries go: the default project only says where those naming none go.
+        projects = {str(p): n for p, n in self._summary.projects.items()}
+        only = next(iter(projects)) if len(projects) == 1 and "" not in projects else None
         self._writer = writer
         self._record = RunRecord(
             run_id=self._run_id,
             version=version(),
             started_at=_stamp(),
             endpoint=endpoint,
-            project_id=settings.project_id,
+            project_id=only,
             manifests=manifests,
             options=self._options(),
             rate_limit=settings.rate,
@@ -119,13 +119,14 @@ class RunEvents:
             entries=self._summary.total,
             report=str(self._report),
             endpoint=endpoint,
-            project_id=settings.project_id,
+            project_id=only,
+            projects=projects,
             rate=settings.rate,
             burst=settings.burst,
-            concurrency=settings.options.concurrency,
-            max_attempts=settings.options.max_attempts,
-            resume=self._resume,
-            limit=settings.options.limit,
+            concurrency=settings.concurrency,
+            max_attempts=settings.max_attempts,
+            resume=settings.resume,
+            limit=settings.limit,
         )
         self._write_metrics(stats, settings.rate)
 
@@ -173,7 +174,7 @@ class RunEvents:
             "left_by_limit": stats.left_by_limit,
             "elapsed_s": round(elapsed, 3),
             "entries_per_s": round(attempted / elapsed, 2) if elapsed > 0 else None,
-            "rate_limit": self._settings.rate,
+            "rate_limit": self._config.rate,
             "settled_rate": round(settled_rate, 2),
         }
         if self._writer is not None and self._record is not None:

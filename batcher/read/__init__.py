@@ -70,6 +70,14 @@ class ManifestSummary:
     sizes: tuple[int, ...] = field(default=(), compare=False)
     #: The number of entries in each file, in file order.
     entries: tuple[int, ...] = field(default=(), compare=False)
+    #: Entries per project they go to (the run's default filled in), in order of first
+    #: appearance; past the first ``MAX_PROJECTS_NAMED`` projects, the rest are counted
+    #: under ``""`` (no project id is empty), so a manifest of a million projects stays small.
+    projects: dict[str | None, int] = field(default_factory=dict, compare=False)
+
+
+#: Projects a summary names one by one (see :attr:`ManifestSummary.projects`).
+MAX_PROJECTS_NAMED = 20
 
 
 class _Rescan(Exception):
@@ -227,6 +235,7 @@ class Manifests:
         # line (a YAML flow list, an alias), so (file, line) cannot tell them apart.
         suspects: list[tuple[int, int, int, tuple[str, str]]] = []
         commands: dict[str, int] = {}
+        projects: dict[str | None, int] = {}
         per_file: list[int] = []
         total = 0
         without_project_id: str | None = None
@@ -248,6 +257,9 @@ class Manifests:
                     project_id = data["project_id"]
                     if project_id is None and without_project_id is None:
                         without_project_id = data["source"]
+                    named = project_id in projects or len(projects) < MAX_PROJECTS_NAMED
+                    goes = project_id if named else ""
+                    projects[goes] = projects.get(goes, 0) + 1
                     jobs.add(job_digest(job_id, project_id))
                     if not keys.add(key_digest(job_id, command)):
                         suspects.append((seq, index, record.line, (job_id, command)))
@@ -289,6 +301,7 @@ class Manifests:
             sha256=tuple(source.sha256 for source in sources),
             sizes=tuple(source.size for source in sources),
             entries=tuple(per_file),
+            projects=projects,
         )
 
     def _duplicates(

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from batcher.api import SelectResult
-from batcher.config import SIMULATED_POPULATION, Options, RunSettings, resolve, target
+from batcher.config import SIMULATED_POPULATION, SelectConfig, resolve, target
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
-from batcher.select.query import JobQuery, near_miss, parse_time
+from batcher.select.query import FILTERS, JobQuery, near_miss, parse_time
 from batcher.select.writer import ManifestWriter, format_of
 from batcher.select.writer import output as open_output
 from batcher.send.client import MetaStudioClient, open_session
@@ -31,6 +31,22 @@ from batcher.send.reads import Pacer
 from batcher.send.retry import RetryPolicy
 
 log = structlog.get_logger("batcher.select")
+
+
+@dataclass(frozen=True, slots=True)
+class SelectResult:
+    """What :func:`select` wrote: jobs matched (per state), entries written, and where."""
+
+    jobs: int
+    entries: int
+    by_state: dict[str, int]
+    #: The number of matches the API reported (it can change while paging).
+    count: int | None
+    pages: int
+    output: Path | None
+    format: str
+    #: Jobs the API listed that do not meet the filters (it ignored one): left out.
+    not_matching: int = 0
 
 
 def selection_problems(query: JobQuery, commands: tuple[str, ...]) -> list[str]:
@@ -50,25 +66,25 @@ def selection_problems(query: JobQuery, commands: tuple[str, ...]) -> list[str]:
 
 
 async def select_to_manifest(
-    query: JobQuery,
-    commands: tuple[str, ...],
-    options: Options,
-    *,
-    output: Path | None,
-    format: str | None,
-    force: bool,
-    progress: Callable[[Paging], None] | None = None,
+    config: SelectConfig, *, progress: Callable[[Paging], None] | None = None
 ) -> SelectResult:
     """Check the selection and the settings, then page through the matches into a manifest
-    (``output`` None: standard output); :func:`batcher.select_async`'s body."""
-    settings = _checked(query, commands, options)
+    (``config.output`` None: standard output); :func:`batcher.select_async`'s body."""
+    query = JobQuery(
+        {f.name: getattr(config, f.name) for f in FILTERS} | {"states": tuple(config.states)},
+        sort_key=config.sort_key,
+        sort_dir=config.sort_dir,
+    )
+    commands, output = tuple(config.commands), config.output
+    settings = _checked(query, commands, config)
     project = settings.project_id
-    fmt = format_of(output if output is not None else Path("-.csv"), format)
+    assert project is not None
+    fmt = format_of(output if output is not None else Path("-.csv"), config.format, flag="--format")
     paging = Paging()
     redactor = Redactor(settings.secrets())
     try:
         async with _client(settings, redactor) as (client, pacer):
-            with open_output(output, force=force) as stream:
+            with open_output(output, force=config.force) as stream:
                 writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
                 jobs = list_jobs(
                     client, pacer, query, project_id=project, paging=paging, on_page=progress
@@ -100,12 +116,12 @@ async def select_to_manifest(
     )
 
 
-def _checked(query: JobQuery, commands: tuple[str, ...], options: Options) -> RunSettings:
+def _checked(query: JobQuery, commands: tuple[str, ...], config: SelectConfig) -> SelectConfig:
     """The settings, once the filters, the commands and the settings are all right: every
     problem at once, as for run."""
     problems = selection_problems(query, commands)
     try:
-        settings = resolve(options, need_project_id=True)
+        settings = resolve(config, need_project_id=True)
     except SettingsError as error:
         raise SettingsError([*problems, *error.problems]) from None
     if problems:
@@ -115,11 +131,11 @@ def _checked(query: JobQuery, commands: tuple[str, ...], options: Options) -> Ru
 
 @contextlib.asynccontextmanager
 async def _client(
-    settings: RunSettings, redactor: Redactor
+    settings: SelectConfig, redactor: Redactor
 ) -> AsyncIterator[tuple[MetaStudioClient, Pacer]]:
     """A client for the List API where the settings point, and the pace to read it at."""
     limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
-    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.options.max_attempts))
+    pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
     async with (
         target(settings, population=SIMULATED_POPULATION) as (url, credentials),
         open_session(credentials, concurrency=1, timeout=settings.timeout) as session,

@@ -40,8 +40,9 @@ except AttributeError:  # pragma: no cover
     _Dumper = yaml.SafeDumper
 
 
-def format_of(path: Path, given: str | None = None) -> Format:
-    """``"yaml"`` or ``"csv"``: ``given``, else from the file name's extension.
+def format_of(path: Path, given: str | None = None, *, flag: str | None = None) -> Format:
+    """``"yaml"`` or ``"csv"``: ``given``, else from the file name's extension; ``flag`` is
+    the caller's flag that names a format, if it has one (the error offers it).
 
     >>> format_of(Path("retry.yml")), format_of(Path("x.txt"), "csv")
     ('yaml', 'csv')
@@ -52,9 +53,9 @@ def format_of(path: Path, given: str | None = None) -> Format:
         return "yaml" if given == "yaml" else "csv"
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
+        offer = f" (or give {flag})" if flag else ""
         raise UsageError(
-            f"cannot tell the manifest format of {path}: name it .yaml, .yml or .csv "
-            "(or give --format)"
+            f"cannot tell the manifest format of {path}: name it .yaml, .yml or .csv{offer}"
         )
     return fmt
 

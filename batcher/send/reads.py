@@ -87,8 +87,8 @@ class Pacer:
 
     def halts(self, outcome: Outcome) -> str | None:
         """Why this answer must halt the run (401/403, TLS), or None."""
-        if outcome.auth_refused:
-            return f"authentication refused by the API: {outcome.reason}"
+        if outcome.auth_refused:  # the reason says so once, with the API's code and message
+            return outcome.reason or "authentication refused by the API"
         if outcome.fatal:
             return outcome.reason or "a setting no retry can fix"
         return None

@@ -177,6 +177,12 @@ async def test_wrong_sk_halts_with_exit_3_and_skips_the_rest(
     assert failed and all(line["http_status"] == 401 for line in failed)
     assert len(failed) <= 4 and len(failed) + len(skipped) == 300
     assert all("authentication refused" in line["reason"] for line in skipped)
+    assert all(line["reason"].count("authentication refused") == 1 for line in skipped)
+    # Said once, with the API's own code and message.
+    halted = next(
+        json.loads(line)["halted"] for line in result.stderr.splitlines() if "run_halted_" in line
+    )
+    assert halted.count("authentication refused") == 1 and "HTTP 401 APIGW." in halted
     assert simulator.stats.requests <= 4
     assert "--resume" in result.stderr
     assert "not-the-right-sk" not in result.output + report.read_text()
@@ -321,3 +327,50 @@ async def test_secrets_never_appear_in_any_output_at_debug_level(
     for line in result.stderr.splitlines():
         if line.startswith("{"):
             json.loads(line)  # JSON logs stay JSON
+
+
+async def test_the_plan_and_run_started_name_where_each_entry_goes(
+    tmp_path: Path, simulator: Any, capsys: Any
+) -> None:
+    # The environment's project is only the default: the manifest names its own.
+    manifest = write_csv(
+        tmp_path / "m.csv",
+        [
+            {"job_id": f"j{i}", "command": "SUBMITVERIFYING", "project_id": "theirs"}
+            for i in range(3)
+        ]
+        + [{"job_id": "k", "command": "SUBMITVERIFYING", "project_id": ""}],
+    )
+    env = aksk_env(HUAWEICLOUD_SDK_PROJECT_ID="demo-project")
+    base = ["run", str(manifest), "--endpoint", simulator.url, "--no-progress", "--rate", "0"]
+    dry = await batcher_in_thread([*base, "--dry-run"], env, capsys)
+    assert dry.code == 0, dry.output
+    projects = next(line for line in dry.stdout.splitlines() if line.startswith("project"))
+    assert projects.split(None, 2)[2] == "theirs (3 entries), demo-project (1 entry)"
+    report = tmp_path / "r.jsonl"
+    real = await batcher_in_thread(
+        [*base, "--report", str(report), "--log-format", "json"], env, capsys
+    )
+    started = next(json.loads(line) for line in real.stderr.splitlines() if '"run_started"' in line)
+    assert started["projects"] == {"theirs": 3, "demo-project": 1}
+    assert started["project_id"] is None  # not one project: the default would mislead
+
+
+def test_a_canary_fed_from_standard_input_says_to_feed_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from batcher.cli.run import next_step
+    from batcher.execution import RunResult
+
+    monkeypatch.setattr("sys.argv", ["batcher", "run", "-", "--report", "r.jsonl", "--limit", "5"])
+    result = RunResult(run_id="r", report=Path("r.jsonl"), succeeded=5, left_by_limit=True)
+    step = next_step(result, SimpleNamespace(manifests=("-",)))
+    assert step == (
+        "next: feed the same manifest to standard input again: ... | "
+        "batcher run - --report r.jsonl --resume"
+    )
+    monkeypatch.setattr("sys.argv", ["batcher", "run", "m.csv", "--limit=5", "--report", "r"])
+    from_file = next_step(result, SimpleNamespace(manifests=("m.csv",)))
+    assert from_file == "next: batcher run m.csv --report r --resume"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -184,3 +185,33 @@ def test_a_run_on_a_terminal_draws_a_view_that_log_lines_do_not_tear(tmp_path: P
     assert any(line.startswith("ok ") and "throttled" in line for line in lines)
     assert "run " in text and "80 succeeded" in text  # the summary, after the view
     assert "next: batcher report" in text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_console_logs_are_one_line_per_event_and_failures_are_digested(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import structlog
+
+    from batcher.observe import logs
+
+    monkeypatch.setenv("COLUMNS", "100")
+    out = _Terminal()
+    logs.configure(fmt="console", stream=out, secrets=())
+    log = structlog.get_logger("batcher")
+    log.info("run_started", run_id="r1", manifests=[{"path": "m.csv", "entries": 300}])
+    for i in range(300):
+        log.warning("entry_failed", run_id="r1", job_id=f"j{i}", reason="not allowed\nin state")
+    log.info("run_finished", run_id="r1", failed=300)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 + logs.SHOWN_FAILURES + 1 + 1  # then one word for the rest
+    assert all(len(line) <= 100 for line in lines)
+    assert 'manifests=[{"path":"m.csv","entries":300}]' in lines[0]  # JSON, not a repr
+    assert "run_id" not in lines[1] and 'reason="not allowed\\nin state"' in lines[1]
+    assert "counted, not shown" in lines[-2]
+    assert "run_finished failures_not_shown=295 " in lines[-1]  # first: the end is cut
+    structlog.reset_defaults()

@@ -335,3 +335,35 @@ def test_a_secret_that_is_not_utf8_is_a_settings_error_not_a_traceback(
     assert result.returncode == 2, stderr
     assert "Traceback" not in stderr and "HUAWEICLOUD_SDK_SK" in stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "said"),
+    [
+        ([], 2, "commands:"),  # `batcher` alone: what it takes
+        (["reprot", "r.jsonl"], 2, "no such command 'reprot' (did you mean report?)"),
+        (["select", "--comand", "X"], 2, "no such option: --comand (did you mean --command?)"),
+        (["report", "r.jsonl", "--status", "faild"], 2, "(did you mean failed?)"),
+        (["run", "-h"], 0, "--max-attempts N"),
+    ],
+)
+def test_the_command_line_says_what_it_takes(
+    argv: list[str], code: int, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from batcher.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == code
+    captured = capsys.readouterr()
+    assert said in captured.out + captured.err and "Traceback" not in captured.err
+
+
+def test_the_version_is_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    from batcher.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"batcher {version('batcher')}\n"

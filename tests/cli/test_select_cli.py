@@ -601,6 +601,9 @@ async def test_json_logs_keep_stderr_json_and_console_says_the_next_step(
     assert plain.code == 0, plain.output
     assert "30 jobs matched" in plain.stderr
     assert f"next: batcher run {out} --report {tmp_path / 'm.report.jsonl'}" in plain.stderr
+    # Copied as printed, it goes where select went (not to $HUAWEICLOUD_SDK_REGION's).
+    (step,) = [line for line in plain.stderr.splitlines() if line.startswith("next:")]
+    assert f"--endpoint {url} " in step and step.endswith("--dry-run   (then without --dry-run)")
 
 
 @pytest.mark.parametrize(("seed", "jobs", "cap", "largest", "leave"),
