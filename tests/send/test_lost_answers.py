@@ -29,8 +29,9 @@ LOST = Outcome(
     reason="timed out after 5s",
 )  # fmt: skip
 SERVER_ERROR = Outcome(
-    succeeded=False, retryable=True, http_status=500, reason="HTTP 500 MSS.00000004"
-)
+    succeeded=False, retryable=True, ambiguous=True, http_status=500,
+    reason="HTTP 500 MSS.00000004",
+)  # fmt: skip
 LOG_OF = {
     "SUBMITVERIFYING": "USER_VERIFYING_SUBMITTED",
     "CONFIRM_REPAIR": "USER_REPAIR",
@@ -152,11 +153,20 @@ def entry(job: str, command: str = "SUBMITVERIFYING", **fields: Any) -> Entry:
     return Entry(job_id=job, command=command, source=f"m.csv:{job}", **fields)
 
 
+def measure(runner: Runner, api: RecordedAPI) -> None:
+    """As if the run had already measured the record's clock (to a second either way) on
+    commands it saw succeed; the tests of that measuring are in test_truth_clocks.py."""
+    now = datetime.now(UTC)
+    runner.confirmer.clocks.note_newest(now + api.clock_skew, received_at=now)
+    runner.confirmer.clocks.note_caused(now + api.clock_skew, sent_at=now)
+
+
 async def run(
     entries: list[Entry], api: RecordedAPI, **options: Any
 ) -> tuple[dict[tuple[str, str], ReportLine], Runner]:
     lines: list[ReportLine] = []
     doubts = options.pop("doubts", None)
+    measured = options.pop("measured", True)
     opts = RunOptions(backoff_base=0.001, backoff_cap=0.01, handle_signals=False, **options)
     runner = Runner(
         client=api,
@@ -167,6 +177,8 @@ async def run(
         doubts=doubts,
         rng=random.Random(3),
     )
+    if measured:
+        measure(runner, api)
     await runner.run(entries)
     assert len(lines) == len({line.key for line in lines})  # one line per entry
     return {line.key: line for line in lines}, runner
@@ -223,22 +235,23 @@ async def test_a_late_effect_behind_a_refusal_is_found_by_the_last_check() -> No
     assert line.attempts == 2 and calls["n"] == 2
 
 
-async def test_a_command_that_leaves_no_trace_is_resent_and_a_refusal_is_ambiguous() -> None:
+async def test_a_command_that_leaves_no_trace_is_not_sent_again_in_doubt() -> None:
+    # Sent again, it could run twice (the API accepts some commands again).
     api = RecordedAPI({("j1", 1): "lost-after"})
     got, runner = await run([entry("j1", "CONFIRM_AUTHORIZATION_LETTER")], api)
     line = got[("j1", "CONFIRM_AUTHORIZATION_LETTER")]
-    assert line.status == "failed" and line.ambiguous is True
-    assert "may have executed" in (line.reason or "")
+    assert line.status == "failed" and line.ambiguous is True and not line.retryable
+    assert line.attempts == 1 and "may have executed" in (line.reason or "")
     assert api.shows == 0  # nothing to read: the record cannot tell
     assert runner.stats.ambiguous == 1
 
 
-async def test_when_the_record_cannot_be_read_a_refusal_is_ambiguous() -> None:
+async def test_when_the_record_cannot_be_read_the_command_is_not_sent_again() -> None:
     api = RecordedAPI({("j1", 1): "lost-after"}, show="forbidden")
     got, _ = await run([entry("j1")], api)
     line = got[("j1", "SUBMITVERIFYING")]
-    assert line.status == "failed" and line.ambiguous is True
-    assert api.shows == 2  # after the lost answer, and after the refusal
+    assert line.status == "failed" and line.ambiguous is True and not line.retryable
+    assert line.attempts == 1 and api.shows == 1
 
 
 async def test_a_record_without_an_operation_log_cannot_tell() -> None:
@@ -274,13 +287,13 @@ async def test_a_server_clock_behind_ours_is_allowed_for() -> None:
 
 
 async def test_a_log_clock_behind_the_date_header_is_not_read_as_did_not() -> None:
-    # The gateway's Date is right, the service logs 10 s behind it: the entry falls before
-    # the attempt on the measured clock. That cannot be told, not "did not": sent again
-    # (as for any record that cannot tell), refused, and the line says it may have run.
+    # The gateway's Date is right, the service logs 10 s behind it, and nothing measured
+    # the log's clock: the entry cannot be placed, which is not "did not". Not sent again
+    # (it could run twice), and the line says it may have run.
     api = RecordedAPI({("j1", 1): "lost-after"})
     api.date_skew = timedelta(0)
     api.clock_skew = timedelta(seconds=-10)
-    got, _ = await run([entry("j1")], api)
+    got, _ = await run([entry("j1")], api, measured=False)
     line = got[("j1", "SUBMITVERIFYING")]
     assert api.executions[("j1", "SUBMITVERIFYING")] == 1
     assert line.status == "failed" and line.ambiguous is True
@@ -481,7 +494,7 @@ async def test_a_refusal_after_a_server_error_that_ran_the_command_is_a_success(
     got, _ = await run([entry("j1")], api)
     line = got[("j1", "SUBMITVERIFYING")]
     assert line.status == "succeeded" and line.confirmed_by == "operation_log"
-    assert line.attempts == 2 and api.shows == 1
+    assert line.attempts == 1 and api.shows == 1  # read before any second attempt
 
 
 async def test_a_refusal_after_a_server_error_that_did_nothing_stays_a_failure() -> None:
@@ -490,7 +503,7 @@ async def test_a_refusal_after_a_server_error_that_did_nothing_stays_a_failure()
     assert got[("j1", "SUBMITVERIFYING")].status == "failed"
     assert not got[("j1", "SUBMITVERIFYING")].ambiguous
     assert got[("j2", "SUBMITVERIFYING")].status == "failed"
-    assert api.shows == 1  # a plain refusal costs no read
+    assert api.shows == 2  # j1 before the retry and after its refusal; a plain refusal none
 
 
 async def test_a_limit_that_leaves_only_entries_already_done_leaves_nothing() -> None:
@@ -518,6 +531,7 @@ async def test_after_a_server_error_then_a_lost_answer_the_record_is_read_from_t
     api = RecordedAPI({("j1", 1): "error-after", ("j1", 2): "lost-before"})
     lines: list[ReportLine] = []
     runner = runner_for(api, lines, backoff_base=0.001, backoff_cap=0.01)
+    measure(runner, api)
     sent: list[datetime] = []
     looked_from: list[datetime] = []
     execute, check = api.execute, runner.confirmer.check
@@ -553,7 +567,7 @@ async def test_no_permission_for_show_does_not_halt_the_run() -> None:
     api = RecordedAPI({("j1", 1): "lost-before"}, show="refused")
     got, runner = await run([entry("j1"), entry("j2")], api)
     assert runner.stats.halted_reason is None
-    assert got[("j1", "SUBMITVERIFYING")].status == "succeeded"  # sent again, as documented
+    assert got[("j1", "SUBMITVERIFYING")].ambiguous  # in doubt, not sent again on a guess
     assert got[("j2", "SUBMITVERIFYING")].status == "succeeded"
 
 
