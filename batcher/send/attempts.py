@@ -98,6 +98,9 @@ class Attempts:
     note: str = ""
     #: Why nothing was sent at all (the line is ``skipped``), when it was not a halt.
     skip_reason: str | None = None
+    #: Nothing was sent because the record could not be judged before this run measured
+    #: its clock: worth another look once commands have been seen to succeed.
+    defer: bool = False
 
     @property
     def confirmed_by(self) -> str | None:
@@ -121,20 +124,25 @@ class Attempts:
 
 
 async def run_entry(
-    services: Services, entry: Entry, slot: int, *, doubt_since: datetime | None = None
+    services: Services,
+    entry: Entry,
+    slot: int,
+    *,
+    doubt_since: datetime | None = None,
+    earlier: Attempts | None = None,
 ) -> Attempts:
     """Attempt ``entry`` until it is settled; ``doubt_since`` is set when an earlier run
-    may already have executed it (``--resume`` after such an answer or a crash)."""
+    may already have executed it (``--resume`` after such an answer or a crash), and
+    ``earlier`` holds this run's attempts of an entry that was deferred (:attr:`defer`)."""
     trace = trace_of(entry.command, entry.command_message)
-    result = Attempts(doubt_since=None if trace.read_only else doubt_since)
+    result = earlier or Attempts(doubt_since=None if trace.read_only else doubt_since)
+    result.defer, result.note = False, ""
     if result.doubt_since is not None:
         result.finding = await _look(services, entry, result, trace)
         if result.succeeded:
             return result
         if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
-            detail = NO_TRACE if result.finding is None else result.finding.detail
-            result.skip_reason = f"not sent: {detail}"
-            return result
+            return _stopped_in_doubt(services, result, "not sent")
     checked_last = await _attempt(services, entry, slot, result, trace)
     if (
         not result.succeeded
@@ -198,8 +206,7 @@ async def _attempt(
             if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
                 # Sending again on a guess could run the command twice: stop here, in
                 # doubt; --resume reads the record again.
-                detail = NO_TRACE if result.finding is None else result.finding.detail
-                result.note = f" (not sent again: {detail})"
+                _stopped_in_doubt(services, result, "not sent again")
                 return True
         elif not (outcome.retryable or outcome.ambiguous):
             return False  # a refusal (after a doubt, the record gets the last word)
@@ -209,6 +216,21 @@ async def _attempt(
             if not services.halted:
                 result.note = f" (gave up after {result.count} attempts)"
             return False
+
+
+def _stopped_in_doubt(services: Services, result: Attempts, what: str) -> Attempts:
+    """Stop without sending: say why, and defer the entry when only the clocks were in the
+    way (a command seen to succeed later in the run can measure them)."""
+    finding = result.finding
+    detail = NO_TRACE if finding is None else finding.detail
+    if result.count:
+        result.note = f" ({what}: {detail})"
+    else:
+        result.skip_reason = f"{what}: {detail}"
+    result.defer = (
+        finding is not None and finding.verdict is Verdict.UNKNOWN and services.confirmer.unmeasured
+    )
+    return result
 
 
 async def _look(services: Services, entry: Entry, result: Attempts, trace: Trace) -> Finding | None:

@@ -75,6 +75,11 @@ class Confirmer:
         #: Show calls made.
         self.checks = 0
 
+    @property
+    def unmeasured(self) -> bool:
+        """Whether nothing bounds the record's clock from above yet (see :class:`Clocks`)."""
+        return self.clocks.offset().high is None
+
     def witness(self, entry: Entry, sent_at: datetime) -> None:
         """``entry``'s command, sent at ``sent_at``, was answered with success."""
         if trace_of(entry.command, entry.command_message).log_types:
@@ -91,7 +96,7 @@ class Confirmer:
         elif record.job_id not in (None, entry.job_id):
             finding = Finding(Verdict.UNKNOWN, "Show answered about another job")
         else:
-            if self.clocks.offset().high is None:
+            if self.unmeasured:
                 await self._calibrate()
             finding = judge(trace, record, since=since, offset=self.clocks.offset().within(offset))
         log.info(

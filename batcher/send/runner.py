@@ -118,6 +118,10 @@ class Runner:
         self._hard_stopped = False
         self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
         self._feed: Iterator[Entry | None] = iter(())
+        # Entries in doubt whose record could not be judged before this run measured the
+        # record's clock: they are taken again once the manifests are exhausted.
+        self._deferred: deque[tuple[Entry, int, Attempts]] = deque()
+        self._retaken: dict[int, Attempts] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -243,11 +247,13 @@ class Runner:
     # ------------------------------------------------------------------ workers
 
     async def _worker(self, slot: int) -> None:
-        while (taken := await self._next_entry()) is not None:
+        while (taken := await self._next_entry() or self._take_deferred()) is not None:
             entry: Entry | None
             entry, job = taken
             while entry is not None:
-                succeeded = await self._process(entry, slot)
+                succeeded = await self._process(entry, slot, job)
+                if succeeded is None:  # deferred: the job's chain waits with it
+                    break
                 chain = self._chains[job]
                 if not succeeded:
                     reason = self._halt_reason() if self.halted else self._failed(job, entry)
@@ -279,12 +285,29 @@ class Runner:
         if self._waiting < self._options.max_waiting and self._room is not None:
             self._room.set()
 
-    async def _process(self, entry: Entry, slot: int) -> bool:
-        if self.halted:
+    def _take_deferred(self) -> tuple[Entry, int] | None:
+        if not self._deferred:
+            return None
+        entry, job, result = self._deferred.popleft()
+        self._retaken[id(entry)] = result
+        return entry, job
+
+    async def _process(self, entry: Entry, slot: int, job: int) -> bool | None:
+        """Run the entry and write its line: whether it succeeded, or None when it waits
+        for the end of the run (see :attr:`Attempts.defer`)."""
+        earlier = self._retaken.pop(id(entry), None)
+        if self.halted and (earlier is None or not earlier.count):
             self._skip(entry, self._halt_reason())
             return False
-        self._started += 1
-        result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
+        if self.halted and earlier is not None:
+            return self._record(entry, earlier)
+        self._started += earlier is None
+        result = await run_entry(
+            self, entry, slot, doubt_since=self._recorder.doubt_of(entry), earlier=earlier
+        )
+        if result.defer and earlier is None and not self.halted:
+            self._deferred.append((entry, job, result))
+            return None
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
             # be read now.

@@ -35,7 +35,11 @@ SERVER_ERROR = Outcome(
 LOG_OF = {
     "SUBMITVERIFYING": "USER_VERIFYING_SUBMITTED",
     "CONFIRM_REPAIR": "USER_REPAIR",
+    "DELETE_JOB_VIDEO": "USER_DELETE_JOB_VIDEO",
 }
+COMMENT_OF = {"CONFIRM_REJECT": "USER_REJECT", "CONFIRM_ANSWER": "USER_COMMENT"}
+#: Commands the API accepts again (each time with its effect).
+REPEATABLE = {"DELETE_JOB_VIDEO"}
 
 
 def refused(why: str = "state does not allow it") -> Outcome:
@@ -52,6 +56,7 @@ def refused(why: str = "state does not allow it") -> Outcome:
 class Job:
     state: str = "WAIT_FILE_UPLOAD"
     logs: list[dict[str, str]] = field(default_factory=list)
+    comments: list[dict[str, str]] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
 
 
@@ -79,19 +84,17 @@ class RecordedAPI:
 
     def _take_effect(self, entry: Entry) -> None:
         job = self.job(entry.job_id)
-        if not entry.command.startswith("GET_"):
+        if not entry.command.startswith("GET_") and entry.command not in REPEATABLE:
             job.done.add(entry.command)
         key = (entry.job_id, entry.command)
         self.executions[key] = self.executions.get(key, 0) + 1
+        stamp = (datetime.now(UTC) + self.clock_skew).strftime("%Y-%m-%dT%H:%M:%SZ")
         if entry.command in LOG_OF:
-            now = datetime.now(UTC) + self.clock_skew
             job.logs.append(
-                {
-                    "log_type": LOG_OF[entry.command],
-                    "operate_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "operate_user": "USER",
-                }
+                {"log_type": LOG_OF[entry.command], "operate_time": stamp, "operate_user": "USER"}
             )
+        if entry.command in COMMENT_OF:
+            job.comments.append({"comment_type": COMMENT_OF[entry.command], "operate_time": stamp})
 
     def _arrive(self) -> None:
         """Effects whose time has come (a request that was still queued on the server)."""
@@ -142,6 +145,7 @@ class RecordedAPI:
         data: dict[str, Any] = {"job_id": job_id, "state": job.state}
         if self.show != "no-logs":
             data["operation_logs"] = list(job.logs)
+            data["comment_logs"] = list(job.comments)
         date = None
         if not self.no_date:
             skew = self.clock_skew if self.date_skew is None else self.date_skew
@@ -603,3 +607,122 @@ async def test_a_request_still_queued_on_the_server_is_given_time_before_a_resen
     assert api.executions[("j1", "SUBMITVERIFYING")] == 1
     assert line.status == "succeeded" and line.confirmed_by == "operation_log"
     assert api.shows == 2
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+LOG_SKEWS = [-300, -130, -30, -6, 0, 6, 30, 130, 300]
+
+
+@pytest.mark.parametrize("log_skew", LOG_SKEWS)
+@pytest.mark.parametrize("what", ["error-after", "lost-after", "error-before", "lost-before"])
+async def test_the_log_clock_apart_from_the_date_header_never_makes_a_line_false(
+    log_skew: int, what: str
+) -> None:
+    """The gateway's Date agrees with our clock, the service's log clock is up to 5 minutes
+    off either way, and nothing has measured it yet: a line may be in doubt, never false,
+    and DELETE_JOB_VIDEO (accepted again) never runs twice."""
+    api = RecordedAPI({("j1", 1): what})
+    api.date_skew = timedelta(0)
+    api.clock_skew = timedelta(seconds=log_skew)
+    got, _ = await run([entry("j1", "DELETE_JOB_VIDEO")], api, measured=False)
+    line = got[("j1", "DELETE_JOB_VIDEO")]
+    runs = api.executions.get(("j1", "DELETE_JOB_VIDEO"), 0)
+    assert runs == 1  # it ran, once: either the first attempt or, surely not run, the second
+    if line.status == "failed":
+        assert line.ambiguous and not line.retryable and what.endswith("-after")
+
+
+@pytest.mark.parametrize("log_skew", LOG_SKEWS)
+@pytest.mark.parametrize("date_skew", [-300, 0, 300])
+async def test_a_command_seen_to_succeed_measures_the_log_clock(
+    log_skew: int, date_skew: int
+) -> None:
+    """j0 succeeds with its answer; j1's answer is a 500 after it ran. Reading j0's record
+    bounds the log's clock from above (its entry was written after j0 was sent), j1's
+    record from below: j1 is confirmed, whatever the clocks, and runs once."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    api.date_skew = timedelta(seconds=date_skew)
+    api.clock_skew = timedelta(seconds=log_skew)
+    api.first["j0"] = "DELETE_JOB_VIDEO"
+    entries = [entry("j0", "DELETE_JOB_VIDEO"), entry("j1", "DELETE_JOB_VIDEO")]
+    got, runner = await run(entries, api, measured=False, concurrency=1)
+    line = got[("j1", "DELETE_JOB_VIDEO")]
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert api.executions[("j1", "DELETE_JOB_VIDEO")] == 1 and line.attempts == 1
+    assert api.shows == 2  # j1's record, and j0's once to measure the clock
+    assert runner.confirmer.clocks.offset().high is not None
+
+
+@pytest.mark.parametrize("measured", [True, False])
+async def test_an_earlier_action_minutes_before_is_not_taken_for_the_attempt(
+    measured: bool,
+) -> None:
+    """The job was submitted a minute before batcher's attempt (by whoever prepared it);
+    batcher's attempt gets a 500 and did nothing. Measured, the entry is surely earlier: the
+    record says "did not", the retry is refused, and the line is a plain failure. Not
+    measured, it cannot tell: in doubt. Never "succeeded"."""
+    api = RecordedAPI({("j1", 1): "error-before"})
+    job = api.job("j1")
+    job.logs.append(
+        {
+            "log_type": "USER_VERIFYING_SUBMITTED",
+            "operate_time": stamp(datetime.now(UTC) - timedelta(minutes=1)),
+            "operate_user": "USER",
+        }
+    )
+    job.done.add("SUBMITVERIFYING")
+    got, _ = await run([entry("j1")], api, measured=measured)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "failed" and line.confirmed_by is None
+    assert line.ambiguous is not measured and line.attempts == (2 if measured else 1)
+
+
+@pytest.mark.parametrize("command", ["CONFIRM_REJECT", "CONFIRM_ANSWER"])
+async def test_a_users_comment_confirms_a_verdict_whose_answer_was_lost(command: str) -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    got, _ = await run([entry("j1", command)], api)
+    line = got[("j1", command)]
+    assert line.status == "succeeded" and line.confirmed_by == "comment_logs"
+    assert api.executions[("j1", command)] == 1
+
+
+async def test_no_comment_does_not_say_a_verdict_did_not_run() -> None:
+    """A CONFIRM_ANSWER need not leave a comment (undocumented): no comment is no proof."""
+    api = RecordedAPI({("j1", 1): "lost-before"})
+    got, _ = await run([entry("j1", "CONFIRM_ANSWER")], api)
+    line = got[("j1", "CONFIRM_ANSWER")]
+    assert line.status == "failed" and line.ambiguous and line.attempts == 1
+
+
+async def test_an_entry_in_doubt_before_anything_measured_the_clock_waits_for_the_end() -> None:
+    """j1's 500 comes before any command was seen to succeed: its record cannot be judged
+    yet. It is taken again once the manifest is done, and j2's success measures the clock."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    got, _ = await run([entry("j1"), entry("j2")], api, measured=False, concurrency=1)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert line.attempts == 1 and api.executions[("j1", "SUBMITVERIFYING")] == 1
+
+
+@pytest.mark.parametrize("effect", [True, False])
+async def test_resume_judges_entries_in_doubt_once_the_run_has_measured_the_clock(
+    effect: bool,
+) -> None:
+    api = RecordedAPI({})
+    api.clock_skew = api.date_skew = timedelta(seconds=-200)
+    if effect:
+        api._take_effect(entry("j1"))
+        api.attempts.clear()
+    doubts = {key_digest("j1", "SUBMITVERIFYING"): datetime.now(UTC) - timedelta(seconds=2)}
+    entries = [entry("j1"), entry("j1", "CONFIRM_REPAIR"), entry("j2"), entry("j3")]
+    got, _ = await run(entries, api, doubts=doubts, measured=False, concurrency=1)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and api.executions[("j1", "SUBMITVERIFYING")] == 1
+    assert (line.attempts, line.confirmed_by) == ((0, "operation_log") if effect else (1, None))
+    assert got[("j1", "CONFIRM_REPAIR")].status == "succeeded"  # its chain waited with it
