@@ -30,6 +30,7 @@ from batcher.journal.intents import (
 )
 from batcher.journal.lock import check_unlocked, file_id
 from batcher.journal.resume import Resume, read_resume
+from batcher.journal.witnesses import recent_successes
 from batcher.observe.events import RunEvents
 from batcher.read import Manifests, ManifestSummary
 from batcher.redact import Redactor
@@ -38,6 +39,7 @@ from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
 from batcher.send.stats import RunStats, utc_stamp
+from batcher.send.vocabulary import trace_of
 
 #: The manifests' second pass: every entry in order, None for one whose key is in the
 #: container (already done: passed over without building it).
@@ -305,6 +307,9 @@ async def execute(
                     doubts=state.doubts,
                     note_sent=note_sent,
                     stats=stats,
+                    witnesses=recent_successes(writer.reader, wanted=_leaves_a_log)
+                    if state.doubts
+                    else (),
                 )
                 if observer is not None:
                     observer.started(stats, writer)
@@ -418,3 +423,7 @@ def _write_failure(error: BaseException) -> str | None:
     if isinstance(error, ReportWriteError):
         return str(error)
     return None
+
+
+def _leaves_a_log(command: str, command_message: str | None) -> bool:
+    return bool(trace_of(command, command_message).log_types)

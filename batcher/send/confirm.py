@@ -96,9 +96,10 @@ class Confirmer:
         elif record.job_id not in (None, entry.job_id):
             finding = Finding(Verdict.UNKNOWN, "Show answered about another job")
         else:
-            if self.unmeasured:
-                await self._calibrate()
             finding = judge(trace, record, since=since, offset=self.clocks.offset().within(offset))
+            if finding.verdict is Verdict.UNKNOWN and self.unmeasured and await self._calibrate():
+                offset = self.clocks.offset().within(offset)
+                finding = judge(trace, record, since=since, offset=offset)
         log.info(
             "outcome_checked",
             job_id=entry.job_id,
@@ -134,13 +135,15 @@ class Confirmer:
             self.clocks.note_newest(newest, received_at=received_at)
         return record, date_offset(reply.server_date, received_at), Finding(Verdict.UNKNOWN, "")
 
-    async def _calibrate(self) -> None:
-        """Measure the record's clock from above on the latest command seen to succeed."""
+    async def _calibrate(self) -> bool:
+        """Measure the record's clock from above on the latest command seen to succeed;
+        whether there was one to measure it on."""
         if not self._witnesses:
-            return
+            return False
         entry, sent_at = self._witnesses.pop()
         record, _, _ = await self._read(entry)
         types = trace_of(entry.command, entry.command_message).log_types
         times = [e.at for e in (record and record.logs) or () if e.kind in types and e.at]
         if times:
             self.clocks.note_caused(max(times), sent_at=sent_at)
+        return True

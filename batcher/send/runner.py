@@ -62,6 +62,8 @@ class Runner:
     ``done_keys`` holds the entries (:func:`~batcher.entry.key_digest`) an earlier run of the
     report finished; ``doubts`` maps entries an earlier run may have executed without
     hearing back to when that attempt was sent: their job's record is read first.
+    ``witnesses`` are commands an earlier run saw succeed, and when they were sent: their
+    records measure the record's clock before this run has any of its own.
 
     >>> runner = Runner(client=client, limiter=RateLimiter(rate=10), write=report.write,
     ...                 run_id="r1", options=RunOptions())          # doctest: +SKIP
@@ -82,6 +84,7 @@ class Runner:
         note_sent: NoteSent | None = None,
         stats: RunStats | None = None,
         rng: random.Random | None = None,
+        witnesses: Iterable[tuple[Entry, datetime]] = (),
     ) -> None:
         self._client = client
         self._options = options
@@ -117,6 +120,8 @@ class Runner:
         self._request_scopes: set[anyio.CancelScope] = set()
         self._hard_stopped = False
         self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
+        for entry, sent_at in witnesses:
+            self.confirmer.witness(entry, sent_at)
         self._feed: Iterator[Entry | None] = iter(())
         # Entries in doubt whose record could not be judged before this run measured the
         # record's clock: they are taken again once the manifests are exhausted.
