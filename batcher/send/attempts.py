@@ -47,6 +47,9 @@ ERRED_NOTE = (
     "ran: it may have executed)"
 )
 NO_TRACE = "the command leaves no trace in the job's record to tell whether it ran"
+#: How long an entry in doubt before the record's clock was measured waits for a command
+#: in flight elsewhere to succeed and measure it.
+WITNESS_WAIT_S = 10.0
 
 
 class Services(Protocol):
@@ -74,6 +77,11 @@ class Services(Protocol):
     @property
     def settle_seconds(self) -> float:
         """How long a request whose answer was lost may still take to arrive and run."""
+        ...
+
+    @property
+    def others_in_flight(self) -> bool:
+        """Whether other entries' commands are on their way (one may succeed soon)."""
         ...
 
 
@@ -201,6 +209,8 @@ async def _attempt(
                 result.finding = None  # this attempt may have executed since the last look
                 return False
             result.finding = await _look(services, entry, result, trace)
+            if _clocks_in_the_way(services, result) and await _witnessed(services):
+                result.finding = await _look(services, entry, result, trace)
             if result.succeeded:
                 return True
             if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
@@ -219,18 +229,38 @@ async def _attempt(
 
 
 def _stopped_in_doubt(services: Services, result: Attempts, what: str) -> Attempts:
-    """Stop without sending: say why, and defer the entry when only the clocks were in the
-    way (a command seen to succeed later in the run can measure them)."""
-    finding = result.finding
-    detail = NO_TRACE if finding is None else finding.detail
+    """Stop without sending: say why. An entry in doubt from an earlier run is deferred when
+    only the clocks were in the way (a command seen to succeed later in the run can measure
+    them); its doubt is on record meanwhile, in the report or the in-flight file."""
+    detail = NO_TRACE if result.finding is None else result.finding.detail
     if result.count:
         result.note = f" ({what}: {detail})"
     else:
         result.skip_reason = f"{what}: {detail}"
-    result.defer = (
-        finding is not None and finding.verdict is Verdict.UNKNOWN and services.confirmer.unmeasured
-    )
+        result.defer = _clocks_in_the_way(services, result)
     return result
+
+
+def _clocks_in_the_way(services: Services, result: Attempts) -> bool:
+    finding = result.finding
+    unknown = finding is not None and finding.verdict is Verdict.UNKNOWN
+    return unknown and services.confirmer.unmeasured
+
+
+async def _witnessed(services: Services) -> bool:
+    """Wait, a while, for a command in flight elsewhere to succeed; whether one did. (This
+    attempt's doubt is only in this worker's in-flight slot: it cannot wait elsewhere.)"""
+    if not services.others_in_flight:
+        return False
+
+    async def next_witness() -> None:
+        with anyio.move_on_after(WITNESS_WAIT_S):
+            # Not past the last command in flight: once none is, none can succeed.
+            while services.others_in_flight and not services.confirmer.can_measure:
+                with anyio.move_on_after(0.1):
+                    await services.confirmer.witnessed()
+
+    return await services.wait(next_witness) and services.confirmer.can_measure
 
 
 async def _look(services: Services, entry: Entry, result: Attempts, trace: Trace) -> Finding | None:

@@ -72,6 +72,7 @@ class Confirmer:
         self._pacer = pacer
         self.clocks = Clocks()
         self._witnesses: deque[tuple[Entry, datetime]] = deque(maxlen=4)
+        self._witnessed: anyio.Event | None = None
         #: Show calls made.
         self.checks = 0
 
@@ -80,10 +81,24 @@ class Confirmer:
         """Whether nothing bounds the record's clock from above yet (see :class:`Clocks`)."""
         return self.clocks.offset().high is None
 
+    @property
+    def can_measure(self) -> bool:
+        """Whether a command seen to succeed is at hand to measure the clock on."""
+        return bool(self._witnesses)
+
     def witness(self, entry: Entry, sent_at: datetime) -> None:
         """``entry``'s command, sent at ``sent_at``, was answered with success."""
         if trace_of(entry.command, entry.command_message).log_types:
             self._witnesses.append((entry, sent_at))
+            if self._witnessed is not None:
+                self._witnessed.set()
+                self._witnessed = None
+
+    async def witnessed(self) -> None:
+        """Wait until a command is next seen to succeed."""
+        if self._witnessed is None:
+            self._witnessed = anyio.Event()
+        await self._witnessed.wait()
 
     async def check(self, entry: Entry, *, since: datetime) -> Finding:
         """Did ``entry``'s command take effect at or after ``since`` (our clock, UTC)?"""

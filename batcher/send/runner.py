@@ -178,6 +178,10 @@ class Runner:
         return self._options.settle
 
     @property
+    def others_in_flight(self) -> bool:
+        return self.stats.in_flight > 0
+
+    @property
     def grace_period(self) -> float:
         return self._options.grace_period
 

@@ -113,6 +113,10 @@ class RecordedAPI:
             return refused()
         if what == "lost-before":
             return LOST
+        if what.startswith("slow"):  # answered a while later (still in flight meanwhile)
+            await anyio.sleep(0.3)
+            if what == "slow-refuse":
+                return refused()
         if what == "error-before":
             return SERVER_ERROR
         if what == "lost-late":  # timed out while queued: it runs 0.2 s later
@@ -699,14 +703,21 @@ async def test_no_comment_does_not_say_a_verdict_did_not_run() -> None:
     assert line.status == "failed" and line.ambiguous and line.attempts == 1
 
 
-async def test_an_entry_in_doubt_before_anything_measured_the_clock_waits_for_the_end() -> None:
+@pytest.mark.parametrize("j2", ["slow", "slow-refuse"])
+async def test_a_doubt_before_anything_measured_the_clock_waits_for_a_command_in_flight(
+    j2: str,
+) -> None:
     """j1's 500 comes before any command was seen to succeed: its record cannot be judged
-    yet. It is taken again once the manifest is done, and j2's success measures the clock."""
-    api = RecordedAPI({("j1", 1): "error-after"})
-    got, _ = await run([entry("j1"), entry("j2")], api, measured=False, concurrency=1)
+    yet. j2 is still on its way: j1 waits for it, and j2's success measures the clock. If
+    j2 does not succeed either, j1 stays in doubt (and is not sent again)."""
+    api = RecordedAPI({("j1", 1): "error-after", ("j2", 1): j2})
+    got, _ = await run([entry("j2"), entry("j1")], api, measured=False, concurrency=2)
     line = got[("j1", "SUBMITVERIFYING")]
-    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
     assert line.attempts == 1 and api.executions[("j1", "SUBMITVERIFYING")] == 1
+    if j2 == "slow":
+        assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    else:
+        assert line.status == "failed" and line.ambiguous
 
 
 @pytest.mark.parametrize("effect", [True, False])
