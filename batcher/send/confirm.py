@@ -145,10 +145,13 @@ class Confirmer:
             )  # fmt: skip
             return None, Offset(), Finding(Verdict.UNKNOWN if lasting else Verdict.UNAVAILABLE, why)
         record = JobRecord.from_show(reply.data)
+        prior = date_offset(reply.server_date, received_at)
         newest = record.newest
-        if newest is not None:
+        # Assumption: the log is stamped by one clock and never ahead of it; an entry dated
+        # past what the Date header allows is not believed as a measurement.
+        if newest is not None and (prior.high is None or newest - received_at <= prior.high):
             self.clocks.note_newest(newest, received_at=received_at)
-        return record, date_offset(reply.server_date, received_at), Finding(Verdict.UNKNOWN, "")
+        return record, prior, Finding(Verdict.UNKNOWN, "")
 
     async def _calibrate(self) -> bool:
         """Measure the record's clock from above on the latest command seen to succeed;
