@@ -27,19 +27,27 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
 
 
-def proves_refusal(status: int) -> bool:
-    """Whether an HTTP status says the command was not executed.
+#: Refusals at the gate, by their status alone: the request was not let through (401/403
+#: from the gateway's authentication, 429 APIGW.0308 over the quota, 408 not received whole).
+GATE_REFUSALS = frozenset({401, 403, 408, 429})
 
-    The documentation names 400 MSS.00000003 (invalid parameter), 401/403 from the gateway
-    and 429 APIGW.0308 (over the quota, refused at the gate); HTTP gives every 4xx that
-    meaning (the request was not processed). Assumption, the conservative reading where the
-    documentation is silent: any other status (500 MSS.00000004, 502, 503, 504, a 2xx that
-    cannot be read, anything unknown) can come after the service ran the command.
 
-    >>> proves_refusal(429), proves_refusal(500), proves_refusal(503)
-    (True, False, False)
+def proves_refusal(status: int, *, readable: bool = True) -> bool:
+    """Whether an answer says the command was not executed; ``readable`` says its body was
+    a JSON object (as the API's own errors are).
+
+    The documentation names 400 MSS.00000003 (invalid parameter) with its body, 401/403 from
+    the gateway and 429 APIGW.0308. Assumption, the conservative reading where it is silent:
+    another 4xx proves a refusal only with a body that reads as the API's, and any other
+    status (500 MSS.00000004, 502, 503, 504, a 2xx that cannot be read, anything unknown)
+    can come after the service ran the command.
+
+    >>> proves_refusal(429), proves_refusal(400), proves_refusal(400, readable=False)
+    (True, True, False)
+    >>> proves_refusal(500), proves_refusal(503)
+    (False, False)
     """
-    return 400 <= status < 500
+    return status in GATE_REFUSALS or (readable and 400 <= status < 500)
 
 
 def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
@@ -86,7 +94,7 @@ def outcome_from_response(
             retryable=status in RETRYABLE_STATUSES,
             auth_refused=status in AUTH_STATUSES,
             throttled=status == 429,
-            ambiguous=not proves_refusal(status),
+            ambiguous=not proves_refusal(status, readable=False),
             still_running=status == 504,
             retry_after=parse_retry_after(retry_after),
             reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
@@ -107,12 +115,13 @@ def outcome_from_response(
             reason=f"authentication refused ({described})",
             **fields,
         )
-    if status in RETRYABLE_STATUSES or not proves_refusal(status):
+    refused = proves_refusal(status, readable=bool(raw))
+    if status in RETRYABLE_STATUSES or not refused:
         return Outcome(
             succeeded=False,
             retryable=status in RETRYABLE_STATUSES,
             throttled=status == 429,
-            ambiguous=not proves_refusal(status),
+            ambiguous=not refused,
             still_running=status == 504,  # the gateway stopped waiting; the service may not
             retry_after=parse_retry_after(retry_after),
             reason=described,

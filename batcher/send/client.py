@@ -291,10 +291,9 @@ def _oversized(
     read: bool,
 ) -> Outcome:
     """An answer too big to read is judged by its status alone, as an unreadable one is."""
-    # Only a 4xx says the command was refused (see proves_refusal): after anything else,
-    # whether it executed is unknown. 401/403 halt as ever; a 400 is not retried however
-    # big its page.
-    executed_maybe = not read and not proves_refusal(status)
+    # Unread, only a refusal at the gate is proven (see proves_refusal): after anything
+    # else, whether it executed is unknown. 401/403 halt as ever.
+    executed_maybe = not read and not proves_refusal(status, readable=False)
     return Outcome(
         succeeded=False,
         retryable=status in RETRYABLE_STATUSES or (read and 200 <= status < 300),
