@@ -41,11 +41,23 @@ from batcher.send.vocabulary import Trace, trace_of
 #: read through anyio, and they agree).
 _clock = time.monotonic
 
-LOST_NOTE = " (an earlier attempt's answer was lost: it may have executed)"
-ERRED_NOTE = (
-    " (an earlier attempt answered with a server error, which can come after the command "
-    "ran: it may have executed)"
-)
+LOST_NOTE = " (an attempt's answer was lost: it may have executed)"
+
+
+def _doubt_note(outcome: Outcome) -> str:
+    status = outcome.http_status
+    if status is None:
+        return LOST_NOTE
+    if status >= 500:
+        return (
+            f" (an attempt was answered HTTP {status}, a server error, which can come after "
+            "the command ran: it may have executed)"
+        )
+    return (
+        f" (an attempt's answer, HTTP {status}, does not say it was refused: it may have executed)"
+    )
+
+
 NO_TRACE = "the command leaves no trace in the job's record to tell whether it ran"
 #: How long an entry in doubt before the record's clock was measured waits for a command
 #: in flight elsewhere to succeed and measure it.
@@ -132,19 +144,12 @@ class Attempts:
 
 
 async def run_entry(
-    services: Services,
-    entry: Entry,
-    slot: int,
-    *,
-    doubt_since: datetime | None = None,
-    earlier: Attempts | None = None,
+    services: Services, entry: Entry, slot: int, *, doubt_since: datetime | None = None
 ) -> Attempts:
     """Attempt ``entry`` until it is settled; ``doubt_since`` is set when an earlier run
-    may already have executed it (``--resume`` after such an answer or a crash), and
-    ``earlier`` holds this run's attempts of an entry that was deferred (:attr:`defer`)."""
+    may already have executed it (``--resume`` after such an answer or a crash)."""
     trace = trace_of(entry.command, entry.command_message)
-    result = earlier or Attempts(doubt_since=None if trace.read_only else doubt_since)
-    result.defer, result.note = False, ""
+    result = Attempts(doubt_since=None if trace.read_only else doubt_since)
     if result.doubt_since is not None:
         result.finding = await _look(services, entry, result, trace)
         if result.succeeded:
@@ -204,7 +209,7 @@ async def _attempt(
         if outcome.ambiguous and not trace.read_only:
             if result.doubt_since is None:
                 result.doubt_since = sent_at
-                result.doubt_note = ERRED_NOTE if (outcome.http_status or 0) >= 500 else LOST_NOTE
+                result.doubt_note = _doubt_note(outcome)
             if services.hard_stopped:
                 result.finding = None  # this attempt may have executed since the last look
                 return False

@@ -125,8 +125,8 @@ class Runner:
         self._feed: Iterator[Entry | None] = iter(())
         # Entries in doubt whose record could not be judged before this run measured the
         # record's clock: they are taken again once the manifests are exhausted.
-        self._deferred: deque[tuple[Entry, int, Attempts]] = deque()
-        self._retaken: dict[int, Attempts] = {}
+        self._deferred: deque[tuple[Entry, int]] = deque()
+        self._retaken: set[int] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -297,25 +297,22 @@ class Runner:
     def _take_deferred(self) -> tuple[Entry, int] | None:
         if not self._deferred:
             return None
-        entry, job, result = self._deferred.popleft()
-        self._retaken[id(entry)] = result
+        entry, job = self._deferred.popleft()
+        self._retaken.add(id(entry))
         return entry, job
 
     async def _process(self, entry: Entry, slot: int, job: int) -> bool | None:
         """Run the entry and write its line: whether it succeeded, or None when it waits
         for the end of the run (see :attr:`Attempts.defer`)."""
-        earlier = self._retaken.pop(id(entry), None)
-        if self.halted and (earlier is None or not earlier.count):
+        if self.halted:
             self._skip(entry, self._halt_reason())
             return False
-        if self.halted and earlier is not None:
-            return self._record(entry, earlier)
-        self._started += earlier is None
-        result = await run_entry(
-            self, entry, slot, doubt_since=self._recorder.doubt_of(entry), earlier=earlier
-        )
-        if result.defer and earlier is None and not self.halted:
-            self._deferred.append((entry, job, result))
+        retaken = id(entry) in self._retaken
+        self._retaken.discard(id(entry))
+        self._started += not retaken
+        result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
+        if result.defer and not retaken and not self.halted:
+            self._deferred.append((entry, job))
             return None
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
