@@ -164,4 +164,12 @@ class Confirmer:
         times = [e.at for e in (record and record.logs) or () if e.kind in types and e.at]
         if times:
             self.clocks.note_caused(max(times), sent_at=sent_at)
+        low, high = self.clocks.offset().low, self.clocks.offset().high
+        log.info(
+            "record_clock_measured",
+            job_id=entry.job_id,
+            command=entry.command,
+            low_s=None if low is None else low.total_seconds(),
+            high_s=None if high is None else high.total_seconds(),
+        )
         return True
