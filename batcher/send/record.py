@@ -59,7 +59,7 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class Stamped:
     """One dated entry of the record: an operation log's ``log_type`` or a comment's
-    ``comment_type``, and who acted (comments: None)."""
+    ``comment_type``, and who acted (``operate_user``; comments have none)."""
 
     kind: str
     at: datetime | None
@@ -91,7 +91,7 @@ class JobRecord:
             state=_text(data.get("state")),
             last_update_time=parse_time(data.get("last_update_time")),
             logs=_stamped(data.get("operation_logs"), "log_type", "operate_user"),
-            comments=_stamped(data.get("comment_logs"), "comment_type", None),
+            comments=_stamped(data.get("comment_logs"), "comment_type", "operate_user"),
         )
 
     @property
@@ -101,11 +101,11 @@ class JobRecord:
         return max(times) if times else None
 
 
-def _stamped(raw: Any, kind: str, by: str | None) -> tuple[Stamped, ...] | None:
+def _stamped(raw: Any, kind: str, by: str) -> tuple[Stamped, ...] | None:
     if not isinstance(raw, list):
         return None
     return tuple(
-        Stamped(str(item[kind]), parse_time(item.get("operate_time")), _text(item.get(by or "")))
+        Stamped(str(item[kind]), parse_time(item.get("operate_time")), _text(item.get(by)))
         for item in raw
         if isinstance(item, dict) and item.get(kind) is not None
     )

@@ -10,8 +10,10 @@ Shape (anyio structured concurrency)::
 * Several commands for one job run one at a time, in manifest order: a job's later entries
   wait in its chain and the worker that finishes one runs the next. When one fails, the
   rest are ``skipped`` with a reason that names it.
-* One entry's attempts — retries, and the job's record read after a lost answer — are
-  :mod:`.attempts`' business; every line is written and counted by :mod:`.recorder`.
+* One entry's attempts — retries, and the job's record read after an answer that proves
+  no refusal — are :mod:`.attempts`' business; every line is written and counted by
+  :mod:`.recorder`. An entry an earlier run left in doubt whose record cannot be judged
+  before this run has measured the record's clock is taken again at the end of the run.
 * Halting (401/403, a TLS failure, failure thresholds, SIGINT/SIGTERM, a report that cannot
   be written) stops new attempts at once, lets requests in flight finish, and gives every
   entry not attempted a ``skipped`` line.
