@@ -315,6 +315,8 @@ class Runner:
         result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
         if result.defer and not retaken and not self.halted:
             self._deferred.append((entry, job))
+            # No line yet: should the run end before its turn comes, its doubt is kept.
+            self.doubts_lined.discard(key_digest(entry.job_id, entry.command))
             return None
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
