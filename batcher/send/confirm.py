@@ -111,9 +111,9 @@ class Confirmer:
         elif record.job_id not in (None, entry.job_id):
             finding = Finding(Verdict.UNKNOWN, "Show answered about another job")
         else:
-            finding = judge(trace, record, since=since, offset=self.clocks.offset().within(offset))
+            finding = judge(trace, record, since=since, offset=self.clocks.offset().or_else(offset))
             if finding.verdict is Verdict.UNKNOWN and self.unmeasured and await self._calibrate():
-                offset = self.clocks.offset().within(offset)
+                offset = self.clocks.offset().or_else(offset)
                 finding = judge(trace, record, since=since, offset=offset)
         log.info(
             "outcome_checked",

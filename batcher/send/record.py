@@ -141,8 +141,18 @@ class Offset:
     low: timedelta | None = None
     high: timedelta | None = None
 
-    def within(self, other: Offset) -> Offset:
-        """Both sets of bounds at once, or ``self`` alone where they contradict."""
+    def or_else(self, other: Offset) -> Offset:
+        """These bounds when both are measured; else narrowed by ``other``'s (assumed), or
+        these alone where the two contradict.
+
+        >>> measured = Offset(timedelta(seconds=-400), timedelta(seconds=-398))
+        >>> measured.or_else(Offset(timedelta(seconds=-5), timedelta(seconds=5))) == measured
+        True
+        >>> Offset(timedelta(seconds=-90)).or_else(Offset(timedelta(seconds=-5), None)).low
+        datetime.timedelta(days=-1, seconds=86395)
+        """
+        if self.low is not None and self.high is not None:
+            return self
         low = max((b for b in (self.low, other.low) if b is not None), default=None)
         high = min((b for b in (self.high, other.high) if b is not None), default=None)
         if low is not None and high is not None and low > high:
