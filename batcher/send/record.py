@@ -257,7 +257,7 @@ def judge(trace: Trace, record: JobRecord, *, since: datetime, offset: Offset) -
     """
     if trace.comment_types and record.comments:
         mine = [c for c in record.comments if c.kind in trace.comment_types]
-        found = _placed(mine, "comment", "comment_logs", since, offset)
+        found = _placed(mine, "comment log", "comment_logs", since, offset)
         if found is not None:
             return found
     if trace.log_types:
