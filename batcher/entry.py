@@ -158,10 +158,10 @@ class Outcome:
     ``retryable`` says a later attempt may succeed (429, 5xx, network errors);
     ``auth_refused`` says every further request would fail too (401/403), and ``fatal``
     that no retry can fix the setup (a TLS certificate that does not verify): both halt.
-    ``ambiguous`` says the request may have reached the API but no answer was read (a
-    timeout, a connection lost after sending, a 502/504 from the gateway, an answer cut
-    short): the command may or may not have taken effect. It is sent again only after the
-    job's record has been checked (see :mod:`batcher.send.confirm`).
+    ``ambiguous`` says the answer does not prove the command was refused (a timeout, a
+    connection lost after sending, any 5xx, an answer cut short or unreadable; see
+    :func:`batcher.send.answer.proves_refusal`): it may or may not have taken effect. It is
+    sent again only once the job's record shows it did not (see :mod:`batcher.send.confirm`).
 
     >>> Outcome(succeeded=False, reason="HTTP 500", retryable=True).retryable
     True

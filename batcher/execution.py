@@ -30,6 +30,7 @@ from batcher.journal.intents import (
 )
 from batcher.journal.lock import check_unlocked, file_id
 from batcher.journal.resume import Resume, read_resume
+from batcher.journal.witnesses import recent_successes
 from batcher.observe.events import RunEvents
 from batcher.read import Manifests, ManifestSummary
 from batcher.redact import Redactor
@@ -38,6 +39,7 @@ from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
 from batcher.send.stats import RunStats
+from batcher.send.vocabulary import trace_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +387,9 @@ class _Run:
                 doubts=self.state.doubts,
                 note_sent=self.slots.sent,  # down into the journal: no detour up here
                 stats=self.stats,
+                witnesses=recent_successes(self.writer.reader, wanted=_leaves_a_log)
+                if self.state.doubts
+                else (),
             )
             if self.observer is not None:
                 self.observer.started(self.stats, self.writer)
@@ -485,3 +490,7 @@ def _write_failure(error: BaseException) -> str | None:
     if isinstance(error, ReportWriteError):
         return str(error)
     return None
+
+
+def _leaves_a_log(command: str, command_message: str | None) -> bool:
+    return bool(trace_of(command, command_message).log_types)

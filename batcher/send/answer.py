@@ -2,7 +2,8 @@
 
 Every status the API and its gateway send is decided here: success, ``EXCUTE_FAILED``,
 errors worth retrying (408, 429, 5xx), authentication refusals that halt the run (401/403),
-redirects that are never followed, and bodies that are not what the API sends.
+redirects that are never followed, and bodies that are not what the API sends; and which
+of them may follow the command's execution (``ambiguous``: see :func:`proves_refusal`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,29 @@ from batcher.redact import Redactor
 #: Answers that say "not now" rather than "no": a later attempt may succeed.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
-#: Gateway answers that say the request went on to the service and no answer came back
-#: (502 Bad Gateway: an invalid answer; 504 Gateway Timeout: none in time): the command
-#: may have executed. 500 is the service's own "Internal Error" (MSS.00000004), 503 and
-#: 429 are refusals at the gate, 408 says the request never arrived whole.
-AMBIGUOUS_STATUSES = frozenset({502, 504})
+
+
+#: Refusals at the gate, by their status alone: the request was not let through (401/403
+#: from the gateway's authentication, 429 APIGW.0308 over the quota, 408 not received whole).
+GATE_REFUSALS = frozenset({401, 403, 408, 429})
+
+
+def proves_refusal(status: int, *, readable: bool = True) -> bool:
+    """Whether an answer says the command was not executed; ``readable`` says its body was
+    a JSON object (as the API's own errors are).
+
+    The documentation names 400 MSS.00000003 (invalid parameter) with its body, 401/403 from
+    the gateway and 429 APIGW.0308. Assumption, the conservative reading where it is silent:
+    another 4xx proves a refusal only with a body that reads as the API's, and any other
+    status (500 MSS.00000004, 502, 503, 504, a 2xx that cannot be read, anything unknown)
+    can come after the service ran the command.
+
+    >>> proves_refusal(429), proves_refusal(400), proves_refusal(400, readable=False)
+    (True, True, False)
+    >>> proves_refusal(500), proves_refusal(503)
+    (False, False)
+    """
+    return status in GATE_REFUSALS or (readable and 400 <= status < 500)
 
 
 def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
@@ -70,46 +89,22 @@ def outcome_from_response(
     if not isinstance(payload, dict):
         snippet = _text_snippet(raw, redactor)
         kind = content_type or "unknown content type"
-        # A 2xx we cannot read came from the service itself: it may have executed.
-        unreadable = 200 <= status < 300 or status in AMBIGUOUS_STATUSES
         return Outcome(
             succeeded=False,
             retryable=status in RETRYABLE_STATUSES,
             auth_refused=status in AUTH_STATUSES,
             throttled=status == 429,
-            ambiguous=unreadable,
+            ambiguous=not proves_refusal(status, readable=False),
+            still_running=status == 504,
             retry_after=parse_retry_after(retry_after),
             reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
             **common,
         )
 
+    if status == 200:
+        return _command_result(payload, common)
     error_code = _str_or_none(payload.get("error_code"))
     error_msg = _str_or_none(payload.get("error_msg"))
-    if status == 200:
-        result = _str_or_none(payload.get("commond_result"))
-        details: dict[str, Any] = {
-            "command_result": result,
-            "attachment_upload_url": _strings_or_none(payload.get("attachment_upload_url")),
-            "multipart_data": _mappings_or_none(payload.get("multipart_data")),
-        }
-        if result == "EXCUTE_SUCCESS":
-            return Outcome(succeeded=True, **details, **common)
-        failed_msg = _str_or_none(payload.get("excute_failed_msg"))
-        if result == "EXCUTE_FAILED":
-            reason = failed_msg or "the API answered EXCUTE_FAILED without saying why"
-            return Outcome(
-                succeeded=False, reason=reason, failed_msg=failed_msg, **details, **common
-            )
-        # Not a result the API documents: whether the command ran is not known.
-        return Outcome(
-            succeeded=False,
-            ambiguous=True,
-            reason=f"unexpected commond_result {result!r} in a 200 answer",
-            failed_msg=failed_msg,
-            **details,
-            **common,
-        )
-
     described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
     described += f": {error_msg}" if error_msg else ""
     fields = {"error_code": error_code, "error_msg": error_msg, **common}
@@ -120,19 +115,59 @@ def outcome_from_response(
             reason=f"authentication refused ({described})",
             **fields,
         )
-    if status in RETRYABLE_STATUSES:
-        ambiguous = status in AMBIGUOUS_STATUSES
+    refused = proves_refusal(status, readable=bool(raw))
+    if status in RETRYABLE_STATUSES or not refused:
         return Outcome(
             succeeded=False,
-            retryable=True,
+            retryable=status in RETRYABLE_STATUSES,
             throttled=status == 429,
-            ambiguous=ambiguous,
+            ambiguous=not refused,
             still_running=status == 504,  # the gateway stopped waiting; the service may not
             retry_after=parse_retry_after(retry_after),
             reason=described,
             **fields,
         )
     return Outcome(succeeded=False, reason=described, **fields)
+
+
+def _command_result(payload: dict[str, Any], common: dict[str, Any]) -> Outcome:
+    """A 200 answer of the command interface: ``commond_result`` says what happened, and
+    ``error_info`` {error_code, error_msg} (in the SDK's model) why it failed.
+
+    >>> outcome = _command_result({"commond_result": "EXCUTE_FAILED", "error_info": {
+    ...     "error_code": "MSS.00000023", "error_msg": "state not allowed"}}, {})
+    >>> outcome.reason, outcome.error_code
+    ('MSS.00000023: state not allowed', 'MSS.00000023')
+    """
+    result = _str_or_none(payload.get("commond_result"))
+    info = payload.get("error_info")
+    info = info if isinstance(info, dict) else {}
+    # Assumption: a 200 naming its error outside error_info means the same.
+    error_code = _str_or_none(info.get("error_code", payload.get("error_code")))
+    error_msg = _str_or_none(info.get("error_msg", payload.get("error_msg")))
+    failed_msg = _str_or_none(payload.get("excute_failed_msg"))
+    fields: dict[str, Any] = {
+        "command_result": result,
+        "attachment_upload_url": _strings_or_none(payload.get("attachment_upload_url")),
+        "multipart_data": _parts_or_none(payload.get("multipart_data")),
+        "error_code": error_code,
+        "error_msg": error_msg,
+        "failed_msg": failed_msg,
+        **common,
+    }
+    if result == "EXCUTE_SUCCESS":
+        return Outcome(succeeded=True, **fields)
+    said = ": ".join(part for part in (error_code, error_msg) if part)
+    if result == "EXCUTE_FAILED":
+        reason = failed_msg or said or "the API answered EXCUTE_FAILED without saying why"
+        if failed_msg and said and said not in failed_msg:
+            reason += f" ({said})"
+        return Outcome(succeeded=False, reason=reason, **fields)
+    # Not a result the API documents: whether the command ran is not known.
+    reason = f"unexpected commond_result {result!r} in a 200 answer" + (
+        f" ({said})" if said else ""
+    )
+    return Outcome(succeeded=False, ambiguous=True, reason=reason, **fields)
 
 
 def reply_from_response(
@@ -247,5 +282,13 @@ def _strings_or_none(value: Any) -> list[str] | None:
     return [_text(v) for v in value if v is not None] if isinstance(value, list) else None
 
 
-def _mappings_or_none(value: Any) -> list[dict[str, Any]] | None:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else None
+def _parts_or_none(value: Any) -> list[dict[str, Any]] | None:
+    """``multipart_data``, its ``part_number`` a string as the SDK has it, whatever came."""
+    if not isinstance(value, list):
+        return None
+    parts = [dict(v) for v in value if isinstance(v, dict)]
+    for part in parts:
+        number = part.get("part_number")
+        if number is not None and not isinstance(number, str):
+            part["part_number"] = _text(number)
+    return parts

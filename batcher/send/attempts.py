@@ -1,20 +1,24 @@
-"""One entry's life: attempts under the limiter, retries, and the truth after a lost answer.
+"""One entry's life: attempts under the limiter, retries, and the truth after an answer that
+does not prove a refusal.
 
 Per attempt: wait for the limiter's slot, send, give the answer to the limiter as evidence,
-then decide. An answer settles it (success, or a refusal); an answer worth another try is
-retried by the retry rule; an attempt whose answer was lost (``Outcome.ambiguous``) may
-have executed, so before a state-changing command is sent again the job's record is read
+then decide. A success settles it, and so does a refusal (``EXCUTE_FAILED``, a 4xx); a 429
+or 408 is retried by the retry rule. Any other answer (``Outcome.ambiguous``: lost, timed
+out, a 5xx, a body the API does not send) may follow the command's execution, so before a
+state-changing command is sent again the job's record is read
 (:class:`~batcher.send.confirm.Confirmer`):
 
 * it took effect → ``succeeded``, ``confirmed_by`` the evidence, and the job's later
   commands run;
 * it surely did not → send it again;
-* the record cannot tell → send it again, and if that is refused, ``failed`` with
-  ``ambiguous: true`` and a reason that says the first attempt may have executed.
+* the record cannot tell, or the command leaves no trace in it → not sent again (that could
+  run it twice: some commands are accepted again): ``failed`` with ``ambiguous: true``, not
+  ``retryable``, and a reason that says it may have executed; ``--resume`` reads the record
+  again.
 
-A refusal after a lost answer is checked against the record once more (the first attempt
+A refusal after such an answer is checked against the record once more (the first attempt
 may have executed after all, just late): only a refusal the record does not contradict
-ends ``failed``. Read-only commands (``GET_*``) are simply retried.
+ends a plain ``failed``. Read-only commands (``GET_*``) are simply retried.
 """
 
 from __future__ import annotations
@@ -31,17 +35,33 @@ from batcher.entry import Entry, Outcome
 from batcher.send.confirm import Confirmer
 from batcher.send.reads import Pacer
 from batcher.send.record import Finding, Verdict
-from batcher.send.vocabulary import trace_of
+from batcher.send.vocabulary import Trace, trace_of
 
 #: Durations are measured on the monotonic clock (the event loop's own is ~10x dearer to
 #: read through anyio, and they agree).
 _clock = time.monotonic
 
-LOST_NOTE = " (an earlier attempt's answer was lost: it may have executed)"
-ERRED_NOTE = (
-    " (an earlier attempt answered with a server error, which can come after the command "
-    "ran: it may have executed)"
-)
+LOST_NOTE = " (an attempt's answer was lost: it may have executed)"
+
+
+def _doubt_note(outcome: Outcome) -> str:
+    status = outcome.http_status
+    if status is None:
+        return LOST_NOTE
+    if status >= 500:
+        return (
+            f" (an attempt was answered HTTP {status}, a server error, which can come after "
+            "the command ran: it may have executed)"
+        )
+    return (
+        f" (an attempt's answer, HTTP {status}, does not say it was refused: it may have executed)"
+    )
+
+
+NO_TRACE = "the command leaves no trace in the job's record to tell whether it ran"
+#: How long an entry in doubt before the record's clock was measured waits for a command
+#: in flight elsewhere to succeed and measure it.
+WITNESS_WAIT_S = 10.0
 
 
 class Services(Protocol):
@@ -71,6 +91,11 @@ class Services(Protocol):
         """How long a request whose answer was lost may still take to arrive and run."""
         ...
 
+    @property
+    def others_in_flight(self) -> bool:
+        """Whether other entries' commands are on their way (one may succeed soon)."""
+        ...
+
 
 @dataclass(slots=True)
 class Attempts:
@@ -84,26 +109,18 @@ class Attempts:
     wait_s: float | None = None
     #: Time spent in requests: the API's time, not the limiter's or the backoff's.
     api_s: float = 0.0
-    #: When the first attempt whose answer was lost went out (None: no answer was lost).
+    #: When the first attempt that may have executed unheard went out (None: none did).
     doubt_since: datetime | None = None
-    #: When the first attempt answered by a server error (5xx) went out: the service may
-    #: have run the command before failing, so a later refusal is checked in the record.
-    erred_since: datetime | None = None
-    #: Whether a retry after such a server error was refused: the erring attempt may be
-    #: what the service refuses it for.
-    refused_after_error: bool = False
+    #: How the line says so, from the first such answer.
+    doubt_note: str = LOST_NOTE
     #: The last word of the job's record, if it was read.
     finding: Finding | None = None
     note: str = ""
     #: Why nothing was sent at all (the line is ``skipped``), when it was not a halt.
     skip_reason: str | None = None
-
-    @property
-    def since(self) -> datetime | None:
-        """Where to look in the job's record from: the first attempt that may have run
-        without its answer saying so (lost, or a server error)."""
-        times = [t for t in (self.doubt_since, self.erred_since) if t is not None]
-        return min(times) if times else None
+    #: Nothing was sent because the record could not be judged before this run measured
+    #: its clock: worth another look once commands have been seen to succeed.
+    defer: bool = False
 
     @property
     def confirmed_by(self) -> str | None:
@@ -120,8 +137,8 @@ class Attempts:
 
     @property
     def ambiguous(self) -> bool:
-        """A failure whose earlier attempt may have executed, as far as anyone can tell."""
-        if self.succeeded or (self.doubt_since is None and not self.refused_after_error):
+        """A failure whose attempt may have executed, as far as anyone can tell."""
+        if self.succeeded or self.doubt_since is None:
             return False
         return self.finding is None or self.finding.verdict is not Verdict.DID_NOT
 
@@ -130,24 +147,40 @@ async def run_entry(
     services: Services, entry: Entry, slot: int, *, doubt_since: datetime | None = None
 ) -> Attempts:
     """Attempt ``entry`` until it is settled; ``doubt_since`` is set when an earlier run
-    may already have executed it (``--resume`` after a lost answer or a crash)."""
+    may already have executed it (``--resume`` after such an answer or a crash)."""
     trace = trace_of(entry.command, entry.command_message)
-    checkable = not trace.read_only and trace.readable
     result = Attempts(doubt_since=None if trace.read_only else doubt_since)
-    pacer = services.pacer
-    if result.doubt_since is not None and checkable:
-        result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+    if result.doubt_since is not None:
+        result.finding = await _look(services, entry, result, trace)
         if result.succeeded:
             return result
-        if _unreadable(result.finding):
-            result.skip_reason = f"not sent: {result.finding.detail}"
-            return result
-    checked_last = result.finding is not None
+        if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
+            return _stopped_in_doubt(services, result, "not sent")
+    checked_last = await _attempt(services, entry, slot, result, trace)
+    if (
+        not result.succeeded
+        and result.doubt_since is not None
+        and trace.readable
+        and not checked_last
+        and not services.hard_stopped
+    ):
+        # The record decides: a refusal of a later attempt may mean the doubtful one ran.
+        result.finding = await services.confirmer.check(entry, since=result.doubt_since)
+    if result.ambiguous:
+        result.note += result.doubt_note
+    return result
+
+
+async def _attempt(
+    services: Services, entry: Entry, slot: int, result: Attempts, trace: Trace
+) -> bool:
+    """Send until settled; return whether the record was read after the last attempt."""
+    pacer = services.pacer
     while True:
         if services.halted:
             if result.count:
                 result.note = f" (not retried: {services.halt_note()})"
-            break
+            return False
         waited_from = _clock()
         if not await pacer.slot():
             continue  # halted while waiting for the limiter: handled at the loop top
@@ -166,84 +199,88 @@ async def run_entry(
         result.count += 1
         pacer.note(outcome)
         result.throttled += outcome.throttled
-        checked_last = False
         if outcome.succeeded:
-            return result  # the usual case: nothing more to decide
-        erred = (outcome.http_status or 0) >= 500 and not trace.read_only
-        if erred and result.erred_since is None:
-            result.erred_since = sent_at
+            services.confirmer.witness(entry, sent_at)
+            return False  # the usual case: nothing more to decide
         why = pacer.halts(outcome)
         if why is not None:
             services.halt(why)
-            break
+            return False
         if outcome.ambiguous and not trace.read_only:
             if result.doubt_since is None:
                 result.doubt_since = sent_at
-            result.finding = None  # this attempt may have executed since the last look
-            if checkable and not services.hard_stopped:
-                result.finding = await _look(services, entry, result)
-                checked_last = True
-                if result.succeeded:
-                    break
-                if _unreadable(result.finding):
-                    # Sending again on a guess could run the command twice: stop here, in
-                    # doubt; --resume reads the record again.
-                    result.note = " (not sent again: the job's record could not be read)"
-                    break
+                result.doubt_note = _doubt_note(outcome)
+            if services.hard_stopped:
+                result.finding = None  # this attempt may have executed since the last look
+                return False
+            result.finding = await _look(services, entry, result, trace)
+            if _clocks_in_the_way(services, result) and await _witnessed(services):
+                result.finding = await _look(services, entry, result, trace)
+            if result.succeeded:
+                return True
+            if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
+                # Sending again on a guess could run the command twice: stop here, in
+                # doubt; --resume reads the record again.
+                _stopped_in_doubt(services, result, "not sent again")
+                return True
         elif not (outcome.retryable or outcome.ambiguous):
-            break  # a refusal (after a lost answer, the record gets the last word below)
+            return False  # a refusal (after a doubt, the record gets the last word)
         if services.hard_stopped:
-            break
+            return False
         if not await pacer.backoff(outcome, attempts=result.count, throttled=result.throttled):
             if not services.halted:
                 result.note = f" (gave up after {result.count} attempts)"
-            break
-    if not result.succeeded and result.erred_since is not None:
-        result.refused_after_error = _refused(result.outcome)
-    if (
-        not result.succeeded
-        and (result.doubt_since is not None or result.refused_after_error)
-        and checkable
-        and not checked_last
-        and not services.hard_stopped
-    ):
-        # After a lost answer the record decides; after a server error, a refusal of the
-        # retry may mean the erring attempt ran after all.
-        result.finding = await services.confirmer.check(entry, since=_look_from(result))
-    if result.ambiguous:
-        result.note += LOST_NOTE if result.doubt_since is not None else ERRED_NOTE
+            return False
+
+
+def _stopped_in_doubt(services: Services, result: Attempts, what: str) -> Attempts:
+    """Stop without sending: say why. An entry in doubt from an earlier run is deferred when
+    only the clocks were in the way (a command seen to succeed later in the run can measure
+    them); its doubt is on record meanwhile, in the report or the in-flight file."""
+    detail = NO_TRACE if result.finding is None else result.finding.detail
+    if result.count:
+        result.note = f" ({what}: {detail})"
+    else:
+        result.skip_reason = f"{what}: {detail}"
+        result.defer = _clocks_in_the_way(services, result)
     return result
 
 
-async def _look(services: Services, entry: Entry, result: Attempts) -> Finding | None:
-    """Read the record after a lost answer. After a timeout, a "did not" is trusted only
-    once the request has had as long again as its timeout to arrive and run (it may still
-    be queued or running on the server): then the record is read once more. None: that
-    wait was cut short, so nothing can be said."""
-    finding = await services.confirmer.check(entry, since=_look_from(result))
+def _clocks_in_the_way(services: Services, result: Attempts) -> bool:
+    finding = result.finding
+    unknown = finding is not None and finding.verdict is Verdict.UNKNOWN
+    return unknown and services.confirmer.unmeasured
+
+
+async def _witnessed(services: Services) -> bool:
+    """Wait, a while, for a command in flight elsewhere to succeed; whether one did. (This
+    attempt's doubt is only in this worker's in-flight slot: it cannot wait elsewhere.)"""
+    if not services.others_in_flight:
+        return False
+
+    async def next_witness() -> None:
+        with anyio.move_on_after(WITNESS_WAIT_S):
+            # Not past the last command in flight: once none is, none can succeed.
+            while services.others_in_flight and not services.confirmer.can_measure:
+                with anyio.move_on_after(0.1):
+                    await services.confirmer.witnessed()
+
+    return await services.wait(next_witness) and services.confirmer.can_measure
+
+
+async def _look(services: Services, entry: Entry, result: Attempts, trace: Trace) -> Finding | None:
+    """Read the record from the first doubtful attempt. After a timeout, a "did not" is
+    trusted only once the request has had as long again as its timeout to arrive and run
+    (it may still be queued or running on the server): then the record is read once more.
+    None: the record cannot be read for this command, or that wait was cut short."""
+    since = result.doubt_since
+    if not trace.readable or since is None:
+        return None
+    finding = await services.confirmer.check(entry, since=since)
     settle = services.settle_seconds
     still_running = result.outcome is not None and result.outcome.still_running
     if finding.verdict is not Verdict.DID_NOT or not settle or not still_running:
         return finding
     if not await services.wait(lambda: anyio.sleep(settle)) or services.hard_stopped:
-        return None
-    return await services.confirmer.check(entry, since=_look_from(result))
-
-
-def _unreadable(finding: Finding | None) -> bool:
-    return finding is not None and finding.verdict is Verdict.UNAVAILABLE
-
-
-def _look_from(result: Attempts) -> datetime:
-    """:attr:`Attempts.since`, known to be set (an answer was lost or erred)."""
-    since = result.since
-    assert since is not None
-    return since
-
-
-def _refused(outcome: Outcome | None) -> bool:
-    """A refusal by the service itself (EXCUTE_FAILED, or a 4xx other than 429)."""
-    if outcome is None or outcome.succeeded or outcome.retryable:
-        return False
-    status = outcome.http_status or 0
-    return status == 200 or (400 <= status < 500 and status != 429 and not outcome.auth_refused)
+        return Finding(Verdict.UNKNOWN, "the wait for a request still on its way was cut short")
+    return await services.confirmer.check(entry, since=since)

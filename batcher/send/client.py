@@ -21,12 +21,12 @@ from batcher.errors import UsageError
 from batcher.observe.version import version
 from batcher.redact import Redactor
 from batcher.send.answer import (
-    AMBIGUOUS_STATUSES,
     AUTH_STATUSES,
     RETRYABLE_STATUSES,
     brief,
     outcome_from_response,
     parse_retry_after,
+    proves_refusal,
     redirect_refused,
     reply_from_response,
 )
@@ -291,10 +291,9 @@ def _oversized(
     read: bool,
 ) -> Outcome:
     """An answer too big to read is judged by its status alone, as an unreadable one is."""
-    # A big 2xx came from the service after it ran the command, and a 502/504 from a gateway
-    # that passed it on: whether it executed is unknown. 401/403 halt as ever; a 400 is
-    # not retried however big its page.
-    executed_maybe = not read and (200 <= status < 300 or status in AMBIGUOUS_STATUSES)
+    # Unread, only a refusal at the gate is proven (see proves_refusal): after anything
+    # else, whether it executed is unknown. 401/403 halt as ever.
+    executed_maybe = not read and not proves_refusal(status, readable=False)
     return Outcome(
         succeeded=False,
         retryable=status in RETRYABLE_STATUSES or (read and 200 <= status < 300),

@@ -1,17 +1,21 @@
 """A job's record (the Show answer) read for one question: did this command take effect?
 
-After an attempt whose answer was lost, the job's own record is the only witness. A
-command that writes an operation-log entry took effect if such an entry (by the user) is
-dated at or after the attempt was sent; if the log has none, it did not (yet). A command
-known by the state it leads to took effect if the job is in that state and changed at or
-after the attempt. Anything else cannot be told from the record. Times are compared on the
-server's clock: the send time is moved by the offset seen in the Show answer's ``Date``
-header, less a margin for that header's one-second resolution and the network.
+After an attempt whose answer does not prove a refusal, the job's own record is the only
+witness. A command known by the entry it writes (an operation-log entry by the user, or a
+user's comment) took effect if such an entry is surely the attempt's; it did not if every
+such entry surely predates the attempt. A command known by the state it leads to took
+effect if the job is in that state and changed surely after the attempt. Anything else
+cannot be told from the record.
+
+"Surely" is judged on bounds of the record's clock against ours (:class:`Offset`), which
+:class:`Clocks` measures from the answers where it can; where nothing measured a bound, no
+entry is taken for surely before or after the attempt.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -19,12 +23,19 @@ from typing import Any
 
 from batcher.send.vocabulary import Trace
 
-#: How far apart the server's clock and ours may be when nothing measured it.
-UNMEASURED_SKEW = timedelta(minutes=2)
-#: The margin when the offset was measured from a ``Date`` header (1 s resolution, the
-#: time the answer took to arrive, and the gap between the gateway's and the service's
-#: clocks).
-MEASURED_MARGIN = timedelta(seconds=5)
+#: The record's times are written in whole seconds (``2020-07-30T10:43:17Z``), truncated
+#: or rounded: a stamp may stand for any moment this far either side.
+RESOLUTION = timedelta(seconds=1)
+#: Assumption (the documentation is silent): the service that writes the record and the
+#: gateway that dates the answer keep clocks at most this far apart.
+MAX_CLOCK_GAP = timedelta(minutes=5)
+#: The margin on a ``Date`` header: its 1 s resolution and the time the answer took.
+DATE_MARGIN = timedelta(seconds=5)
+#: Assumption: nobody else gives the same job the same command in the moments just before
+#: batcher's attempt. An entry surely no earlier than this before the attempt is its own.
+SAME_MOMENT = timedelta(seconds=5)
+#: Measurements older than this are dropped (a clock may have been set meanwhile).
+MEASURE_LIFETIME_S = 600.0
 
 
 class Verdict(enum.Enum):
@@ -46,10 +57,13 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class LogEntry:
-    log_type: str
-    operate_time: datetime | None
-    operate_user: str | None
+class Stamped:
+    """One dated entry of the record: an operation log's ``log_type`` or a comment's
+    ``comment_type``, and who acted (``operate_user``; comments have none)."""
+
+    kind: str
+    at: datetime | None
+    by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +73,9 @@ class JobRecord:
     job_id: str | None
     state: str | None
     last_update_time: datetime | None
-    #: None when the answer had no ``operation_logs`` list at all.
-    logs: tuple[LogEntry, ...] | None
+    #: None when the answer had no ``operation_logs`` (``comment_logs``) list at all.
+    logs: tuple[Stamped, ...] | None
+    comments: tuple[Stamped, ...] | None = None
 
     @classmethod
     def from_show(cls, data: dict[str, Any]) -> JobRecord:
@@ -68,27 +83,32 @@ class JobRecord:
 
         >>> JobRecord.from_show({"state": "AUTO_VERIFYING", "operation_logs": [
         ...     {"log_type": "USER_VERIFYING_SUBMITTED", "operate_time": "2026-11-25T08:00:00Z",
-        ...      "operate_user": "USER"}]}).logs[0].operate_time.isoformat()
+        ...      "operate_user": "USER"}]}).logs[0].at.isoformat()
         '2026-11-25T08:00:00+00:00'
         """
-        raw_logs = data.get("operation_logs")
-        logs: tuple[LogEntry, ...] | None = None
-        if isinstance(raw_logs, list):
-            logs = tuple(
-                LogEntry(
-                    log_type=str(item.get("log_type")),
-                    operate_time=parse_time(item.get("operate_time")),
-                    operate_user=_text(item.get("operate_user")),
-                )
-                for item in raw_logs
-                if isinstance(item, dict) and item.get("log_type") is not None
-            )
         return cls(
             job_id=_text(data.get("job_id")),
             state=_text(data.get("state")),
             last_update_time=parse_time(data.get("last_update_time")),
-            logs=logs,
+            logs=_stamped(data.get("operation_logs"), "log_type", "operate_user"),
+            comments=_stamped(data.get("comment_logs"), "comment_type", "operate_user"),
         )
+
+    @property
+    def newest(self) -> datetime | None:
+        """The latest time in the operation log: it happened before the answer was sent."""
+        times = [entry.at for entry in self.logs or () if entry.at is not None]
+        return max(times) if times else None
+
+
+def _stamped(raw: Any, kind: str, by: str) -> tuple[Stamped, ...] | None:
+    if not isinstance(raw, list):
+        return None
+    return tuple(
+        Stamped(str(item[kind]), parse_time(item.get("operate_time")), _text(item.get(by)))
+        for item in raw
+        if isinstance(item, dict) and item.get(kind) is not None
+    )
 
 
 def _text(value: Any) -> str | None:
@@ -115,112 +135,191 @@ def parse_time(value: Any) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """Where the attempt's trace can be on the server's clock. An entry at or after ``sure``
-    is the attempt's (nothing earlier can be); one from ``earliest`` on, but before
-    ``sure``, may be the attempt's or an earlier action's: the record cannot tell."""
+class Offset:
+    """Bounds on the record's clock minus ours; None where nothing bounds it."""
 
-    earliest: datetime
-    sure: datetime
+    low: timedelta | None = None
+    high: timedelta | None = None
+
+    def or_else(self, other: Offset) -> Offset:
+        """These bounds when both are measured; else narrowed by ``other``'s (assumed), or
+        these alone where the two contradict.
+
+        >>> measured = Offset(timedelta(seconds=-400), timedelta(seconds=-398))
+        >>> measured.or_else(Offset(timedelta(seconds=-5), timedelta(seconds=5))) == measured
+        True
+        >>> Offset(timedelta(seconds=-90)).or_else(Offset(timedelta(seconds=-5), None)).low
+        datetime.timedelta(days=-1, seconds=86395)
+        """
+        if self.low is not None and self.high is not None:
+            return self
+        low = max((b for b in (self.low, other.low) if b is not None), default=None)
+        high = min((b for b in (self.high, other.high) if b is not None), default=None)
+        if low is not None and high is not None and low > high:
+            return self
+        return Offset(low, high)
+
+    def before(self, stamp: datetime, since: datetime) -> bool:
+        """Whether ``stamp`` (the record's clock) is surely before ``since`` (ours)."""
+        return self.low is not None and stamp + RESOLUTION - self.low < since
+
+    def after(self, stamp: datetime, since: datetime) -> bool:
+        """Whether ``stamp`` is surely no earlier than :data:`SAME_MOMENT` before ``since``."""
+        return self.high is not None and stamp - RESOLUTION - self.high >= since - SAME_MOMENT
 
 
-def server_window(sent_at: datetime, *, server_date: str | None, received_at: datetime) -> Window:
-    """The :class:`Window` of an attempt sent at ``sent_at`` (our clock), from the ``Date``
-    header of a Show answer received at ``received_at``.
+def date_offset(server_date: str | None, received_at: datetime) -> Offset:
+    """What an answer's ``Date`` header says of the record's clock: the gateway's, to
+    within :data:`DATE_MARGIN`, and the record's within :data:`MAX_CLOCK_GAP` of that.
 
-    Measured, the attempt's time on the server's clock is known to a few seconds (less
-    :data:`MEASURED_MARGIN`); the service that writes the log may still lag the gateway's
-    ``Date``, so an entry up to :data:`UNMEASURED_SKEW` before cannot be told apart. Not
-    measured (no ``Date``), the clocks may be :data:`UNMEASURED_SKEW` apart either way.
-
-    >>> sent = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
-    >>> w = server_window(sent, server_date="Wed, 25 Nov 2026 08:00:40 GMT",
-    ...                   received_at=sent + timedelta(seconds=10))
-    >>> w.earliest.isoformat(), w.sure.isoformat()
-    ('2026-11-25T07:58:25+00:00', '2026-11-25T08:00:25+00:00')
-    >>> w = server_window(sent, server_date="Wed, 25 Nov 2026 08:00:40 -0000",
-    ...                   received_at=sent + timedelta(seconds=10))
-    >>> w.sure.isoformat()  # -0000 is UTC, whatever the machine's time zone
-    '2026-11-25T08:00:25+00:00'
-    >>> w = server_window(sent, server_date=None, received_at=sent)
-    >>> w.earliest.isoformat(), w.sure.isoformat()
-    ('2026-11-25T07:58:00+00:00', '2026-11-25T08:02:00+00:00')
+    >>> got = datetime(2026, 11, 25, 8, 0, 10, tzinfo=UTC)
+    >>> o = date_offset("Wed, 25 Nov 2026 08:00:40 -0000", got)  # -0000 is UTC
+    >>> o.low.total_seconds(), o.high.total_seconds()
+    (-275.0, 335.0)
+    >>> date_offset(None, got)
+    Offset(low=None, high=None)
     """
-    offset: timedelta | None = None
-    if server_date:
-        try:
-            dated = parsedate_to_datetime(server_date)
-        except (TypeError, ValueError):
-            dated = None
-        if dated is not None:
-            # "-0000" (and no zone at all) is UTC in an HTTP date, not the local time.
-            dated = dated.replace(tzinfo=UTC) if dated.tzinfo is None else dated
-            offset = dated.astimezone(UTC) - received_at
-    if offset is None:
-        return Window(sent_at - UNMEASURED_SKEW, sent_at + UNMEASURED_SKEW)
-    since = sent_at + offset - MEASURED_MARGIN
-    return Window(since - UNMEASURED_SKEW, since)
+    if not server_date:
+        return Offset()
+    try:
+        dated = parsedate_to_datetime(server_date)
+    except (TypeError, ValueError):
+        return Offset()
+    # "-0000" (and no zone at all) is UTC in an HTTP date, not the local time.
+    dated = dated.replace(tzinfo=UTC) if dated.tzinfo is None else dated
+    gateway = dated.astimezone(UTC) - received_at
+    return Offset(gateway - DATE_MARGIN - MAX_CLOCK_GAP, gateway + DATE_MARGIN + MAX_CLOCK_GAP)
 
 
-def judge(trace: Trace, record: JobRecord, *, window: Window) -> Finding:
-    """Did the command with ``trace`` take effect in the attempt's ``window``?
+class Clocks:
+    """The record's clock against ours, as this run measured it (one service, one clock).
+
+    Any entry in a record was written before the answer came: that bounds the offset from
+    below. An entry of a command batcher sent and saw succeed was written after it was
+    sent: that bounds it from above.
+
+    >>> clocks = Clocks()
+    >>> at = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
+    >>> clocks.note_caused(at + timedelta(seconds=31), sent_at=at)
+    >>> clocks.note_newest(at + timedelta(seconds=31), received_at=at + timedelta(seconds=2))
+    >>> o = clocks.offset()
+    >>> o.low.total_seconds(), o.high.total_seconds()
+    (28.0, 32.0)
+    """
+
+    def __init__(self) -> None:
+        self._low: tuple[timedelta, float] | None = None
+        self._high: tuple[timedelta, float] | None = None
+
+    def offset(self) -> Offset:
+        now = time.monotonic()
+        low, high = (
+            None if m is None or now - m[1] > MEASURE_LIFETIME_S else m[0]
+            for m in (self._low, self._high)
+        )
+        return Offset(low, high)
+
+    def note_newest(self, stamp: datetime, *, received_at: datetime) -> None:
+        low = stamp - RESOLUTION - received_at
+        known = self.offset()
+        if known.high is not None and low > known.high:
+            self._high = None  # a clock was set: what was measured no longer holds
+        if known.low is None or low >= known.low:
+            self._low = (low, time.monotonic())
+
+    def note_caused(self, stamp: datetime, *, sent_at: datetime) -> None:
+        high = stamp + RESOLUTION - sent_at
+        known = self.offset()
+        if known.low is not None and high < known.low:
+            return  # the entry predates the command: not its entry (not written yet?)
+        if known.high is None or high <= known.high:
+            self._high = (high, time.monotonic())
+
+
+def judge(trace: Trace, record: JobRecord, *, since: datetime, offset: Offset) -> Finding:
+    """Did the command with ``trace``, sent at ``since`` (our clock), take effect?
 
     >>> from batcher.send.vocabulary import trace_of
     >>> record = JobRecord.from_show({"state": "AUTO_VERIFYING", "operation_logs": [
     ...     {"log_type": "USER_VERIFYING_SUBMITTED", "operate_time": "2026-11-25T08:00:03Z",
     ...      "operate_user": "USER"}]})
     >>> at = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
-    >>> def measured(since):  # as from a Date header
-    ...     return Window(since - UNMEASURED_SKEW, since)
-    >>> judge(trace_of("SUBMITVERIFYING"), record, window=measured(at)).verdict
+    >>> exact = Offset(timedelta(seconds=-1), timedelta(seconds=1))
+    >>> judge(trace_of("SUBMITVERIFYING"), record, since=at, offset=exact).verdict
     <Verdict.TOOK_EFFECT: 'took effect'>
-    >>> judge(trace_of("SUBMITVERIFYING"), record,
-    ...       window=measured(at + timedelta(minutes=10))).verdict
+    >>> judge(trace_of("SUBMITVERIFYING"), record, since=at + timedelta(minutes=10),
+    ...       offset=exact).verdict
     <Verdict.DID_NOT: 'did not take effect'>
-    >>> judge(trace_of("SUBMITVERIFYING"), record,
-    ...       window=measured(at + timedelta(seconds=10))).verdict  # a log clock lagging?
+    >>> judge(trace_of("SUBMITVERIFYING"), record, since=at, offset=Offset()).verdict
     <Verdict.UNKNOWN: 'cannot tell'>
-    >>> judge(trace_of("CONFIRM_MULTIPART_UPLOADED"), record, window=measured(at)).verdict
+    >>> judge(trace_of("CONFIRM_MULTIPART_UPLOADED"), record, since=at, offset=exact).verdict
     <Verdict.UNKNOWN: 'cannot tell'>
     """
-    earliest, sure = window.earliest, window.sure
-    when = earliest.isoformat(timespec="seconds")
+    if trace.comment_types and record.comments:
+        mine = [c for c in record.comments if c.kind in trace.comment_types]
+        found = _placed(mine, "comment log", "comment_logs", since, offset)
+        if found is not None:
+            return found
     if trace.log_types:
         if record.logs is None:
             return Finding(Verdict.UNKNOWN, "the job's record has no operation log to read")
-        times = sorted(
-            entry.operate_time
-            for entry in record.logs
-            if entry.log_type in trace.log_types
-            and entry.operate_time is not None
-            and entry.operate_time >= earliest
-            and entry.operate_user in (None, "USER")
-        )
+        mine = [e for e in record.logs if e.kind in trace.log_types and e.by in (None, "USER")]
+        found = _placed(mine, "operation log", "operation_log", since, offset)
+        if found is not None:
+            return found
         types = "/".join(sorted(trace.log_types))
-        if times and times[-1] >= sure:
-            stamp = next(t for t in times if t >= sure).isoformat(timespec="seconds")
-            return Finding(
-                Verdict.TOOK_EFFECT,
-                f"the job's operation log has {types} at {stamp}",
-                evidence="operation_log",
-            )
-        if times:
-            stamp = times[-1].isoformat(timespec="seconds")
-            return Finding(
-                Verdict.UNKNOWN,
-                f"the job's operation log has {types} at {stamp}, too close to the attempt "
-                f"(from {sure.isoformat(timespec='seconds')} on the server's clock) to tell "
-                "whether it is this attempt's or an earlier action's",
-            )
-        return Finding(Verdict.DID_NOT, f"the job's operation log has no {types} since {when}")
-    if trace.leads_to:
+        return Finding(
+            Verdict.DID_NOT,
+            f"the job's operation log has no {types} from {_stamp(since)} (our clock) on",
+        )
+    if trace.leads_to and record.state in trace.leads_to:
         changed = record.last_update_time
-        if record.state in trace.leads_to and changed is not None and changed >= sure:
-            stamp = changed.isoformat(timespec="seconds")
+        if changed is not None and offset.after(changed, since):
             return Finding(
                 Verdict.TOOK_EFFECT,
-                f"the job is in {record.state}, which only this command leads to, since {stamp}",
+                f"the job is in {record.state}, which only this command leads to, "
+                f"since {_stamp(changed)}",
                 evidence="state",
             )
+        return Finding(
+            Verdict.UNKNOWN,
+            f"the job is in {record.state}, but not surely since the attempt (last update "
+            f"{'unknown' if changed is None else _stamp(changed)}; {_bounds(offset)})",
+        )
+    if trace.readable:
         return Finding(Verdict.UNKNOWN, f"the job is in {record.state or 'an unknown state'}")
     return Finding(Verdict.UNKNOWN, "the command leaves no trace in the job's record")
+
+
+def _placed(
+    entries: list[Stamped], where: str, evidence: str, since: datetime, offset: Offset
+) -> Finding | None:
+    """The finding from the dated ``entries`` the command writes; None if none of them can
+    be the attempt's."""
+    times = sorted(e.at for e in entries if e.at is not None and not offset.before(e.at, since))
+    if not times:
+        return None
+    sure = [t for t in times if offset.after(t, since)]
+    if sure:
+        return Finding(
+            Verdict.TOOK_EFFECT,
+            f"the job's {where} has {entries[0].kind} at {_stamp(sure[0])}",
+            evidence=evidence,
+        )
+    return Finding(
+        Verdict.UNKNOWN,
+        f"the job's {where} has {entries[0].kind} at {_stamp(times[-1])}, too close to the "
+        f"attempt ({_stamp(since)}, our clock) for the clocks as measured "
+        f"({_bounds(offset)}) to tell whether it is the attempt's or an earlier action's",
+    )
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _bounds(offset: Offset) -> str:
+    def side(bound: timedelta | None) -> str:
+        return "?" if bound is None else f"{bound.total_seconds():+.0f}s"
+
+    return f"the record's clock {side(offset.low)}..{side(offset.high)} from ours"

@@ -7,6 +7,7 @@ before the error goes up.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,9 @@ class Recorder:
         assert outcome is not None
         succeeded = outcome.succeeded
         ambiguous = not succeeded and result.ambiguous
+        if ambiguous:
+            # Sent again blindly (--export-manifest --retryable-only), it could run twice.
+            outcome = dataclasses.replace(outcome, retryable=False)
         stats = self.stats
         if result.count > 1:
             stats.retries += result.count - 1

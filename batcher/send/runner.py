@@ -10,8 +10,10 @@ Shape (anyio structured concurrency)::
 * Several commands for one job run one at a time, in manifest order: a job's later entries
   wait in its chain and the worker that finishes one runs the next. When one fails, the
   rest are ``skipped`` with a reason that names it.
-* One entry's attempts — retries, and the job's record read after a lost answer — are
-  :mod:`.attempts`' business; every line is written and counted by :mod:`.recorder`.
+* One entry's attempts — retries, and the job's record read after an answer that proves
+  no refusal — are :mod:`.attempts`' business; every line is written and counted by
+  :mod:`.recorder`. An entry an earlier run left in doubt whose record cannot be judged
+  before this run has measured the record's clock is taken again at the end of the run.
 * Halting (401/403, a TLS failure, failure thresholds, SIGINT/SIGTERM, a report that cannot
   be written) stops new attempts at once, lets requests in flight finish, and gives every
   entry not attempted a ``skipped`` line.
@@ -62,6 +64,8 @@ class Runner:
     ``done_keys`` holds the entries (:func:`~batcher.entry.key_digest`) an earlier run of the
     report finished; ``doubts`` maps entries an earlier run may have executed without
     hearing back to when that attempt was sent: their job's record is read first.
+    ``witnesses`` are commands an earlier run saw succeed, and when they were sent: their
+    records measure the record's clock before this run has any of its own.
 
     >>> runner = Runner(client=client, limiter=RateLimiter(rate=10), write=report.write,
     ...                 run_id="r1", options=RunOptions())          # doctest: +SKIP
@@ -82,6 +86,7 @@ class Runner:
         note_sent: NoteSent | None = None,
         stats: RunStats | None = None,
         rng: random.Random | None = None,
+        witnesses: Iterable[tuple[Entry, datetime]] = (),
     ) -> None:
         self._client = client
         self._options = options
@@ -117,7 +122,13 @@ class Runner:
         self._request_scopes: set[anyio.CancelScope] = set()
         self._hard_stopped = False
         self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
+        for entry, sent_at in witnesses:
+            self.confirmer.witness(entry, sent_at)
         self._feed: Iterator[Entry | None] = iter(())
+        # Entries in doubt whose record could not be judged before this run measured the
+        # record's clock: they are taken again once the manifests are exhausted.
+        self._deferred: deque[tuple[Entry, int]] = deque()
+        self._retaken: set[int] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -167,6 +178,10 @@ class Runner:
     @property
     def settle_seconds(self) -> float:
         return self._options.settle
+
+    @property
+    def others_in_flight(self) -> bool:
+        return self.stats.in_flight > 0
 
     @property
     def grace_period(self) -> float:
@@ -243,11 +258,13 @@ class Runner:
     # ------------------------------------------------------------------ workers
 
     async def _worker(self, slot: int) -> None:
-        while (taken := await self._next_entry()) is not None:
+        while (taken := await self._next_entry() or self._take_deferred()) is not None:
             entry: Entry | None
             entry, job = taken
             while entry is not None:
-                succeeded = await self._process(entry, slot)
+                succeeded = await self._process(entry, slot, job)
+                if succeeded is None:  # deferred: the job's chain waits with it
+                    break
                 chain = self._chains[job]
                 if not succeeded:
                     reason = self._halt_reason() if self.halted else self._failed(job, entry)
@@ -279,12 +296,28 @@ class Runner:
         if self._waiting < self._options.max_waiting and self._room is not None:
             self._room.set()
 
-    async def _process(self, entry: Entry, slot: int) -> bool:
+    def _take_deferred(self) -> tuple[Entry, int] | None:
+        if not self._deferred:
+            return None
+        entry, job = self._deferred.popleft()
+        self._retaken.add(id(entry))
+        return entry, job
+
+    async def _process(self, entry: Entry, slot: int, job: int) -> bool | None:
+        """Run the entry and write its line: whether it succeeded, or None when it waits
+        for the end of the run (see :attr:`Attempts.defer`)."""
         if self.halted:
             self._skip(entry, self._halt_reason())
             return False
-        self._started += 1
+        retaken = id(entry) in self._retaken
+        self._retaken.discard(id(entry))
+        self._started += not retaken
         result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
+        if result.defer and not retaken and not self.halted:
+            self._deferred.append((entry, job))
+            # No line yet: should the run end before its turn comes, its doubt is kept.
+            self.doubts_lined.discard(key_digest(entry.job_id, entry.command))
+            return None
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
             # be read now.

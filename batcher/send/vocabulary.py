@@ -212,6 +212,9 @@ class Trace:
 
     #: Operation-log types it writes (with ``operate_user`` ``USER``).
     log_types: frozenset[str] = frozenset()
+    #: ``comment_logs`` types it writes. Assumption: only when the command carries a
+    #: comment, so their absence does not say it did not run.
+    comment_types: frozenset[str] = frozenset()
     #: States that only this command, of everything a tenant or the system does, leads to.
     leads_to: frozenset[str] = frozenset()
     #: True for commands that only read (``GET_*``): sending them again is harmless.
@@ -220,7 +223,7 @@ class Trace:
     @property
     def readable(self) -> bool:
         """Whether the record can tell that the command took effect."""
-        return bool(self.log_types or self.leads_to)
+        return bool(self.log_types or self.comment_types or self.leads_to)
 
 
 _NONE = Trace()
@@ -232,7 +235,10 @@ TRACES: dict[str, Trace] = {
     "DELETE_JOB_VIDEO": Trace(log_types=frozenset({"USER_DELETE_JOB_VIDEO"})),
     # The user's verdict on a trained model (NA whitelist only): each ends in its own state.
     "CONFIRM_ACCEPT": Trace(leads_to=frozenset({"JOB_FINISH"})),
-    "CONFIRM_REJECT": Trace(leads_to=frozenset({"JOB_REJECT"})),
+    "CONFIRM_REJECT": Trace(
+        comment_types=frozenset({"USER_REJECT"}), leads_to=frozenset({"JOB_REJECT"})
+    ),
+    "CONFIRM_ANSWER": Trace(comment_types=frozenset({"USER_COMMENT"})),
     "CONFIRM_PENDING": Trace(leads_to=frozenset({"JOB_PENDING"})),
     "GET_MULTIPART_UPLOADED": Trace(read_only=True),
     "GET_ACTION_VIDEO_MULTIPART_UPLOADED": Trace(read_only=True),

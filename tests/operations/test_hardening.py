@@ -333,7 +333,9 @@ async def test_a_secret_with_json_special_characters_is_masked_in_every_spelling
         capsys,
     )
     assert result.code == 1, result.output
-    assert seen["n"] == 6
+    # The six commands, and a Show for each whose 400 page was not the API's own error
+    # (that proves no refusal: the job's record is read before anything else is decided).
+    assert seen["n"] >= 6
     everything = result.output + report.read_text()
     spellings = {QUOTED_TOKEN, escaped, json.dumps(escaped)[1:-1], repr(QUOTED_TOKEN)[1:-1]}
     for spelling in spellings:

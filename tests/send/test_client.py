@@ -169,7 +169,8 @@ async def test_success_keeps_request_id_and_upload_details(
     client: MetaStudioClient, mocked: aioresponses
 ) -> None:
     urls = ["https://obs.example.com/part1?sig=x", "https://obs.example.com/part2?sig=y"]
-    parts = [{"part_number": 1, "etag": "e1"}, {"part_number": 2, "etag": "e2"}]
+    # The SDK's part_number is a string: a server that sends a number gets one in the line.
+    parts = [{"part_number": 1, "etag": "e1"}, {"part_number": "2", "etag": "e2"}]
     mocked.post(
         command_url("job-1"),
         payload={
@@ -186,7 +187,7 @@ async def test_success_keeps_request_id_and_upload_details(
         request_id="req-123",
         command_result="EXCUTE_SUCCESS",
         attachment_upload_url=urls,
-        multipart_data=parts,
+        multipart_data=[{"part_number": "1", "etag": "e1"}, {"part_number": "2", "etag": "e2"}],
     )
 
 

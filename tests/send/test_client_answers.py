@@ -73,12 +73,12 @@ async def test_an_oversized_answer_is_cut_off_and_may_have_executed(
     assert f"{MAX_ANSWER_BYTES // 1024} KiB" in (outcome.reason or "")
 
 
-async def test_an_oversized_error_page_is_not_ambiguous(serve: Any) -> None:
+async def test_an_oversized_error_page_may_follow_the_execution(serve: Any) -> None:
     async def big_error(_: web.Request) -> web.Response:
         return web.Response(status=503, body=b"<html>" + b"z" * (2 * MAX_ANSWER_BYTES))
 
     outcome = await call(await serve(big_error))
-    assert not outcome.ambiguous and outcome.retryable and outcome.http_status == 503
+    assert outcome.ambiguous and outcome.retryable and outcome.http_status == 503
 
 
 @pytest.mark.parametrize(
@@ -86,8 +86,8 @@ async def test_an_oversized_error_page_is_not_ambiguous(serve: Any) -> None:
     [
         (401, False, False, True),
         (403, False, False, True),
-        (400, False, False, False),
-        (404, False, False, False),
+        (400, False, True, False),  # unread, a 400 proves no refusal: the record decides
+        (404, False, True, False),
         (429, True, False, False),
         (502, True, True, False),
         (504, True, True, False),
@@ -96,8 +96,9 @@ async def test_an_oversized_error_page_is_not_ambiguous(serve: Any) -> None:
 async def test_an_oversized_answer_is_judged_by_its_status(
     serve: Any, status: int, retryable: bool, ambiguous: bool, halts: bool
 ) -> None:
-    """Unread, a page too big says what its status says: 401/403 halt the run, a 400 is
-    not sent again, a gateway's 502/504 may have passed the command on."""
+    """Unread, a page too big says what its status says: 401/403 halt the run, a 429 was
+    refused at the gate; anything else (a 400 whose body is unread, a gateway's 502/504)
+    may have followed the command's execution."""
 
     async def big(_: web.Request) -> web.Response:
         return web.Response(
@@ -117,9 +118,10 @@ async def test_an_oversized_answer_is_judged_by_its_status(
 
 
 @pytest.mark.parametrize(
-    ("status", "ambiguous"), [(502, True), (504, True), (500, False), (503, False), (429, False)]
+    ("status", "ambiguous"),
+    [(502, True), (504, True), (500, True), (503, True), (429, False), (408, False)],
 )
-async def test_which_gateway_answers_leave_the_outcome_unknown(
+async def test_which_error_answers_leave_the_outcome_unknown(
     serve: Any, status: int, ambiguous: bool
 ) -> None:
     async def answer(_: web.Request) -> web.Response:
@@ -249,3 +251,39 @@ async def test_half_an_emoji_in_an_answer_is_carried_as_text(serve: Any) -> None
     outcome = await call(await serve(cut))
     assert outcome.failed_msg == "job locked ? by admin"
     assert outcome.reason == "job locked ? by admin"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "ambiguous"),
+    [
+        (400, b'{"error_code": "MSS.00000003", "error_msg": "Invalid parameter"}', False),
+        (400, b"<html>Bad Request</html>", True),  # not the API's error: who sent it?
+        (400, b"", True),
+        (404, b'{"error_code": "MSS.00000001", "error_msg": "no such job"}', False),
+        (429, b"", False),  # refused at the gate, whatever the body
+        (408, b"<html>Request Timeout</html>", False),
+        (500, b'{"error_code": "MSS.00000004", "error_msg": "Internal Error"}', True),
+        (200, b"<html>ok</html>", True),
+    ],
+)
+async def test_only_the_apis_own_refusals_prove_a_command_did_not_run(
+    serve: Any, status: int, body: bytes, ambiguous: bool
+) -> None:
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(status=status, body=body, content_type="application/json")
+
+    outcome = await call(await serve(answer))
+    assert not outcome.succeeded and outcome.ambiguous is ambiguous
+
+
+async def test_error_info_in_a_200_reaches_the_reason(serve: Any) -> None:
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"commond_result": "EXCUTE_FAILED",
+             "error_info": {"error_code": "MSS.00000023", "error_msg": "job is locked"}}
+        )  # fmt: skip
+
+    outcome = await call(await serve(answer))
+    assert not outcome.ambiguous and not outcome.retryable
+    assert (outcome.error_code, outcome.error_msg) == ("MSS.00000023", "job is locked")
+    assert outcome.reason == "MSS.00000023: job is locked"

@@ -29,12 +29,17 @@ LOST = Outcome(
     reason="timed out after 5s",
 )  # fmt: skip
 SERVER_ERROR = Outcome(
-    succeeded=False, retryable=True, http_status=500, reason="HTTP 500 MSS.00000004"
-)
+    succeeded=False, retryable=True, ambiguous=True, http_status=500,
+    reason="HTTP 500 MSS.00000004",
+)  # fmt: skip
 LOG_OF = {
     "SUBMITVERIFYING": "USER_VERIFYING_SUBMITTED",
     "CONFIRM_REPAIR": "USER_REPAIR",
+    "DELETE_JOB_VIDEO": "USER_DELETE_JOB_VIDEO",
 }
+COMMENT_OF = {"CONFIRM_REJECT": "USER_REJECT", "CONFIRM_ANSWER": "USER_COMMENT"}
+#: Commands the API accepts again (each time with its effect).
+REPEATABLE = {"DELETE_JOB_VIDEO"}
 
 
 def refused(why: str = "state does not allow it") -> Outcome:
@@ -51,6 +56,7 @@ def refused(why: str = "state does not allow it") -> Outcome:
 class Job:
     state: str = "WAIT_FILE_UPLOAD"
     logs: list[dict[str, str]] = field(default_factory=list)
+    comments: list[dict[str, str]] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
 
 
@@ -78,19 +84,17 @@ class RecordedAPI:
 
     def _take_effect(self, entry: Entry) -> None:
         job = self.job(entry.job_id)
-        if not entry.command.startswith("GET_"):
+        if not entry.command.startswith("GET_") and entry.command not in REPEATABLE:
             job.done.add(entry.command)
         key = (entry.job_id, entry.command)
         self.executions[key] = self.executions.get(key, 0) + 1
+        stamp = (datetime.now(UTC) + self.clock_skew).strftime("%Y-%m-%dT%H:%M:%SZ")
         if entry.command in LOG_OF:
-            now = datetime.now(UTC) + self.clock_skew
             job.logs.append(
-                {
-                    "log_type": LOG_OF[entry.command],
-                    "operate_time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "operate_user": "USER",
-                }
+                {"log_type": LOG_OF[entry.command], "operate_time": stamp, "operate_user": "USER"}
             )
+        if entry.command in COMMENT_OF:
+            job.comments.append({"comment_type": COMMENT_OF[entry.command], "operate_time": stamp})
 
     def _arrive(self) -> None:
         """Effects whose time has come (a request that was still queued on the server)."""
@@ -109,6 +113,10 @@ class RecordedAPI:
             return refused()
         if what == "lost-before":
             return LOST
+        if what.startswith("slow"):  # answered a while later (still in flight meanwhile)
+            await anyio.sleep(0.3)
+            if what == "slow-refuse":
+                return refused()
         if what == "error-before":
             return SERVER_ERROR
         if what == "lost-late":  # timed out while queued: it runs 0.2 s later
@@ -141,6 +149,7 @@ class RecordedAPI:
         data: dict[str, Any] = {"job_id": job_id, "state": job.state}
         if self.show != "no-logs":
             data["operation_logs"] = list(job.logs)
+            data["comment_logs"] = list(job.comments)
         date = None
         if not self.no_date:
             skew = self.clock_skew if self.date_skew is None else self.date_skew
@@ -152,11 +161,20 @@ def entry(job: str, command: str = "SUBMITVERIFYING", **fields: Any) -> Entry:
     return Entry(job_id=job, command=command, source=f"m.csv:{job}", **fields)
 
 
+def measure(runner: Runner, api: RecordedAPI) -> None:
+    """As if the run had already measured the record's clock (to a second either way) on
+    commands it saw succeed; the tests of that measuring are in test_truth_clocks.py."""
+    now = datetime.now(UTC)
+    runner.confirmer.clocks.note_newest(now + api.clock_skew, received_at=now)
+    runner.confirmer.clocks.note_caused(now + api.clock_skew, sent_at=now)
+
+
 async def run(
     entries: list[Entry], api: RecordedAPI, **options: Any
 ) -> tuple[dict[tuple[str, str], ReportLine], Runner]:
     lines: list[ReportLine] = []
     doubts = options.pop("doubts", None)
+    measured = options.pop("measured", True)
     opts = RunOptions(backoff_base=0.001, backoff_cap=0.01, handle_signals=False, **options)
     runner = Runner(
         client=api,
@@ -167,6 +185,8 @@ async def run(
         doubts=doubts,
         rng=random.Random(3),
     )
+    if measured:
+        measure(runner, api)
     await runner.run(entries)
     assert len(lines) == len({line.key for line in lines})  # one line per entry
     return {line.key: line for line in lines}, runner
@@ -223,22 +243,23 @@ async def test_a_late_effect_behind_a_refusal_is_found_by_the_last_check() -> No
     assert line.attempts == 2 and calls["n"] == 2
 
 
-async def test_a_command_that_leaves_no_trace_is_resent_and_a_refusal_is_ambiguous() -> None:
+async def test_a_command_that_leaves_no_trace_is_not_sent_again_in_doubt() -> None:
+    # Sent again, it could run twice (the API accepts some commands again).
     api = RecordedAPI({("j1", 1): "lost-after"})
     got, runner = await run([entry("j1", "CONFIRM_AUTHORIZATION_LETTER")], api)
     line = got[("j1", "CONFIRM_AUTHORIZATION_LETTER")]
-    assert line.status == "failed" and line.ambiguous is True
-    assert "may have executed" in (line.reason or "")
+    assert line.status == "failed" and line.ambiguous is True and not line.retryable
+    assert line.attempts == 1 and "may have executed" in (line.reason or "")
     assert api.shows == 0  # nothing to read: the record cannot tell
     assert runner.stats.ambiguous == 1
 
 
-async def test_when_the_record_cannot_be_read_a_refusal_is_ambiguous() -> None:
+async def test_when_the_record_cannot_be_read_the_command_is_not_sent_again() -> None:
     api = RecordedAPI({("j1", 1): "lost-after"}, show="forbidden")
     got, _ = await run([entry("j1")], api)
     line = got[("j1", "SUBMITVERIFYING")]
-    assert line.status == "failed" and line.ambiguous is True
-    assert api.shows == 2  # after the lost answer, and after the refusal
+    assert line.status == "failed" and line.ambiguous is True and not line.retryable
+    assert line.attempts == 1 and api.shows == 1
 
 
 async def test_a_record_without_an_operation_log_cannot_tell() -> None:
@@ -274,13 +295,13 @@ async def test_a_server_clock_behind_ours_is_allowed_for() -> None:
 
 
 async def test_a_log_clock_behind_the_date_header_is_not_read_as_did_not() -> None:
-    # The gateway's Date is right, the service logs 10 s behind it: the entry falls before
-    # the attempt on the measured clock. That cannot be told, not "did not": sent again
-    # (as for any record that cannot tell), refused, and the line says it may have run.
+    # The gateway's Date is right, the service logs 10 s behind it, and nothing measured
+    # the log's clock: the entry cannot be placed, which is not "did not". Not sent again
+    # (it could run twice), and the line says it may have run.
     api = RecordedAPI({("j1", 1): "lost-after"})
     api.date_skew = timedelta(0)
     api.clock_skew = timedelta(seconds=-10)
-    got, _ = await run([entry("j1")], api)
+    got, _ = await run([entry("j1")], api, measured=False)
     line = got[("j1", "SUBMITVERIFYING")]
     assert api.executions[("j1", "SUBMITVERIFYING")] == 1
     assert line.status == "failed" and line.ambiguous is True
@@ -481,7 +502,7 @@ async def test_a_refusal_after_a_server_error_that_ran_the_command_is_a_success(
     got, _ = await run([entry("j1")], api)
     line = got[("j1", "SUBMITVERIFYING")]
     assert line.status == "succeeded" and line.confirmed_by == "operation_log"
-    assert line.attempts == 2 and api.shows == 1
+    assert line.attempts == 1 and api.shows == 1  # read before any second attempt
 
 
 async def test_a_refusal_after_a_server_error_that_did_nothing_stays_a_failure() -> None:
@@ -490,7 +511,7 @@ async def test_a_refusal_after_a_server_error_that_did_nothing_stays_a_failure()
     assert got[("j1", "SUBMITVERIFYING")].status == "failed"
     assert not got[("j1", "SUBMITVERIFYING")].ambiguous
     assert got[("j2", "SUBMITVERIFYING")].status == "failed"
-    assert api.shows == 1  # a plain refusal costs no read
+    assert api.shows == 2  # j1 before the retry and after its refusal; a plain refusal none
 
 
 async def test_a_limit_that_leaves_only_entries_already_done_leaves_nothing() -> None:
@@ -518,6 +539,7 @@ async def test_after_a_server_error_then_a_lost_answer_the_record_is_read_from_t
     api = RecordedAPI({("j1", 1): "error-after", ("j1", 2): "lost-before"})
     lines: list[ReportLine] = []
     runner = runner_for(api, lines, backoff_base=0.001, backoff_cap=0.01)
+    measure(runner, api)
     sent: list[datetime] = []
     looked_from: list[datetime] = []
     execute, check = api.execute, runner.confirmer.check
@@ -553,7 +575,7 @@ async def test_no_permission_for_show_does_not_halt_the_run() -> None:
     api = RecordedAPI({("j1", 1): "lost-before"}, show="refused")
     got, runner = await run([entry("j1"), entry("j2")], api)
     assert runner.stats.halted_reason is None
-    assert got[("j1", "SUBMITVERIFYING")].status == "succeeded"  # sent again, as documented
+    assert got[("j1", "SUBMITVERIFYING")].ambiguous  # in doubt, not sent again on a guess
     assert got[("j2", "SUBMITVERIFYING")].status == "succeeded"
 
 
@@ -589,3 +611,128 @@ async def test_a_request_still_queued_on_the_server_is_given_time_before_a_resen
     assert api.executions[("j1", "SUBMITVERIFYING")] == 1
     assert line.status == "succeeded" and line.confirmed_by == "operation_log"
     assert api.shows == 2
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+LOG_SKEWS = [-300, -130, -30, -6, 0, 6, 30, 130, 300]
+
+
+@pytest.mark.parametrize("log_skew", LOG_SKEWS)
+@pytest.mark.parametrize("what", ["error-after", "lost-after", "error-before", "lost-before"])
+async def test_the_log_clock_apart_from_the_date_header_never_makes_a_line_false(
+    log_skew: int, what: str
+) -> None:
+    """The gateway's Date agrees with our clock, the service's log clock is up to 5 minutes
+    off either way, and nothing has measured it yet: a line may be in doubt, never false,
+    and DELETE_JOB_VIDEO (accepted again) never runs twice."""
+    api = RecordedAPI({("j1", 1): what})
+    api.date_skew = timedelta(0)
+    api.clock_skew = timedelta(seconds=log_skew)
+    got, _ = await run([entry("j1", "DELETE_JOB_VIDEO")], api, measured=False)
+    line = got[("j1", "DELETE_JOB_VIDEO")]
+    runs = api.executions.get(("j1", "DELETE_JOB_VIDEO"), 0)
+    assert runs == 1  # it ran, once: either the first attempt or, surely not run, the second
+    if line.status == "failed":
+        assert line.ambiguous and not line.retryable and what.endswith("-after")
+
+
+@pytest.mark.parametrize("gap", LOG_SKEWS)
+@pytest.mark.parametrize("date_skew", [-300, 0, 300])
+async def test_a_command_seen_to_succeed_measures_the_log_clock(gap: int, date_skew: int) -> None:
+    """j0 succeeds with its answer; j1's answer is a 500 after it ran. Reading j0's record
+    bounds the log's clock from above (its entry was written after j0 was sent), j1's
+    record from below: j1 is confirmed, whatever the clocks (the Date header ours ±5 min,
+    the log that ±5 min), and runs once."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    api.date_skew = timedelta(seconds=date_skew)
+    api.clock_skew = timedelta(seconds=date_skew + gap)
+    api.first["j0"] = "DELETE_JOB_VIDEO"
+    entries = [entry("j0", "DELETE_JOB_VIDEO"), entry("j1", "DELETE_JOB_VIDEO")]
+    got, runner = await run(entries, api, measured=False, concurrency=1)
+    line = got[("j1", "DELETE_JOB_VIDEO")]
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert api.executions[("j1", "DELETE_JOB_VIDEO")] == 1 and line.attempts == 1
+    assert api.shows == 2  # j1's record, and j0's once to measure the clock
+    assert runner.confirmer.clocks.offset().high is not None
+
+
+@pytest.mark.parametrize("measured", [True, False])
+async def test_an_earlier_action_minutes_before_is_not_taken_for_the_attempt(
+    measured: bool,
+) -> None:
+    """The job was submitted a minute before batcher's attempt (by whoever prepared it);
+    batcher's attempt gets a 500 and did nothing. Measured, the entry is surely earlier: the
+    record says "did not", the retry is refused, and the line is a plain failure. Not
+    measured, it cannot tell: in doubt. Never "succeeded"."""
+    api = RecordedAPI({("j1", 1): "error-before"})
+    job = api.job("j1")
+    job.logs.append(
+        {
+            "log_type": "USER_VERIFYING_SUBMITTED",
+            "operate_time": stamp(datetime.now(UTC) - timedelta(minutes=1)),
+            "operate_user": "USER",
+        }
+    )
+    job.done.add("SUBMITVERIFYING")
+    got, _ = await run([entry("j1")], api, measured=measured)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "failed" and line.confirmed_by is None
+    assert line.ambiguous is not measured and line.attempts == (2 if measured else 1)
+
+
+@pytest.mark.parametrize("command", ["CONFIRM_REJECT", "CONFIRM_ANSWER"])
+async def test_a_users_comment_confirms_a_verdict_whose_answer_was_lost(command: str) -> None:
+    api = RecordedAPI({("j1", 1): "lost-after"})
+    got, _ = await run([entry("j1", command)], api)
+    line = got[("j1", command)]
+    assert line.status == "succeeded" and line.confirmed_by == "comment_logs"
+    assert api.executions[("j1", command)] == 1
+
+
+async def test_no_comment_does_not_say_a_verdict_did_not_run() -> None:
+    """A CONFIRM_ANSWER need not leave a comment (undocumented): no comment is no proof."""
+    api = RecordedAPI({("j1", 1): "lost-before"})
+    got, _ = await run([entry("j1", "CONFIRM_ANSWER")], api)
+    line = got[("j1", "CONFIRM_ANSWER")]
+    assert line.status == "failed" and line.ambiguous and line.attempts == 1
+
+
+@pytest.mark.parametrize("j2", ["slow", "slow-refuse"])
+async def test_a_doubt_before_anything_measured_the_clock_waits_for_a_command_in_flight(
+    j2: str,
+) -> None:
+    """j1's 500 comes before any command was seen to succeed: its record cannot be judged
+    yet. j2 is still on its way: j1 waits for it, and j2's success measures the clock. If
+    j2 does not succeed either, j1 stays in doubt (and is not sent again)."""
+    api = RecordedAPI({("j1", 1): "error-after", ("j2", 1): j2})
+    got, _ = await run([entry("j2"), entry("j1")], api, measured=False, concurrency=2)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.attempts == 1 and api.executions[("j1", "SUBMITVERIFYING")] == 1
+    if j2 == "slow":
+        assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    else:
+        assert line.status == "failed" and line.ambiguous
+
+
+@pytest.mark.parametrize("effect", [True, False])
+async def test_resume_judges_entries_in_doubt_once_the_run_has_measured_the_clock(
+    effect: bool,
+) -> None:
+    api = RecordedAPI({})
+    api.clock_skew = api.date_skew = timedelta(seconds=-200)
+    if effect:
+        api._take_effect(entry("j1"))
+        api.attempts.clear()
+    doubts = {key_digest("j1", "SUBMITVERIFYING"): datetime.now(UTC) - timedelta(seconds=2)}
+    entries = [entry("j1"), entry("j1", "CONFIRM_REPAIR"), entry("j2"), entry("j3")]
+    got, _ = await run(entries, api, doubts=doubts, measured=False, concurrency=1)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert line.status == "succeeded" and api.executions[("j1", "SUBMITVERIFYING")] == 1
+    assert (line.attempts, line.confirmed_by) == ((0, "operation_log") if effect else (1, None))
+    assert got[("j1", "CONFIRM_REPAIR")].status == "succeeded"  # its chain waited with it
