@@ -46,12 +46,15 @@ if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fa
         run_async,
         select,
         select_async,
+        status,
+        status_async,
         summarize,
         validate,
     )
     from batcher.journal.line import ReportLine
     from batcher.read import ManifestSummary
     from batcher.review.summary import Summary
+    from batcher.status.check import StatusResult
 
 _LAZY = {
     "Plan": "api",
@@ -61,6 +64,9 @@ _LAZY = {
     "run_async": "api",
     "select": "api",
     "select_async": "api",
+    "status": "api",
+    "status_async": "api",
+    "StatusResult": "status.check",
     "summarize": "api",
     "validate": "api",
     "ManifestSummary": "read",
@@ -81,6 +87,7 @@ __all__ = [
     "RunResult",
     "SelectResult",
     "SettingsError",
+    "StatusResult",
     "Summary",
     "UsageError",
     "__version__",
@@ -88,6 +95,8 @@ __all__ = [
     "run_async",
     "select",
     "select_async",
+    "status",
+    "status_async",
     "summarize",
     "validate",
 ]

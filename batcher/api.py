@@ -135,6 +135,8 @@ if TYPE_CHECKING:
     from batcher.review.summary import Summary
     from batcher.select.paging import Paging
     from batcher.send.progress import Display
+    from batcher.status.check import StatusResult
+    from batcher.status.look import Progress
 
 T = TypeVar("T")
 
@@ -149,6 +151,8 @@ __all__ = [
     "run_async",
     "select",
     "select_async",
+    "status",
+    "status_async",
     "summarize",
     "validate",
 ]
@@ -398,6 +402,118 @@ async def select_async(
         options,
         output=out,
         format=format,
+        force=force,
+        progress=progress,
+    )
+
+
+def status(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    states: Sequence[str] = (),
+    batch_name: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    created_since: str | None = None,
+    created_until: str | None = None,
+    updated_since: str | None = None,
+    updated_until: str | None = None,
+    wait_until: Sequence[str] = (),
+    wait_timeout: float | None = None,
+    stuck_after: float | None = None,
+    commands: Sequence[str] = (),
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    project_id: str | None = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+    simulate: bool = False,
+    read_rate: float = 10.0,
+    max_attempts: int = 5,
+    timeout: float = 30.0,
+    app_user_id: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> StatusResult:
+    """Where every job ``source`` names is now: a report, a manifest, or (``source`` None)
+    the jobs the List filters match. ``states`` picks the jobs shown (and, for a query,
+    filters the listing). ``wait_until`` reads again, backing off, until every job is in
+    one of those states, cannot reach one, or ``wait_timeout`` seconds pass. ``output``
+    writes a manifest of the jobs shown, one entry per job per command of ``commands``.
+    Reads are paced at ``read_rate`` per second (List and Show have their own quota: 10/s
+    in cn-east-3, the lower of the two documented).
+
+    >>> result = batcher.status("r.jsonl", wait_until=["JOB_SUCCESS"],
+    ...                         wait_timeout=3600)  # doctest: +SKIP
+    >>> result.by_state, result.exit_code  # doctest: +SKIP
+    ({'TRAINING': 3, 'JOB_SUCCESS': 117}, 1)
+    """
+    arguments = dict(locals())  # exactly the parameters, which the async twin takes
+    _refuse_inside_a_loop("status")
+    return _run_blocking(functools.partial(status_async, **arguments))
+
+
+async def status_async(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    states: Sequence[str] = (),
+    batch_name: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    created_since: str | None = None,
+    created_until: str | None = None,
+    updated_since: str | None = None,
+    updated_until: str | None = None,
+    wait_until: Sequence[str] = (),
+    wait_timeout: float | None = None,
+    stuck_after: float | None = None,
+    commands: Sequence[str] = (),
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    project_id: str | None = None,
+    region: str | None = None,
+    endpoint: str | None = None,
+    simulate: bool = False,
+    read_rate: float = 10.0,
+    max_attempts: int = 5,
+    timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
+    app_user_id: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> StatusResult:
+    """:func:`status`, for callers already in an event loop (same arguments, same result)."""
+    from batcher.observe.logs import ensure_configured
+    from batcher.select.selector import JobQuery
+    from batcher.status.check import check_status
+
+    ensure_configured()
+    query = JobQuery(
+        states=tuple(states),
+        batch_name=batch_name,
+        tag=tag,
+        name=name,
+        created_since=created_since,
+        created_until=created_until,
+        updated_since=updated_since,
+        updated_until=updated_until,
+    )
+    options = Options(
+        project_id=project_id,
+        region=region,
+        endpoint=endpoint,
+        simulate=simulate,
+        rate=read_rate,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        app_user_id=app_user_id,
+    )
+    return await check_status(
+        None if source is None else os.fspath(source),
+        query,
+        options,
+        wait_for=tuple(wait_until),
+        wait_timeout=wait_timeout,
+        stuck_after=stuck_after,
+        commands=tuple(commands),
+        output=None if output is None else Path(output),
         force=force,
         progress=progress,
     )

@@ -1,7 +1,7 @@
 """The ``batcher`` command: parse flags, call the library, map errors to exit codes.
 
-Sub-commands live in their own modules (``run``, ``validate``, ``select``, ``report``,
-``simulate``), each with ``add_parser(subparsers)`` and ``main(args) -> int``. Heavy
+Sub-commands live in their own modules (``run``, ``validate``, ``select``, ``status``,
+``report``, ``simulate``), each with ``add_parser(subparsers)`` and ``main(args) -> int``. Heavy
 imports happen inside ``main`` so that ``batcher --help`` starts fast.
 """
 
@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from batcher import __version__
-from batcher.cli import report, run, select, simulate, validate
+from batcher.cli import report, run, select, simulate, status, validate
 
 if TYPE_CHECKING:
     from batcher.errors import ManifestError
 
-_COMMANDS = (run, validate, select, report, simulate)
+_COMMANDS = (run, validate, select, status, report, simulate)
 
 
 class _Parser(argparse.ArgumentParser):

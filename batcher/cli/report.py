@@ -155,7 +155,11 @@ def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     if args.format == "json":
         print(json.dumps(summary.to_dict(top=args.top), ensure_ascii=False, indent=2))
     else:
-        sys.stdout.write(terminal_safe(render_text(summary, top=args.top)))
+        import shutil
+
+        # Reasons fit a terminal's width; piped, they are never cut.
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(terminal_safe(render_text(summary, top=args.top, width=width)))
     return 0
 
 

@@ -24,7 +24,8 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+def table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Aligned columns (those in ``right`` to the right), two spaces apart."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -42,9 +43,33 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def _clip(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+#: Reasons are cut no shorter than this, however narrow the terminal.
+MIN_REASON = 30
+
+
+def fit(rows: list[list[str]], width: int | None, *, column: int = 0) -> list[list[str]]:
+    """``rows`` with whitespace in ``column`` collapsed, and its cells cut (…) so that the
+    table fits ``width`` characters (None: never cut; the other columns are kept whole).
+
+    >>> fit([["HTTP 500:   may have executed", "12"]], None)
+    [['HTTP 500: may have executed', '12']]
+    >>> cut = fit([["a reason " * 10, "12"]], 50)[0][0]
+    >>> len(cut), cut[-2:]
+    (46, ' …')
+    """
+    rows = [[*r[:column], " ".join(r[column].split()), *r[column + 1 :]] for r in rows]
+    if width is None or not rows:
+        return rows
+    others = sum(max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0])) if i != column)
+    room = max(MIN_REASON, width - others)
+    return [
+        [
+            *r[:column],
+            r[column] if len(r[column]) <= room else r[column][: room - 1] + "…",
+            *r[column + 1 :],
+        ]
+        for r in rows
+    ]
 
 
 def _duration(seconds: float | None) -> str:
@@ -61,13 +86,15 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}/s"
 
 
-def _reason_section(title: str, groups: list[ReasonGroup], top: int) -> list[str]:
+def _reason_section(
+    title: str, groups: list[ReasonGroup], top: int, width: int | None
+) -> list[str]:
     if not groups:
         return []
     shown = capped(groups, top)
     rows = [
         [
-            _clip(g.label if not g.detail else f"{g.label} {g.detail}"),
+            g.label if not g.detail else f"{g.label} {g.detail}",
             f"{g.count:,}",
             f"{g.example_job_id} {g.example_command}" if g.example_job_id else "-",
         ]
@@ -75,14 +102,15 @@ def _reason_section(title: str, groups: list[ReasonGroup], top: int) -> list[str
     ]
     more = beyond_cap(groups, top)
     lines = ["", f"{title} (most frequent first)"]
-    lines += _table(["reason", "entries", "example"], rows, right={1})
+    lines += table(["reason", "entries", "example"], fit(rows, width), right={1})
     if more["groups"]:
         lines.append(f"… {more['groups']:,} more reasons ({more['entries']:,} entries)")
     return lines
 
 
-def render_text(summary: Summary, *, top: int = 20) -> str:
-    """The summary as aligned plain text, for people.
+def render_text(summary: Summary, *, top: int = 20, width: int | None = None) -> str:
+    """The summary as aligned plain text, for people; reasons cut to fit ``width``
+    columns (a terminal's), never cut without one.
 
     >>> print(render_text(Summary(path="r.jsonl")).splitlines()[0])
     Report r.jsonl: 0 lines, 0 entries
@@ -96,9 +124,9 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
     ]
     status_rows = [[name, f"{s.status[name]:,}"] for name in STATUSES]
     status_rows[1][0] += f" (retryable {s.retryable_failed:,})" if s.retryable_failed else ""
-    out += _table(["status", "entries"], [*status_rows, ["total", f"{s.total:,}"]], right={1})
+    out += table(["status", "entries"], [*status_rows, ["total", f"{s.total:,}"]], right={1})
     out += ["", "Lost answers (latest lines)"]
-    out += _table(
+    out += table(
         ["outcome", "entries"],
         [
             ["succeeded, confirmed from the job's record", f"{s.confirmed:,}"],
@@ -113,19 +141,19 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
             [command, *(f"{counts[name]:,}" for name in STATUSES)]
             for command, counts in s.by_command.items()
         ]
-        out += _table(["command", *STATUSES], rows, right={1, 2, 3})
+        out += table(["command", *STATUSES], rows, right={1, 2, 3})
 
-    out += _reason_section("Failure reasons", s.failure_reasons, top)
-    out += _reason_section("Skip reasons", s.skip_reasons, top)
+    out += _reason_section("Failure reasons", s.failure_reasons, top, width)
+    out += _reason_section("Skip reasons", s.skip_reasons, top, width)
 
     if s.http_status:
         out += ["", "HTTP status (latest lines)"]
-        out += _table(
+        out += table(
             ["status", "entries"], [[k, f"{v:,}"] for k, v in s.http_status.items()], right={1}
         )
     if s.attempts:
         out += ["", "Attempts (latest lines)"]
-        out += _table(
+        out += table(
             ["attempts", "entries"],
             [[str(k), f"{v:,}"] for k, v in s.attempts.items()],
             right={0, 1},
@@ -141,7 +169,7 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
         f"Time span  {s.span.first_started_at or '-'} → {s.span.last_finished_at or '-'}"
         f"  ({_duration(s.span.seconds())}; {s.lines:,} lines at {_rate(s.span.rate())})",
     ]
-    out += _runs(s)
+    out += _runs(s, width)
 
     if s.bad_lines_total:
         out += ["", f"Unreadable lines skipped: {s.bad_lines_total:,}"]
@@ -153,7 +181,7 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
 
 
 def _histogram(h: LogHistogram) -> list[str]:
-    return _table(
+    return table(
         ["count", "mean", "p50", "p90", "p99", "max"],
         [
             [
@@ -169,7 +197,7 @@ def _histogram(h: LogHistogram) -> list[str]:
     )
 
 
-def _runs(s: Summary) -> list[str]:
+def _runs(s: Summary, width: int | None) -> list[str]:
     runs = s.runs_dict()
     if not runs:
         return []
@@ -190,11 +218,12 @@ def _runs(s: Summary) -> list[str]:
     headers = ["run_id", "lines", "first started", "last finished", "rate"]
     if s.run_records is not None:
         headers += ["exit", "finished", "version", "manifests"]
-    out = ["", f"Runs ({source})", *_table(headers, rows, {1, 4})]
+    out = ["", f"Runs ({source})", *table(headers, rows, {1, 4})]
     for run_id, run in runs.items():
         record = run["record"]
         if record and record.get("halted_reason"):
-            out.append(f"  {run_id} halted: {_clip(str(record['halted_reason']), 100)}")
+            why = fit([[str(record["halted_reason"])]], None if width is None else width - 12)
+            out.append(f"  {run_id} halted: {why[0][0]}")
     return out
 
 

@@ -1,0 +1,216 @@
+"""``batcher status``: flags → :func:`batcher.status` → a table, JSON or CSV of job states."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import TYPE_CHECKING
+
+from batcher.cli._parsers import Subparsers, add_logging, add_where
+
+if TYPE_CHECKING:
+    from batcher.status.look import Progress
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m``.
+
+    >>> duration("1h30m"), duration("45")
+    (5400.0, 45.0)
+    """
+    value = text.strip().lower()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90s, 15m, 2h, 1d)")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show where the jobs of a report, a manifest or a query are now",
+        description="Read the current state of every job SOURCE names (a report .jsonl, or a "
+        "manifest .csv/.yaml, or - for CSV on standard input) or, without SOURCE, every job "
+        "the List filters match: a histogram of states, the jobs in one state longer than "
+        "--stuck-after, and why failed reviews failed. With --wait-until, read again "
+        "(backing off, within the read quota) until every job is in one of the states: exit "
+        "0; at --timeout, or when a job rests in a state the wanted ones cannot follow, exit 1.",
+    )
+    parser.add_argument("source", nargs="?", metavar="SOURCE", help="a report or a manifest")
+    what = parser.add_argument_group("which jobs")
+    what.add_argument(
+        "--state",
+        action="append",
+        dest="states",
+        metavar="S1,S2",
+        default=[],
+        help="only jobs in these states (for a query: the List filter)",
+    )
+    what.add_argument("--batch-name", metavar="B", help="the jobs' batch name (no SOURCE)")
+    what.add_argument("--tag", metavar="T", help="a job tag (no SOURCE)")
+    what.add_argument("--name", metavar="N", help="the model name (no SOURCE)")
+    for flag, meaning in (
+        ("--created-since", "created at or after"),
+        ("--created-until", "created at or before"),
+        ("--updated-since", "updated at or after"),
+        ("--updated-until", "updated at or before"),
+    ):
+        what.add_argument(flag, metavar="TIME", help=f"{meaning} TIME (RFC 3339; no SOURCE)")
+    wait = parser.add_argument_group("waiting")
+    wait.add_argument(
+        "--wait-until",
+        metavar="STATE[,STATE...]",
+        help="read again until every job is in one of these states",
+    )
+    wait.add_argument(
+        "--timeout",
+        type=duration,
+        metavar="DURATION",
+        help="stop waiting after DURATION (e.g. 30m; default: no limit)",
+    )
+    wait.add_argument(
+        "--stuck-after",
+        type=duration,
+        metavar="DURATION",
+        help="list the jobs in one state longer than DURATION (e.g. 2h)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    out.add_argument(
+        "--output",
+        metavar="PATH",
+        help="also write a manifest (.csv/.yaml) of the jobs shown, for batcher run",
+    )
+    out.add_argument(
+        "--command",
+        action="append",
+        dest="commands",
+        metavar="CMD",
+        default=[],
+        help="the manifest's command for each job (repeat, in order)",
+    )
+    out.add_argument("--force", action="store_true", help="replace an existing --output")
+    out.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the state counts as Prometheus gauges (textfile collector)",
+    )
+    target = add_where(parser, simulate="read an in-process simulator's jobs; no credentials")
+    target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
+    pace = parser.add_argument_group("pace")
+    pace.add_argument(
+        "--read-rate",
+        type=float,
+        default=10.0,
+        metavar="PER_SECOND",
+        help="List and Show requests per second (default 10, the lower "
+        "documented read quota; 0 = unlimited)",
+    )
+    pace.add_argument(
+        "--max-attempts",
+        type=int,
+        default=5,
+        metavar="N",
+        help="attempts per read for retryable failures (default 5)",
+    )
+    pace.add_argument(
+        "--request-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="per request (default 30)",
+    )
+    add_logging(parser)
+    parser.set_defaults(handler=main)
+
+
+def _states(values: list[str] | str | None) -> list[str]:
+    texts = [values] if isinstance(values, str) else values or []
+    return [state.strip() for text in texts for state in text.split(",") if state.strip()]
+
+
+def main(args: argparse.Namespace) -> int:
+    import contextlib
+    from pathlib import Path
+
+    from batcher import api
+    from batcher.observe import logs
+    from batcher.status import show
+
+    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
+    args.resolved_log_format = log_format
+    live = None
+    if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
+        live = _Live()
+    with live or contextlib.nullcontext():
+        result = api.status(
+            args.source,
+            states=_states(args.states),
+            batch_name=args.batch_name,
+            tag=args.tag,
+            name=args.name,
+            created_since=args.created_since,
+            created_until=args.created_until,
+            updated_since=args.updated_since,
+            updated_until=args.updated_until,
+            wait_until=_states(args.wait_until),
+            wait_timeout=args.timeout,
+            stuck_after=args.stuck_after,
+            commands=args.commands,
+            output=args.output,
+            force=args.force,
+            project_id=args.project_id,
+            region=args.region,
+            endpoint=args.endpoint,
+            simulate=args.simulate,
+            read_rate=args.read_rate,
+            max_attempts=args.max_attempts,
+            timeout=args.request_timeout,
+            app_user_id=args.app_user_id,
+            progress=live,
+        )
+    render = {"json": show.render_json, "csv": show.render_csv}.get(args.format)
+    if render is None:
+        import shutil
+
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(show.render_table(result, width=width))
+    else:
+        sys.stdout.write(render(result))
+    if args.metrics_file:
+        show.write_metrics(result, Path(args.metrics_file))
+    if result.output is not None and not args.quiet:
+        print(f"{result.entries:,} entries written to {result.output}", file=sys.stderr)
+    return result.exit_code
+
+
+class _Live:
+    """Jobs read so far, per state, at the bottom of the terminal while status reads."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._live = Live(
+            console=Console(stderr=True), refresh_per_second=4, transient=True, redirect_stderr=True
+        )
+
+    def __enter__(self) -> _Live:
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.stop()
+
+    def __call__(self, progress: Progress) -> None:
+        total = "?" if progress.total is None else f"{progress.total:,}"
+        states = "  ".join(f"{s} {n:,}" for s, n in sorted(progress.by_state.items()))
+        self._live.update(f"read {progress.read:,}/{total} jobs  {states}")
