@@ -420,6 +420,7 @@ def status(
     updated_until: str | None = None,
     wait_until: Sequence[str] = (),
     wait_timeout: float | None = None,
+    poll: float = 5.0,
     stuck_after: float | None = None,
     commands: Sequence[str] = (),
     output: str | os.PathLike[str] | None = None,
@@ -437,7 +438,8 @@ def status(
     """Where every job ``source`` names is now: a report, a manifest, or (``source`` None)
     the jobs the List filters match. ``states`` picks the jobs shown (and, for a query,
     filters the listing). ``wait_until`` reads again, backing off, until every job is in
-    one of those states, cannot reach one, or ``wait_timeout`` seconds pass. ``output``
+    one of those states, cannot reach one, or ``wait_timeout`` seconds pass (``poll``
+    seconds between reads at first, growing while nothing moves). ``output``
     writes a manifest of the jobs shown, one entry per job per command of ``commands``.
     Reads are paced at ``read_rate`` per second (List and Show have their own quota: 10/s
     in cn-east-3, the lower of the two documented).
@@ -465,6 +467,7 @@ async def status_async(
     updated_until: str | None = None,
     wait_until: Sequence[str] = (),
     wait_timeout: float | None = None,
+    poll: float = 5.0,
     stuck_after: float | None = None,
     commands: Sequence[str] = (),
     output: str | os.PathLike[str] | None = None,
@@ -511,6 +514,7 @@ async def status_async(
         options,
         wait_for=tuple(wait_until),
         wait_timeout=wait_timeout,
+        poll=poll,
         stuck_after=stuck_after,
         commands=tuple(commands),
         output=None if output is None else Path(output),

@@ -77,6 +77,13 @@ def add_parser(subparsers: Subparsers) -> None:
         help="stop waiting after DURATION (e.g. 30m; default: no limit)",
     )
     wait.add_argument(
+        "--poll-every",
+        type=duration,
+        default=5.0,
+        metavar="DURATION",
+        help="between reads at first (default 5s); it grows while nothing moves, to 2m",
+    )
+    wait.add_argument(
         "--stuck-after",
         type=duration,
         metavar="DURATION",
@@ -163,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
             updated_until=args.updated_until,
             wait_until=_states(args.wait_until),
             wait_timeout=args.timeout,
+            poll=args.poll_every,
             stuck_after=args.stuck_after,
             commands=args.commands,
             output=args.output,

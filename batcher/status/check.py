@@ -22,7 +22,7 @@ from batcher.send.reads import Pacer
 from batcher.send.retry import RetryPolicy
 from batcher.send.vocabulary import JOB_STATES
 from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, StateReader
-from batcher.status.look import Progress, Views, Waited, look, wait_until
+from batcher.status.look import FIRST_PAUSE, Progress, Views, Waited, look, wait_until
 from batcher.status.source import Targets, named_jobs
 
 
@@ -94,6 +94,7 @@ async def check_status(
     *,
     wait_for: Sequence[str] = (),
     wait_timeout: float | None = None,
+    poll: float = FIRST_PAUSE,
     stuck_after: float | None = None,
     commands: Sequence[str] = (),
     output: Path | None = None,
@@ -141,7 +142,12 @@ async def check_status(
             reader = StateReader(client, pacer)
             if wait_for:
                 waited = await wait_until(
-                    reader, targets, wait_for, deadline_s=wait_timeout, progress=progress
+                    reader,
+                    targets,
+                    wait_for,
+                    deadline_s=wait_timeout,
+                    first_pause=poll,
+                    progress=progress,
                 )
                 views: Views = waited.views
             else:

@@ -131,16 +131,18 @@ async def wait_until(
     wanted: Collection[str],
     *,
     deadline_s: float | None,
+    first_pause: float = FIRST_PAUSE,
     progress: Callable[[Progress], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
 ) -> Waited:
     """Look until every job is in one of ``wanted`` or cannot reach one, or ``deadline_s``
-    seconds pass (None: no limit)."""
+    seconds pass (None: no limit); ``first_pause`` seconds between looks, growing while
+    nothing moves."""
     deadline = None if deadline_s is None else clock() + deadline_s
     done = Waited(views={}, wanted=tuple(wanted))
     pending: JobKeys | None = None  # None: every job the targets name
-    pause, draw = FIRST_PAUSE, (rng or random.Random()).uniform
+    pause, draw = first_pause, (rng or random.Random()).uniform
     while True:
         done.passes += 1
         fresh = await look(reader, targets, keys=pending, known=done.views, progress=progress)
@@ -162,7 +164,7 @@ async def wait_until(
         if left is not None and left <= 0:
             done.timed_out = True
             return done
-        pause = FIRST_PAUSE if moved else min(pause * _GROWTH, LONGEST_PAUSE)
+        pause = first_pause if moved else min(pause * _GROWTH, max(first_pause, LONGEST_PAUSE))
         # A little jitter, so that waiters started together do not read in step.
         await anyio.sleep(min(pause * draw(0.9, 1.1), left if left is not None else pause * 2))
 
