@@ -13,7 +13,7 @@ from typing import Any
 
 from batcher.journal.times import epoch
 from batcher.review.reasons import ReasonGroup
-from batcher.review.summary import Summary
+from batcher.review.summary import Summary, sent_rate
 
 #: Reason-by-command rows shown (the rest are counted).
 MAX_DETAIL_ROWS = 60
@@ -192,7 +192,7 @@ def runs_section(s: Summary) -> str:
                 f"{run['lines']:,}",
                 f"{text(run['first_started_at'] or record.get('started_at') or '-')}<br>"
                 f"{text(run['last_finished_at'] or '-')}",
-                "-" if run["rate_per_second"] is None else f"{run['rate_per_second']:,.2f}/s",
+                "-" if sent_rate(run) is None else f"{sent_rate(run):,.2f}/s",
                 "-" if settled is None else f"{settled:,.2f}/s",
                 "-" if limit is None else ("unlimited" if limit == 0 else f"{limit:,.2f}/s"),
                 manifests or "-",

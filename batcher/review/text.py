@@ -8,7 +8,7 @@ from typing import Any
 from batcher.entry import STATUSES
 from batcher.journal.compact import LogHistogram
 from batcher.review.reasons import ReasonGroup, beyond_cap, capped
-from batcher.review.summary import Summary
+from batcher.review.summary import Summary, sent_rate
 
 #: Control characters but the newline: a server's text must not drive the terminal (clear
 #: it, retitle it, draw fake lines) when a report is shown.
@@ -211,7 +211,7 @@ def _runs(s: Summary, width: int | None) -> list[str]:
                 f"{run['lines']:,}",
                 run["first_started_at"] or (record or {}).get("started_at") or "-",
                 run["last_finished_at"] or "-",
-                _rate(run["rate_per_second"]),
+                _rate(sent_rate(run)),
                 *(_run_record_cells(record) if s.run_records is not None else []),
             ]
         )
