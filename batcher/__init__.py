@@ -35,8 +35,6 @@ from batcher.errors import (
     UsageError,
 )
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fast
     from batcher.api import (
         Plan,
@@ -103,6 +101,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from the package metadata, read when first asked for
+        from batcher.observe.version import version
+
+        return version()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'batcher' has no attribute {name!r}")

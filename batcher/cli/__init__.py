@@ -1,146 +1,188 @@
-"""The ``batcher`` command: parse flags, call the library, map errors to exit codes.
+"""The ``batcher`` command: parse flags (click), call the library, map errors to exit codes.
 
 Sub-commands live in their own modules (``run``, ``validate``, ``select``, ``status``,
-``report``, ``simulate``), each with ``add_parser(subparsers)`` and ``main(args) -> int``. Heavy
-imports happen inside ``main`` so that ``batcher --help`` starts fast.
+``report``, ``simulate``), each with ``command()`` (its flags, in one list) and
+``main(args) -> int``.
+A sub-command's module is imported only when it is asked for, and heavy imports happen
+inside ``main``, so that ``batcher --help`` starts fast.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import difflib
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from batcher import __version__
-from batcher.cli import report, run, select, simulate, status, validate
+import click
+
+from batcher.cli._options import CONTEXT, closest
 
 if TYPE_CHECKING:
     from batcher.errors import ManifestError
 
-_COMMANDS = (run, validate, select, status, report, simulate)
+#: Each sub-command and its one-line help (shown by ``batcher --help`` without importing it).
+_COMMANDS = {
+    "run": "run the entries of one or more manifests",
+    "validate": "check manifests (YAML or CSV) without sending anything",
+    "select": "write a manifest of the jobs the List API matches",
+    "status": "show where the jobs of a report, a manifest or a query are now",
+    "report": "summarise a report; list or export entries by status",
+    "simulate": "serve a local MetaStudio simulator (auth, job states, List/Show, faults)",
+}
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser that names the closest flag or command to a mistyped one."""
+class _Batcher(click.Group):
+    """The top-level command: sub-commands loaded on first use, "did you mean" for a
+    mistyped one."""
 
-    def error(self, message: str) -> NoReturn:
-        hint = self._suggestion(message)
-        super().error(message + hint)
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
 
-    def _suggestion(self, message: str) -> str:
-        if "unrecognized arguments:" in message:
-            words = message.split("unrecognized arguments:", 1)[1].split()
-            known = [flag for action in self._actions for flag in action.option_strings]
-            for word in words:
-                if word.startswith("-"):
-                    close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
-                    if close:
-                        return f" (did you mean {close[0]}?)"
-        if "invalid choice:" in message:
-            chosen = message.split("invalid choice:", 1)[1].split("'")
-            choices = [c for a in self._actions if a.choices for c in a.choices]
-            if len(chosen) > 1:
-                close = difflib.get_close_matches(chosen[1], [str(c) for c in choices], n=1)
-                if close:
-                    return f" (did you mean {close[0]}?)"
-        return ""
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in _COMMANDS:
+            return None
+        module = importlib.import_module(f"batcher.cli.{name}")
+        command: click.Command = module.command()
+        return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if name not in _COMMANDS and not name.startswith("-"):
+            raise click.UsageError(
+                f"no such command {name!r}" + closest(name, list(_COMMANDS)), ctx
+            )
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", "usage: ")
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("commands"):
+            formatter.write_dl(list(_COMMANDS.items()))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="batcher",
-        description="Run MetaStudio training-job commands in bulk, under the tenant's rate "
-        "limit, and report every outcome as JSON lines.",
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        from batcher.observe.version import version
+
+        click.echo(f"batcher {version()}")
+        ctx.exit(0)
+
+
+def _batcher() -> _Batcher:
+    return _Batcher(
+        "batcher",
+        help="Run MetaStudio training-job commands in bulk, under the tenant's rate limit, "
+        "and report every outcome as JSON lines.",
+        params=[
+            click.Option(
+                ["--version"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_print_version,
+                help="print the version and exit",
+            )
+        ],
+        no_args_is_help=True,
+        context_settings=CONTEXT,
     )
-    parser.add_argument("--version", action="version", version=f"batcher {__version__}")
-    subparsers = parser.add_subparsers(
-        dest="subcommand", metavar="COMMAND", required=True, parser_class=_Parser
-    )
-    for command in _COMMANDS:
-        command.add_parser(subparsers)
-    return parser
-
-
-def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse ``argv``; an unknown flag is reported by its sub-command's parser (its usage,
-    and the closest flag it has), not by the top-level one."""
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        sub = _subparser(parser, getattr(args, "subcommand", None))
-        (sub or parser).error(f"unrecognized arguments: {' '.join(extras)}")
-    return args
-
-
-def _subparser(parser: argparse.ArgumentParser, name: str | None) -> argparse.ArgumentParser | None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
-            chosen = action.choices[name]
-            return chosen if isinstance(chosen, argparse.ArgumentParser) else None
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.stderr is None:  # started with standard error closed (`2>&-`): logs go nowhere
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
-    parser = build_parser()
-    args = _parse(parser, argv)
-    from batcher.errors import BatcherError, ManifestError, SettingsError
-
-    restore = _terminate_as_interrupt(args)
+    words = list(sys.argv[1:] if argv is None else argv)
+    meta: dict[str, Any] = {}
+    restore = _terminate_as_interrupt(words[:1] != ["simulate"])
     try:
-        return int(args.handler(args))
-    except ManifestError as error:
-        _manifest_problems(args, error)
+        group = _batcher()
+        with group.make_context("batcher", words) as ctx:
+            meta = ctx.meta
+            return int(group.invoke(ctx))
+    except click.exceptions.Exit as done:  # --help, --version
+        return int(done.exit_code)
+    except click.UsageError as error:
+        return _usage_error(error)
+    except click.ClickException as error:
+        print(f"batcher: {error.format_message()}", file=sys.stderr)
         return int(error.exit_code)
-    except SettingsError as error:
-        _problems(args, error.problems, "settings_problem")
-        _say(
-            args,
-            f"{len(error.problems)} problem(s) with the settings; nothing was sent",
-            "settings_invalid",
-            problems=len(error.problems),
-            sent=0,
-        )
-        return int(error.exit_code)
-    except BatcherError as error:
-        _say(args, str(error), "batcher_error", exit_code=int(error.exit_code))
-        return int(error.exit_code)
-    except KeyboardInterrupt:
-        _say(args, "interrupted", "interrupted", exit_code=3)
-        return 3
-    except BaseExceptionGroup as group:
-        # anyio wraps errors raised inside a task group; show the first one plainly.
-        leaf = _first_leaf(group)
-        if isinstance(leaf, BatcherError):
-            _say(args, str(leaf), "batcher_error", exit_code=int(leaf.exit_code))
-            return int(leaf.exit_code)
-        if isinstance(leaf, OSError):
-            _say(
-                args,
-                f"stopped: {leaf}; the report holds every entry finished before this: fix the "
-                "cause, then continue with the same command plus --resume",
-                "batcher_error",
-                exit_code=3,
-            )
-            return 3
-        raise
+    except BaseException as error:
+        return _failed(error, json=meta.get("batcher.log_format") == "json")
     finally:
         restore()
 
 
-def _terminate_as_interrupt(args: argparse.Namespace) -> Callable[[], None]:
+def _usage_error(error: click.UsageError) -> int:
+    """The sub-command's usage, then what is wrong and the closest flag (exit 2)."""
+    ctx = error.ctx
+    message = error.format_message()
+    if isinstance(error, click.NoSuchOption) and ctx is not None:
+        known = [name for param in ctx.command.params for name in param.opts]
+        message = f"no such option: {error.option_name}" + closest(error.option_name, known)
+    if ctx is not None:
+        print(ctx.get_usage(), file=sys.stderr)
+        print(f"{ctx.command_path}: error: {message}", file=sys.stderr)
+        print(f"(see {ctx.command_path} --help)", file=sys.stderr)
+    else:
+        print(f"batcher: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _failed(error: BaseException, *, json: bool) -> int:
+    """The exit code of an error the command raised, told on stderr (a JSON event with
+    JSON logs); what is not ours is raised on."""
+    from batcher.errors import BatcherError, ManifestError, SettingsError
+
+    if isinstance(error, ManifestError):
+        _manifest_problems(error, json)
+    elif isinstance(error, SettingsError):
+        _problems(error.problems, "settings_problem", json)
+        _say(
+            f"{len(error.problems)} problem(s) with the settings; nothing was sent",
+            "settings_invalid",
+            json,
+            problems=len(error.problems),
+            sent=0,
+        )
+    elif isinstance(error, BatcherError):
+        _say(str(error), "batcher_error", json, exit_code=int(error.exit_code))
+    elif isinstance(error, KeyboardInterrupt):
+        _say("interrupted", "interrupted", json, exit_code=3)
+        return 3
+    elif isinstance(error, BaseExceptionGroup):
+        # anyio wraps errors raised inside a task group; show the first one plainly.
+        leaf = _first_leaf(error)
+        if isinstance(leaf, BatcherError):
+            return _failed(leaf, json=json)
+        if not isinstance(leaf, OSError):
+            raise error
+        _say(
+            f"stopped: {leaf}; the report holds every entry finished before this: fix the "
+            "cause, then continue with the same command plus --resume",
+            "batcher_error",
+            json,
+            exit_code=3,
+        )
+        return 3
+    else:
+        raise error
+    return int(error.exit_code)
+
+
+def _terminate_as_interrupt(wanted: bool) -> Callable[[], None]:
     """SIGTERM before a run takes over its signals (while a manifest is read from a pipe,
     say) ends the command as Ctrl-C does: exit 3 with a word, not a silent death. The
-    simulator keeps its own handling. Returns what puts the old handler back."""
+    simulator keeps its own handling (``wanted`` is false). Returns what puts the old
+    handler back."""
     import signal
 
-    if getattr(args, "subcommand", None) == "simulate":
-        return lambda: None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if not wanted or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return lambda: None
     try:
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -159,9 +201,9 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _manifest_problems(args: argparse.Namespace, error: ManifestError) -> None:
+def _manifest_problems(error: ManifestError, json: bool) -> None:
     tail = " (only the first ones are shown)" if error.truncated else ""
-    if _json_logs(args):
+    if json:
         import structlog
 
         log = structlog.get_logger("batcher")
@@ -177,19 +219,19 @@ def _manifest_problems(args: argparse.Namespace, error: ManifestError) -> None:
     else:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
-    _problems(args, error.settings_problems, "settings_problem")
+    _problems(error.settings_problems, "settings_problem", json)
     _say(
-        args,
         f"{error.args[0]}{tail}; nothing was sent",
         "manifest_invalid",
+        json,
         problems=len(error.problems),
         truncated=error.truncated,
         sent=0,
     )
 
 
-def _problems(args: argparse.Namespace, problems: list[str], event: str) -> None:
-    if _json_logs(args):
+def _problems(problems: list[str], event: str, json: bool) -> None:
+    if json:
         import structlog
 
         log = structlog.get_logger("batcher")
@@ -200,19 +242,15 @@ def _problems(args: argparse.Namespace, problems: list[str], event: str) -> None
             print(f"error: {problem}", file=sys.stderr)
 
 
-def _say(args: argparse.Namespace, message: str, event: str, **fields: object) -> None:
-    """The last word on stderr: a JSON event with JSON logs, a plain line otherwise."""
-    if _json_logs(args):
+def _say(message: str, event: str, json: bool, **fields: object) -> None:
+    """The last word on stderr: a JSON event with JSON logs, a plain line otherwise.
+    (Once a sub-command has chosen JSON logs, stderr carries nothing but JSON lines.)"""
+    if json:
         import structlog
 
         structlog.get_logger("batcher").error(event, message=message, **fields)
     else:
         print(f"batcher: {message}", file=sys.stderr)
-
-
-def _json_logs(args: argparse.Namespace) -> bool:
-    # Once a sub-command has chosen JSON logs, stderr carries nothing but JSON lines.
-    return getattr(args, "resolved_log_format", None) == "json"
 
 
 def _first_leaf(error: BaseException) -> BaseException:

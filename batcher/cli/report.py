@@ -3,16 +3,18 @@ or draw it as a page."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from batcher.cli._parsers import Subparsers
+import click
+
+from batcher.cli._options import Command, flag, option
 from batcher.cli._stdout import detach
 from batcher.entry import STATUSES
 from batcher.errors import BatcherError
@@ -24,65 +26,44 @@ if TYPE_CHECKING:
 _MAX_WARNINGS = 20
 
 
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+_PATH = click.Path(path_type=Path)
+
+OPTIONS = [
+    option("--format", choices=("table", "json"), default="table",
+           help="readable text (default) or one JSON document for scripts"),
+    option("--status", multiple=True, choices=STATUSES,
+           help="list the entries whose latest line has this status (repeatable); with "
+           "--export-manifest, choose which entries to export"),
+    flag("--retryable-only",
+         "only failed entries whose failure is retryable (429, 5xx, network errors)"),
+    option("--export-manifest", type=_PATH, metavar="OUT",
+           help="write the selected entries (default: failed and skipped) as a manifest; "
+           ".yaml, .yml or .csv"),
+    flag("--include-ambiguous",
+         "with --export-manifest: also export failed entries marked ambiguous (an earlier "
+         "attempt may have executed; check the job first), and the skipped entries of their "
+         "jobs"),
+    option("--html", type=_PATH, metavar="OUT.html",
+           help="write the report as one self-contained page (charts of outcomes, "
+           "throughput, 429s and latency over time; failures by reason and command; the runs)"),
+    flag("--force", "replace an existing OUT"),
+    option("--top", type=int, default=20, metavar="N",
+           help="failure reasons to show (default 20; 0 = all)"),
+]  # fmt: skip
+
+
+def command() -> Command:
+    return Command(
         "report",
-        help="summarise a report; list or export entries by status",
-        description="Summarise a JSONL report (each entry counts by its latest line), list "
-        "the entries with a given status, or write a manifest of them to run again.",
+        arguments=[click.Argument(["report"], type=_PATH, metavar="REPORT.jsonl")],
+        sections=[("options", OPTIONS)],
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Summarise a JSONL report (each entry counts by its latest line), list the "
+        "entries with a given status, or write a manifest of them to run again.",
     )
-    parser.add_argument("report", type=Path, metavar="REPORT.jsonl")
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default="table",
-        help="readable text (default) or one JSON document for scripts",
-    )
-    parser.add_argument(
-        "--status",
-        action="append",
-        choices=STATUSES,
-        help="list the entries whose latest line has this status (repeatable); with "
-        "--export-manifest, choose which entries to export",
-    )
-    parser.add_argument(
-        "--retryable-only",
-        action="store_true",
-        help="only failed entries whose failure is retryable (429, 5xx, network errors)",
-    )
-    parser.add_argument(
-        "--export-manifest",
-        type=Path,
-        metavar="OUT",
-        help="write the selected entries (default: failed and skipped) as a manifest; "
-        ".yaml, .yml or .csv",
-    )
-    parser.add_argument(
-        "--include-ambiguous",
-        action="store_true",
-        help="with --export-manifest: also export failed entries marked ambiguous (an "
-        "earlier attempt may have executed; check the job first), and the skipped entries "
-        "of their jobs",
-    )
-    parser.add_argument(
-        "--html",
-        type=Path,
-        metavar="OUT.html",
-        help="write the report as one self-contained page (charts of outcomes, throughput, "
-        "429s and latency over time; failures by reason and command; the runs)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing OUT")
-    parser.add_argument(
-        "--top",
-        type=int,
-        default=20,
-        metavar="N",
-        help="failure reasons to show (default 20; 0 = all)",
-    )
-    parser.set_defaults(handler=main)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     from batcher.errors import UsageError
     from batcher.journal.reader import first_report_line
 
@@ -147,7 +128,7 @@ class _BadLineWarnings:
                 )
 
 
-def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+def _summary(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> int:
     from batcher.review.summary import summarize
     from batcher.review.text import render_text, terminal_safe
 
@@ -163,7 +144,7 @@ def _summary(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     return 0
 
 
-def _selection(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> Selection:
+def _selection(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> Selection:
     from batcher.journal.selection import Selection
 
     exporting = args.export_manifest is not None
@@ -192,7 +173,7 @@ _LISTED = (
 )  # fmt: skip
 
 
-def _list(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+def _list(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> int:
     from batcher.review.text import terminal_safe
 
     selection = _selection(args, on_bad_line)
@@ -223,7 +204,7 @@ def _counts(by_status: dict[str, int]) -> str:
     )
 
 
-def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+def _export(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> int:
     from batcher.errors import UsageError
     from batcher.review.export import export_manifest
     from batcher.select.writer import format_of
@@ -273,7 +254,7 @@ def _export(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
     return 0
 
 
-def _html(args: argparse.Namespace, on_bad_line: _BadLineWarnings) -> int:
+def _html(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> int:
     from batcher.errors import UsageError
     from batcher.review.html import write_html
 

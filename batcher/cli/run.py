@@ -2,113 +2,104 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from batcher.cli._parsers import Subparsers, add_logging, add_where
+from batcher.cli._options import (
+    Command,
+    Section,
+    configure_logs,
+    flag,
+    logging,
+    manifests,
+    option,
+    where,
+)
 
 if TYPE_CHECKING:
     from batcher.api import Plan, RunResult
 
 
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+OPTIONS: list[Section] = [
+    (
+        "report",
+        [
+            option("--report", metavar="PATH",
+                   help="JSONL report to write (required unless --dry-run)"),
+        ],
+    ),
+    ("where", where(simulate="run against an in-process simulator on loopback; no credentials")),
+    (
+        "pace",
+        [
+            option("--concurrency", type=int, default=16, metavar="N",
+                   help="requests in flight at most (default 16)"),
+            option("--rate", type=float, default=10.0, metavar="PER_SECOND",
+                   help="attempts per second, retries included (default 10; 0 = unlimited)"),
+            option("--burst", type=int, default=1, metavar="N", help="default 1"),
+            option("--max-attempts", type=int, default=5, metavar="N",
+                   help="attempts per entry for retryable failures (default 5)"),
+            option("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="per request (default 30)"),
+        ],
+    ),
+    (
+        "entries",
+        [
+            option("--command", metavar="CMD", help="command for entries that name none"),
+            option("--app-user-id", metavar="ID", help="X-App-UserId for entries without one"),
+            flag("--resume", "continue an existing report: entries already succeeded are not sent"),
+            flag("--dry-run", "print the plan, send nothing"),
+            option("--limit", type=int, metavar="N",
+                   help="run at most N entries not yet done, then stop (a canary; continue "
+                   "with the same command plus --resume)"),
+        ],
+    ),
+    (
+        "halting",
+        [
+            option("--max-failures", type=int, metavar="N", help="halt once N entries have failed"),
+            option("--max-failure-rate", type=float, metavar="F",
+                   help="halt when the share of failed entries exceeds F (0-1), judged after "
+                   "50 entries"),
+            option("--grace-period", type=float, default=10.0, metavar="SECONDS",
+                   help="on SIGINT/SIGTERM, how long requests in flight may take to finish "
+                   "(default 10; a second signal cuts it short)"),
+        ],
+    ),
+    (
+        "output",
+        [
+            *logging(),
+            option("--metrics-file", metavar="PATH",
+                   help="keep Prometheus metrics of the run in PATH (text format, for "
+                   "node_exporter's textfile collector), during the run and at the end"),
+        ],
+    ),
+]  # fmt: skip
+
+
+def command() -> Command:
+    return Command(
         "run",
-        help="run the entries of one or more manifests",
-        description="Validate the manifests (nothing is sent if any entry is invalid), then run "
+        arguments=[manifests()],
+        sections=OPTIONS,
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Validate the manifests (nothing is sent if any entry is invalid), then run "
         "every entry concurrently under the rate limit, appending one JSON line per entry to "
-        "the report. Credentials come from the environment or the SDK's credentials file, "
-        "never from a flag (see README).",
+        "the report. MANIFEST is a YAML or CSV manifest; '-' reads CSV from standard input. "
+        "Credentials come from the environment or the SDK's credentials file, never from a "
+        "flag (see README).",
     )
-    parser.add_argument(
-        "manifests",
-        nargs="+",
-        metavar="MANIFEST",
-        help="YAML or CSV manifest; '-' reads CSV from standard input",
-    )
-    parser.add_argument(
-        "--report", metavar="PATH", help="JSONL report to write (required unless --dry-run)"
-    )
-    add_where(parser, simulate="run against an in-process simulator on loopback; no credentials")
-    pace = parser.add_argument_group("pace")
-    pace.add_argument(
-        "--concurrency",
-        type=int,
-        default=16,
-        metavar="N",
-        help="requests in flight at most (default 16)",
-    )
-    pace.add_argument(
-        "--rate",
-        type=float,
-        default=10.0,
-        metavar="PER_SECOND",
-        help="attempts per second, retries included (default 10; 0 = unlimited)",
-    )
-    pace.add_argument("--burst", type=int, default=1, metavar="N", help="default 1")
-    pace.add_argument(
-        "--max-attempts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="attempts per entry for retryable failures (default 5)",
-    )
-    pace.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
-    )
-    what = parser.add_argument_group("entries")
-    what.add_argument("--command", metavar="CMD", help="command for entries that name none")
-    what.add_argument("--app-user-id", metavar="ID", help="X-App-UserId for entries without one")
-    what.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an existing report: entries already succeeded are not sent",
-    )
-    what.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
-    what.add_argument(
-        "--limit",
-        type=int,
-        metavar="N",
-        help="run at most N entries not yet done, then stop (a canary; continue "
-        "with the same command plus --resume)",
-    )
-    halting = parser.add_argument_group("halting")
-    halting.add_argument(
-        "--max-failures", type=int, metavar="N", help="halt once N entries have failed"
-    )
-    halting.add_argument(
-        "--max-failure-rate",
-        type=float,
-        metavar="F",
-        help="halt when the share of failed entries exceeds F (0-1), judged after 50 entries",
-    )
-    halting.add_argument(
-        "--grace-period",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="on SIGINT/SIGTERM, how long requests in flight may take to finish "
-        "(default 10; a second signal cuts it short)",
-    )
-    output = add_logging(parser)
-    output.add_argument(
-        "--metrics-file",
-        metavar="PATH",
-        help="keep Prometheus metrics of the run in PATH (text format, for "
-        "node_exporter's textfile collector), during the run and at the end",
-    )
-    parser.set_defaults(handler=main)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     import contextlib
 
     from batcher import api
-    from batcher.observe import logs
 
-    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
-    args.resolved_log_format = log_format  # so errors are reported in the same format
+    log_format = configure_logs(args)
     live = None
     if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
         from batcher.cli._display import LiveView
@@ -116,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():
         result = api.run(
-            args.manifests,
+            list(args.manifests),
             report=args.report,
             project_id=args.project_id,
             region=args.region,
@@ -213,7 +204,7 @@ def render_summary(result: RunResult) -> str:
     return "\n".join(parts)
 
 
-def next_step(result: RunResult, args: argparse.Namespace) -> str:
+def next_step(result: RunResult, args: SimpleNamespace) -> str:
     """What to do now, as a command to copy."""
     import shlex
 

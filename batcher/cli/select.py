@@ -2,92 +2,87 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from types import SimpleNamespace
 
-from batcher.cli._parsers import Subparsers, add_logging, add_where
+from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+
+_TIMES = (
+    ("--created-since", "created at or after"),
+    ("--created-until", "created at or before"),
+    ("--updated-since", "updated at or after"),
+    ("--updated-until", "updated at or before"),
+)
+
+OPTIONS: list[Section] = [
+    (
+        "what to select",
+        [
+            option("--command", "commands", multiple=True, required=True, metavar="CMD",
+                   help="a command to write for each job (repeat, in the order to run them)"),
+            option("--state", "states", multiple=True, metavar="S1,S2",
+                   help="job states, several separated by commas (repeatable)"),
+            option("--batch-name", metavar="B", help="the jobs' batch name"),
+            option("--tag", metavar="T", help="a job tag"),
+            option("--name", metavar="N", help="the model name"),
+            *(
+                option(name, metavar="TIME",
+                       help=f"{meaning} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)")
+                for name, meaning in _TIMES
+            ),
+        ],
+    ),
+    (
+        "output",
+        [
+            option("--output", metavar="PATH",
+                   help="write the manifest here (default: standard output)"),
+            option("--format", choices=("csv", "yaml"),
+                   help="default: from --output's extension, else csv"),
+            flag("--force", "replace an existing --output"),
+        ],
+    ),
+    (
+        "where",
+        [
+            *where(simulate="list an in-process simulator's jobs; no credentials"),
+            option("--app-user-id", metavar="ID", help="X-App-UserId"),
+        ],
+    ),
+    (
+        "pace",
+        [
+            option("--rate", type=float, default=10.0, metavar="PER_SECOND",
+                   help="requests per second (default 10; 0 = unlimited)"),
+            option("--max-attempts", type=int, default=5, metavar="N",
+                   help="attempts per page for retryable failures (default 5)"),
+            option("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="per request (default 30)"),
+        ],
+    ),
+    ("logs", logging()),
+]  # fmt: skip
 
 
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+def command() -> Command:
+    return Command(
         "select",
-        help="write a manifest of the jobs the List API matches",
-        description="Page through every job that matches the filters (List API) and write a "
+        sections=OPTIONS,
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Page through every job that matches the filters (List API) and write a "
         "manifest with one entry per job per --command, each job's commands in the order "
         "given: CSV on standard output by default, or to --output. Nothing is executed; "
         "`batcher select ... | batcher run - --report r.jsonl` runs it.",
     )
-    what = parser.add_argument_group("what to select")
-    what.add_argument(
-        "--command",
-        action="append",
-        dest="commands",
-        metavar="CMD",
-        default=[],
-        required=True,
-        help="a command to write for each job (repeat, in the order to run them)",
-    )
-    what.add_argument(
-        "--state",
-        action="append",
-        dest="states",
-        metavar="S1,S2",
-        default=[],
-        help="job states, several separated by commas (repeatable)",
-    )
-    what.add_argument("--batch-name", metavar="B", help="the jobs' batch name")
-    what.add_argument("--tag", metavar="T", help="a job tag")
-    what.add_argument("--name", metavar="N", help="the model name")
-    for flag, meaning in (
-        ("--created-since", "created at or after"),
-        ("--created-until", "created at or before"),
-        ("--updated-since", "updated at or after"),
-        ("--updated-until", "updated at or before"),
-    ):
-        what.add_argument(
-            flag, metavar="TIME", help=f"{meaning} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)"
-        )
-    out = parser.add_argument_group("output")
-    out.add_argument(
-        "--output", metavar="PATH", help="write the manifest here (default: standard output)"
-    )
-    out.add_argument(
-        "--format", choices=("csv", "yaml"), help="default: from --output's extension, else csv"
-    )
-    out.add_argument("--force", action="store_true", help="replace an existing --output")
-    target = add_where(parser, simulate="list an in-process simulator's jobs; no credentials")
-    target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
-    pace = parser.add_argument_group("pace")
-    pace.add_argument(
-        "--rate",
-        type=float,
-        default=10.0,
-        metavar="PER_SECOND",
-        help="requests per second (default 10; 0 = unlimited)",
-    )
-    pace.add_argument(
-        "--max-attempts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="attempts per page for retryable failures (default 5)",
-    )
-    pace.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
-    )
-    add_logging(parser)
-    parser.set_defaults(handler=main)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     import contextlib
     import shlex
 
     from batcher import api
-    from batcher.observe import logs
 
-    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
-    args.resolved_log_format = log_format
+    log_format = configure_logs(args)
     if args.output is None and sys.stdout is None:
         from batcher.errors import UsageError
 
@@ -101,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
         live = LiveView()
     with live if live is not None else contextlib.nullcontext():
         result = api.select(
-            commands=args.commands,
+            commands=list(args.commands),
             states=states,
             batch_name=args.batch_name,
             tag=args.tag,

@@ -6,10 +6,12 @@ The first line on standard output is ``listening on http://HOST:PORT`` (useful w
 
 from __future__ import annotations
 
-import argparse
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from batcher.cli._parsers import Subparsers
+import click
+
+from batcher.cli._options import LEVELS, Command, option
 
 if TYPE_CHECKING:
     from batcher.simulator import SimulatorConfig
@@ -29,6 +31,7 @@ _JOBS_FILE_HELP = (
 )
 
 _EPILOG = """\
+\b
 Credentials come from the environment: HUAWEICLOUD_SDK_AK/HUAWEICLOUD_SDK_SK (or
 CLOUD_SDK_AK/CLOUD_SDK_SK) for AK/SK signatures, HUAWEICLOUD_SDK_SECURITY_TOKEN (then
 required as X-Security-Token), METASTUDIO_AUTH_TOKEN (accepted as X-Auth-Token). With none
@@ -41,121 +44,70 @@ with operation_logs; 404 for an unknown job). Also GET /__simulator/health,
 """
 
 
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "simulate",
-        help="serve a local MetaStudio simulator (auth, job states, List/Show, faults)",
-        description="Serve the MetaStudio training-job API (command, List, Show) locally, "
-        "with the gateway's auth checks, the API's job states and operation logs, a seeded "
-        "job population and seeded faults.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add = parser.add_argument
-    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    add("--port", type=int, default=8080, help="port; 0 picks a free one (default 8080)")
-    add("--seed", type=int, default=None, help="seed for faults, jitter and --jobs")
-    add("--latency-ms", type=float, default=0.0, metavar="MS", help="delay per request")
-    add(
-        "--latency-jitter-ms",
-        type=float,
-        default=0.0,
-        metavar="MS",
-        help="extra uniform random delay in [0, MS]",
-    )
-    add(
-        "--error-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share of requests answered 500 MSS.00000004",
-    )
-    add(
-        "--throttle-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share of requests answered 429 APIGW.0308 at random",
-    )
-    add(
-        "--quota",
-        type=int,
-        default=None,
-        metavar="PER_SECOND",
-        help="requests admitted per second; beyond it 429 with Retry-After",
-    )
-    add(
-        "--quota-window",
-        choices=("calendar", "sliding"),
-        default="calendar",
-        help="count the quota per calendar second (default) or over any sliding second",
-    )
-    add(
-        "--quota-change",
-        dest="quota_changes",
-        action="append",
-        default=[],
-        metavar="PER_SECOND@SECONDS",
-        help="from SECONDS after the first request, only PER_SECOND are left (another "
-        "client shares the quota; the 429s still state --quota); repeatable",
-    )
-    add(
-        "--drop-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share of connections closed with no answer (nothing executed)",
-    )
-    add(
-        "--drop-after-execute-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share executed and then closed with no answer (the answer is lost)",
-    )
-    add(
-        "--late-answer-rate",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="share executed and answered only after --late-answer-ms (a shorter client "
-        "timeout never sees the answer)",
-    )
-    add(
-        "--late-answer-ms",
-        type=float,
-        default=60_000.0,
-        metavar="MS",
-        help="how late a late answer comes (default 60000, beyond batcher's default 30 s "
-        "--timeout)",
-    )
-    add("--jobs", type=_count, default=0, metavar="N", help=_JOBS_HELP)
-    add(
-        "--jobs-days",
-        type=int,
-        default=30,
-        metavar="DAYS",
-        help="the --jobs population is created over this many past days (default 30)",
-    )
-    add("--jobs-file", metavar="FILE", default=None, help=_JOBS_FILE_HELP)
-    add(
-        "--log-format",
-        choices=("console", "json"),
-        default=None,
-        help="log format (default: console on a terminal, else json)",
-    )
-    add("--log-level", choices=("debug", "info", "warning", "error"), default="info")
-    parser.set_defaults(handler=main)
-
-
-def _count(text: str) -> int:
+class _JobCount(click.ParamType[int]):
     """``--jobs N``; a file name there is the old ``--jobs FILE``, now ``--jobs-file``."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of jobs, not {text!r} (a seed file goes to --jobs-file FILE)"
-        ) from None
+
+    name = "N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(
+                f"expected a number of jobs, not {value!r} (a seed file goes to --jobs-file FILE)",
+                param,
+                ctx,
+            )
+
+
+OPTIONS = [
+    option("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"),
+    option("--port", type=int, default=8080, help="port; 0 picks a free one (default 8080)"),
+    option("--seed", type=int, default=None, help="seed for faults, jitter and --jobs"),
+    option("--latency-ms", type=float, default=0.0, metavar="MS", help="delay per request"),
+    option("--latency-jitter-ms", type=float, default=0.0, metavar="MS",
+           help="extra uniform random delay in [0, MS]"),
+    option("--error-rate", type=float, default=0.0, metavar="F",
+           help="share of requests answered 500 MSS.00000004"),
+    option("--throttle-rate", type=float, default=0.0, metavar="F",
+           help="share of requests answered 429 APIGW.0308 at random"),
+    option("--quota", type=int, default=None, metavar="PER_SECOND",
+           help="requests admitted per second; beyond it 429 with Retry-After"),
+    option("--quota-window", choices=("calendar", "sliding"), default="calendar",
+           help="count the quota per calendar second (default) or over any sliding second"),
+    option("--quota-change", "quota_changes", multiple=True, metavar="PER_SECOND@SECONDS",
+           help="from SECONDS after the first request, only PER_SECOND are left (another "
+           "client shares the quota; the 429s still state --quota); repeatable"),
+    option("--drop-rate", type=float, default=0.0, metavar="F",
+           help="share of connections closed with no answer (nothing executed)"),
+    option("--drop-after-execute-rate", type=float, default=0.0, metavar="F",
+           help="share executed and then closed with no answer (the answer is lost)"),
+    option("--late-answer-rate", type=float, default=0.0, metavar="F",
+           help="share executed and answered only after --late-answer-ms (a shorter client "
+           "timeout never sees the answer)"),
+    option("--late-answer-ms", type=float, default=60_000.0, metavar="MS",
+           help="how late a late answer comes (default 60000, beyond batcher's default 30 s "
+           "--timeout)"),
+    option("--jobs", type=_JobCount(), default=0, metavar="N", help=_JOBS_HELP),
+    option("--jobs-days", type=int, default=30, metavar="DAYS",
+           help="the --jobs population is created over this many past days (default 30)"),
+    option("--jobs-file", metavar="FILE", default=None, help=_JOBS_FILE_HELP),
+    option("--log-format", choices=("console", "json"), default=None,
+           help="log format (default: console on a terminal, else json)"),
+    option("--log-level", choices=LEVELS, default="info"),
+]  # fmt: skip
+
+
+def command() -> Command:
+    return Command(
+        "simulate",
+        sections=[("options", OPTIONS)],
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Serve the MetaStudio training-job API (command, List, Show) locally, with the "
+        "gateway's auth checks, the API's job states and operation logs, a seeded job "
+        "population and seeded faults.",
+        epilog=_EPILOG,
+    )
 
 
 #: Flags whose value is the config field of the same name.
@@ -182,7 +134,7 @@ _RENAMED = {"jobs": "population", "jobs_days": "population_days"}
 _FLAG_NAMES = {"quota_changes": "quota_change"}
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     import asyncio
 
     from pydantic import ValidationError

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
-from batcher.cli._parsers import Subparsers, add_logging, add_where
+import click
+
+from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
 
 if TYPE_CHECKING:
     from batcher.status.look import Progress
@@ -29,114 +31,156 @@ def duration(text: str) -> float:
         pass
     parts = _DURATION.findall(value)
     if not parts or "".join(n + u for n, u in parts) != value:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90s, 15m, 2h, 1d)")
+        raise ValueError(f"{text!r} is not a duration (e.g. 90s, 15m, 2h, 1d)")
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
+_TIMES = (
+    ("--created-since", "created at or after"),
+    ("--created-until", "created at or before"),
+    ("--updated-since", "updated at or after"),
+    ("--updated-until", "updated at or before"),
+)
+
+
+class _Duration(click.ParamType[float]):
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+DURATION = _Duration()
+
+OPTIONS: list[Section] = [
+    (
+        "which jobs",
+        [
+            option(
+                "--state",
+                "states",
+                multiple=True,
+                metavar="S1,S2",
+                help="only jobs in these states (for a query: the List filter)",
+            ),
+            option("--batch-name", metavar="B", help="the jobs' batch name (no SOURCE)"),
+            option("--tag", metavar="T", help="a job tag (no SOURCE)"),
+            option("--name", metavar="N", help="the model name (no SOURCE)"),
+            *(
+                option(name, metavar="TIME", help=f"{meaning} TIME (RFC 3339; no SOURCE)")
+                for name, meaning in _TIMES
+            ),
+        ],
+    ),
+    (
+        "waiting",
+        [
+            option(
+                "--wait-until",
+                metavar="STATE[,STATE...]",
+                help="read again until every job is in one of these states",
+            ),
+            option(
+                "--timeout",
+                type=DURATION,
+                metavar="DURATION",
+                help="stop waiting after DURATION (e.g. 30m; default: no limit)",
+            ),
+            option(
+                "--poll-every",
+                type=DURATION,
+                default=5.0,
+                metavar="DURATION",
+                help="between reads at first (default 5s); grows while nothing moves, to 2m",
+            ),
+            option(
+                "--stuck-after",
+                type=DURATION,
+                metavar="DURATION",
+                help="list the jobs in one state longer than DURATION (e.g. 2h)",
+            ),
+        ],
+    ),
+    (
+        "output",
+        [
+            option(
+                "--format", choices=("table", "json", "csv"), default="table", show_default=True
+            ),
+            option(
+                "--output",
+                metavar="PATH",
+                help="also write a manifest (.csv/.yaml) of the jobs shown, for batcher run",
+            ),
+            option(
+                "--command",
+                "commands",
+                multiple=True,
+                metavar="CMD",
+                help="the manifest's command for each job (repeat, in order)",
+            ),
+            flag("--force", "replace an existing --output"),
+            option(
+                "--metrics-file",
+                metavar="PATH",
+                help="write the state counts as Prometheus gauges (textfile collector)",
+            ),
+        ],
+    ),
+    (
+        "where",
+        [
+            *where(simulate="read an in-process simulator's jobs; no credentials"),
+            option("--app-user-id", metavar="ID", help="X-App-UserId"),
+        ],
+    ),
+    (
+        "pace",
+        [
+            option(
+                "--read-rate",
+                type=float,
+                default=10.0,
+                metavar="PER_SECOND",
+                help="List and Show requests per second (default 10, the lower documented "
+                "read quota; 0 = unlimited)",
+            ),
+            option(
+                "--max-attempts",
+                type=int,
+                default=5,
+                metavar="N",
+                help="attempts per read for retryable failures (default 5)",
+            ),
+            option(
+                "--request-timeout",
+                type=float,
+                default=30.0,
+                metavar="SECONDS",
+                help="per request (default 30)",
+            ),
+        ],
+    ),
+    ("logs", logging()),
+]
+
+
+def command() -> Command:
+    return Command(
         "status",
-        help="show where the jobs of a report, a manifest or a query are now",
-        description="Read the current state of every job SOURCE names (a report .jsonl, or a "
-        "manifest .csv/.yaml, or - for CSV on standard input) or, without SOURCE, every job "
-        "the List filters match: a histogram of states, the jobs in one state longer than "
+        arguments=[click.Argument(["source"], required=False, metavar="[SOURCE]")],
+        sections=OPTIONS,
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Read the current state of every job SOURCE names (a report .jsonl, a manifest "
+        ".csv/.yaml, or - for CSV on standard input) or, without SOURCE, every job the List "
+        "filters match: a histogram of states, the jobs in one state longer than "
         "--stuck-after, and why failed reviews failed. With --wait-until, read again "
         "(backing off, within the read quota) until every job is in one of the states: exit "
         "0; at --timeout, or when a job rests in a state the wanted ones cannot follow, exit 1.",
     )
-    parser.add_argument("source", nargs="?", metavar="SOURCE", help="a report or a manifest")
-    what = parser.add_argument_group("which jobs")
-    what.add_argument(
-        "--state",
-        action="append",
-        dest="states",
-        metavar="S1,S2",
-        default=[],
-        help="only jobs in these states (for a query: the List filter)",
-    )
-    what.add_argument("--batch-name", metavar="B", help="the jobs' batch name (no SOURCE)")
-    what.add_argument("--tag", metavar="T", help="a job tag (no SOURCE)")
-    what.add_argument("--name", metavar="N", help="the model name (no SOURCE)")
-    for flag, meaning in (
-        ("--created-since", "created at or after"),
-        ("--created-until", "created at or before"),
-        ("--updated-since", "updated at or after"),
-        ("--updated-until", "updated at or before"),
-    ):
-        what.add_argument(flag, metavar="TIME", help=f"{meaning} TIME (RFC 3339; no SOURCE)")
-    wait = parser.add_argument_group("waiting")
-    wait.add_argument(
-        "--wait-until",
-        metavar="STATE[,STATE...]",
-        help="read again until every job is in one of these states",
-    )
-    wait.add_argument(
-        "--timeout",
-        type=duration,
-        metavar="DURATION",
-        help="stop waiting after DURATION (e.g. 30m; default: no limit)",
-    )
-    wait.add_argument(
-        "--poll-every",
-        type=duration,
-        default=5.0,
-        metavar="DURATION",
-        help="between reads at first (default 5s); it grows while nothing moves, to 2m",
-    )
-    wait.add_argument(
-        "--stuck-after",
-        type=duration,
-        metavar="DURATION",
-        help="list the jobs in one state longer than DURATION (e.g. 2h)",
-    )
-    out = parser.add_argument_group("output")
-    out.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    out.add_argument(
-        "--output",
-        metavar="PATH",
-        help="also write a manifest (.csv/.yaml) of the jobs shown, for batcher run",
-    )
-    out.add_argument(
-        "--command",
-        action="append",
-        dest="commands",
-        metavar="CMD",
-        default=[],
-        help="the manifest's command for each job (repeat, in order)",
-    )
-    out.add_argument("--force", action="store_true", help="replace an existing --output")
-    out.add_argument(
-        "--metrics-file",
-        metavar="PATH",
-        help="write the state counts as Prometheus gauges (textfile collector)",
-    )
-    target = add_where(parser, simulate="read an in-process simulator's jobs; no credentials")
-    target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
-    pace = parser.add_argument_group("pace")
-    pace.add_argument(
-        "--read-rate",
-        type=float,
-        default=10.0,
-        metavar="PER_SECOND",
-        help="List and Show requests per second (default 10, the lower "
-        "documented read quota; 0 = unlimited)",
-    )
-    pace.add_argument(
-        "--max-attempts",
-        type=int,
-        default=5,
-        metavar="N",
-        help="attempts per read for retryable failures (default 5)",
-    )
-    pace.add_argument(
-        "--request-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="per request (default 30)",
-    )
-    add_logging(parser)
-    parser.set_defaults(handler=main)
 
 
 def _states(values: list[str] | str | None) -> list[str]:
@@ -144,23 +188,21 @@ def _states(values: list[str] | str | None) -> list[str]:
     return [state.strip() for text in texts for state in text.split(",") if state.strip()]
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     import contextlib
     from pathlib import Path
 
     from batcher import api
-    from batcher.observe import logs
     from batcher.status import show
 
-    log_format = logs.configure(fmt=args.log_format, level=args.log_level, quiet=args.quiet)
-    args.resolved_log_format = log_format
+    log_format = configure_logs(args)
     live = None
     if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
         live = _Live()
     with live or contextlib.nullcontext():
         result = api.status(
             args.source,
-            states=_states(args.states),
+            states=_states(list(args.states)),
             batch_name=args.batch_name,
             tag=args.tag,
             name=args.name,
@@ -172,7 +214,7 @@ def main(args: argparse.Namespace) -> int:
             wait_timeout=args.timeout,
             poll=args.poll_every,
             stuck_after=args.stuck_after,
-            commands=args.commands,
+            commands=list(args.commands),
             output=args.output,
             force=args.force,
             project_id=args.project_id,

@@ -6,38 +6,37 @@ line, field) on standard error otherwise.
 
 from __future__ import annotations
 
-import argparse
+from types import SimpleNamespace
 
-from batcher.cli._parsers import Subparsers
+from batcher.cli._options import Command, manifests, option
 
-
-def add_parser(subparsers: Subparsers) -> None:
-    parser = subparsers.add_parser(
-        "validate",
-        help="check manifests (YAML or CSV) without sending anything",
-        description="Check manifests without sending anything: every problem is reported "
-        "with its file, line and field. Exit 0 when all entries are valid, 2 otherwise.",
-    )
-    parser.add_argument(
-        "manifests",
-        nargs="+",
-        metavar="MANIFEST",
-        help="a .yaml/.yml or .csv manifest, or - for CSV on standard input",
-    )
-    parser.add_argument(
+OPTIONS = [
+    option(
         "--command",
         metavar="CMD",
         help="default command for entries that name none (e.g. a CSV without a command column)",
+    ),
+]
+
+
+def command() -> Command:
+    return Command(
+        "validate",
+        arguments=[manifests()],
+        sections=[("options", OPTIONS)],
+        run=lambda **flags: main(SimpleNamespace(**flags)),
+        help="Check manifests without sending anything: every problem is reported with its "
+        "file, line and field. MANIFEST is a .yaml/.yml or .csv manifest, or - for CSV on "
+        "standard input. Exit 0 when all entries are valid, 2 otherwise.",
     )
-    parser.set_defaults(handler=main)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: SimpleNamespace) -> int:
     # The manifest package alone (not batcher.api, which imports the HTTP stack): a check
     # of a small manifest starts and ends in well under 100 ms.
     from batcher.read import validate
 
-    summary = validate(args.manifests, command=args.command)
+    summary = validate(list(args.manifests), command=args.command)
     from batcher.cli._stdout import emit
 
     files = len(summary.files)

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from batcher import __version__
 from batcher.api import exit_code_for
 from batcher.config import RunSettings
 from batcher.errors import ReportWriteError
 from batcher.journal import ManifestInfo, ReportWriter, RunRecord, finish_run, start_run
+from batcher.observe.version import version
 from batcher.read import ManifestSummary
 from batcher.redact import Redactor
 from batcher.send.stats import RunStats
@@ -103,7 +103,7 @@ class RunEvents:
         self._writer = writer
         self._record = RunRecord(
             run_id=self._run_id,
-            version=__version__,
+            version=version(),
             started_at=_stamp(),
             endpoint=endpoint,
             project_id=settings.project_id,
@@ -114,7 +114,7 @@ class RunEvents:
         start_run(writer, self._record)
         log.info(
             "run_started",
-            version=__version__,
+            version=version(),
             manifests=[m.to_dict() for m in manifests],
             entries=self._summary.total,
             report=str(self._report),

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from batcher import __version__
 from batcher.errors import UsageError
+from batcher.observe.version import version
 from batcher.send.stats import RunStats
 
 
@@ -53,7 +53,7 @@ class RunMetrics:
 
         info = gauge("batcher_run_info", "The run: its id and batcher's version.",
                      ("run_id", "version"))  # fmt: skip
-        info.labels(**labels, run_id=run_id, version=__version__).set(1)
+        info.labels(**labels, run_id=run_id, version=version()).set(1)
         self._entries = gauge("batcher_entries", "Entries by status so far.", ("status",))
         self._attempts = gauge("batcher_attempts", "Command requests sent, retries included.")
         self._throttled = gauge("batcher_throttled", "Requests the API answered 429.")

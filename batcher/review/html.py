@@ -24,12 +24,12 @@ from typing import Any
 
 import orjson
 
-from batcher import __version__
 from batcher.errors import UsageError
 from batcher.journal.atomic import new_file
 from batcher.journal.compact import LogHistogram
 from batcher.journal.reader import BadLineHandler
 from batcher.journal.times import epoch
+from batcher.observe.version import version
 from batcher.review._html_sections import (
     bad_lines,
     cards,
@@ -206,7 +206,7 @@ def _page(report: Path, s: Summary, data: dict[str, Any]) -> str:
         runs_section(s),
         bad_lines(s),
         "</main><footer>",
-        f"Made by batcher {text(__version__)} from {text(report)} at {generated}. The "
+        f"Made by batcher {text(version())} from {text(report)} at {generated}. The "
         f"report holds every detail: <code>batcher report {name} --status failed</code> "
         f"lists the failures, <code>--export-manifest retry.yaml</code> writes them as a "
         "manifest to run again.",

@@ -16,9 +16,9 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from batcher import __version__
 from batcher.entry import Entry, Outcome
 from batcher.errors import UsageError
+from batcher.observe.version import version
 from batcher.redact import Redactor
 from batcher.send.answer import (
     AMBIGUOUS_STATUSES,
@@ -34,7 +34,7 @@ from batcher.send.credentials import Credentials
 from batcher.send.signing import middleware_for
 
 _JOBS_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs"
-_USER_AGENT = f"batcher/{__version__}"
+_USER_AGENT = f"batcher/{version()}"
 
 #: The most read of a command's answer (they are a few hundred bytes; a few pre-signed URLs
 #: at most). Beyond it the answer is cut off unread.
