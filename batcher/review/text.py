@@ -47,20 +47,27 @@ def _ms(value: float | None) -> str:
 MIN_REASON = 30
 
 
-def fit(rows: list[list[str]], width: int | None, *, column: int = 0) -> list[list[str]]:
+def fit(
+    headers: list[str], rows: list[list[str]], width: int | None, *, column: int = 0
+) -> list[list[str]]:
     """``rows`` with whitespace in ``column`` collapsed, and its cells cut (…) so that the
-    table fits ``width`` characters (None: never cut; the other columns are kept whole).
+    :func:`table` of ``headers`` and ``rows`` fits ``width`` characters (None: never cut;
+    the other columns are kept whole).
 
-    >>> fit([["HTTP 500:   may have executed", "12"]], None)
+    >>> fit(["reason", "n"], [["HTTP 500:   may have executed", "12"]], None)
     [['HTTP 500: may have executed', '12']]
-    >>> cut = fit([["a reason " * 10, "12"]], 50)[0][0]
+    >>> cut = fit(["reason", "n"], [["a reason " * 10, "12"]], 50)[0][0]
     >>> len(cut), cut[-2:]
     (46, ' …')
     """
     rows = [[*r[:column], " ".join(r[column].split()), *r[column + 1 :]] for r in rows]
     if width is None or not rows:
         return rows
-    others = sum(max(len(r[i]) for r in rows) + 2 for i in range(len(rows[0])) if i != column)
+    others = sum(
+        max(len(headers[i]), *(len(r[i]) for r in rows)) + 2
+        for i in range(len(headers))
+        if i != column
+    )
     room = max(MIN_REASON, width - others)
     return [
         [
@@ -102,7 +109,8 @@ def _reason_section(
     ]
     more = beyond_cap(groups, top)
     lines = ["", f"{title} (most frequent first)"]
-    lines += table(["reason", "entries", "example"], fit(rows, width), right={1})
+    headers = ["reason", "entries", "example"]
+    lines += table(headers, fit(headers, rows, width), right={1})
     if more["groups"]:
         lines.append(f"… {more['groups']:,} more reasons ({more['entries']:,} entries)")
     return lines
@@ -222,8 +230,13 @@ def _runs(s: Summary, width: int | None) -> list[str]:
     for run_id, run in runs.items():
         record = run["record"]
         if record and record.get("halted_reason"):
-            why = fit([[str(record["halted_reason"])]], None if width is None else width - 12)
-            out.append(f"  {run_id} halted: {why[0][0]}")
+            prefix = f"  {run_id} halted: "
+            why = fit(
+                [prefix],
+                [[str(record["halted_reason"])]],
+                None if width is None else width - len(prefix) + 2,
+            )
+            out.append(prefix + why[0][0])
     return out
 
 

@@ -159,11 +159,8 @@ def render_table(result: StatusResult, *, width: int | None = None) -> str:
             ]
             for g in groups[:TOP]
         ]
-        lines += table(
-            ["state", "error_code", "log_description", "jobs", "examples"],
-            fit(rows, width, column=2),
-            right={3},
-        )
+        headers = ["state", "error_code", "log_description", "jobs", "examples"]
+        lines += table(headers, fit(headers, rows, width, column=2), right={3})
     lines += _wait_lines(result)
     return "\n".join(terminal_safe(line) for line in lines) + "\n"
 
