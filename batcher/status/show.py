@@ -191,6 +191,15 @@ def _wait_lines(result: StatusResult) -> list[str]:
     return lines
 
 
+def page_states(result: StatusResult) -> dict[str, Any]:
+    """The states for a report's page (:func:`batcher.review.html.build_page`)."""
+    return {
+        "read_at": _stamp(result.read_at),
+        "jobs": len(result.jobs),
+        "rows": [[state, f"{n:,}"] for state, n in by_state(result.jobs).items()],
+    }
+
+
 def write_metrics(result: StatusResult, path: Path) -> None:
     """The state counts as Prometheus gauges, written atomically (textfile collector)."""
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile

@@ -196,3 +196,32 @@ async def test_bad_flags_exit_2_and_nothing_is_read(tmp_path: Path) -> None:
     assert "--output needs --command" in result.stderr
     assert requests == {"list": 0, "show": 0}
     assert "Traceback" not in result.stderr
+
+
+async def test_a_report_page_carries_the_states_read_at_the_time(tmp_path: Path) -> None:
+    report = tmp_path / "r.jsonl"
+    line = {
+        "job_id": "a",
+        "command": "SUBMITVERIFYING",
+        "status": "succeeded",
+        "project_id": PROJECT,
+        "started_at": "2026-11-24T13:00:00.000Z",
+        "finished_at": "2026-11-24T13:00:01.000Z",
+    }
+    report.write_text(json.dumps(line) + "\n")
+    async with job_server({"a": [(0, "MANUAL_VERIFYING")]}) as server:
+        args = [
+            "report",
+            str(report),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--with-states",
+            "--endpoint",
+            server.url,
+            "--project-id",
+            PROJECT,
+        ]
+        result = await batcher(args, aksk_env())
+    assert result.code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "Job states now" in page and "<td>MANUAL_VERIFYING</td>" in page
