@@ -485,7 +485,7 @@ async def status_async(
     """:func:`status`, for callers already in an event loop (same arguments, same result)."""
     from batcher.observe.logs import ensure_configured
     from batcher.select.selector import JobQuery
-    from batcher.status.check import check_status
+    from batcher.status.check import Ask, check_status
 
     ensure_configured()
     query = JobQuery(
@@ -498,6 +498,17 @@ async def status_async(
         updated_since=updated_since,
         updated_until=updated_until,
     )
+    ask = Ask(
+        source=None if source is None else os.fspath(source),
+        query=query,
+        wait_for=tuple(wait_until),
+        wait_timeout=wait_timeout,
+        poll=poll,
+        stuck_after=stuck_after,
+        commands=tuple(commands),
+        output=None if output is None else Path(output),
+        force=force,
+    )
     options = Options(
         project_id=project_id,
         region=region,
@@ -508,19 +519,7 @@ async def status_async(
         timeout=timeout,
         app_user_id=app_user_id,
     )
-    return await check_status(
-        None if source is None else os.fspath(source),
-        query,
-        options,
-        wait_for=tuple(wait_until),
-        wait_timeout=wait_timeout,
-        poll=poll,
-        stuck_after=stuck_after,
-        commands=tuple(commands),
-        output=None if output is None else Path(output),
-        force=force,
-        progress=progress,
-    )
+    return await check_status(ask, options, progress=progress)
 
 
 def _run_blocking(call: Callable[[], Awaitable[T]]) -> T:

@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import anyio
 
+from batcher.config import SIMULATED_POPULATION, RunSettings, target
 from batcher.errors import BatcherError, ExitCode
 from batcher.journal.times import epoch
+from batcher.redact import Redactor
 from batcher.select.paging import PAGE_SIZE, list_jobs
 from batcher.select.selector import JobQuery
-from batcher.send.client import MetaStudioClient, Reply
+from batcher.send.client import MetaStudioClient, Reply, open_session
+from batcher.send.limiter import RateLimiter
 from batcher.send.reads import Pacer
+from batcher.send.retry import RetryPolicy
+from batcher.send.vocabulary import JOB_STATES
 from batcher.status.flows import FAILED_REVIEW
 
 #: The state shown for a job that Show answers 404 for (deleted, or another project's).
@@ -166,6 +172,47 @@ class StateReader:
         return shown if shown.state == view.state else replace(view, reason=shown.reason)
 
 
+@asynccontextmanager
+async def open_reader(settings: RunSettings) -> AsyncIterator[StateReader]:
+    """A reader for ``settings``' endpoint (or a simulator), paced by its read limiter and
+    retry rule; errors leave it with any credential an answer quoted masked."""
+    assert settings.project_id is not None
+    redactor = Redactor(settings.secrets())
+    pacer = Pacer(
+        RateLimiter(rate=settings.rate, burst=settings.burst),
+        RetryPolicy(max_attempts=settings.options.max_attempts),
+    )
+    try:
+        async with (
+            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
+            open_session(
+                credentials, concurrency=SHOW_CONCURRENCY, timeout=settings.timeout
+            ) as session,
+        ):
+            yield StateReader(
+                MetaStudioClient(
+                    session,
+                    endpoint=url,
+                    project_id=settings.project_id,
+                    app_user_id=settings.app_user_id,
+                    timeout=settings.timeout,
+                    redactor=redactor,
+                ),
+                pacer,
+            )
+    except BatcherError as error:  # an answer may quote a credential
+        raise type(error)(redactor.text(str(error))) from None
+
+
 def listing_covers(count: int | None, wanted: int) -> bool:
     """Whether listing a project's ``count`` jobs costs fewer reads than ``wanted`` Shows."""
     return count is not None and count // PAGE_SIZE + 2 < wanted
+
+
+def by_state(jobs: Iterable[JobView]) -> dict[str, int]:
+    """Jobs per state, in the API's order of states (unknown ones and read failures last)."""
+    counts: dict[str, int] = {}
+    for view in jobs:
+        counts[view.state] = counts.get(view.state, 0) + 1
+    order = {state: i for i, state in enumerate(JOB_STATES)}
+    return dict(sorted(counts.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))

@@ -18,7 +18,14 @@ import anyio
 import structlog
 
 from batcher.select.selector import JobQuery
-from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, StateReader, listing_covers
+from batcher.status.fetch import (
+    NOT_FOUND,
+    UNREAD,
+    JobView,
+    StateReader,
+    by_state,
+    listing_covers,
+)
 from batcher.status.flows import FAILED_REVIEW, cannot_follow
 from batcher.status.source import JobKeys, Targets
 
@@ -156,7 +163,7 @@ async def wait_until(
             jobs=len(done.views),
             pending=len(pending),
             cannot_reach=len(done.blocked),
-            by_state=_counts(done.views),
+            by_state=by_state(done.views.values()),
         )
         if not pending:
             return done
@@ -187,10 +194,3 @@ def _note_blocked(done: Waited, fresh: Views) -> None:
             hint="these jobs rest in a state the wanted ones cannot follow without "
             "someone acting (a failed review needs Update and a new upload)",
         )
-
-
-def _counts(views: Views) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for view in views.values():
-        counts[view.state] = counts.get(view.state, 0) + 1
-    return dict(sorted(counts.items()))

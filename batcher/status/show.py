@@ -12,8 +12,8 @@ import orjson
 
 from batcher.review.text import fit, table, terminal_safe
 from batcher.send.progress import format_duration
-from batcher.status.check import StatusResult, by_state
-from batcher.status.fetch import JobView
+from batcher.status.check import StatusResult
+from batcher.status.fetch import JobView, by_state
 from batcher.status.flows import FAILED_REVIEW
 
 #: Stuck jobs and failure groups listed in the table (JSON and CSV list them all).
