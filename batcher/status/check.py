@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from batcher.config import Options, resolve
 from batcher.entry import KNOWN_COMMANDS
 from batcher.errors import SettingsError
@@ -17,6 +19,8 @@ from batcher.select.writer import ManifestWriter, format_of, output
 from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, by_state, open_reader
 from batcher.status.look import FIRST_PAUSE, Progress, Waited, look, wait_until
 from batcher.status.source import Targets, named_jobs
+
+log = structlog.get_logger("batcher.status")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,4 +164,12 @@ async def check_status(
                             }
                         )
             result.entries = writer.close()
+    log.info(
+        "status_read",
+        jobs=len(jobs),
+        shown=len(result.shown),
+        reads=result.reads,
+        by_state=by_state(result.shown),
+        exit_code=result.exit_code,
+    )
     return result

@@ -26,6 +26,8 @@ class JobServer:
     requests: dict[str, int] = field(default_factory=lambda: {"list": 0, "show": 0})
     queries: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
+    #: Jobs whose Show always answers 500 (the record cannot be read).
+    failing: set[str] = field(default_factory=set)
 
     def state(self, job_id: str) -> tuple[str, float]:
         now = time.monotonic() - self.started
@@ -84,6 +86,10 @@ class JobServer:
     async def show_job(self, request: web.Request) -> web.Response:
         self.requests["show"] += 1
         job_id = request.match_info["job_id"]
+        if job_id in self.failing:
+            return web.json_response(
+                {"error_code": "MSS.00000004", "error_msg": "Internal Error"}, status=500
+            )
         if job_id not in self.timelines:
             return web.json_response(
                 {"error_code": "MSS.00000003", "error_msg": "job not found"}, status=404

@@ -225,3 +225,56 @@ async def test_a_report_page_carries_the_states_read_at_the_time(tmp_path: Path)
     assert result.code == 0, result.output
     page = (tmp_path / "r.html").read_text()
     assert "Job states now" in page and "<td>MANUAL_VERIFYING</td>" in page
+
+
+async def test_a_record_that_cannot_be_read_is_said_and_exits_1(tmp_path: Path) -> None:
+    async with job_server({"ok": [(0, "TRAINING")], "bad": [(0, "TRAINING")]}) as server:
+        server.failing.add("bad")
+        manifest = _manifest(tmp_path, "ok", "bad")
+        args = [str(manifest), "--format", "json", "--max-attempts", "2"]
+        result = await batcher(_args(server.url, *args), aksk_env())
+    assert result.code == 1, result.output
+    jobs = {j["job_id"]: j for j in json.loads(result.stdout)["job_states"]}
+    assert jobs["bad"]["state"] == "(unread)" and "500" in jobs["bad"]["reason"]
+    assert jobs["ok"]["state"] == "TRAINING"  # never reported as known when it is not
+
+
+async def test_a_bad_manifest_names_file_and_line_and_nothing_is_read(tmp_path: Path) -> None:
+    bad = write_csv(tmp_path / "bad.csv", [{"job_id": "ok"}, {"job_id": "no/slash"}])
+    async with job_server({"ok": [(0, "TRAINING")]}) as server:
+        result = await batcher(_args(server.url, str(bad)), aksk_env())
+        requests = dict(server.requests)
+    assert result.code == 2, result.output
+    assert "bad.csv:3" in result.stderr and "job_id" in result.stderr
+    assert requests == {"list": 0, "show": 0} and "Traceback" not in result.stderr
+
+
+async def test_the_metrics_file_carries_the_state_counts(tmp_path: Path) -> None:
+    timelines = {"a": [(0, "TRAINING")], "b": [(0, "TRAINING")], "c": [(0, "JOB_SUCCESS")]}
+    metrics = tmp_path / "status.prom"
+    async with job_server(timelines) as server:
+        args = [str(_manifest(tmp_path, "a", "b", "c")), "--metrics-file", str(metrics)]
+        result = await batcher(_args(server.url, *args), aksk_env())
+    assert result.code == 0, result.output
+    text = metrics.read_text()
+    assert 'batcher_status_jobs{source="jobs.csv",state="TRAINING"} 2.0' in text
+    assert 'batcher_status_jobs{source="jobs.csv",state="JOB_SUCCESS"} 1.0' in text
+
+
+async def test_on_the_simulator_failed_reviews_say_why(tmp_path: Path) -> None:
+    args = [
+        "status",
+        "--simulate",
+        "--state",
+        "AUTO_VERIFY_FAILED",
+        "--format",
+        "json",
+        "--no-progress",
+        "--log-format",
+        "json",
+    ]
+    result = await batcher(args, aksk_env())
+    assert result.code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document["by_state"]) == {"AUTO_VERIFY_FAILED"}
+    assert document["failed_reviews"] and document["failed_reviews"][0]["error_code"]
