@@ -83,12 +83,17 @@ def build_page(
     state and count: :func:`batcher.status` read at the time) adds where the jobs are now."""
     timeline = Timeline()
     summary = summarize(report, on_bad_line=on_bad_line, observe=timeline.add, details=True)
+    runs = _runs(summary)
     data = {
         "timeline": _timeline_data(timeline, summary),
         "latency": _latency_data(summary.latency, summary.wait),
-        "runs": _run_spans(summary),
+        "runs": [
+            {"id": r["id"], "from": r["start"], "to": r["end"]}
+            for r in runs
+            if r["start"] is not None
+        ],
     }
-    return _page(report, summary, data, states)
+    return _page(report, summary, data, runs, states)
 
 
 def _timeline_data(timeline: Timeline, summary: Summary) -> dict[str, Any]:
@@ -110,31 +115,13 @@ def _timeline_data(timeline: Timeline, summary: Summary) -> dict[str, Any]:
         return None
 
     times = list(columns[0])
+    names = ("t", "succeeded", "failed", "skipped", "throttled", "retries", "api_ms", "wait_ms")
     return {
         "width": timeline.width,
-        "t": times,
-        "succeeded": list(columns[1]),
-        "failed": list(columns[2]),
-        "skipped": list(columns[3]),
-        "throttled": list(columns[4]),
-        "retries": list(columns[5]),
-        "api_ms": list(columns[6]),
-        "wait_ms": list(columns[7]),
+        **{name: list(column) for name, column in zip(names, columns, strict=True)},
         "settled_rate": [rate_at(t, 0) for t in times],
         "rate_limit": [rate_at(t, 1) for t in times],
     }
-
-
-def _run_spans(summary: Summary) -> list[dict[str, Any]]:
-    """Each run's id and time span (epoch seconds), oldest first."""
-    spans = []
-    for run_id, run in summary.runs_dict().items():
-        record = run["record"] or {}
-        start = epoch(run["first_started_at"]) or epoch(record.get("started_at"))
-        end = epoch(run["last_finished_at"]) or epoch(record.get("finished_at")) or start
-        if start is not None and end is not None:
-            spans.append({"id": run_id, "from": start, "to": max(start, end)})
-    return spans
 
 
 def _latency_data(api: LogHistogram, wait: LogHistogram) -> dict[str, list[Any]]:
@@ -191,20 +178,6 @@ def _template() -> jinja2.Template:
     return env.from_string(_asset("page.html.j2"))
 
 
-def _cards(s: Summary) -> list[tuple[str, str, str]]:
-    return [
-        ("", f"{s.total:,}", "entries"),
-        ("ok", f"{s.status['succeeded']:,}", "succeeded"),
-        ("fail", f"{s.status['failed']:,}", f"failed ({s.retryable_failed:,} retryable)"),
-        ("skip", f"{s.status['skipped']:,}", "skipped"),
-        ("ok", f"{s.confirmed:,}", "confirmed from the job's record"),
-        ("warn", f"{s.ambiguous:,}", "ambiguous (may have executed)"),
-        ("", _ms(s.latency.quantile(0.5)), "API p50 ms"),
-        ("", _ms(s.latency.quantile(0.99)), "API p99 ms"),
-        ("", _ms(s.wait.quantile(0.5)), "wait p50 ms"),
-    ]
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
@@ -214,10 +187,13 @@ def _rate(value: float | None, *, zero: str = "0.00/s") -> str:
 
 
 def _runs(s: Summary) -> list[dict[str, Any]]:
+    """Each run as the page shows it, oldest first; its span (epoch seconds) from its lines
+    where they have times, else from its run record."""
     out = []
     for run_id, run in s.runs_dict().items():
         record = run["record"] or {}
-        start = epoch(record.get("started_at")) or epoch(run["first_started_at"])
+        start = epoch(run["first_started_at"]) or epoch(record.get("started_at"))
+        end = epoch(run["last_finished_at"]) or epoch(record.get("finished_at")) or start
         details = [
             f"batcher {record['version']}" if record.get("version") else "",
             record.get("endpoint") or "",
@@ -228,7 +204,7 @@ def _runs(s: Summary) -> list[dict[str, Any]]:
             {
                 "id": run_id,
                 "start": start,
-                "end": epoch(record.get("finished_at")) or epoch(run["last_finished_at"]) or start,
+                "end": None if end is None else max(end, start or end),
                 "unfinished": bool(record) and record.get("finished_at") is None,
                 "code": record.get("exit_code"),
                 "lines": run["lines"],
@@ -238,11 +214,11 @@ def _runs(s: Summary) -> list[dict[str, Any]]:
                 "settled": _rate(record.get("settled_rate")),
                 "limit": _rate(record.get("rate_limit"), zero="unlimited"),
                 "manifests": [
-                    {
-                        "name": Path(m.get("path", "?")).name,
-                        "entries": m.get("entries"),
-                        "sha": str(m.get("sha256") or "-")[:12],
-                    }
+                    (
+                        Path(m.get("path", "?")).name,
+                        m.get("entries"),
+                        str(m.get("sha256") or "-")[:12],
+                    )
                     for m in record.get("manifests") or []
                 ],
                 "details": [d for d in details if d],
@@ -252,7 +228,11 @@ def _runs(s: Summary) -> list[dict[str, Any]]:
 
 
 def _page(
-    report: Path, s: Summary, data: dict[str, Any], states: dict[str, Any] | None = None
+    report: Path,
+    s: Summary,
+    data: dict[str, Any],
+    runs: list[dict[str, Any]],
+    states: dict[str, Any] | None,
 ) -> str:
     uplot, page_js = _asset("uplot/uPlot.iife.min.js"), _asset("page.js")
     csp = (
@@ -276,10 +256,9 @@ def _page(
             uplot=_ours(uplot),
             page_js=_ours(page_js),
             data_json=_ours(_json_for_script(data)),
-            cards=_cards(s),
-            charts=_CHARTS,
+            ms=_ms,
             by_command=by_command,
-            runs=_runs(s),
+            runs=runs,
             bad_lines=[[f"{n:,}", why] for n, why in s.bad_lines[:MAX_REASONS]],
             max_reasons=MAX_REASONS,
             max_details=MAX_DETAIL_ROWS,
@@ -287,19 +266,3 @@ def _page(
         )
         + "\n"
     )
-
-
-_CHARTS = [
-    (
-        "chart-outcomes",
-        "Entries sent, by outcome at their finished_at; skipped lines (never "
-        "sent) on their own scale.",
-    ),
-    (
-        "chart-throughput",
-        "Entries answered per second; those whose last answer was a 429; "
-        "extra attempts; and each run's rate limit and the rate its limiter settled at.",
-    ),
-    ("chart-latency-time", "The API's time per attempt, and the wait before it."),
-    ("chart-latency", "How long the API took (latest lines, succeeded and failed)."),
-]
