@@ -133,40 +133,19 @@ def render_text(summary: Summary, *, top: int = 20, width: int | None = None) ->
     status_rows = [[name, f"{s.status[name]:,}"] for name in STATUSES]
     status_rows[1][0] += f" (retryable {s.retryable_failed:,})" if s.retryable_failed else ""
     out += table(["status", "entries"], [*status_rows, ["total", f"{s.total:,}"]], right={1})
-    out += ["", "Lost answers (latest lines)"]
-    out += table(
-        ["outcome", "entries"],
-        [
-            ["succeeded, confirmed from the job's record", f"{s.confirmed:,}"],
-            ["failed, ambiguous (may have executed)", f"{s.ambiguous:,}"],
-        ],
-        right={1},
-    )
-
-    if s.by_command:
-        out += ["", "By command"]
-        rows = [
-            [command, *(f"{counts[name]:,}" for name in STATUSES)]
-            for command, counts in s.by_command.items()
-        ]
-        out += table(["command", *STATUSES], rows, right={1, 2, 3})
-
+    lost = [
+        ["succeeded, confirmed from the job's record", f"{s.confirmed:,}"],
+        ["failed, ambiguous (may have executed)", f"{s.ambiguous:,}"],
+    ]
+    out += _section("Lost answers (latest lines)", ["outcome", "entries"], lost, {1})
+    by_command = [[c, *(f"{n[name]:,}" for name in STATUSES)] for c, n in s.by_command.items()]
+    out += _section("By command", ["command", *STATUSES], by_command, {1, 2, 3})
     out += _reason_section("Failure reasons", s.failure_reasons, top, width)
     out += _reason_section("Skip reasons", s.skip_reasons, top, width)
-
-    if s.http_status:
-        out += ["", "HTTP status (latest lines)"]
-        out += table(
-            ["status", "entries"], [[k, f"{v:,}"] for k, v in s.http_status.items()], right={1}
-        )
-    if s.attempts:
-        out += ["", "Attempts (latest lines)"]
-        out += table(
-            ["attempts", "entries"],
-            [[str(k), f"{v:,}"] for k, v in s.attempts.items()],
-            right={0, 1},
-        )
-
+    http = [[k, f"{v:,}"] for k, v in s.http_status.items()]
+    out += _section("HTTP status (latest lines)", ["status", "entries"], http, {1})
+    tries = [[str(k), f"{v:,}"] for k, v in s.attempts.items()]
+    out += _section("Attempts (latest lines)", ["attempts", "entries"], tries, {0, 1})
     out += ["", "Latency in ms: the API's time (latest lines, succeeded and failed; within ~1%)"]
     out += _histogram(s.latency)
     out += ["", "Wait for the rate limiter in ms, before the first attempt (same lines)"]
@@ -186,6 +165,11 @@ def render_text(summary: Summary, *, top: int = 20, width: int | None = None) ->
         if s.bad_lines_total > len(shown):
             out.append(f"  … {s.bad_lines_total - len(shown):,} more")
     return "\n".join(out) + "\n"
+
+
+def _section(title: str, headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """A titled table after a blank line; nothing when there are no rows."""
+    return ["", title, *table(headers, rows, right)] if rows else []
 
 
 def _histogram(h: LogHistogram) -> list[str]:
