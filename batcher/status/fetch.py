@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -169,7 +169,9 @@ class StateReader:
         if view.state not in FAILED_REVIEW or view.log_type is not None:
             return view
         shown = await self.show(view.job_id, view.project_id)
-        return shown if shown.state == view.state else replace(view, reason=shown.reason)
+        # A job that moved since it was listed: the newer record wins. One whose record
+        # cannot be read keeps the state List gave (known), without the log entry.
+        return view if shown.state in (UNREAD, NOT_FOUND) else shown
 
 
 @asynccontextmanager

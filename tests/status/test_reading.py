@@ -120,3 +120,50 @@ def test_which_states_a_wanted_one_cannot_follow(
 def test_in_progress_states_are_never_resting() -> None:
     for state in ("AUTO_VERIFYING", "MANUAL_VERIFYING", "TRAINING", "COMPILING", "WAIT_COMPILE"):
         assert state not in RESTING
+
+
+async def test_a_listed_failed_review_gets_its_log_entry_from_one_show(mocked: Any) -> None:
+    import re
+
+    from batcher.select.selector import JobQuery
+    from batcher.status.look import look
+    from batcher.status.source import Targets
+
+    listed = {
+        "count": 2,
+        "jobs": [
+            {
+                "job_id": "f1",
+                "state": "AUTO_VERIFY_FAILED",
+                "create_time": "2026-11-01T00:00:00Z",
+                "batch_name": "b",
+            },
+            {
+                "job_id": "t1",
+                "state": "TRAINING",
+                "create_time": "2026-11-01T00:00:01Z",
+                "batch_name": "b",
+            },
+        ],
+    }
+    mocked.get(re.compile(r".*/user/jobs\?.*"), payload=listed, repeat=True)
+    logs = [
+        {
+            "operate_time": "2026-11-02T00:00:00Z",
+            "log_type": "SYSTEM_VERIFY_FAILED",
+            "error_code": "MSS.1",
+            "log_description": "blurred",
+        }
+    ]
+    mocked.get(
+        str(BASE.with_path(f"{JOBS}/f1")),
+        payload={"state": "AUTO_VERIFY_FAILED", "operation_logs": logs},
+    )
+    async with aiohttp.ClientSession() as session:
+        reader = await _reader(session)
+        views = await look(reader, Targets("q", "p1", query=JobQuery(batch_name="b")))
+    failed, training = views["f1", "p1"], views["t1", "p1"]
+    assert (failed.error_code, failed.log_description) == ("MSS.1", "blurred")
+    assert training.state == "TRAINING" and training.log_type is None  # no Show for it
+    shows = [key for key in mocked.requests if "/jobs/" in str(key[1])]
+    assert len(shows) == 1
