@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import structlog
@@ -122,6 +123,14 @@ class Waited:
     blocked: dict[Key, str] = field(default_factory=dict)  #: key -> the resting state
     timed_out: bool = False
     passes: int = 0
+
+    def outcome(self) -> dict[str, Any]:
+        """Jobs that reached a wanted state; by state, those that cannot and the others."""
+        return {
+            "reached": sum(v.state in self.wanted for v in self.views.values()),
+            "cannot_reach": by_state(self.views[k] for k in self.blocked),
+            "elsewhere": by_state(self.elsewhere().values()),
+        }
 
     def elsewhere(self) -> Views:
         """Jobs neither in a wanted state nor unable to reach one."""

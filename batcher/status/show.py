@@ -18,6 +18,7 @@ from batcher.status.flows import FAILED_REVIEW
 
 #: Stuck jobs and failure groups listed in the table (JSON and CSV list them all).
 TOP = 20
+#: The CSV's columns: one row per job shown.
 CSV_COLUMNS = (
     "job_id",
     "project_id",
@@ -88,10 +89,8 @@ def to_dict(result: StatusResult) -> dict[str, Any]:
         "wait": None
         if wait is None
         else {
+            **wait.outcome(),
             "until": list(wait.wanted),
-            "reached": sum(v.state in wait.wanted for v in wait.views.values()),
-            "cannot_reach": by_state([wait.views[k] for k in wait.blocked]),
-            "elsewhere": by_state(list(wait.elsewhere().values())),
             "timed_out": wait.timed_out,
             "passes": wait.passes,
         },
@@ -169,25 +168,18 @@ def _wait_lines(result: StatusResult) -> list[str]:
     wait = result.wait
     if wait is None:
         return []
-    wanted = ",".join(wait.wanted)
-    reached = sum(v.state in wait.wanted for v in wait.views.values())
+    outcome = wait.outcome()
     lines = [
         "",
-        f"Waited for {wanted} ({wait.passes} looks): {reached:,} of "
-        f"{len(wait.views):,} jobs reached it",
+        f"Waited for {','.join(wait.wanted)} ({wait.passes} looks): "
+        f"{outcome['reached']:,} of {len(wait.views):,} jobs reached it",
     ]
-    if wait.blocked:
-        cannot = by_state([wait.views[k] for k in wait.blocked])
-        lines.append(
-            "  cannot reach it without someone acting: "
-            + ", ".join(f"{s} {n:,}" for s, n in cannot.items())
-        )
-    elsewhere = by_state(list(wait.elsewhere().values()))
-    if wait.timed_out and elsewhere:
-        lines.append(
-            "  still elsewhere at the timeout: "
-            + ", ".join(f"{s} {n:,}" for s, n in elsewhere.items())
-        )
+    for key, said in (
+        ("cannot_reach", "cannot reach it without someone acting"),
+        ("elsewhere", "still elsewhere at the timeout"),
+    ):
+        if outcome[key] and (key == "cannot_reach" or wait.timed_out):
+            lines.append(f"  {said}: " + ", ".join(f"{s} {n:,}" for s, n in outcome[key].items()))
     return lines
 
 

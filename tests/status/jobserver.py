@@ -1,6 +1,6 @@
 """A small MetaStudio List/Show server whose jobs change state over time, for status tests.
 
-Each job follows a timeline of ``(seconds after start, state)``; a failed review carries
+Each job follows a timeline of ``(seconds after the first read, state)``; a failed review carries
 an operation log whose latest entry says why. Every request is counted, by kind.
 """
 
@@ -22,7 +22,7 @@ Timeline = list[tuple[float, str]]
 class JobServer:
     timelines: dict[str, Timeline]
     batch: dict[str, str] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = None
     requests: dict[str, int] = field(default_factory=lambda: {"list": 0, "show": 0})
     queries: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
@@ -30,6 +30,8 @@ class JobServer:
     failing: set[str] = field(default_factory=set)
 
     def state(self, job_id: str) -> tuple[str, float]:
+        if self.started is None:  # timelines run from the first read, not from start-up
+            self.started = time.monotonic()
         now = time.monotonic() - self.started
         at, state = self.timelines[job_id][0]
         for when, then in self.timelines[job_id]:
@@ -39,6 +41,7 @@ class JobServer:
 
     def record(self, job_id: str, *, logs: bool) -> dict[str, Any]:
         state, at = self.state(job_id)
+        assert self.started is not None
         changed = datetime.fromtimestamp(time.time() - (time.monotonic() - self.started - at), UTC)
         stamp = changed.strftime("%Y-%m-%dT%H:%M:%SZ")
         job: dict[str, Any] = {
@@ -111,7 +114,6 @@ async def job_server(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    server.started = time.monotonic()
     try:
         yield server
     finally:
