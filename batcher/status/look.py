@@ -43,11 +43,10 @@ Views = dict[Key, JobView]
 
 @dataclass(slots=True)
 class Progress:
-    """How far a look has got: jobs read, per state; passes made while waiting."""
+    """How far a look has got: jobs read (of how many, when known), per state."""
 
     read: int = 0
     total: int | None = None
-    passes: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
 
 
@@ -61,25 +60,24 @@ async def look(
 ) -> Views:
     """Read the state of ``keys`` (default: every job ``targets`` names); ``known`` views
     spare a failed review's second read while its state and update time stay the same."""
-    seen = Progress(
-        total=None
-        if targets.query is not None and keys is None
-        else len(keys if keys is not None else targets.jobs)
-    )
+    listing = targets.query is not None and keys is None
+    named = keys if keys is not None else targets.jobs
+    seen = Progress(total=None if listing else len(named))
     views: Views = {}
 
     def got(view: JobView) -> None:
         views[view.job_id, view.project_id] = view
         seen.read += 1
         seen.by_state[view.state] = seen.by_state.get(view.state, 0) + 1
-        if progress is not None and (seen.read % 50 == 0 or seen.read == seen.total):
+        if progress is not None:  # the live view redraws a few times a second at most
             progress(seen)
 
-    if targets.query is not None and keys is None:
+    if listing:
+        assert targets.query is not None
         async for view in reader.listed(targets.query, targets.project_id):
             got(view)
     else:
-        await _by_id(reader, keys if keys is not None else targets.jobs, got)
+        await _by_id(reader, named, got)
     old, failed = known or {}, []
     for key, view in views.items():
         if view.state not in FAILED_REVIEW or view.log_type is not None:
