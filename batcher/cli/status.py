@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+from batcher.cli._stdout import detach
+from batcher.errors import BatcherError
 
 if TYPE_CHECKING:
     from batcher.status.look import Progress
@@ -227,16 +229,24 @@ def main(args: SimpleNamespace) -> int:
             app_user_id=args.app_user_id,
             progress=live,
         )
+    if args.metrics_file:
+        show.write_metrics(result, Path(args.metrics_file))
     render = {"json": show.render_json, "csv": show.render_csv}.get(args.format)
     if render is None:
         import shutil
 
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        sys.stdout.write(show.render_table(result, width=width))
+        text = show.render_table(result, width=width)
     else:
-        sys.stdout.write(render(result))
-    if args.metrics_file:
-        show.write_metrics(result, Path(args.metrics_file))
+        text = render(result)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (`status ... | head`): quietly, as report
+        detach()
+    except OSError as error:  # a full disk behind standard output
+        detach()
+        raise BatcherError(f"cannot write to standard output: {error.strerror or error}") from None
     if result.output is not None and not args.quiet:
         print(f"{result.entries:,} entries written to {result.output}", file=sys.stderr)
     return result.exit_code
