@@ -51,6 +51,8 @@ class Ask:
             )
         if self.output is not None and not self.commands:
             found.append("--output needs --command (one or more): the manifest's commands")
+        if self.output is not None and self.output.exists() and not self.force:
+            found.append(f"--output {self.output} already exists; add --force to replace it")
         found += [
             f"--command {c!r} is not a known command"
             for c in self.commands

@@ -199,5 +199,6 @@ def _note_blocked(done: Waited, fresh: Views) -> None:
             wanted=list(done.wanted),
             by_state=new,
             hint="these jobs rest in a state the wanted ones cannot follow without "
-            "someone acting (a failed review needs Update and a new upload)",
+            "someone acting (a failed review needs Update and a new upload; WAIT_FILE_UPLOAD, "
+            "the upload and its commands)",
         )

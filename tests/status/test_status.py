@@ -198,6 +198,18 @@ async def test_bad_flags_exit_2_and_nothing_is_read(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+async def test_an_existing_output_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    out = tmp_path / "fix.csv"
+    out.write_text("keep me\n")
+    async with job_server({"j": [(0, "AUTO_VERIFY_FAILED")]}) as server:
+        args = [str(_manifest(tmp_path, "j")), "--output", str(out), "--command", "SUBMITVERIFYING"]
+        result = await batcher(_args(server.url, *args), aksk_env())
+        requests = dict(server.requests)
+    assert result.code == 2, result.output
+    assert "already exists; add --force" in result.stderr
+    assert requests == {"list": 0, "show": 0} and out.read_text() == "keep me\n"
+
+
 async def test_a_report_page_carries_the_states_read_at_the_time(tmp_path: Path) -> None:
     report = tmp_path / "r.jsonl"
     line = {
