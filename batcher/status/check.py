@@ -15,7 +15,7 @@ from batcher.entry import KNOWN_COMMANDS
 from batcher.errors import SettingsError
 from batcher.journal.times import epoch
 from batcher.select.selector import JobQuery
-from batcher.select.writer import ManifestWriter, format_of, output
+from batcher.select.writer import Format, ManifestWriter, format_of, output
 from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, by_state, open_reader
 from batcher.status.look import FIRST_PAUSE, Progress, Waited, look, wait_until
 from batcher.status.source import Targets, named_jobs
@@ -151,21 +151,7 @@ async def check_status(
         output=ask.output,
     )
     if ask.output is not None and fmt is not None:
-        with output(ask.output, force=ask.force) as stream:
-            writer = ManifestWriter(
-                stream, fmt, header=f"jobs shown by `batcher status` ({targets.source})"
-            )
-            for view in result.shown:
-                if view.state not in (NOT_FOUND, UNREAD):
-                    for command in ask.commands:
-                        writer.write(
-                            {
-                                "job_id": view.job_id,
-                                "command": command,
-                                "project_id": view.project_id,
-                            }
-                        )
-            result.entries = writer.close()
+        result.entries = _write_manifest(ask, ask.output, fmt, result.shown, targets.source)
     log.info(
         "status_read",
         jobs=len(jobs),
@@ -175,3 +161,16 @@ async def check_status(
         exit_code=result.exit_code,
     )
     return result
+
+
+def _write_manifest(ask: Ask, path: Path, fmt: Format, shown: list[JobView], source: str) -> int:
+    """A manifest of the jobs shown (those read), one entry per job per command."""
+    with output(path, force=ask.force) as stream:
+        writer = ManifestWriter(stream, fmt, header=f"jobs shown by `batcher status` ({source})")
+        for view in shown:
+            if view.state not in (NOT_FOUND, UNREAD):
+                for command in ask.commands:
+                    writer.write(
+                        {"job_id": view.job_id, "command": command, "project_id": view.project_id}
+                    )
+        return writer.close()
