@@ -8,8 +8,8 @@ The Python API is what the ``batcher`` command calls::
     result = await batcher.run_async(["jobs.csv"], report="r.jsonl")   # in an event loop
     summary = batcher.validate(["jobs.csv"])      # raises batcher.ManifestError(.problems)
     stats = batcher.summarize("r.jsonl")
-    batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],   # a manifest from the
-                   states=["AUTO_VERIFY_FAILED"], output="nightly.csv")  # List API
+    batcher.select(commands=["CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"],  # a manifest
+                   states=["WAIT_FILE_UPLOAD"], output="nightly.csv")  # from the List API
 
 Options are keyword-only and mirror the CLI's flags; credentials come from the environment
 only. Errors meant for the user are :class:`BatcherError` subclasses with an ``exit_code``.

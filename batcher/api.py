@@ -310,10 +310,19 @@ def select(
     batch_name: str | None = None,
     tag: str | None = None,
     name: str | None = None,
+    job_id: str | None = None,
+    model_resolution: str | None = None,
+    train_location: str | None = None,
+    is_flexus: bool | None = None,
+    is_live_copy: bool | None = None,
+    is_ondemand_resource: bool | None = None,
+    query_project_id: str | None = None,
     created_since: str | None = None,
     created_until: str | None = None,
     updated_since: str | None = None,
     updated_until: str | None = None,
+    sort_key: str | None = None,
+    sort_dir: str | None = None,
     output: str | os.PathLike[str] | None = None,
     format: str | None = None,
     force: bool = False,
@@ -332,12 +341,15 @@ def select(
     each job's commands in the order given; CSV on standard output by default, or to
     ``output`` (format from its extension, or ``format``), never over an existing file
     unless ``force``. The manifest carries the project id, so ``batcher run`` takes it as
-    it is.
+    it is. Every List filter is a keyword (``is_flexus`` and the other booleans take True
+    or False); ``sort_key``/``sort_dir`` order the manifest (the listing itself goes by
+    creation time, oldest first; another order sorts the jobs once all are listed, and
+    ``asset_order``, which listed jobs do not carry, is refused).
 
-    >>> batcher.select(commands=["CONFIRM_REPAIR", "SUBMITVERIFYING"],
-    ...                states=["AUTO_VERIFY_FAILED"], batch_name="b-7",
+    >>> batcher.select(commands=["CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"],
+    ...                states=["WAIT_FILE_UPLOAD"], batch_name="b-7", is_flexus=False,
     ...                output="nightly.csv")  # doctest: +SKIP
-    SelectResult(jobs=42, entries=84, by_state={'AUTO_VERIFY_FAILED': 42}, ...)
+    SelectResult(jobs=42, entries=84, by_state={'WAIT_FILE_UPLOAD': 42}, ...)
     """
     arguments = dict(locals())  # exactly the parameters, which the async twin takes
     _refuse_inside_a_loop("select")
@@ -351,10 +363,19 @@ async def select_async(
     batch_name: str | None = None,
     tag: str | None = None,
     name: str | None = None,
+    job_id: str | None = None,
+    model_resolution: str | None = None,
+    train_location: str | None = None,
+    is_flexus: bool | None = None,
+    is_live_copy: bool | None = None,
+    is_ondemand_resource: bool | None = None,
+    query_project_id: str | None = None,
     created_since: str | None = None,
     created_until: str | None = None,
     updated_since: str | None = None,
     updated_until: str | None = None,
+    sort_key: str | None = None,
+    sort_dir: str | None = None,
     output: str | os.PathLike[str] | None = None,
     format: str | None = None,
     force: bool = False,
@@ -371,18 +392,15 @@ async def select_async(
 ) -> SelectResult:
     """:func:`select`, for callers already in an event loop (same arguments, same result)."""
     from batcher.observe.logs import ensure_configured
-    from batcher.select.selector import JobQuery, select_to_manifest
+    from batcher.select.query import FILTERS, JobQuery
+    from batcher.select.selector import select_to_manifest
 
     ensure_configured()
+    given = dict(locals())
     query = JobQuery(
-        states=tuple(states),
-        batch_name=batch_name,
-        tag=tag,
-        name=name,
-        created_since=created_since,
-        created_until=created_until,
-        updated_since=updated_since,
-        updated_until=updated_until,
+        {f.name: given[f.name] for f in FILTERS} | {"states": tuple(states)},
+        sort_key=sort_key,
+        sort_dir=sort_dir,
     )
     options = Options(
         project_id=project_id,

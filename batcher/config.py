@@ -466,22 +466,24 @@ def _same_path_or_file(a: Path, b: Path) -> bool:
 log = structlog.get_logger("batcher")
 
 
-#: Jobs the throwaway simulator of ``select --simulate`` holds, so there is something to
-#: select (a run's simulator creates jobs as commands name them).
+#: Jobs the simulated world of ``--simulate`` starts with, so ``select`` has something to
+#: select (commands create the jobs they name that are not among them).
 SIMULATED_POPULATION = 500
 
 
 @contextlib.asynccontextmanager
 async def target(
-    settings: RunSettings, *, population: int = 0
+    settings: RunSettings, *, population: int = SIMULATED_POPULATION
 ) -> AsyncIterator[tuple[URL, Credentials]]:
-    """The endpoint and credentials to use: the real ones, or a throwaway simulator (with
-    ``population`` seeded jobs)."""
+    """The endpoint and credentials to use: the real ones, or an in-process simulator of the
+    one simulated world every ``--simulate`` process shares (its file under
+    ``$XDG_STATE_HOME/batcher/``, seeded with ``population`` jobs when it is first made;
+    delete the file to reset the world)."""
     if not settings.simulate:
         assert settings.endpoint is not None and settings.credentials is not None
         yield settings.endpoint, settings.credentials
         return
-    from batcher.simulator import SimulatorConfig, run_simulator
+    from batcher.simulator import SimulatorConfig, default_world_path, run_simulator
 
     # Throwaway keys, so the demo exercises real signing end to end.
     credentials = AkSkCredentials(
@@ -491,8 +493,13 @@ async def target(
         credentials={credentials.ak: credentials.sk},
         log_requests=False,
         population=population,
-        seed=1 if population else None,
+        seed=1,
+        world_file=default_world_path(),
     )
-    async with run_simulator(config) as simulator:
-        log.info("simulator_started", url=str(simulator.url))
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            simulator = await stack.enter_async_context(run_simulator(config))
+        except (OSError, ValueError) as error:  # the world file cannot be used
+            raise UsageError(f"--simulate: {error}") from None
+        log.info("simulator_started", url=str(simulator.url), world=str(config.world_file))
         yield URL(str(simulator.url)), credentials

@@ -18,31 +18,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-#: The ``command`` values the API documents. A manifest naming any other command is refused
-#: (with a "did you mean" for near misses): a typo must not be sent three thousand times.
-KNOWN_COMMANDS: tuple[str, ...] = (
-    "SUBMITVERIFYING",
-    "CONFIRM_ACCEPT",
-    "CONFIRM_REJECT",
-    "CONFIRM_ANSWER",
-    "CONFIRM_PENDING",
-    "CONFIRM_ACTIVE",
-    "GET_MULTIPART_UPLOADED",
-    "CONFIRM_REPAIR",
-    "CONFIRM_MULTIPART_UPLOADED",
-    "GET_ACTION_VIDEO_MULTIPART_UPLOADED",
-    "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
-    "CONFIRM_AUTHORIZATION_LETTER",
-    "DELETE_JOB_VIDEO",
-)
-
-#: The ``command_message`` values the API documents; others are refused like commands.
-KNOWN_COMMAND_MESSAGES: tuple[str, ...] = (
-    "UPDATE_VIDEO",
-    "UPLOAD_VIDEO",
-    "CONFIRM_ACTION_VIDEO",
-    "GET_ACTION_VIDEO_MULTIPART",
-)
+# The lists live with the API's other names; manifest validation reads them from here.
+from batcher.send.vocabulary import KNOWN_COMMAND_MESSAGES, KNOWN_COMMANDS
 
 #: IDs go into the URL path, so they are restricted to characters that need no escaping.
 #: (The pattern pydantic checks; its regex engine anchors ``$`` at the very end.)

@@ -14,8 +14,11 @@
 
     Fields given as keywords keep the test credentials unless they override them.
 
-After every test structlog is reset to its defaults (autouse ``_reset_structlog``): a
-test that runs the CLI in-process configures it to pytest's captured stream, which is
+Every test gets its own ``--simulate`` world (``XDG_STATE_HOME`` in a temporary directory,
+autouse ``_own_simulated_world``).
+
+After every test structlog is reset to its defaults (autouse ``_reset_structlog``): a test
+that runs the CLI in-process configures it to pytest's captured stream, which is
 closed once that test ends, and later log calls would fail with "I/O operation on closed
 file".
 
@@ -54,6 +57,13 @@ def simulator_config(**fields: Any) -> SimulatorConfig:
 def _reset_structlog() -> Iterator[None]:
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _own_simulated_world(tmp_path_factory: pytest.TempPathFactory, monkeypatch: Any) -> None:
+    """Each test its own ``--simulate`` world (the processes it starts inherit it): the
+    world is otherwise one file shared by every process of the user."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture

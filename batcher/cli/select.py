@@ -2,17 +2,47 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import stat
 import sys
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
+
+import click
 
 from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
 
-_TIMES = (
-    ("--created-since", "created at or after"),
-    ("--created-until", "created at or before"),
-    ("--updated-since", "updated at or after"),
-    ("--updated-until", "updated at or before"),
-)
+
+def _bool_or_text(text: str) -> bool | str:
+    """``true``/``false`` as a bool; anything else is left for the checks to name."""
+    lowered = text.strip().lower()
+    return lowered == "true" if lowered in ("true", "false") else text
+
+
+#: How a flag takes each kind of filter, and what its help adds.
+_KINDS: dict[str, tuple[dict[str, Any], str]] = {
+    "states": ({"multiple": True, "metavar": "S1,S2"}, " (repeatable)"),
+    "time": ({"metavar": "TIME"}, " TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)"),
+    "bool": ({"type": _bool_or_text, "metavar": "true|false"}, ""),
+}
+
+
+def _filters() -> list[click.Option]:
+    """A flag for each List filter and sort option, from the one table of them."""
+    made = []
+    for f in FILTERS:
+        kwargs, more = _KINDS.get(f.kind, ({"metavar": f.name.split("_")[-1].upper()}, ""))
+        made.append(option(f.flag, f.name, help=f.help + more, **kwargs))
+    order = "the listing's own; another is had by sorting once every page was read"
+    return [
+        *made,
+        option("--sort-key", metavar="|".join(SORT_KEYS), help=f"default create_time ({order})"),
+        option("--sort-dir", metavar="|".join(SORT_DIRS), help="default asc"),
+    ]
+
 
 OPTIONS: list[Section] = [
     (
@@ -20,16 +50,7 @@ OPTIONS: list[Section] = [
         [
             option("--command", "commands", multiple=True, required=True, metavar="CMD",
                    help="a command to write for each job (repeat, in the order to run them)"),
-            option("--state", "states", multiple=True, metavar="S1,S2",
-                   help="job states, several separated by commas (repeatable)"),
-            option("--batch-name", metavar="B", help="the jobs' batch name"),
-            option("--tag", metavar="T", help="a job tag"),
-            option("--name", metavar="N", help="the model name"),
-            *(
-                option(name, metavar="TIME",
-                       help=f"{meaning} TIME (RFC 3339, e.g. 2026-11-24T00:00:00Z)")
-                for name, meaning in _TIMES
-            ),
+            *_filters(),
         ],
     ),
     (
@@ -78,7 +99,6 @@ def command() -> Command:
 
 def main(args: SimpleNamespace) -> int:
     import contextlib
-    import shlex
 
     from batcher import api
 
@@ -97,14 +117,9 @@ def main(args: SimpleNamespace) -> int:
     with live if live is not None else contextlib.nullcontext():
         result = api.select(
             commands=list(args.commands),
-            states=states,
-            batch_name=args.batch_name,
-            tag=args.tag,
-            name=args.name,
-            created_since=args.created_since,
-            created_until=args.created_until,
-            updated_since=args.updated_since,
-            updated_until=args.updated_until,
+            **{f.name: getattr(args, f.name) for f in FILTERS} | {"states": states},
+            sort_key=args.sort_key,
+            sort_dir=args.sort_dir,
             output=args.output,
             format=args.format,
             force=args.force,
@@ -134,11 +149,43 @@ def main(args: SimpleNamespace) -> int:
         )  # fmt: skip
     elif not args.quiet:
         print(said, file=sys.stderr)
-        if result.output is not None and result.entries:
-            report = result.output.with_name(result.output.stem + ".report.jsonl")
-            print(
-                f"next: batcher run {shlex.quote(str(result.output))} "
-                f"--report {shlex.quote(str(report))} --dry-run   (then without --dry-run)",
-                file=sys.stderr,
-            )
+        hint = next_step(args, result.output) if result.entries else None
+        if hint is not None:
+            print(hint, file=sys.stderr)
     return 0
+
+
+def next_step(args: SimpleNamespace, output: Path | None) -> str | None:
+    """The ``batcher run`` to try next, aimed where select listed (its where-to-send flags
+    repeated, shell-quoted). A manifest on standard output is piped in again (``run -``
+    alone would wait on the terminal); already piped, there is nothing to add."""
+    where = [*_given(args, "endpoint", "region", "project_id"), *(["--simulate"] * args.simulate)]
+    if output is not None:
+        report = output.with_name(output.stem + ".report.jsonl")
+        run = ["batcher", "run", str(output), "--report", str(report), *where, "--dry-run"]
+        return f"next: {shlex.join(run)}   (then without --dry-run)"
+    if _piped(sys.stdout):
+        return None
+    select = ["batcher", "select", *(word for c in args.commands for word in ("--command", c))]
+    select += [word for text in args.states for word in ("--state", text)]
+    select += _given(args, *(f.name for f in FILTERS if f.kind != "states"), "sort_key", "sort_dir")
+    run = ["batcher", "run", "-", "--report", "selected.report.jsonl", *where, "--dry-run"]
+    return f"next: {shlex.join(select + where)} | {shlex.join(run)}   (then without --dry-run)"
+
+
+def _given(args: SimpleNamespace, *names: str) -> list[str]:
+    """``--flag value`` for each of ``names`` that was given."""
+    given = [(name, getattr(args, name)) for name in names]
+    pairs = [("--" + name.replace("_", "-"), _flag_text(v)) for name, v in given if v is not None]
+    return [word for pair in pairs for word in pair]
+
+
+def _flag_text(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _piped(stream: object) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False

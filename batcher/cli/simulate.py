@@ -25,7 +25,8 @@ _JOBS_HELP = (
 _JOBS_FILE_HELP = (
     "JSON or YAML mapping of job_id to the state it starts in, or to its fields, e.g. "
     "'job-1: AUTO_VERIFY_FAILED' or 'job-2: {state: WAIT_FILE_UPLOAD, video_confirmed: true, "
-    "batch_name: b1, tags: [vip]}'. States are the API's (WAIT_FILE_UPLOAD, AUTO_VERIFYING, "
+    "batch_name: b1, tags: [vip]}' ('reopened: true': a failed job already updated). States "
+    "are the API's (WAIT_FILE_UPLOAD, AUTO_VERIFYING, "
     "AUTO_VERIFY_FAILED, MANUAL_VERIFY_FAILED, WAIT_USER_CONFIRM, JOB_PENDING, ...). Jobs a "
     "command names that are not seeded start in WAIT_FILE_UPLOAD"
 )
@@ -38,9 +39,10 @@ required as X-Security-Token), METASTUDIO_AUTH_TOKEN (accepted as X-Auth-Token).
 set, any well-formed signature or token is accepted. Rates are between 0 and 1; --seed makes
 faults and the --jobs population reproducible. Serves the command endpoint, List
 (GET .../user/jobs: offset, limit at most 100, state=A,B, sort_key, sort_dir, time ranges,
-batch_name, tag, ...; a bad value is 400 MSS.00000003) and Show (GET .../user/jobs/JOB_ID,
-with operation_logs; 404 for an unknown job). Also GET /__simulator/health,
-/__simulator/stats and /__simulator/jobs. Stop with Ctrl-C or SIGTERM.
+batch_name, tag, ...; a bad value is 400 MSS.00000003), Show (GET .../user/jobs/JOB_ID,
+with operation_logs; 404 for an unknown job) and Update (PUT .../user/jobs/JOB_ID, after a
+failed review: new upload URLs). Jobs follow the documented flows only. Also
+GET /__simulator/health, /__simulator/stats and /__simulator/jobs. Stop with Ctrl-C or SIGTERM.
 """
 
 

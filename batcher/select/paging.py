@@ -1,10 +1,11 @@
-"""Listing every job a query matches, page by page, while the jobs change.
+"""Listing every job a query matches, by creation time, while the jobs change.
 
-The List API pages by offset over a selection that moves under it (jobs change state and
-leave it, new ones arrive). :func:`list_jobs` reads it in creation order, one page at a
-time, keeping only the digests of the jobs seen: pages overlap by one job and are checked
-against what was seen, so jobs leaving the selection hide none of the others, and the jobs
-seen are counted against the API's ``count``.
+Each page asks for the jobs created at or after the second the last page ended in
+(``create_since``, sorted by ``create_time`` ascending). Jobs that leave the selection, or
+come in another order, before that second move nothing after it; the boundary second's
+jobs, listed again, are known by their ids. Jobs created meanwhile come after the others:
+listed if the walk meets them, left for the next selection otherwise. Only a second holding
+more jobs than a page is read by offset within it (see :meth:`_Walk._second`).
 """
 
 from __future__ import annotations
@@ -12,25 +13,25 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
 from batcher.entry import DigestSet, job_digest
 from batcher.errors import BatcherError, ExitCode
+from batcher.select.query import JobQuery, parse_time
 from batcher.send.client import MetaStudioClient
 from batcher.send.reads import Pacer
 
-if TYPE_CHECKING:
-    from batcher.select.selector import JobQuery
-
 log = structlog.get_logger("batcher.select")
 
-#: Jobs asked for per List page; a server may send fewer, and paging follows what it sends.
-PAGE_SIZE = 100
-#: The smallest page asked for after a server refused larger ones (400).
-MIN_PAGE_SIZE = 10
+#: Jobs asked for per page (a server may send fewer), and the fewest after a 400 for it.
+PAGE_SIZE, MIN_PAGE_SIZE = 100, 10
+#: Passes through a second with more jobs than a page: at most; in a row finding nothing new
+#: once its jobs changed, to take it as read whole; in a row finding nothing new while fewer
+#: were seen than there are, before the server is taken not to page by offset.
+MAX_GROUP_PASSES, CHURN_QUIET_PASSES, MAX_QUIET_PASSES = 24, 4, 8
 
 
 class SelectHalted(BatcherError):
@@ -58,22 +59,106 @@ class Paging:
     by_state: dict[str, int] = field(default_factory=dict)
 
 
-#: Pages read again from further back before the listing gives up: a selection that keeps
-#: changing faster than it can be listed is better narrowed than listed forever.
-MAX_STEP_BACKS = 64
+@dataclass(slots=True)
+class Page:
+    """One List answer: the jobs (each with its creation second) and the count."""
 
-#: Pages in a row, past every position read, that bring no job not seen: the server is not
-#: paging (it ignores ``offset``), and what was listed would silently be all there is.
-MAX_IDLE_PAGES = 3
+    since: datetime | None
+    offset: int
+    jobs: list[tuple[datetime, dict[str, Any]]]
+    count: int
+    last: bool  # nothing follows it: empty, as far as the count, or short
 
-#: Passes through the pages while fewer jobs were listed than the API counts (a server that
-#: orders jobs created in the same second differently on each request, in groups larger
-#: than a page, hides some of them; each pass finds most of the rest). The passes stop
-#: early when two in a row find nothing new.
-MAX_PASSES = 16
+    def seconds(self) -> list[datetime]:
+        return [second for second, _ in self.jobs]
 
 
-async def list_jobs(
+class _Pages:
+    """Reads one List page at a time, at the API's pace, and checks its shape and order."""
+
+    def __init__(
+        self,
+        client: MetaStudioClient,
+        pacer: Pacer,
+        query: JobQuery,
+        project_id: str | None,
+        paging: Paging,
+    ) -> None:
+        self._read = functools.partial(client.list_jobs, project_id=project_id)
+        self._pacer, self._query, self.paging = pacer, query, paging
+        self._base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
+        self.size = PAGE_SIZE  # halved while the server refuses it with a 400
+        self.widest = 1  # the most jobs one page brought: the server's page size, at most ours
+
+    async def read(self, since: datetime | None, offset: int = 0) -> Page:
+        """The page at ``offset`` among the jobs created at or after ``since`` (and at or
+        after the query's own ``created_since``: the two intersect)."""
+        params = {**self._base, "offset": str(offset)}
+        if since is not None:
+            since = since.astimezone(UTC).replace(microsecond=0)
+            if self._query.since is None or since > self._query.since:
+                params["create_since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        while True:
+            params["limit"] = str(self.size)
+            reply = await self._pacer.read(functools.partial(self._read, dict(params)))
+            outcome = reply.outcome
+            if self._pacer.halts(outcome):
+                raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
+            if outcome.http_status != 400 or self.size <= MIN_PAGE_SIZE:
+                break
+            # The reference gives no largest page: a server may refuse ours as too large
+            # (and a page short of a larger one before is then no sign of the end).
+            self.size, self.widest = max(MIN_PAGE_SIZE, self.size // 2), 1
+            log.warning(
+                "select_page_size_refused",
+                limit=params["limit"],
+                now=self.size,
+                reason=outcome.reason,
+            )
+        if not outcome.succeeded or reply.data is None:
+            raise SelectIncomplete(f"could not list jobs (offset {offset}): {outcome.reason}")
+        jobs, count = reply.data.get("jobs"), reply.data.get("count")
+        if jobs is None and count == 0:
+            jobs = []  # nothing matches: some servers leave the empty list out
+        if not isinstance(jobs, list) or type(count) is not int or count < 0:
+            raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
+        self.paging.pages += 1
+        self.paging.count = count if self.paging.count is None else self.paging.count
+        self.widest = max(self.widest, len(jobs))
+        last = not jobs or offset + len(jobs) >= count or len(jobs) < self.widest
+        return _checked(Page(since, offset, [_keyed(job) for job in jobs], count, last))
+
+
+def _keyed(job: Any) -> tuple[datetime, dict[str, Any]]:
+    created = parse_time(job.get("create_time")) if isinstance(job, dict) else None
+    if created is None or not isinstance(job.get("job_id"), str):
+        # Not the job itself in the message: a listed job carries personal data and URLs.
+        which = job.get("job_id") if isinstance(job, dict) else None
+        raise SelectIncomplete(
+            f"the List API listed a job ({which!r}) without a job_id or an RFC 3339 create_time"
+            " with its zone: select pages by creation time and cannot go on; nothing was written"
+        )
+    return created.astimezone(UTC).replace(microsecond=0), job
+
+
+def _checked(page: Page) -> Page:
+    """``page``, once it holds jobs created at or after its ``since``, oldest first (on the
+    last page, jobs before it are for the re-check to leave out: a server that ignores every
+    filter, whose jobs all fit on a page)."""
+    seconds = page.seconds()
+    if page.since is not None and seconds and seconds[0] < page.since and not page.last:
+        problem = "answered create_since with jobs created before it: it does not apply it"
+    elif seconds != sorted(seconds):
+        problem = "did not sort the jobs by create_time ascending as asked"
+    else:
+        return page
+    raise SelectIncomplete(
+        f"the List API {problem}; select pages by creation time and cannot go on: nothing "
+        "was written"
+    )
+
+
+def list_jobs(
     client: MetaStudioClient,
     pacer: Pacer,
     query: JobQuery,
@@ -82,282 +167,117 @@ async def list_jobs(
     paging: Paging | None = None,
     on_page: Callable[[Paging], None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every job matching ``query``, once each, in the API's order (by creation time).
-
-    Jobs change while they are paged through. Each page after the first overlaps the one
-    before by a job, and must start with a job already seen (or, while the server keeps
-    the creation order asked for, one created before the newest seen): then no job that
-    matched all along can be behind it. A page that starts otherwise (jobs before it left
-    the selection, moving later ones forward past it) is read again from a little further
-    back, twice as far each time, until one does. Jobs that enter the selection meanwhile
-    are listed if paging meets them. When the pages held fewer jobs than the API counts
-    (a server that orders jobs created in the same second differently on each request can
-    hide some: a page that ends inside a group of jobs created in the same second is followed
-    by one that starts on the group, but a group larger than a page cannot be read whole),
-    they are gone through again while each pass finds more, up to :data:`MAX_PASSES` times;
-    the jobs found then come after the others.
+    """Every job matching ``query``, once each, oldest first.
 
     Raises :class:`SelectHalted` when the API refuses (401/403, TLS) and
     :class:`SelectIncomplete` when a page cannot be read after retries, when the server
-    does not page, when the selection changes faster than it can be listed, or when the
-    passes never list as many jobs as the API counts.
+    does not page by ``create_since``, when the selection grows faster than it can be
+    listed, or when the listing ends short of the API's count.
     """
-    paging = paging or Paging()
-    seen = DigestSet()
-    base = {**query.params(), "sort_key": "create_time", "sort_dir": "asc"}
-    walk = _Walk()
-    passes = fruitless = 0
-    first_pages = 0
-    listed_count: int | None = None
-    while passes < MAX_PASSES and fruitless < 2:
-        passes += 1
-        before = len(seen)
-        if passes == 2:
-            first_pages = paging.pages
-        elif passes > 2 and paging.pages > 4 * first_pages + 50:
-            break  # the passes cost more than four listings: say what is known
-        walk.unsure = walk.shifted = False
-        async for job in _one_pass(client, pacer, query, base, seen, walk, paging, project_id,
-                                   on_page, first=passes == 1):  # fmt: skip
-            yield job
-        if passes == 1:
-            listed_count = paging.count  # jobs created after this are the next selection's
-        reached = paging.count is None or len(seen) >= min(paging.count, listed_count or 0)
-        # Jobs that left the selection after being listed still count as seen, so when a
-        # page may have missed some without the count telling - a group of same-second jobs
-        # larger than a page (no page reads it whole), or one that jobs leaving before it
-        # moved back past a page's start - the pages are gone through again until a pass
-        # (two, for a group larger than a page) finds nothing more.
-        if reached and not (walk.unsure or walk.shifted):
-            return
-        fruitless = fruitless + 1 if passes > 1 and len(seen) == before else 0
-        if reached and fruitless >= (2 if walk.unsure else 1):
-            return
-        if reached:
-            log.info(
-                "select_pass_again", passes=passes, listed=len(seen),
-                hint="a page held only jobs created in the same second: the pages are read "
-                "again until two passes find nothing new",
-            )  # fmt: skip
-        else:
-            log.warning(
-                "select_listing_short", count=paging.count, listed=len(seen), passes=passes,
-                hint="jobs were missing from the pages: going through them again",
-            )  # fmt: skip
-    if paging.count is None or len(seen) >= min(paging.count, listed_count or 0):
-        log.warning(
-            "select_listing_unsettled", passes=passes, listed=len(seen),
-            hint="passes kept finding jobs (the selection is changing): every job seen is "
-            "written; run select again later for the ones that arrived meanwhile",
-        )  # fmt: skip
-        return
-    raise SelectIncomplete(
-        f"the List API says {paging.count} jobs match but {len(seen)} were listed after "
-        f"{passes} passes through its pages (does it order jobs created in the same second "
-        "differently on each request, in groups larger than a page?)"
-    )
+    pages = _Pages(client, pacer, query, project_id, paging or Paging())
+    return _Walk(query, pages, on_page).run()
 
 
 @dataclass(slots=True)
 class _Walk:
-    """What one pass through the pages tells the next."""
+    query: JobQuery
+    pages: _Pages
+    on_page: Callable[[Paging], None] | None
+    seen: DigestSet = field(default_factory=DigestSet)
 
-    frontier: int = 0  # the furthest position read
-    newest: datetime | None = None  # the latest creation time seen
-    ordered: bool = True  # creation times never went backwards: the server keeps the order
-    page_size: int = PAGE_SIZE  # halved while the server refuses it with a 400
-    unsure: bool = False  # a page held nothing but one group of same-second jobs
-    shifted: bool = False  # jobs left while a page started on a group of same-second jobs
-
-
-async def _one_pass(
-    client: MetaStudioClient,
-    pacer: Pacer,
-    query: JobQuery,
-    base: dict[str, str],
-    seen: DigestSet,
-    walk: _Walk,
-    paging: Paging,
-    project_id: str | None,
-    on_page: Callable[[Paging], None] | None,
-    *,
-    first: bool,
-) -> AsyncIterator[dict[str, Any]]:
-    """Page through the selection once, yielding the jobs not in ``seen``."""
-    offset = 0  # the position where the first job not yet seen should be
-    overlap = True  # start a page one job early, on the last one seen
-    back = step_backs = idle = pages = 0
-    widest = 1  # the most jobs a page brought: the server's own page size, at most ours
-    counted: int | None = None  # the count when the pass began
-    brought_new = True
-    # Past the count only while full pages still bring jobs not seen: a count that is too
-    # low must not end the listing early, and neither a server that answers any offset
-    # past the end with its last page nor jobs created meanwhile may keep it going.
-    # A later pass looks again at the selection the first one listed: up to the count it
-    # began with (jobs created since are for the next selection).
-    while (
-        paging.count is None
-        or offset < (paging.count if first or counted is None else min(counted, paging.count))
-        or (first and brought_new)
-    ):
-        overlapped, overlap = overlap and offset > 0, True
-        start = offset - 1 if overlapped else offset
-        params = {**base, "offset": str(start), "limit": str(walk.page_size)}
-        reply = await pacer.read(functools.partial(client.list_jobs, params, project_id=project_id))
-        outcome = reply.outcome
-        if pacer.halts(outcome):
-            raise SelectHalted(f"the API refused to list jobs: {outcome.reason}")
-        if outcome.http_status == 400 and walk.page_size > MIN_PAGE_SIZE:
-            # The reference gives no largest page: a server may refuse ours as too large.
-            walk.page_size = max(MIN_PAGE_SIZE, walk.page_size // 2)
-            log.warning("select_page_size_refused", limit=params["limit"], now=walk.page_size,
-                        reason=outcome.reason)  # fmt: skip
-            overlap = overlapped
-            continue
-        if not outcome.succeeded or reply.data is None:
-            raise SelectIncomplete(f"could not list jobs (offset {start}): {outcome.reason}")
-        jobs = reply.data.get("jobs")
-        count = reply.data.get("count")
-        if jobs is None and count == 0 and not len(seen):
-            jobs = []  # nothing matches: some servers leave the empty list out
-        if not isinstance(jobs, list) or type(count) is not int or count < 0:
-            raise SelectIncomplete("the List answer has no count or jobs list: not the API's shape")
-        paging.pages += 1
-        pages += 1
-        widest = max(widest, len(jobs))
-        counted = count if counted is None else counted
-        # A pass reads the selection once, plus its overlaps and retries: three times the
-        # pages its first count needs, at the pages' real size, is more than an honest
-        # server asks (a count that grows as fast as it is read never gets there).
-        if pages > 3 * (counted // widest + 1) + MAX_STEP_BACKS + 10:
-            raise SelectIncomplete(
-                f"the selection grew faster than it could be listed ({pages} pages read in "
-                f"one pass, {count:,} jobs now): narrow it (--created-until) or run select "
-                "again"
-            )
-        before, paging.count = paging.count, count
-        if jobs:
-            moved = not _continues(jobs[0], seen, walk.newest if walk.ordered else None)
-            if overlapped and not moved and before is not None and count < before:
-                # Jobs left, perhaps before this page: if it starts inside a group of
-                # same-second jobs (whose order the server may change), the group's unseen
-                # members may have moved back past its start, where no page will look.
-                opening = _created(jobs[0]) if isinstance(jobs[0], dict) else None
-                walk.shifted = walk.shifted or (opening is not None and opening == walk.newest)
-        else:
-            moved = 0 < count <= start  # the list shrank under this page
-        if overlapped and moved:
-            step_backs += 1
-            if step_backs > MAX_STEP_BACKS:
+    async def run(self) -> AsyncIterator[dict[str, Any]]:
+        page = await self.pages.read(self.query.since)
+        first_count, steps = page.count, 0
+        while True:
+            for job in self._new(page):
+                yield job
+            if page.last:  # (an empty page is one)
+                break
+            cursor = page.jobs[-1][0]
+            if page.since == cursor:  # nothing but that second's jobs: more than a page
+                async for job in self._second(page):
+                    yield job
+                page = await self.pages.read(cursor + timedelta(seconds=1))
+                continue
+            steps += 1
+            # A page re-lists at most what the one before held of its first second, so two
+            # steps bring a page of jobs not seen: twice the steps the first count needs is
+            # more than an honest server asks (a selection growing as fast as it is read
+            # would never end).
+            if steps > 2 * (first_count // max(self.pages.widest - 1, 1) + 1) + 10:
                 raise SelectIncomplete(
-                    f"the selection changed faster than it could be listed ({paging.pages} "
-                    "pages read, jobs kept leaving it): narrow it (--created-since, "
-                    "--batch-name) or run select again"
+                    f"the selection grew faster than it could be listed ({self.pages.paging.pages}"
+                    f" pages read, {page.count:,} jobs from the last page on): narrow it "
+                    "(--created-until) or run select again"
                 )
-            back = max(2 * back, (before or count) - count + 1, 2)
-            offset = max(0, min(start, count) - back)
-            log.debug("select_paging_stepped_back", offset=offset, count=count)
-            continue
-        back = 0
-        new = 0
-        previous: datetime | None = None
-        for job in jobs:
-            job_id = job.get("job_id") if isinstance(job, dict) else None
-            if not isinstance(job_id, str):
+            page = await self.pages.read(cursor)
+        # A count the pages never reach (jobs that left since are in neither figure).
+        if page.count > page.offset + len(page.jobs) and len(self.seen) < first_count:
+            raise SelectIncomplete(
+                f"the List API says {first_count} jobs match but {len(self.seen)} were listed "
+                "(its pages end before its count)"
+            )
+
+    def _new(self, page: Page, second: datetime | None = None) -> list[dict[str, Any]]:
+        """The jobs on ``page`` (created in ``second``, if given) not seen before that meet
+        the filters; counts them all."""
+        paging, admitted = self.pages.paging, []
+        for when, job in page.jobs:
+            if second not in (None, when) or not self.seen.add(job_digest(job["job_id"])):
                 continue
-            created = _created(job)
-            if created is not None:
-                if previous is not None and created < previous:
-                    walk.ordered = False  # not the order asked for: creation times prove nothing
-                previous = created
-                if walk.newest is None or created > walk.newest:
-                    walk.newest = created
-            if not seen.add(job_digest(job_id)):
-                continue
-            new += 1
-            if not query.admits(job):
+            if not self.query.admits(job):
                 paging.not_matching += 1  # the server did not apply a filter
                 continue
             state = str(job.get("state"))
             paging.by_state[state] = paging.by_state.get(state, 0) + 1
             paging.jobs += 1
-            yield job
-        if on_page is not None:
-            on_page(paging)
-        if not jobs:
-            break  # past the end, whatever count says
-        end = start + len(jobs)
-        if end > walk.frontier:
-            walk.frontier = end
-            # Later passes find few new jobs by design; a server that does not page is
-            # caught by the first.
-            idle = idle + 1 if first and new == 0 and len(jobs) > 1 else 0
-            if idle >= MAX_IDLE_PAGES:
+            admitted.append(job)
+        if self.on_page is not None:
+            self.on_page(paging)
+        return admitted
+
+    async def _second(self, page: Page) -> AsyncIterator[dict[str, Any]]:
+        """Every job created in the second ``page`` (offset 0) holds nothing but, which has
+        more jobs than a page: by offset within it, pass after pass (a server may order them
+        differently on every request), until the passes have seen as many as there are."""
+        second, quiet, counts = page.jobs[0][0], 0, {page.count}
+        ids = {job["job_id"] for _, job in page.jobs}  # the second's, seen by these passes
+        for passes in range(1, MAX_GROUP_PASSES + 1):
+            before, offset = len(ids), 0
+            while not page.last and page.seconds().count(second) == len(page.jobs):
+                offset += len(page.jobs)
+                page = await self.pages.read(second, offset)
+                counts.add(page.count)
+                for job in self._new(page, second):  # the later ones in order, afterwards
+                    yield job
+                ids.update(job["job_id"] for when, job in page.jobs if when == second)
+            # While the count stays, no job left or joined: the positions hold, the second has
+            # as many jobs as the pass found there, and as many seen proves every one seen.
+            # Once it changed, those seen may be the ones gone: only passes that find nothing
+            # new tell.
+            steady = len(counts) == 1
+            found = offset + page.seconds().count(second)
+            quiet = quiet + 1 if len(ids) == before else 0
+            if len(ids) >= found and (steady or quiet >= CHURN_QUIET_PASSES):
+                return
+            if quiet >= MAX_QUIET_PASSES:
                 raise SelectIncomplete(
-                    f"the List API answered offset {start} with jobs already listed, "
-                    f"{idle} pages in a row: it does not seem to page (offset ignored?); "
-                    "nothing was written"
+                    f"the List API's pages at offsets within {second:%Y-%m-%dT%H:%M:%SZ} bring "
+                    "no job not seen: it does not seem to page by offset; nothing was written"
                 )
-        # A short page is the end of the list as it is now: jobs created since are for
-        # the next selection, not a reason to read on (they can arrive forever).
-        brought_new = new > 0 and len(jobs) >= widest
-        if end <= offset:
-            overlap = False  # the page held only the job overlapped: go on unchecked
-        # A page that ends inside a group of jobs created in the same second (which a server
-        # may order differently on the next request) is followed by one that starts on the
-        # group's first job, so that the whole group is read again on one page.
-        ties = _last_tie(jobs)
-        offset = start + ties + 1 if ties > 0 and start + ties + 1 > offset else max(end, offset)
-        if ties == 0 and len(jobs) > 1 and end < count and _created(jobs[0]) is not None:
-            # _last_tie found the whole page one group (or the last time unreadable), and
-            # jobs follow it: the group may go on past the page.
-            walk.unsure = walk.unsure or _created(jobs[0]) == _created(jobs[-1])
-
-
-def _last_tie(jobs: list[Any]) -> int:
-    """Where the page's last group of jobs with the same creation time begins (0: the whole
-    page is one group, or the times cannot be read, so there is nothing to read again).
-
-    >>> _last_tie([{"create_time": t} for t in ("2026-11-01T00:00:01Z", "2026-11-01T00:00:02Z",
-    ...                                          "2026-11-01T00:00:02Z")])
-    1
-    """
-    last = _created(jobs[-1]) if jobs and isinstance(jobs[-1], dict) else None
-    if last is None:
-        return 0
-    index = len(jobs) - 1
-    while index > 0:
-        job = jobs[index - 1]
-        if not isinstance(job, dict) or _created(job) != last:
-            break
-        index -= 1
-    return index
-
-
-def _created(job: dict[str, Any]) -> datetime | None:
-    """The job's ``create_time``, if it has a readable one."""
-    return _time(job.get("create_time"))
-
-
-def _time(value: Any) -> datetime | None:
-    """An RFC 3339 time as the API writes it, or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        created = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
-
-
-def _continues(first: Any, seen: DigestSet, newest: datetime | None) -> bool:
-    """Whether a page starting with ``first`` leaves no unseen job before it: ``first`` was
-    seen already, or was created before ``newest`` (None: creation times prove nothing).
-    A first entry that is not a job cannot tell, and is not one to write: it passes."""
-    job_id = first.get("job_id") if isinstance(first, dict) else None
-    if not isinstance(job_id, str):
-        return True
-    if job_digest(job_id) in seen:
-        return True
-    created = _created(first)
-    return created is not None and newest is not None and created < newest
+            log.info(
+                "select_second_again",
+                second=f"{second:%Y-%m-%dT%H:%M:%SZ}",
+                passes=passes,
+                seen=len(ids),
+                found=found,
+            )
+            page = await self.pages.read(second, 0)
+            counts.add(page.count)
+            for job in self._new(page, second):
+                yield job
+            ids.update(job["job_id"] for when, job in page.jobs if when == second)
+        raise SelectIncomplete(
+            f"the jobs created in {second:%Y-%m-%dT%H:%M:%SZ} (more than a page) kept changing "
+            f"over {MAX_GROUP_PASSES} passes: narrow the selection or run select again"
+        )

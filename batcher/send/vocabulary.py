@@ -1,8 +1,11 @@
-"""What MetaStudio says a training job is: its states, its operation-log types, and the trace
-each command leaves on the job's record when it takes effect.
+"""What MetaStudio says a training job is: its states, its operation-log types, its commands,
+and the trace each command leaves on the job's record when it takes effect.
 
-The names are the API's own (see the official SDK's ``TrainingJobBasicInfo.state`` and
-``OperationLogInfo.log_type``). The traces are what batcher relies on to tell, after an
+Every list here is the official SDK's, in its order (huaweicloudsdkmetastudio 3.1.219:
+``TrainingJobBasicInfo.state``, ``OperationLogInfo.log_type``, ``operate_user``,
+``CommentLogInfo.comment_type``, ``Execute2dModelTrainingCommandByUserReq.command`` and
+``command_message``); ``tests/simulator/test_vocabulary.py`` fails when they drift. This is
+the one place batcher keeps them. The traces are what batcher relies on to tell, after an
 attempt whose answer was lost, whether the command took effect: a command that writes an
 operation-log entry is known by that entry; a command that leads to a state no other action
 of a tenant leads to is known by that state; the others leave no trace a tenant can read.
@@ -69,7 +72,7 @@ JOB_STATES: tuple[str, ...] = (
     "MANUL_STOP_ACTION_MARK",  # sic: the API's spelling
 )
 
-#: Every operation-log type the API documents (``OperationLogInfo.log_type``).
+#: Every operation-log type the API documents (``OperationLogInfo.log_type``), in its order.
 LOG_TYPES: tuple[str, ...] = (
     "USER_CREATE_JOD",  # sic: the API's spelling
     "USER_VERIFYING_SUBMITTED",
@@ -149,10 +152,58 @@ LOG_TYPES: tuple[str, ...] = (
     "TEST_VIDEO_CHECK_SUCCESS",
     "TEST_VIDEO_CHECK_FAILED",
     "REDO_INFERENCE_PREPROCESSING",
+    "REDO_TRAINING_PREPROCESSING",
+    "REDO_TRAINING",
+    "REDO_ACTION_DATA_GENERATE",
+    "REDO_ACTION_ORI_GENERATE",
+    "VIDEO_ANALYZE_PROCESSING",
+    "VIDEO_ANALYZE_SUCCESS",
+    "VIDEO_ANALYZE_FAILED",
+    "ADMIN_RESOLUTION_NORMALIZE",
+    "SYSTEM_SET_RESOLUTION_NORMALIZE_SUCCESS",
+    "SYSTEM_SET_RESOLUTION_NORMALIZE_FAILED",
+    "SYSTEM_ACTION_MARK_PREPROCESS_FAILED",
+    "SYSTEM_ACTION_MARK_PREPROCESSING",
+    "SYSTEM_ACTION_MARK_PREPROCESS_SUCCESS",
+    "REDO_ACTION_MARK",
+    "CONFIRM_ACTION_MARK",
+    "MANUL_STOP_ACTION_MARK",  # sic: the API's spelling
+    "TIME_OUT_RETRY",
+)
+
+#: The ``command`` values the API documents (``Execute2dModelTrainingCommandByUserReq``). A
+#: manifest naming any other command is refused (with a "did you mean" for near misses): a
+#: typo must not be sent three thousand times. CONFIRM_ACCEPT, CONFIRM_REJECT, CONFIRM_ANSWER,
+#: CONFIRM_PENDING and CONFIRM_ACTIVE are for NA-whitelist tenants only.
+KNOWN_COMMANDS: tuple[str, ...] = (
+    "SUBMITVERIFYING",
+    "CONFIRM_ACCEPT",
+    "CONFIRM_REJECT",
+    "CONFIRM_ANSWER",
+    "CONFIRM_PENDING",
+    "CONFIRM_ACTIVE",
+    "GET_MULTIPART_UPLOADED",
+    "CONFIRM_REPAIR",
+    "CONFIRM_MULTIPART_UPLOADED",
+    "GET_ACTION_VIDEO_MULTIPART_UPLOADED",
+    "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
+    "CONFIRM_AUTHORIZATION_LETTER",
+    "DELETE_JOB_VIDEO",
+)
+
+#: The ``command_message`` values the API documents; others are refused like commands.
+KNOWN_COMMAND_MESSAGES: tuple[str, ...] = (
+    "UPDATE_VIDEO",
+    "UPLOAD_VIDEO",
+    "CONFIRM_ACTION_VIDEO",
+    "GET_ACTION_VIDEO_MULTIPART",
 )
 
 #: Who an operation-log entry says acted (``OperationLogInfo.operate_user``).
 OPERATE_USERS: tuple[str, ...] = ("USER", "ADMIN", "SYSTEM")
+
+#: What a ``comment_logs`` entry is (``CommentLogInfo.comment_type``).
+COMMENT_TYPES: tuple[str, ...] = ("USER_REJECT", "USER_COMMENT", "ADMIN_COMMENT")
 
 
 @dataclass(frozen=True, slots=True)

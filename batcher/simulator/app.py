@@ -1,24 +1,25 @@
 """The aiohttp application: MetaStudio's training-job endpoints, the gateway, faults.
 
-Routes: the command (``POST .../user/jobs/{job_id}/command``), List (``GET .../user/jobs``)
-and Show (``GET .../user/jobs/{job_id}``), plus ``/__simulator/health``, ``/stats`` and
-``/jobs``. Per command request, in this order: read the body, draw the faults, sleep the
-latency, then — with no further ``await``, so the decision and the state change are one
-atomic step on the event loop — drop?, authenticate (401/403), quota and throttle (429),
-validate (400), internal error (500), run the command (200), then drop the answer, or hold
-it back (a late answer), when those faults were drawn. List and Show take the same steps
-with their own fault draws (no drop after execute, no late answer: they change nothing);
-Show answers 404 for a job the project does not have.
+Routes: the command (``POST .../user/jobs/{job_id}/command``), List (``GET .../user/jobs``),
+Show (``GET .../user/jobs/{job_id}``) and Update (``PUT .../user/jobs/{job_id}``), plus
+``/__simulator/health``, ``/stats`` and ``/jobs``. Per command request, in this order: read
+the body, draw the faults, sleep the latency, then — with no further ``await``, so the
+decision and the state change are one atomic step on the event loop — drop?, authenticate
+(401/403), quota and throttle (429), validate (400), internal error (500), run the command
+(200), then drop the answer, or hold it back (a late answer), when those faults were drawn.
+List, Show and Update take the same steps with their own fault draws (no drop after
+execute, no late answer); Show and Update answer 404 for a job the project does not have.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,12 +30,20 @@ from aiohttp import web
 from batcher.simulator.config import SimulatorConfig
 from batcher.simulator.faults import FaultPlanner, Faults, ReadStats, SimulatorStats
 from batcher.simulator.gateway import Quota, Refusal, authenticate, throttled
-from batcher.simulator.inputs import ParsedCommand, check_ids, parse_body, peek_command, upload_urls
+from batcher.simulator.inputs import (
+    ParsedCommand,
+    check_ids,
+    parse_body,
+    parse_update,
+    peek_command,
+    upload_urls,
+)
 from batcher.simulator.listing import BadQuery, parse_query, select
-from batcher.simulator.machine import execute
+from batcher.simulator.machine import CommandResult, execute, reopen
 from batcher.simulator.population import seed_jobs
 from batcher.simulator.record import JobState
 from batcher.simulator.store import JobStore
+from batcher.simulator.world import Event, open_world
 
 LIST_PATH = "/v1/{project_id}/digital-human-training-manage/user/jobs"
 SHOW_PATH = LIST_PATH + "/{job_id}"
@@ -77,7 +86,12 @@ class Simulator:
     """
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
-        self.config = config or SimulatorConfig()
+        config = config or SimulatorConfig()
+        self.world = open_world(config)
+        if self.world is not None:  # its header says how the world was seeded
+            config = SimulatorConfig.model_validate(config.model_dump() | self.world.seed_fields())
+        self.config = config
+        self._record: Callable[[Event], None] | None = None
         self.stats = SimulatorStats()
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.jobs = JobStore(seed_jobs(self.config), clock=lambda: self.clock())
@@ -125,6 +139,7 @@ class Simulator:
         app.router.add_post(COMMAND_PATH, self._command)
         app.router.add_get(LIST_PATH, self._list)
         app.router.add_get(SHOW_PATH, self._show)
+        app.router.add_put(SHOW_PATH, self._update)
         app.router.add_get("/__simulator/health", self._health)
         app.router.add_get("/__simulator/stats", self._stats)
         app.router.add_get("/__simulator/jobs", self._jobs)
@@ -150,7 +165,8 @@ class Simulator:
         if faults.drop:
             self.stats.dropped += 1
             return self._close(request, started, peek_command(raw))
-        answer = self._answer(request, raw, faults)
+        with self._turn():
+            answer = self._answer(request, raw, faults)
         if answer.reached_execution and faults.drop_after_execute:
             self.stats.dropped += 1
             self.stats.dropped_after_execute += 1
@@ -176,7 +192,8 @@ class Simulator:
             return self._invalid(why, command)
         if faults.error:
             return _Answer.refused(_INTERNAL, command)
-        return self._run(project_id, job_id, parsed, request[_REQUEST_ID])
+        app_user_id = request.headers.get("X-App-UserId")
+        return self._run(project_id, job_id, parsed, request[_REQUEST_ID], app_user_id)
 
     def _gate(self, request: web.Request, raw: bytes, faults: Faults) -> Refusal | None:
         """What the gateway says: authentication, then quota and throttling."""
@@ -203,19 +220,21 @@ class Simulator:
             return throttled(self.config.quota or _NOMINAL_LIMIT, 1)
         return None
 
-    def _run(self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str) -> _Answer:
-        result = execute(
-            self.jobs.get(project_id, job_id),
-            parsed.command,
-            now=self.clock(),
-            command_message=parsed.command_message,
-            operation_reason=parsed.operation_reason,
-            comment=parsed.comment,
-        )
+    def _run(
+        self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str, app_user: str | None
+    ) -> _Answer:
+        now = self.clock()
+        event: Event = {"op": "command", "at": now.isoformat(), "project": project_id}
+        event |= {"job": job_id, "parsed": parsed.as_event(), "app_user": app_user}
+        result = self._execute(event)
+        if self._record:  # even a refusal: it may have created the job
+            self._record(event)
         key = (job_id, parsed.command)
         body: dict[str, Any]
         if not result.ok:
             body = {"commond_result": "EXCUTE_FAILED", "excute_failed_msg": result.failed_msg}
+            if self.config.error_info:  # assumed code: the API documents none for refusals
+                body["error_info"] = {"error_code": "MSS.00000003", "error_msg": result.failed_msg}
         else:
             body = {"commond_result": "EXCUTE_SUCCESS"}
             (self.stats.executions if result.executed else self.stats.reads)[key] += 1
@@ -236,11 +255,14 @@ class Simulator:
     async def _show(self, request: web.Request) -> web.StreamResponse:
         return await self._read(request, self.stats.shows, self._show_answer)
 
+    async def _update(self, request: web.Request) -> web.StreamResponse:
+        return await self._read(request, self.stats.updates, self._update_answer)
+
     async def _read(
         self,
         request: web.Request,
         counters: ReadStats,
-        answer: Callable[[web.Request, Faults], _Answer],
+        answer: Callable[[web.Request, bytes, Faults], _Answer],
     ) -> web.StreamResponse:
         started = time.perf_counter()
         raw = await request.read()
@@ -252,14 +274,15 @@ class Simulator:
             counters.dropped += 1
             return self._close(request, started, None)
         refusal = self._gate(request, raw, faults)
-        result = _Answer.refused(refusal) if refusal else answer(request, faults)
+        with self._turn():
+            result = _Answer.refused(refusal) if refusal else answer(request, raw, faults)
         counters.by_status[result.status] += 1
         self._log(request, started, None, result.status)
         return web.json_response(
             result.body, status=result.status, headers=result.headers, dumps=_UTF8_JSON
         )
 
-    def _list_answer(self, request: web.Request, faults: Faults) -> _Answer:
+    def _list_answer(self, request: web.Request, _raw: bytes, faults: Faults) -> _Answer:
         project_id = request.match_info["project_id"]
         why = check_ids(project_id, None, request.headers.get("X-App-UserId"))
         try:
@@ -274,7 +297,7 @@ class Simulator:
         now = self.clock()
         return _Answer(200, {"count": count, "jobs": [job.basic_info(now=now) for job in page]})
 
-    def _show_answer(self, request: web.Request, faults: Faults) -> _Answer:
+    def _show_answer(self, request: web.Request, _raw: bytes, faults: Faults) -> _Answer:
         project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
         why = check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
         if why:
@@ -285,6 +308,82 @@ class Simulator:
         if job is None:
             return _Answer.refused(_NOT_FOUND)
         return _Answer(200, job.detail(now=self.clock()))
+
+    def _update_answer(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
+        """Update2dModelTrainingJob: new upload URLs for a job whose review failed."""
+        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
+        fields, why = parse_update(raw)
+        why = why or check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
+        if fields is None or why:
+            return self._invalid(why)
+        if faults.error:
+            return _Answer.refused(_INTERNAL)
+        if self.jobs.lookup(project_id, job_id) is None:
+            return _Answer.refused(_NOT_FOUND)
+        event: Event = {"op": "update", "at": self.clock().isoformat(), "project": project_id}
+        event |= {"job": job_id, "fields": fields}
+        if refused := self._reopen(event):  # assumed: refused as a bad parameter
+            return _Answer.refused(Refusal(400, "MSS.00000003", refused))
+        if self._record:
+            self._record(event)
+        rid, parts = request[_REQUEST_ID], fields.get("video_multipart_count", 1)
+        urls = functools.partial(upload_urls, project_id, job_id, rid=rid, folder="update")
+        body: dict[str, Any] = {
+            "job_id": job_id,
+            "training_video_upload_url": urls(tuple(f"video-{n}" for n in range(1, parts + 1))),
+            "id_card_image1_upload_url": urls(("id-card-1.jpg",))[0],
+            "id_card_image2_upload_url": urls(("id-card-2.jpg",))[0],
+            "grant_file_upload_url": urls(("grant-file.pdf",))[0],
+        }
+        if actions := fields.get("action_video_multipart_count"):
+            body["action_video_upload_url"] = urls(
+                tuple(f"action-{n}" for n in range(1, actions + 1))
+            )
+        return _Answer(200, body)
+
+    # ------------------------------------------------------------------ one shared world
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Around each request's synchronous step: with a world file, catch up with what
+        other processes did, and record this request's changes for them."""
+        if self.world is None:
+            yield
+            return
+        with self.world.turn(self._replay) as record:
+            self._record = record
+            try:
+                yield
+            finally:
+                self._record = None
+
+    def _replay(self, event: Event) -> None:
+        if event["op"] == "update":
+            self._reopen(event)
+        else:
+            self._execute(event)
+
+    def _execute(self, event: Event) -> CommandResult:
+        now = datetime.fromisoformat(event["at"])
+        parsed = ParsedCommand.from_event(event["parsed"])
+        return execute(
+            self.jobs.get(event["project"], event["job"], now=now),
+            parsed.command,
+            now=now,
+            command_message=parsed.command_message,
+            operation_reason=parsed.operation_reason,
+            comment=parsed.comment,
+            app_user_id=event["app_user"],
+        )
+
+    def _reopen(self, event: Event) -> str | None:
+        job = self.jobs.lookup(event["project"], event["job"])
+        assert job is not None  # an Update is recorded only for a job that exists
+        refused = reopen(job, now=datetime.fromisoformat(event["at"]))
+        for name in ("name", "contact", "batch_name", "tags"):
+            if name in event["fields"] and refused is None:
+                setattr(job, name, event["fields"][name])
+        return refused
 
     # ------------------------------------------------------------------ endings
 

@@ -5,13 +5,15 @@ job's fields::
 
     # jobs.yaml
     job-0001: WAIT_FILE_UPLOAD      # nothing uploaded yet
-    job-0002: AUTO_VERIFY_FAILED    # CONFIRM_REPAIR, then SUBMITVERIFYING works
-    job-0003: WAIT_USER_CONFIRM     # trained: CONFIRM_ACCEPT / CONFIRM_REJECT work
+    job-0002: AUTO_VERIFY_FAILED    # Update it (PUT) first: then the upload commands work
+    job-0003: WAIT_USER_CONFIRM     # trained (NA whitelist): CONFIRM_ACCEPT / CONFIRM_REJECT
     job-0004:
       state: WAIT_FILE_UPLOAD
       video_confirmed: true         # uploaded: SUBMITVERIFYING works
       batch_name: 华北-批次01
       tags: [vip]
+    job-0005: {state: MANUAL_VERIFY_FAILED, reopened: true, video_confirmed: false}
+                                    # updated: CONFIRM_MULTIPART_UPLOADED, SUBMITVERIFYING
 
 (``{"job-0001": "WAIT_FILE_UPLOAD"}`` in JSON). States are the API's own (see
 :class:`~batcher.simulator.record.JobState`). A seeded job exists in every project the
@@ -51,6 +53,9 @@ class JobSpec(BaseModel):
     #: Whether the video (and the authorization letter) is confirmed; default: when the
     #: state is past WAIT_FILE_UPLOAD.
     video_confirmed: bool | None = None
+    #: Updated after its failed review (Update and the new upload done): the upload commands,
+    #: then SUBMITVERIFYING, are accepted.
+    reopened: bool = False
 
 
 class QuotaChange(BaseModel):
@@ -127,6 +132,9 @@ class SimulatorConfig(BaseModel):
     #: ``late_answer_ms``: a client with a shorter timeout never sees it.
     late_answer_rate: Rate = 0.0
     late_answer_ms: float = Field(default=60_000.0, ge=0.0)
+    #: ``EXCUTE_FAILED`` answers also carry ``error_info`` {error_code, error_msg}, which the
+    #: SDK's response model has (whether the API fills it for refusals is not documented).
+    error_info: bool = False
     #: How many jobs to generate (``--jobs N``), spread over states, batches and tags;
     #: ``seed`` makes them reproducible.
     population: int = Field(default=0, ge=0, le=100_000)
@@ -134,6 +142,9 @@ class SimulatorConfig(BaseModel):
     population_days: int = Field(default=30, ge=1, le=3650)
     #: The instant seeded times end at; None: 00:00 UTC of the day the simulator starts.
     population_until: AwareDatetime | None = None
+    #: Keep the jobs in this file, shared with every simulator that opens it (see
+    #: :mod:`batcher.simulator.world`); an existing file's seed wins over the fields above.
+    world_file: Path | None = None
 
     @model_validator(mode="after")
     def _changes_need_a_quota(self) -> SimulatorConfig:

@@ -72,7 +72,7 @@ class FaultPlanner:
 
 @dataclass(slots=True)
 class ReadStats:
-    """Counters over one read endpoint (List or Show)."""
+    """Counters over one endpoint other than the command (List, Show, Update)."""
 
     requests: int = 0
     by_status: Counter[int] = field(default_factory=Counter)
@@ -109,6 +109,7 @@ class SimulatorStats:
     late_answers: int = 0
     lists: ReadStats = field(default_factory=ReadStats)
     shows: ReadStats = field(default_factory=ReadStats)
+    updates: ReadStats = field(default_factory=ReadStats)
 
     def duplicates(self) -> dict[tuple[str, str], int]:
         """``(job_id, command)`` keys executed more than once."""
@@ -136,6 +137,7 @@ class SimulatorStats:
             "late_answers": self.late_answers,
             "list": self.lists.as_dict(),
             "show": self.shows.as_dict(),
+            "update": self.updates.as_dict(),
         }
 
 

@@ -30,6 +30,19 @@ class ParsedCommand:
     def attachment_names(self) -> tuple[str, ...]:
         return self.comment.attachments if self.comment else ()
 
+    def as_event(self) -> list[Any]:
+        """A JSON form for the world file (:meth:`from_event` reads it back)."""
+        c = self.comment
+        comment = None if c is None else [c.title, c.message, list(c.attachments)]
+        return [self.command, self.command_message, self.operation_reason, comment]
+
+    @classmethod
+    def from_event(cls, value: list[Any]) -> ParsedCommand:
+        command, message, reason, comment = value
+        if comment is not None:
+            comment = Comment(comment[0], comment[1], tuple(comment[2]))
+        return cls(command, message, reason, comment)
+
 
 def _optional_str(value: Any, *, max_len: int | None = None) -> bool:
     if value is None:
@@ -97,12 +110,50 @@ def peek_command(raw: bytes) -> str | None:
     return command if command in KNOWN_COMMANDS else None
 
 
-def upload_urls(project_id: str, job_id: str, names: tuple[str, ...], rid: str) -> list[str]:
-    """One fake pre-signed OBS upload URL per attachment name."""
-    expires = int(time.time()) + 3600
-    base = f"https://obs.example.invalid/{project_id}/{job_id}/attachments/"
+def upload_urls(
+    project_id: str, job_id: str, names: tuple[str, ...], rid: str, folder: str = "attachments"
+) -> list[str]:
+    """One fake pre-signed OBS upload URL per file name (valid 24 hours, as the API's)."""
+    expires = int(time.time()) + 86400
+    base = f"https://obs.example.invalid/{project_id}/{job_id}/{folder}/"
     return [
         f"{base}{quote(name, safe='')}?AccessKeyId=SIMULATOR&Expires={expires}"
-        f"&Signature={uuid.uuid5(uuid.NAMESPACE_URL, rid + name).hex}"
+        f"&Signature={uuid.uuid5(uuid.NAMESPACE_URL, rid + folder + name).hex}"
         for name in names
     ]
+
+
+#: Update2dModelTrainingJobReq's fields the simulator keeps, and their types.
+_UPDATE_FIELDS: dict[str, type] = {
+    "name": str,
+    "contact": str,
+    "batch_name": str,
+    "tags": list,
+    "video_multipart_count": int,
+    "action_video_multipart_count": int,
+}
+
+
+def parse_update(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The fields of an Update body the simulator keeps, or why the body is invalid.
+
+    >>> parse_update(b'{"video_multipart_count": 3, "name": "a"}')[0]
+    {'name': 'a', 'video_multipart_count': 3}
+    >>> parse_update(b'{"video_multipart_count": 0}')[1]
+    'video_multipart_count must be 1-1000'
+    """
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None, "the body is not JSON"
+    if not isinstance(body, dict):
+        return None, "the body is not a JSON object"
+    fields = {k: body[k] for k in _UPDATE_FIELDS if body.get(k) is not None}
+    for name, value in fields.items():
+        if not isinstance(value, _UPDATE_FIELDS[name]) or isinstance(value, bool):
+            return None, f"{name} is not a {_UPDATE_FIELDS[name].__name__}"
+        if isinstance(value, int) and not 1 <= value <= 1000:
+            return None, f"{name} must be 1-1000"
+    if not all(isinstance(tag, str) for tag in fields.get("tags", ())):
+        return None, "tags is not a list of strings"
+    return fields, None

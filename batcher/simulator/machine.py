@@ -1,45 +1,15 @@
-"""The commands and the states they move a job between: the simulator's state machine.
+"""The commands and the states they move a job between: the API's documented flows only.
 
-Only the API's own state names and log types. Each command is allowed in some states, may
-move the job, and — when it takes effect — appends one ``operation_logs`` entry written
-with ``operate_user`` ``USER`` (reads, ``GET_*``, change nothing and write nothing):
-
-command (+ command_message)               allowed in -> moves to: log_type
-----------------------------------------  -----------------------------------------------------
-GET_MULTIPART_UPLOADED,                   WAIT_FILE_UPLOAD, AUTO_VERIFY_FAILED,
-GET_ACTION_VIDEO_MULTIPART_UPLOADED       MANUAL_VERIFY_FAILED -> (reads; no log)
-CONFIRM_MULTIPART_UPLOADED                WAIT_FILE_UPLOAD, once -> (video confirmed):
-                                          SYSTEM_ANALYSE_FILE_INFO
-CONFIRM_MULTIPART_UPLOADED + UPDATE_VIDEO WAIT_FILE_UPLOAD -> (video replaced): USER_UPDATE_VIDEO
-CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED   WAIT_FILE_UPLOAD, once -> (flag): SYSTEM_ANALYSE_FILE_INFO
-CONFIRM_AUTHORIZATION_LETTER              WAIT_FILE_UPLOAD, once -> (flag): SYSTEM_ANALYSE_FILE_INFO
-SUBMITVERIFYING                           WAIT_FILE_UPLOAD with the video confirmed ->
-                                          AUTO_VERIFYING: USER_VERIFYING_SUBMITTED
-CONFIRM_REPAIR                            AUTO_VERIFY_FAILED, MANUAL_VERIFY_FAILED ->
-                                          WAIT_FILE_UPLOAD: USER_REPAIR
-DELETE_JOB_VIDEO                          WAIT_FILE_UPLOAD, AUTO_/MANUAL_VERIFY_FAILED, JOB_SUCCESS,
-                                          JOB_FINISH -> (videos deleted): USER_DELETE_JOB_VIDEO
-CONFIRM_ACCEPT                            WAIT_USER_CONFIRM -> JOB_FINISH: SYSTEM_JOB_SUCCESS
-CONFIRM_REJECT                            WAIT_USER_CONFIRM -> JOB_REJECT: SYSTEM_TRAIN_FAILED
-CONFIRM_PENDING                           WAIT_USER_CONFIRM -> JOB_PENDING:
-                                          ADMIN_UPDATE_JOB_PRIORITY
-CONFIRM_ACTIVE                            JOB_PENDING -> WAIT_USER_CONFIRM:
-                                          ADMIN_UPDATE_JOB_PRIORITY
-CONFIRM_ANSWER                            MANUAL_VERIFYING, MANUAL_VERIFY_FAILED, WAIT_USER_CONFIRM,
-                                          JOB_PENDING, JOB_REJECT -> (comment):
-                                          ADMIN_UPDATE_GENERAL_CONFIG
-
-The log types agree with :data:`batcher.send.vocabulary.TRACES`: a command with a trace
-writes its trace's type; the others write the closest real type, never a ``USER_*`` type
-that another command's trace names. JOB_FINISH, JOB_REJECT and JOB_PENDING are reached
-only by CONFIRM_ACCEPT, CONFIRM_REJECT and CONFIRM_PENDING. CONFIRM_REJECT also adds a
-``USER_REJECT`` comment, CONFIRM_ANSWER a ``USER_COMMENT`` one. The upload is confirmed
-once: CONFIRM_REPAIR keeps it, so "CONFIRM_REPAIR, then SUBMITVERIFYING" works;
-DELETE_JOB_VIDEO undoes it. Every other state (training, compiling, ...) accepts no
-command: the system moves such jobs, and here only seeding or ``set_state`` does.
-
-A command not allowed where the job stands is refused with a reason, never an exception:
-the API answers such refusals with ``200 EXCUTE_FAILED``.
+A new job (WAIT_FILE_UPLOAD) takes CONFIRM_MULTIPART_UPLOADED, then SUBMITVERIFYING. A failed
+review (AUTO_/MANUAL_VERIFY_FAILED) takes Update (:func:`reopen`, ``PUT .../user/jobs/{id}``,
+not a command) and a new upload first. CONFIRM_REPAIR is the one-time request for model
+optimisation after training, with ``X-App-UserId``. The effect confirmations (CONFIRM_ACCEPT,
+_REJECT, _PENDING, _ACTIVE, _ANSWER) are for NA-whitelist jobs, in the states the API names
+as theirs. Where the documentation is silent the narrow reading is taken, marked *assumed*:
+above all, a command writes an operation-log entry only where a log type names it, so batcher
+never learns to rely on an entry the API may not write. The README lists what is documented
+and what is assumed. A refusal is a reason (the API's ``200 EXCUTE_FAILED``), never an
+exception; states the system moves jobs through accept no command.
 """
 
 from __future__ import annotations
@@ -54,7 +24,6 @@ from batcher.simulator.record import CommentEntry, Job, LogEntry, stamp
 from batcher.simulator.record import JobState as S
 
 Guard = Callable[[Job], str | None]
-Effect = Callable[[Job], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +32,15 @@ class Rule:
 
     command: str
     allowed: frozenset[S]
-    #: The log type it writes when it takes effect; None for reads.
-    log_type: str | None
-    description: str
+    #: The log type it writes when it takes effect; None: no entry (reads, and assumed).
+    log_type: str | None = None
     to: S | None = None  #: None: the state stays
     message: str | None = None  #: applies only with this command_message
     reads: str | None = None  #: "video"/"action_video": answer multipart_data, change nothing
-    guard: Guard | None = None  #: why the command is refused although the state allows it
-    effect: Effect | None = None
+    guards: tuple[Guard, ...] = ()  #: why it is refused although the state allows it
+    sets: tuple[tuple[str, bool], ...] = ()  #: job flags it sets when it takes effect
     comment_type: str | None = None  #: the comment_logs entry it adds
+    needs_app_user: bool = False  #: refused without ``X-App-UserId``
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +63,18 @@ class CommandResult:
     logged: tuple[LogEntry, ...] = field(default=())
 
 
-def _flag(name: str, value: bool) -> Effect:
-    def effect(job: Job) -> None:
-        setattr(job, name, value)
+def _uploadable(job: Job) -> str | None:
+    if job.state not in VERIFY_FAILED or job.reopened:
+        return None
+    return (
+        "the review failed: update the job first (Update, PUT .../user/jobs/{job_id}, outside "
+        "batcher) and upload the files again"
+    )
 
-    return effect
 
-
-def _once(name: str, what: str) -> Guard:
+def _not_yet(flag: str, what: str) -> Guard:
     def guard(job: Job) -> str | None:
-        return f"the {what} is already confirmed" if getattr(job, name) else None
+        return f"the {what} is already confirmed" if getattr(job, flag) else None
 
     return guard
 
@@ -114,137 +85,99 @@ def _needs_video(job: Job) -> str | None:
     return "confirm the video upload first (CONFIRM_MULTIPART_UPLOADED)"
 
 
-def _video_not_yet(job: Job) -> str | None:
-    if not job.video_confirmed:
-        return None
-    return (
-        "the video upload is already confirmed "
-        "(to replace the video, send command_message UPDATE_VIDEO)"
-    )
-
-
-def _delete_videos(job: Job) -> None:
-    job.video_confirmed = job.action_video_confirmed = False
+def _repair_once(job: Job) -> str | None:
+    if any(entry.log_type == "USER_REPAIR" for entry in job.operation_logs):
+        return "model optimisation was already requested for this job (it can be requested once)"
+    return None
 
 
 UPLOADING = frozenset({S.WAIT_FILE_UPLOAD})
 VERIFY_FAILED = frozenset({S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFY_FAILED})
-_USER_CONFIRM = frozenset({S.WAIT_USER_CONFIRM})
+#: Where files are uploaded: a new job, or a failed one after Update.
+_UPLOADS = UPLOADING | VERIFY_FAILED
+#: Assumed: "after training" read narrowly as an ordinary tenant's finished job. JOB_FINISH,
+#: the NA final state, "does not support modification".
+AFTER_TRAINING = frozenset({S.JOB_SUCCESS})
+#: The states the API names as NA-whitelist only.
+NA_STATES = frozenset({S.WAIT_USER_CONFIRM, S.JOB_REJECT, S.JOB_PENDING})
+#: Assumed for DELETE_JOB_VIDEO (its states are not documented): where a job may be deleted.
+DELETABLE = frozenset(
+    {S.WAIT_FILE_UPLOAD, S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFYING, S.MANUAL_VERIFY_FAILED}
+    | {S.TRAINING_DATA_PREPROCESS_FAILED, S.TRAIN_FAILED, S.INFERENCE_DATA_PREPROCESS_FAILED}
+    | {S.JOB_SUCCESS, S.WAIT_USER_CONFIRM, S.JOB_REJECT, S.JOB_FINISH}
+)
+_CONFIRM = frozenset({S.WAIT_USER_CONFIRM})
+_VIDEO = ("video_confirmed", True)
 
 #: Every rule, looked up by ``(command, command_message)`` first, then by command alone.
 RULES: tuple[Rule, ...] = (
-    Rule("GET_MULTIPART_UPLOADED", UPLOADING | VERIFY_FAILED, None, "", reads="video"),
-    Rule(
-        "GET_ACTION_VIDEO_MULTIPART_UPLOADED",
-        UPLOADING | VERIFY_FAILED,
-        None,
-        "",
-        reads="action_video",
-    ),
+    Rule("GET_MULTIPART_UPLOADED", _UPLOADS, reads="video"),
+    Rule("GET_ACTION_VIDEO_MULTIPART_UPLOADED", _UPLOADS, reads="action_video"),
     Rule(
         "CONFIRM_MULTIPART_UPLOADED",
-        UPLOADING,
+        _UPLOADS,
         "USER_UPDATE_VIDEO",
-        "training video replaced",
         message="UPDATE_VIDEO",
-        effect=_flag("video_confirmed", True),
+        guards=(_uploadable,),
+        sets=(_VIDEO,),
     ),
-    Rule(
+    Rule(  # assumed: the state stays (the next step, SUBMITVERIFYING, needs it to)
         "CONFIRM_MULTIPART_UPLOADED",
-        UPLOADING,
-        "SYSTEM_ANALYSE_FILE_INFO",
-        "training video upload confirmed",
-        guard=_video_not_yet,
-        effect=_flag("video_confirmed", True),
+        _UPLOADS,
+        guards=(_uploadable, _not_yet("video_confirmed", "video upload (replace: UPDATE_VIDEO)")),
+        sets=(_VIDEO,),
     ),
     Rule(
         "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
-        UPLOADING,
-        "SYSTEM_ANALYSE_FILE_INFO",
-        "action video upload confirmed",
-        guard=_once("action_video_confirmed", "action video upload"),
-        effect=_flag("action_video_confirmed", True),
+        _UPLOADS,
+        guards=(_uploadable, _not_yet("action_video_confirmed", "action video upload")),
+        sets=(("action_video_confirmed", True),),
     ),
     Rule(
         "CONFIRM_AUTHORIZATION_LETTER",
-        UPLOADING,
-        "SYSTEM_ANALYSE_FILE_INFO",
-        "authorization letter confirmed",
-        guard=_once("authorization_letter_confirmed", "authorization letter"),
-        effect=_flag("authorization_letter_confirmed", True),
+        _UPLOADS,
+        guards=(_uploadable, _not_yet("authorization_letter_confirmed", "authorization letter")),
+        sets=(("authorization_letter_confirmed", True),),
     ),
     Rule(
         "SUBMITVERIFYING",
-        UPLOADING,
+        _UPLOADS,
         "USER_VERIFYING_SUBMITTED",
-        "submitted for review",
         to=S.AUTO_VERIFYING,
-        guard=_needs_video,
+        guards=(_uploadable, _needs_video),
+        sets=(("reopened", False),),
     ),
-    Rule(
-        "CONFIRM_REPAIR",
-        VERIFY_FAILED,
-        "USER_REPAIR",
-        "repair requested after a failed review",
-        to=S.WAIT_FILE_UPLOAD,
+    Rule(  # assumed: the state stays (where optimisation leads is not documented)
+        "CONFIRM_REPAIR", AFTER_TRAINING, "USER_REPAIR", guards=(_repair_once,), needs_app_user=True
     ),
     Rule(
         "DELETE_JOB_VIDEO",
-        UPLOADING | VERIFY_FAILED | {S.JOB_SUCCESS, S.JOB_FINISH},
+        DELETABLE,
         "USER_DELETE_JOB_VIDEO",
-        "job videos deleted",
-        effect=_delete_videos,
+        sets=(("video_confirmed", False), ("action_video_confirmed", False)),
     ),
-    Rule(
-        "CONFIRM_ACCEPT",
-        _USER_CONFIRM,
-        "SYSTEM_JOB_SUCCESS",
-        "the user accepted the trained model; the job is finished",
-        to=S.JOB_FINISH,
-    ),
-    Rule(
-        "CONFIRM_REJECT",
-        _USER_CONFIRM,
-        "SYSTEM_TRAIN_FAILED",
-        "the user rejected the trained model",
-        to=S.JOB_REJECT,
-        comment_type="USER_REJECT",
-    ),
-    Rule(
-        "CONFIRM_PENDING",
-        _USER_CONFIRM,
-        "ADMIN_UPDATE_JOB_PRIORITY",
-        "job suspended by the user",
-        to=S.JOB_PENDING,
-    ),
-    Rule(
-        "CONFIRM_ACTIVE",
-        frozenset({S.JOB_PENDING}),
-        "ADMIN_UPDATE_JOB_PRIORITY",
-        "job resumed by the user",
-        to=S.WAIT_USER_CONFIRM,
-    ),
-    Rule(
-        "CONFIRM_ANSWER",
-        frozenset(
-            {S.MANUAL_VERIFYING, S.MANUAL_VERIFY_FAILED, S.WAIT_USER_CONFIRM, S.JOB_PENDING}
-            | {S.JOB_REJECT}
-        ),
-        "ADMIN_UPDATE_GENERAL_CONFIG",
-        "the user answered",
-        comment_type="USER_COMMENT",
-    ),
+    Rule("CONFIRM_ACCEPT", _CONFIRM, to=S.JOB_FINISH),
+    Rule("CONFIRM_REJECT", _CONFIRM, to=S.JOB_REJECT, comment_type="USER_REJECT"),
+    Rule("CONFIRM_PENDING", _CONFIRM, to=S.JOB_PENDING),
+    # assumed: an active job waits for the user's confirmation again
+    Rule("CONFIRM_ACTIVE", frozenset({S.JOB_PENDING}), to=S.WAIT_USER_CONFIRM),
+    Rule("CONFIRM_ANSWER", NA_STATES, comment_type="USER_COMMENT"),
 )
 
 _BY_MESSAGE = {(r.command, r.message): r for r in RULES}
 
-#: Refusals worth a specific hint (besides what the state allows).
-_HINTS: dict[tuple[S, str], str] = {
-    (S.AUTO_VERIFY_FAILED, "SUBMITVERIFYING"): "repair it first (CONFIRM_REPAIR)",
-    (S.MANUAL_VERIFY_FAILED, "SUBMITVERIFYING"): "repair it first (CONFIRM_REPAIR)",
-    (S.AUTO_VERIFYING, "SUBMITVERIFYING"): "the job is already submitted and being reviewed",
-    (S.MANUAL_VERIFYING, "SUBMITVERIFYING"): "the job is already submitted and being reviewed",
-    (S.WAIT_FILE_UPLOAD, "CONFIRM_REPAIR"): "only a job that failed review can be repaired",
+#: Why a command is refused wherever its states do not include the job's.
+_HINTS: dict[str, str] = {
+    "CONFIRM_REPAIR": (
+        "CONFIRM_REPAIR is the one-time request for model optimisation after training "
+        "(JOB_SUCCESS); a failed review is fixed by Update and a new upload, then "
+        "CONFIRM_MULTIPART_UPLOADED and SUBMITVERIFYING"
+    ),
+    **dict.fromkeys(
+        ("CONFIRM_ACCEPT", "CONFIRM_REJECT", "CONFIRM_PENDING", "CONFIRM_ACTIVE", "CONFIRM_ANSWER"),
+        "an NA-whitelist command, for a trained job awaiting the user (WAIT_USER_CONFIRM, "
+        "JOB_PENDING, JOB_REJECT)",
+    ),
 }
 
 
@@ -253,42 +186,61 @@ def rule_for(command: str, command_message: str | None = None) -> Rule | None:
 
     >>> rule_for("CONFIRM_MULTIPART_UPLOADED", "UPDATE_VIDEO").log_type
     'USER_UPDATE_VIDEO'
-    >>> rule_for("CONFIRM_MULTIPART_UPLOADED", "UPLOAD_VIDEO").log_type
-    'SYSTEM_ANALYSE_FILE_INFO'
+    >>> rule_for("CONFIRM_MULTIPART_UPLOADED", "UPLOAD_VIDEO").log_type is None
+    True
     """
     return _BY_MESSAGE.get((command, command_message)) or _BY_MESSAGE.get((command, None))
 
 
-def allowed_in(state: S) -> list[str]:
-    """The commands a job in ``state`` accepts (some still subject to a guard).
-
-    >>> allowed_in(S.AUTO_VERIFY_FAILED)[:3]
-    ['CONFIRM_REPAIR', 'DELETE_JOB_VIDEO', 'GET_ACTION_VIDEO_MULTIPART_UPLOADED']
-    """
-    return sorted({rule.command for rule in RULES if state in rule.allowed})
+def _why_not(rule: Rule, job: Job) -> str | None:
+    return next((why for guard in rule.guards if (why := guard(job))), None)
 
 
-def _refusal(state: S, command: str, why: str | None = None) -> str:
-    allowed = allowed_in(state)
+def allowed_for(job: Job) -> list[str]:
+    """The commands this job accepts now, guards included (a command that works only with
+    a ``command_message`` is named with it)."""
+    ok = [r for r in RULES if job.state in r.allowed and _why_not(r, job) is None]
+    plain = {r.command for r in ok if r.message is None}
+    named = {f"{r.command} (command_message {r.message})" for r in ok if r.command not in plain}
+    return sorted(plain | named)
+
+
+def _refusal(job: Job, command: str, why: str | None) -> str:
+    allowed = [c for c in allowed_for(job) if c.partition(" ")[0] != command]
     where = "allowed here: " + ", ".join(allowed) if allowed else "no command is accepted here"
-    why = why or _HINTS.get((state, command))
-    return f"command {command} is not allowed in state {state.value}: " + (
+    if command == "SUBMITVERIFYING" and job.state in (S.AUTO_VERIFYING, S.MANUAL_VERIFYING):
+        why = why or "the job is already submitted and being reviewed"
+    why = why or _HINTS.get(command)
+    return f"command {command} is not allowed in state {job.state.value}: " + (
         f"{why}; {where}" if why else where
     )
 
 
 def multipart_data(job: Job, what: str) -> list[dict[str, Any]]:
-    """Fake but stable part list for the job's uploaded video (or action video)."""
+    """Fake but stable part list (``MultipartUploadInfo``: ``part_number`` is a string)."""
     parts = 2 if what == "video" else 1
+    key = f"{job.project_id}/{job.job_id}/{what}"
     return [
-        {
-            "part_number": n,
-            "etag": hashlib.sha256(
-                f"{job.project_id}/{job.job_id}/{what}/{n}".encode()
-            ).hexdigest()[:32],
-        }
+        {"part_number": str(n), "etag": hashlib.sha256(f"{key}/{n}".encode()).hexdigest()[:32]}
         for n in range(1, parts + 1)
     ]
+
+
+def reopen(job: Job, *, now: datetime) -> str | None:
+    """Update (``PUT .../user/jobs/{job_id}``) after a failed review: why it is refused, or
+    None once the job awaits its new upload (the ID card and every file again).
+
+    Assumed: the state stays where the review left it until SUBMITVERIFYING, and Update
+    writes no operation-log entry (neither is documented); it is the user's resubmission,
+    so ``last_update_time`` moves.
+    """
+    if job.state not in VERIFY_FAILED:
+        return f"a job is updated only after a failed review, not in state {job.state.value}"
+    job.reopened = True
+    job.video_confirmed = job.action_video_confirmed = False
+    job.authorization_letter_confirmed = False
+    job.last_update_time = max(job.last_update_time, stamp(now))
+    return None
 
 
 def execute(
@@ -299,6 +251,7 @@ def execute(
     command_message: str | None = None,
     operation_reason: str | None = None,
     comment: Comment | None = None,
+    app_user_id: str | None = None,
 ) -> CommandResult:
     """Run ``command`` against ``job``, changing it in place (and logging) when allowed.
 
@@ -315,27 +268,28 @@ def execute(
     """
     rule = rule_for(command, command_message)
     if rule is None or job.state not in rule.allowed:
-        return CommandResult(ok=False, failed_msg=_refusal(job.state, command))
-    if rule.guard and (why := rule.guard(job)):
-        return CommandResult(ok=False, failed_msg=_refusal(job.state, command, why))
+        return CommandResult(ok=False, failed_msg=_refusal(job, command, None))
+    why = _why_not(rule, job)
+    if why is None and rule.needs_app_user and not app_user_id:
+        why = f"{command} is requested with X-App-UserId set"
+    if why:
+        return CommandResult(ok=False, failed_msg=_refusal(job, command, why))
     if rule.reads:
         return CommandResult(ok=True, multipart_data=multipart_data(job, rule.reads))
-    assert rule.log_type is not None  # every rule that is not a read writes one
     now = stamp(now)
-    if rule.effect:
-        rule.effect(job)
-    if rule.to is not None:
-        job.state = rule.to
-    named = f"{command}, {rule.message}" if rule.message else command
-    description = f"{rule.description} ({named})"
-    if operation_reason:
-        description += f": {operation_reason}"
-    entry = LogEntry(now, rule.log_type, "USER", description)
-    job.log(entry)
+    for flag, value in rule.sets:
+        setattr(job, flag, value)
+    job.state = rule.to or job.state
+    job.history.append(command)
     if rule.comment_type:
         c = comment or Comment()
         job.comment_logs.append(
             CommentEntry(now, rule.comment_type, c.title, c.message, c.attachments)
         )
-    job.history.append(command)
+    if rule.log_type is None:
+        return CommandResult(ok=True, executed=True)
+    named = f"{command}, {rule.message}" if rule.message else command
+    reason = f": {operation_reason}" if operation_reason else ""
+    entry = LogEntry(now, rule.log_type, "USER", f"{named}{reason}")
+    job.log(entry)
     return CommandResult(ok=True, executed=True, logged=(entry,))

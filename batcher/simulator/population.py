@@ -1,7 +1,7 @@
 """Seeded jobs: a reproducible population (``--jobs N``) and the jobs of a seed file.
 
 Each seed job gets a plausible past: create and update times spread over past days and an
-operation log that leads to its state (created, submitted, failed review, repaired, ...),
+operation log that leads to its state (created, submitted, failed review, resubmitted, ...),
 with the entries a command would have written where a command got it there. Seeds carry no
 project: a copy of each appears in every project the simulator is asked about.
 
@@ -47,7 +47,6 @@ _AUTO_FAIL: _Step = ("SYSTEM_VERIFY_FAILED", "SYSTEM", "automatic review failed"
 _AUTO_OK: _Step = ("SYSTEM_VERIFY_SUCCESS", "SYSTEM", "automatic review passed")
 _MANUAL_FAIL: _Step = ("ADMIN_VERIFY_FAILED", "ADMIN", "人工审核不通过：视频中人物面部被遮挡")
 _MANUAL_OK: _Step = ("ADMIN_VERIFY_SUCCESS", "ADMIN", "manual review passed")
-_REPAIR: _Step = ("USER_REPAIR", "USER", "repair requested (CONFIRM_REPAIR)")
 
 
 def _sys(log_type: str, description: str) -> _Step:
@@ -144,9 +143,8 @@ def default_until(now: datetime | None = None) -> datetime:
 
 def _path(state: S, rng: random.Random) -> tuple[_Step, ...]:
     path = _PATHS.get(state) or (*_INFERRED, *([_LAST[state]] if state in _LAST else []))
-    again = (S.WAIT_FILE_UPLOAD, S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFY_FAILED)
-    if state in again and rng.random() < 0.3:  # an earlier round: submitted, failed, repaired
-        path = (_CREATE, _SUBMIT, _AUTO_FAIL, _REPAIR, *path[1:])
+    if state in (S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFY_FAILED) and rng.random() < 0.3:
+        path = (_CREATE, _SUBMIT, _AUTO_FAIL, *path[1:])  # failed, updated, resubmitted, failed
     return path
 
 
@@ -176,8 +174,8 @@ def build(
         job.log(LogEntry(when, log_type, user, description, error_code=error))
         if log_type == "ADMIN_VERIFY_FAILED":
             job.comment_logs.append(CommentEntry(when, "ADMIN_COMMENT", "审核意见", description))
-    # Past the upload, the video and the letter were confirmed; a repair keeps them.
-    job.video_confirmed = state is not S.WAIT_FILE_UPLOAD or path[-1] is _REPAIR
+    # Past the upload, the video and the letter were confirmed.
+    job.video_confirmed = state is not S.WAIT_FILE_UPLOAD
     job.authorization_letter_confirmed = job.video_confirmed
     if any(log_type == "SYSTEM_TRAIN_SUCCESS" for log_type, _, _ in path):
         job.asset_id = f"{rng.getrandbits(128):032x}"
@@ -228,10 +226,8 @@ def populate(
                 is_ondemand_resource=rng.random() < 0.05,
             )
         )
-        job = jobs[-1]
-        if state is S.WAIT_FILE_UPLOAD and rng.random() < 0.5:  # uploaded, not submitted
-            job.video_confirmed = job.authorization_letter_confirmed = True
-        job.action_video_confirmed = rng.random() < 0.3
+        # A job waiting for its files has them all uploaded but not yet confirmed.
+        jobs[-1].action_video_confirmed = state is not S.WAIT_FILE_UPLOAD and rng.random() < 0.3
     return jobs
 
 
@@ -259,6 +255,7 @@ def seed_jobs(config: SimulatorConfig, *, now: datetime | None = None) -> list[J
         )
         if spec.video_confirmed is not None:
             job.video_confirmed = job.authorization_letter_confirmed = spec.video_confirmed
+        job.reopened = spec.reopened
         if spec.last_update_time is not None:
             job.last_update_time = stamp(spec.last_update_time)
         seeds[job_id] = job

@@ -185,6 +185,8 @@ class Job:
     video_confirmed: bool = False
     action_video_confirmed: bool = False
     authorization_letter_confirmed: bool = False
+    #: Updated after a failed review (PUT .../user/jobs/{job_id}): the upload is open again.
+    reopened: bool = False
     operation_logs: list[LogEntry] = field(default_factory=list)
     comment_logs: list[CommentEntry] = field(default_factory=list)
     #: Commands that took effect here, in order (for tests and ``/__simulator/jobs``).
@@ -274,6 +276,7 @@ class Job:
             "video_confirmed": self.video_confirmed,
             "action_video_confirmed": self.action_video_confirmed,
             "authorization_letter_confirmed": self.authorization_letter_confirmed,
+            "reopened": self.reopened,
             "history": list(self.history),
             "log_types": [entry.log_type for entry in self.operation_logs],
         }

@@ -34,6 +34,8 @@ async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[
         yield sim
     finally:
         await runner.cleanup()
+        if sim.world is not None:
+            sim.world.close()
 
 
 @contextmanager

@@ -64,12 +64,12 @@ class JobStore:
 
     # ------------------------------------------------------------------ lookups
 
-    def get(self, project_id: str, job_id: str) -> Job:
-        """The job, created in WAIT_FILE_UPLOAD on first sight (what a command does)."""
+    def get(self, project_id: str, job_id: str, *, now: datetime | None = None) -> Job:
+        """The job, created in WAIT_FILE_UPLOAD (at ``now``) on first sight, as by a command."""
         jobs = self._project(project_id)
         job = jobs.get(job_id)
         if job is None:
-            job = jobs[job_id] = new_job(project_id, job_id, now=self._clock())
+            job = jobs[job_id] = new_job(project_id, job_id, now=now or self._clock())
         return job
 
     def lookup(self, project_id: str, job_id: str) -> Job | None:

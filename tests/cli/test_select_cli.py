@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import random
+import shlex
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,12 +26,14 @@ class ListServer:
 
     def __init__(
         self, jobs: int, *, cap: int = 100, ignore_offset: bool = False,
-        newest_first: bool = False, ignore_filters: bool = False, ties: int = 1,
+        ignore_since: bool = False, newest_first: bool = False, ignore_filters: bool = False,
+        ties: int = 1,
         extra_count: int = 0, max_limit: int | None = None, fixed_count: object = None,
     ) -> None:  # fmt: skip
         self.jobs = [self.job(i - i % ties) | {"job_id": f"j{i:04d}"} for i in range(jobs)]
         self.cap = cap
-        self.ignore_offset = ignore_offset  # a server that does not page
+        self.ignore_offset = ignore_offset  # a server that does not page by offset
+        self.ignore_since = ignore_since  # ... nor by create_since
         self.newest_first = newest_first  # a server that ignores sort_dir
         self.ignore_filters = ignore_filters  # a server that lists every job
         # Jobs created in the same second come in another order on every request (a
@@ -50,6 +53,9 @@ class ListServer:
             "state": STATES[i % 3],
             "batch_name": f"b{i % 2}",
             "create_time": created,
+            "last_update_time": f"2026-11-30T{i % 24:02d}:{i * 37 % 60:02d}:00Z",
+            "model_resolution": "1080" if i % 4 < 2 else "4K",
+            "is_flexus": i % 5 == 0,
         }
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -62,6 +68,8 @@ class ListServer:
             job for job in self.jobs
             if (not wanted or job["state"] in wanted)
             and (self.ignore_filters or query.get("batch_name") in (None, job["batch_name"]))
+            and (self.ignore_filters or self.ignore_since
+                 or job["create_time"] >= query.get("create_since", ""))
         ]  # fmt: skip
         if self.newest_first:
             matches.reverse()
@@ -204,17 +212,43 @@ async def test_a_server_that_sends_one_job_per_page_is_paged_through(
     assert result.code == 0, result.output
     listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
     assert listed == [job["job_id"] for job in server.jobs]
-    assert len(server.queries) <= 2 * 7  # no runaway
+    # No runaway: a page of one job is always all in one second, read by offset within it
+    # once, then from the next second on: three pages a job.
+    assert len(server.queries) <= 3 * 7
 
 
-async def test_a_server_that_ignores_offset_is_an_error_not_a_short_manifest(
-    list_server: Any, tmp_path: Path, capsys: Any
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ({"ignore_offset": True, "ignore_since": True}, "create_since with jobs created before"),
+        ({"ignore_offset": True, "ties": 150}, "does not seem to page by offset"),
+    ],
+)
+async def test_a_server_that_does_not_page_is_an_error_not_a_short_manifest(
+    list_server: Any, tmp_path: Path, capsys: Any, server: dict[str, Any], message: str
 ) -> None:
-    _, url = await list_server(450, ignore_offset=True)
+    """Paging goes by create_since, and by offset only within a second holding more jobs
+    than a page: a server that honours neither cannot be listed whole."""
+    _, url = await list_server(450, **server)
     out = tmp_path / "m.csv"
     result = await select_into(out, url, capsys)
-    assert result.code == 1 and "does not seem to page" in result.stderr, result.output
+    assert result.code == 1 and message in result.stderr, result.output
     assert not out.exists() and "Traceback" not in result.output
+
+
+async def test_paging_goes_by_creation_time_so_offset_is_not_needed(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    server, url = await list_server(450, ignore_offset=True)
+    out = tmp_path / "m.csv"
+    result = await select_into(out, url, capsys)
+    assert result.code == 0, result.output
+    assert job_ids(out) == [job["job_id"] for job in server.jobs]
+    later = server.queries[1:]
+    assert later and all(q["offset"] == "0" and "create_since" in q for q in later)
+    # Each page starts at the second the one before ended in: every one a later second.
+    starts = [q["create_since"] for q in later]
+    assert starts == sorted(set(starts))
 
 
 async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
@@ -230,7 +264,7 @@ async def test_jobs_of_one_second_in_another_order_on_every_page_are_all_listed(
     assert sorted(listed) == [job["job_id"] for job in server.jobs]  # each once, none missing
     assert "1,200 jobs matched" in result.stderr
     # Each page ending inside a group of ties starts the next on the group: no second pass.
-    assert "select_listing_short" not in result.stderr and len(server.queries) <= 30
+    assert "select_second_again" not in result.stderr and len(server.queries) <= 30
 
 
 async def test_a_server_that_refuses_our_page_size_is_asked_for_smaller_pages(
@@ -266,6 +300,8 @@ async def test_ties_in_a_group_larger_than_a_page_are_found_by_another_pass(
     assert result.code == 0, result.output
     listed = job_ids(out)
     assert sorted(listed) == [job["job_id"] for job in server.jobs]
+    created = {job["job_id"]: job["create_time"] for job in server.jobs}
+    assert [created[i] for i in listed] == sorted(created.values())  # in creation order
 
 
 async def test_ties_shuffled_while_listed_jobs_leave_hide_none(
@@ -378,27 +414,18 @@ async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifes
     assert len(server.queries) < 40  # a few passes, then it says so
 
 
-async def test_departures_with_a_server_that_ignores_the_sort_order_hide_none(
+async def test_a_server_that_ignores_the_sort_order_is_an_error_not_a_short_manifest(
     list_server: Any, capsys: Any
 ) -> None:
-    """Newest first, whatever was asked: creation times then prove nothing, and only the
-    jobs already seen can vouch for a page."""
-    server, url = await list_server(300, newest_first=True)
-
-    def three_leave(page: int) -> None:
-        if page == 2:
-            for job in server.jobs[-3:]:  # listed on the first page
-                job["state"] = "WAIT_FILE_UPLOAD"
-
-    server.on_page = three_leave
-    before = {job["job_id"] for job in server.jobs if job["state"] == "AUTO_VERIFY_FAILED"}
+    """Newest first, whatever was asked: creation times are the walk's key, so it cannot go
+    on, and says so."""
+    _, url = await list_server(300, newest_first=True)
     result = await batcher_in_thread(
         ["select", "--command", "SUBMITVERIFYING", "--state", "AUTO_VERIFY_FAILED", *where(url)],
         aksk_env(), capsys,
     )  # fmt: skip
-    assert result.code == 0, result.output
-    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
-    assert len(listed) == len(set(listed)) and before <= set(listed)
+    assert result.code == 1 and "did not sort the jobs by create_time" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.output
 
 
 async def test_steady_churn_costs_a_few_pages_not_a_reread_per_page(
@@ -578,7 +605,8 @@ async def test_json_logs_keep_stderr_json_and_console_says_the_next_step(
 
 @pytest.mark.parametrize(("seed", "jobs", "cap", "largest", "leave"),
                          [(11, 150, 100, 120, 0.03), (36, 150, 10, 3, 0.01),
-                          (58, 400, 25, 12, 0.03)])  # fmt: skip
+                          (58, 400, 25, 12, 0.03), (7, 300, 20, 60, 0.02),
+                          (9, 300, 20, 19, 0.05)])  # fmt: skip
 async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     tmp_path: Path, capsys: Any, seed: int, jobs: int, cap: int, largest: int, leave: float
 ) -> None:
@@ -595,18 +623,23 @@ async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     times = times[:jobs]
     present, stayed = set(range(jobs)), set(range(jobs))
 
+    def created(i: int) -> str:
+        return f"2026-11-20T10:{times[i] // 60:02d}:{times[i] % 60:02d}Z"
+
     async def handle(request: web.Request) -> web.Response:
         offset, limit = int(request.query["offset"]), min(int(request.query["limit"]), cap)
         for i in list(present):
             if rng.random() < leave:
                 present.discard(i)
                 stayed.discard(i)
-        order = sorted(present, key=lambda i: (times[i], rng.random()))
+        since = request.query.get("create_since", "")
+        order = sorted(
+            (i for i in present if created(i) >= since), key=lambda i: (times[i], rng.random())
+        )
         page = [
-            {"job_id": f"j{i:05d}", "state": "AUTO_VERIFY_FAILED",
-             "create_time": f"2026-11-20T10:{times[i] // 60:02d}:{times[i] % 60:02d}Z"}
+            {"job_id": f"j{i:05d}", "state": "AUTO_VERIFY_FAILED", "create_time": created(i)}
             for i in order[offset : offset + limit]
-        ]  # fmt: skip
+        ]
         return web.json_response({"count": len(order), "jobs": page})
 
     app = web.Application()
@@ -623,3 +656,185 @@ async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     assert result.code == 0, result.output
     listed = job_ids(out)
     assert {f"j{i:05d}" for i in stayed} <= set(listed) and len(listed) == len(set(listed))
+
+
+async def test_every_list_filter_is_a_flag_sent_as_the_api_names_it_and_rechecked(
+    list_server: Any, capsys: Any
+) -> None:
+    """The server here applies none of these: the re-check keeps only the jobs that meet
+    the filters a listed job carries the field of."""
+    server, url = await list_server(60)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--model-resolution", "4K",
+         "--is-flexus", "FALSE", "--is-live-copy", "true", "--is-ondemand-resource", "false",
+         "--train-location", "cn", "--query-project-id", "tenant-1", "--job-id", "j0002",
+         *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    first = server.queries[0]
+    assert {key: first[key] for key in first if key not in ("offset", "limit")} == {
+        "model_resolution": "4K", "is_flexus": "false", "is_live_copy": "true",
+        "is_ondemand_resource": "false", "train_location": "cn",
+        "query_project_id": "tenant-1", "job_id": "j0002",
+        "sort_key": "create_time", "sort_dir": "asc",
+    }  # fmt: skip
+    # The listed jobs carry no is_live_copy / is_ondemand_resource: none is admitted.
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == []
+    again = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--model-resolution", "4K",
+         "--is-flexus", "false", *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(again.stdout))]
+    expected = [
+        job["job_id"] for job in server.jobs
+        if job["model_resolution"] == "4K" and job["is_flexus"] is False
+    ]  # fmt: skip
+    assert listed == expected and 0 < len(expected) < 60
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--is-flexus", "yes"], "--is-flexus"),
+        (["--sort-key", "asset_order"], "asset_order"),
+        (["--sort-dir", "down"], "--sort-dir"),
+    ],
+)
+async def test_bad_filter_values_and_orders_are_refused_before_anything_is_sent(
+    list_server: Any, capsys: Any, args: list[str], message: str
+) -> None:
+    server, url = await list_server(5)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *args, *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 2 and message in result.stderr, result.output
+    assert server.queries == [] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("order", "key"),
+    [(["--sort-key", "update_time", "--sort-dir", "desc"], "last_update_time"),
+     (["--sort-key", "update_time"], "last_update_time"),
+     (["--sort-dir", "desc"], "create_time")],
+)  # fmt: skip
+async def test_another_order_is_the_manifests_after_listing_by_creation_time(
+    list_server: Any, capsys: Any, order: list[str], key: str
+) -> None:
+    server, url = await list_server(250, cap=40)
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *order, *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    by_id = {job["job_id"]: job for job in server.jobs}
+    descending = "desc" in order
+    expected = sorted(server.jobs, key=lambda job: job[key], reverse=descending)
+    assert [by_id[i][key] for i in listed] == [job[key] for job in expected]
+    assert sorted(listed) == sorted(by_id)
+    assert all(q["sort_key"] == "create_time" and q["sort_dir"] == "asc" for q in server.queries)
+
+
+async def test_a_created_since_given_intersects_the_walk(list_server: Any, capsys: Any) -> None:
+    server, url = await list_server(300, cap=40)
+    since = "2026-11-01T02:00:00Z"
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--created-since", since, *where(url)],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    assert listed == [job["job_id"] for job in server.jobs if job["create_time"] >= since]
+    assert server.queries[0]["create_since"] == since
+    assert all(q["create_since"] >= since for q in server.queries)
+
+
+async def test_the_next_step_is_aimed_where_select_listed(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    _, url = await list_server(3)
+    out = tmp_path / "a b.csv"
+    to_file = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--output", str(out), "--region",
+         "cn-east-3", *where(url), "--log-format", "console"],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert to_file.code == 0, to_file.output
+    report = shlex.quote(str(tmp_path / "a b.report.jsonl"))
+    assert (
+        f"next: batcher run {shlex.quote(str(out))} --report {report} --endpoint {url} "
+        f"--region cn-east-3 --project-id {PROJECT} --dry-run"
+    ) in to_file.stderr
+    to_stdout = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", "--state", "MANUAL_VERIFY_FAILED",
+         "--is-flexus", "false", *where(url), "--log-format", "console"],
+        aksk_env(), capsys,
+    )  # fmt: skip
+    assert to_stdout.code == 0, to_stdout.output
+    (hint,) = [line for line in to_stdout.stderr.splitlines() if line.startswith("next: ")]
+    select, run = hint.removeprefix("next: ").split(" | ")
+    assert shlex.split(select) == [
+        "batcher", "select", "--command", "SUBMITVERIFYING", "--state", "MANUAL_VERIFY_FAILED",
+        "--is-flexus", "false", "--endpoint", url, "--project-id", PROJECT,
+    ]  # fmt: skip
+    assert shlex.split(run)[:3] == ["batcher", "run", "-"] and f"--endpoint {url}" in run
+
+
+async def test_a_job_without_a_zoned_create_time_stops_the_walk_and_quotes_no_personal_data(
+    list_server: Any, capsys: Any
+) -> None:
+    """A time without its zone would be read in some zone or other, and the walk started
+    from the wrong hour; the job's contact and URLs are not the message's to quote."""
+    server, url = await list_server(20)
+    server.jobs[5] |= {"create_time": "2026-11-01T00:05:00", "contact": "13800000000"}
+    result = await batcher_in_thread(
+        ["select", "--command", "SUBMITVERIFYING", *where(url)], aksk_env(), capsys
+    )
+    assert result.code == 1 and "j0005" in result.stderr and "create_time" in result.stderr
+    assert "13800000000" not in result.output and result.stdout == ""
+
+
+@pytest.mark.slow  # two processes
+async def test_against_the_simulator_every_filter_and_order_holds(start_simulator: Any) -> None:
+    """Real HTTP, a real batcher process, the simulator's own List (which applies every
+    filter): the manifest is exactly the jobs it holds that match, in the order asked."""
+    from datetime import UTC, datetime
+
+    sim = await start_simulator(
+        population=400, seed=5, population_until=datetime(2026, 11, 20, tzinfo=UTC)
+    )
+    now = sim.clock()
+    jobs = [job.basic_info(now=now) for job in sim.jobs.in_project(PROJECT)]
+    failed = ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED")
+    chosen = [job for job in jobs if job["state"] in failed and job["is_flexus"] is False]
+    chosen.sort(key=lambda job: job["last_update_time"], reverse=True)
+    result = await batcher(
+        ["select", "--command", "SUBMITVERIFYING", "--state", ",".join(failed),
+         "--is-flexus", "false", "--sort-key", "update_time", "--sort-dir", "desc",
+         "--endpoint", sim.url, "--project-id", PROJECT, "--rate", "0", "--no-progress"],
+        aksk_env(),
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
+    updated = {job["job_id"]: job["last_update_time"] for job in jobs}
+    assert sorted(listed) == sorted(job["job_id"] for job in chosen) and len(listed) > 10
+    assert [updated[i] for i in listed] == [job["last_update_time"] for job in chosen]
+
+
+async def test_a_page_size_refused_half_way_is_no_sign_of_the_end(
+    list_server: Any, tmp_path: Path, capsys: Any
+) -> None:
+    """Pages shorter than the ones before, because smaller ones were asked for after a 400,
+    do not end the listing."""
+    server, url = await list_server(400)
+
+    def smaller_from_page_3(page: int) -> None:
+        if page == 3:
+            server.max_limit = 30
+
+    server.on_page = smaller_from_page_3
+    out = tmp_path / "m.csv"
+    result = await select_into(out, url, capsys)
+    assert result.code == 0, result.output
+    assert job_ids(out) == [job["job_id"] for job in server.jobs]

@@ -32,11 +32,11 @@ from batcher.simulator.config import JobSpec
 SUBMITTED = "USER_VERIFYING_SUBMITTED"
 
 
-def seeded(count: int, state: str, *, video: bool = True) -> dict[str, JobSpec]:
-    return {
-        f"job{i:05d}": JobSpec(state=state, video_confirmed=video)  # type: ignore[arg-type]
-        for i in range(count)
-    }
+def seeded(
+    count: int, state: str, *, video: bool = True, reopened: bool = False
+) -> dict[str, JobSpec]:
+    spec = JobSpec(state=state, video_confirmed=video, reopened=reopened)  # type: ignore[arg-type]
+    return {f"job{i:05d}": spec for i in range(count)}
 
 
 def took_effect(sim: Any, job_id: str, log_type: str) -> bool:
@@ -80,14 +80,16 @@ async def test_lost_answers_are_confirmed_from_the_record_not_reported_as_failur
 
 
 @pytest.mark.slow
-async def test_repair_then_submit_with_lost_answers_runs_both_commands(
+async def test_resubmitting_failed_reviews_with_lost_answers_runs_both_commands(
     tmp_path: Path, start_simulator: Any
 ) -> None:
-    jobs = seeded(120, "AUTO_VERIFY_FAILED")
+    # Updated (out of band) after a failed review: the new video is confirmed, then submitted.
+    jobs = seeded(120, "AUTO_VERIFY_FAILED", video=False, reopened=True)
     sim = await start_simulator(jobs=jobs, seed=5, drop_after_execute_rate=0.15)
     rows = []
     for job in jobs:
-        rows += [{"job_id": job, "command": "CONFIRM_REPAIR"},
+        rows += [{"job_id": job, "command": "CONFIRM_MULTIPART_UPLOADED",
+                  "command_message": "UPDATE_VIDEO"},
                  {"job_id": job, "command": "SUBMITVERIFYING"}]  # fmt: skip
     manifest = write_csv(tmp_path / "m.csv", rows)
     report = tmp_path / "r.jsonl"
@@ -98,7 +100,8 @@ async def test_repair_then_submit_with_lost_answers_runs_both_commands(
     assert result.code == 0, result.output
     lines = latest(read_report(report))
     assert len(lines) == 240
-    assert_truthful(sim, lines, {"CONFIRM_REPAIR": "USER_REPAIR", "SUBMITVERIFYING": SUBMITTED})
+    log_of = {"CONFIRM_MULTIPART_UPLOADED": "USER_UPDATE_VIDEO", "SUBMITVERIFYING": SUBMITTED}
+    assert_truthful(sim, lines, log_of)
     assert all(sim.jobs.lookup(PROJECT, job).state.value == "AUTO_VERIFYING" for job in jobs)
 
 

@@ -1,5 +1,5 @@
-"""The state machine, and its agreement with what batcher reads from a job's record
-(:mod:`batcher.send.vocabulary`): the API's names only, and every command's trace."""
+"""The state machine: the documented flows only, and its agreement with what batcher reads
+from a job's record (:mod:`batcher.send.vocabulary`): the API's names, every command's trace."""
 
 from __future__ import annotations
 
@@ -9,11 +9,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from batcher.entry import KNOWN_COMMAND_MESSAGES, KNOWN_COMMANDS
-from batcher.send.vocabulary import JOB_STATES, LOG_TYPES, OPERATE_USERS, TRACES, trace_of
-from batcher.simulator import RULES, JobState, allowed_in, rfc3339, rule_for
+from batcher.send.vocabulary import (
+    JOB_STATES,
+    KNOWN_COMMAND_MESSAGES,
+    KNOWN_COMMANDS,
+    LOG_TYPES,
+    OPERATE_USERS,
+    TRACES,
+    trace_of,
+)
+from batcher.simulator import RULES, JobState, rfc3339, rule_for
 from batcher.simulator.listing import parse_rfc3339
-from batcher.simulator.machine import Comment, execute
+from batcher.simulator.machine import (
+    NA_STATES,
+    VERIFY_FAILED,
+    CommandResult,
+    Comment,
+    allowed_for,
+    execute,
+    reopen,
+)
 from batcher.simulator.population import build
 from batcher.simulator.record import Job, new_job
 
@@ -43,8 +58,12 @@ def test_every_known_command_has_a_rule_and_rules_name_real_types() -> None:
     assert {rule.command for rule in RULES} == set(KNOWN_COMMANDS)
     for rule in RULES:
         assert rule.log_type is None or rule.log_type in LOG_TYPES, rule
-        assert (rule.log_type is None) == (rule.reads is not None), rule
+        assert rule.reads is None or rule.log_type is None, rule
         assert rule.allowed, rule
+    # Only the entries the log types' names suggest; no invented ones.
+    assert {r.log_type for r in RULES} - {None} == {
+        "USER_VERIFYING_SUBMITTED", "USER_REPAIR", "USER_UPDATE_VIDEO", "USER_DELETE_JOB_VIDEO"
+    }  # fmt: skip
 
 
 def _written(before: Job, after: Job) -> list[str]:
@@ -55,12 +74,18 @@ def _snapshot(job: Job) -> Job:
     return job.copy_to(job.project_id)
 
 
+def run(job: Job, command: str, message: str | None = None, **kw: object) -> CommandResult:
+    kw.setdefault("app_user_id", "ops-01")
+    return execute(job, command, now=NOW, command_message=message, **kw)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("command", "message"), list(itertools.product(KNOWN_COMMANDS, MESSAGES)))
 def test_commands_agree_with_their_traces(command: str, message: str | None) -> None:
-    """When a command takes effect it writes its trace's log types (operate_user USER), never
-    a type another command's trace names, and only it leads to its trace's states."""
+    """When a command takes effect it writes its rule's log type (operate_user USER), which
+    covers its trace's, never a type another command's trace names, and only it leads to
+    its trace's states."""
     trace = trace_of(command, message)
-    theirs = {  # what the other commands' traces name
+    theirs = {
         (c, m): trace_of(c, m)
         for c, m in itertools.product(KNOWN_COMMANDS, MESSAGES)
         if trace_of(c, m) != trace
@@ -68,8 +93,9 @@ def test_commands_agree_with_their_traces(command: str, message: str | None) -> 
     took_effect = False
     for state, uploaded in itertools.product(JobState, (False, True)):
         job = job_in(state, uploaded=uploaded)
+        job.reopened = state.value.endswith("VERIFY_FAILED")
         before = _snapshot(job)
-        result = execute(job, command, now=NOW, command_message=message)
+        result = run(job, command, message)
         written = _written(before, job)
         if not result.executed:
             assert job.state is before.state and not written, (state, result)
@@ -78,12 +104,14 @@ def test_commands_agree_with_their_traces(command: str, message: str | None) -> 
             continue
         took_effect = True
         assert not trace.read_only
-        assert len(written) == 1 and written[0] in LOG_TYPES
-        entry = job.operation_logs[-1]
-        assert entry.operate_user == "USER"
-        assert entry.operate_time == NOW.replace(microsecond=123000)
+        rule = rule_for(command, message)
+        assert rule is not None and written == ([rule.log_type] if rule.log_type else [])
         assert trace.log_types <= set(written), (state, written)
-        assert job.last_update_time == entry.operate_time
+        if written:
+            entry = job.operation_logs[-1]
+            assert entry.operate_user == "USER"
+            assert entry.operate_time == NOW.replace(microsecond=123000)
+            assert job.last_update_time == entry.operate_time
         if trace.leads_to:
             assert job.state in trace.leads_to
         for other in theirs.values():
@@ -107,7 +135,7 @@ def test_trace_states_are_reachable_and_only_by_their_command() -> None:
     for state, uploaded, command, message in every_attempt():
         job = job_in(state, uploaded=uploaded)
         before = job.state
-        result = execute(job, command, now=NOW, command_message=message)
+        result = run(job, command, message)
         if result.executed and job.state is not before:
             reached.setdefault(job.state.value, set()).add(command)
     for command, trace in TRACES.items():
@@ -115,67 +143,116 @@ def test_trace_states_are_reachable_and_only_by_their_command() -> None:
             assert reached.get(state) == {command}, (state, reached.get(state))
 
 
-def test_refusals_change_nothing_and_say_what_is_allowed() -> None:
+def test_refusals_change_nothing_and_never_offer_the_refused_command() -> None:
     for state, uploaded, command, message in every_attempt():
         job = job_in(state, uploaded=uploaded)
         before = job.as_dict()
-        result = execute(job, command, now=NOW, command_message=message)
+        result = run(job, command, message)
         if result.ok:
             continue
         assert job.as_dict() == before
         assert result.failed_msg is not None
         assert result.failed_msg.startswith(f"command {command} is not allowed in state {state}: ")
-        allowed = allowed_in(state)
+        allowed = [c for c in allowed_for(job) if c.partition(" ")[0] != command]
         tail = ("allowed here: " + ", ".join(allowed)) if allowed else "no command is accepted here"
         assert result.failed_msg.endswith(tail)
+        offered = result.failed_msg.rpartition("allowed here: ")[2].split(", ")
+        assert not [c for c in offered if c.startswith(command)], result.failed_msg
+        for other in allowed:  # what it offers, the job accepts
+            name, _, with_message = other.partition(" (command_message ")
+            again = job_in(state, uploaded=uploaded)
+            assert run(again, name, with_message.rstrip(")") or None).ok, (state, other)
 
 
 @pytest.mark.parametrize(
     ("start", "uploaded", "command", "message", "end", "log_type"),
     [
-        ("WAIT_FILE_UPLOAD", False, "CONFIRM_MULTIPART_UPLOADED", None, "WAIT_FILE_UPLOAD",
-         "SYSTEM_ANALYSE_FILE_INFO"),
+        ("WAIT_FILE_UPLOAD", False, "CONFIRM_MULTIPART_UPLOADED", None, "WAIT_FILE_UPLOAD", None),
         ("WAIT_FILE_UPLOAD", True, "CONFIRM_MULTIPART_UPLOADED", "UPDATE_VIDEO",
          "WAIT_FILE_UPLOAD", "USER_UPDATE_VIDEO"),
         ("WAIT_FILE_UPLOAD", True, "SUBMITVERIFYING", None, "AUTO_VERIFYING",
          "USER_VERIFYING_SUBMITTED"),
-        ("AUTO_VERIFY_FAILED", True, "CONFIRM_REPAIR", None, "WAIT_FILE_UPLOAD", "USER_REPAIR"),
-        ("MANUAL_VERIFY_FAILED", True, "CONFIRM_REPAIR", None, "WAIT_FILE_UPLOAD", "USER_REPAIR"),
+        ("JOB_SUCCESS", True, "CONFIRM_REPAIR", None, "JOB_SUCCESS", "USER_REPAIR"),
         ("MANUAL_VERIFY_FAILED", True, "DELETE_JOB_VIDEO", None, "MANUAL_VERIFY_FAILED",
          "USER_DELETE_JOB_VIDEO"),
-        ("WAIT_USER_CONFIRM", True, "CONFIRM_ACCEPT", None, "JOB_FINISH", "SYSTEM_JOB_SUCCESS"),
-        ("WAIT_USER_CONFIRM", True, "CONFIRM_REJECT", None, "JOB_REJECT", "SYSTEM_TRAIN_FAILED"),
-        ("WAIT_USER_CONFIRM", True, "CONFIRM_PENDING", None, "JOB_PENDING",
-         "ADMIN_UPDATE_JOB_PRIORITY"),
-        ("JOB_PENDING", True, "CONFIRM_ACTIVE", None, "WAIT_USER_CONFIRM",
-         "ADMIN_UPDATE_JOB_PRIORITY"),
-        ("MANUAL_VERIFYING", True, "CONFIRM_ANSWER", None, "MANUAL_VERIFYING",
-         "ADMIN_UPDATE_GENERAL_CONFIG"),
+        ("WAIT_USER_CONFIRM", True, "CONFIRM_ACCEPT", None, "JOB_FINISH", None),
+        ("WAIT_USER_CONFIRM", True, "CONFIRM_REJECT", None, "JOB_REJECT", None),
+        ("WAIT_USER_CONFIRM", True, "CONFIRM_PENDING", None, "JOB_PENDING", None),
+        ("JOB_PENDING", True, "CONFIRM_ACTIVE", None, "WAIT_USER_CONFIRM", None),
+        ("JOB_REJECT", True, "CONFIRM_ANSWER", None, "JOB_REJECT", None),
     ],
 )  # fmt: skip
 def test_transition_table(
-    start: str, uploaded: bool, command: str, message: str | None, end: str, log_type: str
+    start: str, uploaded: bool, command: str, message: str | None, end: str, log_type: str | None
 ) -> None:
     job = job_in(JobState(start), uploaded=uploaded)
-    result = execute(job, command, now=NOW, command_message=message, operation_reason="nightly")
+    result = run(job, command, message, operation_reason="nightly")
     assert result.executed and job.state is JobState(end)
+    assert job.history == [command]
+    if log_type is None:
+        assert result.logged == () and len(job.operation_logs) == 1
+        return
     assert result.logged == (job.operation_logs[-1],)
     assert job.operation_logs[-1].log_type == log_type
-    assert job.operation_logs[-1].log_description.endswith(f"({command}"
-        + (f", {message}" if message else "") + "): nightly")  # fmt: skip
-    assert job.history == [command]
+    named = f"{command}, {message}" if message else command
+    assert job.operation_logs[-1].log_description == f"{named}: nightly"
 
 
-def test_repair_keeps_the_upload_so_submit_follows() -> None:
-    job = job_in(JobState.AUTO_VERIFY_FAILED, uploaded=True)
-    assert execute(job, "CONFIRM_REPAIR", now=NOW).executed
-    assert execute(job, "SUBMITVERIFYING", now=NOW).executed
-    assert job.state is JobState.AUTO_VERIFYING
-    deleted = job_in(JobState.AUTO_VERIFY_FAILED, uploaded=True)
-    execute(deleted, "DELETE_JOB_VIDEO", now=NOW)
-    execute(deleted, "CONFIRM_REPAIR", now=NOW)
-    refused = execute(deleted, "SUBMITVERIFYING", now=NOW)
-    assert refused.failed_msg and "confirm the video upload first" in refused.failed_msg
+def test_a_new_job_is_confirmed_then_submitted() -> None:
+    job = new_job("p", "j", now=NOW)
+    assert "CONFIRM_MULTIPART_UPLOADED" in (run(job, "SUBMITVERIFYING").failed_msg or "")
+    assert run(job, "CONFIRM_MULTIPART_UPLOADED").executed
+    assert "already confirmed" in (run(job, "CONFIRM_MULTIPART_UPLOADED").failed_msg or "")
+    assert run(job, "SUBMITVERIFYING").executed and job.state is JobState.AUTO_VERIFYING
+
+
+@pytest.mark.parametrize("state", sorted(VERIFY_FAILED))
+def test_a_failed_review_is_updated_uploaded_confirmed_and_resubmitted(state: JobState) -> None:
+    job = job_in(state, uploaded=True)
+    for command in (
+        "CONFIRM_MULTIPART_UPLOADED",
+        "SUBMITVERIFYING",
+        "CONFIRM_AUTHORIZATION_LETTER",
+    ):
+        refused = run(job, command)
+        assert refused.failed_msg and "update the job first" in refused.failed_msg
+    assert run(job, "CONFIRM_REPAIR").failed_msg is not None  # not the fix for a failed review
+    assert reopen(job, now=NOW) is None
+    assert job.state is state and not job.video_confirmed and job.reopened
+    assert "CONFIRM_MULTIPART_UPLOADED" in (run(job, "SUBMITVERIFYING").failed_msg or "")
+    assert run(job, "CONFIRM_MULTIPART_UPLOADED").executed
+    assert run(job, "SUBMITVERIFYING").executed
+    assert job.state is JobState.AUTO_VERIFYING and not job.reopened
+    assert job.history == ["CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"]
+
+
+@pytest.mark.parametrize("state", [s for s in JobState if s not in VERIFY_FAILED])
+def test_only_a_failed_review_is_updated(state: JobState) -> None:
+    job = job_in(state, uploaded=True)
+    assert reopen(job, now=NOW) is not None and not job.reopened
+
+
+def test_confirm_repair_is_requested_once_after_training_with_an_app_user() -> None:
+    job = job_in(JobState.JOB_SUCCESS, uploaded=True)
+    missing = run(job, "CONFIRM_REPAIR", app_user_id=None)
+    assert missing.failed_msg and "X-App-UserId" in missing.failed_msg
+    assert run(job, "CONFIRM_REPAIR").executed and job.state is JobState.JOB_SUCCESS
+    again = run(job, "CONFIRM_REPAIR")
+    assert again.failed_msg and "already requested" in again.failed_msg
+    assert job.history == ["CONFIRM_REPAIR"]
+    for state in JobState:
+        if state is not JobState.JOB_SUCCESS:
+            refused = run(job_in(state, uploaded=True), "CONFIRM_REPAIR")
+            assert refused.failed_msg and "model optimisation" in refused.failed_msg
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["CONFIRM_ACCEPT", "CONFIRM_REJECT", "CONFIRM_ANSWER", "CONFIRM_PENDING", "CONFIRM_ACTIVE"],
+)
+def test_na_whitelist_commands_only_in_the_na_states(command: str) -> None:
+    took = {s for s in JobState if run(job_in(s, uploaded=True), command).executed}
+    assert took and took <= NA_STATES, took
 
 
 def test_reads_answer_parts_and_write_nothing() -> None:
@@ -184,15 +261,15 @@ def test_reads_answer_parts_and_write_nothing() -> None:
     result = execute(job, "GET_MULTIPART_UPLOADED", now=NOW)
     assert result.ok and not result.executed and result.multipart_data
     assert job.as_dict() == before
-    assert not execute(job_in(JobState.TRAINING, uploaded=True), "GET_MULTIPART_UPLOADED",
-                       now=NOW).ok  # fmt: skip
+    assert [part["part_number"] for part in result.multipart_data] == ["1", "2"]
+    assert not run(job_in(JobState.TRAINING, uploaded=True), "GET_MULTIPART_UPLOADED").ok
 
 
 def test_reject_and_answer_add_comments() -> None:
     job = job_in(JobState.WAIT_USER_CONFIRM, uploaded=True)
     comment = Comment(title="口型不自然", message="请重新训练", attachments=("截图.png",))
-    execute(job, "CONFIRM_REJECT", now=NOW, comment=comment)
-    execute(job, "CONFIRM_ANSWER", now=NOW)
+    run(job, "CONFIRM_REJECT", comment=comment)
+    run(job, "CONFIRM_ANSWER")
     assert [(c.comment_type, c.comment_title) for c in job.comment_logs] == [
         ("USER_REJECT", "口型不自然"),
         ("USER_COMMENT", None),
@@ -225,9 +302,8 @@ def test_a_seeded_past_is_plausible(state: JobState) -> None:
         assert times == sorted(times) and created <= times[-1] <= until
         user_times = [e.operate_time for e in logs if e.operate_user == "USER"]
         assert job.last_update_time == max(user_times)
-        for command, trace in TRACES.items():
-            if state.value in trace.leads_to:  # got here by that command: its entry is last
-                assert logs[-1].log_type == rule_for(command).log_type  # type: ignore[union-attr]
+        if state in NA_STATES - {JobState.WAIT_USER_CONFIRM}:  # reached by the user: no entry
+            assert logs[-1].log_type == "SYSTEM_INFERENCE_DATA_PREPROCESS_SUCCESS"
         for entry in logs:
             assert parse_rfc3339(entry.to_api()["operate_time"]) == entry.operate_time
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from batcher.send.vocabulary import LOG_TYPES
-from batcher.simulator import JobSpec, JobState, Simulator, SimulatorConfig, load_jobs_file
+from batcher.simulator import Job, JobSpec, JobState, Simulator, SimulatorConfig, load_jobs_file
 from batcher.simulator.population import TAGS, default_until, populate
 
 UNTIL = datetime(2026, 11, 20, tzinfo=UTC)
@@ -46,16 +46,22 @@ def test_the_population_is_spread_where_operators_act() -> None:
     for job in jobs:
         assert UNTIL - timedelta(days=30) <= job.create_time <= job.last_update_time <= UNTIL
         assert all(entry.log_type in LOG_TYPES for entry in job.operation_logs)
-    uploaded = Counter(job.video_confirmed for job in jobs if job.state == "WAIT_FILE_UPLOAD")
-    assert uploaded[True] > 50 and uploaded[False] > 50  # some ready to submit, some not
+    waiting = [job for job in jobs if job.state == "WAIT_FILE_UPLOAD"]
+    assert len(waiting) > 100  # uploaded, ready for CONFIRM_MULTIPART_UPLOADED, SUBMITVERIFYING
+    assert not any(job.video_confirmed or job.action_video_confirmed for job in waiting)
 
 
-def test_failed_jobs_are_ready_for_the_nightly() -> None:
+def _log_types(job: Job) -> list[str]:
+    return [e.log_type for e in job.operation_logs]
+
+
+def test_failed_jobs_await_an_update_and_no_optimisation_was_requested_yet() -> None:
     jobs = populate(count=500, seed=2, until=UNTIL)
     failed = [j for j in jobs if j.state in ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED")]
-    assert failed and all(job.video_confirmed for job in failed)
-    again = [j for j in failed if "USER_REPAIR" in [e.log_type for e in j.operation_logs]]
-    assert 0 < len(again) < len(failed)  # some have been repaired and failed before
+    assert failed and all(job.video_confirmed and not job.reopened for job in failed)
+    again = [j for j in failed if _log_types(j).count("USER_VERIFYING_SUBMITTED") == 2]
+    assert 0 < len(again) < len(failed)  # some were updated, resubmitted and failed again
+    assert not [j for j in jobs if "USER_REPAIR" in _log_types(j)]  # CONFIRM_REPAIR works once
 
 
 def test_default_until_is_today_at_midnight() -> None:

@@ -92,12 +92,12 @@ async def test_request_ids_are_unique(simulator: Simulator) -> None:
 async def test_multipart_data_keeps_state(simulator: Simulator) -> None:
     status, body, _ = await call(simulator, "job-1", cmd("GET_MULTIPART_UPLOADED"))
     assert status == 200 and body["commond_result"] == "EXCUTE_SUCCESS"
-    assert [p["part_number"] for p in body["multipart_data"]] == [1, 2]
+    assert [p["part_number"] for p in body["multipart_data"]] == ["1", "2"]  # strings
     assert all(HEX32.match(p["etag"]) for p in body["multipart_data"])
     _, again, _ = await call(simulator, "job-1", cmd("GET_MULTIPART_UPLOADED"))
     assert again == body  # stable
     _, action, _ = await call(simulator, "job-1", cmd("GET_ACTION_VIDEO_MULTIPART_UPLOADED"))
-    assert [p["part_number"] for p in action["multipart_data"]] == [1]
+    assert [p["part_number"] for p in action["multipart_data"]] == ["1"]
     assert simulator.job_state("job-1") is JobState.WAIT_FILE_UPLOAD
     assert not simulator.stats.executions
     assert simulator.stats.reads[("job-1", "GET_MULTIPART_UPLOADED")] == 2
@@ -212,7 +212,7 @@ async def test_health_stats_and_jobs_endpoints(simulator: Simulator) -> None:
     assert stats["results"] == {"EXCUTE_SUCCESS": 2}
     assert jobs == [simulator.jobs.get("sim-project", "job-1").as_dict()]
     assert jobs[0]["state"] == "WAIT_FILE_UPLOAD" and jobs[0]["video_confirmed"]
-    assert jobs[0]["log_types"] == ["USER_CREATE_JOD", "SYSTEM_ANALYSE_FILE_INFO"]
+    assert jobs[0]["log_types"] == ["USER_CREATE_JOD"]  # the confirmation writes no entry
 
 
 # --------------------------------------------------------------------------- auth
@@ -324,8 +324,10 @@ async def test_open_mode_accepts_any_well_formed_auth(start_simulator: Any) -> N
 # --------------------------------------------------------------------------- state machine
 
 
-async def run(sim: Simulator, job: str, command: str, **extra: Any) -> dict[str, Any]:
-    status, body, _ = await call(sim, job, cmd(command, **extra))
+async def run(
+    sim: Simulator, job: str, command: str, headers: dict[str, str] | None = None, **extra: Any
+) -> dict[str, Any]:
+    status, body, _ = await call(sim, job, cmd(command, **extra), headers=headers)
     assert status == 200, body
     return body
 
@@ -344,7 +346,9 @@ async def test_happy_path_to_job_finish(simulator: Simulator) -> None:
     refused = await run(sim, "j", "CONFIRM_ACCEPT")
     assert refused["commond_result"] == "EXCUTE_FAILED"
     assert refused["excute_failed_msg"] == (
-        "command CONFIRM_ACCEPT is not allowed in state AUTO_VERIFYING: no command is accepted here"
+        "command CONFIRM_ACCEPT is not allowed in state AUTO_VERIFYING: an NA-whitelist command, "
+        "for a trained job awaiting the user (WAIT_USER_CONFIRM, JOB_PENDING, JOB_REJECT); "
+        "no command is accepted here"
     )
     sim.jobs.set_state("j", "WAIT_USER_CONFIRM")  # review and training finish off-line
     assert (await run(sim, "j", "CONFIRM_ACCEPT"))["commond_result"] == "EXCUTE_SUCCESS"
@@ -357,9 +361,9 @@ async def test_happy_path_to_job_finish(simulator: Simulator) -> None:
         "SUBMITVERIFYING",
         "CONFIRM_ACCEPT",
     ]
-    assert [e.log_type for e in job.operation_logs][-2:] == [
+    assert [e.log_type for e in job.operation_logs] == [
+        "USER_CREATE_JOD",
         "USER_VERIFYING_SUBMITTED",
-        "SYSTEM_JOB_SUCCESS",
     ]
     assert not sim.stats.duplicates()
 
@@ -372,7 +376,7 @@ async def test_submit_before_upload_refused_with_reason(simulator: Simulator) ->
         "confirm the video upload first (CONFIRM_MULTIPART_UPLOADED); allowed here: "
         "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED, CONFIRM_AUTHORIZATION_LETTER, "
         "CONFIRM_MULTIPART_UPLOADED, DELETE_JOB_VIDEO, GET_ACTION_VIDEO_MULTIPART_UPLOADED, "
-        "GET_MULTIPART_UPLOADED, SUBMITVERIFYING",
+        "GET_MULTIPART_UPLOADED",  # never the refused command itself (issue 20)
     }
     assert simulator.job_state("j") is JobState.WAIT_FILE_UPLOAD
     assert simulator.stats.results == Counter({"EXCUTE_FAILED": 1})
@@ -398,26 +402,70 @@ async def test_delete_video_undoes_the_upload(simulator: Simulator) -> None:
     assert (await run(simulator, "j", "SUBMITVERIFYING"))["commond_result"] == "EXCUTE_FAILED"
 
 
-async def test_nightly_repair_then_submit(start_simulator: Any) -> None:
+async def update(
+    sim: Simulator, job_id: str, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """PUT (Update) one job; returns (status, parsed JSON body)."""
+    async with (
+        aiohttp.ClientSession(middlewares=(signer(),)) as session,
+        session.put(sim.show_url(job_id), json=body or {}) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+async def test_a_failed_review_is_updated_then_confirmed_and_resubmitted(
+    start_simulator: Any,
+) -> None:
     sim = await start_simulator(jobs={"a": "AUTO_VERIFY_FAILED", "m": "MANUAL_VERIFY_FAILED"})
     for job in ("a", "m"):
-        refused = await run(sim, job, "SUBMITVERIFYING")
-        assert "repair it first (CONFIRM_REPAIR)" in refused["excute_failed_msg"]
-        assert (await run(sim, job, "CONFIRM_REPAIR"))["commond_result"] == "EXCUTE_SUCCESS"
-        assert (await run(sim, job, "SUBMITVERIFYING"))["commond_result"] == "EXCUTE_SUCCESS"
+        refused = await run(sim, job, "CONFIRM_MULTIPART_UPLOADED")
+        assert "update the job first" in refused["excute_failed_msg"]
+        repair = await run(sim, job, "CONFIRM_REPAIR")  # not the fix for a failed review
+        assert "one-time request for model optimisation" in repair["excute_failed_msg"]
+        status, answer = await update(sim, job, {"video_multipart_count": 3, "name": "retake"})
+        assert status == 200 and answer["job_id"] == job
+        assert len(answer["training_video_upload_url"]) == 3
+        assert answer["id_card_image1_upload_url"].startswith("https://obs.example.invalid/")
+        assert sim.jobs.get("sim-project", job).name == "retake"
+        for command in ("CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"):
+            assert (await run(sim, job, command))["commond_result"] == "EXCUTE_SUCCESS"
         assert sim.job_state(job) is JobState.AUTO_VERIFYING
         again = await run(sim, job, "SUBMITVERIFYING")  # a retry after a lost answer
         assert again["excute_failed_msg"] == (
             "command SUBMITVERIFYING is not allowed in state AUTO_VERIFYING: "
             "the job is already submitted and being reviewed; no command is accepted here"
         )
+        assert (await update(sim, job))[0] == 400  # only a failed review is updated
+    assert (await update(sim, "nobody"))[0] == 404
+    assert (await update(sim, "a", {"video_multipart_count": "x"}))[0] == 400
+    assert sim.stats.updates.by_status == Counter({200: 2, 400: 3, 404: 1})
+
+
+async def test_confirm_repair_once_after_training(start_simulator: Any) -> None:
+    sim = await start_simulator(jobs={"done": "JOB_SUCCESS"})
+    user = {"X-App-UserId": "ops-01"}
+    missing = await run(sim, "done", "CONFIRM_REPAIR")
+    assert "X-App-UserId" in missing["excute_failed_msg"]
+    assert (await run(sim, "done", "CONFIRM_REPAIR", headers=user))["commond_result"] == (
+        "EXCUTE_SUCCESS"
+    )
+    again = await run(sim, "done", "CONFIRM_REPAIR", headers=user)
+    assert "already requested" in again["excute_failed_msg"]
+    assert "CONFIRM_REPAIR" not in again["excute_failed_msg"].partition("allowed here")[2]
+
+
+async def test_refusals_can_carry_error_info(start_simulator: Any) -> None:
+    sim = await start_simulator(error_info=True)
+    body = await run(sim, "j", "SUBMITVERIFYING")
+    assert body["error_info"] == {
+        "error_code": "MSS.00000003",
+        "error_msg": body["excute_failed_msg"],
+    }
 
 
 @pytest.mark.parametrize(
     ("start", "command", "end"),
     [
-        ("AUTO_VERIFY_FAILED", "CONFIRM_REPAIR", "WAIT_FILE_UPLOAD"),
-        ("MANUAL_VERIFY_FAILED", "CONFIRM_REPAIR", "WAIT_FILE_UPLOAD"),
         ("WAIT_USER_CONFIRM", "CONFIRM_ACCEPT", "JOB_FINISH"),
         ("WAIT_USER_CONFIRM", "CONFIRM_REJECT", "JOB_REJECT"),
         ("WAIT_USER_CONFIRM", "CONFIRM_PENDING", "JOB_PENDING"),
@@ -437,8 +485,8 @@ async def test_seeded_transitions(start_simulator: Any, start: str, command: str
     ("start", "command", "why"),
     [
         ("JOB_FINISH", "CONFIRM_ACCEPT", "allowed here: DELETE_JOB_VIDEO"),
-        ("AUTO_VERIFY_FAILED", "SUBMITVERIFYING", "allowed here: CONFIRM_REPAIR"),
-        ("WAIT_FILE_UPLOAD", "CONFIRM_REPAIR", "only a job that failed review can be repaired"),
+        ("AUTO_VERIFY_FAILED", "SUBMITVERIFYING", "update the job first"),
+        ("WAIT_FILE_UPLOAD", "CONFIRM_REPAIR", "one-time request for model optimisation"),
         ("TRAINING", "CONFIRM_ACCEPT", "no command is accepted here"),
     ],
 )
@@ -576,7 +624,7 @@ async def test_drop_after_execute_changes_state(start_simulator: Any) -> None:
         await asyncio.wait_for(call(sim, "j", cmd("CONFIRM_MULTIPART_UPLOADED")), 5)
     job = sim.jobs.get("sim-project", "j")
     assert job.video_confirmed  # executed, answer lost
-    assert job.operation_logs[-1].log_type == "SYSTEM_ANALYSE_FILE_INFO"
+    assert job.history == ["CONFIRM_MULTIPART_UPLOADED"]
     assert sim.stats.executions[("j", "CONFIRM_MULTIPART_UPLOADED")] == 1
     assert sim.stats.dropped == sim.stats.dropped_after_execute == 1
     # refused requests are answered: the drop models a lost answer, not a lost request

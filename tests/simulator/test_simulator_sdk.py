@@ -33,6 +33,8 @@ from huaweicloudsdkmetastudio.v1 import (
     List2dModelTrainingJobRequest,
     MetaStudioClient,
     Show2dModelTrainingJobRequest,
+    Update2dModelTrainingJobReq,
+    Update2dModelTrainingJobRequest,
 )
 
 from batcher.simulator import JobSpec, JobState, Simulator, SimulatorConfig, run_simulator_in_thread
@@ -92,9 +94,55 @@ def test_sdk_parses_refusal_and_multipart(sim: Simulator) -> None:
     assert refused.commond_result == "EXCUTE_FAILED"
     assert "confirm the video upload first" in refused.excute_failed_msg
     parts = execute(c, "job-2", "GET_MULTIPART_UPLOADED").multipart_data
-    # the SDK models part_number as a string; the simulator sends numbers
-    assert [str(p.part_number) for p in parts] == ["1", "2"]
+    assert [p.part_number for p in parts] == ["1", "2"]  # a string, as the SDK models it
     assert all(len(p.etag) == 32 for p in parts)
+
+
+def field_for_field(response: Any) -> dict[str, Any]:
+    """The raw answer, checked against the SDK's model of it: every field the simulator sent
+    is one the model has, with the model's type (and nested models likewise)."""
+    raw = json.loads(response.raw_content)
+    theirs = response.to_dict()
+    assert len(theirs.pop("x_request_id")) == 32
+    lossless(theirs, raw)
+    return dict(raw)
+
+
+def test_sdk_models_every_command_answer_field_for_field() -> None:
+    config = SimulatorConfig(credentials={AK: SK}, error_info=True, log_requests=False)
+    with run_simulator_in_thread(config) as sim:
+        c = client(sim.url)
+        refused = field_for_field(execute(c, "j", "SUBMITVERIFYING"))
+        assert set(refused) == {"commond_result", "excute_failed_msg", "error_info"}
+        assert refused["error_info"]["error_msg"] == refused["excute_failed_msg"]
+        parts = field_for_field(execute(c, "j", "GET_MULTIPART_UPLOADED"))
+        assert parts["multipart_data"][0]["part_number"] == "1"
+        comment = CommentData(comment_title="t", attachment_name=["a.png", "b.png"])
+        letter = execute(c, "j", "CONFIRM_AUTHORIZATION_LETTER", comment_data=comment)
+        assert len(field_for_field(letter)["attachment_upload_url"]) == 2
+        assert field_for_field(execute(c, "j", "CONFIRM_MULTIPART_UPLOADED")) == {
+            "commond_result": "EXCUTE_SUCCESS"
+        }
+
+
+def test_sdk_updates_a_failed_review_and_resubmits_it() -> None:
+    config = SimulatorConfig(
+        credentials={AK: SK}, jobs={"failed": "MANUAL_VERIFY_FAILED"}, log_requests=False
+    )
+    with run_simulator_in_thread(config) as sim:
+        c = client(sim.url)
+        body = Update2dModelTrainingJobReq(video_multipart_count=2, action_video_multipart_count=1)
+        request = Update2dModelTrainingJobRequest(job_id="failed", body=body)
+        answer = field_for_field(c.update2d_model_training_job(request))
+        assert answer["job_id"] == "failed" and len(answer["training_video_upload_url"]) == 2
+        assert len(answer["action_video_upload_url"]) == 1
+        assert answer["id_card_image1_upload_url"] and answer["grant_file_upload_url"]
+        for command in ("CONFIRM_MULTIPART_UPLOADED", "SUBMITVERIFYING"):
+            assert execute(c, "failed", command).commond_result == "EXCUTE_SUCCESS", command
+        assert sim.job_state("failed", PROJECT) is JobState.AUTO_VERIFYING
+        with pytest.raises(ClientRequestException) as caught:  # no longer a failed review
+            c.update2d_model_training_job(request)
+        assert (caught.value.status_code, caught.value.error_code) == (400, "MSS.00000003")
 
 
 def test_sdk_attachments_and_optional_fields(sim: Simulator) -> None:
@@ -270,7 +318,10 @@ def test_sdk_shows_a_job_with_its_log(populated: Simulator) -> None:
     lossless(theirs, detail)
     logs = response.operation_logs
     assert logs[0].log_type == "USER_CREATE_JOD"
-    assert (logs[-1].log_type, logs[-1].operate_user) == ("SYSTEM_TRAIN_FAILED", "USER")
+    assert (logs[-1].log_type, logs[-1].operate_user) == (
+        "SYSTEM_INFERENCE_DATA_PREPROCESS_SUCCESS",
+        "SYSTEM",
+    )
     assert response.state == "JOB_REJECT"
     assert response.comment_logs[-1].comment_type == "USER_REJECT"
 
