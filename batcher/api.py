@@ -432,6 +432,13 @@ def status(
     batch_name: str | None = None,
     tag: str | None = None,
     name: str | None = None,
+    job_id: str | None = None,
+    model_resolution: str | None = None,
+    train_location: str | None = None,
+    is_flexus: bool | None = None,
+    is_live_copy: bool | None = None,
+    is_ondemand_resource: bool | None = None,
+    query_project_id: str | None = None,
     created_since: str | None = None,
     created_until: str | None = None,
     updated_since: str | None = None,
@@ -454,13 +461,13 @@ def status(
     progress: Callable[[Progress], None] | None = None,
 ) -> StatusResult:
     """Where every job ``source`` names is now: a report, a manifest, or (``source`` None)
-    the jobs the List filters match. ``states`` picks the jobs shown (and, for a query,
-    filters the listing). ``wait_until`` reads again, backing off, until every job is in
-    one of those states, cannot reach one, or ``wait_timeout`` seconds pass (``poll``
-    seconds between reads at first, growing while nothing moves). ``output``
-    writes a manifest of the jobs shown, one entry per job per command of ``commands``.
-    Reads are paced at ``read_rate`` per second (List and Show have their own quota: 10/s
-    in cn-east-3, the lower of the two documented).
+    the jobs the List filters match (the same keywords as :func:`select`). ``states``
+    picks the jobs shown (and, for a query, filters the listing). ``wait_until`` reads
+    again, backing off, until every job is in one of those states, cannot reach one, or
+    ``wait_timeout`` seconds pass (``poll`` seconds between reads at first, growing while
+    nothing moves). ``output`` writes a manifest of the jobs shown, one entry per job per
+    command of ``commands``. Reads are paced at ``read_rate`` per second (List and Show
+    have their own quota: 10/s in cn-east-3, the lower of the two documented).
 
     >>> result = batcher.status("r.jsonl", wait_until=["JOB_SUCCESS"],
     ...                         wait_timeout=3600)  # doctest: +SKIP
@@ -479,6 +486,13 @@ async def status_async(
     batch_name: str | None = None,
     tag: str | None = None,
     name: str | None = None,
+    job_id: str | None = None,
+    model_resolution: str | None = None,
+    train_location: str | None = None,
+    is_flexus: bool | None = None,
+    is_live_copy: bool | None = None,
+    is_ondemand_resource: bool | None = None,
+    query_project_id: str | None = None,
     created_since: str | None = None,
     created_until: str | None = None,
     updated_since: str | None = None,
@@ -502,20 +516,12 @@ async def status_async(
 ) -> StatusResult:
     """:func:`status`, for callers already in an event loop (same arguments, same result)."""
     from batcher.observe.logs import ensure_configured
-    from batcher.select.selector import JobQuery
+    from batcher.select.query import FILTERS, JobQuery
     from batcher.status.check import Ask, check_status
 
     ensure_configured()
-    query = JobQuery(
-        states=tuple(states),
-        batch_name=batch_name,
-        tag=tag,
-        name=name,
-        created_since=created_since,
-        created_until=created_until,
-        updated_since=updated_since,
-        updated_until=updated_until,
-    )
+    given = dict(locals())
+    query = JobQuery({f.name: given[f.name] for f in FILTERS} | {"states": tuple(states)})
     ask = Ask(
         source=None if source is None else os.fspath(source),
         query=query,

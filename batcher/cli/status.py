@@ -11,7 +11,9 @@ import click
 
 from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
 from batcher.cli._stdout import detach
+from batcher.cli.select import _filters as select_filters
 from batcher.errors import BatcherError
+from batcher.select.query import FILTERS
 
 if TYPE_CHECKING:
     from batcher.status.look import Progress
@@ -37,14 +39,6 @@ def duration(text: str) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-_TIMES = (
-    ("--created-since", "created at or after"),
-    ("--created-until", "created at or before"),
-    ("--updated-since", "updated at or after"),
-    ("--updated-until", "updated at or before"),
-)
-
-
 class _Duration(click.ParamType[float]):
     name = "DURATION"
 
@@ -59,23 +53,9 @@ DURATION = _Duration()
 
 OPTIONS: list[Section] = [
     (
-        "which jobs",
-        [
-            option(
-                "--state",
-                "states",
-                multiple=True,
-                metavar="S1,S2",
-                help="only jobs in these states (for a query: the List filter)",
-            ),
-            option("--batch-name", metavar="B", help="the jobs' batch name (no SOURCE)"),
-            option("--tag", metavar="T", help="a job tag (no SOURCE)"),
-            option("--name", metavar="N", help="the model name (no SOURCE)"),
-            *(
-                option(name, metavar="TIME", help=f"{meaning} TIME (RFC 3339; no SOURCE)")
-                for name, meaning in _TIMES
-            ),
-        ],
+        "which jobs (the List filters, as select takes them; without SOURCE, but --state "
+        "also picks among a SOURCE's jobs)",
+        [o for o in select_filters() if o.name not in ("sort_key", "sort_dir")],
     ),
     (
         "waiting",
@@ -204,14 +184,8 @@ def main(args: SimpleNamespace) -> int:
     with live or contextlib.nullcontext():
         result = api.status(
             args.source,
+            **{f.name: getattr(args, f.name) for f in FILTERS if f.name != "states"},
             states=_states(list(args.states)),
-            batch_name=args.batch_name,
-            tag=args.tag,
-            name=args.name,
-            created_since=args.created_since,
-            created_until=args.created_until,
-            updated_since=args.updated_since,
-            updated_until=args.updated_until,
             wait_until=_states(args.wait_until),
             wait_timeout=args.timeout,
             poll=args.poll_every,

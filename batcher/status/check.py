@@ -14,7 +14,7 @@ from batcher.config import Options, resolve
 from batcher.entry import KNOWN_COMMANDS
 from batcher.errors import SettingsError
 from batcher.journal.times import epoch
-from batcher.select.selector import JobQuery
+from batcher.select.query import JobQuery
 from batcher.select.writer import Format, ManifestWriter, format_of, output
 from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, by_state, open_reader
 from batcher.status.look import FIRST_PAUSE, Progress, Waited, look, wait_until
@@ -42,9 +42,9 @@ class Ask:
         found = self.query.problems()
         found += [
             "--wait-until" + p.removeprefix("--state")
-            for p in JobQuery(states=self.wait_for).problems()
+            for p in JobQuery({"states": self.wait_for}).problems()
         ]
-        if self.source is not None and self.query != JobQuery(states=self.query.states):
+        if self.source is not None and any(f.name != "states" for f, _ in self.query.given()):
             found.append(
                 "a SOURCE names its jobs: the List filters other than --state are "
                 "for a status without one"
@@ -139,7 +139,7 @@ async def check_status(
         else:
             views = await look(reader, targets, progress=progress)
     jobs = list(views.values())
-    picked = set(ask.query.states) if ask.source is not None else set()
+    picked = set(ask.query.values.get("states") or ()) if ask.source is not None else set()
     result = StatusResult(
         targets.source,
         jobs,

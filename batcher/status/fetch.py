@@ -21,7 +21,7 @@ from batcher.errors import BatcherError, ExitCode
 from batcher.journal.times import epoch
 from batcher.redact import Redactor
 from batcher.select.paging import PAGE_SIZE, list_jobs
-from batcher.select.selector import JobQuery
+from batcher.select.query import JobQuery
 from batcher.send.client import MetaStudioClient, Reply, open_session
 from batcher.send.limiter import RateLimiter
 from batcher.send.reads import Pacer

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import structlog
 
-from batcher.select.selector import JobQuery
+from batcher.select.query import JobQuery
 from batcher.status.fetch import (
     NOT_FOUND,
     UNREAD,

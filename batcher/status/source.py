@@ -8,7 +8,7 @@ from pathlib import Path
 from batcher.errors import UsageError
 from batcher.journal.reader import iter_records
 from batcher.read import Manifests
-from batcher.select.selector import JobQuery
+from batcher.select.query import JobQuery
 
 #: Keys of the jobs named: ``(job_id, project_id)``, in the order first named.
 JobKeys = dict[tuple[str, str], None]

@@ -29,6 +29,10 @@ class JobServer:
     #: Jobs whose Show always answers 500 (the record cannot be read).
     failing: set[str] = field(default_factory=set)
 
+    @property
+    def order(self) -> dict[str, int]:
+        return {job_id: i for i, job_id in enumerate(sorted(self.timelines))}
+
     def state(self, job_id: str) -> tuple[str, float]:
         if self.started is None:  # timelines run from the first read, not from start-up
             self.started = time.monotonic()
@@ -48,7 +52,9 @@ class JobServer:
             "job_id": job_id,
             "state": state,
             "last_update_time": stamp,
-            "create_time": "2026-11-01T00:00:00Z",
+            # One second apart, in id order: List pages by creation time.
+            "create_time": f"2026-11-01T{self.order[job_id] // 3600:02d}:"
+            f"{self.order[job_id] // 60 % 60:02d}:{self.order[job_id] % 60:02d}Z",
             "batch_name": self.batch.get(job_id, "b0"),
             "tags": [],
         }
@@ -83,6 +89,14 @@ class JobServer:
         jobs = [self.record(j, logs=False) for j in ids]
         if "state" in query:
             jobs = [j for j in jobs if j["state"] in query["state"].split(",")]
+        # RFC 3339 in UTC, as batcher sends them: they compare as text.
+        since, until = query.get("create_since"), query.get("create_until")
+        jobs = [
+            j
+            for j in jobs
+            if (since is None or j["create_time"] >= since)
+            and (until is None or j["create_time"] <= until)
+        ]
         offset, limit = int(query.get("offset", 0)), int(query.get("limit", 10))
         return web.json_response({"count": len(jobs), "jobs": jobs[offset : offset + limit]})
 

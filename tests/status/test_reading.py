@@ -125,7 +125,7 @@ def test_in_progress_states_are_never_resting() -> None:
 async def test_a_listed_failed_review_gets_its_log_entry_from_one_show(mocked: Any) -> None:
     import re
 
-    from batcher.select.selector import JobQuery
+    from batcher.select.query import JobQuery
     from batcher.status.look import look
     from batcher.status.source import Targets
 
@@ -161,7 +161,7 @@ async def test_a_listed_failed_review_gets_its_log_entry_from_one_show(mocked: A
     )
     async with aiohttp.ClientSession() as session:
         reader = await _reader(session)
-        views = await look(reader, Targets("q", "p1", query=JobQuery(batch_name="b")))
+        views = await look(reader, Targets("q", "p1", query=JobQuery({"batch_name": "b"})))
     failed, training = views["f1", "p1"], views["t1", "p1"]
     assert (failed.error_code, failed.log_description) == ("MSS.1", "blurred")
     assert training.state == "TRAINING" and training.log_type is None  # no Show for it
