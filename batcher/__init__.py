@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fa
         run_async,
         select,
         select_async,
+        status,
+        status_async,
         summarize,
         validate,
     )
@@ -49,6 +51,7 @@ if TYPE_CHECKING:  # imported on first use, so that ``batcher --help`` starts fa
     from batcher.read import ManifestSummary
     from batcher.review.summary import Summary
     from batcher.select.selector import SelectResult
+    from batcher.status.check import StatusResult
 
 _LAZY = {
     "Plan": "execution",
@@ -58,6 +61,9 @@ _LAZY = {
     "run_async": "api",
     "select": "api",
     "select_async": "api",
+    "status": "api",
+    "status_async": "api",
+    "StatusResult": "status.check",
     "summarize": "api",
     "validate": "api",
     "ManifestSummary": "read",
@@ -78,6 +84,7 @@ __all__ = [
     "RunResult",
     "SelectResult",
     "SettingsError",
+    "StatusResult",
     "Summary",
     "UsageError",
     "__version__",
@@ -85,6 +92,8 @@ __all__ = [
     "run_async",
     "select",
     "select_async",
+    "status",
+    "status_async",
     "summarize",
     "validate",
 ]

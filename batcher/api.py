@@ -8,11 +8,11 @@ import importlib.util
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import anyio
 
-from batcher.config import RunConfig, SelectConfig
+from batcher.config import Options, RunConfig, SelectConfig
 from batcher.errors import UsageError
 
 # What the ``batcher`` command does, as functions: the CLI only parses flags into these
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from batcher.select.paging import Paging
     from batcher.select.selector import SelectResult
     from batcher.send.progress import Display
+    from batcher.status.check import Ask, StatusResult
+    from batcher.status.look import Progress
 
 T = TypeVar("T")
 
@@ -42,6 +44,8 @@ __all__ = [
     "run_async",
     "select",
     "select_async",
+    "status",
+    "status_async",
     "summarize",
     "validate",
 ]
@@ -261,6 +265,115 @@ async def _select(config: SelectConfig, progress: Callable[[Paging], None] | Non
 
     ensure_configured()
     return await select_to_manifest(config, progress=progress)
+
+
+class StatusKeywords(TypedDict, total=False):
+    """The keywords of :func:`status` besides ``source``, ``output`` and ``progress``: the
+    List filters of :class:`SelectKeywords` (``states`` also picks the jobs shown), the
+    wait, the manifest's ``commands``, and where to send (``read_rate``: reads per second,
+    List and Show having their own quota)."""
+
+    states: Sequence[str]
+    batch_name: str | None
+    tag: str | None
+    name: str | None
+    job_id: str | None
+    model_resolution: str | None
+    train_location: str | None
+    is_flexus: bool | None
+    is_live_copy: bool | None
+    is_ondemand_resource: bool | None
+    query_project_id: str | None
+    created_since: str | None
+    created_until: str | None
+    updated_since: str | None
+    updated_until: str | None
+    wait_until: Sequence[str]
+    wait_timeout: float | None
+    poll: float
+    stuck_after: float | None
+    commands: Sequence[str]
+    force: bool
+    project_id: str | None
+    region: str | None
+    endpoint: str | None
+    simulate: bool
+    read_rate: float
+    max_attempts: int
+    timeout: float
+    app_user_id: str | None
+
+
+def status(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    **options: Unpack[StatusKeywords],
+) -> StatusResult:
+    """Where every job ``source`` names is now: a report, a manifest, or (``source`` None)
+    the jobs the List filters match (the same keywords as :func:`select`). ``states``
+    picks the jobs shown (and, for a query, filters the listing). ``wait_until`` reads
+    again, backing off, until every job is in one of those states, cannot reach one, or
+    ``wait_timeout`` seconds pass (``poll`` seconds between reads at first, growing while
+    nothing moves). ``output`` writes a manifest of the jobs shown, one entry per job per
+    command of ``commands``. Reads are paced at ``read_rate`` per second.
+
+    >>> result = batcher.status("r.jsonl", wait_until=["JOB_SUCCESS"],
+    ...                         wait_timeout=3600)  # doctest: +SKIP
+    >>> result.by_state, result.exit_code  # doctest: +SKIP
+    ({'TRAINING': 3, 'JOB_SUCCESS': 117}, 1)
+    """
+    _refuse_inside_a_loop("status")
+    return _run_blocking(
+        functools.partial(status_async, source, output=output, progress=progress, **options)
+    )
+
+
+async def status_async(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    **options: Unpack[StatusKeywords],
+) -> StatusResult:
+    """:func:`status`, for callers already in an event loop (same arguments, same result).
+
+    >>> result = await batcher.status_async(batch_name="b-7")  # doctest: +SKIP
+    """
+    from batcher.observe.logs import ensure_configured
+    from batcher.status.check import check_status
+
+    ensure_configured()
+    ask, where = _status_config(source, output, options)
+    return await check_status(ask, where, progress=progress)
+
+
+def _status_config(
+    source: str | os.PathLike[str] | None,
+    output: str | os.PathLike[str] | None,
+    given: StatusKeywords,
+) -> tuple[Ask, Options]:
+    """The one place a status's keywords become what is asked and where to read."""
+    from batcher.select.query import FILTERS, JobQuery
+    from batcher.status.check import Ask
+
+    kw: dict[str, Any] = dict(given)
+    query = JobQuery({f.name: kw.pop(f.name, None) for f in FILTERS if f.name != "states"}
+                     | {"states": tuple(kw.pop("states", ()))})  # fmt: skip
+    ask = Ask(
+        source=None if source is None else os.fspath(source),
+        query=query,
+        wait_for=tuple(kw.pop("wait_until", ())),
+        wait_timeout=kw.pop("wait_timeout", None),
+        poll=kw.pop("poll", 5.0),
+        stuck_after=kw.pop("stuck_after", None),
+        commands=tuple(kw.pop("commands", ())),
+        output=None if output is None else Path(output),
+        force=kw.pop("force", False),
+    )
+    kw["rate"] = kw.pop("read_rate", 10.0)
+    return ask, Options(**kw)
 
 
 def _run_blocking(call: Callable[[], Awaitable[T]]) -> T:

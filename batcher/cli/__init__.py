@@ -1,7 +1,8 @@
 """The ``batcher`` command: parse flags (click), call the library, map errors to exit codes.
 
-Sub-commands live in their own modules (``run``, ``validate``, ``select``, ``report``,
-``simulate``), each with ``command()`` (its flags, in one list) and ``main(args) -> int``.
+Sub-commands live in their own modules (``run``, ``validate``, ``select``, ``status``,
+``report``, ``simulate``), each with ``command()`` (its flags, in one list) and
+``main(args) -> int``.
 A sub-command's module is imported only when it is asked for, and heavy imports happen
 inside ``main``, so that ``batcher --help`` starts fast.
 """
@@ -27,6 +28,7 @@ _COMMANDS = {
     "run": "run the entries of one or more manifests",
     "validate": "check manifests (YAML or CSV) without sending anything",
     "select": "write a manifest of the jobs the List API matches",
+    "status": "show where the jobs of a report, a manifest or a query are now",
     "report": "summarise a report; list or export entries by status",
     "simulate": "serve a local MetaStudio simulator (auth, job states, List/Show, faults)",
 }

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from batcher.cli._options import Command, flag, option
+from batcher.cli._options import Command, flag, option, where
 from batcher.cli._stdout import detach
 from batcher.entry import STATUSES
 from batcher.errors import BatcherError
@@ -51,11 +51,28 @@ OPTIONS = [
 ]  # fmt: skip
 
 
+STATES = [
+    flag(
+        "--with-states",
+        "with --html: read where the report's jobs are now (as `batcher status` does) and "
+        "show the states on the page",
+    ),
+    *where(simulate="read an in-process simulator's jobs; no credentials"),
+    option(
+        "--read-rate",
+        type=float,
+        default=10.0,
+        metavar="PER_SECOND",
+        help="List and Show requests per second for --with-states (default 10)",
+    ),
+]
+
+
 def command() -> Command:
     return Command(
         "report",
         arguments=[click.Argument(["report"], type=_PATH, metavar="REPORT.jsonl")],
-        sections=[("options", OPTIONS)],
+        sections=[("options", OPTIONS), ("states on the page (--html)", STATES)],
         run=lambda **flags: main(SimpleNamespace(**flags)),
         help="Summarise a JSONL report (each entry counts by its latest line), list the "
         "entries with a given status, or write a manifest of them to run again.",
@@ -136,7 +153,11 @@ def _summary(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> int:
     if args.format == "json":
         print(json.dumps(summary.to_dict(top=args.top), ensure_ascii=False, indent=2))
     else:
-        sys.stdout.write(terminal_safe(render_text(summary, top=args.top)))
+        import shutil
+
+        # Reasons fit a terminal's width; piped, they are never cut.
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(terminal_safe(render_text(summary, top=args.top, width=width)))
     return 0
 
 
@@ -259,7 +280,21 @@ def _html(args: SimpleNamespace, on_bad_line: _BadLineWarnings) -> int:
         raise UsageError(f"cannot tell that {out} is a page: name it .html")
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists; add --force to replace it")
-    size = write_html(args.report, out, force=args.force, on_bad_line=on_bad_line)
+    states = None
+    if args.with_states:
+        from batcher import api
+        from batcher.status.show import page_states
+
+        read = api.status(
+            args.report,
+            project_id=args.project_id,
+            region=args.region,
+            endpoint=args.endpoint,
+            simulate=args.simulate,
+            read_rate=args.read_rate,
+        )
+        states = page_states(read)
+    size = write_html(args.report, out, force=args.force, on_bad_line=on_bad_line, states=states)
     if args.format == "json":
         print(json.dumps({"path": str(out), "bytes": size}))
     else:

@@ -17,12 +17,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import orjson
+from markupsafe import Markup
 
 from batcher.errors import UsageError
 from batcher.journal.atomic import new_file
@@ -30,22 +33,18 @@ from batcher.journal.compact import LogHistogram
 from batcher.journal.reader import BadLineHandler
 from batcher.journal.times import epoch
 from batcher.observe.version import version
-from batcher.review._html_sections import (
-    bad_lines,
-    cards,
-    chart,
-    failure_sections,
-    runs_section,
-    text,
-    zoom_button,
-)
 from batcher.review._timeline import Timeline
-from batcher.review.summary import Summary, summarize
+from batcher.review.summary import Summary, sent_rate, summarize
 
 __all__ = ["build_page", "write_html"]
 
 #: Latency histogram bars are about this much wider than the next narrower one.
 _DISPLAY_RATIO = 1.15
+#: Reason-by-command rows shown (the rest are counted).
+MAX_DETAIL_ROWS = 60
+#: Failure and skip reasons shown in each table.
+MAX_REASONS = 25
+_URL_QUERY = re.compile(r"""(https?://[^\s?#"'<>]*)[?#][^\s"'<>]*""")
 
 
 def _asset(name: str) -> str:
@@ -53,7 +52,12 @@ def _asset(name: str) -> str:
 
 
 def write_html(
-    report: Path, out: Path, *, force: bool = False, on_bad_line: BadLineHandler | None = None
+    report: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    on_bad_line: BadLineHandler | None = None,
+    states: dict[str, Any] | None = None,
 ) -> int:
     """Write the page for ``report`` to ``out`` (atomically; an existing ``out`` only with
     ``force``); return its size in bytes.
@@ -63,22 +67,33 @@ def write_html(
     """
     if not out.parent.is_dir():
         raise UsageError(f"cannot write {out}: no directory {out.parent}")
-    data = build_page(report, on_bad_line=on_bad_line).encode()
+    data = build_page(report, on_bad_line=on_bad_line, states=states).encode()
     with new_file(out, force=force) as stream:
         stream.write(data)
     return len(data)
 
 
-def build_page(report: Path, *, on_bad_line: BadLineHandler | None = None) -> str:
-    """The page for ``report``, as text."""
+def build_page(
+    report: Path,
+    *,
+    on_bad_line: BadLineHandler | None = None,
+    states: dict[str, Any] | None = None,
+) -> str:
+    """The page for ``report``, as text; ``states`` (``read_at``, ``jobs``, ``rows`` of
+    state and count: :func:`batcher.status` read at the time) adds where the jobs are now."""
     timeline = Timeline()
     summary = summarize(report, on_bad_line=on_bad_line, observe=timeline.add, details=True)
+    runs = _runs(summary)
     data = {
         "timeline": _timeline_data(timeline, summary),
         "latency": _latency_data(summary.latency, summary.wait),
-        "runs": _run_spans(summary),
+        "runs": [
+            {"id": r["id"], "from": r["start"], "to": r["end"]}
+            for r in runs
+            if r["start"] is not None
+        ],
     }
-    return _page(report, summary, data)
+    return _page(report, summary, data, runs, states)
 
 
 def _timeline_data(timeline: Timeline, summary: Summary) -> dict[str, Any]:
@@ -100,31 +115,13 @@ def _timeline_data(timeline: Timeline, summary: Summary) -> dict[str, Any]:
         return None
 
     times = list(columns[0])
+    names = ("t", "succeeded", "failed", "skipped", "throttled", "retries", "api_ms", "wait_ms")
     return {
         "width": timeline.width,
-        "t": times,
-        "succeeded": list(columns[1]),
-        "failed": list(columns[2]),
-        "skipped": list(columns[3]),
-        "throttled": list(columns[4]),
-        "retries": list(columns[5]),
-        "api_ms": list(columns[6]),
-        "wait_ms": list(columns[7]),
+        **{name: list(column) for name, column in zip(names, columns, strict=True)},
         "settled_rate": [rate_at(t, 0) for t in times],
         "rate_limit": [rate_at(t, 1) for t in times],
     }
-
-
-def _run_spans(summary: Summary) -> list[dict[str, Any]]:
-    """Each run's id and time span (epoch seconds), oldest first."""
-    spans = []
-    for run_id, run in summary.runs_dict().items():
-        record = run["record"] or {}
-        start = epoch(run["first_started_at"]) or epoch(record.get("started_at"))
-        end = epoch(run["last_finished_at"]) or epoch(record.get("finished_at")) or start
-        if start is not None and end is not None:
-            spans.append({"id": run_id, "from": start, "to": max(start, end)})
-    return spans
 
 
 def _latency_data(api: LogHistogram, wait: LogHistogram) -> dict[str, list[Any]]:
@@ -161,59 +158,111 @@ def _csp_hash(script: str) -> str:
     return f"'sha256-{digest}'"
 
 
-def _page(report: Path, s: Summary, data: dict[str, Any]) -> str:
+def _finalize(value: Any) -> Any:
+    """Every value the template prints, before autoescaping: a URL's query string cut off
+    (a server may have quoted a pre-signed one). Our own assets (marked safe) pass as they
+    are."""
+    if value is None or isinstance(value, Markup):
+        return "" if value is None else value
+    return _URL_QUERY.sub(r"\1?…", str(value))
+
+
+def _ours(text: str) -> Markup:
+    """Our own assets, and the JSON made safe for a script element: the only text the page
+    takes unescaped."""
+    return Markup(text)  # noqa: S704 - vendored files and _json_for_script's output only
+
+
+def _template() -> jinja2.Template:
+    env = jinja2.Environment(autoescape=True, finalize=_finalize, undefined=jinja2.StrictUndefined)
+    return env.from_string(_asset("page.html.j2"))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _rate(value: float | None, *, zero: str = "0.00/s") -> str:
+    return "-" if value is None else (zero if value == 0 else f"{value:,.2f}/s")
+
+
+def _runs(s: Summary) -> list[dict[str, Any]]:
+    """Each run as the page shows it, oldest first; its span (epoch seconds) from its lines
+    where they have times, else from its run record."""
+    out = []
+    for run_id, run in s.runs_dict().items():
+        record = run["record"] or {}
+        start = epoch(run["first_started_at"]) or epoch(record.get("started_at"))
+        end = epoch(run["last_finished_at"]) or epoch(record.get("finished_at")) or start
+        details = [
+            f"batcher {record['version']}" if record.get("version") else "",
+            record.get("endpoint") or "",
+            f"project {record['project_id']}" if record.get("project_id") else "",
+            f"halted: {record['halted_reason']}" if record.get("halted_reason") else "",
+        ]
+        out.append(
+            {
+                "id": run_id,
+                "start": start,
+                "end": None if end is None else max(end, start or end),
+                "unfinished": bool(record) and record.get("finished_at") is None,
+                "code": record.get("exit_code"),
+                "lines": run["lines"],
+                "first": run["first_started_at"] or record.get("started_at") or "-",
+                "last": run["last_finished_at"] or "-",
+                "rate": _rate(sent_rate(run)),
+                "settled": _rate(record.get("settled_rate")),
+                "limit": _rate(record.get("rate_limit"), zero="unlimited"),
+                "manifests": [
+                    (
+                        Path(m.get("path", "?")).name,
+                        m.get("entries"),
+                        str(m.get("sha256") or "-")[:12],
+                    )
+                    for m in record.get("manifests") or []
+                ],
+                "details": [d for d in details if d],
+            }
+        )
+    return out
+
+
+def _page(
+    report: Path,
+    s: Summary,
+    data: dict[str, Any],
+    runs: list[dict[str, Any]],
+    states: dict[str, Any] | None,
+) -> str:
     uplot, page_js = _asset("uplot/uPlot.iife.min.js"), _asset("page.js")
     csp = (
         "default-src 'none'; "
         f"script-src {_csp_hash(uplot)} {_csp_hash(page_js)}; "
         "style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
     )
-    generated = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    name = text(report.name)
-    parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        '<meta name="referrer" content="no-referrer">',
-        f"<title>batcher report: {name}</title>",
-        f"<style>{_asset('uplot/uPlot.min.css')}\n{_asset('page.css')}</style>",
-        "</head><body>",
-        "<header>",
-        f"<h1>Report {name}</h1>",
-        f'<p class="sub">{s.lines:,} lines, {s.total:,} entries (each counted by its latest '
-        f"line) · {text(s.span.first_started_at or '-')} → "
-        f"{text(s.span.last_finished_at or '-')} UTC</p>",
-        cards(s),
-        "</header><main>",
-        '<h2 id="charts">Over time</h2>',
-        "<noscript><p>The charts need JavaScript; every table below does not.</p></noscript>",
-        '<p class="sub"><span id="zoom-note"></span>drag across a chart to zoom in, '
-        "double-click to zoom out; each run below has a <em>zoom</em> button. "
-        + zoom_button(s.span.first, s.span.last, "whole report")
-        + "</p>",
-        '<div class="charts">',
-        chart("chart-outcomes", "Every line is an outcome at its finished_at."),
-        chart(
-            "chart-throughput",
-            "Entries answered per second; those whose last answer was a 429; extra attempts; "
-            "and each run's rate limit and the rate its limiter settled at.",
-        ),
-        chart("chart-latency-time", "The API's time per attempt, and the wait before it."),
-        chart("chart-latency", "How long the API took (latest lines, succeeded and failed)."),
-        "</div>",
-        failure_sections(s),
-        runs_section(s),
-        bad_lines(s),
-        "</main><footer>",
-        f"Made by batcher {text(version())} from {text(report)} at {generated}. The "
-        f"report holds every detail: <code>batcher report {name} --status failed</code> "
-        f"lists the failures, <code>--export-manifest retry.yaml</code> writes them as a "
-        "manifest to run again.",
-        "</footer>",
-        f'<script type="application/json" id="batcher-data">{_json_for_script(data)}</script>',
-        f"<script>{uplot}</script>",
-        f"<script>{page_js}</script>",
-        "</body></html>",
+    by_command = [
+        [c, *(f"{n[k]:,}" for k in ("succeeded", "failed", "skipped"))]
+        for c, n in s.by_command.items()
     ]
-    return "\n".join(parts) + "\n"
+    return (
+        _template().render(
+            s=s,
+            name=report.name,
+            report=str(report),
+            csp=_ours(csp),
+            version=version(),
+            generated=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            css=_ours(_asset("uplot/uPlot.min.css") + "\n" + _asset("page.css")),
+            uplot=_ours(uplot),
+            page_js=_ours(page_js),
+            data_json=_ours(_json_for_script(data)),
+            ms=_ms,
+            by_command=by_command,
+            runs=runs,
+            bad_lines=[[f"{n:,}", why] for n, why in s.bad_lines[:MAX_REASONS]],
+            max_reasons=MAX_REASONS,
+            max_details=MAX_DETAIL_ROWS,
+            states=states,
+        )
+        + "\n"
+    )

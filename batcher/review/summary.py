@@ -47,6 +47,7 @@ __all__ = [
     "Observer",
     "RunSpan",
     "Summary",
+    "sent_rate",
     "summarize",
 ]
 
@@ -155,10 +156,14 @@ class Summary:
         runs: dict[str, dict[str, Any]] = {}
         for record in self.run_records or ():
             span = self.runs.get(record.run_id, RunSpan())
-            runs[record.run_id] = {**span.to_dict(), "record": record.to_dict()}
+            runs[record.run_id] = {
+                **span.to_dict(),
+                **_sent(span, record),
+                "record": record.to_dict(),
+            }
         for run_id, span in self.runs.items():
             if run_id not in records:
-                runs[run_id] = {**span.to_dict(), "record": None}
+                runs[run_id] = {**span.to_dict(), **_sent(span, None), "record": None}
 
         def started(item: tuple[str, dict[str, Any]]) -> float:
             record = item[1]["record"] or {}
@@ -166,6 +171,24 @@ class Summary:
             return math.inf if when is None else when
 
         return dict(sorted(runs.items(), key=started))
+
+
+def _sent(span: RunSpan, record: RunRecord | None) -> dict[str, Any]:
+    """The entries a run sent, and at what rate: its lines but the skipped ones, which were
+    never sent (a halt writes hundreds at once). Known from the run record's counts; None
+    without one."""
+    skipped = (record.counts if record is not None else {}).get("skipped")
+    if not isinstance(skipped, int):
+        return {"sent": None, "sent_per_second": None}
+    sent = max(0, span.lines - skipped)
+    seconds = span.seconds()
+    return {"sent": sent, "sent_per_second": round3(sent / seconds) if seconds else None}
+
+
+def sent_rate(run: dict[str, Any]) -> float | None:
+    """A run's rate of entries sent (skipped lines apart); without a run record, of lines."""
+    value = run.get("sent_per_second")
+    return run["rate_per_second"] if value is None else float(value)
 
 
 def _figures(histogram: LogHistogram) -> dict[str, float | int | None]:

@@ -8,7 +8,7 @@ from typing import Any
 from batcher.entry import STATUSES
 from batcher.journal.compact import LogHistogram
 from batcher.review.reasons import ReasonGroup, beyond_cap, capped
-from batcher.review.summary import Summary
+from batcher.review.summary import Summary, sent_rate
 
 #: Control characters but the newline: a server's text must not drive the terminal (clear
 #: it, retitle it, draw fake lines) when a report is shown.
@@ -24,7 +24,8 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+def table(headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Aligned columns (those in ``right`` to the right), two spaces apart."""
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -42,9 +43,40 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def _clip(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+#: Reasons are cut no shorter than this, however narrow the terminal.
+MIN_REASON = 30
+
+
+def fit(
+    headers: list[str], rows: list[list[str]], width: int | None, *, column: int = 0
+) -> list[list[str]]:
+    """``rows`` with whitespace in ``column`` collapsed, and its cells cut (…) so that the
+    :func:`table` of ``headers`` and ``rows`` fits ``width`` characters (None: never cut;
+    the other columns are kept whole).
+
+    >>> fit(["reason", "n"], [["HTTP 500:   may have executed", "12"]], None)
+    [['HTTP 500: may have executed', '12']]
+    >>> cut = fit(["reason", "n"], [["a reason " * 10, "12"]], 50)[0][0]
+    >>> len(cut), cut[-2:]
+    (46, ' …')
+    """
+    rows = [[*r[:column], " ".join(r[column].split()), *r[column + 1 :]] for r in rows]
+    if width is None or not rows:
+        return rows
+    others = sum(
+        max(len(headers[i]), *(len(r[i]) for r in rows)) + 2
+        for i in range(len(headers))
+        if i != column
+    )
+    room = max(MIN_REASON, width - others)
+    return [
+        [
+            *r[:column],
+            r[column] if len(r[column]) <= room else r[column][: room - 1] + "…",
+            *r[column + 1 :],
+        ]
+        for r in rows
+    ]
 
 
 def _duration(seconds: float | None) -> str:
@@ -61,13 +93,15 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}/s"
 
 
-def _reason_section(title: str, groups: list[ReasonGroup], top: int) -> list[str]:
+def _reason_section(
+    title: str, groups: list[ReasonGroup], top: int, width: int | None
+) -> list[str]:
     if not groups:
         return []
     shown = capped(groups, top)
     rows = [
         [
-            _clip(g.label if not g.detail else f"{g.label} {g.detail}"),
+            g.label if not g.detail else f"{g.label} {g.detail}",
             f"{g.count:,}",
             f"{g.example_job_id} {g.example_command}" if g.example_job_id else "-",
         ]
@@ -75,14 +109,16 @@ def _reason_section(title: str, groups: list[ReasonGroup], top: int) -> list[str
     ]
     more = beyond_cap(groups, top)
     lines = ["", f"{title} (most frequent first)"]
-    lines += _table(["reason", "entries", "example"], rows, right={1})
+    headers = ["reason", "entries", "example"]
+    lines += table(headers, fit(headers, rows, width), right={1})
     if more["groups"]:
         lines.append(f"… {more['groups']:,} more reasons ({more['entries']:,} entries)")
     return lines
 
 
-def render_text(summary: Summary, *, top: int = 20) -> str:
-    """The summary as aligned plain text, for people.
+def render_text(summary: Summary, *, top: int = 20, width: int | None = None) -> str:
+    """The summary as aligned plain text, for people; reasons cut to fit ``width``
+    columns (a terminal's), never cut without one.
 
     >>> print(render_text(Summary(path="r.jsonl")).splitlines()[0])
     Report r.jsonl: 0 lines, 0 entries
@@ -96,41 +132,20 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
     ]
     status_rows = [[name, f"{s.status[name]:,}"] for name in STATUSES]
     status_rows[1][0] += f" (retryable {s.retryable_failed:,})" if s.retryable_failed else ""
-    out += _table(["status", "entries"], [*status_rows, ["total", f"{s.total:,}"]], right={1})
-    out += ["", "Lost answers (latest lines)"]
-    out += _table(
-        ["outcome", "entries"],
-        [
-            ["succeeded, confirmed from the job's record", f"{s.confirmed:,}"],
-            ["failed, ambiguous (may have executed)", f"{s.ambiguous:,}"],
-        ],
-        right={1},
-    )
-
-    if s.by_command:
-        out += ["", "By command"]
-        rows = [
-            [command, *(f"{counts[name]:,}" for name in STATUSES)]
-            for command, counts in s.by_command.items()
-        ]
-        out += _table(["command", *STATUSES], rows, right={1, 2, 3})
-
-    out += _reason_section("Failure reasons", s.failure_reasons, top)
-    out += _reason_section("Skip reasons", s.skip_reasons, top)
-
-    if s.http_status:
-        out += ["", "HTTP status (latest lines)"]
-        out += _table(
-            ["status", "entries"], [[k, f"{v:,}"] for k, v in s.http_status.items()], right={1}
-        )
-    if s.attempts:
-        out += ["", "Attempts (latest lines)"]
-        out += _table(
-            ["attempts", "entries"],
-            [[str(k), f"{v:,}"] for k, v in s.attempts.items()],
-            right={0, 1},
-        )
-
+    out += table(["status", "entries"], [*status_rows, ["total", f"{s.total:,}"]], right={1})
+    lost = [
+        ["succeeded, confirmed from the job's record", f"{s.confirmed:,}"],
+        ["failed, ambiguous (may have executed)", f"{s.ambiguous:,}"],
+    ]
+    out += _section("Lost answers (latest lines)", ["outcome", "entries"], lost, {1})
+    by_command = [[c, *(f"{n[name]:,}" for name in STATUSES)] for c, n in s.by_command.items()]
+    out += _section("By command", ["command", *STATUSES], by_command, {1, 2, 3})
+    out += _reason_section("Failure reasons", s.failure_reasons, top, width)
+    out += _reason_section("Skip reasons", s.skip_reasons, top, width)
+    http = [[k, f"{v:,}"] for k, v in s.http_status.items()]
+    out += _section("HTTP status (latest lines)", ["status", "entries"], http, {1})
+    tries = [[str(k), f"{v:,}"] for k, v in s.attempts.items()]
+    out += _section("Attempts (latest lines)", ["attempts", "entries"], tries, {0, 1})
     out += ["", "Latency in ms: the API's time (latest lines, succeeded and failed; within ~1%)"]
     out += _histogram(s.latency)
     out += ["", "Wait for the rate limiter in ms, before the first attempt (same lines)"]
@@ -141,7 +156,7 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
         f"Time span  {s.span.first_started_at or '-'} → {s.span.last_finished_at or '-'}"
         f"  ({_duration(s.span.seconds())}; {s.lines:,} lines at {_rate(s.span.rate())})",
     ]
-    out += _runs(s)
+    out += _runs(s, width)
 
     if s.bad_lines_total:
         out += ["", f"Unreadable lines skipped: {s.bad_lines_total:,}"]
@@ -152,8 +167,13 @@ def render_text(summary: Summary, *, top: int = 20) -> str:
     return "\n".join(out) + "\n"
 
 
+def _section(title: str, headers: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """A titled table after a blank line; nothing when there are no rows."""
+    return ["", title, *table(headers, rows, right)] if rows else []
+
+
 def _histogram(h: LogHistogram) -> list[str]:
-    return _table(
+    return table(
         ["count", "mean", "p50", "p90", "p99", "max"],
         [
             [
@@ -169,7 +189,7 @@ def _histogram(h: LogHistogram) -> list[str]:
     )
 
 
-def _runs(s: Summary) -> list[str]:
+def _runs(s: Summary, width: int | None) -> list[str]:
     runs = s.runs_dict()
     if not runs:
         return []
@@ -183,18 +203,24 @@ def _runs(s: Summary) -> list[str]:
                 f"{run['lines']:,}",
                 run["first_started_at"] or (record or {}).get("started_at") or "-",
                 run["last_finished_at"] or "-",
-                _rate(run["rate_per_second"]),
+                _rate(sent_rate(run)),
                 *(_run_record_cells(record) if s.run_records is not None else []),
             ]
         )
     headers = ["run_id", "lines", "first started", "last finished", "rate"]
     if s.run_records is not None:
         headers += ["exit", "finished", "version", "manifests"]
-    out = ["", f"Runs ({source})", *_table(headers, rows, {1, 4})]
+    out = ["", f"Runs ({source})", *table(headers, rows, {1, 4})]
     for run_id, run in runs.items():
         record = run["record"]
         if record and record.get("halted_reason"):
-            out.append(f"  {run_id} halted: {_clip(str(record['halted_reason']), 100)}")
+            prefix = f"  {run_id} halted: "
+            why = fit(
+                [prefix],
+                [[str(record["halted_reason"])]],
+                None if width is None else width - len(prefix) + 2,
+            )
+            out.append(prefix + why[0][0])
     return out
 
 

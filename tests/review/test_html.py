@@ -89,7 +89,8 @@ def test_self_contained_no_fetch_possible(page: str) -> None:
 def test_everything_is_escaped_and_no_signed_url_leaks(page: str) -> None:
     assert "0ddba11deadbeef" not in page and "X-Amz-Signature" not in page
     assert HOSTILE not in page
-    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;" in page
+    # markupsafe spells the quote &#34; where html.escape spelled it &quot;: both escape it.
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page
     data = re.search(r'<script type="application/json" id="batcher-data">(.*?)</script>', page)
     assert data is not None and "</" not in data.group(1)
     json.loads(data.group(1))
@@ -134,3 +135,16 @@ def test_lines_without_a_time_are_left_out_of_the_timeline() -> None:
     timeline.add({"status": "skipped", "finished_at": None})
     timeline.add({"status": "skipped", "finished_at": "yesterday"})
     assert timeline.rows() == []
+
+
+def test_the_page_can_show_the_states_read_when_it_was_made(tmp_path: Path) -> None:
+    states = {
+        "read_at": "2026-11-24T14:00:00Z",
+        "jobs": 3,
+        "rows": [["TRAINING", "2"], [HOSTILE, "1"]],
+    }
+    page = build_page(busy_report(tmp_path / "r.jsonl", count=20), states=states)
+    assert "Job states now" in page and "2026-11-24T14:00:00Z" in page
+    assert "<td>TRAINING</td>" in page
+    assert HOSTILE not in page  # a server's text is escaped here too
+    assert "Job states now" not in build_page(busy_report(tmp_path / "s.jsonl", count=20))
