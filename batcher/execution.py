@@ -6,6 +6,7 @@ Also the plan ``--dry-run`` prints: what a run would do, without sending anythin
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,14 +22,9 @@ from batcher.config import Options, RunSettings, check_run, project_for_manifest
 from batcher.entry import Entry, key_digest
 from batcher.errors import ReportWriteError, UsageError
 from batcher.journal import ReportWriter
-from batcher.journal.intents import (
-    InFlight,
-    InflightSlots,
-    inflight_path,
-    left_in_flight,
-    report_identity,
-)
-from batcher.journal.lock import check_unlocked, file_id
+from batcher.journal.intents import Fingerprint, InFlight, IntentFile, left_in_flight, state_dir
+from batcher.journal.lock import check_unlocked
+from batcher.journal.reader import open_report
 from batcher.journal.resume import Resume, read_resume
 from batcher.observe.events import RunEvents
 from batcher.read import Manifests, ManifestSummary
@@ -59,13 +55,11 @@ def plan_run(
         endpoint = str(settings.endpoint) if settings.endpoint else None
         auth = settings.credentials.describe() if settings.credentials else "none"
     already_done = in_doubt = 0
-    identity = None if resumed is None else file_id(resumed)
-    if resumed is not None and identity is not None:
-        in_flight, _ = left_in_flight(resumed, report_identity(identity))
-        state = read_resume(
-            lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
-            inflight=in_flight,
-        )
+    if resumed is not None and resumed.exists():
+        with open_report(resumed) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            in_flight = left_in_flight(stream, size, summary.sha256)
+        state = read_resume(lambda: open_report(resumed), inflight=in_flight)
         for entry in entries(state.done):
             if entry is None:
                 already_done += 1
@@ -163,6 +157,7 @@ async def run_manifests(
                 progress_interval=progress_interval,
                 redactor=redactor,
                 manifests=paths,
+                manifest_digests=summary.sha256,
                 observer=events,
             )
     stats = done.stats
@@ -217,22 +212,17 @@ async def execute(
     progress_interval: float | None,
     redactor: Redactor,
     manifests: Sequence[str] = (),
+    manifest_digests: Sequence[str | None] = (),
     observer: RunObserver | None = None,
 ) -> Executed:
     """Run ``entries`` into ``report`` (locked for the whole run); ``observer`` hears of
     the start (after the lock), every few seconds, and the end (before the lock goes)."""
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
-        slots_path = inflight_path(report)
-        identity = report_identity(writer.identity)
-        in_flight, stray = (
-            left_in_flight(report, identity, created=writer.created) if resume else ([], [])
-        )
-        for path in stray:
-            log.warning(
-                "resume_inflight_under_another_name", file=str(path),
-                hint="a crashed run of this report left it under an earlier name: its "
-                "entries are checked first too",
-            )  # fmt: skip
+        with writer.reader() as stream:
+            mark = Fingerprint.of(stream, writer.started_size)
+            in_flight = (
+                left_in_flight(stream, writer.started_size, manifest_digests) if resume else []
+            )
         state = read_resume(writer.reader, inflight=in_flight) if resume else Resume()
         if state.doubts:
             log.info(
@@ -241,22 +231,14 @@ async def execute(
                 hint="their job's record is read before they are sent again",
             )
         try:
-            slots = InflightSlots.open(
-                slots_path,
+            slots = IntentFile.create(
+                state_dir(), run_id, mark, manifests=manifest_digests,
                 slots=settings.options.concurrency,
-                carried=state.carried,
-                report=identity,
-                run=run_id,
-                since_size=writer.started_size,
-            )
-        except OSError as error:
+            )  # fmt: skip
+        except UsageError:
             writer.discard_if_unused()
-            raise UsageError(
-                f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
-            ) from None
-        for path in stray:  # their doubts are in this run's slot file now
-            with contextlib.suppress(OSError):
-                path.unlink()
+            raise
+        slots_path = slots.path
         project = settings.project_id
 
         def note_sent(slot: int, entry: Entry, sent_at: datetime) -> None:
@@ -328,7 +310,7 @@ async def execute(
                 failure += _keep_in_doubt(writer, slots)
             slots.close()
             if not slots.used:  # refused before anything was sent: leave nothing behind
-                slots_path.unlink(missing_ok=True)
+                slots.remove()
                 writer.discard_if_unused()
             if failure is None:
                 raise
@@ -337,26 +319,15 @@ async def execute(
                     observer.finished(stats, limiter.rate)
             # The writer's own words (they name the report, the cause and --resume).
             raise ReportWriteError(failure) from None
-        # Every entry taken on has its line: nothing is in flight any more, but for
-        # entries still in doubt that this run did not reach (--limit, a halt).
-        unreached = [
-            item for item in state.carried
-            if key_digest(item.job_id, item.command) not in runner.doubts_lined
-        ]  # fmt: skip
-        try:
-            slots.clear(keep=unreached)
-        except OSError as error:  # the old file stands: its settled entries have lines
-            log.warning("inflight_not_cleared", path=str(slots_path), reason=error.strerror)
-            unreached = state.carried
-        slots.close()
-        if not unreached:
-            slots_path.unlink(missing_ok=True)
+        # Every entry taken on has its line: nothing of this run is in flight any more
+        # (entries in doubt it did not reach keep the intent files that put them there).
+        slots.remove()
         if observer is not None:
             observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
 
 
-def _keep_in_doubt(writer: ReportWriter, slots: InflightSlots) -> str:
+def _keep_in_doubt(writer: ReportWriter, slots: IntentFile) -> str:
     """After the report was replaced, moved or deleted mid-run: the entries whose lines the
     file now at its path lacks go into the in-flight file, so --resume reads their job's
     record before sending any of them again. Returns what to add to the message."""
