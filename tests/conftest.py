@@ -14,7 +14,9 @@
 
     Fields given as keywords keep the test credentials unless they override them.
 
-Every test gets its own ``BATCHER_STATE_DIR`` (autouse ``_state_dir``). After every test structlog is reset to its defaults (autouse ``_reset_structlog``): a
+Every test gets its own ``BATCHER_STATE_DIR`` (autouse ``_state_dir``).
+
+After every test structlog is reset to its defaults (autouse ``_reset_structlog``): a
 test that runs the CLI in-process configures it to pytest's captured stream, which is
 closed once that test ends, and later log calls would fail with "I/O operation on closed
 file".

@@ -179,7 +179,7 @@ async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_re
 
     from support import batcher_in_thread
 
-    from batcher.journal.intents import InflightSlots
+    from batcher.journal.intents import IntentFile
     from batcher.simulator.config import JobSpec
 
     jobs = {
@@ -188,25 +188,25 @@ async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_re
     sim = await start_simulator(jobs=jobs)
     manifest = jobs_csv(tmp_path / "m.csv", 100, command="SUBMITVERIFYING")
     report = tmp_path / "r.jsonl"
-    note = InflightSlots.note
+    note = IntentFile.note
     calls = 0
 
-    def full_after_20(self: InflightSlots, slot: int, item: Any) -> None:
+    def full_after_20(self: IntentFile, slot: int, item: Any) -> None:
         nonlocal calls
         calls += 1
         if calls > 20:
             raise OSError(errno.ENOSPC, "No space left on device")
         note(self, slot, item)
 
-    monkeypatch.setattr(InflightSlots, "note", full_after_20)
+    monkeypatch.setattr(IntentFile, "note", full_after_20)
     args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
             *run_args(sim.url)]  # fmt: skip
     result = await batcher_in_thread(args, aksk_env(), capsys)
     assert result.code == 3, result.output
     assert "No space left on device" in result.stderr and "--resume" in result.stderr
-    assert ".inflight" in result.stderr and "Traceback" not in result.output
+    assert ".intents" in result.stderr and "Traceback" not in result.output
     assert sum(sim.stats.executions.values()) <= 21  # nothing sent without being recorded
-    monkeypatch.setattr(InflightSlots, "note", note)
+    monkeypatch.setattr(IntentFile, "note", note)
     resumed = await batcher_in_thread([*args, "--resume"], aksk_env(), capsys)
     assert resumed.code == 0, resumed.output
     assert len(latest(read_report(report))) == 100
