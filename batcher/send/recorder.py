@@ -68,6 +68,7 @@ class Recorder:
         assert outcome is not None
         succeeded = outcome.succeeded
         ambiguous = not succeeded and result.ambiguous
+        since = (result.since or result.first_sent) if ambiguous else None
         stats = self.stats
         if result.count > 1:
             stats.retries += result.count - 1
@@ -85,6 +86,7 @@ class Recorder:
                 note=result.note,
                 confirmed_by=confirmed_by,
                 ambiguous=ambiguous,
+                doubt_since=None if since is None else utc_stamp(since),
             )
         )
         if confirmed_by is not None:

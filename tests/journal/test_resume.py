@@ -146,3 +146,30 @@ def test_a_skipped_line_does_not_clear_an_earlier_doubt(tmp_path: Path, layout: 
     assert state.ambiguous(key_digest("b", "SUBMITVERIFYING")) == when
     assert state.ambiguous(key_digest("c", "SUBMITVERIFYING")) is None
     assert state.ambiguous_count == 2 and len(state) == 1
+
+
+def test_a_resume_that_leaves_an_entry_in_doubt_writes_its_earliest_moment() -> None:
+    """The line of an entry an earlier run left in doubt, sent again by this run and still
+    in doubt, says since when it may have executed: the earlier moment, not this run's."""
+    from batcher.entry import Entry, Outcome
+    from batcher.send.attempts import Attempts
+    from batcher.send.recorder import Recorder
+    from batcher.send.stats import RunStats
+
+    earlier = datetime(2026, 11, 24, 13, 0, 5, tzinfo=UTC)
+    now = datetime(2026, 11, 24, 15, 0, 0, tzinfo=UTC)
+    lines: list[dict[str, Any]] = []
+    recorder = Recorder(lines.append, run_id="r2", project_id="p", stats=RunStats(),
+                        doubts=None, on_write_error=lambda error: None)  # fmt: skip
+    lost = Outcome(succeeded=False, retryable=True, ambiguous=True, reason="answer lost")
+    result = Attempts(outcome=lost, count=1, first_sent=now, doubt_since=earlier)
+    recorder.record(Entry(job_id="j", command="SUBMITVERIFYING"), result)
+    (line,) = lines
+    assert line["ambiguous"] and line["started_at"] == "2026-11-24T15:00:00.000Z"
+    assert line["doubt_since"] == "2026-11-24T13:00:05.000Z"
+    index = ReportIndex(digest=key_digest)
+    index.record(
+        "j", "SUBMITVERIFYING", "failed", ambiguous=True, started_at="2026-11-24T13:00:05Z"
+    )
+    index._add(line, 2, 0)
+    assert index.doubts() == {key_digest("j", "SUBMITVERIFYING"): earlier}

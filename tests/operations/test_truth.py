@@ -8,6 +8,7 @@ and runs are killed with SIGKILL and resumed.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Iterable
@@ -286,3 +287,64 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
     assert line["status"] == "succeeded" and line["attempts"] == 1
     assert sim.stats.shows.requests == shows_before + 1  # its record was read before sending
     assert intent_files() == [slots.path]  # kept: a copy of the report may still need it
+
+
+class _ShowFails:
+    """The simulator's fault planner, but every List and Show answers 500."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def draw(self) -> Any:
+        return self.real.draw()
+
+    def draw_read(self) -> Any:
+        from batcher.simulator.faults import Faults
+
+        return Faults(error=True)
+
+
+@pytest.mark.slow
+async def test_doubt_keeps_its_earliest_moment_through_three_resumes(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    """Commands that ran ten minutes ago (by the service's log clock) without their answer:
+    three resumes that cannot read the record leave them in doubt, each line carrying that
+    first moment (and its own run's times); the fourth reads the record from it."""
+    from datetime import UTC, datetime, timedelta
+
+    from batcher.journal.times import parse_time
+
+    jobs = seeded(3, "WAIT_FILE_UPLOAD")
+    sim = await start_simulator(jobs=jobs, latency_ms=0)
+    sim.clock = lambda: datetime.now(UTC) - timedelta(minutes=10)
+    manifest = submissions(tmp_path, jobs)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)]
+    assert (await batcher(args, aksk_env())).code == 0
+    sim.clock = lambda: datetime.now(UTC)
+    # As the killed run would have left them: sent ten minutes ago, no answer heard.
+    sent = (datetime.now(UTC) - timedelta(minutes=10, seconds=1)).isoformat(timespec="milliseconds")
+    lines = [
+        {**line, "status": "failed", "ambiguous": True, "started_at": sent, "run_id": "old",
+         "reason": "the answer was lost"}
+        for line in read_report(report)
+    ]  # fmt: skip
+    report.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    real = sim._planner
+    sim._planner = _ShowFails(real)
+    for _ in range(3):
+        result = await batcher([*args, "--resume"], aksk_env())
+        assert result.code != 2, result.output
+        for line in latest(read_report(report)).values():
+            assert line["status"] != "succeeded" and line["ambiguous"], line
+            assert parse_time(line["doubt_since"]) == parse_time(sent), line
+            assert line["started_at"] is None or line["run_id"] != "old"
+    assert sum(sim.stats.executions.values()) == 3  # nothing sent again meanwhile
+    sim._planner = real
+    result = await batcher([*args, "--resume"], aksk_env())
+    assert result.code == 0, result.output
+    final = latest(read_report(report))
+    assert {line["status"] for line in final.values()} == {"succeeded"}
+    assert all(line["confirmed_by"] for line in final.values())
+    assert all(n == 1 for n in sim.stats.executions.values())

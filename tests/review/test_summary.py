@@ -375,4 +375,3 @@ def test_a_field_of_the_wrong_type_counts_as_absent(tmp_path: Path) -> None:
     assert summary.status == {"succeeded": 1, "failed": 1, "skipped": 0}
     assert summary.attempts == {0: 1, 1: 1} and summary.http_status == {"200": 1, "none": 1}
     assert summary.retryable_failed == 0 and summary.latency.count == 1
-
