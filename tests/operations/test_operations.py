@@ -305,3 +305,36 @@ async def test_resume_sends_again_an_entry_whose_latest_line_is_not_succeeded(
     assert latest(read_report(report))[("job000001", "GET_MULTIPART_UPLOADED")]["status"] == (
         "succeeded"
     )
+
+
+@pytest.mark.slow
+async def test_a_failed_entry_is_sent_again_on_resume(tmp_path: Path, start_simulator: Any) -> None:
+    """End to end: a run refused by the job's state writes a failed line; once the job can
+    take the command, --resume sends exactly that entry again and it succeeds."""
+    from batcher.simulator.config import JobSpec
+
+    sim = await start_simulator(
+        jobs={"job-a": JobSpec(state="WAIT_USER_CONFIRM"), "job-b": JobSpec(state="TRAINING")}
+    )
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("job_id,command\njob-a,CONFIRM_ACCEPT\njob-b,CONFIRM_ACCEPT\n")
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)]
+    first = await batcher(args, aksk_env())
+    assert first.code == 1, first.output
+    before = latest(read_report(report))
+    assert before[("job-b", "CONFIRM_ACCEPT")]["status"] == "failed"
+    assert not before[("job-b", "CONFIRM_ACCEPT")]["ambiguous"]
+    sim.jobs.set_state("job-b", "WAIT_USER_CONFIRM")
+    resumed = await batcher([*args, "--resume"], aksk_env())
+    assert resumed.code == 0, resumed.output
+    after = latest(read_report(report))
+    assert {line["status"] for line in after.values()} == {"succeeded"}
+    assert (
+        after[("job-a", "CONFIRM_ACCEPT")]["run_id"]
+        == before[("job-a", "CONFIRM_ACCEPT")]["run_id"]
+    )
+    assert dict(sim.stats.executions) == {
+        ("job-a", "CONFIRM_ACCEPT"): 1,
+        ("job-b", "CONFIRM_ACCEPT"): 1,
+    }

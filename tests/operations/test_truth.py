@@ -8,6 +8,7 @@ and runs are killed with SIGKILL and resumed.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -269,8 +270,8 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
     args = ["--report", str(report), "--rate", "0", "--concurrency", "1", *run_args(sim.url)]
     assert (await batcher(["run", str(first), *args], aksk_env())).code == 0
     # As a kill -9 leaves it: job00005's command was sent, its answer never arrived.
-    with open(report, "rb") as stream:
-        mark = Fingerprint.of(stream, report.stat().st_size)
+    data = report.read_bytes()
+    mark = Fingerprint.of(io.BytesIO(data), len(data))
     slots = IntentFile.create(state_dir(), "killed-run", mark, manifests=[], slots=1)
     slots.note(0, InFlight("job00005", "SUBMITVERIFYING", PROJECT, "2026-11-24T13:00:05.000Z"))
     slots.close()
