@@ -170,6 +170,7 @@ def run(
     command: str | None = None,
     app_user_id: str | None = None,
     resume: bool = False,
+    allow_other_manifest: bool = False,
     dry_run: bool = False,
     max_failures: int | None = None,
     max_failure_rate: float | None = None,
@@ -217,6 +218,7 @@ async def run_async(
     command: str | None = None,
     app_user_id: str | None = None,
     resume: bool = False,
+    allow_other_manifest: bool = False,
     dry_run: bool = False,
     max_failures: int | None = None,
     max_failure_rate: float | None = None,
@@ -262,6 +264,7 @@ async def run_async(
         progress=progress,
         progress_interval=progress_interval,
         metrics_file=None if metrics_file is None else Path(metrics_file),
+        allow_other_manifest=allow_other_manifest,
     )
 
 

@@ -26,6 +26,7 @@ from batcher.journal.intents import Fingerprint, InFlight, IntentFile, left_in_f
 from batcher.journal.lock import check_unlocked
 from batcher.journal.reader import open_report
 from batcher.journal.resume import Resume, read_resume
+from batcher.journal.runs import refuse_other_manifests
 from batcher.observe.events import RunEvents
 from batcher.read import Manifests, ManifestSummary
 from batcher.redact import Redactor
@@ -45,6 +46,8 @@ def plan_run(
     settings: RunSettings,
     entries: EntrySource,
     resumed: Path | None,
+    *,
+    allow_other_manifest: bool = False,
 ) -> Plan:
     """What the run would do; with ``resumed`` (the report, under ``--resume``) the entries
     it would not send again and those it would check first."""
@@ -56,6 +59,8 @@ def plan_run(
         auth = settings.credentials.describe() if settings.credentials else "none"
     already_done = in_doubt = 0
     if resumed is not None and resumed.exists():
+        if not allow_other_manifest:
+            refuse_other_manifests(resumed, summary.sha256)
         with open_report(resumed) as stream:
             size = os.fstat(stream.fileno()).st_size
             in_flight = left_in_flight(stream, size, summary.sha256)
@@ -104,8 +109,11 @@ async def run_manifests(
     progress: Display | bool,
     progress_interval: float | None,
     metrics_file: Path | None = None,
+    allow_other_manifest: bool = False,
 ) -> RunResult:
-    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
+    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``;
+    ``--resume`` onto a report of other manifests is refused without
+    ``allow_other_manifest``."""
     with Manifests(
         paths, default_command=command, project_id=project_for_manifests(options)
     ) as checked:
@@ -129,7 +137,10 @@ async def run_manifests(
         if dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
-            plan = plan_run(summary, settings, checked.entries, report if resume else None)
+            plan = plan_run(
+                summary, settings, checked.entries, report if resume else None,
+                allow_other_manifest=allow_other_manifest,
+            )  # fmt: skip
             return RunResult(run_id=run_id, report=None, plan=plan)
         assert report is not None
         redactor = Redactor(settings.secrets())
@@ -158,6 +169,7 @@ async def run_manifests(
                 redactor=redactor,
                 manifests=paths,
                 manifest_digests=summary.sha256,
+                allow_other_manifest=allow_other_manifest,
                 observer=events,
             )
     stats = done.stats
@@ -213,11 +225,18 @@ async def execute(
     redactor: Redactor,
     manifests: Sequence[str] = (),
     manifest_digests: Sequence[str | None] = (),
+    allow_other_manifest: bool = False,
     observer: RunObserver | None = None,
 ) -> Executed:
     """Run ``entries`` into ``report`` (locked for the whole run); ``observer`` hears of
     the start (after the lock), every few seconds, and the end (before the lock goes)."""
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
+        if resume and not allow_other_manifest:
+            try:
+                refuse_other_manifests(report, manifest_digests)
+            except UsageError:
+                writer.discard_if_unused()
+                raise
         with writer.reader() as stream:
             mark = Fingerprint.of(stream, writer.started_size)
             in_flight = (

@@ -65,6 +65,11 @@ def add_parser(subparsers: Subparsers) -> None:
         action="store_true",
         help="continue an existing report: entries already succeeded are not sent",
     )
+    what.add_argument(
+        "--allow-other-manifest",
+        action="store_true",
+        help="with --resume: continue a report written from other manifests, on purpose",
+    )
     what.add_argument("--dry-run", action="store_true", help="print the plan, send nothing")
     what.add_argument(
         "--limit",
@@ -130,6 +135,7 @@ def main(args: argparse.Namespace) -> int:
             command=args.command,
             app_user_id=args.app_user_id,
             resume=args.resume,
+            allow_other_manifest=args.allow_other_manifest,
             dry_run=args.dry_run,
             max_failures=args.max_failures,
             max_failure_rate=args.max_failure_rate,

@@ -338,3 +338,27 @@ async def test_a_failed_entry_is_sent_again_on_resume(tmp_path: Path, start_simu
         ("job-a", "CONFIRM_ACCEPT"): 1,
         ("job-b", "CONFIRM_ACCEPT"): 1,
     }
+
+
+@pytest.mark.slow
+async def test_resume_onto_a_report_of_another_manifest_is_refused_unless_on_purpose(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator()
+    first, second = jobs_csv(tmp_path / "a.csv", 2), tmp_path / "b.csv"
+    second.write_text("job_id,command\njob-x,GET_MULTIPART_UPLOADED\n")
+    report = tmp_path / "r.jsonl"
+    common = ["--report", str(report), "--rate", "0", *run_args(sim.url)]
+    assert (await batcher(["run", str(first), *common], aksk_env())).code == 0
+    before, requests = report.read_bytes(), sim.stats.requests
+    for extra in ([], ["--dry-run"]):
+        refused = await batcher(["run", str(second), *common, "--resume", *extra], aksk_env())
+        assert refused.code == 2, refused.output
+        assert "other manifests" in refused.stderr and "--allow-other-manifest" in refused.stderr
+        assert "Traceback" not in refused.output
+    assert report.read_bytes() == before and sim.stats.requests == requests
+    again = await batcher(["run", str(first), *common, "--resume"], aksk_env())
+    assert again.code == 0, again.output
+    allowed = ["run", str(second), *common, "--resume", "--allow-other-manifest"]
+    assert (await batcher(allowed, aksk_env())).code == 0
+    assert ("job-x", "GET_MULTIPART_UPLOADED") in latest(read_report(report))
