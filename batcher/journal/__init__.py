@@ -40,7 +40,9 @@ from batcher.journal.writer import ReportWriter
 def completed_keys(path: Path, *, on_bad_line: BadLineHandler | None = None) -> ReportIndex:
     """The index of the report at ``path`` keyed by :func:`~batcher.entry.key_digest`
     (``digest in index``: that entry is done); a missing report has nothing done."""
-    return ReportIndex.read(path, on_bad_line=on_bad_line, digest=key_digest, missing_ok=True)
+    return ReportIndex.read(
+        path, on_bad_line=on_bad_line, digest=key_digest, positions=False, missing_ok=True
+    )
 
 
 __all__ = [

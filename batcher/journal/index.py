@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +69,8 @@ class ReportIndex:
 
     ``digest`` is :func:`~batcher.entry.local_key_digest` unless the caller compares with
     digests made elsewhere (resume passes :func:`~batcher.entry.key_digest`, which the
-    manifest reader uses).
+    manifest reader uses). ``positions`` keeps each latest line's number and offset
+    (selections and summaries re-read lines; resume does not).
 
     >>> index = ReportIndex()
     >>> index.record("j1", "C", "succeeded"); index.record("j1", "C", "failed")
@@ -83,34 +84,33 @@ class ReportIndex:
     """
 
     __slots__ = (
-        "_digest",
-        "_mask",
-        "_slots",
-        "ambiguous_count",
-        "count",
-        "done",
-        "doubt",
-        "lineno",
-        "lines",
-        "offset",
-        "state",
+        "_digest", "_keys", "_mask", "_rows", "ambiguous_count", "count", "done", "doubt",
+        "lineno", "lines", "offset", "positions", "state",
     )  # fmt: skip
 
     def __init__(
-        self, capacity: int = 1024, digest: Callable[[str, str], int] = local_key_digest
+        self,
+        capacity: int = 1024,
+        digest: Callable[[str, str], int] = local_key_digest,
+        *,
+        positions: bool = True,
     ) -> None:
-        # Slot i holds a key digest at 2i (0 = empty) and its row at 2i + 1.
-        self._slots = array("Q", [0]) * (2 * max(2, 1 << (capacity - 1).bit_length()))
-        self._mask = len(self._slots) - 2
+        # Open addressing, linear probing, at most 2/3 full: a key digest (0 = empty slot)
+        # and its row, 12 bytes a slot.
+        size = 1 << max(2, (capacity * 3 // 2).bit_length())
+        self._keys = array("Q", [0]) * size
+        self._rows = array("I", [0]) * size
+        self._mask = size - 1
         self._digest = digest
+        self.positions = positions
         #: Entries (rows), readable lines, entries done, entries in doubt.
         self.count = self.lines = self.done = self.ambiguous_count = 0
-        #: Per row: the latest line's number and byte offset, its status code | flags, and
-        #: since when (epoch seconds) the entry is in doubt (NaN: it is not).
+        #: Per row: the latest line's status code | flags; with ``positions`` its number
+        #: and byte offset. Since when (epoch seconds, NaN: unknown) each row in doubt is.
+        self.state = array("B")
         self.lineno = array("I")
         self.offset = array("Q")
-        self.state = array("B")
-        self.doubt = array("d")
+        self.doubt: dict[int, float] = {}
 
     @classmethod
     def read(
@@ -120,6 +120,7 @@ class ReportIndex:
         on_bad_line: BadLineHandler | None = None,
         hook: LineHook | None = None,
         digest: Callable[[str, str], int] = local_key_digest,
+        positions: bool = True,
         missing_ok: bool = False,
     ) -> ReportIndex:
         """Index a report: a path, or a binary stream from its start (such as
@@ -128,43 +129,17 @@ class ReportIndex:
         empty with ``missing_ok``, else :class:`~batcher.journal.ReportReadError`."""
         if isinstance(source, Path):
             if missing_ok and not source.exists():
-                return cls(digest=digest)
+                return cls(digest=digest, positions=positions)
             with reading(source) as stream:
-                return cls._read(stream, on_bad_line, hook, digest)
-        return cls._read(source, on_bad_line, hook, digest)
-
-    @classmethod
-    def _read(
-        cls,
-        stream: IO[bytes],
-        on_bad_line: BadLineHandler | None,
-        hook: LineHook | None,
-        digest: Callable[[str, str], int],
-    ) -> ReportIndex:
+                return cls.read(stream, on_bad_line=on_bad_line, hook=hook, digest=digest,
+                                positions=positions)  # fmt: skip
         try:
-            size = os.fstat(stream.fileno()).st_size
+            size = os.fstat(source.fileno()).st_size
         except (OSError, AttributeError, ValueError):
             size = 0
         # Room for one entry per ~600 bytes (the writer's lines are 450-700) without growing.
-        index = cls(max(1024, min(2 * size // 600, 1 << 22)), digest)
-        bad = on_bad_line or warn_bad_line
-        loads, decode_error, add = orjson.loads, orjson.JSONDecodeError, index._add
-        offset = 0
-        for lineno, raw in enumerate(stream, start=1):
-            start, offset = offset, offset + len(raw)
-            try:
-                line = loads(raw)
-            except decode_error:
-                if raw.strip():
-                    bad(lineno, torn_or_bad(raw, "not valid JSON"))
-                continue
-            why = unusable(line)
-            if why is not None:
-                bad(lineno, torn_or_bad(raw, why))
-                continue
-            row = add(line, lineno, start)
-            if hook is not None:
-                hook(row, index.state[row], line)
+        index = cls(max(1024, min(size // 600, 1 << 22)), digest, positions=positions)
+        index.take(source, on_bad_line=on_bad_line or warn_bad_line, hook=hook)
         return index
 
     def record(
@@ -176,83 +151,114 @@ class ReportIndex:
         ambiguous: bool = False,
         started_at: str | None = None,
     ) -> None:
-        """Take in one line given by its fields (what :meth:`read` does per line)."""
-        line = {"job_id": job_id, "command": command, "status": status}
-        self._add({**line, "ambiguous": ambiguous, "started_at": started_at}, 0, 0)
+        """Take in one line given by its fields (as :meth:`read` takes each line)."""
+        line = {"job_id": job_id, "command": command, "status": status,
+                "ambiguous": ambiguous, "started_at": started_at}  # fmt: skip
+        self.take([orjson.dumps(line) + b"\n"], on_bad_line=warn_bad_line)
 
-    def _add(self, line: dict[str, Any], lineno: int, offset: int) -> int:
-        """Take in a line whose key and status were checked; return its entry's row."""
-        self.lines += 1
-        get = line.get
-        code = STATUS_CODE[line["status"]]
-        ambiguous = get("ambiguous") is True and code != SUCCEEDED
-        state = (
-            code
-            | (RETRYABLE if get("retryable") is True else 0)
-            | (CONFIRMED if get("confirmed_by") else 0)
-            | (AMBIGUOUS if ambiguous else 0)
-        )
-        key = self._digest(line["job_id"], line["command"]) or 1
-        slots, mask = self._slots, self._mask
-        slot = (key << 1) & mask
-        found = slots[slot]
-        while found and found != key:
-            slot = (slot + 2) & mask
-            found = slots[slot]
-        if found:
-            row = slots[slot + 1]
-            before = self.state[row]
-            doubt = self.doubt[row]
-            self.done -= before & 3 == SUCCEEDED
-            self.ambiguous_count -= bool(before & AMBIGUOUS)
-        else:
-            row = self._new_row(slot, key)
-            doubt = _NO_DOUBT
-        if ambiguous:
-            doubt = _earliest(doubt, get("doubt_since"), get("started_at"))
-        elif code != SKIPPED:  # a skipped line sent nothing: a doubt stands
-            doubt = _NO_DOUBT
-        if code == SKIPPED and doubt == doubt and not ambiguous:
-            state |= AMBIGUOUS  # still in doubt from an earlier line
-        self.lineno[row], self.offset[row], self.state[row], self.doubt[row] = (
-            lineno, offset, state, doubt,
-        )  # fmt: skip
-        self.done += code == SUCCEEDED
-        self.ambiguous_count += bool(state & AMBIGUOUS)
-        return row
-
-    def _new_row(self, slot: int, key: int) -> int:
-        row = self.count
-        self.count += 1
-        self._slots[slot], self._slots[slot + 1] = key, row
-        for column in (self.lineno, self.offset, self.state):
-            column.append(0)
-        self.doubt.append(_NO_DOUBT)
-        if self.count * 4 > len(self._slots):  # at most half full
-            self._grow()
-        return row
+    def take(
+        self,
+        stream: Iterable[bytes],
+        *,
+        on_bad_line: BadLineHandler,
+        hook: LineHook | None = None,
+        first_lineno: int = 1,
+    ) -> None:
+        """Take in lines (bytes, each with its newline), the later ones winning."""
+        loads, decode_error, codes, text = orjson.loads, orjson.JSONDecodeError, STATUS_CODE, str
+        digest_of, positions = self._digest, self.positions
+        keys, rows, mask = self._keys, self._rows, self._mask
+        state_of, lineno_of, offset_of, doubt_of = self.state, self.lineno, self.offset, self.doubt
+        lines = done = in_doubt = 0
+        offset = 0
+        for lineno, raw in enumerate(stream, start=first_lineno):
+            start, offset = offset, offset + len(raw)
+            try:
+                line = loads(raw)
+            except decode_error:
+                if raw.strip():
+                    on_bad_line(lineno, torn_or_bad(raw, "not valid JSON"))
+                continue
+            # The checks of unusable(), inlined for the common case: this runs per line.
+            if not (
+                line.__class__ is dict
+                and (job_id := line.get("job_id")).__class__ is text
+                and (command := line.get("command")).__class__ is text
+                and (code := codes.get(line.get("status"))) is not None  # type: ignore[arg-type]
+            ):
+                on_bad_line(lineno, torn_or_bad(raw, unusable(line) or "not a report line"))
+                continue
+            lines += 1
+            get = line.get
+            state = code
+            if get("retryable") is True:
+                state |= RETRYABLE
+            if get("confirmed_by"):
+                state |= CONFIRMED
+            ambiguous = code != SUCCEEDED and get("ambiguous") is True
+            key = digest_of(job_id, command) or 1
+            slot = key & mask
+            found = keys[slot]
+            while found and found != key:
+                slot = (slot + 1) & mask
+                found = keys[slot]
+            if found:
+                row = rows[slot]
+                before = state_of[row]
+                done -= before & 3 == SUCCEEDED
+                in_doubt -= before & AMBIGUOUS != 0
+            else:
+                row = self.count
+                self.count += 1
+                keys[slot], rows[slot] = key, row
+                state_of.append(0)
+                if positions:
+                    lineno_of.append(0)
+                    offset_of.append(0)
+                if self.count * 3 > 2 * len(keys):
+                    self._grow()
+                    keys, rows, mask = self._keys, self._rows, self._mask
+            if ambiguous:
+                doubt_of[row] = _earliest(doubt_of.get(row, _NO_DOUBT), get("doubt_since"),
+                                          get("started_at"))  # fmt: skip
+                state |= AMBIGUOUS
+            elif code != SKIPPED:
+                doubt_of.pop(row, None)
+            elif row in doubt_of:
+                state |= AMBIGUOUS  # a skipped line sent nothing: the doubt stands
+            state_of[row] = state
+            if positions:
+                lineno_of[row], offset_of[row] = lineno, start
+            done += code == SUCCEEDED
+            in_doubt += state & AMBIGUOUS != 0
+            if hook is not None:
+                hook(row, state, line)
+        self.lines += lines
+        self.done += done
+        self.ambiguous_count += in_doubt
 
     def _grow(self) -> None:
-        old = self._slots
-        slots = self._slots = array("Q", [0]) * (2 * len(old))
-        mask = self._mask = len(slots) - 2
-        for i in range(0, len(old), 2):
-            key = old[i]
+        old = zip(self._keys, self._rows, strict=True)
+        size = 2 * len(self._keys)
+        keys = self._keys = array("Q", [0]) * size
+        rows = self._rows = array("I", [0]) * size
+        mask = self._mask = size - 1
+        for key, row in old:
             if key:
-                slot = (key << 1) & mask
-                while slots[slot]:
-                    slot = (slot + 2) & mask
-                slots[slot], slots[slot + 1] = key, old[i + 1]
+                slot = key & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot], rows[slot] = key, row
 
     def row(self, digest: int) -> int | None:
         """The row of the entry with this key digest, or None if the report has none."""
         key = digest or 1
-        slots, mask = self._slots, self._mask
-        slot = (key << 1) & mask
-        while slots[slot]:
-            if slots[slot] == key:
-                return slots[slot + 1]
-            slot = (slot + 2) & mask
+        keys, mask = self._keys, self._mask
+        slot = key & mask
+        while keys[slot]:
+            if keys[slot] == key:
+                return self._rows[slot]
+            slot = (slot + 1) & mask
         return None
 
     def __contains__(self, digest: object) -> bool:
@@ -265,15 +271,17 @@ class ReportIndex:
         row = self.row(digest)
         if row is None or not self.state[row] & AMBIGUOUS:
             return None
-        when = self.doubt[row]
+        when = self.doubt.get(row, _NO_DOUBT)
         return Ambiguous(None if math.isnan(when) else datetime.fromtimestamp(when, UTC))
 
     def ambiguous_keys(self) -> Iterator[int]:
         """The digests of the entries in doubt."""
-        slots, state = self._slots, self.state
-        for i in range(0, len(slots), 2):
-            if slots[i] and state[slots[i + 1]] & AMBIGUOUS:
-                yield slots[i]
+        if not self.ambiguous_count:
+            return
+        state = self.state
+        for key, row in zip(self._keys, self._rows, strict=True):
+            if key and state[row] & AMBIGUOUS:
+                yield key
 
     def doubts(self) -> dict[int, datetime]:
         """Entries in doubt whose earliest moment is known: digest → that moment (UTC)."""

@@ -54,7 +54,11 @@ def read_resume(
 
     with open_report() as stream:
         index = ReportIndex.read(
-            stream, on_bad_line=on_bad_line, hook=note if jobs else None, digest=key_digest
+            stream,
+            on_bad_line=on_bad_line,
+            hook=note if jobs else None,
+            digest=key_digest,
+            positions=False,
         )
     state = Resume(done=index, doubts=index.doubts())
     for digest, item in watched.items():

@@ -171,5 +171,5 @@ def test_a_resume_that_leaves_an_entry_in_doubt_writes_its_earliest_moment() -> 
     index.record(
         "j", "SUBMITVERIFYING", "failed", ambiguous=True, started_at="2026-11-24T13:00:05Z"
     )
-    index._add(line, 2, 0)
+    index.take([orjson.dumps(line) + b"\n"], on_bad_line=lambda n, why: None)
     assert index.doubts() == {key_digest("j", "SUBMITVERIFYING"): earlier}
