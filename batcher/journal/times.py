@@ -14,9 +14,10 @@ from typing import Any
 _HOURS: dict[str, float] = {}
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any, *, naive: bool = True) -> datetime | None:
     """An RFC 3339 time (``2020-07-30T10:43:17Z``, any fraction, any offset, ``t``/``z`` in
-    either case), in UTC; None if it is none. A time without an offset is taken as UTC.
+    either case), in UTC; None if it is none. A time without an offset is taken as UTC
+    (None with ``naive=False``, for input that must say its zone).
 
     >>> parse_time("2020-07-30t10:43:17.5+08:00").isoformat()
     '2020-07-30T02:43:17.500000+00:00'
@@ -33,6 +34,8 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
+        if not naive:
+            return None
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from batcher.entry import DigestSet, job_digest
 from batcher.errors import BatcherError, ExitCode
+from batcher.journal.times import parse_time
 from batcher.send.client import MetaStudioClient
 from batcher.send.reads import Pacer
 
@@ -336,18 +337,7 @@ def _last_tie(jobs: list[Any]) -> int:
 
 def _created(job: dict[str, Any]) -> datetime | None:
     """The job's ``create_time``, if it has a readable one."""
-    return _time(job.get("create_time"))
-
-
-def _time(value: Any) -> datetime | None:
-    """An RFC 3339 time as the API writes it, or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        created = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+    return parse_time(job.get("create_time"))
 
 
 def _continues(first: Any, seen: DigestSet, newest: datetime | None) -> bool:

@@ -21,8 +21,9 @@ import structlog
 from batcher.api import SelectResult
 from batcher.config import SIMULATED_POPULATION, Options, resolve, target
 from batcher.errors import BatcherError, SettingsError
+from batcher.journal.times import parse_time
 from batcher.redact import Redactor
-from batcher.select.paging import Paging, _time, list_jobs
+from batcher.select.paging import Paging, list_jobs
 from batcher.select.writer import ManifestWriter, format_of
 from batcher.select.writer import output as open_output
 from batcher.send.client import MetaStudioClient, open_session
@@ -92,7 +93,7 @@ class JobQuery:
         ):
             if since is None and until is None:
                 continue
-            when = _time(job.get(key))
+            when = parse_time(job.get(key))
             if when is None:
                 return False
             if since is not None and when < _parsed(since):
@@ -123,18 +124,12 @@ class JobQuery:
 
 
 def _is_rfc3339(value: str) -> bool:
-    if "T" not in value.upper():
-        return False
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return False
-    return parsed.tzinfo is not None
+    return "T" in value.upper() and parse_time(value, naive=False) is not None
 
 
 def _parsed(value: str) -> datetime:
     """A filter's time, already checked to be RFC 3339."""
-    parsed = _time(value)
+    parsed = parse_time(value)
     assert parsed is not None
     return parsed
 

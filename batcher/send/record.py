@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from batcher.journal.times import parse_time
 from batcher.send.vocabulary import Trace
 
 #: How far apart the server's clock and ours may be when nothing measured it.
@@ -93,25 +94,6 @@ class JobRecord:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (``2020-07-30T10:43:17Z``, fractions and offsets too), in UTC.
-
-    >>> parse_time("2020-07-30T10:43:17.5+08:00").isoformat()
-    '2020-07-30T02:43:17.500000+00:00'
-    >>> parse_time("yesterday") is None
-    True
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # no offset given: the API speaks UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
