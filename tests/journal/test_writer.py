@@ -370,3 +370,19 @@ def test_a_line_with_text_utf8_cannot_carry_is_still_written(tmp_path: Path) -> 
         writer.write({**report_line("j1"), "multipart_data": [{"etag": "a\ud83db", "n": 2**70}]})
     (line,) = [json.loads(raw) for raw in path.read_bytes().splitlines()]
     assert line["multipart_data"] == [{"etag": "a?b", "n": 2**70}]
+
+
+@pytest.mark.parametrize("at", ["write", "check"])
+def test_a_report_that_shrinks_under_the_writer_stops_it(report: Path, at: str) -> None:
+    with ReportWriter.open(report, resume=True) as writer:
+        writer.write(report_line("a"))
+        writer.write(report_line("b"))
+        os.truncate(report, 0)  # ": > report", or logrotate's copytruncate
+        if at == "write":
+            writer.write(report_line("c"))  # lands in the emptied file, and is noticed
+            with pytest.raises(ReportWriteError, match="shrank during the run"):
+                writer.write(report_line("d"))
+        else:
+            with pytest.raises(ReportWriteError, match="shrank during the run"):
+                writer.check()
+    assert [line["job_id"] for line in lines_of(report)] == (["c"] if at == "write" else [])

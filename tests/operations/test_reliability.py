@@ -270,3 +270,46 @@ async def test_a_report_replaced_in_the_runs_last_second_loses_no_outcome(
     assert all(n == 1 for n in sim.stats.executions.values())  # nothing sent twice
     confirmed = [line for line in final.values() if line["confirmed_by"] == "operation_log"]
     assert len(confirmed) == lost
+
+
+@pytest.mark.parametrize("how", ["emptied", "copytruncate", "cut"])
+async def test_a_report_that_shrinks_mid_run_halts_it_with_exit_3(
+    tmp_path: Path, start_simulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any,
+    how: str,
+) -> None:  # fmt: skip
+    """``: > report``, logrotate's copytruncate, ``truncate -s``: the lines the run wrote
+    before are gone from the file. The run stops (exit 3) and says so, rather than go on
+    as if the report still held every outcome."""
+    import os
+    import shutil
+
+    from support import batcher_in_thread
+
+    from batcher.journal import ReportWriter
+    from batcher.simulator.config import JobSpec
+
+    jobs = {f"job{i:06d}": JobSpec(state="WAIT_FILE_UPLOAD", video_confirmed=True)
+            for i in range(60)}  # fmt: skip
+    sim = await start_simulator(jobs=jobs)
+    manifest = jobs_csv(tmp_path / "m.csv", 60, command="SUBMITVERIFYING")
+    report = tmp_path / "r.jsonl"
+    write = ReportWriter.write
+    written = 0
+
+    def write_then_shrink(self: ReportWriter, line: dict[str, Any]) -> None:
+        nonlocal written
+        write(self, line)
+        written += 1
+        if written == 20:
+            if how == "copytruncate":
+                shutil.copy(report, tmp_path / "r.jsonl.1")
+            os.truncate(report, report.stat().st_size // 2 if how == "cut" else 0)
+
+    monkeypatch.setattr(ReportWriter, "write", write_then_shrink)
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
+            *run_args(sim.url)]  # fmt: skip
+    result = await batcher_in_thread(args, aksk_env(), capsys)
+    assert result.code == 3, result.output
+    assert f"report {report} shrank during the run" in result.stderr
+    assert "copytruncate" in result.stderr and "Traceback" not in result.output
+    assert sum(sim.stats.executions.values()) < 60  # it stopped
