@@ -22,7 +22,6 @@ from batcher.journal.lock import FileId, file_id, same_file
 from batcher.journal.reader import (
     BadLineHandler,
     ReportReadError,
-    iter_records,
     iter_report,
     warn_bad_line,
 )
@@ -59,7 +58,6 @@ __all__ = [
     "completed_keys",
     "file_id",
     "finish_run",
-    "iter_records",
     "iter_report",
     "line_from_outcome",
     "read_runs",

@@ -163,29 +163,10 @@ def skipped_line(
     >>> line["status"], line["attempts"], line["reason"], line["duration_ms"]
     ('skipped', 0, 'halted', None)
     """
-    return {
-        "job_id": entry.job_id,
-        "command": entry.command,
-        "status": "skipped",
-        "reason": reason,
-        "retryable": False,
-        "http_status": None,
-        "error_code": None,
-        "error_msg": None,
-        "command_result": None,
-        "failed_msg": None,
-        "request_id": None,
-        "attempts": 0,
-        "started_at": None,
-        "finished_at": at,
-        "duration_ms": None,
-        "source": entry.source,
-        "run_id": run_id,
-        "attachment_upload_url": None,
-        "multipart_data": None,
-        **_request_fields(entry, project_id),
-        "wait_ms": None,
-        "confirmed_by": None,
-        "ambiguous": doubt_since is not None,
-        "doubt_since": doubt_since,
-    }
+    line = line_from_outcome(
+        entry, Outcome(succeeded=False, reason=reason), run_id=run_id, attempts=0,
+        started_at=None, finished_at=at, duration_ms=None, project_id=project_id,
+        ambiguous=doubt_since is not None, doubt_since=doubt_since,
+    )  # fmt: skip
+    line["status"] = "skipped"
+    return line

@@ -30,7 +30,7 @@ from batcher.journal.index import (
     SUCCEEDED,
     ReportIndex,
 )
-from batcher.journal.reader import BadLineHandler, iter_records, iter_report, warn_bad_line
+from batcher.journal.reader import BadLineHandler, iter_report, warn_bad_line
 from batcher.journal.runs import RunRecord, read_runs
 from batcher.journal.times import RunSpan, epoch, round3
 from batcher.review.reasons import OTHER, ReasonGroup, ReasonGroups, beyond_cap, capped
@@ -328,9 +328,8 @@ def _details(
     wanted = {lineno for _, lines in found.values() for lineno in lines}
     job_at: dict[int, str] = {}
     if wanted:
-        for lineno, line in iter_records(path, on_bad_line=lambda n, why: None):
-            if lineno in wanted:
-                job_at[lineno] = line["job_id"]
+        for lineno, line in iter_report(path, wanted=wanted.__contains__, on_bad_line=_quiet):
+            job_at[lineno] = line.job_id
     out = []
     for (code, group, command), (count, lines) in found.items():
         kind, label = groups[code].label(group)
@@ -347,6 +346,10 @@ def _details(
             )
         )
     return sorted(out, key=lambda d: (-d.count, d.status, d.reason, d.command))
+
+
+def _quiet(lineno: int, why: str) -> None:
+    """Bad lines were counted in the first pass already."""
 
 
 def _tally(
