@@ -263,8 +263,16 @@ class ReportIndex:
 
     def __contains__(self, digest: object) -> bool:
         """Whether the entry with this key digest is done (its latest line succeeded)."""
-        row = self.row(digest) if isinstance(digest, int) else None
-        return row is not None and self.state[row] & 3 == SUCCEEDED
+        if digest.__class__ is not int:
+            return False
+        # row(), inlined: a resumed run asks this once per manifest entry.
+        key, keys, mask = digest or 1, self._keys, self._mask
+        slot = key & mask
+        while found := keys[slot]:
+            if found == key:
+                return self.state[self._rows[slot]] & 3 == SUCCEEDED
+            slot = (slot + 1) & mask
+        return False
 
     def ambiguous(self, digest: int) -> Ambiguous | None:
         """The entry's doubt (since when it may have executed), or None if it has none."""
