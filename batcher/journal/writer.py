@@ -64,9 +64,7 @@ class ReportWriter:
         #: The report file's identity ``(st_dev, st_ino)``, whatever its name.
         self.identity: FileId = (st.st_dev, st.st_ino)
         self._size = st.st_size
-        #: Where this run's lines begin (what was there before is an earlier run's).
-        self._started_size = st.st_size
-        #: The report's size when this run opened it.
+        #: The report's size when this run opened it: where this run's lines begin.
         self.started_size = st.st_size
         #: Set when the report's name stopped leading to this file mid-run.
         self.moved = False
@@ -263,7 +261,7 @@ class ReportWriter:
                 there.add(bytes_digest(raw.rstrip(b"\n")))
         missing: list[dict[str, Any]] = []
         ours = open(self._fd, "rb", closefd=False)  # noqa: SIM115 - not ours to close
-        ours.seek(self._started_size)
+        ours.seek(self.started_size)
         for raw in ours:
             raw = raw.rstrip(b"\n")
             if not raw or bytes_digest(raw) in there:
