@@ -162,7 +162,6 @@ class ReportIndex:
         *,
         on_bad_line: BadLineHandler,
         hook: LineHook | None = None,
-        first_lineno: int = 1,
     ) -> None:
         """Take in lines (bytes, each with its newline), the later ones winning."""
         loads, decode_error, codes, text = orjson.loads, orjson.JSONDecodeError, STATUS_CODE, str
@@ -171,7 +170,7 @@ class ReportIndex:
         state_of, lineno_of, offset_of, doubt_of = self.state, self.lineno, self.offset, self.doubt
         lines = done = in_doubt = 0
         offset = 0
-        for lineno, raw in enumerate(stream, start=first_lineno):
+        for lineno, raw in enumerate(stream, start=1):
             start, offset = offset, offset + len(raw)
             try:
                 line = loads(raw)
@@ -190,11 +189,8 @@ class ReportIndex:
                 continue
             lines += 1
             get = line.get
-            state = code
-            if get("retryable") is True:
-                state |= RETRYABLE
-            if get("confirmed_by"):
-                state |= CONFIRMED
+            state = code | (RETRYABLE if get("retryable") is True else 0)
+            state |= CONFIRMED if get("confirmed_by") else 0
             ambiguous = code != SUCCEEDED and get("ambiguous") is True
             key = digest_of(job_id, command) or 1
             slot = key & mask
@@ -208,24 +204,10 @@ class ReportIndex:
                 done -= before & 3 == SUCCEEDED
                 in_doubt -= before & AMBIGUOUS != 0
             else:
-                row = self.count
-                self.count += 1
-                keys[slot], rows[slot] = key, row
-                state_of.append(0)
-                if positions:
-                    lineno_of.append(0)
-                    offset_of.append(0)
-                if self.count * 3 > 2 * len(keys):
-                    self._grow()
-                    keys, rows, mask = self._keys, self._rows, self._mask
-            if ambiguous:
-                doubt_of[row] = _earliest(doubt_of.get(row, _NO_DOUBT), get("doubt_since"),
-                                          get("started_at"))  # fmt: skip
-                state |= AMBIGUOUS
-            elif code != SKIPPED:
-                doubt_of.pop(row, None)
-            elif row in doubt_of:
-                state |= AMBIGUOUS  # a skipped line sent nothing: the doubt stands
+                row = self._new_row(slot, key)
+                keys, rows, mask = self._keys, self._rows, self._mask
+            if ambiguous or doubt_of:
+                state = self._doubt(row, state, ambiguous, line)
             state_of[row] = state
             if positions:
                 lineno_of[row], offset_of[row] = lineno, start
@@ -236,6 +218,31 @@ class ReportIndex:
         self.lines += lines
         self.done += done
         self.ambiguous_count += in_doubt
+
+    def _new_row(self, slot: int, key: int) -> int:
+        row = self.count
+        self.count += 1
+        self._keys[slot], self._rows[slot] = key, row
+        self.state.append(0)
+        if self.positions:
+            self.lineno.append(0)
+            self.offset.append(0)
+        if self.count * 3 > 2 * len(self._keys):
+            self._grow()
+        return row
+
+    def _doubt(self, row: int, state: int, ambiguous: bool, line: dict[str, Any]) -> int:
+        """The entry's state with its doubt: an ambiguous line starts it or moves it to an
+        earlier moment, a skipped line (nothing sent) leaves it, any other line ends it."""
+        if ambiguous:
+            since = self.doubt.get(row, _NO_DOUBT)
+            self.doubt[row] = _earliest(since, line.get("doubt_since"), line.get("started_at"))
+            return state | AMBIGUOUS
+        if state & 3 != SKIPPED:
+            self.doubt.pop(row, None)
+        elif row in self.doubt:
+            return state | AMBIGUOUS
+        return state
 
     def _grow(self) -> None:
         old = zip(self._keys, self._rows, strict=True)
