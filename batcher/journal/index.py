@@ -51,6 +51,7 @@ SUCCEEDED, FAILED, SKIPPED = (STATUS_CODE[status] for status in STATUSES)
 #: Flags above the two status bits of :attr:`ReportIndex.state`.
 RETRYABLE, CONFIRMED, AMBIGUOUS = 4, 8, 16
 _NO_DOUBT = math.nan
+_CHUNK = 1 << 16
 
 #: Called with ``(row, state, line)`` for every readable line, after the index took it in:
 #: ``row`` is its entry's (new rows count up from 0), ``state`` the entry's status | flags.
@@ -168,8 +169,7 @@ class ReportIndex:
         digest_of, positions = self._digest, self.positions
         keys, rows, mask = self._keys, self._rows, self._mask
         state_of, lineno_of, offset_of, doubt_of = self.state, self.lineno, self.offset, self.doubt
-        lines = done = in_doubt = 0
-        offset = 0
+        lines = done = in_doubt = offset = 0
         for lineno, raw in enumerate(stream, start=1):
             start, offset = offset, offset + len(raw)
             try:
@@ -218,16 +218,17 @@ class ReportIndex:
         self.lines += lines
         self.done += done
         self.ambiguous_count += in_doubt
+        for column in (self.state, self.lineno, self.offset):  # the rows used, no more
+            del column[self.count :]
 
     def _new_row(self, slot: int, key: int) -> int:
         row = self.count
-        self.count += 1
+        self.count = row + 1
         self._keys[slot], self._rows[slot] = key, row
-        self.state.append(0)
-        if self.positions:
-            self.lineno.append(0)
-            self.offset.append(0)
-        if self.count * 3 > 2 * len(self._keys):
+        if row == len(self.state):  # room for more rows, a chunk at a time
+            for column in (self.state, self.lineno, self.offset)[: 3 if self.positions else 1]:
+                column.extend(array(column.typecode, [0]) * _CHUNK)
+        if row * 3 >= 2 * len(self._keys):
             self._grow()
         return row
 

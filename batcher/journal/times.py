@@ -88,9 +88,17 @@ class RunSpan:
         self._widen(other.first_started_at, other.last_finished_at)
 
     def _widen(self, started_at: Any, finished_at: Any) -> None:
-        if isinstance(started_at, str) and _wins(started_at, self.first_started_at, -1):
+        # Most stamps are the writer's, which order as text: compare them so first.
+        first, last = self.first_started_at, self.last_finished_at
+        if started_at.__class__ is str and not (
+            first is not None and first[-1:] == started_at[-1:] == "Z"
+            and len(first) == len(started_at) == 24 and started_at >= first
+        ) and _wins(started_at, first, -1):  # fmt: skip
             self.first_started_at = started_at
-        if isinstance(finished_at, str) and _wins(finished_at, self.last_finished_at, 1):
+        if finished_at.__class__ is str and not (
+            last is not None and last[-1:] == finished_at[-1:] == "Z"
+            and len(last) == len(finished_at) == 24 and finished_at <= last
+        ) and _wins(finished_at, last, 1):  # fmt: skip
             self.last_finished_at = finished_at
 
     @property

@@ -68,6 +68,9 @@ class LatestRows:
         self._commands, self._groups, self._runs = commands, groups, runs
         self._command_index: dict[Any, int] = {}
         self.spans: list[RunSpan] = []
+        # Lines of one run come together: the last one's span, found without a lookup.
+        self._last_run_id: Any = None
+        self._last_span = RunSpan()
 
     @property
     def count(self) -> int:
@@ -98,10 +101,12 @@ class LatestRows:
         else:
             self.kind[row], self.duration[row], self.wait[row] = kind_id, duration, wait
         run_id = get("run_id")
-        run = self._runs(run_id if isinstance(run_id, str) and run_id else "(none)")
-        if run == len(self.spans):
-            self.spans.append(RunSpan())
-        self.spans[run].add(get("started_at"), get("finished_at"))
+        if run_id != self._last_run_id or run_id.__class__ is not str:
+            run = self._runs(run_id if isinstance(run_id, str) and run_id else "(none)")
+            if run == len(self.spans):
+                self.spans.append(RunSpan())
+            self._last_run_id, self._last_span = run_id, self.spans[run]
+        self._last_span.add(get("started_at"), get("finished_at"))
 
     def row_kind(self, row: int) -> Kind:
         return self.kinds_list[self.kind[row]]
@@ -307,7 +312,7 @@ def summarize(
         if observe is not None:
             observe(line)
 
-    index = ReportIndex.read(path, on_bad_line=bad_line, hook=hook)
+    index = ReportIndex.read(path, on_bad_line=bad_line, hook=hook if observe else rows.add)
     rows.lineno = index.lineno
     summary.lines = index.lines
     summary.runs = rows.runs()
