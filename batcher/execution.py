@@ -93,7 +93,7 @@ def plan_run(
 #
 # :func:`run_manifests` is :func:`batcher.run_async`'s body: it checks the settings and every
 # manifest entry first (nothing is sent when anything is wrong), then :func:`execute` takes
-# the report's lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the
+# the report's lock, reads what ``--resume`` needs, keeps the run's intent file, and runs the
 # entries with progress alongside.
 log = structlog.get_logger("batcher")
 
@@ -397,7 +397,7 @@ async def _observe(observer: RunObserver, stats: RunStats, limiter: RateLimiter)
 
 
 def _write_failure(error: BaseException) -> str | None:
-    """Why the report (or its in-flight slots) could not be written, if that is what
+    """Why the report (or its intent file) could not be written, if that is what
     stopped the run."""
     if isinstance(error, BaseExceptionGroup):
         for leaf in error.exceptions:
