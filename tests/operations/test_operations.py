@@ -362,3 +362,30 @@ async def test_resume_onto_a_report_of_another_manifest_is_refused_unless_on_pur
     allowed = ["run", str(second), *common, "--resume", "--allow-other-manifest"]
     assert (await batcher(allowed, aksk_env())).code == 0
     assert ("job-x", "GET_MULTIPART_UPLOADED") in latest(read_report(report))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["emptied", "replaced"])
+async def test_a_report_emptied_or_replaced_under_a_running_process_halts_it_with_exit_3(
+    tmp_path: Path, start_simulator: Any, how: str
+) -> None:
+    """``: > report`` (or a new file moved over it) while a real run writes it: the run
+    notices within a line or a second, stops with exit 3 and says what happened."""
+    sim = await start_simulator(latency_ms=20, seed=5)
+    manifest = jobs_csv(tmp_path / "m.csv", 2000)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "4",
+            *run_args(sim.url)]  # fmt: skip
+    process = await spawn(args, aksk_env())
+    await wait_for_lines(report, 30)
+    if how == "emptied":
+        report.write_bytes(b"")  # opens with O_TRUNC, as the shell's ": >" does
+    else:
+        (tmp_path / "new.jsonl").write_bytes(b"")
+        (tmp_path / "new.jsonl").rename(report)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 3, stderr
+    said = stderr.decode()
+    assert ("shrank during the run" if how == "emptied" else "was replaced") in said
+    assert "Traceback" not in said
+    assert sum(sim.stats.reads.values()) < 2000  # it stopped
