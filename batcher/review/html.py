@@ -27,7 +27,7 @@ import orjson
 from batcher import __version__
 from batcher.errors import UsageError
 from batcher.journal.atomic import new_file
-from batcher.journal.compact import LogHistogram
+from batcher.review.compact import LogHistogram
 from batcher.journal.reader import BadLineHandler
 from batcher.journal.times import epoch
 from batcher.review._html_sections import (

@@ -12,7 +12,7 @@ import pytest
 from report_lines import THROTTLED, at, report_line, resumed_lines, write_report
 
 from batcher.entry import KeyTable
-from batcher.journal.compact import LogHistogram
+from batcher.review.compact import LogHistogram
 from batcher.journal.selection import Selection
 from batcher.review import summary as review
 from batcher.review.summary import summarize
