@@ -22,7 +22,14 @@ from batcher.config import Options, RunSettings, check_run, project_for_manifest
 from batcher.entry import Entry, key_digest
 from batcher.errors import ReportWriteError, UsageError
 from batcher.journal import ReportWriter
-from batcher.journal.intents import Fingerprint, InFlight, IntentFile, left_in_flight, state_dir
+from batcher.journal.intents import (
+    Fingerprint,
+    InFlight,
+    IntentFile,
+    check_state_dir,
+    left_in_flight,
+    state_dir,
+)
 from batcher.journal.lock import check_unlocked
 from batcher.journal.reader import open_report
 from batcher.journal.resume import Resume, read_resume
@@ -137,6 +144,7 @@ async def run_manifests(
         if dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
+                check_state_dir()  # exit 2, as the real run would before sending
             plan = plan_run(
                 summary, settings, checked.entries, report if resume else None,
                 allow_other_manifest=allow_other_manifest,

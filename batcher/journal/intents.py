@@ -55,6 +55,19 @@ def state_dir() -> Path:
     return Path(base) / "batcher"
 
 
+def check_state_dir() -> None:
+    """Raise UsageError if intent files could not be written (what ``--dry-run`` checks): the
+    state directory, or the nearest folder that would hold it, must be writable."""
+    folder = state_dir()
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        raise UsageError(
+            f"cannot write intent files in {state_dir()} ({folder} is not a writable "
+            "directory); set BATCHER_STATE_DIR to a writable directory"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class InFlight:
     """An entry that was sent, and when (UTC, as in report lines)."""

@@ -27,7 +27,6 @@ import orjson
 from batcher import __version__
 from batcher.errors import UsageError
 from batcher.journal.atomic import new_file
-from batcher.review.compact import LogHistogram
 from batcher.journal.reader import BadLineHandler
 from batcher.journal.times import epoch
 from batcher.review._html_sections import (
@@ -40,6 +39,7 @@ from batcher.review._html_sections import (
     zoom_button,
 )
 from batcher.review._timeline import Timeline
+from batcher.review.compact import LogHistogram
 from batcher.review.summary import Summary, summarize
 
 __all__ = ["build_page", "write_html"]

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from batcher.entry import STATUSES
-from batcher.review.compact import Interner, LogHistogram, RunSpan, round3
 from batcher.journal.index import (
     AMBIGUOUS,
     CONFIRMED,
@@ -33,6 +32,7 @@ from batcher.journal.index import (
 from batcher.journal.reader import BadLineHandler, iter_report, warn_bad_line
 from batcher.journal.runs import RunRecord, read_runs
 from batcher.journal.times import epoch
+from batcher.review.compact import Interner, LogHistogram, RunSpan, round3
 from batcher.review.reasons import OTHER, ReasonGroup, ReasonGroups, beyond_cap, capped
 
 #: Called with every readable line (a dict), e.g. to draw the HTML page's time series.

@@ -97,3 +97,15 @@ def test_the_state_directory_follows_the_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("BATCHER_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", "/home/u/.state")
     assert intents.state_dir() == Path("/home/u/.state/batcher")
+
+
+def test_a_dry_run_knows_when_intent_files_could_not_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHER_STATE_DIR", str(tmp_path / "new" / "state"))
+    intents.check_state_dir()  # a folder it can make
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("BATCHER_STATE_DIR", str(blocker / "state"))
+    with pytest.raises(UsageError, match="BATCHER_STATE_DIR"):
+        intents.check_state_dir()

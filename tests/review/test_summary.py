@@ -12,9 +12,9 @@ import pytest
 from report_lines import THROTTLED, at, report_line, resumed_lines, write_report
 
 from batcher.entry import KeyTable
-from batcher.review.compact import LogHistogram
 from batcher.journal.selection import Selection
 from batcher.review import summary as review
+from batcher.review.compact import LogHistogram
 from batcher.review.summary import summarize
 from batcher.review.text import render_text
 
