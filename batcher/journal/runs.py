@@ -38,6 +38,7 @@ __all__ = [
     "RunRecord",
     "finish_run",
     "read_runs",
+    "refuse_other_manifests",
     "runs_path",
     "start_run",
 ]
@@ -158,9 +159,6 @@ class RunRecord:
             settled_rate=number("settled_rate"),
             halted_reason=text("halted_reason"),
         )
-
-
-_MANIFEST_FIELDS = frozenset(ManifestInfo.__dataclass_fields__)
 
 
 def runs_path(report: str | os.PathLike[str]) -> Path:
