@@ -73,6 +73,7 @@ class RunKeywords(WhereKeywords, total=False):
 
     command: str | None
     resume: bool
+    allow_other_manifest: bool
     dry_run: bool
     concurrency: int
     max_failures: int | None

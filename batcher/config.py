@@ -95,6 +95,8 @@ class RunConfig(Options):
     report: Path | None = None
     command: str | None = None
     resume: bool = False
+    #: With ``resume``: continue a report written from other manifests, on purpose.
+    allow_other_manifest: bool = False
     dry_run: bool = False
     concurrency: int = 16
     max_failures: int | None = None
@@ -396,15 +398,11 @@ def _file_system_problems(report: Path) -> list[str]:
 
 
 def _sidecar_problems(report: Path) -> list[str]:
-    """The run record and the in-flight slots beside the report must be usable files."""
+    """The run record beside the report must be a usable file."""
     from batcher.journal import runs_path
-    from batcher.journal.intents import inflight_path
 
     problems = []
-    for sidecar, what in (
-        (runs_path(report), "run record"),
-        (inflight_path(report), "in-flight file"),
-    ):
+    for sidecar, what in ((runs_path(report), "run record"),):
         try:
             status = sidecar.stat()
         except FileNotFoundError:
@@ -451,13 +449,12 @@ def metrics_problems(metrics: Path, *, report: Path | None, manifests: list[str]
     """Why ``metrics`` cannot be the run's metrics file: it would overwrite the report, a
     manifest, a sidecar, or a file that is not Prometheus text."""
     from batcher.journal import runs_path
-    from batcher.journal.intents import inflight_path
 
     if not metrics.parent.is_dir():
         return [f"--metrics-file {metrics}: no directory {metrics.parent}"]
     theirs = [Path(m) for m in manifests if m != "-"]
     if report is not None:
-        theirs += [report, runs_path(report), inflight_path(report)]
+        theirs += [report, runs_path(report)]
     for other in theirs:
         if _same_path_or_file(metrics, other):
             return [

@@ -7,6 +7,7 @@ Also what a run hands back (:class:`RunResult`), and the plan ``--dry-run`` prin
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,14 +23,17 @@ from batcher.entry import Entry, key_digest
 from batcher.errors import ReportWriteError, UsageError, exit_code_for
 from batcher.journal import ReportWriter
 from batcher.journal.intents import (
+    Fingerprint,
     InFlight,
-    InflightSlots,
-    inflight_path,
+    IntentFile,
+    check_state_dir,
     left_in_flight,
-    report_identity,
+    state_dir,
 )
-from batcher.journal.lock import check_unlocked, file_id
+from batcher.journal.lock import check_unlocked
+from batcher.journal.reader import open_report
 from batcher.journal.resume import Resume, read_resume
+from batcher.journal.runs import refuse_other_manifests
 from batcher.journal.witnesses import recent_successes
 from batcher.observe.events import RunEvents
 from batcher.read import Manifests, ManifestSummary
@@ -139,13 +143,13 @@ def plan_run(
         endpoint = str(config.url) if config.url else None
         auth = config.credentials.describe() if config.credentials else "none"
     already_done = in_doubt = 0
-    identity = None if resumed is None else file_id(resumed)
-    if resumed is not None and identity is not None:
-        in_flight, _ = left_in_flight(resumed, report_identity(identity))
-        state = read_resume(
-            lambda: open(resumed, "rb"),  # noqa: SIM115 - read_resume closes what it reads
-            inflight=in_flight,
-        )
+    if resumed is not None and resumed.exists():
+        if not config.allow_other_manifest:
+            refuse_other_manifests(resumed, summary.sha256)
+        with open_report(resumed) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            in_flight = left_in_flight(stream, size, summary.sha256)
+        state = read_resume(lambda: open_report(resumed), inflight=in_flight)
         for entry in entries(state.done):
             if entry is None:
                 already_done += 1
@@ -189,6 +193,7 @@ async def run_manifests(paths: list[str], config: RunConfig, progress: Display |
         if config.dry_run:
             if report is not None:
                 check_unlocked(report)  # exit 4, as the real run would
+                check_state_dir()  # exit 2, as the real run would before sending
             resumed = report if config.resume else None
             plan = plan_run(summary, config, checked.entries, resumed)
             return RunResult(run_id=run_id, report=None, plan=plan)
@@ -214,6 +219,7 @@ async def run_manifests(paths: list[str], config: RunConfig, progress: Display |
                 progress=progress,
                 redactor=redactor,
                 manifests=paths,
+                manifest_digests=summary.sha256,
                 observer=events,
             )
     stats = done.stats
@@ -265,6 +271,7 @@ async def execute(
     progress: Display | bool,
     redactor: Redactor,
     manifests: Sequence[str] = (),
+    manifest_digests: Sequence[str | None] = (),
     observer: RunObserver | None = None,
 ) -> Executed:
     """Run ``entries`` into the report (locked for the whole run); ``observer`` hears of
@@ -272,19 +279,19 @@ async def execute(
     report, resume = config.report, config.resume
     assert report is not None
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
-        state, slots = _open_journal(writer, config, run_id)
+        state, slots = _open_journal(writer, config, run_id, manifest_digests)
         limiter = RateLimiter(rate=config.rate, burst=config.burst)
         stats = RunStats(total=total)
         run = _Run(config, run_id, writer, slots, state, limiter, stats, redactor, observer)
         try:
-            runner = await run.send(entries, progress)
+            await run.send(entries, progress)
         except BaseException as error:
             failure = _write_failure(error)
             if failure is not None and writer.moved:
                 failure += _keep_in_doubt(writer, slots)
             slots.close()
             if not slots.used:  # refused before anything was sent: leave nothing behind
-                slots.path.unlink(missing_ok=True)
+                slots.remove()
                 writer.discard_if_unused()
             if failure is None:
                 raise
@@ -293,30 +300,29 @@ async def execute(
                     observer.finished(stats, limiter.rate)
             # The writer's own words (they name the report, the cause and --resume).
             raise ReportWriteError(failure) from None
-        _close_slots(slots, state, runner)
+        # Every entry taken on has its line: nothing of this run is in flight any more
+        # (entries in doubt it did not reach keep the intent files that put them there).
+        slots.remove()
         if observer is not None:
             observer.finished(stats, limiter.rate)
     return Executed(stats, limiter.rate)
 
 
 def _open_journal(
-    writer: ReportWriter, config: RunConfig, run_id: str
-) -> tuple[Resume, InflightSlots]:
-    """What ``--resume`` needs of the report, and the in-flight slots, open afresh with the
-    doubts of an earlier run carried over (from every name it left them under)."""
-    report = writer.path
-    slots_path = inflight_path(report)
-    identity = report_identity(writer.identity)
-    in_flight, stray = (
-        left_in_flight(report, identity, created=writer.created) if config.resume else ([], [])
-    )
-    for path in stray:
-        log.warning(
-            "resume_inflight_under_another_name",
-            file=str(path),
-            hint="a crashed run of this report left it under an earlier name: its entries "
-            "are checked first too",
-        )
+    writer: ReportWriter, config: RunConfig, run_id: str, manifests: Sequence[str | None]
+) -> tuple[Resume, IntentFile]:
+    """What ``--resume`` needs of the report (the intents of every run of it, found by its
+    content wherever they were written), and this run's own intent file. A resume onto a
+    report of other manifests is refused unless ``allow_other_manifest``."""
+    if config.resume and not config.allow_other_manifest:
+        try:
+            refuse_other_manifests(writer.path, manifests)
+        except UsageError:
+            writer.discard_if_unused()
+            raise
+    with writer.reader() as stream:
+        mark = Fingerprint.of(stream, writer.started_size)
+        in_flight = left_in_flight(stream, writer.started_size, manifests) if config.resume else []
     state = read_resume(writer.reader, inflight=in_flight) if config.resume else Resume()
     if state.doubts:
         log.info(
@@ -325,22 +331,12 @@ def _open_journal(
             hint="their job's record is read before they are sent again",
         )
     try:
-        slots = InflightSlots.open(
-            slots_path,
-            slots=config.concurrency,
-            carried=state.carried,
-            report=identity,
-            run=run_id,
-            since_size=writer.started_size,
+        slots = IntentFile.create(
+            state_dir(), run_id, mark, manifests=manifests, slots=config.concurrency
         )
-    except OSError as error:
+    except UsageError:
         writer.discard_if_unused()
-        raise UsageError(
-            f"cannot write {slots_path}: {error.strerror or error}; nothing was sent"
-        ) from None
-    for path in stray:  # their doubts are in this run's slot file now
-        with contextlib.suppress(OSError):
-            path.unlink()
+        raise
     return state, slots
 
 
@@ -351,7 +347,7 @@ class _Run:
     config: RunConfig
     run_id: str
     writer: ReportWriter
-    slots: InflightSlots
+    slots: IntentFile
     state: Resume
     limiter: RateLimiter
     stats: RunStats
@@ -410,25 +406,7 @@ class _Run:
         return runner
 
 
-def _close_slots(slots: InflightSlots, state: Resume, runner: Runner) -> None:
-    """Every entry taken on has its line: nothing is in flight any more, but for entries
-    still in doubt that this run did not reach (--limit, a halt)."""
-    unreached = [
-        item
-        for item in state.carried
-        if key_digest(item.job_id, item.command) not in runner.doubts_lined
-    ]
-    try:
-        slots.clear(keep=unreached)
-    except OSError as error:  # the old file stands: its settled entries have lines
-        log.warning("inflight_not_cleared", path=str(slots.path), reason=error.strerror)
-        unreached = state.carried
-    slots.close()
-    if not unreached:
-        slots.path.unlink(missing_ok=True)
-
-
-def _keep_in_doubt(writer: ReportWriter, slots: InflightSlots) -> str:
+def _keep_in_doubt(writer: ReportWriter, slots: IntentFile) -> str:
     """After the report was replaced, moved or deleted mid-run: the entries whose lines the
     file now at its path lacks go into the in-flight file, so --resume reads their job's
     record before sending any of them again. Returns what to add to the message."""

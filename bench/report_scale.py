@@ -6,8 +6,8 @@ Generates a report the way a run writes it (two runs: a first one with throttlin
 errors, ambiguous outcomes and skips, then a resume that retries part of it), then measures,
 each in its own process (wall time and peak RSS from ``os.wait4``):
 
-* ``resume``: building the resume state (``ResumeState.read``) — the time ``--resume`` adds
-  before the first request — against the same process that only imports batcher;
+* ``resume``: building the resume state (``batcher.journal.completed_keys``: the index) —
+  time ``--resume`` adds before the first request — against a process that only imports it;
 * ``report``: ``batcher report R`` and ``batcher report R --format json``;
 * ``html``: ``batcher report R --html OUT`` (the page's size), and with ``--browser`` the
   time headless chromium takes to load and draw it.
@@ -144,9 +144,9 @@ def generate(path: Path, lines: int, *, seed: int = 7) -> Path:
 _RESUME = """
 import sys, time
 from pathlib import Path
-from batcher.journal import ResumeState
+from batcher.journal import completed_keys
 t = time.perf_counter()
-state = ResumeState.read(Path(sys.argv[1]))
+state = completed_keys(Path(sys.argv[1]))
 print(time.perf_counter() - t, len(state), state.ambiguous_count)
 """
 _IMPORT_ONLY = "import batcher.journal, batcher.api"

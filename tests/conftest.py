@@ -15,7 +15,7 @@
     Fields given as keywords keep the test credentials unless they override them.
 
 Every test gets its own ``--simulate`` world (``XDG_STATE_HOME`` in a temporary directory,
-autouse ``_own_simulated_world``).
+autouse ``_own_simulated_world``) and its own ``BATCHER_STATE_DIR`` (autouse ``_state_dir``).
 
 After every test structlog is reset to its defaults (autouse ``_reset_structlog``): a test
 that runs the CLI in-process configures it to pytest's captured stream, which is
@@ -51,6 +51,13 @@ def simulator_config(**fields: Any) -> SimulatorConfig:
     fields.setdefault("tokens", (TEST_TOKEN,))
     fields.setdefault("log_requests", False)
     return SimulatorConfig(**fields)
+
+
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own state directory (intent files), inherited by the processes it
+    starts: a crashed run's intents in one test are no other test's business."""
+    monkeypatch.setenv("BATCHER_STATE_DIR", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture(autouse=True)

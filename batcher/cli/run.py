@@ -51,6 +51,8 @@ OPTIONS: list[Section] = [
             option("--command", metavar="CMD", help="command for entries that name none"),
             option("--app-user-id", metavar="ID", help="X-App-UserId for entries without one"),
             flag("--resume", "continue an existing report: entries already succeeded are not sent"),
+            flag("--allow-other-manifest",
+                 "with --resume: continue a report written from other manifests, on purpose"),
             flag("--dry-run", "print the plan, send nothing"),
             option("--limit", type=int, metavar="N",
                    help="run at most N entries not yet done, then stop (a canary; continue "

@@ -60,6 +60,9 @@ class ReportLine(BaseModel):
     #: A failure whose earlier attempt may have executed (its answer was lost and the job's
     #: record could not tell).
     ambiguous: bool = False
+    #: On an ambiguous line: the earliest moment the entry may have executed, over every run
+    #: that left it in doubt (lines written before this field have only ``started_at``).
+    doubt_since: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -95,11 +98,13 @@ def line_from_outcome(
     note: str = "",
     confirmed_by: str | None = None,
     ambiguous: bool = False,
+    doubt_since: str | None = None,
 ) -> dict[str, Any]:
     """The line for an entry that was attempted: ``outcome`` is its last attempt's.
 
     ``note`` is added to the reason of a failure (e.g. " (gave up after 5 attempts)");
-    ``project_id`` is the run's, for entries whose manifest named none.
+    ``project_id`` is the run's, for entries whose manifest named none; ``doubt_since``
+    (kept on an ambiguous line only) the earliest moment it may have executed.
 
     >>> entry = Entry(job_id="j", command="SUBMITVERIFYING", source="m.csv:2")
     >>> line = line_from_outcome(entry, Outcome(succeeded=False, reason="HTTP 400"),
@@ -134,6 +139,7 @@ def line_from_outcome(
         "wait_ms": wait_ms,
         "confirmed_by": confirmed_by,
         "ambiguous": ambiguous and not succeeded,
+        "doubt_since": doubt_since if ambiguous and not succeeded else None,
     }
 
 
@@ -147,38 +153,20 @@ def skipped_line(
     doubt_since: str | None = None,
 ) -> dict[str, Any]:
     """The line for an entry that was not attempted, and why. Nothing was sent, so it has
-    no ``duration_ms`` or ``wait_ms``; ``finished_at`` is when it was decided. An entry an
-    earlier run may have executed without hearing back (``doubt_since``: when that attempt
-    was sent) stays in doubt: ``ambiguous: true``, and that time as ``started_at``, so the
-    next ``--resume`` still reads its job's record first.
+    no ``started_at``, ``duration_ms`` or ``wait_ms``; ``finished_at`` is when this run
+    decided it. An entry an earlier run may have executed without hearing back
+    (``doubt_since``: the earliest moment it may have) stays in doubt: ``ambiguous: true``
+    and ``doubt_since``, so the next ``--resume`` still reads its job's record from then.
 
     >>> line = skipped_line(Entry(job_id="j", command="SUBMITVERIFYING"), "halted",
     ...                     run_id="r", at="t")
     >>> line["status"], line["attempts"], line["reason"], line["duration_ms"]
     ('skipped', 0, 'halted', None)
     """
-    return {
-        "job_id": entry.job_id,
-        "command": entry.command,
-        "status": "skipped",
-        "reason": reason,
-        "retryable": False,
-        "http_status": None,
-        "error_code": None,
-        "error_msg": None,
-        "command_result": None,
-        "failed_msg": None,
-        "request_id": None,
-        "attempts": 0,
-        "started_at": doubt_since,
-        "finished_at": at,
-        "duration_ms": None,
-        "source": entry.source,
-        "run_id": run_id,
-        "attachment_upload_url": None,
-        "multipart_data": None,
-        **_request_fields(entry, project_id),
-        "wait_ms": None,
-        "confirmed_by": None,
-        "ambiguous": doubt_since is not None,
-    }
+    line = line_from_outcome(
+        entry, Outcome(succeeded=False, reason=reason), run_id=run_id, attempts=0,
+        started_at=None, finished_at=at, duration_ms=None, project_id=project_id,
+        ambiguous=doubt_since is not None, doubt_since=doubt_since,
+    )  # fmt: skip
+    line["status"] = "skipped"
+    return line

@@ -2,9 +2,8 @@
 
 A report can hold millions of lines, so nothing here keeps them: :func:`iter_report`
 streams checked :class:`~batcher.journal.line.ReportLine` models (optionally only the lines
-a filter wants, which is how selections re-read what they chose), :func:`iter_records` the
-same lines as light dicts for readers that need a few fields fast (resume, summaries), and
-:func:`completed_keys` the entries whose latest line is ``succeeded``.
+a filter wants, which is how readers re-read what they chose); :mod:`.index` reads every
+line once, as light dicts, for each entry's latest.
 
 A line that cannot be read is passed to ``on_bad_line`` (default: a warning in the log) and
 skipped; a last line without its newline is a write torn by a crash. A report that cannot be
@@ -143,37 +142,6 @@ def iter_report(
                 first = error.errors(include_url=False)[0]
                 where = ".".join(str(p) for p in first["loc"])
                 handler(lineno, f"not a report line: {where + ': ' if where else ''}{first['msg']}")
-
-
-def iter_records(
-    path: Path, *, on_bad_line: BadLineHandler | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Stream ``(line number, dict)``: every line whose key and status can be trusted.
-
-    Only ``job_id``, ``command`` and ``status`` are checked; other fields are as written.
-    About three times as fast as :func:`iter_report`, for readers of a few fields.
-    """
-    handler = on_bad_line or warn_bad_line
-    loads, decode_error, statuses = orjson.loads, orjson.JSONDecodeError, _STATUS_SET
-    with reading(path) as stream:
-        for lineno, raw in enumerate(stream, start=1):
-            try:
-                record = loads(raw)
-            except decode_error:
-                if raw.strip():
-                    handler(lineno, torn_or_bad(raw, "not valid JSON"))
-                continue
-            # The checks of unusable(), inlined for the common case: this runs per line.
-            if (
-                record.__class__ is dict
-                and record.get("job_id").__class__ is str
-                and record.get("command").__class__ is str
-                and (status := record.get("status")).__class__ is str
-                and status in statuses
-            ):
-                yield lineno, record
-            else:
-                handler(lineno, torn_or_bad(raw, unusable(record) or "not a report line"))
 
 
 def unusable(record: Any) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "RunRecord",
     "finish_run",
     "read_runs",
+    "refuse_other_manifests",
     "runs_path",
     "start_run",
 ]
@@ -160,9 +161,6 @@ class RunRecord:
         )
 
 
-_MANIFEST_FIELDS = frozenset(ManifestInfo.__dataclass_fields__)
-
-
 def runs_path(report: str | os.PathLike[str]) -> Path:
     """The sidecar of ``report``: ``REPORT.runs.jsonl`` beside its real path.
 
@@ -233,6 +231,32 @@ def read_runs(
             continue
         records.append(record)
     return records
+
+
+def refuse_other_manifests(report: Path, digests: Sequence[str | None]) -> None:
+    """Raise UsageError (exit 2) when ``report``'s earlier runs all read other manifests
+    (by SHA-256) than ``digests``: resuming would mix two manifests' entries in one report
+    without a word. Runs whose manifests were not hashed (none recorded) say nothing.
+
+    >>> refuse_other_manifests(Path("/nonexistent/r.jsonl"), ["ab"])
+    """
+    current = sorted(d for d in digests if d)
+    earlier = [
+        (record, sorted(m.sha256 for m in record.manifests if m.sha256))
+        for record in read_runs(report) or ()
+    ]
+    earlier = [(record, theirs) for record, theirs in earlier if theirs]
+    if not current or not earlier or any(theirs == current for _, theirs in earlier):
+        return
+    record, theirs = earlier[-1]
+    names = ", ".join(m.path for m in record.manifests) or "?"
+    raise UsageError(
+        f"report {report} was written from other manifests (its run {record.run_id} read "
+        f"{names}, SHA-256 {', '.join(d[:12] for d in theirs)}; these are "
+        f"{', '.join(d[:12] for d in current)}): resuming would mix their entries in one "
+        "report. Run the same manifests, choose another --report, or add "
+        "--allow-other-manifest to continue it with these on purpose"
+    )
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

@@ -1,10 +1,8 @@
 """The latest line of each report entry, chosen by status, without keeping whole lines.
 
-A report may hold several lines for one entry (a failed line, then after ``--resume`` a
-succeeded one); the LATEST line per ``(job_id, command)`` is the entry's state. Reports can
-run to millions of lines, so a selection keeps a few numbers per entry in its first pass
-(where its latest line is, its status and flags, its job) and reads the chosen lines
-themselves again afterwards.
+The LATEST line per ``(job_id, command)`` is the entry's state (see :mod:`.index`, which
+keeps where it is, its status and flags). A selection adds each entry's job and project in
+the same pass, and reads the chosen lines themselves again afterwards.
 
 What is chosen, beyond the statuses asked for:
 
@@ -21,22 +19,21 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from batcher.entry import STATUSES, KeyTable, local_job_digest, local_key_digest
+from batcher.entry import STATUSES, KeyTable, local_job_digest
 from batcher.errors import UsageError
+from batcher.journal.index import AMBIGUOUS as _AMBIGUOUS
+from batcher.journal.index import FAILED as _FAILED
+from batcher.journal.index import RETRYABLE as _RETRYABLE
+from batcher.journal.index import SKIPPED as _SKIPPED
+from batcher.journal.index import STATUS_CODE, ReportIndex
 from batcher.journal.line import ReportLine
-from batcher.journal.reader import BadLineHandler, reading, torn_or_bad, unusable, warn_bad_line
+from batcher.journal.reader import BadLineHandler, reading, warn_bad_line
 
-#: A status as a small int, to pack into typed arrays; ``STATUSES[code]`` reverses it.
-STATUS_CODE: dict[str, int] = {status: code for code, status in enumerate(STATUSES)}
-_SUCCEEDED, _FAILED, _SKIPPED = range(3)
-_RETRYABLE, _AMBIGUOUS = 4, 8  # flags above the two status bits
-#: Keys here are Python's own string hash (SipHash, 64 bits): several times faster than
-#: :func:`batcher.entry.key_digest`, and safe because they never leave this process (one
-#: read of one report); digests that are compared across processes use ``keys``.
 _MANY_PROJECTS = 0xFFFF
 #: Fields a manifest entry is rebuilt from: a line with one of them unreadable cannot be
 #: exported as it was sent.
@@ -89,59 +86,36 @@ class Selection:
         self.left_out_dependents = 0
         self.job_id_width = len("job_id")
         self.command_width = len("command")
-        self._offset = array("Q")  # per entry: where its latest line starts
-        self._lineno = array("I")  # ... its number
-        self._state = array("B")  # ... status code | _RETRYABLE | _AMBIGUOUS
-        self._job = array("Q")  # ... a hash of (project_id, job_id)
+        self._job = array("Q")  # per entry: a hash of (project_id, job_id)
         self._project = array("H")  # ... its project_id, interned (0 = none)
         self._projects: dict[str | None, int] = {None: 0}
         self._pass_one(on_bad_line or warn_bad_line)
+        self._state, self._offset, self._lineno = (
+            self._index.state, self._index.offset, self._index.lineno,
+        )  # fmt: skip
         self._chosen = self._choose()
 
     def _pass_one(self, on_bad_line: BadLineHandler) -> None:
-        rows = KeyTable()
-        offset_of, lineno_of, state_of, job_of = self._offset, self._lineno, self._state, self._job
-        loads, codes = orjson.loads, STATUS_CODE
-        offset = 0
-        with reading(self.path) as stream:
-            for lineno, raw in enumerate(stream, start=1):
-                start, offset = offset, offset + len(raw)
-                try:
-                    line = loads(raw)
-                except orjson.JSONDecodeError:
-                    if raw.strip():
-                        on_bad_line(lineno, torn_or_bad(raw, "not valid JSON"))
-                    continue
-                why = unusable(line)
-                if why is not None:
-                    on_bad_line(lineno, torn_or_bad(raw, why))
-                    continue
-                job_id, command = line["job_id"], line["command"]
-                key = local_key_digest(job_id, command)
-                row = rows.setdefault(key, len(state_of))
-                state = (
-                    codes[line["status"]]
-                    | (_RETRYABLE if line.get("retryable") is True else 0)
-                    | (_AMBIGUOUS if line.get("ambiguous") is True else 0)
-                )
-                project = line.get("project_id")
-                project = project if isinstance(project, str) and project else None
-                project_index = self._projects.get(project)
-                if project_index is None:
-                    project_index = min(len(self._projects), _MANY_PROJECTS)
-                    if project_index < _MANY_PROJECTS:
-                        self._projects[project] = project_index
-                if row == len(state_of):
-                    job_of.append(local_job_digest(job_id, project))
-                    offset_of.append(start)
-                    lineno_of.append(lineno)
-                    state_of.append(state)
-                    self._project.append(project_index)
-                else:
-                    offset_of[row], lineno_of[row], state_of[row] = start, lineno, state
-                    self._project[row] = project_index
-                self.job_id_width = max(self.job_id_width, len(job_id))
-                self.command_width = max(self.command_width, len(command))
+        job_of, project_of, projects = self._job, self._project, self._projects
+
+        def keep(row: int, state: int, line: dict[str, Any]) -> None:
+            job_id, command = line["job_id"], line["command"]
+            project = line.get("project_id")
+            project = project if isinstance(project, str) and project else None
+            index = projects.get(project)
+            if index is None:
+                index = min(len(projects), _MANY_PROJECTS)
+                if index < _MANY_PROJECTS:
+                    projects[project] = index
+            if row == len(job_of):
+                job_of.append(local_job_digest(job_id, project))
+                project_of.append(index)
+            else:
+                project_of[row] = index
+            self.job_id_width = max(self.job_id_width, len(job_id))
+            self.command_width = max(self.command_width, len(command))
+
+        self._index = ReportIndex.read(self.path, on_bad_line=on_bad_line, hook=keep)
 
     def _choose(self) -> array[int]:
         """The rows chosen, in the order they are to be yielded."""

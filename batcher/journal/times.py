@@ -1,18 +1,42 @@
-"""Timestamps of report lines, fast: a million of them are read for a summary or a page.
+"""Times: the one RFC 3339 parser (:func:`parse_time`), and report stamps read fast.
 
 The writer stamps lines as ``2026-11-24T13:00:00.123Z`` (UTC, milliseconds). Such stamps
-order as text and turn into epoch seconds with one dict lookup per hour; anything else that
-:meth:`datetime.fromisoformat` reads is parsed the slow way, and anything it does not is
-ignored (None).
+order as text and turn into epoch seconds with one dict lookup per hour (a million of them
+are read for a summary or a page); any other time is read by :func:`parse_time`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 _HOURS: dict[str, float] = {}
+
+
+def parse_time(value: Any, *, naive: bool = True) -> datetime | None:
+    """An RFC 3339 time (``2020-07-30T10:43:17Z``, any fraction, any offset, ``t``/``z`` in
+    either case), in UTC; None if it is none. A time without an offset is taken as UTC
+    (None with ``naive=False``, for input that must say its zone).
+
+    >>> parse_time("2020-07-30t10:43:17.5+08:00").isoformat()
+    '2020-07-30T02:43:17.500000+00:00'
+    >>> parse_time("2020-07-30T10:43:17.123456789z").isoformat()
+    '2020-07-30T10:43:17.123456+00:00'
+    >>> parse_time("yesterday") is None, parse_time(None) is None
+    (True, True)
+    """
+    if not isinstance(value, str) or not 10 <= len(value) <= 64:
+        return None
+    text = value.upper() if "t" in value or "z" in value else value
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        if not naive:
+            return None
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def is_canonical(stamp: str) -> bool:
@@ -40,76 +64,5 @@ def epoch(stamp: Any) -> float | None:
             return hour + int(stamp[14:16]) * 60 + float(stamp[17:23])
         except ValueError:
             return None
-    try:
-        when = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
-@dataclass(slots=True)
-class RunSpan:
-    """Every line a run wrote (not only latest ones): how many, and over what time."""
-
-    lines: int = 0
-    first_started_at: str | None = None
-    last_finished_at: str | None = None
-
-    def add(self, started_at: Any, finished_at: Any) -> None:
-        """Count a line and widen the span to its times (the texts kept as written)."""
-        self.lines += 1
-        self._widen(started_at, finished_at)
-
-    def merge(self, other: RunSpan) -> None:
-        """Take in another span's lines and times."""
-        self.lines += other.lines
-        self._widen(other.first_started_at, other.last_finished_at)
-
-    def _widen(self, started_at: Any, finished_at: Any) -> None:
-        if isinstance(started_at, str) and _wins(started_at, self.first_started_at, -1):
-            self.first_started_at = started_at
-        if isinstance(finished_at, str) and _wins(finished_at, self.last_finished_at, 1):
-            self.last_finished_at = finished_at
-
-    @property
-    def first(self) -> float | None:
-        return epoch(self.first_started_at)
-
-    @property
-    def last(self) -> float | None:
-        return epoch(self.last_finished_at)
-
-    def seconds(self) -> float | None:
-        first, last = self.first, self.last
-        if first is None or last is None:
-            return None
-        return max(0.0, last - first)
-
-    def rate(self) -> float | None:
-        seconds = self.seconds()
-        return self.lines / seconds if seconds else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lines": self.lines,
-            "first_started_at": self.first_started_at,
-            "last_finished_at": self.last_finished_at,
-            "seconds": round3(self.seconds()),
-            "rate_per_second": round3(self.rate()),
-        }
-
-
-def _wins(candidate: str, current: str | None, sign: int) -> bool:
-    """Whether ``candidate`` should replace ``current``: earlier (``sign`` -1) or later (+1).
-    A text that is no time never wins; any time beats none."""
-    if current is not None and is_canonical(candidate) and is_canonical(current):
-        return candidate < current if sign < 0 else candidate > current
-    new = epoch(candidate)
-    if new is None:
-        return False
-    old = epoch(current)
-    return old is None or (new < old if sign < 0 else new > old)
-
-
-def round3(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    moment = parse_time(stamp)
+    return None if moment is None else moment.timestamp()

@@ -16,7 +16,7 @@ from typing import IO
 import orjson
 
 from batcher.entry import Entry
-from batcher.journal.resume import parse_stamp
+from batcher.journal.times import parse_time
 
 #: How much of the report's end is read: its latest lines are enough, and the newest.
 TAIL_BYTES = 256 * 1024
@@ -66,7 +66,7 @@ def _witness(
             and wanted(line["command"], line.get("command_message"))
         ):
             return None
-        sent = parse_stamp(line.get("started_at"))
+        sent = parse_time(line.get("started_at"))
         entry = Entry(
             job_id=line["job_id"],
             command=line["command"],

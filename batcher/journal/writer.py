@@ -12,7 +12,8 @@ What can go wrong, and what it becomes:
   (read-only file system, no directory, no permission), or its file system is full →
   :class:`~batcher.errors.UsageError` (exit 2) before anything is written or sent;
 * a write fails after that (``ENOSPC``, ``EROFS``, ``EIO``), or the report is deleted,
-  its directory removed or another file renamed over it mid-run →
+  its directory removed, another file renamed over it, or it shrinks (``truncate``,
+  logrotate's ``copytruncate``, ``: > report``) mid-run →
   :class:`ReportWriteError` (exit 3), raised by :meth:`ReportWriter.write` and by every
   write after it. A line cut short by the failure is truncated away when the file system
   allows, and otherwise ends the file; no later line is ever glued onto it.
@@ -63,9 +64,7 @@ class ReportWriter:
         #: The report file's identity ``(st_dev, st_ino)``, whatever its name.
         self.identity: FileId = (st.st_dev, st.st_ino)
         self._size = st.st_size
-        #: Where this run's lines begin (what was there before is an earlier run's).
-        self._started_size = st.st_size
-        #: The report's size when this run opened it.
+        #: The report's size when this run opened it: where this run's lines begin.
         self.started_size = st.st_size
         #: Set when the report's name stopped leading to this file mid-run.
         self.moved = False
@@ -173,11 +172,31 @@ class ReportWriter:
             # meets the error.
             while written < len(data):
                 written += _write(self._fd, data[written:])
+            # O_APPEND writes at the file's end, wherever that is now: an end short of
+            # where ours should be means the file was cut while we wrote it.
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
         except OSError as error:
             self._fail(f"cannot write report {self.path}: {error.strerror}", written)
         self._prefix = b""
         self._size += written
         self.lines_written += 1
+        if end < self._size:
+            # This line is in the file; the next write (or check) stops the run.
+            self._shrunk(self._size - end)
+
+    def _shrunk(self, lost: int) -> str:
+        """Remember that the file lost ``lost`` bytes of lines under us; return why."""
+        self._size -= lost
+        self._cause = (
+            f"report {self.path} shrank during the run (truncated or emptied by another "
+            f"program, such as logrotate's copytruncate): {lost} bytes of lines written "
+            "before are gone from it"
+        )
+        self._failed = (
+            f"{self._cause}; the run stops. A --resume of it now would send their entries "
+            "again: put the lost lines back first (logrotate keeps them in the rotated copy)"
+        )
+        return self._failed
 
     def _fail(self, message: str, written: int) -> NoReturn:
         """Remember the failure, cut a partly written line back off, and raise."""
@@ -198,9 +217,12 @@ class ReportWriter:
     def _check_identity(self) -> None:
         """Fail if the report's name no longer leads to the file being written."""
         try:
-            nlink = os.fstat(self._fd).st_nlink
+            st = os.fstat(self._fd)
         except OSError as error:
             self._fail(f"cannot write report {self.path}: {error.strerror}", 0)
+        if st.st_size < self._size:
+            raise ReportWriteError(self._shrunk(self._size - st.st_size), cause=self._cause)
+        nlink = st.st_nlink
         now = file_id(self.path)
         if now == self.identity:
             return
@@ -239,7 +261,7 @@ class ReportWriter:
                 there.add(bytes_digest(raw.rstrip(b"\n")))
         missing: list[dict[str, Any]] = []
         ours = open(self._fd, "rb", closefd=False)  # noqa: SIM115 - not ours to close
-        ours.seek(self._started_size)
+        ours.seek(self.started_size)
         for raw in ours:
             raw = raw.rstrip(b"\n")
             if not raw or bytes_digest(raw) in there:

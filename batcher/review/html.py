@@ -29,11 +29,11 @@ from markupsafe import Markup
 
 from batcher.errors import UsageError
 from batcher.journal.atomic import new_file
-from batcher.journal.compact import LogHistogram
 from batcher.journal.reader import BadLineHandler
 from batcher.journal.times import epoch
 from batcher.observe.version import version
 from batcher.review._timeline import Timeline
+from batcher.review.compact import LogHistogram
 from batcher.review.summary import Summary, sent_rate, summarize
 
 __all__ = ["build_page", "write_html"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from batcher.journal.compact import Interner
+from batcher.review.compact import Interner
 
 #: The label of the bucket that holds every group beyond the cap.
 OTHER = "(other)"

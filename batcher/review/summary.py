@@ -1,43 +1,137 @@
 """The streaming summary of a report: entries by status, failure reasons, latency, runs.
 
-Entries count by their LATEST line per ``(job_id, command)`` (see :mod:`.selection`).
-Reports can run to millions of lines, so nothing here keeps whole lines: lines are parsed
-as plain dicts (orjson, only key and status checked; a field of the wrong type counts as
-absent), per entry a few numbers are kept in typed arrays (see :mod:`._scan`), and the
-rare example that needs a line itself is re-read from the file. The runs come from the run
-record sidecar (:mod:`.runs`) where there is one, joined with what the lines say.
-:mod:`.render` renders the result.
+Entries count by their LATEST line per ``(job_id, command)``, found by the report's one
+index (:mod:`batcher.journal.index`). Reports can run to millions of lines, so nothing
+here keeps whole lines: per entry the kind of its latest line (status, flags, command,
+failure group, attempts, HTTP status: a few dozen distinct kinds in a million lines, each
+kept once) and its durations are kept in typed arrays, and the rare example that needs a
+line itself is re-read from the file. The runs come from the run record sidecar
+(:mod:`batcher.journal.runs`) where there is one, joined with what the lines say.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batcher.entry import STATUSES
-from batcher.journal.compact import Interner, LogHistogram
-from batcher.journal.reader import BadLineHandler, iter_records, iter_report, warn_bad_line
-from batcher.journal.runs import RunRecord, read_runs
-from batcher.journal.times import RunSpan, epoch, round3
-from batcher.review.reasons import OTHER, ReasonGroup, ReasonGroups, beyond_cap, capped
-from batcher.review.scan import (
+from batcher.journal.index import (
     AMBIGUOUS,
     CONFIRMED,
     FAILED,
-    MISSING,
-    NO_GROUP,
     RETRYABLE,
     SKIPPED,
     SUCCEEDED,
-    LatestRows,
-    scan,
+    ReportIndex,
 )
+from batcher.journal.reader import BadLineHandler, iter_report, warn_bad_line
+from batcher.journal.runs import RunRecord, read_runs
+from batcher.journal.times import epoch
+from batcher.review.compact import Interner, LogHistogram, RunSpan, round3
+from batcher.review.reasons import OTHER, ReasonGroup, ReasonGroups, beyond_cap, capped
 
 #: Called with every readable line (a dict), e.g. to draw the HTML page's time series.
 Observer = Callable[[dict[str, Any]], None]
+
+NO_GROUP = -1
+#: A duration that is not there (no number written, or the line was skipped).
+MISSING = -math.inf
+#: A latest line's kind: (status code, flags, command index, group, attempts, HTTP status).
+Kind = tuple[int, int, int, int, int, int]
+_FLAGS = RETRYABLE | CONFIRMED | AMBIGUOUS
+
+
+def _small(value: Any) -> int:
+    return value if value.__class__ is int and 0 <= value <= 0xFFFF else 0
+
+
+def _duration(value: Any) -> float:
+    return value if value.__class__ in (float, int) else MISSING
+
+
+class LatestRows:
+    """Per entry (a row of the report's index), the kind of its latest line and its
+    durations; every line also counts toward its run's span."""
+
+    def __init__(self, commands: Interner, groups: dict[int, ReasonGroups], runs: Interner):
+        self.kind = array("I")
+        self.duration = array("d")
+        self.wait = array("d")
+        self.lineno = array("I")
+        self.kinds_list: list[Kind] = []
+        self._kind_ids: dict[Kind, int] = {}
+        self._commands, self._groups, self._runs = commands, groups, runs
+        self._command_index: dict[Any, int] = {}
+        self.spans: list[RunSpan] = []
+        # Lines of one run come together: the last one's span, found without a lookup.
+        self._last_run_id: Any = None
+        self._last_span = RunSpan()
+
+    @property
+    def count(self) -> int:
+        return len(self.kind)
+
+    def add(self, row: int, state: int, line: dict[str, Any]) -> None:
+        """Take in a line, the latest of its entry's so far (``state``: the index's)."""
+        get = line.get
+        command = line["command"]
+        index = self._command_index.get(command)
+        if index is None:
+            index = self._command_index[command] = self._commands(command)
+        code = state & 3
+        group = NO_GROUP if code == SUCCEEDED else self._groups[code].add(line, row)
+        kind = (code, state & _FLAGS, index, group, _small(get("attempts")),
+                _small(get("http_status")))  # fmt: skip
+        kind_id = self._kind_ids.get(kind)
+        if kind_id is None:
+            kind_id = self._kind_ids[kind] = len(self.kinds_list)
+            self.kinds_list.append(kind)
+        skipped = code == SKIPPED  # never sent: its durations would dilute the latency
+        duration = MISSING if skipped else _duration(get("duration_ms"))
+        wait = MISSING if skipped else _duration(get("wait_ms"))
+        if row == len(self.kind):
+            self.kind.append(kind_id)
+            self.duration.append(duration)
+            self.wait.append(wait)
+        else:
+            self.kind[row], self.duration[row], self.wait[row] = kind_id, duration, wait
+        run_id = get("run_id")
+        if run_id != self._last_run_id or run_id.__class__ is not str:
+            run = self._runs(run_id if isinstance(run_id, str) and run_id else "(none)")
+            if run == len(self.spans):
+                self.spans.append(RunSpan())
+            self._last_run_id, self._last_span = run_id, self.spans[run]
+        self._last_span.add(get("started_at"), get("finished_at"))
+
+    def row_kind(self, row: int) -> Kind:
+        return self.kinds_list[self.kind[row]]
+
+    def kinds(self) -> dict[Kind, int]:
+        """How many rows there are of each kind."""
+        return {self.kinds_list[i]: n for i, n in Counter(self.kind).items()}
+
+    def failures(self, examples: int) -> dict[tuple[int, int, int], tuple[int, list[int]]]:
+        """Failed and skipped rows by (status code, group, command index): how many, and the
+        line numbers of up to ``examples`` of them."""
+        found: dict[tuple[int, int, int], tuple[int, list[int]]] = {}
+        for row, kind_id in enumerate(self.kind):
+            code, _, command, group, _, _ = self.kinds_list[kind_id]
+            if code == SUCCEEDED:
+                continue
+            count, lines = found.get((code, group, command), (0, []))
+            if len(lines) < examples:
+                lines.append(self.lineno[row])
+            found[code, group, command] = (count + 1, lines)
+        return found
+
+    def runs(self) -> dict[str, RunSpan]:
+        names = ["(other)" if name is None else name for name in self._runs.names]
+        return dict(zip(names, self.spans, strict=True))
 
 
 __all__ = [
@@ -234,23 +328,24 @@ def summarize(
             summary.bad_lines.append((lineno, why))
         (on_bad_line or warn_bad_line)(lineno, why)
 
-    result = scan(
-        path,
-        commands=commands,
-        groups=groups,
-        runs=Interner(MAX_GROUPS),
-        on_bad_line=bad_line,
-        observe=observe,
-    )
-    summary.lines = result.lines
-    summary.runs = result.runs
-    for span in result.runs.values():
+    rows = LatestRows(commands, groups, Interner(MAX_GROUPS))
+
+    def hook(row: int, state: int, line: dict[str, Any]) -> None:
+        rows.add(row, state, line)
+        if observe is not None:
+            observe(line)
+
+    index = ReportIndex.read(path, on_bad_line=bad_line, hook=hook if observe else rows.add)
+    rows.lineno = index.lineno
+    summary.lines = index.lines
+    summary.runs = rows.runs()
+    for span in summary.runs.values():
         summary.span.merge(span)
     summary.run_records = read_runs(path, on_bad_line=bad_line)
-    reasons = _tally(summary, result.rows, commands, groups)
-    _fix_stale_examples(path, reasons, result.rows, groups)
+    reasons = _tally(summary, rows, commands, groups)
+    _fix_stale_examples(path, reasons, rows, groups)
     if details:
-        summary.failure_details = _details(path, result.rows, commands, groups)
+        summary.failure_details = _details(path, rows, commands, groups)
     return summary
 
 
@@ -261,9 +356,8 @@ def _details(
     wanted = {lineno for _, lines in found.values() for lineno in lines}
     job_at: dict[int, str] = {}
     if wanted:
-        for lineno, line in iter_records(path, on_bad_line=lambda n, why: None):
-            if lineno in wanted:
-                job_at[lineno] = line["job_id"]
+        for lineno, line in iter_report(path, wanted=wanted.__contains__, on_bad_line=_quiet):
+            job_at[lineno] = line.job_id
     out = []
     for (code, group, command), (count, lines) in found.items():
         kind, label = groups[code].label(group)
@@ -280,6 +374,10 @@ def _details(
             )
         )
     return sorted(out, key=lambda d: (-d.count, d.status, d.reason, d.command))
+
+
+def _quiet(lineno: int, why: str) -> None:
+    """Bad lines were counted in the first pass already."""
 
 
 def _tally(

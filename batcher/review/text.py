@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from batcher.entry import STATUSES
-from batcher.journal.compact import LogHistogram
+from batcher.review.compact import LogHistogram
 from batcher.review.reasons import ReasonGroup, beyond_cap, capped
 from batcher.review.summary import Summary, sent_rate
 

@@ -8,10 +8,12 @@ parameters, its checks, the re-check of each listed job and the CLI's flags all 
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from batcher.journal import times
 from batcher.send.vocabulary import JOB_STATES
 
 Kind = Literal["states", "text", "time", "bool"]
@@ -180,19 +182,6 @@ def _is_rfc3339(value: Any) -> bool:
     return isinstance(value, str) and "T" in value.upper() and parse_time(value) is not None
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time as the API writes it, or None: also without a zone, which would be
-    read in some zone or other (a page walked from the wrong hour skips jobs).
-
-    >>> parse_time("2026-11-01t00:00:00z") == parse_time("2026-11-01T08:00:00+08:00")
-    True
-    >>> parse_time("2026-11-01T00:00:00") is None
-    True
-    """
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
-    except ValueError:
-        return None
-    return when if when.tzinfo else None
+#: A time as the API writes it: also none without a zone, which would be read in some zone
+#: or other (a page walked from the wrong hour skips jobs).
+parse_time = functools.partial(times.parse_time, naive=False)

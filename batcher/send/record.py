@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from batcher.journal.times import parse_time
 from batcher.send.vocabulary import Trace
 
 #: The record's times are written in whole seconds (``2020-07-30T10:43:17Z``), truncated
@@ -113,25 +114,6 @@ def _stamped(raw: Any, kind: str, by: str) -> tuple[Stamped, ...] | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 time (``2020-07-30T10:43:17Z``, fractions and offsets too), in UTC.
-
-    >>> parse_time("2020-07-30T10:43:17.5+08:00").isoformat()
-    '2020-07-30T02:43:17.500000+00:00'
-    >>> parse_time("yesterday") is None
-    True
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # no offset given: the API speaks UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ class Recorder:
         if ambiguous:
             # Sent again blindly (--export-manifest --retryable-only), it could run twice.
             outcome = dataclasses.replace(outcome, retryable=False)
+        since = (result.doubt_since or result.first_sent) if ambiguous else None
         stats = self.stats
         if result.count > 1:
             stats.retries += result.count - 1
@@ -89,6 +90,7 @@ class Recorder:
                 note=result.note,
                 confirmed_by=confirmed_by,
                 ambiguous=ambiguous,
+                doubt_since=None if since is None else utc_stamp(since),
             )
         )
         if confirmed_by is not None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batcher.errors import UsageError
-from batcher.journal.reader import iter_records
+from batcher.journal.reader import iter_report
 from batcher.read import Manifests
 from batcher.select.query import JobQuery
 
@@ -47,9 +47,8 @@ def named_jobs(path: str, *, project_id: str) -> Targets:
             raise UsageError(
                 f"report {path} " + ("is not a file" if report.exists() else "does not exist")
             )
-        for _, line in iter_records(report):
-            project = line.get("project_id")
-            jobs[line["job_id"], project if isinstance(project, str) else project_id] = None
+        for _, line in iter_report(report):
+            jobs[line.job_id, line.project_id or project_id] = None
         return targets
     with Manifests([path], default_command=_ANY_COMMAND, project_id=project_id) as manifests:
         manifests.check()

@@ -108,7 +108,7 @@ async def test_a_metrics_file_that_would_destroy_another_file_is_refused(
     metrics = {
         "report": report,
         "manifest": manifest,
-        "sidecar": tmp_path / "r.jsonl.inflight",
+        "sidecar": tmp_path / "r.jsonl.runs.jsonl",
         "foreign": foreign,
         "csv": other_manifest,
     }[target]

@@ -14,7 +14,7 @@ import pytest
 from report_lines import report_line, write_report
 
 from batcher.entry import key_digest
-from batcher.journal import Ambiguous, ResumeState, completed_keys
+from batcher.journal import Ambiguous, ReportIndex, completed_keys
 from batcher.journal.line import FIELDS
 
 STATUSES = ("succeeded", "failed", "skipped")
@@ -49,6 +49,8 @@ def random_report(rng: random.Random, count: int) -> tuple[list[str], dict[tuple
         before = latest.get((job, command))
         if status == "skipped" and before is not None and before[1]:
             continue  # nothing was sent: the earlier doubt stands
+        if ambiguous and before is not None and before[1]:
+            started = min(started, before[2])  # doubt keeps its earliest moment
         latest[job, command] = (status, ambiguous, started)
     return texts, latest
 
@@ -61,7 +63,7 @@ def test_agrees_with_a_dict_over_every_layout(tmp_path: Path, seed: int) -> None
     texts.insert(9, json.dumps({"job_id": "x"}))
     path = write_report(tmp_path / "r.jsonl", texts, torn='{"job_id":"job-1","command":"SUB')
     bad: list[int] = []
-    state = ResumeState.read(path, on_bad_line=lambda n, why: bad.append(n))
+    state = completed_keys(path, on_bad_line=lambda n, why: bad.append(n))
     assert bad == [6, 10, len(texts) + 1]
     done = {key for key, (status, _, _) in latest.items() if status == "succeeded"}
     ambiguous = {key: started for key, (_, amb, started) in latest.items() if amb}
@@ -87,7 +89,7 @@ def test_an_ambiguous_line_superseded_is_not_ambiguous(tmp_path: Path) -> None:
             writer_layout(report_line("b", status="failed", ambiguous=True, started_at=None)),
         ],
     )
-    state = ResumeState.read(path)
+    state = completed_keys(path)
     assert key_digest("a", "SUBMITVERIFYING") in state
     assert state.ambiguous(key_digest("a", "SUBMITVERIFYING")) is None
     assert state.ambiguous(key_digest("b", "SUBMITVERIFYING")) == Ambiguous(None)
@@ -98,9 +100,9 @@ def test_only_ambiguous_entries_still_make_the_state_true(tmp_path: Path) -> Non
     path = write_report(
         tmp_path / "r.jsonl", [writer_layout(report_line("a", status="failed", ambiguous=True))]
     )
-    state = ResumeState.read(path)
+    state = completed_keys(path)
     assert len(state) == 0 and bool(state)
-    assert not ResumeState.read(tmp_path / "missing.jsonl")
+    assert not completed_keys(tmp_path / "missing.jsonl")
 
 
 def test_old_reports_without_the_newer_fields(tmp_path: Path) -> None:
@@ -111,13 +113,13 @@ def test_old_reports_without_the_newer_fields(tmp_path: Path) -> None:
 
 def test_started_at_is_read_as_utc(tmp_path: Path) -> None:
     line = report_line("a", status="failed", ambiguous=True, started_at="2026-11-24T13:00:00")
-    state = ResumeState.read(write_report(tmp_path / "r.jsonl", [writer_layout(line)]))
+    state = completed_keys(write_report(tmp_path / "r.jsonl", [writer_layout(line)]))
     found = state.ambiguous(key_digest("a", "SUBMITVERIFYING"))
     assert found is not None and found.started_at == datetime(2026, 11, 24, 13, tzinfo=UTC)
 
 
 def test_a_table_that_grows_keeps_every_key() -> None:
-    state = ResumeState(capacity=4)
+    state = ReportIndex(capacity=4, digest=key_digest)
     for i in range(5000):
         state.record(f"j{i}", "C", "succeeded" if i % 2 else "failed")
     assert len(state) == 2500 and state.entries == 5000
@@ -138,9 +140,36 @@ def test_a_skipped_line_does_not_clear_an_earlier_doubt(tmp_path: Path, layout: 
             layout(report_line("c", status="succeeded")),
         ],
     )
-    state = ResumeState.read(path)
+    state = completed_keys(path)
     when = Ambiguous(datetime.fromisoformat(since))
     assert state.ambiguous(key_digest("a", "SUBMITVERIFYING")) == when
     assert state.ambiguous(key_digest("b", "SUBMITVERIFYING")) == when
     assert state.ambiguous(key_digest("c", "SUBMITVERIFYING")) is None
     assert state.ambiguous_count == 2 and len(state) == 1
+
+
+def test_a_resume_that_leaves_an_entry_in_doubt_writes_its_earliest_moment() -> None:
+    """The line of an entry an earlier run left in doubt, sent again by this run and still
+    in doubt, says since when it may have executed: the earlier moment, not this run's."""
+    from batcher.entry import Entry, Outcome
+    from batcher.send.attempts import Attempts
+    from batcher.send.recorder import Recorder
+    from batcher.send.stats import RunStats
+
+    earlier = datetime(2026, 11, 24, 13, 0, 5, tzinfo=UTC)
+    now = datetime(2026, 11, 24, 15, 0, 0, tzinfo=UTC)
+    lines: list[dict[str, Any]] = []
+    recorder = Recorder(lines.append, run_id="r2", project_id="p", stats=RunStats(),
+                        doubts=None, on_write_error=lambda error: None)  # fmt: skip
+    lost = Outcome(succeeded=False, retryable=True, ambiguous=True, reason="answer lost")
+    result = Attempts(outcome=lost, count=1, first_sent=now, doubt_since=earlier)
+    recorder.record(Entry(job_id="j", command="SUBMITVERIFYING"), result)
+    (line,) = lines
+    assert line["ambiguous"] and line["started_at"] == "2026-11-24T15:00:00.000Z"
+    assert line["doubt_since"] == "2026-11-24T13:00:05.000Z"
+    index = ReportIndex(digest=key_digest)
+    index.record(
+        "j", "SUBMITVERIFYING", "failed", ambiguous=True, started_at="2026-11-24T13:00:05Z"
+    )
+    index.take([orjson.dumps(line) + b"\n"], on_bad_line=lambda n, why: None)
+    assert index.doubts() == {key_digest("j", "SUBMITVERIFYING"): earlier}

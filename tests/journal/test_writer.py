@@ -18,7 +18,7 @@ import pytest
 from report_lines import report_line
 
 from batcher.errors import ExitCode, ReportLockedError, UsageError
-from batcher.journal import ReportWriteError, ReportWriter, ResumeState, file_id, same_file
+from batcher.journal import ReportIndex, ReportWriteError, ReportWriter, file_id, same_file
 from batcher.journal import writer as _writer
 
 
@@ -245,7 +245,7 @@ def test_a_torn_line_is_cut_by_the_next_run_never_glued_to(
         again.write(report_line("d"))
     raw = report.read_bytes().splitlines()
     assert [json.loads(line)["job_id"] for line in raw] == ["a", "d"]
-    assert len(ResumeState.read(report)) == 2
+    assert len(ReportIndex.read(report)) == 2
 
 
 def test_a_whole_last_line_without_its_newline_is_kept(report: Path) -> None:
@@ -322,7 +322,7 @@ def test_reading_through_the_locked_descriptor(report: Path) -> None:
     with ReportWriter.open(report, resume=True) as writer:
         writer.write(report_line("a"))
         writer.write(report_line("b", status="failed"))
-        state = ResumeState.read(writer.reader())
+        state = ReportIndex.read(writer.reader())
         writer.write(report_line("c"))  # appends still go to the end
     assert len(state) == 1
     assert [line["job_id"] for line in lines_of(report)] == ["a", "b", "c"]
@@ -370,3 +370,19 @@ def test_a_line_with_text_utf8_cannot_carry_is_still_written(tmp_path: Path) -> 
         writer.write({**report_line("j1"), "multipart_data": [{"etag": "a\ud83db", "n": 2**70}]})
     (line,) = [json.loads(raw) for raw in path.read_bytes().splitlines()]
     assert line["multipart_data"] == [{"etag": "a?b", "n": 2**70}]
+
+
+@pytest.mark.parametrize("at", ["write", "check"])
+def test_a_report_that_shrinks_under_the_writer_stops_it(report: Path, at: str) -> None:
+    with ReportWriter.open(report, resume=True) as writer:
+        writer.write(report_line("a"))
+        writer.write(report_line("b"))
+        os.truncate(report, 0)  # ": > report", or logrotate's copytruncate
+        if at == "write":
+            writer.write(report_line("c"))  # lands in the emptied file, and is noticed
+            with pytest.raises(ReportWriteError, match="shrank during the run"):
+                writer.write(report_line("d"))
+        else:
+            with pytest.raises(ReportWriteError, match="shrank during the run"):
+                writer.check()
+    assert [line["job_id"] for line in lines_of(report)] == (["c"] if at == "write" else [])

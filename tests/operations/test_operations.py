@@ -305,3 +305,87 @@ async def test_resume_sends_again_an_entry_whose_latest_line_is_not_succeeded(
     assert latest(read_report(report))[("job000001", "GET_MULTIPART_UPLOADED")]["status"] == (
         "succeeded"
     )
+
+
+@pytest.mark.slow
+async def test_a_failed_entry_is_sent_again_on_resume(tmp_path: Path, start_simulator: Any) -> None:
+    """End to end: a run refused by the job's state writes a failed line; once the job can
+    take the command, --resume sends exactly that entry again and it succeeds."""
+    from batcher.simulator.config import JobSpec
+
+    sim = await start_simulator(
+        jobs={"job-a": JobSpec(state="WAIT_USER_CONFIRM"), "job-b": JobSpec(state="TRAINING")}
+    )
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("job_id,command\njob-a,CONFIRM_ACCEPT\njob-b,CONFIRM_ACCEPT\n")
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)]
+    first = await batcher(args, aksk_env())
+    assert first.code == 1, first.output
+    before = latest(read_report(report))
+    assert before[("job-b", "CONFIRM_ACCEPT")]["status"] == "failed"
+    assert not before[("job-b", "CONFIRM_ACCEPT")]["ambiguous"]
+    sim.jobs.set_state("job-b", "WAIT_USER_CONFIRM")
+    resumed = await batcher([*args, "--resume"], aksk_env())
+    assert resumed.code == 0, resumed.output
+    after = latest(read_report(report))
+    assert {line["status"] for line in after.values()} == {"succeeded"}
+    assert (
+        after[("job-a", "CONFIRM_ACCEPT")]["run_id"]
+        == before[("job-a", "CONFIRM_ACCEPT")]["run_id"]
+    )
+    assert dict(sim.stats.executions) == {
+        ("job-a", "CONFIRM_ACCEPT"): 1,
+        ("job-b", "CONFIRM_ACCEPT"): 1,
+    }
+
+
+@pytest.mark.slow
+async def test_resume_onto_a_report_of_another_manifest_is_refused_unless_on_purpose(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    sim = await start_simulator()
+    first, second = jobs_csv(tmp_path / "a.csv", 2), tmp_path / "b.csv"
+    second.write_text("job_id,command\njob-x,GET_MULTIPART_UPLOADED\n")
+    report = tmp_path / "r.jsonl"
+    common = ["--report", str(report), "--rate", "0", *run_args(sim.url)]
+    assert (await batcher(["run", str(first), *common], aksk_env())).code == 0
+    before, requests = report.read_bytes(), sim.stats.requests
+    for extra in ([], ["--dry-run"]):
+        refused = await batcher(["run", str(second), *common, "--resume", *extra], aksk_env())
+        assert refused.code == 2, refused.output
+        assert "other manifests" in refused.stderr and "--allow-other-manifest" in refused.stderr
+        assert "Traceback" not in refused.output
+    assert report.read_bytes() == before and sim.stats.requests == requests
+    again = await batcher(["run", str(first), *common, "--resume"], aksk_env())
+    assert again.code == 0, again.output
+    allowed = ["run", str(second), *common, "--resume", "--allow-other-manifest"]
+    assert (await batcher(allowed, aksk_env())).code == 0
+    assert ("job-x", "GET_MULTIPART_UPLOADED") in latest(read_report(report))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["emptied", "replaced"])
+async def test_a_report_emptied_or_replaced_under_a_running_process_halts_it_with_exit_3(
+    tmp_path: Path, start_simulator: Any, how: str
+) -> None:
+    """``: > report`` (or a new file moved over it) while a real run writes it: the run
+    notices within a line or a second, stops with exit 3 and says what happened."""
+    sim = await start_simulator(latency_ms=20, seed=5)
+    manifest = jobs_csv(tmp_path / "m.csv", 2000)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "4",
+            *run_args(sim.url)]  # fmt: skip
+    process = await spawn(args, aksk_env())
+    await wait_for_lines(report, 30)
+    if how == "emptied":
+        report.write_bytes(b"")  # opens with O_TRUNC, as the shell's ": >" does
+    else:
+        (tmp_path / "new.jsonl").write_bytes(b"")
+        (tmp_path / "new.jsonl").rename(report)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 3, stderr
+    said = stderr.decode()
+    assert ("shrank during the run" if how == "emptied" else "was replaced") in said
+    assert "Traceback" not in said
+    assert sum(sim.stats.reads.values()) < 2000  # it stopped

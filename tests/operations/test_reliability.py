@@ -179,7 +179,7 @@ async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_re
 
     from support import batcher_in_thread
 
-    from batcher.journal.intents import InflightSlots
+    from batcher.journal.intents import IntentFile
     from batcher.simulator.config import JobSpec
 
     jobs = {
@@ -188,25 +188,25 @@ async def test_an_inflight_file_that_cannot_be_written_stops_the_run_like_the_re
     sim = await start_simulator(jobs=jobs)
     manifest = jobs_csv(tmp_path / "m.csv", 100, command="SUBMITVERIFYING")
     report = tmp_path / "r.jsonl"
-    note = InflightSlots.note
+    note = IntentFile.note
     calls = 0
 
-    def full_after_20(self: InflightSlots, slot: int, item: Any) -> None:
+    def full_after_20(self: IntentFile, slot: int, item: Any) -> None:
         nonlocal calls
         calls += 1
         if calls > 20:
             raise OSError(errno.ENOSPC, "No space left on device")
         note(self, slot, item)
 
-    monkeypatch.setattr(InflightSlots, "note", full_after_20)
+    monkeypatch.setattr(IntentFile, "note", full_after_20)
     args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
             *run_args(sim.url)]  # fmt: skip
     result = await batcher_in_thread(args, aksk_env(), capsys)
     assert result.code == 3, result.output
     assert "No space left on device" in result.stderr and "--resume" in result.stderr
-    assert ".inflight" in result.stderr and "Traceback" not in result.output
+    assert ".intents" in result.stderr and "Traceback" not in result.output
     assert sum(sim.stats.executions.values()) <= 21  # nothing sent without being recorded
-    monkeypatch.setattr(InflightSlots, "note", note)
+    monkeypatch.setattr(IntentFile, "note", note)
     resumed = await batcher_in_thread([*args, "--resume"], aksk_env(), capsys)
     assert resumed.code == 0, resumed.output
     assert len(latest(read_report(report))) == 100
@@ -277,3 +277,46 @@ async def test_a_report_replaced_in_the_runs_last_second_loses_no_outcome(
         # send cannot be told from one an earlier action wrote. In doubt, not sent again.
         assert resumed.code == 1, resumed.output
         assert all(line["status"] == "skipped" and line["ambiguous"] for line in final.values())
+
+
+@pytest.mark.parametrize("how", ["emptied", "copytruncate", "cut"])
+async def test_a_report_that_shrinks_mid_run_halts_it_with_exit_3(
+    tmp_path: Path, start_simulator: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any,
+    how: str,
+) -> None:  # fmt: skip
+    """``: > report``, logrotate's copytruncate, ``truncate -s``: the lines the run wrote
+    before are gone from the file. The run stops (exit 3) and says so, rather than go on
+    as if the report still held every outcome."""
+    import os
+    import shutil
+
+    from support import batcher_in_thread
+
+    from batcher.journal import ReportWriter
+    from batcher.simulator.config import JobSpec
+
+    jobs = {f"job{i:06d}": JobSpec(state="WAIT_FILE_UPLOAD", video_confirmed=True)
+            for i in range(60)}  # fmt: skip
+    sim = await start_simulator(jobs=jobs)
+    manifest = jobs_csv(tmp_path / "m.csv", 60, command="SUBMITVERIFYING")
+    report = tmp_path / "r.jsonl"
+    write = ReportWriter.write
+    written = 0
+
+    def write_then_shrink(self: ReportWriter, line: dict[str, Any]) -> None:
+        nonlocal written
+        write(self, line)
+        written += 1
+        if written == 20:
+            if how == "copytruncate":
+                shutil.copy(report, tmp_path / "r.jsonl.1")
+            os.truncate(report, report.stat().st_size // 2 if how == "cut" else 0)
+
+    monkeypatch.setattr(ReportWriter, "write", write_then_shrink)
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
+            *run_args(sim.url)]  # fmt: skip
+    result = await batcher_in_thread(args, aksk_env(), capsys)
+    assert result.code == 3, result.output
+    assert f"report {report} shrank during the run" in result.stderr
+    assert "copytruncate" in result.stderr and "Traceback" not in result.output
+    assert sum(sim.stats.executions.values()) < 60  # it stopped

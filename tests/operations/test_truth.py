@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
+import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterable
@@ -42,6 +44,11 @@ def seeded(
 ) -> dict[str, JobSpec]:
     spec = JobSpec(state=state, video_confirmed=video, reopened=reopened)  # type: ignore[arg-type]
     return {f"job{i:05d}": spec for i in range(count)}
+
+
+def intent_files() -> list[Path]:
+    """The intent files in this test's state directory (see tests/conftest.py)."""
+    return sorted(Path(os.environ["BATCHER_STATE_DIR"]).glob("*.intents"))
 
 
 def took_effect(sim: Any, job_id: str, log_type: str) -> bool:
@@ -176,8 +183,7 @@ async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     process.kill()
     await process.wait()
     assert process.returncode == -signal.SIGKILL
-    in_flight = report.with_name(report.name + ".inflight")
-    assert in_flight.exists()
+    (in_flight,) = intent_files()
 
     result = await batcher([*args, "--resume"], aksk_env())
     assert result.code == 0, result.output
@@ -187,15 +193,15 @@ async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     assert all(n == 1 for n in sim.stats.executions.values())  # nothing ran twice
     confirmed = [line for line in lines.values() if line["confirmed_by"]]
     assert confirmed, "the killed run's requests in flight were decided from the record"
-    assert not in_flight.exists()
+    assert intent_files() == [in_flight]  # the resume's own is gone; the killed run's kept
 
 
-@pytest.mark.parametrize("how", ["hard link", "rename"])
+@pytest.mark.parametrize("how", ["hard link", "mv", "copy"])
 async def test_kill_9_then_resume_under_another_name_still_checks_what_was_in_flight(
     tmp_path: Path, start_simulator: Any, how: str
 ) -> None:
-    """The in-flight slots are named after the report's name; a report resumed through a
-    hard link, or renamed, finds them by the file's identity written in each slot."""
+    """A report resumed through a hard link or moved into another directory, or a copy of
+    it, finds the killed run's intents by its content: nothing runs twice, no line lies."""
     jobs = seeded(300, "WAIT_FILE_UPLOAD")
     sim = await start_simulator(jobs=jobs, seed=2, latency_ms=0, late_answer_rate=1.0,
                                 late_answer_ms=400)  # fmt: skip
@@ -206,24 +212,24 @@ async def test_kill_9_then_resume_under_another_name_still_checks_what_was_in_fl
     await wait_for_lines(report, 40)
     process.kill()
     await process.wait()
-    old_slots = report.with_name(report.name + ".inflight")
-    assert old_slots.exists()
-    other = tmp_path / "other.jsonl"
+    assert len(intent_files()) == 1
+    (tmp_path / "elsewhere").mkdir()
+    other = tmp_path / "elsewhere" / "other.jsonl"
     if how == "hard link":
         os.link(report, other)
-    else:
+    elif how == "mv":
         report.rename(other)
+    else:
+        other.write_bytes(report.read_bytes())
     result = await batcher(
         ["run", str(manifest), "--report", str(other), "--resume", *common], aksk_env()
     )
     assert result.code == 0, result.output
-    assert "resume_inflight_under_another_name" in result.output
     lines = latest(read_report(other))
     assert len(lines) == 300
     assert_truthful(sim, lines, {"SUBMITVERIFYING": SUBMITTED})
     assert all(n == 1 for n in sim.stats.executions.values())  # nothing ran twice
     assert any(line["confirmed_by"] for line in lines.values())
-    assert not old_slots.exists()  # its doubts were carried, then decided
 
 
 async def test_kill_9_before_any_line_then_resume_renamed_still_checks_what_was_in_flight(
@@ -236,9 +242,9 @@ async def test_kill_9_before_any_line_then_resume_renamed_still_checks_what_was_
     report = tmp_path / "r.jsonl"
     common = ["--rate", "0", "--concurrency", "2", *run_args(sim.url)]
     process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
-    slots = report.with_name(report.name + ".inflight")
     for _ in range(200):  # both commands sent (their answers come 5 s later)
-        if slots.exists() and all(job.encode() in slots.read_bytes() for job in jobs):
+        found = b"".join(path.read_bytes() for path in intent_files())
+        if all(job.encode() in found for job in jobs):
             break
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)  # and executed on the server
@@ -246,7 +252,7 @@ async def test_kill_9_before_any_line_then_resume_renamed_still_checks_what_was_
     await process.wait()
     assert report.read_text() == ""  # no line yet
     renamed = tmp_path / "renamed.jsonl"
-    report.rename(renamed)
+    report.rename(renamed)  # and the run that created it is gone: only its content tells
     result = await batcher(
         ["run", str(manifest), "--report", str(renamed), "--resume", *common], aksk_env()
     )
@@ -264,7 +270,7 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
 ) -> None:
     """An in-flight request of a killed run that a ``--limit`` resume does not reach stays in
     the in-flight file, so the resume after it still reads the job's record first."""
-    from batcher.journal.intents import InFlight, InflightSlots, inflight_path
+    from batcher.journal.intents import Fingerprint, InFlight, IntentFile, state_dir
 
     jobs = seeded(6, "WAIT_FILE_UPLOAD")
     sim = await start_simulator(jobs=jobs, seed=4, latency_ms=0)
@@ -275,14 +281,18 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
     args = ["--report", str(report), "--rate", "0", "--concurrency", "1", *run_args(sim.url)]
     assert (await batcher(["run", str(first), *args], aksk_env())).code == 0
     # As a kill -9 leaves it: job00005's command was sent, its answer never arrived.
-    slots = InflightSlots.open(inflight_path(report), slots=1)
+    data = report.read_bytes()
+    mark = Fingerprint.of(io.BytesIO(data), len(data))
+    slots = IntentFile.create(state_dir(), "killed-run", mark, manifests=[], slots=1)
     slots.note(0, InFlight("job00005", "SUBMITVERIFYING", PROJECT, "2026-11-24T13:00:05.000Z"))
     slots.close()
     manifest = submissions(tmp_path, jobs)
-    limited = await batcher(["run", str(manifest), *args, "--resume", "--limit", "2"], aksk_env())
+    # The first run read another manifest: continuing its report with this one is on purpose.
+    more = ["--resume", "--allow-other-manifest", "--limit", "2"]
+    limited = await batcher(["run", str(manifest), *args, *more], aksk_env())
     assert limited.code == 0, limited.output
     assert "job00005" not in {line["job_id"] for line in read_report(report)}
-    assert b"job00005" in inflight_path(report).read_bytes()
+    assert intent_files() == [slots.path]
     shows_before = sim.stats.shows.requests
 
     result = await batcher(["run", str(manifest), *args, "--resume"], aksk_env())
@@ -290,7 +300,7 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
     line = latest(read_report(report))[("job00005", "SUBMITVERIFYING")]
     assert line["status"] == "succeeded" and line["attempts"] == 1
     assert sim.stats.shows.requests == shows_before + 1  # its record was read before sending
-    assert not inflight_path(report).exists()
+    assert intent_files() == [slots.path]  # kept: a copy of the report may still need it
 
 
 # --------------------------------------------------------------------------- hostile servers
@@ -397,3 +407,64 @@ async def test_a_500_after_the_command_ran_is_not_a_failure_and_nothing_runs_twi
         {row["job_id"] for row in csv.DictReader(exported.open())} if exported.exists() else set()
     )
     assert not again & set(server.executions), "a command that ran is exported to be sent again"
+
+
+class _ShowFails:
+    """The simulator's fault planner, but every List and Show answers 500."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def draw(self) -> Any:
+        return self.real.draw()
+
+    def draw_read(self) -> Any:
+        from batcher.simulator.faults import Faults
+
+        return Faults(error=True)
+
+
+@pytest.mark.slow
+async def test_doubt_keeps_its_earliest_moment_through_three_resumes(
+    tmp_path: Path, start_simulator: Any
+) -> None:
+    """Commands that ran ten minutes ago (by the service's log clock) without their answer:
+    three resumes that cannot read the record leave them in doubt, each line carrying that
+    first moment (and its own run's times); the fourth reads the record from it."""
+    from datetime import UTC, datetime, timedelta
+
+    from batcher.journal.times import parse_time
+
+    jobs = seeded(3, "WAIT_FILE_UPLOAD")
+    sim = await start_simulator(jobs=jobs, latency_ms=0)
+    sim.clock = lambda: datetime.now(UTC) - timedelta(minutes=10)
+    manifest = submissions(tmp_path, jobs)
+    report = tmp_path / "r.jsonl"
+    args = ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)]
+    assert (await batcher(args, aksk_env())).code == 0
+    sim.clock = lambda: datetime.now(UTC)
+    # As the killed run would have left them: sent ten minutes ago, no answer heard.
+    sent = (datetime.now(UTC) - timedelta(minutes=10, seconds=1)).isoformat(timespec="milliseconds")
+    lines = [
+        {**line, "status": "failed", "ambiguous": True, "started_at": sent, "run_id": "old",
+         "reason": "the answer was lost"}
+        for line in read_report(report)
+    ]  # fmt: skip
+    report.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    real = sim._planner
+    sim._planner = _ShowFails(real)
+    for _ in range(3):
+        result = await batcher([*args, "--resume"], aksk_env())
+        assert result.code != 2, result.output
+        for line in latest(read_report(report)).values():
+            assert line["status"] != "succeeded" and line["ambiguous"], line
+            assert parse_time(line["doubt_since"]) == parse_time(sent), line
+            assert line["started_at"] is None or line["run_id"] != "old"
+    assert sum(sim.stats.executions.values()) == 3  # nothing sent again meanwhile
+    sim._planner = real
+    result = await batcher([*args, "--resume"], aksk_env())
+    assert result.code == 0, result.output
+    final = latest(read_report(report))
+    assert {line["status"] for line in final.values()} == {"succeeded"}
+    assert all(line["confirmed_by"] for line in final.values())
+    assert all(n == 1 for n in sim.stats.executions.values())

@@ -12,9 +12,9 @@ import pytest
 from report_lines import THROTTLED, at, report_line, resumed_lines, write_report
 
 from batcher.entry import KeyTable
-from batcher.journal.compact import LogHistogram
 from batcher.journal.selection import Selection
 from batcher.review import summary as review
+from batcher.review.compact import LogHistogram
 from batcher.review.summary import summarize
 from batcher.review.text import render_text
 
@@ -375,26 +375,3 @@ def test_a_field_of_the_wrong_type_counts_as_absent(tmp_path: Path) -> None:
     assert summary.status == {"succeeded": 1, "failed": 1, "skipped": 0}
     assert summary.attempts == {0: 1, 1: 1} and summary.http_status == {"200": 1, "none": 1}
     assert summary.retryable_failed == 0 and summary.latency.count == 1
-
-
-def test_many_distinct_signatures_give_the_same_numbers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from batcher.review import scan as _scan
-
-    rng = random.Random(4)
-    lines = [
-        report_line(
-            f"j{rng.randrange(300)}",
-            status=rng.choice(["succeeded", "failed", "skipped"]),
-            attempts=rng.randrange(1, 40),
-            http_status=rng.choice([200, 400, 429, 500]),
-            reason=f"r{rng.randrange(5)}",
-            duration_ms=rng.uniform(1, 100),
-        )
-        for _ in range(2000)
-    ]
-    path = write_report(tmp_path / "r.jsonl", lines)
-    expected = summarize(path).to_dict()
-    monkeypatch.setattr(_scan, "MAX_SIGNATURES", 7)  # switch to packed kinds early
-    assert summarize(path).to_dict() == expected

@@ -394,7 +394,8 @@ async def test_an_entry_in_doubt_skipped_by_a_halt_stays_in_doubt() -> None:
     assert runner.stats.halted_reason
     line = got[("j1", "SUBMITVERIFYING")]
     assert line.status == "skipped" and line.ambiguous
-    assert line.started_at is not None and line.started_at.startswith("2026-11-24T13:00:05")
+    assert line.started_at is None  # no earlier run's time: nothing was sent in this one
+    assert line.doubt_since is not None and line.doubt_since.startswith("2026-11-24T13:00:05")
     assert "--resume reads the job's record first" in (line.reason or "")
     assert ("j1", "SUBMITVERIFYING") not in api.attempts
 

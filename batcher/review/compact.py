@@ -1,14 +1,18 @@
-"""Compact in-memory structures, for counting over millions of items in bounded memory.
+"""Compact in-memory structures, for counting over millions of report lines in bounded memory.
 
-A histogram that answers quantiles, and an interner that turns a capped number of names into
-small ints. (Tables of key digests are in :mod:`batcher.entry`.)
+A histogram that answers quantiles, an interner that turns a capped number of names into
+small ints, and the time span of a run's lines. (Tables of key digests are in
+:mod:`batcher.entry`; the report's index in :mod:`batcher.journal.index`.)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+from batcher.journal.times import epoch, is_canonical
 
 
 class LogHistogram:
@@ -132,3 +136,79 @@ class Interner:
             index = self._index[name] = len(self.names)
             self.names.append(name)
         return index
+
+
+@dataclass(slots=True)
+class RunSpan:
+    """Every line a run wrote (not only latest ones): how many, and over what time."""
+
+    lines: int = 0
+    first_started_at: str | None = None
+    last_finished_at: str | None = None
+
+    def add(self, started_at: Any, finished_at: Any) -> None:
+        """Count a line and widen the span to its times (the texts kept as written)."""
+        self.lines += 1
+        self._widen(started_at, finished_at)
+
+    def merge(self, other: RunSpan) -> None:
+        """Take in another span's lines and times."""
+        self.lines += other.lines
+        self._widen(other.first_started_at, other.last_finished_at)
+
+    def _widen(self, started_at: Any, finished_at: Any) -> None:
+        # Most stamps are the writer's, which order as text: compare them so first.
+        first, last = self.first_started_at, self.last_finished_at
+        if started_at.__class__ is str and not (
+            first is not None and first[-1:] == started_at[-1:] == "Z"
+            and len(first) == len(started_at) == 24 and started_at >= first
+        ) and _wins(started_at, first, -1):  # fmt: skip
+            self.first_started_at = started_at
+        if finished_at.__class__ is str and not (
+            last is not None and last[-1:] == finished_at[-1:] == "Z"
+            and len(last) == len(finished_at) == 24 and finished_at <= last
+        ) and _wins(finished_at, last, 1):  # fmt: skip
+            self.last_finished_at = finished_at
+
+    @property
+    def first(self) -> float | None:
+        return epoch(self.first_started_at)
+
+    @property
+    def last(self) -> float | None:
+        return epoch(self.last_finished_at)
+
+    def seconds(self) -> float | None:
+        first, last = self.first, self.last
+        if first is None or last is None:
+            return None
+        return max(0.0, last - first)
+
+    def rate(self) -> float | None:
+        seconds = self.seconds()
+        return self.lines / seconds if seconds else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "first_started_at": self.first_started_at,
+            "last_finished_at": self.last_finished_at,
+            "seconds": round3(self.seconds()),
+            "rate_per_second": round3(self.rate()),
+        }
+
+
+def _wins(candidate: str, current: str | None, sign: int) -> bool:
+    """Whether ``candidate`` should replace ``current``: earlier (``sign`` -1) or later (+1).
+    A text that is no time never wins; any time beats none."""
+    if current is not None and is_canonical(candidate) and is_canonical(current):
+        return candidate < current if sign < 0 else candidate > current
+    new = epoch(candidate)
+    if new is None:
+        return False
+    old = epoch(current)
+    return old is None or (new < old if sign < 0 else new > old)
+
+
+def round3(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
