@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from batcher.entry import Path, quote
 from batcher.errors import Problem
-from batcher.read._problems import Path, short, unknown, yaml_field
+from batcher.read._problems import unknown, yaml_field
 from batcher.read._text import YamlText
 from batcher.read._yaml_events import MAPPING, MERGE_TAG, NULL_TAG, SCALAR, SEQUENCE, STREAMED, Node
 
@@ -130,7 +131,7 @@ class Tree:
             return None
         if node.tag not in _STANDARD_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
-            message = f"YAML tag {short(tag)} is not allowed in a manifest"
+            message = f"YAML tag {quote(tag)} is not allowed in a manifest"
             self.problems.append(Problem(self.name, node.line, yaml_field(path), message))
         if kind is SCALAR:
             return None if node.tag == NULL_TAG else node.value

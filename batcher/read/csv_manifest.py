@@ -9,9 +9,9 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from batcher.entry import COMMENT_FIELDS, key_digest
+from batcher.entry import BLANKS, COMMENT_FIELDS, Path, key_digest
 from batcher.errors import Problem
-from batcher.read._problems import Path, csv_field, unknown
+from batcher.read._problems import csv_field, field_name, unknown
 from batcher.read._text import MAX_LINE_BYTES, SNIFF_BYTES, sniff
 from batcher.read._validate import Record, Validator
 
@@ -87,7 +87,7 @@ def _csv_rows(
             problems.append(Problem(name, start, None, _csv_error(error)))
             yield start, None
             continue
-        if any(cell.strip() for cell in cells):
+        if any(cell.strip(BLANKS) for cell in cells):
             yield start, cells
 
 
@@ -111,13 +111,13 @@ class _Header:
     def command_in(self, cells: list[str]) -> str:
         """The row's command as written ('' when the cell or the column is empty/absent)."""
         index = self.columns.get("command")
-        return "" if index is None else cells[index].strip()
+        return "" if index is None else cells[index].strip(BLANKS)
 
 
 def _csv_header(
     name: str, line: int, cells: list[str], default_command: str | None
 ) -> tuple[_Header, list[Problem]]:
-    names = [cell.strip() for cell in cells]
+    names = [cell.strip(BLANKS) for cell in cells]
     problems: list[Problem] = []
     columns: dict[str, int] = {}
     for number, column in enumerate(names, start=1):
@@ -126,7 +126,8 @@ def _csv_header(
         elif column in columns:
             problems.append(Problem(name, line, column, "the column appears twice"))
         elif column not in CSV_COLUMNS:
-            problems.append(Problem(name, line, column, unknown("column", column, CSV_COLUMNS)))
+            message = unknown("column", column, CSV_COLUMNS)
+            problems.append(Problem(name, line, field_name(column), message))
         else:
             columns[column] = number - 1
     usable = True
@@ -148,16 +149,17 @@ def _csv_header(
 
 
 def _csv_data(header: _Header, cells: list[str]) -> dict[str, Any]:
-    values = {column: cells[index].strip() for column, index in header.columns.items()}
+    values = {column: cells[index].strip(BLANKS) for column, index in header.columns.items()}
     data: dict[str, Any] = {}
     comment: dict[str, Any] = {}
     for column, value in values.items():
         if not value:
             continue  # an empty cell is an absent field
         if column == "attachment_name":
-            names = tuple(part.strip() for part in value.split(";") if part.strip())
-            if names:
-                comment[column] = names
+            # One ';' may end the list; any other empty name is kept for the schema to
+            # refuse, where dropping it would quietly send fewer names than were meant.
+            names = [part.strip(BLANKS) for part in value.removesuffix(";").split(";")]
+            comment[column] = tuple(names)
         elif column in COMMENT_FIELDS:
             comment[column] = value
         else:
@@ -215,7 +217,7 @@ def csv_records(
             yield Record(line, None, found)
             continue
         if done:
-            job_id = cells[header.columns["job_id"]].strip()
+            job_id = cells[header.columns["job_id"]].strip(BLANKS)
             command = header.command_in(cells) or validator.default_command
             if command is not None and key_digest(job_id, command) in done:
                 yield Record(line, None, done=True)
