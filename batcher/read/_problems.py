@@ -52,7 +52,7 @@ class Problems:
         return ordered[: self._cap], truncated
 
 
-def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
     import difflib  # only when something is misspelt
 
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
@@ -62,7 +62,7 @@ def _did_you_mean(name: str, choices: Sequence[str]) -> str:
 
 
 def unknown(what: str, name: str, choices: Sequence[str]) -> str:
-    hint = _did_you_mean(name, choices)
+    hint = did_you_mean(name, choices)
     return f"unknown {what} {quote(name, 70)}" + (
         hint or f" (expected one of: {', '.join(choices)})"
     )

@@ -17,11 +17,12 @@ from batcher.read._text import YamlText
 from batcher.read._yaml_events import MAPPING, MERGE_TAG, NULL_TAG, SCALAR, SEQUENCE, STREAMED, Node
 
 #: The YAML tags a manifest may carry (most are resolved implicitly); ``!!python/...`` and
-#: local ``!tags`` are refused, though nothing would construct them anyway.
+#: local ``!tags`` are refused, though nothing would construct them anyway, and so is
+#: ``!!binary``: its value is bytes, not the text written, and no field takes bytes.
 _STANDARD_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in (
-        *("str", "null", "bool", "int", "float", "timestamp", "binary"),
+        *("str", "null", "bool", "int", "float", "timestamp"),
         *("seq", "map", "omap", "pairs", "set", "merge", "value"),
     )
 )

@@ -11,8 +11,8 @@ from typing import Any, BinaryIO
 
 from batcher.entry import BLANKS, COMMENT_FIELDS, Path, key_digest
 from batcher.errors import Problem
-from batcher.read._problems import csv_field, field_name, unknown
-from batcher.read._text import MAX_LINE_BYTES, SNIFF_BYTES, sniff
+from batcher.read._problems import csv_field, did_you_mean, field_name, unknown
+from batcher.read._text import BOM, BOM_MESSAGE, MAX_LINE_BYTES, SNIFF_BYTES, sniff
 from batcher.read._validate import Record, Validator
 
 #: The columns a CSV manifest may have (``comment_*`` and ``attachment_name`` fill
@@ -57,7 +57,11 @@ def _text_lines(name: str, handle: BinaryIO, problems: list[Problem]) -> Iterato
         if number == 1:
             raw = raw.removeprefix(codecs.BOM_UTF8)
         try:
-            yield raw.decode("utf-8")
+            text = raw.decode("utf-8")
+            if BOM in text:  # said once, and the line read without it
+                problems.append(Problem(name, number, None, BOM_MESSAGE))
+                text = text.replace(BOM, "")
+            yield text
         except UnicodeDecodeError as error:
             problems.append(
                 Problem(
@@ -118,6 +122,14 @@ def _csv_header(
     name: str, line: int, cells: list[str], default_command: str | None
 ) -> tuple[_Header, list[Problem]]:
     names = [cell.strip(BLANKS) for cell in cells]
+    if not any(cell in CSV_COLUMNS or did_you_mean(cell, CSV_COLUMNS) for cell in names):
+        # Not a manifest's header at all: say so without quoting the line back, which may
+        # be anything (another program's file behind a link).
+        message = (
+            "the first row names none of a manifest's columns (job_id, command, ...): "
+            "this is not a CSV manifest, or its header row is missing"
+        )
+        return _Header(line, names, {}, usable=False), [Problem(name, line, None, message)]
     problems: list[Problem] = []
     columns: dict[str, int] = {}
     for number, column in enumerate(names, start=1):
@@ -183,7 +195,7 @@ def csv_records(
     handle.seek(0)
     what = sniff(head, csv=True)
     if what is not None:
-        yield Record(1, None, [Problem(name, 1, None, what)])
+        yield Record(what[0], None, [Problem(name, what[0], None, what[1])])
         return
     problems: list[Problem] = []  # filled by the reader as it goes (decoding, quoting)
     header: _Header | None = None

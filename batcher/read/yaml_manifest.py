@@ -124,7 +124,7 @@ class YamlReader:
         self._stream.seek(0)
         what = sniff(head, csv=False)
         if what is not None:
-            yield Record(1, None, [Problem(name, 1, None, what)], whole_file=True)
+            yield Record(what[0], None, [Problem(name, what[0], None, what[1])], whole_file=True)
             return
         text = YamlText(name, self._stream)
         composer = Composer(name, text)
@@ -139,7 +139,7 @@ class YamlReader:
         except Fatal as error:
             fatal = Record(error.problem.line or 1, None, [error.problem], error.whole_file)
         except yaml.YAMLError as error:
-            problem = yaml_error(name, error)
+            problem = yaml_error(name, error, self._stream)
             fatal = Record(problem.line or 1, None, [problem], whole_file=True)
         except TooLarge:  # the whole file's budget: checking on would only take long
             line = self._line
