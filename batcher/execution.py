@@ -37,6 +37,7 @@ from batcher.send.client import MetaStudioClient, open_session
 from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
+from batcher.send.signals import signals_handled
 from batcher.send.stats import RunStats, utc_stamp
 
 #: The manifests' second pass: every entry in order, None for one whose key is in the
@@ -111,10 +112,15 @@ async def run_manifests(
     progress_interval: float | None,
     metrics_file: Path | None = None,
 ) -> RunResult:
-    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``."""
-    with Manifests(
-        paths, default_command=command, project_id=project_for_manifests(options)
-    ) as checked:
+    """Check everything, then run (or, for a dry run, plan) the entries of ``paths``.
+    With ``options.handle_signals``, a signal ends the checking at once, or halts the run."""
+    policy = signals_handled() if options.handle_signals else contextlib.nullcontext()
+    with (
+        policy,
+        Manifests(
+            paths, default_command=command, project_id=project_for_manifests(options)
+        ) as checked,
+    ):
         ready = check_run(
             paths,
             options,

@@ -12,7 +12,7 @@ import contextlib
 import difflib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from batcher import __version__
@@ -88,9 +88,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     parser = build_parser()
     args = _parse(parser, argv)
+    # The whole command under one signal policy (the simulator keeps its own); as this
+    # process's own command line (argv None), the signals stay ignored until it exits.
+    if getattr(args, "subcommand", None) == "simulate":
+        policy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    else:
+        from batcher.send.signals import signals_handled
+
+        policy = signals_handled(keep=argv is None)
+    with policy:
+        try:
+            return _handle(args)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM, before a run took them over
+            _say(args, "interrupted", "interrupted", exit_code=3)
+            return 3
+
+
+def _handle(args: argparse.Namespace) -> int:
     from batcher.errors import BatcherError, ManifestError, SettingsError
 
-    restore = _terminate_as_interrupt(args)
     try:
         return int(args.handler(args))
     except ManifestError as error:
@@ -109,9 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatcherError as error:
         _say(args, str(error), "batcher_error", exit_code=int(error.exit_code))
         return int(error.exit_code)
-    except KeyboardInterrupt:
-        _say(args, "interrupted", "interrupted", exit_code=3)
-        return 3
     except BaseExceptionGroup as group:
         # anyio wraps errors raised inside a task group; show the first one plainly.
         leaf = _first_leaf(group)
@@ -128,35 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 3
         raise
-    finally:
-        restore()
-
-
-def _terminate_as_interrupt(args: argparse.Namespace) -> Callable[[], None]:
-    """SIGTERM before a run takes over its signals (while a manifest is read from a pipe,
-    say) ends the command as Ctrl-C does: exit 3 with a word, not a silent death. The
-    simulator keeps its own handling. Returns what puts the old handler back."""
-    import signal
-
-    if getattr(args, "subcommand", None) == "simulate":
-        return lambda: None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return lambda: None
-    try:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread: not ours to set
-        return lambda: None
-
-    def restore() -> None:
-        with contextlib.suppress(ValueError):
-            if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    return restore
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _manifest_problems(args: argparse.Namespace, error: ManifestError) -> None:
