@@ -7,14 +7,13 @@ reasons, the report and the summary. Everything that leaves the process passes h
 The rule: **no output holds 16 or more consecutive characters of a secret, in the text or
 in its canonical form** — the text with percent-encoding (any depth, either case of hex),
 HTML character references (named, decimal, hexadecimal, zero-padded) and JSON or backslash
-escapes (``\/``, ``\u002b``, ``\\``) undone, in any mix, as many times as they nest. A run
+escapes (``\/``, ``\u002b``, ``\\``) undone, in any mix, layer after layer (up to 16). A run
 of that length is masked wherever it was in the original text, whatever spelled it; so is
-one in the secret's base64 (a header echoed whole). (A secret whose own text holds
+the secret's base64 (a header echoed whole). A prefix of a token inside a message, or each
+half of one split between two fields, is such a run. (A secret whose own text holds
 escapes, a literal ``%41``, is found raw or with every layer undone, not half-decoded: an
-assumption, since real keys are base64 or hex.) A prefix of a token inside a message,
-or each half of one split between two fields, is such a run. A secret shorter than
-:data:`MIN_SECRET` cannot be masked by this rule and is refused before a run (see
-:func:`too_short`).
+assumption, since real keys are base64 or hex.) A secret shorter than :data:`MIN_SECRET`
+cannot be masked by this rule and is refused before a run (see :func:`too_short`).
 
 >>> Redactor(["s3cr3t-token-0123456789"]).text("token s3cr3t%2Dtoken%2D0123 refused")
 'token *** refused'
@@ -55,6 +54,9 @@ _ESCAPE_BYTES = (b"%", b"&", b"\\")
 _CHUNKS = re.compile(f"(?s).{{{_GRAM}}}")
 _CHUNKS_B = re.compile(f"(?s).{{{_GRAM}}}".encode())
 _FEW_NEEDLES = 12
+# Layers of escapes undone at most: "any depth" as far as any echo goes (a URL in a URL in
+# JSON in HTML is four), without letting a hostile body of "%2525...25" cost quadratic time.
+_MAX_LAYERS = 16
 _BACKSLASHED = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
 
 
@@ -121,7 +123,9 @@ def _forms(text: str) -> Iterator[tuple[str, list[int] | None, list[int] | None]
     the span of ``text`` every character came from (None: the text itself)."""
     yield text, None, None
     current, starts, ends = text, list(range(len(text))), list(range(1, len(text) + 1))
-    while any(sign in current for sign in _ESCAPE_SIGNS):
+    for _ in range(_MAX_LAYERS):
+        if not any(sign in current for sign in _ESCAPE_SIGNS):
+            return
         decoded, inner_starts, inner_ends = _unescaped(current)
         if decoded == current:
             return
@@ -228,7 +232,7 @@ class Redactor:
         secret where a run of one would (the cheap test before the exact one)."""
         grams, needles = self._grams.keys(), self._needles
         form = value
-        while True:
+        for _ in range(_MAX_LAYERS + 1):
             if needles is not None:
                 if any(needle in form for needle in needles):
                     return True
@@ -240,6 +244,7 @@ class Redactor:
             if decoded == form:
                 return False
             form = decoded
+        return False
 
     def deep(self, value: Any) -> Any:
         """Redact every string inside dicts, lists and tuples."""

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
@@ -255,3 +256,11 @@ def test_a_run_with_a_five_character_sk_exits_2_saying_why(tmp_path: Path) -> No
     assert "the SK has 5 characters, too few to be masked safely" in result.stderr
     assert "abcde" not in result.stderr and "Traceback" not in result.stderr
     assert not report.exists()
+
+
+def test_escapes_nested_without_end_cost_linear_time() -> None:
+    redactor = Redactor(["s3cr3t-token-0123456789"])
+    hostile = "%" + "25" * 200_000 + "41 " + "&amp;" * 50_000
+    started = time.perf_counter()
+    assert redactor.text(hostile) == hostile
+    assert time.perf_counter() - started < 2.0  # quadratic would take minutes
