@@ -204,6 +204,8 @@ def csv_records(
         problems.clear()  # in place: the line decoder appends to this very list
         if cells is None:
             yield Record(line, None, found)
+            if header is None:  # no header to read the rows by: the next row is not one
+                header = _Header(line, [], {}, usable=False)
             continue
         if header is None:
             header, more = _csv_header(name, line, cells, validator.default_command)

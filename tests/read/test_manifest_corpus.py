@@ -176,6 +176,12 @@ CASES: dict[str, tuple[str, bytes, int, str]] = {
         "a YAML key can be at most",
     ),
     "1 MiB alias name": ("a.yaml", b"jobs: *" + b"a" * MIB + b"\n", 1, "undefined alias"),
+    "a header cell over the CSV field limit": (
+        "a.csv",
+        b'job_id,command,"' + b"c" * (200 << 10) + b'"\nj1,X,y\n',
+        1,
+        "field larger than field limit",
+    ),
     # files that are not manifests at all
     "environment-like CSV": (
         "a.csv",
@@ -224,3 +230,10 @@ def test_a_link_to_another_programs_environment_is_not_echoed(tmp_path: Path) ->
     assert result.stderr.startswith(f"error: {link}:1: ")
     assert SECRET[:16] not in result.stderr and "PATH=" not in result.stderr
     assert max(map(len, result.stderr.splitlines())) < 300
+
+
+def test_an_unreadable_header_is_the_one_problem_of_its_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.csv", b'job_id,"' + b"c" * (200 << 10) + b'"\nj1,SUBMITVERIFYING\n')
+    assert [(p.line, p.message) for p in problems([path])] == [
+        (1, "unreadable CSV: field larger than field limit (131072)")
+    ]
