@@ -425,11 +425,6 @@ class Outcome:
 # in typed arrays instead of sets of string tuples. :func:`key_digest` is BLAKE2b (the same
 # in every process); the summary and selection readers, whose tables never leave their
 # process, use :func:`local_key_digest` (Python's hash), which is several times cheaper.
-#
-# >>> key_digest("job-1", "SUBMITVERIFYING") == key_digest("job-1", "SUBMITVERIFYING")
-# True
-# >>> key_digest("job-1", "SUBMITVERIFYING") == key_digest("job-1\x00SUBMIT", "VERIFYING")
-# False
 
 
 def text_digest(text: str) -> int:
@@ -451,7 +446,11 @@ def bytes_digest(data: bytes) -> int:
 
 
 def key_digest(job_id: str, command: str) -> int:
-    """The digest of an entry's key ``(job_id, command)``."""
+    """The digest of an entry's key ``(job_id, command)``.
+
+    >>> key_digest("job-1", "SUBMITVERIFYING") == key_digest("job-1", "SUBMITVERIFYING")
+    True
+    """
     # NUL cannot occur in either part (ids are [A-Za-z0-9_-], commands are known words),
     # so the joined text is unambiguous.
     return text_digest(f"{job_id}\x00{command}")
