@@ -29,6 +29,7 @@ from yarl import URL
 from batcher.entry import PATH_ID_RE, check_app_user_id
 from batcher.errors import ManifestError, SettingsError, UsageError
 from batcher.read import Manifests, ManifestSummary
+from batcher.redact import MIN_SECRET, too_short
 from batcher.send.credentials import (
     AkSkCredentials,
     Credentials,
@@ -236,6 +237,8 @@ def resolve(
             file_project = from_file.project_id
             if credentials is None:
                 credentials = from_file.credentials()
+        if credentials is not None:
+            problems += _unmaskable(credentials)
         half = from_file.half() if from_file is not None else None
         if credentials is None and need_credentials and half is not None:
             problems.append(half)
@@ -281,6 +284,21 @@ def resolve(
     return dataclasses.replace(
         options, credentials=credentials, url=endpoint, project_id=project_id
     )
+
+
+def _unmaskable(credentials: Credentials) -> list[str]:
+    """Secrets too short for the redactor's rule to keep out of every output."""
+    if isinstance(credentials, AkSkCredentials):
+        named = [("SK", credentials.sk), ("security token", credentials.security_token)]
+    else:
+        named = [("token", credentials.token)]
+    return [
+        f"the {name} has {len(secret)} characters, too few to be masked safely in reports "
+        f"and logs (batcher masks any {MIN_SECRET} consecutive characters of a secret, so "
+        f"it takes secrets of at least {MIN_SECRET}; a real SK has 40)"
+        for name, secret in named
+        if secret and too_short(secret)
+    ]
 
 
 # Preflight: everything a run needs, checked before anything is sent, every problem at once.

@@ -1,8 +1,11 @@
-r"""The entry model: one manifest entry, what an attempt at it came to, and its key.
+r"""The entry: its schema (the field rules and the one checker of them), the plain model
+built from checked fields, what an attempt at it came to, and its key.
 
-The field rules are plain functions (checking a manifest starts fast); the pydantic model
-:class:`Entry` is built from the same rules. :func:`key_digest` is the one digest of an
-entry's key, with compact tables of such digests.
+Every reader of entries (CSV and YAML manifests, report exports) checks fields with
+:func:`entry_problems`, whose messages are the ones manifests report at file:line:field;
+:meth:`Entry.checked` is the same check for code that builds an entry by hand. The model
+itself is a slotted dataclass: the run's hot path builds one per entry from fields already
+checked, at the cost of a tuple.
 
 >>> PATH_ID_RE.match("job-1") is not None, PATH_ID_RE.match("job-1\n") is None
 (True, True)
@@ -12,21 +15,41 @@ from __future__ import annotations
 
 import re
 from array import array
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from hashlib import blake2b
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+__all__ = [
+    "APP_USER_ID_MESSAGE",
+    "BLANKS",
+    "ENTRY_FIELDS",
+    "KNOWN_COMMANDS",
+    "KNOWN_COMMAND_MESSAGES",
+    "PATH_ID_RE",
+    "CommentData",
+    "DigestSet",
+    "Entry",
+    "EntryError",
+    "KeyTable",
+    "Outcome",
+    "bytes_digest",
+    "check_app_user_id",
+    "entry_problems",
+    "job_digest",
+    "key_digest",
+    "local_job_digest",
+    "local_key_digest",
+    "quote",
+    "text_digest",
+]
 
 # The lists live with the API's other names; manifest validation reads them from here.
 from batcher.send.vocabulary import KNOWN_COMMAND_MESSAGES, KNOWN_COMMANDS
 
 #: IDs go into the URL path, so they are restricted to characters that need no escaping.
-#: (The pattern pydantic checks; its regex engine anchors ``$`` at the very end.)
-PATH_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-
-#: The same rule for Python's ``re``, where ``$`` would also accept a trailing newline.
 PATH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+ID_CHARS = "A-Z, a-z, 0-9, '_' or '-'"
 
 #: ``command`` and ``command_message``: 1-64 characters.
 SHORT_MAX = 64
@@ -41,6 +64,18 @@ APP_USER_ID_MESSAGE = (
     "must be 1-128 printable ASCII characters without spaces "
     "(the API forbids Chinese characters in X-App-UserId)"
 )
+
+#: Control characters (C0 but tab and line breaks, DEL, C1): never meant in a field's text,
+#: and a NUL cuts the value short in more than one server. (YAML forbids them already; a
+#: quoted CSV cell and a hand-built entry do not.)
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+#: What manifests trim around a value: ASCII blanks only. ``str.strip`` would also eat
+#: U+3000, U+001C-U+001F and the like, and send an id padded with them as if clean.
+BLANKS = " \t\r\n"
+
+#: The most characters of input a message quotes.
+QUOTE_MAX = 200
 
 
 def check_app_user_id(value: str) -> str:
@@ -70,63 +105,234 @@ ENTRY_FIELDS: frozenset[str] = frozenset(
     }
 )
 
-
-# One manifest entry: a command to run against one training job.
-#
-# The model is the request as the API takes it, plus where it came from (``source``,
-# ``file:line``) so every error and report line can point back at the manifest.
-__all__ = [
-    "APP_USER_ID_MESSAGE",
-    "ENTRY_FIELDS",
-    "KNOWN_COMMANDS",
-    "KNOWN_COMMAND_MESSAGES",
-    "PATH_ID_PATTERN",
-    "PATH_ID_RE",
-    "CommentData",
-    "Entry",
-    "PathId",
-    "Short",
-    "check_app_user_id",
-]
-
-PathId = Annotated[str, StringConstraints(pattern=PATH_ID_PATTERN)]
-Short = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_MAX)]
+# -- how input is shown in messages ------------------------------------------------------------
 
 
-class CommentData(BaseModel):
+def quote(value: Any, limit: int = 40) -> str:
+    r"""``value`` as a message quotes it: ``repr`` (so invisible characters show as escapes:
+    a BOM, U+3000, a NUL), at most ``limit`` characters of it (never more than
+    :data:`QUOTE_MAX`), with the length said when it was cut.
+
+    >>> quote("job\u3000"), quote("x" * 50)
+    ("'job\\u3000'", "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx... (50 characters)")
+    """
+    limit = min(limit, QUOTE_MAX)
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+    text = repr(value[: limit + 1])
+    if len(value) <= limit and len(text) <= limit + 2:
+        return text
+    return f"{text[:limit]}... ({len(value):,} characters)"
+
+
+def describe_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"{type(value).__name__} {quote(value)}"
+
+
+# -- the one checker ---------------------------------------------------------------------------
+
+Path = tuple[str | int, ...]
+
+
+def entry_problems(data: Mapping[str, Any]) -> list[tuple[Path, str]]:
+    """What is wrong with an entry's fields (None or absent: not set), in field order, each
+    as ``(path, message)``. Whether commands are known is the readers' to say (with hints).
+
+    >>> entry_problems({"job_id": "a b", "source": "x"})
+    [(('job_id',), "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' (got 'a b')"), \
+(('command',), 'is required')]
+    """
+    found: list[tuple[Path, str]] = []
+    _path_id(data, "job_id", found, required=True)
+    _text(data, "command", found, required=True, low=1, high=SHORT_MAX)
+    _text(data, "command_message", found, low=1, high=SHORT_MAX)
+    _text(data, "operation_reason", found, high=REASON_MAX)
+    comment = data.get("comment_data")
+    if isinstance(comment, CommentData):
+        comment = comment.as_dict()
+    if comment is not None and not isinstance(comment, Mapping):
+        found.append(
+            (
+                ("comment_data",),
+                "must be a mapping (comment_title: ..., comment_message: ...), "
+                f"not {describe_kind(comment)}",
+            )
+        )
+    elif comment is not None:
+        found.extend((("comment_data", *path), message) for path, message in _comment(comment))
+    app_user_id = data.get("app_user_id")
+    if app_user_id is not None:
+        if not isinstance(app_user_id, str):
+            found.append((("app_user_id",), f"must be text, not {describe_kind(app_user_id)}"))
+        elif not _APP_USER_ID_RE.match(app_user_id):
+            found.append((("app_user_id",), APP_USER_ID_MESSAGE))
+    _path_id(data, "project_id", found)
+    return found
+
+
+def _comment(comment: Mapping[str, Any]) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    _text(comment, "comment_title", found)
+    _text(comment, "comment_message", found)
+    names = comment.get("attachment_name")
+    if names is not None and not isinstance(names, list | tuple):
+        found.append(
+            (("attachment_name",), f"must be a list of file names, not {describe_kind(names)}")
+        )
+    elif names is not None:
+        for index, name in enumerate(names):
+            _text({"": name}, "", found, required=True, low=1, at=("attachment_name", index))
+    return found
+
+
+def _text(
+    data: Mapping[str, Any],
+    name: str,
+    found: list[tuple[Path, str]],
+    *,
+    required: bool = False,
+    low: int = 0,
+    high: int | None = None,
+    at: Path | None = None,
+) -> None:
+    value = data.get(name)
+    path = at or (name,)
+    if value is None:
+        if required:
+            found.append((path, "is required"))
+    elif not isinstance(value, str):
+        found.append((path, f"must be text, not {describe_kind(value)}"))
+    elif len(value) < low:
+        found.append((path, "must not be empty"))
+    elif high is not None and len(value) > high:
+        found.append((path, f"is too long: {len(value)} characters, at most {high}"))
+    elif (control := _CONTROL_RE.search(value)) is not None:
+        found.append(
+            (
+                path,
+                f"holds a control character (U+{ord(control.group()):04X}) at character "
+                f"{control.start() + 1}: {quote(value)}",
+            )
+        )
+
+
+def _path_id(
+    data: Mapping[str, Any], name: str, found: list[tuple[Path, str]], *, required: bool = False
+) -> None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            found.append(((name,), "is required"))
+    elif not isinstance(value, str):
+        found.append(((name,), f"must be text, not {describe_kind(value)}"))
+    elif not PATH_ID_RE.match(value):
+        found.append(((name,), f"must be 1-64 characters of {ID_CHARS} (got {quote(value)})"))
+
+
+class EntryError(ValueError):
+    """Fields that do not make an entry; ``problems`` as :func:`entry_problems` gives them."""
+
+    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+        self.problems = problems
+        super().__init__(
+            "; ".join(f"{'.'.join(map(str, path))}: {message}" for path, message in problems)
+        )
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommentData:
     """The optional ``comment_data`` object of a command."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     comment_title: str | None = None
     comment_message: str | None = None
     attachment_name: tuple[str, ...] | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, None included, names as a list (the report's form)."""
+        names = self.attachment_name
+        return {
+            "comment_title": self.comment_title,
+            "comment_message": self.comment_message,
+            "attachment_name": None if names is None else list(names),
+        }
+
     def to_api(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True, mode="json")
+        """The fields that are set (the request's form)."""
+        return {key: value for key, value in self.as_dict().items() if value is not None}
 
 
-class Entry(BaseModel):
-    """A validated manifest entry. ``(job_id, command)`` is its key."""
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An entry, from checked fields. ``(job_id, command)`` is its key.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The constructor does not check (the readers check first, then build); use
+    :meth:`checked` for fields that were not.
 
-    job_id: PathId
-    command: Short
-    command_message: Short | None = None
-    operation_reason: str | None = Field(default=None, max_length=REASON_MAX)
+    >>> Entry.checked({"job_id": "j", "command": "SUBMITVERIFYING"}).key
+    ('j', 'SUBMITVERIFYING')
+    >>> Entry.checked({"job_id": "j/1", "command": "SUBMITVERIFYING", "x": 1})
+    Traceback (most recent call last):
+    batcher.entry.EntryError: x: is not a field; job_id: must be 1-64 characters of ...
+    """
+
+    job_id: str
+    command: str
+    command_message: str | None = None
+    operation_reason: str | None = None
     comment_data: CommentData | None = None
     app_user_id: str | None = None
     #: Where the entry was read, as ``file:line``. Not sent.
     source: str = ""
     #: The project the entry goes to: its own, its manifest's, or the run's. Not sent in
     #: the body (it is part of the URL path).
-    project_id: PathId | None = None
+    project_id: str | None = None
 
-    @field_validator("app_user_id")
     @classmethod
-    def _app_user_id(cls, value: str | None) -> str | None:
-        return None if value is None else check_app_user_id(value)
+    def checked(cls, data: Mapping[str, Any]) -> Entry:
+        """The entry of ``data`` (a manifest entry's fields), or :class:`EntryError`."""
+        unknown = sorted(set(data) - ENTRY_FIELDS - {"source"})
+        problems: list[tuple[Path, str]] = [((name,), "is not a field") for name in unknown]
+        problems += entry_problems(data)
+        if problems:
+            raise EntryError(problems)
+        return cls.build(data)
+
+    @classmethod
+    def build(cls, data: Mapping[str, Any]) -> Entry:
+        """The entry of fields already checked."""
+        comment = data.get("comment_data")
+        if isinstance(comment, Mapping):
+            names = comment.get("attachment_name")
+            comment = CommentData(
+                comment.get("comment_title"),
+                comment.get("comment_message"),
+                None if names is None else tuple(names),
+            )
+        return cls(
+            data["job_id"],
+            data["command"],
+            data.get("command_message"),
+            data.get("operation_reason"),
+            comment,
+            data.get("app_user_id"),
+            data.get("source", ""),
+            data.get("project_id"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, by name (``comment_data`` as a dict)."""
+        found = {field.name: getattr(self, field.name) for field in fields(self)}
+        if self.comment_data is not None:
+            found["comment_data"] = self.comment_data.as_dict()
+        return found
 
     @property
     def key(self) -> tuple[str, str]:
@@ -196,21 +402,6 @@ class Outcome:
 # in typed arrays instead of sets of string tuples. :func:`key_digest` is BLAKE2b (the same
 # in every process); the summary and selection readers, whose tables never leave their
 # process, use :func:`local_key_digest` (Python's hash), which is several times cheaper.
-#
-# >>> key_digest("job-1", "SUBMITVERIFYING") == key_digest("job-1", "SUBMITVERIFYING")
-# True
-# >>> key_digest("job-1", "SUBMITVERIFYING") == key_digest("job-1\x00SUBMIT", "VERIFYING")
-# False
-__all__ = [
-    "DigestSet",
-    "KeyTable",
-    "bytes_digest",
-    "job_digest",
-    "key_digest",
-    "local_job_digest",
-    "local_key_digest",
-    "text_digest",
-]
 
 
 def text_digest(text: str) -> int:
@@ -232,7 +423,11 @@ def bytes_digest(data: bytes) -> int:
 
 
 def key_digest(job_id: str, command: str) -> int:
-    """The digest of an entry's key ``(job_id, command)``."""
+    """The digest of an entry's key ``(job_id, command)``.
+
+    >>> key_digest("job-1", "SUBMITVERIFYING") == key_digest("job-1", "SUBMITVERIFYING")
+    True
+    """
     # NUL cannot occur in either part (ids are [A-Za-z0-9_-], commands are known words),
     # so the joined text is unambiguous.
     return text_digest(f"{job_id}\x00{command}")

@@ -42,6 +42,7 @@ from batcher.send.client import MetaStudioClient, open_session
 from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
+from batcher.send.signals import signals_handled
 from batcher.send.stats import RunStats
 from batcher.send.vocabulary import trace_of
 
@@ -180,7 +181,9 @@ async def run_manifests(paths: list[str], config: RunConfig, progress: Display |
     first (nothing is sent when anything is wrong); then :func:`execute` takes the report's
     lock, reads what ``--resume`` needs, keeps the in-flight slots, and runs the entries."""
     project = project_for_manifests(config)
-    with Manifests(paths, default_command=config.command, project_id=project) as checked:
+    # With handle_signals, a signal ends the checking at once, or halts the run.
+    policy = signals_handled() if config.handle_signals else contextlib.nullcontext()
+    with policy, Manifests(paths, default_command=config.command, project_id=project) as checked:
         config, summary = check_run(config, paths, checked)
         if summary.total == 0:
             log.warning(

@@ -13,7 +13,7 @@ import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -105,8 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if sys.stderr is None:  # started with standard error closed (`2>&-`): logs go nowhere
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     words = list(sys.argv[1:] if argv is None else argv)
+    # The whole command under one signal policy (the simulator keeps its own); as this
+    # process's own command line (argv None), the signals stay ignored until it exits.
+    if words[:1] == ["simulate"]:
+        policy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    else:
+        from batcher.send.signals import signals_handled
+
+        policy = signals_handled(keep=argv is None)
+    with policy:
+        return _invoke(words)
+
+
+def _invoke(words: list[str]) -> int:
     meta: dict[str, Any] = {}
-    restore = _terminate_as_interrupt(words[:1] != ["simulate"])
     try:
         group = _batcher()
         with group.make_context("batcher", words) as ctx:
@@ -123,8 +135,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(error.exit_code)
     except BaseException as error:
         return _failed(error, json=meta.get("batcher.log_format") == "json")
-    finally:
-        restore()
 
 
 def _usage_error(error: click.UsageError) -> int:
@@ -185,32 +195,6 @@ def _failed(error: BaseException, *, json: bool) -> int:
     else:
         raise error
     return int(error.exit_code)
-
-
-def _terminate_as_interrupt(wanted: bool) -> Callable[[], None]:
-    """SIGTERM before a run takes over its signals (while a manifest is read from a pipe,
-    say) ends the command as Ctrl-C does: exit 3 with a word, not a silent death. The
-    simulator keeps its own handling (``wanted`` is false). Returns what puts the old
-    handler back."""
-    import signal
-
-    if not wanted or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return lambda: None
-    try:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread: not ours to set
-        return lambda: None
-
-    def restore() -> None:
-        with contextlib.suppress(ValueError):
-            if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    return restore
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _manifest_problems(error: ManifestError, json: bool) -> None:

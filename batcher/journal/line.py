@@ -78,7 +78,7 @@ def _request_fields(entry: Entry, project_id: str | None) -> dict[str, Any]:
     return {
         "command_message": entry.command_message,
         "operation_reason": entry.operation_reason,
-        "comment_data": None if comment is None else comment.model_dump(mode="json"),
+        "comment_data": None if comment is None else comment.as_dict(),
         "app_user_id": entry.app_user_id,
         "project_id": entry.project_id or project_id,
     }

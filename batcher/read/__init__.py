@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
-from batcher.entry import PATH_ID_RE, DigestSet, job_digest, key_digest
+from batcher.entry import ID_CHARS, PATH_ID_RE, DigestSet, Entry, job_digest, key_digest, quote
 from batcher.errors import ManifestError, Problem, UsageError
-from batcher.read._problems import ID_CHARS, Problems, check_default_command
+from batcher.read._problems import Problems, check_default_command
 from batcher.read._source import MAX_MANIFEST_BYTES, STDIN_NAME, Source, open_source, refuse_repeats
-from batcher.read._validate import Record, Validator, build_entry
+from batcher.read._validate import Record, Validator
 from batcher.read.csv_manifest import CSV_COLUMNS, csv_records
 
 if TYPE_CHECKING:
-    from batcher.entry import Entry
     from batcher.read.yaml_manifest import YamlReader
 
 __all__ = [
@@ -114,7 +113,9 @@ class Manifests:
         if default_command is not None:
             check_default_command(default_command)
         if project_id is not None and not PATH_ID_RE.match(project_id):
-            raise UsageError(f"project id {project_id!r} must be 1-64 characters of {ID_CHARS}")
+            raise UsageError(
+                f"project id {quote(project_id)} must be 1-64 characters of {ID_CHARS}"
+            )
         self._paths = list(paths)
         self._default_command = default_command
         self._project_id = project_id
@@ -196,7 +197,7 @@ class Manifests:
                 if done and key_digest(data["job_id"], data["command"]) in done:
                     yield None  # a YAML entry (a CSV row is found done before it is read)
                 else:
-                    yield build_entry(data)
+                    yield Entry.build(data)
 
     # -- internals ------------------------------------------------------------------------
 

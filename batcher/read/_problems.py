@@ -6,16 +6,13 @@ command) and, where a near miss is likely, suggests what was meant.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
 
-from batcher.entry import KNOWN_COMMANDS
+from batcher.entry import KNOWN_COMMANDS, Path, quote
 from batcher.errors import Problem, UsageError
 
 KNOWN_COMMAND_SET = frozenset(KNOWN_COMMANDS)
-
-
-Path = tuple[str | int, ...]
 
 
 class Problems:
@@ -55,10 +52,7 @@ class Problems:
         return ordered[: self._cap], truncated
 
 
-ID_CHARS = "A-Z, a-z, 0-9, '_' or '-'"
-
-
-def _did_you_mean(name: str, choices: Sequence[str]) -> str:
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
     import difflib  # only when something is misspelt
 
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
@@ -68,8 +62,10 @@ def _did_you_mean(name: str, choices: Sequence[str]) -> str:
 
 
 def unknown(what: str, name: str, choices: Sequence[str]) -> str:
-    hint = _did_you_mean(name, choices)
-    return f"unknown {what} {name!r}" + (hint or f" (expected one of: {', '.join(choices)})")
+    hint = did_you_mean(name, choices)
+    return f"unknown {what} {quote(name, 70)}" + (
+        hint or f" (expected one of: {', '.join(choices)})"
+    )
 
 
 def command_hint(command: str, known: Sequence[str] = KNOWN_COMMANDS) -> str:
@@ -87,52 +83,26 @@ def command_hint(command: str, known: Sequence[str] = KNOWN_COMMANDS) -> str:
 def check_default_command(command: str) -> None:
     if command not in KNOWN_COMMAND_SET:
         hint = command_hint(command) or f"known commands: {', '.join(KNOWN_COMMANDS)}"
-        raise UsageError(f"--command {command!r} is not a known command; {hint}")
+        raise UsageError(f"--command {quote(command, 70)} is not a known command; {hint}")
 
 
-def short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]{1,64}\Z")
 
 
-def describe_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return f"{type(value).__name__} {short(value)}"
-
-
-def pydantic_message(error: Any) -> str:
-    """An operator-readable message for one pydantic error."""
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    if kind == "missing":
-        return "is required"
-    if kind == "string_pattern_mismatch":
-        return f"must be 1-64 characters of {ID_CHARS} (got {short(value)})"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "string_too_long":
-        return f"is too long: {len(value)} characters, at most {ctx.get('max_length')}"
-    if kind == "string_type":
-        return f"must be text, not {describe_kind(value)}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return (
-            "must be a mapping (comment_title: ..., comment_message: ...), "
-            f"not {describe_kind(value)}"
-        )
-    if kind in ("tuple_type", "list_type"):
-        return f"must be a list of file names, not {describe_kind(value)}"
-    if kind == "value_error" and "error" in ctx:
-        return str(ctx["error"])
-    return str(error["msg"])
+def field_name(name: str) -> str:
+    """A field or column name as written, quoted when it is not a plain word (an invisible
+    BOM, a megabyte of text)."""
+    return name if _PLAIN_NAME.match(name) else quote(name)
 
 
 def yaml_field(path: Path) -> str | None:
     """``("comment_data", "attachment_name", 0)`` -> ``comment_data.attachment_name[0]``."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{field_name(part)}" if text else field_name(part)
     return text or None
 
 

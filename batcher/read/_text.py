@@ -2,9 +2,9 @@
 old Mac line endings), and the UTF-8 check of a YAML manifest as it streams by.
 
 >>> sniff(b"j\\x00o\\x00b\\x00_\\x00i\\x00d\\x00", csv=True)
-'the file looks like UTF-16 (LE); save it as UTF-8'
->>> sniff(b"job_id,command\\rj1,SUBMITVERIFYING\\r", csv=True) is not None
-True
+(1, 'the file looks like UTF-16 (LE); save it as UTF-8')
+>>> sniff(b"job_id\\nj\\x001", csv=True)
+(2, 'a NUL byte: this is not a text file (a manifest is UTF-8 text)')
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ class Fatal(Exception):
         self.whole_file = whole_file
 
 
-def sniff(head: bytes, *, csv: bool) -> str | None:
-    """Why ``head`` (a file's first bytes) is not a UTF-8 manifest we can read, or None."""
+def sniff(head: bytes, *, csv: bool) -> tuple[int, str] | None:
+    """Why ``head`` (a file's first bytes) is not a UTF-8 manifest we can read, and the line
+    to say it at, or None. Nothing of the file is quoted: it may be anything (a link to
+    ``/proc/self/environ``), and its contents are not ours to echo."""
     for bom, name in (
         (codecs.BOM_UTF32_LE, "UTF-32"),
         (codecs.BOM_UTF32_BE, "UTF-32"),
@@ -48,19 +50,30 @@ def sniff(head: bytes, *, csv: bool) -> str | None:
         (codecs.BOM_UTF16_BE, "UTF-16"),
     ):
         if head.startswith(bom):
-            return f"the file is {name}; {_SAVE_AS}" + (" (CSV UTF-8)" if csv else "")
+            return 1, f"the file is {name}; {_SAVE_AS}" + (" (CSV UTF-8)" if csv else "")
     if b"\x00" in head:
         guess = _wide_guess(head)
         if guess is not None:
-            return f"the file looks like {guess}; {_SAVE_AS}"
+            return 1, f"the file looks like {guess}; {_SAVE_AS}"
         if not head.strip(b"\x00"):
-            return "the file holds only NUL bytes; a manifest is UTF-8 text"
+            return 1, "the file holds only NUL bytes; a manifest is UTF-8 text"
+        line = head.count(b"\n", 0, head.index(b"\x00")) + 1
+        return line, "a NUL byte: this is not a text file (a manifest is UTF-8 text)"
     if csv and b"\r" in head and b"\n" not in head:
-        return (
+        return 1, (
             "the file has old Mac line endings (CR only), which the CSV reader cannot "
             "split into rows; re-save it as UTF-8 with LF or CRLF line endings"
         )
     return None
+
+
+#: A byte order mark anywhere but at the very start: files joined together, or saved
+#: twice as "UTF-8 with BOM". Invisible in an editor, so it is named, not quoted.
+BOM = "\ufeff"
+BOM_MESSAGE = (
+    "a byte order mark (U+FEFF) past the start of the file, invisible in most editors "
+    "(files joined together, or saved twice with a BOM); delete it"
+)
 
 
 def _wide_guess(head: bytes) -> str | None:
@@ -168,6 +181,10 @@ class YamlText:
             line = self._line + data.count(b"\n", 0, error.start)
             message = f"not valid UTF-8 (byte 0x{data[error.start]:02x}); save as UTF-8"
             raise Fatal(Problem(self.name, line, None, message), whole_file=True) from None
+        bom = data.find(codecs.BOM_UTF8)
+        if bom >= 0:
+            line = self._line + data.count(b"\n", 0, bom)
+            raise Fatal(Problem(self.name, line, None, BOM_MESSAGE))
         if not _printable(data):
             found = _NOT_PRINTABLE.search(data)
             assert found is not None

@@ -1,30 +1,22 @@
-"""One entry's raw fields (from either format) to checked fields or problems.
-
-The first pass checks fields by hand, with the verdicts and messages the pydantic model
-(:class:`~batcher.entry.Entry`) would give (a property test holds the two together), so
-that ``batcher validate`` need not import pydantic at all; the second pass builds the model.
-"""
+"""One entry's raw fields (from either format) to checked fields or problems, through
+the entry schema's one checker (:func:`~batcher.entry.entry_problems`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from batcher.entry import (
-    APP_USER_ID_MESSAGE,
     KNOWN_COMMAND_MESSAGES,
     KNOWN_COMMANDS,
-    PATH_ID_RE,
-    REASON_MAX,
     SHORT_MAX,
-    check_app_user_id,
+    Path,
+    entry_problems,
+    quote,
 )
 from batcher.errors import Problem
-from batcher.read._problems import ID_CHARS, Path, command_hint, describe_kind, short
-
-if TYPE_CHECKING:
-    from batcher.entry import Entry
+from batcher.read._problems import command_hint
 
 
 @dataclass(slots=True)
@@ -90,7 +82,7 @@ class Validator:
             value = data.get(name)
             if isinstance(value, str) and 0 < len(value) <= SHORT_MAX:
                 self._check_known(name, value, file, locate, record.problems)
-        for path, message in field_problems(data):
+        for path, message in entry_problems(data):
             at, where = locate(path)
             record.problems.append(Problem(file, at, where, message))
         if record.problems:
@@ -107,125 +99,13 @@ class Validator:
         said = (file, at, where, value)
         message = self._said.get(said, "")
         if not message:
-            hint = command_hint(value, known)
+            hint, shown = command_hint(value, known), quote(value, 70)
             if hint:
-                message = f"unknown {what} {value!r}; {hint}"
+                message = f"unknown {what} {shown}; {hint}"
             elif name not in self._listed:
                 self._listed.add(name)
-                message = f"{value!r} is not a known {what}; the known ones are {', '.join(known)}"
+                message = f"{shown} is not a known {what}; the known ones are {', '.join(known)}"
             else:
-                message = f"{value!r} is not a known {what} (see the list above)"
+                message = f"{shown} is not a known {what} (see the list above)"
             self._said[said] = message
         problems.append(Problem(file, at, where, message))
-
-
-def build_entry(data: dict[str, Any]) -> Entry:
-    """The model of fields the first pass found valid (the second pass reads the same bytes
-    from the snapshot, so they are constructed without checking them again)."""
-    from batcher.entry import CommentData, Entry
-
-    comment = data.get("comment_data")
-    if comment is not None:
-        names = comment.get("attachment_name")
-        data = {
-            **data,
-            "comment_data": CommentData.model_construct(
-                **{**comment, "attachment_name": None if names is None else tuple(names)}
-            ),
-        }
-    return Entry.model_construct(**data)
-
-
-# -- the model's rules, by hand ------------------------------------------------------------------
-
-
-def field_problems(data: dict[str, Any]) -> list[tuple[Path, str]]:
-    """What :class:`~batcher.entry.Entry` would refuse in ``data``, in its field order, each
-    as ``(path, message)``: the messages :func:`~._problems.pydantic_message` gives.
-
-    >>> field_problems({"job_id": "a b", "source": "x"})
-    [(('job_id',), "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-' (got 'a b')"), \
-(('command',), 'is required')]
-    """
-    found: list[tuple[Path, str]] = []
-    _path_id(data, "job_id", found, required=True)
-    _text(data, "command", found, required=True, low=1, high=SHORT_MAX)
-    _text(data, "command_message", found, low=1, high=SHORT_MAX)
-    _text(data, "operation_reason", found, high=REASON_MAX)
-    comment = data.get("comment_data")
-    if comment is not None:
-        if not isinstance(comment, dict):
-            found.append(
-                (
-                    ("comment_data",),
-                    "must be a mapping (comment_title: ..., comment_message: ...), "
-                    f"not {describe_kind(comment)}",
-                )
-            )
-        else:
-            found.extend((("comment_data", *path), message) for path, message in _comment(comment))
-    app_user_id = data.get("app_user_id")
-    if app_user_id is not None:
-        if not isinstance(app_user_id, str):
-            found.append((("app_user_id",), f"must be text, not {describe_kind(app_user_id)}"))
-        else:
-            try:
-                check_app_user_id(app_user_id)
-            except ValueError:
-                found.append((("app_user_id",), APP_USER_ID_MESSAGE))
-    _path_id(data, "project_id", found)
-    return found
-
-
-def _comment(comment: dict[str, Any]) -> list[tuple[Path, str]]:
-    found: list[tuple[Path, str]] = []
-    _text(comment, "comment_title", found)
-    _text(comment, "comment_message", found)
-    names = comment.get("attachment_name")
-    if names is not None:
-        if not isinstance(names, list | tuple):
-            found.append(
-                (("attachment_name",), f"must be a list of file names, not {describe_kind(names)}")
-            )
-        else:
-            for index, name in enumerate(names):
-                if not isinstance(name, str):
-                    found.append(
-                        (("attachment_name", index), f"must be text, not {describe_kind(name)}")
-                    )
-    return found
-
-
-def _text(
-    data: dict[str, Any],
-    name: str,
-    found: list[tuple[Path, str]],
-    *,
-    required: bool = False,
-    low: int = 0,
-    high: int | None = None,
-) -> None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            found.append(((name,), "is required"))
-        return
-    if not isinstance(value, str):
-        found.append(((name,), f"must be text, not {describe_kind(value)}"))
-    elif len(value) < low:
-        found.append(((name,), "must not be empty"))
-    elif high is not None and len(value) > high:
-        found.append(((name,), f"is too long: {len(value)} characters, at most {high}"))
-
-
-def _path_id(
-    data: dict[str, Any], name: str, found: list[tuple[Path, str]], *, required: bool = False
-) -> None:
-    value = data.get(name)
-    if value is None:
-        if required:
-            found.append(((name,), "is required"))
-    elif not isinstance(value, str):
-        found.append(((name,), f"must be text, not {describe_kind(value)}"))
-    elif not PATH_ID_RE.match(value):
-        found.append(((name,), f"must be 1-64 characters of {ID_CHARS} (got {short(value)})"))

@@ -10,7 +10,7 @@ Errors are worded as libyaml's composer words them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 from yaml.events import (
@@ -308,12 +308,42 @@ class Composer:
             )
 
 
-def yaml_error(name: str, error: yaml.YAMLError) -> Problem:
-    """A parser error as a problem at its line."""
+#: The longest a YAML simple key may be (the YAML spec's limit, and libyaml's).
+MAX_KEY_CHARS = 1024
+
+
+def yaml_error(name: str, error: yaml.YAMLError, stream: BinaryIO | None = None) -> Problem:
+    """A parser error as a problem at its line, in at most about 200 characters (an alias
+    name is quoted by the parser, whatever its length). ``stream``, the file, is looked at
+    again when the parser could not find a key's ``:``: on a line too long for a key, the
+    parser's words would send the reader looking for the wrong thing."""
     mark = getattr(error, "problem_mark", None)
-    if mark is not None:
-        context = getattr(error, "context", None)
-        what = " ".join(part for part in (context, getattr(error, "problem", None)) if part)
-        return Problem(name, mark.line + 1, None, f"YAML syntax error: {what}")
-    what = str(getattr(error, "reason", "") or error).splitlines()[0]
-    return Problem(name, None, None, f"YAML syntax error: {what}")
+    if mark is None:
+        what = str(getattr(error, "reason", "") or error).splitlines()[0]
+        return Problem(name, None, None, f"YAML syntax error: {what[:200]}")
+    context = getattr(error, "context", None)
+    what = " ".join(part for part in (context, getattr(error, "problem", None)) if part)
+    context_mark = getattr(error, "context_mark", None)
+    marks = {mark.line} | ({context_mark.line} if context_mark is not None else set())
+    long = None if stream is None else _long_line(stream, marks)
+    if long is not None:
+        line, length = long
+        what = (
+            f"line {line + 1} is {length:,} characters long, and a YAML key can be at most "
+            f"{MAX_KEY_CHARS:,}: {what}"
+        )
+    if len(what) > 200:
+        what = what[:200] + "..."
+    return Problem(name, mark.line + 1, None, f"YAML syntax error: {what}")
+
+
+def _long_line(stream: BinaryIO, lines: set[int]) -> tuple[int, int] | None:
+    """The first of ``lines`` (0-based) longer than a key may be, and its length."""
+    stream.seek(0)
+    last = max(lines)
+    for number, raw in enumerate(stream):
+        if number in lines and len(raw) > MAX_KEY_CHARS:
+            return number, len(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        if number >= last:
+            break
+    return None

@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from batcher.entry import Path, quote
 from batcher.errors import Problem
-from batcher.read._problems import Path, short, unknown, yaml_field
+from batcher.read._problems import unknown, yaml_field
 from batcher.read._text import YamlText
 from batcher.read._yaml_events import MAPPING, MERGE_TAG, NULL_TAG, SCALAR, SEQUENCE, STREAMED, Node
 
 #: The YAML tags a manifest may carry (most are resolved implicitly); ``!!python/...`` and
-#: local ``!tags`` are refused, though nothing would construct them anyway.
+#: local ``!tags`` are refused, though nothing would construct them anyway, and so is
+#: ``!!binary``: its value is bytes, not the text written, and no field takes bytes.
 _STANDARD_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in (
-        *("str", "null", "bool", "int", "float", "timestamp", "binary"),
+        *("str", "null", "bool", "int", "float", "timestamp"),
         *("seq", "map", "omap", "pairs", "set", "merge", "value"),
     )
 )
@@ -130,7 +132,7 @@ class Tree:
             return None
         if node.tag not in _STANDARD_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
-            message = f"YAML tag {short(tag)} is not allowed in a manifest"
+            message = f"YAML tag {quote(tag)} is not allowed in a manifest"
             self.problems.append(Problem(self.name, node.line, yaml_field(path), message))
         if kind is SCALAR:
             return None if node.tag == NULL_TAG else node.value

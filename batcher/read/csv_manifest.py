@@ -9,10 +9,10 @@ from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from batcher.entry import COMMENT_FIELDS, key_digest
+from batcher.entry import BLANKS, COMMENT_FIELDS, Path, key_digest
 from batcher.errors import Problem
-from batcher.read._problems import Path, csv_field, unknown
-from batcher.read._text import MAX_LINE_BYTES, SNIFF_BYTES, sniff
+from batcher.read._problems import csv_field, did_you_mean, field_name, unknown
+from batcher.read._text import BOM, BOM_MESSAGE, MAX_LINE_BYTES, SNIFF_BYTES, sniff
 from batcher.read._validate import Record, Validator
 
 #: The columns a CSV manifest may have (``comment_*`` and ``attachment_name`` fill
@@ -57,7 +57,11 @@ def _text_lines(name: str, handle: BinaryIO, problems: list[Problem]) -> Iterato
         if number == 1:
             raw = raw.removeprefix(codecs.BOM_UTF8)
         try:
-            yield raw.decode("utf-8")
+            text = raw.decode("utf-8")
+            if BOM in text:  # said once, and the line read without it
+                problems.append(Problem(name, number, None, BOM_MESSAGE))
+                text = text.replace(BOM, "")
+            yield text
         except UnicodeDecodeError as error:
             problems.append(
                 Problem(
@@ -87,7 +91,7 @@ def _csv_rows(
             problems.append(Problem(name, start, None, _csv_error(error)))
             yield start, None
             continue
-        if any(cell.strip() for cell in cells):
+        if any(cell.strip(BLANKS) for cell in cells):
             yield start, cells
 
 
@@ -111,13 +115,21 @@ class _Header:
     def command_in(self, cells: list[str]) -> str:
         """The row's command as written ('' when the cell or the column is empty/absent)."""
         index = self.columns.get("command")
-        return "" if index is None else cells[index].strip()
+        return "" if index is None else cells[index].strip(BLANKS)
 
 
 def _csv_header(
     name: str, line: int, cells: list[str], default_command: str | None
 ) -> tuple[_Header, list[Problem]]:
-    names = [cell.strip() for cell in cells]
+    names = [cell.strip(BLANKS) for cell in cells]
+    if not any(cell in CSV_COLUMNS or did_you_mean(cell, CSV_COLUMNS) for cell in names):
+        # Not a manifest's header at all: say so without quoting the line back, which may
+        # be anything (another program's file behind a link).
+        message = (
+            "the first row names none of a manifest's columns (job_id, command, ...): "
+            "this is not a CSV manifest, or its header row is missing"
+        )
+        return _Header(line, names, {}, usable=False), [Problem(name, line, None, message)]
     problems: list[Problem] = []
     columns: dict[str, int] = {}
     for number, column in enumerate(names, start=1):
@@ -126,7 +138,8 @@ def _csv_header(
         elif column in columns:
             problems.append(Problem(name, line, column, "the column appears twice"))
         elif column not in CSV_COLUMNS:
-            problems.append(Problem(name, line, column, unknown("column", column, CSV_COLUMNS)))
+            message = unknown("column", column, CSV_COLUMNS)
+            problems.append(Problem(name, line, field_name(column), message))
         else:
             columns[column] = number - 1
     usable = True
@@ -148,16 +161,17 @@ def _csv_header(
 
 
 def _csv_data(header: _Header, cells: list[str]) -> dict[str, Any]:
-    values = {column: cells[index].strip() for column, index in header.columns.items()}
+    values = {column: cells[index].strip(BLANKS) for column, index in header.columns.items()}
     data: dict[str, Any] = {}
     comment: dict[str, Any] = {}
     for column, value in values.items():
         if not value:
             continue  # an empty cell is an absent field
         if column == "attachment_name":
-            names = tuple(part.strip() for part in value.split(";") if part.strip())
-            if names:
-                comment[column] = names
+            # One ';' may end the list; any other empty name is kept for the schema to
+            # refuse, where dropping it would quietly send fewer names than were meant.
+            names = [part.strip(BLANKS) for part in value.removesuffix(";").split(";")]
+            comment[column] = tuple(names)
         elif column in COMMENT_FIELDS:
             comment[column] = value
         else:
@@ -181,7 +195,7 @@ def csv_records(
     handle.seek(0)
     what = sniff(head, csv=True)
     if what is not None:
-        yield Record(1, None, [Problem(name, 1, None, what)])
+        yield Record(what[0], None, [Problem(name, what[0], None, what[1])])
         return
     problems: list[Problem] = []  # filled by the reader as it goes (decoding, quoting)
     header: _Header | None = None
@@ -190,6 +204,8 @@ def csv_records(
         problems.clear()  # in place: the line decoder appends to this very list
         if cells is None:
             yield Record(line, None, found)
+            if header is None:  # no header to read the rows by: the next row is not one
+                header = _Header(line, [], {}, usable=False)
             continue
         if header is None:
             header, more = _csv_header(name, line, cells, validator.default_command)
@@ -215,7 +231,7 @@ def csv_records(
             yield Record(line, None, found)
             continue
         if done:
-            job_id = cells[header.columns["job_id"]].strip()
+            job_id = cells[header.columns["job_id"]].strip(BLANKS)
             command = header.command_in(cells) or validator.default_command
             if command is not None and key_digest(job_id, command) in done:
                 yield Record(line, None, done=True)

@@ -15,9 +15,18 @@ from typing import Any, BinaryIO
 
 import yaml
 
-from batcher.entry import COMMENT_FIELDS, ENTRY_FIELDS, PATH_ID_RE, check_app_user_id
+from batcher.entry import (
+    COMMENT_FIELDS,
+    ENTRY_FIELDS,
+    ID_CHARS,
+    PATH_ID_RE,
+    Path,
+    check_app_user_id,
+    describe_kind,
+    quote,
+)
 from batcher.errors import Problem
-from batcher.read._problems import ID_CHARS, Path, describe_kind, short, unknown
+from batcher.read._problems import unknown
 from batcher.read._text import SNIFF_BYTES, YamlText, sniff
 from batcher.read._validate import Record, Validator
 from batcher.read._yaml_events import (
@@ -115,7 +124,7 @@ class YamlReader:
         self._stream.seek(0)
         what = sniff(head, csv=False)
         if what is not None:
-            yield Record(1, None, [Problem(name, 1, None, what)], whole_file=True)
+            yield Record(what[0], None, [Problem(name, what[0], None, what[1])], whole_file=True)
             return
         text = YamlText(name, self._stream)
         composer = Composer(name, text)
@@ -130,7 +139,7 @@ class YamlReader:
         except Fatal as error:
             fatal = Record(error.problem.line or 1, None, [error.problem], error.whole_file)
         except yaml.YAMLError as error:
-            problem = yaml_error(name, error)
+            problem = yaml_error(name, error, self._stream)
             fatal = Record(problem.line or 1, None, [problem], whole_file=True)
         except TooLarge:  # the whole file's budget: checking on would only take long
             line = self._line
@@ -304,7 +313,7 @@ def _yaml_setting(tree: Tree, top: _Top, key: str, at: int, node: Node) -> None:
         if PATH_ID_RE.match(value):
             top.project_id = value
         else:
-            message = f"must be 1-64 characters of {ID_CHARS} (got {short(value)})"
+            message = f"must be 1-64 characters of {ID_CHARS} (got {quote(value)})"
             tree.problems.append(Problem(name, at, key, message))
     else:
         try:

@@ -14,9 +14,7 @@ from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from batcher.entry import Entry
+from batcher.entry import Entry, EntryError
 from batcher.errors import UsageError
 from batcher.journal.line import ReportLine
 from batcher.select.writer import ManifestWriter, format_of, output
@@ -38,7 +36,7 @@ def entry_fields(line: ReportLine) -> dict[str, Any]:
         if value is not None:
             fields[name] = value
     if line.comment_data is not None:
-        comment = line.comment_data.model_dump(mode="json", exclude_none=True)
+        comment = line.comment_data.to_api()
         if comment:
             fields["comment_data"] = comment
     if line.app_user_id is not None:
@@ -46,12 +44,10 @@ def entry_fields(line: ReportLine) -> dict[str, Any]:
     if line.project_id:
         fields["project_id"] = line.project_id
     try:
-        Entry.model_validate(fields)
-    except ValidationError as error:
-        first = error.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
+        Entry.checked(fields)
+    except EntryError as error:
         raise UsageError(
-            f"entry {line.job_id} {line.command} cannot be exported: {where}: {first['msg']}"
+            f"entry {line.job_id} {line.command} cannot be exported: {error}"
         ) from None
     return fields
 

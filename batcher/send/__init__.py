@@ -3,6 +3,7 @@
 The engine: entries in, report lines out, at the API's pace.
 
 * :mod:`.runner` — N workers, per-job ordering, halting and signals
+* :mod:`.signals` — SIGINT/SIGTERM from a command's start to its exit, one policy
 * :mod:`.attempts` — one entry's attempts, and the truth after a lost answer
 * :mod:`.confirm` — the job's record read to tell whether a command took effect
 * :mod:`.reads` — List and Show, at the limiter's pace, under the retry rule

@@ -33,13 +33,13 @@ import structlog
 
 from batcher.entry import Entry, Outcome, job_digest, key_digest
 from batcher.errors import ReportWriteError
-from batcher.send._signals import watch_signals
 from batcher.send.attempts import Attempts, run_entry
 from batcher.send.client import Reply
 from batcher.send.confirm import Confirmer, StoppableRecords
 from batcher.send.limiter import RateLimiter
 from batcher.send.reads import Pacer
 from batcher.send.recorder import Recorder, WriteLine
+from batcher.send.signals import watch_signals
 from batcher.send.stats import RunOptions, RunStats, threshold_crossed, utc_stamp
 
 log = structlog.get_logger("batcher.runner")
@@ -140,7 +140,7 @@ class Runner:
         try:
             async with anyio.create_task_group() as outer:
                 if self._options.handle_signals:
-                    outer.start_soon(watch_signals, self, outer)
+                    await outer.start(watch_signals, self, outer)  # before any is sent
                 async with anyio.create_task_group() as work:
                     for slot in range(self._options.concurrency):
                         work.start_soon(self._worker, slot)

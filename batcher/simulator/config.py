@@ -31,12 +31,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from batcher.entry import PATH_ID_RE, PathId
+from batcher.entry import PATH_ID_RE
 from batcher.errors import UsageError
 from batcher.send.credentials import AkSkCredentials, credentials_from_env
 from batcher.simulator.record import JobState
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+# A job id as manifests take it (pydantic's regex anchors ``$`` at the very end).
+PathId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class JobSpec(BaseModel):

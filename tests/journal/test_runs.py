@@ -87,8 +87,12 @@ def test_the_sidecar_sits_beside_the_real_report(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked_in_the_record(tmp_path: Path) -> None:
-    with ReportWriter.open(tmp_path / "r.jsonl", resume=False, redactor=Redactor(["s3cr3t"])) as w:
-        start_run(w, record("r1", halted_reason="server said: token s3cr3t refused"))
+    with ReportWriter.open(
+        tmp_path / "r.jsonl", resume=False, redactor=Redactor(["s3cr3t-token-0123456789"])
+    ) as w:
+        start_run(
+            w, record("r1", halted_reason="server said: token s3cr3t-token-0123456789 refused")
+        )
     text = runs_path(tmp_path / "r.jsonl").read_text()
     assert "s3cr3t" not in text and "***" in text
 

@@ -1,19 +1,14 @@
-"""Entry fields: command_message checked like commands, per-entry project ids, and the
-hand-written checks of the first pass agreeing with the pydantic model."""
+"""Entry fields: command_message checked like commands, per-entry project ids, and one
+checker for manifests and hand-built entries alike."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import pytest
 from manifest_helpers import load, problems, where, write
-from pydantic import ValidationError
 
-from batcher.entry import KNOWN_COMMAND_MESSAGES, Entry
-from batcher.read._problems import pydantic_message
-from batcher.read._validate import field_problems
+from batcher.entry import KNOWN_COMMAND_MESSAGES, Entry, EntryError
 
 # -- command_message -------------------------------------------------------------------------
 
@@ -148,61 +143,15 @@ def test_jobs_are_counted_per_project(tmp_path: Path) -> None:
     assert (summary.total, summary.jobs) == (3, 2)
 
 
-# -- the first pass's checks are the model's -------------------------------------------------
-
-_SCALAR = st.one_of(
-    st.text(max_size=3),
-    st.from_regex(r"\A[A-Za-z0-9_-]{1,70}\Z"),
-    st.text(st.characters(codec="ascii"), min_size=60, max_size=70),
-    st.sampled_from(["", " ", "a b", "x\n", "SUBMITVERIFYING", "张三", "x" * 1025]),
-)
-_VALUE = st.recursive(
-    st.none() | _SCALAR,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner),
-    max_leaves=4,
-)
-_COMMENT = st.one_of(
-    # (Unknown keys of comment_data are reported and dropped by the readers, before this.)
-    _VALUE.filter(lambda value: not isinstance(value, dict)),
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "comment_title": _VALUE,
-            "comment_message": _VALUE,
-            "attachment_name": _VALUE | st.lists(_VALUE, max_size=3),
-        },
-    ),
-)
-_DATA = st.fixed_dictionaries(
-    {"source": st.just("m.yaml:1")},
-    optional={
-        "job_id": _VALUE,
-        "command": _VALUE,
-        "command_message": _VALUE,
-        "operation_reason": _VALUE,
-        "comment_data": _COMMENT,
-        "app_user_id": _VALUE,
-        "project_id": _VALUE,
-    },
-)
+# -- one checker: manifests and hand-built entries get the same verdicts ------------------------
 
 
-def _without_nones(data: dict[str, Any]) -> dict[str, Any]:
-    # As both readers hand fields over: None (YAML null, an empty CSV cell) means absent.
-    data = {key: value for key, value in data.items() if value is not None}
-    if isinstance(data.get("comment_data"), dict):
-        data["comment_data"] = {k: v for k, v in data["comment_data"].items() if v is not None}
-    return data
-
-
-@settings(max_examples=400, deadline=None)
-@given(data=_DATA.map(_without_nones))
-def test_hand_checks_agree_with_the_model(data: dict[str, Any]) -> None:
-    try:
-        Entry.model_validate(data)
-        expected: list[tuple[object, str]] = []
-    except ValidationError as error:
-        expected = [
-            (tuple(item["loc"]), pydantic_message(item)) for item in error.errors(include_url=False)
-        ]
-    assert field_problems(data) == expected
+def test_manifests_and_entry_checked_share_one_checker(tmp_path: Path) -> None:
+    row = {"job_id": "job 1", "command": "SUBMITVERIFYING", "operation_reason": "x" * 1025}
+    path = write(
+        tmp_path, "m.csv", ("job_id,command,operation_reason\n" + ",".join(row.values())).encode()
+    )
+    found = problems([path])
+    with pytest.raises(EntryError) as error:
+        Entry.checked(row)
+    assert [(f"{p.field}: {p.message}") for p in found] == str(error.value).split("; ")

@@ -64,14 +64,13 @@ def rich_lines() -> list[dict[str, Any]]:
 def expected_entries() -> list[dict[str, Any]]:
     """The request fields of the failed and skipped entries, in report order."""
     lines = rich_lines()
-    return [
-        request_fields(Entry.model_validate(entry_fields(ReportLine(**lines[i]))))
-        for i in (1, 2, 3)
-    ]
+    return [request_fields(Entry.checked(entry_fields(ReportLine(**lines[i])))) for i in (1, 2, 3)]
 
 
 def request_fields(entry: Entry) -> dict[str, Any]:
-    return entry.model_dump(mode="json", exclude={"source", "project_id"})
+    fields = entry.as_dict()
+    del fields["source"], fields["project_id"]
+    return fields
 
 
 def load(path: Path) -> list[dict[str, Any]]:
@@ -239,13 +238,12 @@ def exported_entries(path: Path) -> tuple[dict[str, Any], list[Entry]]:
                 comment["attachment_name"] = fields.pop("attachment_name").split(";")
             if comment:
                 fields["comment_data"] = comment
-            entries.append(Entry.model_validate(fields))
+            entries.append(Entry.checked(fields))
         return {}, entries
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     top = {k: v for k, v in document.items() if k != "jobs"}
     return top, [
-        Entry.model_validate({"project_id": top.get("project_id"), **entry})
-        for entry in document["jobs"]
+        Entry.checked({"project_id": top.get("project_id"), **entry}) for entry in document["jobs"]
     ]
 
 
