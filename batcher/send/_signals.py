@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Protocol
 
 import anyio
 import anyio.abc
 import structlog
 
-from batcher.send.stats import RunStats
+from batcher.send.attempts import Sender
 
 log = structlog.get_logger("batcher.runner")
 
 
-class Stoppable(Protocol):
-    stats: RunStats
-
-    @property
-    def grace_period(self) -> float: ...
-
-    def halt(self, reason: str) -> None: ...
-
-    def hard_stop(self) -> None: ...
-
-
-async def watch_signals(run: Stoppable, group: anyio.abc.TaskGroup) -> None:
+async def watch_signals(run: Sender, grace_period: float, group: anyio.abc.TaskGroup) -> None:
     """Turn SIGINT/SIGTERM into a halt, then a hard stop, until cancelled."""
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be installed from the main thread
@@ -40,11 +28,11 @@ async def watch_signals(run: Stoppable, group: anyio.abc.TaskGroup) -> None:
                 continue
             run.stats.interrupted = True
             run.halt(f"interrupted by {name}")
-            group.start_soon(_grace_timer, run)
+            group.start_soon(_grace_timer, run, grace_period)
 
 
-async def _grace_timer(run: Stoppable) -> None:
-    await anyio.sleep(run.grace_period)
+async def _grace_timer(run: Sender, grace_period: float) -> None:
+    await anyio.sleep(grace_period)
     if run.stats.in_flight:
         log.warning("grace_period_over", in_flight=run.stats.in_flight)
     run.hard_stop()

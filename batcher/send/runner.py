@@ -23,39 +23,21 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Protocol
 
 import anyio
 import anyio.lowlevel
-import structlog
 
-from batcher.entry import Entry, Outcome, job_digest, key_digest
+from batcher.entry import Entry, job_digest, key_digest
 from batcher.errors import ReportWriteError
 from batcher.send._signals import watch_signals
-from batcher.send.attempts import Attempts, run_entry
-from batcher.send.client import Reply
-from batcher.send.confirm import Confirmer, StoppableRecords
+from batcher.send.attempts import Attempts, Executor, NoteSent, Sender, run_entry
 from batcher.send.limiter import RateLimiter
-from batcher.send.reads import Pacer
 from batcher.send.recorder import Recorder, WriteLine
 from batcher.send.stats import RunOptions, RunStats, threshold_crossed, utc_stamp
 
-log = structlog.get_logger("batcher.runner")
-
-#: Called with (worker slot, entry, when) just before an entry's first request goes out.
-NoteSent = Callable[[int, Entry, datetime], None]
-
 __all__ = ["Executor", "RunOptions", "RunStats", "Runner", "WriteLine", "utc_stamp"]
-
-
-class Executor(Protocol):
-    async def execute(self, entry: Entry) -> Outcome: ...
-
-    async def show_job(
-        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
-    ) -> Reply: ...
 
 
 class Runner:
@@ -88,11 +70,11 @@ class Runner:
         rng: random.Random | None = None,
         witnesses: Iterable[tuple[Entry, datetime]] = (),
     ) -> None:
-        self._client = client
         self._options = options
         self._done_keys = done_keys if done_keys else None
-        self._note_sent = note_sent
         self.stats = stats or RunStats()
+        self._sender = Sender(client, limiter, options, self.stats, note_sent=note_sent, rng=rng)
+        self.confirmer = self._sender.confirmer
         self._recorder = Recorder(
             write,
             run_id=run_id,
@@ -101,15 +83,6 @@ class Runner:
             doubts=doubts,
             on_write_error=self._write_failed,
         )
-        self.pacer = Pacer(
-            limiter,
-            options.retry,
-            rng=rng,
-            wait=self.wait,
-            halted=lambda: self.halted,
-            on_halt=self.halt,
-            counts=self.stats,
-        )
         # Jobs with a command running; the deque holds their later commands, in order.
         self._chains: dict[int, deque[Entry]] = {}
         # Failed jobs by key: (command, source) only, kept small since failures can be many.
@@ -117,11 +90,6 @@ class Runner:
         self._waiting = 0
         self._room: anyio.Event | None = None
         self._started = 0  # entries taken on (for --limit)
-        # Scopes to cancel: waits stop on a halt, requests only on a hard stop.
-        self._wait_scopes: set[anyio.CancelScope] = set()
-        self._request_scopes: set[anyio.CancelScope] = set()
-        self._hard_stopped = False
-        self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
         for entry, sent_at in witnesses:
             self.confirmer.witness(entry, sent_at)
         self._feed: Iterator[Entry | None] = iter(())
@@ -140,7 +108,7 @@ class Runner:
         try:
             async with anyio.create_task_group() as outer:
                 if self._options.handle_signals:
-                    outer.start_soon(watch_signals, self, outer)
+                    outer.start_soon(watch_signals, self._sender, self._options.grace_period, outer)
                 async with anyio.create_task_group() as work:
                     for slot in range(self._options.concurrency):
                         work.start_soon(self._worker, slot)
@@ -152,43 +120,14 @@ class Runner:
 
     @property
     def halted(self) -> bool:
-        return self.stats.halted_reason is not None
-
-    @property
-    def hard_stopped(self) -> bool:
-        return self._hard_stopped
+        return self._sender.halted
 
     def halt(self, reason: str) -> None:
         """Stop new attempts; requests in flight finish; the rest are skipped with ``reason``."""
-        if self.halted:
-            return
-        self.stats.halted_reason = reason
-        log.warning("run_halted", reason=reason, in_flight=self.stats.in_flight)
-        for scope in list(self._wait_scopes):
-            scope.cancel()
-        if self._room is not None:
-            self._room.set()
+        self._sender.halt(reason)
 
     def hard_stop(self) -> None:
-        """Cut requests in flight short (a second signal, or the grace period ran out)."""
-        self._hard_stopped = True
-        for scope in list(self._request_scopes) + list(self._wait_scopes):
-            scope.cancel()
-
-    @property
-    def settle_seconds(self) -> float:
-        return self._options.settle
-
-    @property
-    def others_in_flight(self) -> bool:
-        return self.stats.in_flight > 0
-
-    @property
-    def grace_period(self) -> float:
-        return self._options.grace_period
-
-    def halt_note(self) -> str:
-        return f"run halted: {self.stats.halted_reason or 'the run was halted'}"
+        self._sender.hard_stop()
 
     # ------------------------------------------------------------------ feeding workers
 
@@ -226,7 +165,7 @@ class Runner:
             while self._waiting >= self._options.max_waiting and not self.halted:
                 if self._room is None or self._room.is_set():
                     self._room = anyio.Event()
-                await self._room.wait()
+                await self._sender.wait(self._room.wait)  # a halt ends the wait
             if self._limit_reached() and not self.halted:
                 # Each worker that gets here reads on for one entry left: the last ones may
                 # find none, which must not undo what an earlier one found.
@@ -312,7 +251,8 @@ class Runner:
         retaken = id(entry) in self._retaken
         self._retaken.discard(id(entry))
         self._started += not retaken
-        result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
+        doubt_since = self._recorder.doubt_of(entry)
+        result = await run_entry(self._sender, entry, slot, doubt_since=doubt_since)
         if result.defer and not retaken and not self.halted:
             self._deferred.append((entry, job))
             # No line yet: should the run end before its turn comes, its doubt is kept.
@@ -324,48 +264,6 @@ class Runner:
             self._skip(entry, result.skip_reason or self._halt_reason())
             return False
         return self._record(entry, result)
-
-    # ------------------------------------------------------------------ services for attempts
-
-    async def wait(self, waiter: Callable[[], Awaitable[object]]) -> bool:
-        """Run a wait that a halt may cut short; True if it completed."""
-        if self.halted:
-            return False  # a wait begun after the halt has nothing to wait for
-        with anyio.CancelScope() as scope:
-            self._wait_scopes.add(scope)
-            try:
-                await waiter()
-            finally:
-                self._wait_scopes.discard(scope)
-        return not scope.cancelled_caught
-
-    async def send(self, entry: Entry, slot: int) -> Outcome:
-        """One request for ``entry``'s command; a hard stop cuts it short."""
-        self.stats.attempts += 1
-        self.stats.in_flight += 1
-        outcome: Outcome | None = None
-        try:
-            with anyio.CancelScope() as scope:
-                self._request_scopes.add(scope)
-                try:
-                    outcome = await self._client.execute(entry)
-                finally:
-                    self._request_scopes.discard(scope)
-        finally:
-            self.stats.in_flight -= 1
-        if outcome is None:
-            return Outcome(
-                succeeded=False,
-                retryable=True,
-                ambiguous=True,
-                reason="interrupted while the request was in flight: it may or may not have "
-                "been executed",
-            )
-        return outcome
-
-    def note_sent(self, entry: Entry, slot: int, sent_at: datetime) -> None:
-        if self._note_sent is not None:
-            self._note_sent(slot, entry, sent_at)
 
     # ------------------------------------------------------------------ recording
 
@@ -383,8 +281,8 @@ class Runner:
         # Nothing more can be recorded: stop everything, requests in flight included. The
         # events name the cause; what to do is said once, when the run ends.
         cause = error.cause if isinstance(error, ReportWriteError) else str(error)
-        self.halt(f"the report cannot be written ({cause})")
-        self.hard_stop()
+        self._sender.halt(f"the report cannot be written ({cause})")
+        self._sender.hard_stop()
 
     @property
     def doubts_lined(self) -> set[int]:
