@@ -84,50 +84,37 @@ def outcome_from_response(
     True
     """
     payload: Any = _json(raw) if raw else {}
-    common: dict[str, Any] = {"http_status": status, "request_id": request_id}
-
+    fields: dict[str, Any] = {"http_status": status, "request_id": request_id}
     if not isinstance(payload, dict):
-        snippet = _text_snippet(raw, redactor)
         kind = content_type or "unknown content type"
-        return Outcome(
-            succeeded=False,
-            retryable=status in RETRYABLE_STATUSES,
-            auth_refused=status in AUTH_STATUSES,
-            throttled=status == 429,
-            ambiguous=not proves_refusal(status, readable=False),
-            still_running=status == 504,
-            retry_after=parse_retry_after(retry_after),
-            reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
-            **common,
-        )
-
-    if status == 200:
-        return _command_result(payload, common)
-    error_code = _str_or_none(payload.get("error_code"))
-    error_msg = _str_or_none(payload.get("error_msg"))
-    described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
-    described += f": {error_msg}" if error_msg else ""
-    fields = {"error_code": error_code, "error_msg": error_msg, **common}
-    if status in AUTH_STATUSES:
-        return Outcome(
-            succeeded=False,
-            auth_refused=True,
-            reason=f"authentication refused ({described})",
-            **fields,
-        )
-    refused = proves_refusal(status, readable=bool(raw))
-    if status in RETRYABLE_STATUSES or not refused:
-        return Outcome(
-            succeeded=False,
-            retryable=status in RETRYABLE_STATUSES,
-            throttled=status == 429,
-            ambiguous=not refused,
-            still_running=status == 504,  # the gateway stopped waiting; the service may not
-            retry_after=parse_retry_after(retry_after),
-            reason=described,
-            **fields,
-        )
-    return Outcome(succeeded=False, reason=described, **fields)
+        described = f"HTTP {status} with a body that is not JSON ({kind}): "
+        described += _text_snippet(raw, redactor)
+        refused = proves_refusal(status, readable=False)
+    elif status == 200:
+        return _command_result(payload, fields)
+    else:
+        error_code = _str_or_none(payload.get("error_code"))
+        error_msg = _str_or_none(payload.get("error_msg"))
+        described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
+        described += f": {error_msg}" if error_msg else ""
+        fields |= {"error_code": error_code, "error_msg": error_msg}
+        if status in AUTH_STATUSES:
+            reason = f"authentication refused ({described})"
+            return Outcome(succeeded=False, auth_refused=True, reason=reason, **fields)
+        refused = proves_refusal(status, readable=bool(raw))
+    if refused and status not in RETRYABLE_STATUSES and status not in AUTH_STATUSES:
+        return Outcome(succeeded=False, reason=described, **fields)
+    return Outcome(
+        succeeded=False,
+        retryable=status in RETRYABLE_STATUSES,
+        auth_refused=status in AUTH_STATUSES,
+        throttled=status == 429,
+        ambiguous=not refused,
+        still_running=status == 504,  # the gateway stopped waiting; the service may not
+        retry_after=parse_retry_after(retry_after),
+        reason=described,
+        **fields,
+    )
 
 
 def _command_result(payload: dict[str, Any], common: dict[str, Any]) -> Outcome:

@@ -188,41 +188,49 @@ def read_credentials_file(
     """
     env = os.environ if environ is None else environ
     path = credentials_file_path(env)
-    if path is None:
-        return None
     explicit = bool((env.get(CREDENTIALS_FILE_VARIABLE) or "").strip())
+    try:
+        if path is None or not _usable(path, explicit=explicit, strict=not quiet):
+            return None
+        return _read_basic(path, strict=not quiet)
+    except UsageError:
+        if quiet:
+            return None
+        raise
+
+
+def _usable(path: Path, *, explicit: bool, strict: bool) -> bool:
+    """Whether ``path`` is a small regular file (readable by its owner only, if
+    ``strict``); False when it does not exist and was not named."""
     try:
         status = path.stat()
     except FileNotFoundError:
-        if explicit and not quiet:
-            raise UsageError(
-                f"{CREDENTIALS_FILE_VARIABLE} names {path}, which does not exist"
-            ) from None
-        return None
+        if not explicit:
+            return False
+        missing = f"{CREDENTIALS_FILE_VARIABLE} names {path}, which does not exist"
+        raise UsageError(missing) from None
     except OSError as error:
-        if quiet:
-            return None
         raise UsageError(f"cannot read the credentials file {path}: {error.strerror}") from None
     if not stat.S_ISREG(status.st_mode) or status.st_size > _MAX_CREDENTIALS_BYTES:
         # /dev/zero would be read for ever, a FIFO without a writer would never answer.
-        if quiet:
-            return None
         what = "is not a regular file" if not stat.S_ISREG(status.st_mode) else "is too big"
         raise UsageError(f"the credentials file {path} {what}; it must be a small INI file")
-    if not quiet and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if strict and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UsageError(
             f"the credentials file {path} is readable by others (mode "
             f"{stat.S_IMODE(status.st_mode):04o}); it holds a secret key: run "
             f"`chmod 600 {path}` (batcher refuses it until then, as ssh does a private key)"
         )
+    return True
+
+
+def _read_basic(path: Path, *, strict: bool) -> CredentialsFile:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as stream:
             # Read only what the size allowed: a file swapped meanwhile cannot make it more.
             parser.read_string(stream.read(_MAX_CREDENTIALS_BYTES + 1), source=str(path))
     except (OSError, UnicodeDecodeError, configparser.Error) as error:
-        if quiet:
-            return None
         why = getattr(error, "strerror", None) or type(error).__name__
         raise UsageError(f"cannot read the credentials file {path}: {why}") from None
     if not parser.has_section("basic"):
@@ -231,17 +239,12 @@ def read_credentials_file(
 
     def value(name: str) -> str | None:
         text = (section.get(name) or "").strip()
-        if text and not _HEADER_SAFE.match(text) and not quiet:
+        if text and strict and not _HEADER_SAFE.match(text):
             raise UsageError(
                 f"the credentials file {path}: {name} holds a character that cannot go in an "
                 "HTTP header (a control character or non-ASCII text); check its value"
             )
         return text or None
 
-    return CredentialsFile(
-        path,
-        ak=value("ak"),
-        sk=value("sk"),
-        project_id=value("project_id"),
-        security_token=value("security_token"),
-    )
+    names = ("ak", "sk", "project_id", "security_token")
+    return CredentialsFile(path, **{name: value(name) for name in names})
