@@ -17,14 +17,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import anyio
 import structlog
 
 from batcher.entry import Entry, Outcome
 from batcher.send.client import Reply
-from batcher.send.confirm import Confirmer, StoppableRecords
+from batcher.send.confirm import Confirmer
 from batcher.send.limiter import RateLimiter
 from batcher.send.reads import Pacer
 from batcher.send.record import Finding, Verdict
@@ -61,6 +61,9 @@ NO_TRACE = "the command leaves no trace in the job's record to tell whether it r
 #: How long an entry in doubt before the record's clock was measured waits for a command
 #: in flight elsewhere to succeed and measure it.
 WITNESS_WAIT_S = 10.0
+
+
+_T = TypeVar("_T")
 
 
 class Executor(Protocol):
@@ -102,7 +105,7 @@ class Sender:
             on_halt=self.halt,
             counts=stats,
         )
-        self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
+        self.confirmer = Confirmer(self, self.pacer)
 
     @property
     def halted(self) -> bool:
@@ -148,14 +151,11 @@ class Sender:
         self.stats.attempts += 1
         self.stats.in_flight += 1
         try:
-            with anyio.CancelScope() as scope:
-                self._request_scopes.add(scope)
-                try:
-                    return await self._client.execute(entry)
-                finally:
-                    self._request_scopes.discard(scope)
+            outcome = await self._until_hard_stop(lambda: self._client.execute(entry))
         finally:
             self.stats.in_flight -= 1
+        if outcome is not None:
+            return outcome
         return Outcome(
             succeeded=False,
             retryable=True,
@@ -163,6 +163,26 @@ class Sender:
             reason="interrupted while the request was in flight: it may or may not have "
             "been executed",
         )
+
+    async def show_job(
+        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
+    ) -> Reply:
+        """The job's record, read as a command is sent: a hard stop cuts it short."""
+        reply = await self._until_hard_stop(
+            lambda: self._client.show_job(job_id, project_id=project_id, app_user_id=app_user_id)
+        )
+        if reply is not None:
+            return reply
+        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
+
+    async def _until_hard_stop(self, call: Callable[[], Awaitable[_T]]) -> _T | None:
+        with anyio.CancelScope() as scope:
+            self._request_scopes.add(scope)
+            try:
+                return await call()
+            finally:
+                self._request_scopes.discard(scope)
+        return None
 
     def note_sent(self, entry: Entry, slot: int, sent_at: datetime) -> None:
         if self._note_sent is not None:

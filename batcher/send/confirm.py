@@ -18,7 +18,7 @@ from typing import Protocol
 import anyio
 import structlog
 
-from batcher.entry import Entry, Outcome
+from batcher.entry import Entry
 from batcher.send.client import Reply
 from batcher.send.reads import Pacer
 from batcher.send.record import Clocks, Finding, JobRecord, Offset, Verdict, date_offset, judge
@@ -31,27 +31,6 @@ class RecordSource(Protocol):
     async def show_job(
         self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
     ) -> Reply: ...
-
-
-class StoppableRecords:
-    """Jobs' records read in scopes a hard stop cancels, as it cancels commands in flight."""
-
-    def __init__(self, client: RecordSource, scopes: set[anyio.CancelScope]) -> None:
-        self._client = client
-        self._scopes = scopes
-
-    async def show_job(
-        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
-    ) -> Reply:
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                return await self._client.show_job(
-                    job_id, project_id=project_id, app_user_id=app_user_id
-                )
-            finally:
-                self._scopes.discard(scope)
-        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
 
 
 class Confirmer:
