@@ -1,22 +1,14 @@
 """The runner: N workers, one rate limiter, per-job ordering, halting and signals.
 
-Shape (anyio structured concurrency)::
-
-    manifest iterator ◀──pull── N workers ──▶ limiter ──▶ client ──▶ report line
-
-* Memory is bounded by the concurrency: each worker reads the next entry only when it is
-  free (one event-loop thread, so no lock and no hand-off per entry), and only a bounded
-  number of entries are held back, queued behind a job that is busy.
-* Several commands for one job run one at a time, in manifest order: a job's later entries
-  wait in its chain and the worker that finishes one runs the next. When one fails, the
-  rest are ``skipped`` with a reason that names it.
-* One entry's attempts — retries, and the job's record read after an answer that proves
-  no refusal — are :mod:`.attempts`' business; every line is written and counted by
-  :mod:`.recorder`. An entry an earlier run left in doubt whose record cannot be judged
-  before this run has measured the record's clock is taken again at the end of the run.
-* Halting (401/403, a TLS failure, failure thresholds, SIGINT/SIGTERM, a report that cannot
-  be written) stops new attempts at once, lets requests in flight finish, and gives every
-  entry not attempted a ``skipped`` line.
+* Each worker reads the next entry only when it is free (one event-loop thread: no lock, no
+  hand-off), and only a bounded number wait behind a busy job: memory follows concurrency.
+* A job's commands run one at a time, in manifest order; when one fails, the rest are
+  ``skipped`` with a reason that names it.
+* An entry's attempts are :mod:`.attempts`' business, its line :mod:`.recorder`'s. An entry
+  an earlier run left in doubt that cannot be judged before this run has measured the
+  record's clock is taken again at the end.
+* A halt (401/403, TLS, thresholds, signals, a report that cannot be written) stops new
+  attempts, lets requests in flight finish, and gives every entry left a ``skipped`` line.
 """
 
 from __future__ import annotations
@@ -32,12 +24,12 @@ import anyio.lowlevel
 from batcher.entry import Entry, job_digest, key_digest
 from batcher.errors import ReportWriteError
 from batcher.send._signals import watch_signals
-from batcher.send.attempts import Attempts, Executor, NoteSent, Sender, run_entry
+from batcher.send.attempts import Executor, NoteSent, Sender, run_entry
 from batcher.send.limiter import RateLimiter
 from batcher.send.recorder import Recorder, WriteLine
-from batcher.send.stats import RunOptions, RunStats, threshold_crossed, utc_stamp
+from batcher.send.stats import RunOptions, RunStats, threshold_crossed
 
-__all__ = ["Executor", "RunOptions", "RunStats", "Runner", "WriteLine", "utc_stamp"]
+__all__ = ["RunOptions", "RunStats", "Runner"]
 
 
 class Runner:
@@ -48,10 +40,6 @@ class Runner:
     hearing back to when that attempt was sent: their job's record is read first.
     ``witnesses`` are commands an earlier run saw succeed, and when they were sent: their
     records measure the record's clock before this run has any of its own.
-
-    >>> runner = Runner(client=client, limiter=RateLimiter(rate=10), write=report.write,
-    ...                 run_id="r1", options=RunOptions())          # doctest: +SKIP
-    >>> stats = await runner.run(manifests.entries())               # doctest: +SKIP
     """
 
     def __init__(
@@ -180,11 +168,11 @@ class Runner:
                 self.stats.already_done += 1
                 continue
             if self.halted:
-                self._skip(entry, self._halt_reason())
+                self._recorder.skip(entry, self._halt_reason())
                 continue
             job = _job_key(entry)
             if job in self._failed_jobs:
-                self._skip(entry, self._failed_reason(job))
+                self._recorder.skip(entry, self._failed_reason(job))
                 continue
             chain = self._chains.get(job)
             if chain is not None:
@@ -208,7 +196,7 @@ class Runner:
                 if not succeeded:
                     reason = self._halt_reason() if self.halted else self._failed(job, entry)
                     while chain:
-                        self._skip(chain.popleft(), reason)
+                        self._recorder.skip(chain.popleft(), reason)
                         self._release_waiting()
                 if chain and self._limit_reached() and not self.halted:
                     self.stats.left_by_limit = True  # the rest waits for --resume
@@ -246,7 +234,7 @@ class Runner:
         """Run the entry and write its line: whether it succeeded, or None when it waits
         for the end of the run (see :attr:`Attempts.defer`)."""
         if self.halted:
-            self._skip(entry, self._halt_reason())
+            self._recorder.skip(entry, self._halt_reason())
             return False
         retaken = id(entry) in self._retaken
         self._retaken.discard(id(entry))
@@ -261,21 +249,14 @@ class Runner:
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
             # be read now.
-            self._skip(entry, result.skip_reason or self._halt_reason())
+            self._recorder.skip(entry, result.skip_reason or self._halt_reason())
             return False
-        return self._record(entry, result)
-
-    # ------------------------------------------------------------------ recording
-
-    def _record(self, entry: Entry, result: Attempts) -> bool:
-        """Write the entry's line and count it; return whether it succeeded."""
-        succeeded = self._recorder.record(entry, result)
-        if not succeeded:
-            self._check_thresholds()
-        return succeeded
-
-    def _skip(self, entry: Entry, reason: str) -> None:
-        self._recorder.skip(entry, reason)
+        if self._recorder.record(entry, result):
+            return True
+        crossed = threshold_crossed(self._options, self.stats)
+        if crossed is not None:
+            self.halt(crossed)
+        return False
 
     def _write_failed(self, error: BaseException) -> None:
         # Nothing more can be recorded: stop everything, requests in flight included. The
@@ -292,11 +273,6 @@ class Runner:
     def _halt_reason(self) -> str:
         why = self.stats.halted_reason or "the run was halted"
         return f"not attempted: the run was halted ({why})"
-
-    def _check_thresholds(self) -> None:
-        crossed = threshold_crossed(self._options, self.stats)
-        if crossed is not None:
-            self.halt(crossed)
 
 
 def _job_key(entry: Entry) -> int:
