@@ -24,7 +24,7 @@ import structlog
 
 from batcher.entry import Entry, Outcome
 from batcher.send.client import Reply
-from batcher.send.confirm import Confirmer
+from batcher.send.confirm import Confirmer, RecordSource
 from batcher.send.limiter import RateLimiter
 from batcher.send.reads import Pacer
 from batcher.send.record import Finding, Verdict
@@ -61,17 +61,11 @@ NO_TRACE = "the command leaves no trace in the job's record to tell whether it r
 #: How long an entry in doubt before the record's clock was measured waits for a command
 #: in flight elsewhere to succeed and measure it.
 WITNESS_WAIT_S = 10.0
-
-
 _T = TypeVar("_T")
 
 
-class Executor(Protocol):
+class Executor(RecordSource, Protocol):
     async def execute(self, entry: Entry) -> Outcome: ...
-
-    async def show_job(
-        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
-    ) -> Reply: ...
 
 
 class Sender:
@@ -228,11 +222,14 @@ class Attempts:
         )
 
     @property
+    def cleared(self) -> bool:
+        """Whether the record says the command did not take effect."""
+        return self.finding is not None and self.finding.verdict is Verdict.DID_NOT
+
+    @property
     def ambiguous(self) -> bool:
         """A failure whose attempt may have executed, as far as anyone can tell."""
-        if self.succeeded or self.doubt_since is None:
-            return False
-        return self.finding is None or self.finding.verdict is not Verdict.DID_NOT
+        return not self.succeeded and self.doubt_since is not None and not self.cleared
 
 
 async def run_entry(
@@ -246,7 +243,7 @@ async def run_entry(
         result.finding = await _look(sender, entry, result, trace)
         if result.succeeded:
             return result
-        if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
+        if not result.cleared:
             return _stopped_in_doubt(sender, result, "not sent")
     checked_last = await _attempt(sender, entry, slot, result, trace)
     if (
@@ -308,7 +305,7 @@ async def _attempt(sender: Sender, entry: Entry, slot: int, result: Attempts, tr
                 result.finding = await _look(sender, entry, result, trace)
             if result.succeeded:
                 return True
-            if result.finding is None or result.finding.verdict is not Verdict.DID_NOT:
+            if not result.cleared:
                 # Sending again on a guess could run the command twice: stop here, in
                 # doubt; --resume reads the record again.
                 _stopped_in_doubt(sender, result, "not sent again")
