@@ -1,13 +1,6 @@
-"""After an answer that does not prove a refusal: ask the job's record whether the command
-took effect.
-
-An attempt whose answer never arrived (a timeout, a dropped connection), or came as a server
-error or in a shape the API does not send, may or may not have executed. Sending it again
-blindly runs it twice, or turns "it worked but we did not hear" into "refused: the job's
-state does not allow it", a false failure. So before a state-changing command is sent again
-— and on ``--resume`` for entries left in doubt — the runner reads the job with Show and
-lets :mod:`batcher.send.record` judge.
-"""
+"""After an answer that does not prove a refusal: ask the job's record (Show) whether the
+command took effect, and let :mod:`batcher.send.record` judge. Sending it again blindly could
+run it twice, or turn "it worked but we did not hear" into a false "refused"."""
 
 from __future__ import annotations
 
@@ -39,11 +32,6 @@ class Confirmer:
     Commands seen to succeed are offered with :meth:`witness`: when no bound from above on
     the record's clock is measured, the record of the latest is read to measure one (its
     entry was written after it was sent).
-
-    >>> confirmer = Confirmer(client, pacer)  # doctest: +SKIP
-    >>> finding = await confirmer.check(entry, since=first_attempt_sent_at)  # doctest: +SKIP
-    >>> finding.verdict, finding.evidence  # doctest: +SKIP
-    (<Verdict.TOOK_EFFECT: 'took effect'>, 'operation_log')
     """
 
     def __init__(self, source: RecordSource, pacer: Pacer) -> None:
