@@ -1,9 +1,6 @@
-"""The API's answers mapped to :class:`~batcher.entry.Outcome` (pure functions).
-
-Every status the API and its gateway send is decided here: success, ``EXCUTE_FAILED``,
-errors worth retrying (408, 429, 5xx), authentication refusals that halt the run (401/403),
-redirects that are never followed, and bodies that are not what the API sends; and which
-of them may follow the command's execution (``ambiguous``: see :func:`proves_refusal`).
+"""The API's answers mapped to :class:`~batcher.entry.Outcome` (pure functions): success,
+refusal, retry, a halt (401/403), a redirect never followed, a body the API does not send,
+and which may follow the command's execution (``ambiguous``: see :func:`proves_refusal`).
 """
 
 from __future__ import annotations
@@ -25,8 +22,6 @@ from batcher.redact import Redactor
 #: Answers that say "not now" rather than "no": a later attempt may succeed.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
-
-
 #: Refusals at the gate, by their status alone: the request was not let through (401/403
 #: from the gateway's authentication, 429 APIGW.0308 over the quota, 408 not received whole).
 GATE_REFUSALS = frozenset({401, 403, 408, 429})

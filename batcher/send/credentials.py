@@ -1,11 +1,7 @@
 """Credentials: AK/SK (with a security token when temporary) or an IAM token — from the
-environment, then the official SDK's credentials file, never from a flag — and every
-secret either holds, for the log scrubber.
-
-The credentials file is the one the SDK reads (``~/.huaweicloud/credentials``, or
-``HUAWEICLOUD_SDK_CREDENTIALS_FILE``): INI, section ``[basic]`` with ``ak``, ``sk``,
-``project_id`` and ``security_token``. Like ssh with a private key, batcher refuses a file
-that others can read.
+environment, then the SDK's credentials file (``~/.huaweicloud/credentials``, INI section
+``[basic]``; refused when others can read it, as ssh refuses a key), never from a flag — and
+every secret either holds, for the log scrubber.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
-"""What MetaStudio says a training job is: its states, its operation-log types, its commands,
-and the trace each command leaves on the job's record when it takes effect.
+"""What MetaStudio says a training job is: its states, operation-log types and commands,
+and the trace each command leaves on the job's record when it takes effect (how batcher
+tells, after a lost answer, whether it did).
 
-Every list here is the official SDK's, in its order (huaweicloudsdkmetastudio 3.1.219:
-``TrainingJobBasicInfo.state``, ``OperationLogInfo.log_type``, ``operate_user``,
-``CommentLogInfo.comment_type``, ``Execute2dModelTrainingCommandByUserReq.command`` and
-``command_message``); ``tests/simulator/test_vocabulary.py`` fails when they drift. This is
-the one place batcher keeps them. The traces are what batcher relies on to tell, after an
-attempt whose answer was lost, whether the command took effect: a command that writes an
-operation-log entry is known by that entry; a command that leads to a state no other action
-of a tenant leads to is known by that state; the others leave no trace a tenant can read.
+Every list is the official SDK's, in its order (huaweicloudsdkmetastudio 3.1.219);
+``tests/simulator/test_vocabulary.py`` fails when they drift.
 """
 
 from __future__ import annotations
@@ -87,20 +82,13 @@ LOG_TYPES: tuple[str, ...] = _names(
 #: manifest naming any other command is refused (with a "did you mean" for near misses): a
 #: typo must not be sent three thousand times. CONFIRM_ACCEPT, CONFIRM_REJECT, CONFIRM_ANSWER,
 #: CONFIRM_PENDING and CONFIRM_ACTIVE are for NA-whitelist tenants only.
-KNOWN_COMMANDS: tuple[str, ...] = (
-    "SUBMITVERIFYING",
-    "CONFIRM_ACCEPT",
-    "CONFIRM_REJECT",
-    "CONFIRM_ANSWER",
-    "CONFIRM_PENDING",
-    "CONFIRM_ACTIVE",
-    "GET_MULTIPART_UPLOADED",
-    "CONFIRM_REPAIR",
-    "CONFIRM_MULTIPART_UPLOADED",
-    "GET_ACTION_VIDEO_MULTIPART_UPLOADED",
-    "CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED",
-    "CONFIRM_AUTHORIZATION_LETTER",
-    "DELETE_JOB_VIDEO",
+KNOWN_COMMANDS: tuple[str, ...] = _names(
+    """
+    SUBMITVERIFYING CONFIRM_ACCEPT CONFIRM_REJECT CONFIRM_ANSWER CONFIRM_PENDING CONFIRM_ACTIVE
+    GET_MULTIPART_UPLOADED CONFIRM_REPAIR CONFIRM_MULTIPART_UPLOADED
+    GET_ACTION_VIDEO_MULTIPART_UPLOADED CONFIRM_ACTION_VIDEO_MULTIPART_UPLOADED
+    CONFIRM_AUTHORIZATION_LETTER DELETE_JOB_VIDEO
+    """
 )
 
 #: The ``command_message`` values the API documents; others are refused like commands.
