@@ -64,9 +64,6 @@ class Snapshot:
     ambiguous: int = 0
     already_done: int = 0
 
-    def as_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
-
 
 #: The counters a snapshot takes from :class:`RunStats` as they are.
 _COUNTS = (
@@ -137,4 +134,4 @@ class ProgressTicker:
         if self._display is not None:
             self._display(self.snapshot())
         else:
-            log.info("progress", **self.snapshot().as_dict())
+            log.info("progress", **asdict(self.snapshot()))

@@ -84,7 +84,6 @@ class Runner:
         # Entries in doubt whose record could not be judged before this run measured the
         # record's clock: they are taken again once the manifests are exhausted.
         self._deferred: deque[tuple[Entry, int]] = deque()
-        self._retaken: set[int] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -138,7 +137,7 @@ class Runner:
                 await anyio.lowlevel.checkpoint()  # a long tail of done entries: let others run
         return False
 
-    async def _next_entry(self) -> tuple[Entry, int] | None:
+    async def _next_entry(self) -> tuple[Entry, int, bool] | None:
         """The next entry a worker may start; None once the manifests are exhausted.
 
         Workers pull from the manifest iterator themselves (one event-loop thread, so no
@@ -180,16 +179,17 @@ class Runner:
                 self._waiting += 1
                 continue
             self._chains[job] = deque()
-            return entry, job
+            return entry, job, False
 
     # ------------------------------------------------------------------ workers
 
     async def _worker(self, slot: int) -> None:
         while (taken := await self._next_entry() or self._take_deferred()) is not None:
             entry: Entry | None
-            entry, job = taken
+            entry, job, retaken = taken
             while entry is not None:
-                succeeded = await self._process(entry, slot, job)
+                succeeded = await self._process(entry, slot, job, retaken=retaken)
+                retaken = False
                 if succeeded is None:  # deferred: the job's chain waits with it
                     break
                 chain = self._chains[job]
@@ -223,21 +223,15 @@ class Runner:
         if self._waiting < self._options.max_waiting and self._room is not None:
             self._room.set()
 
-    def _take_deferred(self) -> tuple[Entry, int] | None:
-        if not self._deferred:
-            return None
-        entry, job = self._deferred.popleft()
-        self._retaken.add(id(entry))
-        return entry, job
+    def _take_deferred(self) -> tuple[Entry, int, bool] | None:
+        return (*self._deferred.popleft(), True) if self._deferred else None
 
-    async def _process(self, entry: Entry, slot: int, job: int) -> bool | None:
+    async def _process(self, entry: Entry, slot: int, job: int, *, retaken: bool) -> bool | None:
         """Run the entry and write its line: whether it succeeded, or None when it waits
         for the end of the run (see :attr:`Attempts.defer`)."""
         if self.halted:
             self._recorder.skip(entry, self._halt_reason())
             return False
-        retaken = id(entry) in self._retaken
-        self._retaken.discard(id(entry))
         self._started += not retaken
         doubt_since = self._recorder.doubt_of(entry)
         result = await run_entry(self._sender, entry, slot, doubt_since=doubt_since)
