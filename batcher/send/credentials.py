@@ -65,6 +65,16 @@ def mask(value: str) -> str:
 _HEADER_SAFE = re.compile(r"^[\x20-\x7e]+$")
 
 
+def _header_safe(text: str, where: str) -> str:
+    if not _HEADER_SAFE.match(text):
+        # Name where it came from, never the value: it is a secret.
+        raise UsageError(
+            f"{where} holds a character that cannot go in an HTTP header (a control "
+            "character or non-ASCII text); check its value"
+        )
+    return text
+
+
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials | None:
     """Read credentials from the environment (never from flags).
 
@@ -82,13 +92,7 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
         for name in names:
             text = (env.get(name) or "").strip()
             if text:
-                if not _HEADER_SAFE.match(text):
-                    # Name the variable, never the value: it is a secret.
-                    raise UsageError(
-                        f"environment variable {name} holds a character that cannot go in an "
-                        "HTTP header (a control character or non-ASCII text); check its value"
-                    )
-                return text
+                return _header_safe(text, f"environment variable {name}")
         return None
 
     ak = value("HUAWEICLOUD_SDK_AK", "CLOUD_SDK_AK")
@@ -235,11 +239,8 @@ def _read_basic(path: Path, *, strict: bool) -> CredentialsFile:
 
     def value(name: str) -> str | None:
         text = (section.get(name) or "").strip()
-        if text and strict and not _HEADER_SAFE.match(text):
-            raise UsageError(
-                f"the credentials file {path}: {name} holds a character that cannot go in an "
-                "HTTP header (a control character or non-ASCII text); check its value"
-            )
+        if text and strict:
+            _header_safe(text, f"the credentials file {path}: {name}")
         return text or None
 
     names = ("ak", "sk", "project_id", "security_token")
