@@ -294,22 +294,9 @@ async def _attempt(sender: Sender, entry: Entry, slot: int, result: Attempts, tr
             sender.halt(why)
             return False
         if outcome.ambiguous and not trace.read_only:
-            if result.doubt_since is None:
-                result.doubt_since = sent_at
-                result.doubt_note = _doubt_note(outcome)
-            if sender.hard_stopped:
-                result.finding = None  # this attempt may have executed since the last look
-                return False
-            result.finding = await _look(sender, entry, result, trace)
-            if _clocks_in_the_way(sender, result) and await _witnessed(sender):
-                result.finding = await _look(sender, entry, result, trace)
-            if result.succeeded:
-                return True
-            if not result.cleared:
-                # Sending again on a guess could run the command twice: stop here, in
-                # doubt; --resume reads the record again.
-                _stopped_in_doubt(sender, result, "not sent again")
-                return True
+            settled = await _after_doubt(sender, entry, result, trace, sent_at)
+            if settled is not None:
+                return settled
         elif not (outcome.retryable or outcome.ambiguous):
             return False  # a refusal (after a doubt, the record gets the last word)
         if sender.hard_stopped:
@@ -318,6 +305,31 @@ async def _attempt(sender: Sender, entry: Entry, slot: int, result: Attempts, tr
             if not sender.halted:
                 result.note = f" (gave up after {result.count} attempts)"
             return False
+
+
+async def _after_doubt(
+    sender: Sender, entry: Entry, result: Attempts, trace: Trace, sent_at: datetime
+) -> bool | None:
+    """After an answer that may follow execution: None to send again (the record says it
+    did not run); else stop, returning whether the record was read after this attempt."""
+    assert result.outcome is not None
+    if result.doubt_since is None:
+        result.doubt_since = sent_at
+        result.doubt_note = _doubt_note(result.outcome)
+    if sender.hard_stopped:
+        result.finding = None  # this attempt may have executed since the last look
+        return False
+    result.finding = await _look(sender, entry, result, trace)
+    if _clocks_in_the_way(sender, result) and await _witnessed(sender):
+        result.finding = await _look(sender, entry, result, trace)
+    if result.succeeded:
+        return True
+    if result.cleared:
+        return None
+    # Sending again on a guess could run the command twice: stop here, in doubt; --resume
+    # reads the record again.
+    _stopped_in_doubt(sender, result, "not sent again")
+    return True
 
 
 def _stopped_in_doubt(sender: Sender, result: Attempts, what: str) -> Attempts:
