@@ -61,6 +61,7 @@ NO_TRACE = "the command leaves no trace in the job's record to tell whether it r
 #: How long an entry in doubt before the record's clock was measured waits for a command
 #: in flight elsewhere to succeed and measure it.
 WITNESS_WAIT_S = 10.0
+
 _T = TypeVar("_T")
 
 

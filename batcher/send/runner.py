@@ -138,12 +138,8 @@ class Runner:
         return False
 
     async def _next_entry(self) -> tuple[Entry, int, bool] | None:
-        """The next entry a worker may start; None once the manifests are exhausted.
-
-        Workers pull from the manifest iterator themselves (one event-loop thread, so no
-        lock is needed): no stream and no task switch per entry. Entries of a busy job wait
-        in its chain; while too many wait, the worker waits for room before reading on.
-        """
+        """The next entry a worker may start (the worker reads the manifests itself); None
+        once they are exhausted. While too many wait behind busy jobs, it waits for room."""
         passed = 0
         while True:
             passed += 1
