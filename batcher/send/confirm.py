@@ -106,10 +106,8 @@ class Confirmer:
             why = f"the job's record could not be read ({outcome.reason or 'no answer'})"
             # Refused (no access to Show, no such job): it will not tell later either.
             # Anything else (5xx, a timeout, throttling, a halt) may pass.
-            lasting = outcome.auth_refused or (
-                outcome.http_status is not None and 400 <= outcome.http_status < 500
-                and outcome.http_status not in (408, 429)
-            )  # fmt: skip
+            status = outcome.http_status or 0
+            lasting = outcome.auth_refused or (400 <= status < 500 and status not in (408, 429))
             return None, Offset(), Finding(Verdict.UNKNOWN if lasting else Verdict.UNAVAILABLE, why)
         record = JobRecord.from_show(reply.data)
         prior = date_offset(reply.server_date, received_at)
