@@ -1,9 +1,6 @@
-"""The API's answers mapped to :class:`~batcher.entry.Outcome` (pure functions).
-
-Every status the API and its gateway send is decided here: success, ``EXCUTE_FAILED``,
-errors worth retrying (408, 429, 5xx), authentication refusals that halt the run (401/403),
-redirects that are never followed, and bodies that are not what the API sends; and which
-of them may follow the command's execution (``ambiguous``: see :func:`proves_refusal`).
+"""The API's answers mapped to :class:`~batcher.entry.Outcome` (pure functions): success,
+refusal, retry, a halt (401/403), a redirect never followed, a body the API does not send,
+and which may follow the command's execution (``ambiguous``: see :func:`proves_refusal`).
 """
 
 from __future__ import annotations
@@ -25,8 +22,6 @@ from batcher.redact import Redactor
 #: Answers that say "not now" rather than "no": a later attempt may succeed.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
-
-
 #: Refusals at the gate, by their status alone: the request was not let through (401/403
 #: from the gateway's authentication, 429 APIGW.0308 over the quota, 408 not received whole).
 GATE_REFUSALS = frozenset({401, 403, 408, 429})
@@ -84,50 +79,37 @@ def outcome_from_response(
     True
     """
     payload: Any = _json(raw) if raw else {}
-    common: dict[str, Any] = {"http_status": status, "request_id": request_id}
-
+    fields: dict[str, Any] = {"http_status": status, "request_id": request_id}
     if not isinstance(payload, dict):
-        snippet = _text_snippet(raw, redactor)
         kind = content_type or "unknown content type"
-        return Outcome(
-            succeeded=False,
-            retryable=status in RETRYABLE_STATUSES,
-            auth_refused=status in AUTH_STATUSES,
-            throttled=status == 429,
-            ambiguous=not proves_refusal(status, readable=False),
-            still_running=status == 504,
-            retry_after=parse_retry_after(retry_after),
-            reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
-            **common,
-        )
-
-    if status == 200:
-        return _command_result(payload, common)
-    error_code = _str_or_none(payload.get("error_code"))
-    error_msg = _str_or_none(payload.get("error_msg"))
-    described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
-    described += f": {error_msg}" if error_msg else ""
-    fields = {"error_code": error_code, "error_msg": error_msg, **common}
-    if status in AUTH_STATUSES:
-        return Outcome(
-            succeeded=False,
-            auth_refused=True,
-            reason=f"authentication refused ({described})",
-            **fields,
-        )
-    refused = proves_refusal(status, readable=bool(raw))
-    if status in RETRYABLE_STATUSES or not refused:
-        return Outcome(
-            succeeded=False,
-            retryable=status in RETRYABLE_STATUSES,
-            throttled=status == 429,
-            ambiguous=not refused,
-            still_running=status == 504,  # the gateway stopped waiting; the service may not
-            retry_after=parse_retry_after(retry_after),
-            reason=described,
-            **fields,
-        )
-    return Outcome(succeeded=False, reason=described, **fields)
+        described = f"HTTP {status} with a body that is not JSON ({kind}): "
+        described += _text_snippet(raw, redactor)
+        refused = proves_refusal(status, readable=False)
+    elif status == 200:
+        return _command_result(payload, fields)
+    else:
+        error_code = _str_or_none(payload.get("error_code"))
+        error_msg = _str_or_none(payload.get("error_msg"))
+        described = f"HTTP {status}" + (f" {error_code}" if error_code else "")
+        described += f": {error_msg}" if error_msg else ""
+        fields |= {"error_code": error_code, "error_msg": error_msg}
+        if status in AUTH_STATUSES:
+            reason = f"authentication refused ({described})"
+            return Outcome(succeeded=False, auth_refused=True, reason=reason, **fields)
+        refused = proves_refusal(status, readable=bool(raw))
+    if refused and status not in RETRYABLE_STATUSES and status not in AUTH_STATUSES:
+        return Outcome(succeeded=False, reason=described, **fields)
+    return Outcome(
+        succeeded=False,
+        retryable=status in RETRYABLE_STATUSES,
+        auth_refused=status in AUTH_STATUSES,
+        throttled=status == 429,
+        ambiguous=not refused,
+        still_running=status == 504,  # the gateway stopped waiting; the service may not
+        retry_after=parse_retry_after(retry_after),
+        reason=described,
+        **fields,
+    )
 
 
 def _command_result(payload: dict[str, Any], common: dict[str, Any]) -> Outcome:

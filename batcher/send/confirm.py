@@ -1,13 +1,6 @@
-"""After an answer that does not prove a refusal: ask the job's record whether the command
-took effect.
-
-An attempt whose answer never arrived (a timeout, a dropped connection), or came as a server
-error or in a shape the API does not send, may or may not have executed. Sending it again
-blindly runs it twice, or turns "it worked but we did not hear" into "refused: the job's
-state does not allow it", a false failure. So before a state-changing command is sent again
-— and on ``--resume`` for entries left in doubt — the runner reads the job with Show and
-lets :mod:`batcher.send.record` judge.
-"""
+"""After an answer that does not prove a refusal: ask the job's record (Show) whether the
+command took effect, and let :mod:`batcher.send.record` judge. Sending it again blindly could
+run it twice, or turn "it worked but we did not hear" into a false "refused"."""
 
 from __future__ import annotations
 
@@ -18,7 +11,7 @@ from typing import Protocol
 import anyio
 import structlog
 
-from batcher.entry import Entry, Outcome
+from batcher.entry import Entry
 from batcher.send.client import Reply
 from batcher.send.reads import Pacer
 from batcher.send.record import Clocks, Finding, JobRecord, Offset, Verdict, date_offset, judge
@@ -33,38 +26,12 @@ class RecordSource(Protocol):
     ) -> Reply: ...
 
 
-class StoppableRecords:
-    """Jobs' records read in scopes a hard stop cancels, as it cancels commands in flight."""
-
-    def __init__(self, client: RecordSource, scopes: set[anyio.CancelScope]) -> None:
-        self._client = client
-        self._scopes = scopes
-
-    async def show_job(
-        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
-    ) -> Reply:
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                return await self._client.show_job(
-                    job_id, project_id=project_id, app_user_id=app_user_id
-                )
-            finally:
-                self._scopes.discard(scope)
-        return Reply(Outcome(succeeded=False, reason="interrupted by a hard stop"))
-
-
 class Confirmer:
     """Reads a job's record (through the pacer) and judges one command against it.
 
     Commands seen to succeed are offered with :meth:`witness`: when no bound from above on
     the record's clock is measured, the record of the latest is read to measure one (its
     entry was written after it was sent).
-
-    >>> confirmer = Confirmer(client, pacer)  # doctest: +SKIP
-    >>> finding = await confirmer.check(entry, since=first_attempt_sent_at)  # doctest: +SKIP
-    >>> finding.verdict, finding.evidence  # doctest: +SKIP
-    (<Verdict.TOOK_EFFECT: 'took effect'>, 'operation_log')
     """
 
     def __init__(self, source: RecordSource, pacer: Pacer) -> None:
@@ -139,10 +106,8 @@ class Confirmer:
             why = f"the job's record could not be read ({outcome.reason or 'no answer'})"
             # Refused (no access to Show, no such job): it will not tell later either.
             # Anything else (5xx, a timeout, throttling, a halt) may pass.
-            lasting = outcome.auth_refused or (
-                outcome.http_status is not None and 400 <= outcome.http_status < 500
-                and outcome.http_status not in (408, 429)
-            )  # fmt: skip
+            status = outcome.http_status or 0
+            lasting = outcome.auth_refused or (400 <= status < 500 and status not in (408, 429))
             return None, Offset(), Finding(Verdict.UNKNOWN if lasting else Verdict.UNAVAILABLE, why)
         record = JobRecord.from_show(reply.data)
         prior = date_offset(reply.server_date, received_at)

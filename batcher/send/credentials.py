@@ -1,11 +1,7 @@
 """Credentials: AK/SK (with a security token when temporary) or an IAM token — from the
-environment, then the official SDK's credentials file, never from a flag — and every
-secret either holds, for the log scrubber.
-
-The credentials file is the one the SDK reads (``~/.huaweicloud/credentials``, or
-``HUAWEICLOUD_SDK_CREDENTIALS_FILE``): INI, section ``[basic]`` with ``ak``, ``sk``,
-``project_id`` and ``security_token``. Like ssh with a private key, batcher refuses a file
-that others can read.
+environment, then the SDK's credentials file (``~/.huaweicloud/credentials``, INI section
+``[basic]``; refused when others can read it, as ssh refuses a key), never from a flag — and
+every secret either holds, for the log scrubber.
 """
 
 from __future__ import annotations
@@ -69,6 +65,16 @@ def mask(value: str) -> str:
 _HEADER_SAFE = re.compile(r"^[\x20-\x7e]+$")
 
 
+def _header_safe(text: str, where: str) -> str:
+    if not _HEADER_SAFE.match(text):
+        # Name where it came from, never the value: it is a secret.
+        raise UsageError(
+            f"{where} holds a character that cannot go in an HTTP header (a control "
+            "character or non-ASCII text); check its value"
+        )
+    return text
+
+
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials | None:
     """Read credentials from the environment (never from flags).
 
@@ -86,13 +92,7 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
         for name in names:
             text = (env.get(name) or "").strip()
             if text:
-                if not _HEADER_SAFE.match(text):
-                    # Name the variable, never the value: it is a secret.
-                    raise UsageError(
-                        f"environment variable {name} holds a character that cannot go in an "
-                        "HTTP header (a control character or non-ASCII text); check its value"
-                    )
-                return text
+                return _header_safe(text, f"environment variable {name}")
         return None
 
     ak = value("HUAWEICLOUD_SDK_AK", "CLOUD_SDK_AK")
@@ -188,41 +188,49 @@ def read_credentials_file(
     """
     env = os.environ if environ is None else environ
     path = credentials_file_path(env)
-    if path is None:
-        return None
     explicit = bool((env.get(CREDENTIALS_FILE_VARIABLE) or "").strip())
+    try:
+        if path is None or not _usable(path, explicit=explicit, strict=not quiet):
+            return None
+        return _read_basic(path, strict=not quiet)
+    except UsageError:
+        if quiet:
+            return None
+        raise
+
+
+def _usable(path: Path, *, explicit: bool, strict: bool) -> bool:
+    """Whether ``path`` is a small regular file (readable by its owner only, if
+    ``strict``); False when it does not exist and was not named."""
     try:
         status = path.stat()
     except FileNotFoundError:
-        if explicit and not quiet:
-            raise UsageError(
-                f"{CREDENTIALS_FILE_VARIABLE} names {path}, which does not exist"
-            ) from None
-        return None
+        if not explicit:
+            return False
+        missing = f"{CREDENTIALS_FILE_VARIABLE} names {path}, which does not exist"
+        raise UsageError(missing) from None
     except OSError as error:
-        if quiet:
-            return None
         raise UsageError(f"cannot read the credentials file {path}: {error.strerror}") from None
     if not stat.S_ISREG(status.st_mode) or status.st_size > _MAX_CREDENTIALS_BYTES:
         # /dev/zero would be read for ever, a FIFO without a writer would never answer.
-        if quiet:
-            return None
         what = "is not a regular file" if not stat.S_ISREG(status.st_mode) else "is too big"
         raise UsageError(f"the credentials file {path} {what}; it must be a small INI file")
-    if not quiet and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if strict and status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise UsageError(
             f"the credentials file {path} is readable by others (mode "
             f"{stat.S_IMODE(status.st_mode):04o}); it holds a secret key: run "
             f"`chmod 600 {path}` (batcher refuses it until then, as ssh does a private key)"
         )
+    return True
+
+
+def _read_basic(path: Path, *, strict: bool) -> CredentialsFile:
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8") as stream:
             # Read only what the size allowed: a file swapped meanwhile cannot make it more.
             parser.read_string(stream.read(_MAX_CREDENTIALS_BYTES + 1), source=str(path))
     except (OSError, UnicodeDecodeError, configparser.Error) as error:
-        if quiet:
-            return None
         why = getattr(error, "strerror", None) or type(error).__name__
         raise UsageError(f"cannot read the credentials file {path}: {why}") from None
     if not parser.has_section("basic"):
@@ -231,17 +239,9 @@ def read_credentials_file(
 
     def value(name: str) -> str | None:
         text = (section.get(name) or "").strip()
-        if text and not _HEADER_SAFE.match(text) and not quiet:
-            raise UsageError(
-                f"the credentials file {path}: {name} holds a character that cannot go in an "
-                "HTTP header (a control character or non-ASCII text); check its value"
-            )
+        if text and strict:
+            _header_safe(text, f"the credentials file {path}: {name}")
         return text or None
 
-    return CredentialsFile(
-        path,
-        ak=value("ak"),
-        sk=value("sk"),
-        project_id=value("project_id"),
-        security_token=value("security_token"),
-    )
+    names = ("ak", "sk", "project_id", "security_token")
+    return CredentialsFile(path, **{name: value(name) for name in names})

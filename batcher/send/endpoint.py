@@ -1,8 +1,7 @@
 """Where to send: ``--endpoint`` checked for safety, or a region's endpoint.
 
 A region's endpoint is the one ``HUAWEICLOUD_SDK_REGION_METASTUDIO_<REGION>`` names (the
-official SDK's convention, e.g. ``..._CN_NORTH_4=https://...``), so a region batcher does
-not know yet can be used; otherwise the public endpoint of a region batcher knows.
+SDK's convention: a region batcher does not know can be used), else its public one.
 """
 
 from __future__ import annotations

@@ -64,8 +64,12 @@ class Snapshot:
     ambiguous: int = 0
     already_done: int = 0
 
-    def as_dict(self) -> dict[str, float | int | None]:
-        return asdict(self)
+
+#: The counters a snapshot takes from :class:`RunStats` as they are.
+_COUNTS = (
+    *("done", "total", "succeeded", "failed", "skipped", "in_flight", "attempts", "retries"),
+    *("throttled", "confirmed", "ambiguous", "already_done"),
+)
 
 
 def snapshot(
@@ -78,33 +82,18 @@ def snapshot(
     pace = recent_rate if recent_rate else rate
     eta = remaining / pace if remaining is not None and pace > 0 else None
     return Snapshot(
-        done=stats.done,
-        total=stats.total,
-        succeeded=stats.succeeded,
-        failed=stats.failed,
-        skipped=stats.skipped,
-        in_flight=stats.in_flight,
         rate=round(rate, 2),
         eta_s=None if eta is None else round(eta, 1),
         limit=None if limiter is None else round(limiter.rate, 2),
         elapsed_s=round(elapsed, 1),
         recent_rate=None if recent_rate is None else round(recent_rate, 2),
-        attempts=stats.attempts,
-        retries=stats.retries,
-        throttled=stats.throttled,
-        confirmed=stats.confirmed,
-        ambiguous=stats.ambiguous,
-        already_done=stats.already_done,
+        **{name: getattr(stats, name) for name in _COUNTS},
     )
 
 
 class ProgressTicker:
     """Hands a :class:`Snapshot` to ``display`` every ``interval`` seconds until cancelled;
-    without a display, logs it as a ``progress`` event instead.
-
-    >>> ticker = ProgressTicker(RunStats(total=10), interval=10.0)
-    >>> # async with anyio.create_task_group() as group: group.start_soon(ticker.run)
-    """
+    without a display, logs it as a ``progress`` event instead."""
 
     def __init__(
         self,
@@ -145,4 +134,4 @@ class ProgressTicker:
         if self._display is not None:
             self._display(self.snapshot())
         else:
-            log.info("progress", **self.snapshot().as_dict())
+            log.info("progress", **asdict(self.snapshot()))

@@ -1,15 +1,10 @@
 """A job's record (the Show answer) read for one question: did this command take effect?
 
-After an attempt whose answer does not prove a refusal, the job's own record is the only
-witness. A command known by the entry it writes (an operation-log entry by the user, or a
-user's comment) took effect if such an entry is surely the attempt's; it did not if every
-such entry surely predates the attempt. A command known by the state it leads to took
-effect if the job is in that state and changed surely after the attempt. Anything else
-cannot be told from the record.
-
-"Surely" is judged on bounds of the record's clock against ours (:class:`Offset`), which
-:class:`Clocks` measures from the answers where it can; where nothing measured a bound, no
-entry is taken for surely before or after the attempt.
+A command known by the entry it writes took effect if such an entry is surely the attempt's,
+and did not if every one surely predates it; one known by the state it leads to took effect
+if the job is in it since surely after the attempt; nothing else can be told. "Surely" is
+judged on bounds of the record's clock against ours (:class:`Offset`, measured by
+:class:`Clocks`): where nothing bounds it, no entry is surely before or after the attempt.
 """
 
 from __future__ import annotations
@@ -59,8 +54,7 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Stamped:
-    """One dated entry of the record: an operation log's ``log_type`` or a comment's
-    ``comment_type``, and who acted (``operate_user``; comments have none)."""
+    """An operation log's ``log_type`` or a comment's ``comment_type``, when, and who."""
 
     kind: str
     at: datetime | None

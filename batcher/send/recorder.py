@@ -1,8 +1,5 @@
-"""Each entry's one report line: written, counted, and in doubt or not.
-
-Every line goes through here (made by :mod:`batcher.journal.line`), so the run's counters
-and the report agree; a line that cannot be written stops the run (``on_write_error``)
-before the error goes up.
+"""Each entry's one report line, written and counted here so the counters and the report
+agree; a line that cannot be written stops the run (``on_write_error``) before it goes up.
 """
 
 from __future__ import annotations
@@ -30,10 +27,6 @@ class Recorder:
 
     ``doubts`` maps entries an earlier run may have executed without hearing back to when
     that attempt was sent; :attr:`doubts_lined` collects those that got a line here.
-
-    >>> recorder = Recorder(report.write, run_id="r1", project_id="p", stats=RunStats(),
-    ...                     doubts=None, on_write_error=runner.halt)  # doctest: +SKIP
-    >>> recorder.skip(entry, "not attempted: the run was halted")  # doctest: +SKIP
     """
 
     def __init__(

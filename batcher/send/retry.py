@@ -1,10 +1,8 @@
 """The retry rule: after an attempt that did not succeed, how long to wait, or give up.
 
-A pure function of the attempts so far and the last answer, so every case is a one-line
-test. Exponential backoff with full jitter (the delay is drawn from ``[0, ceiling]``), never
-shorter than the API's ``Retry-After``. A 429 was not executed, so it does not use up
-``max_attempts``; it is bounded separately, and its backoff does not grow with the
-attempts already spent.
+Exponential backoff with full jitter, never shorter than the API's ``Retry-After``. A 429
+was not executed: it does not use up ``max_attempts`` (it has its own bound), and its backoff
+does not grow with the attempts already spent.
 """
 
 from __future__ import annotations

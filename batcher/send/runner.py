@@ -1,61 +1,35 @@
 """The runner: N workers, one rate limiter, per-job ordering, halting and signals.
 
-Shape (anyio structured concurrency)::
-
-    manifest iterator ◀──pull── N workers ──▶ limiter ──▶ client ──▶ report line
-
-* Memory is bounded by the concurrency: each worker reads the next entry only when it is
-  free (one event-loop thread, so no lock and no hand-off per entry), and only a bounded
-  number of entries are held back, queued behind a job that is busy.
-* Several commands for one job run one at a time, in manifest order: a job's later entries
-  wait in its chain and the worker that finishes one runs the next. When one fails, the
-  rest are ``skipped`` with a reason that names it.
-* One entry's attempts — retries, and the job's record read after an answer that proves
-  no refusal — are :mod:`.attempts`' business; every line is written and counted by
-  :mod:`.recorder`. An entry an earlier run left in doubt whose record cannot be judged
-  before this run has measured the record's clock is taken again at the end of the run.
-* Halting (401/403, a TLS failure, failure thresholds, SIGINT/SIGTERM, a report that cannot
-  be written) stops new attempts at once, lets requests in flight finish, and gives every
-  entry not attempted a ``skipped`` line.
+* Each worker reads the next entry only when it is free (one event-loop thread: no lock, no
+  hand-off), and only a bounded number wait behind a busy job: memory follows concurrency.
+* A job's commands run one at a time, in manifest order; when one fails, the rest are
+  ``skipped`` with a reason that names it.
+* An entry's attempts are :mod:`.attempts`' business, its line :mod:`.recorder`'s. An entry
+  an earlier run left in doubt that cannot be judged before this run has measured the
+  record's clock is taken again at the end.
+* A halt (401/403, TLS, thresholds, signals, a report that cannot be written) stops new
+  attempts, lets requests in flight finish, and gives every entry left a ``skipped`` line.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Protocol
 
 import anyio
 import anyio.lowlevel
-import structlog
 
-from batcher.entry import Entry, Outcome, job_digest, key_digest
+from batcher.entry import Entry, job_digest, key_digest
 from batcher.errors import ReportWriteError
-from batcher.send.attempts import Attempts, run_entry
-from batcher.send.client import Reply
-from batcher.send.confirm import Confirmer, StoppableRecords
+from batcher.send.attempts import Executor, NoteSent, Sender, run_entry
 from batcher.send.limiter import RateLimiter
-from batcher.send.reads import Pacer
 from batcher.send.recorder import Recorder, WriteLine
 from batcher.send.signals import watch_signals
-from batcher.send.stats import RunOptions, RunStats, threshold_crossed, utc_stamp
+from batcher.send.stats import RunOptions, RunStats, threshold_crossed
 
-log = structlog.get_logger("batcher.runner")
-
-#: Called with (worker slot, entry, when) just before an entry's first request goes out.
-NoteSent = Callable[[int, Entry, datetime], None]
-
-__all__ = ["Executor", "RunOptions", "RunStats", "Runner", "WriteLine", "utc_stamp"]
-
-
-class Executor(Protocol):
-    async def execute(self, entry: Entry) -> Outcome: ...
-
-    async def show_job(
-        self, job_id: str, *, project_id: str | None = None, app_user_id: str | None = None
-    ) -> Reply: ...
+__all__ = ["RunOptions", "RunStats", "Runner"]
 
 
 class Runner:
@@ -66,10 +40,6 @@ class Runner:
     hearing back to when that attempt was sent: their job's record is read first.
     ``witnesses`` are commands an earlier run saw succeed, and when they were sent: their
     records measure the record's clock before this run has any of its own.
-
-    >>> runner = Runner(client=client, limiter=RateLimiter(rate=10), write=report.write,
-    ...                 run_id="r1", options=RunOptions())          # doctest: +SKIP
-    >>> stats = await runner.run(manifests.entries())               # doctest: +SKIP
     """
 
     def __init__(
@@ -88,11 +58,11 @@ class Runner:
         rng: random.Random | None = None,
         witnesses: Iterable[tuple[Entry, datetime]] = (),
     ) -> None:
-        self._client = client
         self._options = options
         self._done_keys = done_keys if done_keys else None
-        self._note_sent = note_sent
         self.stats = stats or RunStats()
+        self._sender = Sender(client, limiter, options, self.stats, note_sent=note_sent, rng=rng)
+        self.confirmer = self._sender.confirmer
         self._recorder = Recorder(
             write,
             run_id=run_id,
@@ -101,15 +71,6 @@ class Runner:
             doubts=doubts,
             on_write_error=self._write_failed,
         )
-        self.pacer = Pacer(
-            limiter,
-            options.retry,
-            rng=rng,
-            wait=self.wait,
-            halted=lambda: self.halted,
-            on_halt=self.halt,
-            counts=self.stats,
-        )
         # Jobs with a command running; the deque holds their later commands, in order.
         self._chains: dict[int, deque[Entry]] = {}
         # Failed jobs by key: (command, source) only, kept small since failures can be many.
@@ -117,18 +78,12 @@ class Runner:
         self._waiting = 0
         self._room: anyio.Event | None = None
         self._started = 0  # entries taken on (for --limit)
-        # Scopes to cancel: waits stop on a halt, requests only on a hard stop.
-        self._wait_scopes: set[anyio.CancelScope] = set()
-        self._request_scopes: set[anyio.CancelScope] = set()
-        self._hard_stopped = False
-        self.confirmer = Confirmer(StoppableRecords(client, self._request_scopes), self.pacer)
         for entry, sent_at in witnesses:
             self.confirmer.witness(entry, sent_at)
         self._feed: Iterator[Entry | None] = iter(())
         # Entries in doubt whose record could not be judged before this run measured the
         # record's clock: they are taken again once the manifests are exhausted.
         self._deferred: deque[tuple[Entry, int]] = deque()
-        self._retaken: set[int] = set()
 
     # ------------------------------------------------------------------ public
 
@@ -140,7 +95,10 @@ class Runner:
         try:
             async with anyio.create_task_group() as outer:
                 if self._options.handle_signals:
-                    await outer.start(watch_signals, self, outer)  # before any is sent
+                    # before any is sent
+                    await outer.start(
+                        watch_signals, self._sender, self._options.grace_period, outer
+                    )
                 async with anyio.create_task_group() as work:
                     for slot in range(self._options.concurrency):
                         work.start_soon(self._worker, slot)
@@ -152,43 +110,14 @@ class Runner:
 
     @property
     def halted(self) -> bool:
-        return self.stats.halted_reason is not None
-
-    @property
-    def hard_stopped(self) -> bool:
-        return self._hard_stopped
+        return self._sender.halted
 
     def halt(self, reason: str) -> None:
         """Stop new attempts; requests in flight finish; the rest are skipped with ``reason``."""
-        if self.halted:
-            return
-        self.stats.halted_reason = reason
-        log.warning("run_halted", reason=reason, in_flight=self.stats.in_flight)
-        for scope in list(self._wait_scopes):
-            scope.cancel()
-        if self._room is not None:
-            self._room.set()
+        self._sender.halt(reason)
 
     def hard_stop(self) -> None:
-        """Cut requests in flight short (a second signal, or the grace period ran out)."""
-        self._hard_stopped = True
-        for scope in list(self._request_scopes) + list(self._wait_scopes):
-            scope.cancel()
-
-    @property
-    def settle_seconds(self) -> float:
-        return self._options.settle
-
-    @property
-    def others_in_flight(self) -> bool:
-        return self.stats.in_flight > 0
-
-    @property
-    def grace_period(self) -> float:
-        return self._options.grace_period
-
-    def halt_note(self) -> str:
-        return f"run halted: {self.stats.halted_reason or 'the run was halted'}"
+        self._sender.hard_stop()
 
     # ------------------------------------------------------------------ feeding workers
 
@@ -211,13 +140,9 @@ class Runner:
                 await anyio.lowlevel.checkpoint()  # a long tail of done entries: let others run
         return False
 
-    async def _next_entry(self) -> tuple[Entry, int] | None:
-        """The next entry a worker may start; None once the manifests are exhausted.
-
-        Workers pull from the manifest iterator themselves (one event-loop thread, so no
-        lock is needed): no stream and no task switch per entry. Entries of a busy job wait
-        in its chain; while too many wait, the worker waits for room before reading on.
-        """
+    async def _next_entry(self) -> tuple[Entry, int, bool] | None:
+        """The next entry a worker may start (the worker reads the manifests itself); None
+        once they are exhausted. While too many wait behind busy jobs, it waits for room."""
         passed = 0
         while True:
             passed += 1
@@ -226,7 +151,7 @@ class Runner:
             while self._waiting >= self._options.max_waiting and not self.halted:
                 if self._room is None or self._room.is_set():
                     self._room = anyio.Event()
-                await self._room.wait()
+                await self._sender.wait(self._room.wait)  # a halt ends the wait
             if self._limit_reached() and not self.halted:
                 # Each worker that gets here reads on for one entry left: the last ones may
                 # find none, which must not undo what an earlier one found.
@@ -241,11 +166,11 @@ class Runner:
                 self.stats.already_done += 1
                 continue
             if self.halted:
-                self._skip(entry, self._halt_reason())
+                self._recorder.skip(entry, self._halt_reason())
                 continue
             job = _job_key(entry)
             if job in self._failed_jobs:
-                self._skip(entry, self._failed_reason(job))
+                self._recorder.skip(entry, self._failed_reason(job))
                 continue
             chain = self._chains.get(job)
             if chain is not None:
@@ -253,23 +178,24 @@ class Runner:
                 self._waiting += 1
                 continue
             self._chains[job] = deque()
-            return entry, job
+            return entry, job, False
 
     # ------------------------------------------------------------------ workers
 
     async def _worker(self, slot: int) -> None:
         while (taken := await self._next_entry() or self._take_deferred()) is not None:
             entry: Entry | None
-            entry, job = taken
+            entry, job, retaken = taken
             while entry is not None:
-                succeeded = await self._process(entry, slot, job)
+                succeeded = await self._process(entry, slot, job, retaken=retaken)
+                retaken = False
                 if succeeded is None:  # deferred: the job's chain waits with it
                     break
                 chain = self._chains[job]
                 if not succeeded:
                     reason = self._halt_reason() if self.halted else self._failed(job, entry)
                     while chain:
-                        self._skip(chain.popleft(), reason)
+                        self._recorder.skip(chain.popleft(), reason)
                         self._release_waiting()
                 if chain and self._limit_reached() and not self.halted:
                     self.stats.left_by_limit = True  # the rest waits for --resume
@@ -296,23 +222,18 @@ class Runner:
         if self._waiting < self._options.max_waiting and self._room is not None:
             self._room.set()
 
-    def _take_deferred(self) -> tuple[Entry, int] | None:
-        if not self._deferred:
-            return None
-        entry, job = self._deferred.popleft()
-        self._retaken.add(id(entry))
-        return entry, job
+    def _take_deferred(self) -> tuple[Entry, int, bool] | None:
+        return (*self._deferred.popleft(), True) if self._deferred else None
 
-    async def _process(self, entry: Entry, slot: int, job: int) -> bool | None:
+    async def _process(self, entry: Entry, slot: int, job: int, *, retaken: bool) -> bool | None:
         """Run the entry and write its line: whether it succeeded, or None when it waits
         for the end of the run (see :attr:`Attempts.defer`)."""
         if self.halted:
-            self._skip(entry, self._halt_reason())
+            self._recorder.skip(entry, self._halt_reason())
             return False
-        retaken = id(entry) in self._retaken
-        self._retaken.discard(id(entry))
         self._started += not retaken
-        result = await run_entry(self, entry, slot, doubt_since=self._recorder.doubt_of(entry))
+        doubt_since = self._recorder.doubt_of(entry)
+        result = await run_entry(self._sender, entry, slot, doubt_since=doubt_since)
         if result.defer and not retaken and not self.halted:
             self._deferred.append((entry, job))
             # No line yet: should the run end before its turn comes, its doubt is kept.
@@ -321,70 +242,21 @@ class Runner:
         if result.outcome is None and result.confirmed_by is None:
             # Halted before the first attempt, or an entry in doubt whose record cannot
             # be read now.
-            self._skip(entry, result.skip_reason or self._halt_reason())
+            self._recorder.skip(entry, result.skip_reason or self._halt_reason())
             return False
-        return self._record(entry, result)
-
-    # ------------------------------------------------------------------ services for attempts
-
-    async def wait(self, waiter: Callable[[], Awaitable[object]]) -> bool:
-        """Run a wait that a halt may cut short; True if it completed."""
-        if self.halted:
-            return False  # a wait begun after the halt has nothing to wait for
-        with anyio.CancelScope() as scope:
-            self._wait_scopes.add(scope)
-            try:
-                await waiter()
-            finally:
-                self._wait_scopes.discard(scope)
-        return not scope.cancelled_caught
-
-    async def send(self, entry: Entry, slot: int) -> Outcome:
-        """One request for ``entry``'s command; a hard stop cuts it short."""
-        self.stats.attempts += 1
-        self.stats.in_flight += 1
-        outcome: Outcome | None = None
-        try:
-            with anyio.CancelScope() as scope:
-                self._request_scopes.add(scope)
-                try:
-                    outcome = await self._client.execute(entry)
-                finally:
-                    self._request_scopes.discard(scope)
-        finally:
-            self.stats.in_flight -= 1
-        if outcome is None:
-            return Outcome(
-                succeeded=False,
-                retryable=True,
-                ambiguous=True,
-                reason="interrupted while the request was in flight: it may or may not have "
-                "been executed",
-            )
-        return outcome
-
-    def note_sent(self, entry: Entry, slot: int, sent_at: datetime) -> None:
-        if self._note_sent is not None:
-            self._note_sent(slot, entry, sent_at)
-
-    # ------------------------------------------------------------------ recording
-
-    def _record(self, entry: Entry, result: Attempts) -> bool:
-        """Write the entry's line and count it; return whether it succeeded."""
-        succeeded = self._recorder.record(entry, result)
-        if not succeeded:
-            self._check_thresholds()
-        return succeeded
-
-    def _skip(self, entry: Entry, reason: str) -> None:
-        self._recorder.skip(entry, reason)
+        if self._recorder.record(entry, result):
+            return True
+        crossed = threshold_crossed(self._options, self.stats)
+        if crossed is not None:
+            self.halt(crossed)
+        return False
 
     def _write_failed(self, error: BaseException) -> None:
         # Nothing more can be recorded: stop everything, requests in flight included. The
         # events name the cause; what to do is said once, when the run ends.
         cause = error.cause if isinstance(error, ReportWriteError) else str(error)
-        self.halt(f"the report cannot be written ({cause})")
-        self.hard_stop()
+        self._sender.halt(f"the report cannot be written ({cause})")
+        self._sender.hard_stop()
 
     @property
     def doubts_lined(self) -> set[int]:
@@ -394,11 +266,6 @@ class Runner:
     def _halt_reason(self) -> str:
         why = self.stats.halted_reason or "the run was halted"
         return f"not attempted: the run was halted ({why})"
-
-    def _check_thresholds(self) -> None:
-        crossed = threshold_crossed(self._options, self.stats)
-        if crossed is not None:
-            self.halt(crossed)
 
 
 def _job_key(entry: Entry) -> int:

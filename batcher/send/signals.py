@@ -34,10 +34,9 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Stoppable(Protocol):
-    stats: RunStats
+    """What a run offers the watcher: its counters, a halt and a hard stop."""
 
-    @property
-    def grace_period(self) -> float: ...
+    stats: RunStats
 
     def halt(self, reason: str) -> None: ...
 
@@ -92,6 +91,7 @@ def signals_handled(*, keep: bool = False) -> Iterator[None]:
 
 async def watch_signals(
     run: Stoppable,
+    grace_period: float,
     group: anyio.abc.TaskGroup,
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
@@ -112,7 +112,7 @@ async def watch_signals(
         if seen == 1:
             run.stats.interrupted = True
             run.halt(f"interrupted by {name}")
-            group.start_soon(_grace_timer, run)
+            group.start_soon(_grace_timer, run, grace_period)
             return
         if seen == 2:
             log.warning("second_signal", signal=name, action="cutting requests short")
@@ -126,8 +126,8 @@ async def watch_signals(
         _POLICY.deliver, _POLICY.raising = None, False
 
 
-async def _grace_timer(run: Stoppable) -> None:
-    await anyio.sleep(run.grace_period)
+async def _grace_timer(run: Stoppable, grace_period: float) -> None:
+    await anyio.sleep(grace_period)
     if run.stats.in_flight:
         log.warning("grace_period_over", in_flight=run.stats.in_flight)
     run.hard_stop()

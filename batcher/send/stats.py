@@ -9,19 +9,14 @@ from batcher.send.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
-class RunOptions:
-    """How a run behaves; the CLI builds this from flags.
+class RunOptions(RetryPolicy):
+    """How a run behaves, its retry rule's settings included; the CLI builds this from flags.
 
     >>> RunOptions(concurrency=4).retry.max_attempts
     5
     """
 
     concurrency: int = 16
-    max_attempts: int = 5
-    #: 429s do not use up ``max_attempts`` (they were not executed), up to this many in all.
-    max_throttled_attempts: int = 50
-    backoff_base: float = 0.5
-    backoff_cap: float = 30.0
     max_failures: int | None = None
     max_failure_rate: float | None = None
     #: The failure rate is judged only after this many entries have finished.
@@ -38,12 +33,7 @@ class RunOptions:
 
     @property
     def retry(self) -> RetryPolicy:
-        return RetryPolicy(
-            max_attempts=self.max_attempts,
-            max_throttled_attempts=self.max_throttled_attempts,
-            backoff_base=self.backoff_base,
-            backoff_cap=self.backoff_cap,
-        )
+        return self
 
 
 @dataclass(slots=True)
