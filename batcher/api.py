@@ -33,6 +33,10 @@ class Plan:
     rate: float
     burst: int
     concurrency: int
+    #: The reads' pace (Show after a lost answer), and where each rate came from.
+    read_rate: float = 0.0
+    rate_source: str = ""
+    read_rate_source: str = ""
     #: With ``resume``: entries an earlier run finished, and those it may have executed
     #: without hearing back (their job's record is read first).
     already_done: int = 0
@@ -163,7 +167,8 @@ def run(
     endpoint: str | None = None,
     simulate: bool = False,
     concurrency: int = 16,
-    rate: float = 10.0,
+    rate: float | None = None,
+    read_rate: float | None = None,
     burst: int = 1,
     max_attempts: int = 5,
     timeout: float = 30.0,
@@ -210,7 +215,8 @@ async def run_async(
     endpoint: str | None = None,
     simulate: bool = False,
     concurrency: int = 16,
-    rate: float = 10.0,
+    rate: float | None = None,
+    read_rate: float | None = None,
     burst: int = 1,
     max_attempts: int = 5,
     timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
@@ -242,6 +248,7 @@ async def run_async(
         simulate=simulate,
         concurrency=concurrency,
         rate=rate,
+        read_rate=read_rate,
         burst=burst,
         max_attempts=max_attempts,
         timeout=timeout,
@@ -317,7 +324,8 @@ def select(
     region: str | None = None,
     endpoint: str | None = None,
     simulate: bool = False,
-    rate: float = 10.0,
+    rate: float | None = None,
+    read_rate: float | None = None,
     burst: int = 1,
     max_attempts: int = 5,
     timeout: float = 30.0,
@@ -358,7 +366,8 @@ async def select_async(
     region: str | None = None,
     endpoint: str | None = None,
     simulate: bool = False,
-    rate: float = 10.0,
+    rate: float | None = None,
+    read_rate: float | None = None,
     burst: int = 1,
     max_attempts: int = 5,
     timeout: float = 30.0,  # noqa: ASYNC109 - per request, not for this call
@@ -386,6 +395,7 @@ async def select_async(
         endpoint=endpoint,
         simulate=simulate,
         rate=rate,
+        read_rate=read_rate,
         burst=burst,
         max_attempts=max_attempts,
         timeout=timeout,

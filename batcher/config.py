@@ -32,6 +32,7 @@ from batcher.send.credentials import (
     read_credentials_file,
 )
 from batcher.send.endpoint import endpoint_for
+from batcher.send.quotas import UNKNOWN_RATE, paces, region_of
 from batcher.send.runner import RunOptions
 
 #: The project id runs against the in-process simulator use when none is given.
@@ -55,7 +56,12 @@ class RunSettings:
     endpoint: URL | None  # None with ``simulate`` (the simulator's URL), or a dry run without one
     project_id: str | None
     app_user_id: str | None = None
-    rate: float = 10.0
+    #: The command bucket's rate and the reads' (List, Show), 0 = unlimited, and where each
+    #: came from (a flag, the region's documented quota, or the default for the unknown).
+    rate: float = UNKNOWN_RATE
+    read_rate: float = UNKNOWN_RATE
+    rate_source: str = "--rate"
+    read_rate_source: str = "--read-rate"
     burst: int = 1
     timeout: float = 30.0
     simulate: bool = False
@@ -74,7 +80,9 @@ class Options:
     endpoint: str | None = None
     simulate: bool = False
     concurrency: int = 16
-    rate: float = 10.0
+    #: None: the region's documented quota (see :mod:`batcher.send.quotas`).
+    rate: float | None = None
+    read_rate: float | None = None
     burst: int = 1
     max_attempts: int = 5
     timeout: float = 30.0
@@ -93,7 +101,8 @@ def _bounds(options: Options) -> list[str]:
             1 <= o.concurrency <= MAX_CONCURRENCY,
             f"--concurrency must be between 1 and {MAX_CONCURRENCY:,}",
         ),
-        (o.rate >= 0, "--rate must be 0 (unlimited) or more"),
+        (o.rate is None or o.rate >= 0, "--rate must be 0 (unlimited) or more"),
+        (o.read_rate is None or o.read_rate >= 0, "--read-rate must be 0 (unlimited) or more"),
         (1 <= o.burst <= MAX_BURST, f"--burst must be between 1 and {MAX_BURST:,}"),
         (
             1 <= o.max_attempts <= MAX_ATTEMPTS,
@@ -116,7 +125,8 @@ def _bounds(options: Options) -> list[str]:
     ]
     problems = [message for ok, message in checks if not ok]
     for flag, value in (
-        ("--rate", o.rate),
+        ("--rate", o.rate or 0.0),
+        ("--read-rate", o.read_rate or 0.0),
         ("--timeout", o.timeout),
         ("--grace-period", o.grace_period),
         ("--max-failure-rate", o.max_failure_rate or 0.0),
@@ -201,21 +211,26 @@ def resolve(
             problems.append(f"--app-user-id {error}")
 
     endpoint = None
-    if not options.simulate:
-        region = options.region or env.get("HUAWEICLOUD_SDK_REGION") or None
-        if need_endpoint or region or options.endpoint:
-            try:
-                endpoint = endpoint_for(region=region, endpoint=options.endpoint, environ=env)
-            except UsageError as error:
-                problems.append(str(error))
+    region = options.region or env.get("HUAWEICLOUD_SDK_REGION") or None
+    if not options.simulate and (need_endpoint or region or options.endpoint):
+        try:
+            endpoint = endpoint_for(region=region, endpoint=options.endpoint, environ=env)
+        except UsageError as error:
+            problems.append(str(error))
     if problems:
         raise SettingsError(problems)
+    command, read = paces(
+        region=region_of(region, endpoint), rate=options.rate, read_rate=options.read_rate
+    )
     return RunSettings(
         credentials=credentials,
         endpoint=endpoint,
         project_id=project_id,
         app_user_id=options.app_user_id,
-        rate=options.rate,
+        rate=command.rate,
+        read_rate=read.rate,
+        rate_source=command.source,
+        read_rate_source=read.source,
         burst=options.burst,
         timeout=options.timeout,
         simulate=options.simulate,

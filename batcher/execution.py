@@ -81,6 +81,9 @@ def plan_run(
         project_id=settings.project_id,
         auth=auth,
         rate=settings.rate,
+        read_rate=settings.read_rate,
+        rate_source=settings.rate_source,
+        read_rate_source=settings.read_rate_source,
         burst=settings.burst,
         concurrency=settings.options.concurrency,
         already_done=already_done,
@@ -276,7 +279,10 @@ async def execute(
                     cause=cause,
                 ) from None
 
+        # The API counts commands and reads (Show after a lost answer) on separate quotas:
+        # each has its own bucket, adapting to its own 429s.
         limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+        read_limiter = RateLimiter(rate=settings.read_rate)
         stats = RunStats(total=total)
         try:
             async with (
@@ -296,6 +302,7 @@ async def execute(
                 runner = Runner(
                     client=client,
                     limiter=limiter,
+                    read_limiter=read_limiter,
                     write=writer.write,
                     run_id=run_id,
                     project_id=project,

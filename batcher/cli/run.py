@@ -42,9 +42,18 @@ def add_parser(subparsers: Subparsers) -> None:
     pace.add_argument(
         "--rate",
         type=float,
-        default=10.0,
+        default=None,
         metavar="PER_SECOND",
-        help="attempts per second, retries included (default 10; 0 = unlimited)",
+        help="command attempts per second, retries included (default: the region's "
+        "documented quota, 10 where unknown; 0 = unlimited)",
+    )
+    pace.add_argument(
+        "--read-rate",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="reads (Show after a lost answer) per second, their own quota (default: the "
+        "region's documented quota, 10 where unknown; 0 = unlimited)",
     )
     pace.add_argument("--burst", type=int, default=1, metavar="N", help="default 1")
     pace.add_argument(
@@ -124,6 +133,7 @@ def main(args: argparse.Namespace) -> int:
             simulate=args.simulate,
             concurrency=args.concurrency,
             rate=args.rate,
+            read_rate=args.read_rate,
             burst=args.burst,
             max_attempts=args.max_attempts,
             timeout=args.timeout,
@@ -171,7 +181,9 @@ def render_plan(plan: Plan) -> str:
     lines.append(f"project id:  {plan.project_id or '(from the manifests)'}")
     lines.append(f"auth:        {plan.auth}")
     pace = "unlimited" if plan.rate == 0 else f"{plan.rate:g}/s (burst {plan.burst})"
-    lines.append(f"rate:        {pace}, concurrency {plan.concurrency}")
+    lines.append(f"rate:        {pace}, {plan.rate_source}; concurrency {plan.concurrency}")
+    reads = "unlimited" if plan.read_rate == 0 else f"{plan.read_rate:g}/s"
+    lines.append(f"read rate:   {reads}, {plan.read_rate_source}")
     if plan.expected_seconds is not None:
         lines.append(
             f"expected:    at least {format_duration(plan.expected_seconds)} at "

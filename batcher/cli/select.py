@@ -59,11 +59,19 @@ def add_parser(subparsers: Subparsers) -> None:
     target.add_argument("--app-user-id", metavar="ID", help="X-App-UserId")
     pace = parser.add_argument_group("pace")
     pace.add_argument(
+        "--read-rate",
+        type=float,
+        default=None,
+        metavar="PER_SECOND",
+        help="List requests per second (default: the region's documented quota for List, "
+        "10 where unknown; 0 = unlimited)",
+    )
+    pace.add_argument(
         "--rate",
         type=float,
-        default=10.0,
+        default=None,
         metavar="PER_SECOND",
-        help="requests per second (default 10; 0 = unlimited)",
+        help="the List pace when --read-rate is not given (select sends no commands)",
     )
     pace.add_argument(
         "--max-attempts",
@@ -118,6 +126,7 @@ def main(args: argparse.Namespace) -> int:
             endpoint=args.endpoint,
             simulate=args.simulate,
             rate=args.rate,
+            read_rate=args.read_rate,
             max_attempts=args.max_attempts,
             timeout=args.timeout,
             app_user_id=args.app_user_id,

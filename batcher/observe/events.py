@@ -82,6 +82,7 @@ class RunEvents:
         options = self._settings.options
         return {
             "rate": self._settings.rate,
+            "read_rate": self._settings.read_rate,
             "burst": self._settings.burst,
             "concurrency": options.concurrency,
             "max_attempts": options.max_attempts,
@@ -121,6 +122,9 @@ class RunEvents:
             endpoint=endpoint,
             project_id=settings.project_id,
             rate=settings.rate,
+            rate_source=settings.rate_source,
+            read_rate=settings.read_rate,
+            read_rate_source=settings.read_rate_source,
             burst=settings.burst,
             concurrency=settings.options.concurrency,
             max_attempts=settings.options.max_attempts,

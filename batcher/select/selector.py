@@ -9,6 +9,7 @@ only when every page was read.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,6 +171,9 @@ async def select_to_manifest(
     (``output`` None: standard output); :func:`batcher.select_async`'s body."""
     # Every problem at once, as for run: the filters and the settings together.
     problems = selection_problems(query, commands)
+    if options.read_rate is None and options.rate is not None:
+        # select sends only List requests: a --rate given to it is the pace it always set.
+        options = dataclasses.replace(options, read_rate=options.rate)
     try:
         settings = resolve(options, need_project_id=True)
     except SettingsError as error:
@@ -180,7 +184,8 @@ async def select_to_manifest(
     fmt = format_of(output if output is not None else Path("-.csv"), format)
     paging = Paging()
     redactor = Redactor(settings.secrets())
-    limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+    # select only reads: List pages at the reads' pace (their own quota).
+    limiter = RateLimiter(rate=settings.read_rate)
     pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.options.max_attempts))
     project = settings.project_id
     try:

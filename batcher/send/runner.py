@@ -82,6 +82,7 @@ class Runner:
         note_sent: NoteSent | None = None,
         stats: RunStats | None = None,
         rng: random.Random | None = None,
+        read_limiter: RateLimiter | None = None,
     ) -> None:
         self._client = client
         self._options = options
@@ -104,6 +105,7 @@ class Runner:
             halted=lambda: self.halted,
             on_halt=self.halt,
             counts=self.stats,
+            read_limiter=read_limiter,
         )
         # Jobs with a command running; the deque holds their later commands, in order.
         self._chains: dict[int, deque[Entry]] = {}
