@@ -698,3 +698,61 @@ def test_random_429s_on_top_of_a_quota_do_not_drag_the_rate_down(seed: int) -> N
     run = quota_run(quota=20, random_429=0.1, entries=1200, seed=seed)
     assert run.succeeded == 1200
     assert run.useful_of_quota >= 0.75, run
+
+
+# --------------------------------------------------------------------------- every attempt
+
+
+class CountingLimiter(RateLimiter):
+    """A real limiter that counts the slots taken and the answers heard."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate=rate)
+        self.reserved = 0
+
+    def reserve(self) -> float:
+        self.reserved += 1
+        return super().reserve()
+
+
+async def test_every_retry_takes_a_slot_from_the_limiter() -> None:
+    # Each entry is answered 503, then 429, then OK: three attempts, every one of them under
+    # the limiter (a retry that skipped it would hammer a throttling API), and at its pace.
+    from batcher.entry import Entry, Outcome
+    from batcher.send.runner import Runner
+    from batcher.send.stats import RunOptions
+
+    answers = [
+        Outcome(succeeded=False, retryable=True, http_status=503, reason="HTTP 503"),
+        Outcome(succeeded=False, retryable=True, throttled=True, http_status=429, reason="429"),
+        Outcome(succeeded=True, http_status=200, command_result="EXCUTE_SUCCESS"),
+    ]
+    sent: dict[str, int] = {}
+    times: list[float] = []
+
+    class Client:
+        async def execute(self, entry: Entry) -> Outcome:
+            times.append(anyio.current_time())
+            n = sent[entry.job_id] = sent.get(entry.job_id, 0) + 1
+            return answers[n - 1]
+
+    rate = 100.0
+    lim = CountingLimiter(rate)
+    lim.adaptive = False  # the pace stays the one asked for: the spacing below is exact
+    runner = Runner(
+        client=Client(),  # type: ignore[arg-type]
+        limiter=lim,
+        write=lambda line: None,
+        run_id="r",
+        options=RunOptions(
+            concurrency=4, backoff_base=0.001, backoff_cap=0.002, handle_signals=False
+        ),
+        rng=random.Random(1),
+    )
+    entries = [Entry(job_id=f"j{i}", command="SUBMITVERIFYING", source=f"m:{i}") for i in range(4)]
+    stats = await runner.run(entries)
+    assert stats.succeeded == 4 and sum(sent.values()) == 12
+    assert lim.reserved == 12 and lim.responses == 12 and lim.throttle_events == 4
+    times.sort()
+    # 12 slots 10 ms apart span at least 110 ms (the scheduler only ever adds to it).
+    assert times[-1] - times[0] >= 11 / rate - 0.002
