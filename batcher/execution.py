@@ -288,13 +288,14 @@ async def execute(
             async with (
                 target(settings) as (url, credentials),
                 open_session(
-                    credentials, concurrency=settings.options.concurrency, timeout=settings.timeout
+                    concurrency=settings.options.concurrency, timeout=settings.timeout
                 ) as session,
             ):
                 client = MetaStudioClient(
                     session,
                     endpoint=url,
                     project_id=project,
+                    credentials=credentials,
                     app_user_id=settings.app_user_id,
                     timeout=settings.timeout,
                     redactor=redactor,

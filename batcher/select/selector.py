@@ -191,12 +191,13 @@ async def select_to_manifest(
     try:
         async with (
             target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-            open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
+            open_session(concurrency=1, timeout=settings.timeout) as session,
         ):
             client = MetaStudioClient(
                 session,
                 endpoint=url,
                 project_id=project,
+                credentials=credentials,
                 app_user_id=settings.app_user_id,
                 timeout=settings.timeout,
                 redactor=redactor,
