@@ -52,7 +52,7 @@ class RateLimiter:
         drain_seconds: float = 0.5,
         proportional_cut: bool = True,
         fast_cut: bool = True,
-        margin: float = 0.97,
+        margin: float = 0.975,
         probe_after: float = 10.0,
         probe_step: float = 0.05,
         clock: Clock = time.monotonic,

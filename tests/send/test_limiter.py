@@ -12,10 +12,13 @@ from itertools import pairwise
 import anyio
 import pytest
 
+from batcher.send._adapt_settings import AdaptSettings
 from batcher.send.limiter import RateLimiter
 
 # Float slack for comparing sums of intervals such as 20 * 0.05 against 1.0.
 EPS = 1e-9
+#: The share of the quota found that the limiter paces at.
+MARGIN = AdaptSettings().margin
 
 
 @dataclass
@@ -456,7 +459,7 @@ def found_quota(clock: FakeClock, **kwargs: object) -> RateLimiter:
     lim = limiter(clock, rate=60, proportional_cut=True, **kwargs)
     # 60 answers over 1 s, two thirds 429: a quota of about 20/s.
     answers(lim, clock, [True, True, False] * 20 + [True], 1 / 60)
-    assert lim.cuts == 1 and lim.rate == pytest.approx(0.97 * 20, rel=0.05)
+    assert lim.cuts == 1 and lim.rate == pytest.approx(MARGIN * 20, rel=0.05)
     clock.advance(1.0)
     answers(lim, clock, [False] * 20, 0.052)  # the hold comes back clean
     lim.reserve()
@@ -510,7 +513,7 @@ def test_a_run_of_429s_cuts_at_once_and_waits_for_the_quota_to_have_room() -> No
         answers(lim, clock, [True], 1 / 60)
         throttled += 1
     assert throttled <= 6
-    assert lim.rate == pytest.approx(0.97 * 20, rel=0.01)
+    assert lim.rate == pytest.approx(MARGIN * 20, rel=0.01)
     assert clock.now + lim.reserve() >= 1.0
 
 
@@ -522,7 +525,7 @@ def test_the_limit_a_429_states_sets_the_rate() -> None:
     while lim.cuts == 0:
         clock.advance(0.01)
         lim.on_response(throttled=True, error_msg=message, retry_after=1.0)
-    assert lim.rate == pytest.approx(0.97 * 20)
+    assert lim.rate == pytest.approx(MARGIN * 20)
     clock.advance(60)  # clean answers for a minute: never a probe past the stated limit
     for _ in range(60):
         answers(lim, clock, [False] * 20, 0.05)
@@ -537,7 +540,7 @@ def test_a_stated_limit_that_more_got_through_than_is_ignored() -> None:
     while lim.cuts == 0:
         clock.advance(1 / 50)
         lim.on_response(throttled=True, error_msg="limit:10,time:1 second")
-    assert lim.rate == pytest.approx(0.97 * 40, rel=0.05)
+    assert lim.rate == pytest.approx(MARGIN * 40, rel=0.05)
 
 
 # --------------------------------------------------------------------------- quota kinds
