@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -19,6 +20,7 @@ from batcher.send.limiter import RateLimiter
 EPS = 1e-9
 #: The share of the quota found that the limiter paces at.
 MARGIN = AdaptSettings().margin
+ADAPT_FIELDS = {field.name for field in dataclasses.fields(AdaptSettings)}
 
 
 @dataclass
@@ -46,7 +48,9 @@ def limiter(clock: FakeClock, **kwargs: object) -> RateLimiter:
     kwargs.setdefault("proportional_cut", False)
     # Likewise the cut on a run of 429s: on with the one-step cut, as in a real run.
     kwargs.setdefault("fast_cut", kwargs["proportional_cut"])
-    return RateLimiter(clock=clock, sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
+    knobs = {name: kwargs.pop(name) for name in list(kwargs) if name in ADAPT_FIELDS}
+    settings = AdaptSettings(**knobs)  # type: ignore[arg-type]
+    return RateLimiter(clock=clock, sleep=clock.sleep, settings=settings, **kwargs)  # type: ignore[arg-type]
 
 
 def max_in_window(times: list[float], width: float = 1.0) -> int:
