@@ -119,3 +119,32 @@ async def test_reads_after_lost_answers_take_the_read_buckets_slots_not_the_comm
     # each bucket hears only its own answers (the commands' were all lost).
     assert commands.reserved == 5 and commands.responses == 0
     assert reads.reserved == api.shows and reads.responses == api.shows
+
+
+def test_the_python_api_takes_read_rate_and_plans_both(tmp_path: Path) -> None:
+    import batcher
+
+    manifest = write_csv(tmp_path / "m.csv", [{"job_id": "j1", "command": "SUBMITVERIFYING"}])
+    plan = batcher.run(
+        [manifest], dry_run=True, simulate=True, region="cn-east-3", read_rate=4
+    ).plan
+    assert plan is not None
+    assert (plan.rate, plan.rate_source) == (3, "documented quota for cn-east-3")
+    assert (plan.read_rate, plan.read_rate_source) == (4, "--read-rate")
+
+
+async def test_run_started_says_both_rates_and_where_they_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    manifest = write_csv(tmp_path / "m.csv", [{"job_id": "j1", "command": "SUBMITVERIFYING"}])
+    args = ["run", str(manifest), "--simulate", "--report", str(tmp_path / "r.jsonl")]
+    args += ["--rate", "7", "--log-format", "json", "--no-progress"]
+    result = await batcher_in_thread(args, ENV, capsys)
+    assert result.code in (0, 1), result.output  # the simulator's job may refuse it
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    (started,) = [e for e in events if e.get("event") == "run_started"]
+    assert (started["rate"], started["rate_source"]) == (7, "--rate")
+    unknown = "unknown endpoint: default, adapting"
+    assert (started["read_rate"], started["read_rate_source"]) == (10, unknown)
