@@ -29,7 +29,6 @@ from urllib.parse import quote, unquote
 
 from aiohttp import ClientRequest, ClientResponse
 from aiohttp.client_middlewares import ClientHandlerType
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from batcher.send.credentials import AkSkCredentials, Credentials, TokenCredentials
 
@@ -48,6 +47,7 @@ _SIGNABLE: Final = (
     "x-sdk-date",
     "x-security-token",
 )
+_SIGNABLE_SET: Final = frozenset(_SIGNABLE)
 
 
 # --------------------------------------------------------------------------- the scheme
@@ -121,13 +121,27 @@ def authorization_header(
     body: bytes,
 ) -> str:
     """Sign a request whose ``headers`` already hold ``Host`` and ``X-Sdk-Date``."""
-    ci = headers if isinstance(headers, CIMultiDict | CIMultiDictProxy) else CIMultiDict(headers)
-    signed = sorted(name for name in _SIGNABLE if name in ci)
+    lower = {name.lower(): value for name, value in headers.items()}
+    prefix = f"{ALGORITHM} Access={ak}, SignedHeaders="
+    return _authorization(prefix, sk.encode(), method, path, query, lower, body)
+
+
+def _authorization(
+    prefix: str,
+    key: bytes,
+    method: str,
+    path: str,
+    query: Iterable[tuple[str, str]],
+    lower: Mapping[str, str],
+    body: bytes,
+) -> str:
+    """The ``Authorization`` header over ``lower`` (the headers, by lower-case name)."""
+    signed = sorted(name for name in lower if name in _SIGNABLE_SET)
     canonical = canonical_request(
-        method=method, path=path, query=query, headers=ci, signed_headers=signed, body=body
+        method=method, path=path, query=query, headers=lower, signed_headers=signed, body=body
     )
-    signature = sign_string(sk, string_to_sign(canonical, ci["x-sdk-date"]))
-    return f"{ALGORITHM} Access={ak}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    signature = hmac.digest(key, string_to_sign(canonical, lower["x-sdk-date"]).encode(), "sha256")
+    return f"{prefix}{';'.join(signed)}, Signature={signature.hex()}"
 
 
 _AUTH_RE = re.compile(
@@ -194,9 +208,6 @@ def sdk_date(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime(DATE_FORMAT)
 
 
-_SIGNABLE_SET: Final = frozenset(_SIGNABLE)
-
-
 class AkSkSigner:
     """Signs requests with AK/SK: the client calls :meth:`sign` on each request's headers;
     as an aiohttp client middleware it signs every request of a session.
@@ -249,16 +260,13 @@ class AkSkSigner:
         and ``Authorization`` to ``headers``, the request's other headers."""
         if host is not None:
             headers["Host"] = host
-        date = headers["X-Sdk-Date"] = self._sdk_date()
+        headers["X-Sdk-Date"] = self._sdk_date()
         if self._token:
             headers["X-Security-Token"] = self._token
         lower = {name.lower(): value for name, value in headers.items()}
-        signed = sorted(name for name in lower if name in _SIGNABLE_SET)
-        canonical = canonical_request(
-            method=method, path=path, query=query, headers=lower, signed_headers=signed, body=body
+        headers["Authorization"] = _authorization(
+            self._prefix, self._key, method, path, query, lower, body
         )
-        signature = hmac.digest(self._key, string_to_sign(canonical, date).encode(), "sha256")
-        headers["Authorization"] = f"{self._prefix}{';'.join(signed)}, Signature={signature.hex()}"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         body = request.body
