@@ -23,7 +23,9 @@ answers spanning at least ``min_window_seconds``:
   ``throttle_threshold`` (25%) until a quota is found, then above the noise plus three
   standard deviations (about 3 in 20 for an API that throttles only past its quota), never
   more than 25%. With 10% random 429s a needless cut comes once in ~90 samples, and the
-  probing below undoes it in seconds.
+  probing below undoes it in seconds. A pace a little above the quota gives a trickle of
+  429s, too few in any one sample to tell from noise: the samples since the rate last
+  changed are judged together too.
 * **Probe gently, and only now and then.** Holding at ``margin`` x the estimate, after
   ``probe_after`` seconds the rate goes to the estimate x (1 + ``probe_step``) for one
   sample. If more 429s come than the noise explains, the probe failed: back to the hold, the
@@ -66,8 +68,8 @@ class Adaptation:
     """
 
     __slots__ = (
-        "_after_cut", "_bucket_slot", "_buckets", "_drain_until", "_guessed", "_holding",
-        "_last_cut", "_last_raise", "_next_probe", "_noise_answers",
+        "_after_cut", "_bucket_slot", "_buckets", "_drain_until", "_guessed", "_held",
+        "_holding", "_last_cut", "_last_raise", "_next_probe", "_noise_answers",
         "_noise_throttled", "_prior", "_probe_rate", "_probe_wait", "_quota", "_resumed_at",
         "_retry_after", "_run", "_sample_start", "_sample_throttled", "_sample_total",
         "_stated", "_step", "max_rate", "settings",
@@ -99,6 +101,8 @@ class Adaptation:
         self._sample_start: float | None = None
         self._sample_total = 0
         self._sample_throttled = 0
+        # Since the rate last changed: (when, answers, 429s) of the samples that did not cut.
+        self._held: tuple[float, int, int] | None = None
         self._buckets = [0] * _SLOTS  # answers that got through, per 1/_SLOTS second
         self._bucket_slot = 0
 
@@ -162,6 +166,15 @@ class Adaptation:
             guessed and self._more_than_noise(throttled, total)
         ):
             return self._cut(now, rate, observed_rate, fast=False)
+        if self._quota is not None:
+            start, held_total, held_throttled = self._held or (self._sample_start or now, 0, 0)
+            self._held = start, held_total + total, held_throttled + throttled
+            if throttled and self._too_many(held_throttled + throttled, held_total + total):
+                # A trickle of 429s at a steady pace, too few in any one sample: the pace is
+                # a little above the quota. All the samples since the rate last changed make
+                # the one the cut is measured from.
+                self._sample_start, self._sample_total, self._sample_throttled = self._held
+                return self._cut(now, rate, observed_rate, fast=False)
         self._reset_sample()
         self._retry_after = None
         # Learn the noise: freely before a quota is found; after, at half weight upwards,
@@ -341,6 +354,7 @@ class Adaptation:
         # above the quota): one standard deviation above the noise fails it.
         if not failed and not self._more_than_noise(throttled, total):
             self._quota = probed  # that much got through: the quota is at least that
+            self._held = None
             self._step = min(2 * self._step, 0.2)
             self._next_probe = now + 1.0
             return None
@@ -368,6 +382,7 @@ class Adaptation:
         retry_after = min(self._retry_after or 0.0, 2.0)
         self._retry_after = None
         self._drain_until = now + max(self.settings.drain_seconds, retry_after)
+        self._held = None
         self._last_cut = now
         self._last_raise = now
         self._holding = True
@@ -406,6 +421,7 @@ class Adaptation:
             self._next_probe = now + self.settings.probe_after  # nothing left to probe
             return rate
         self._probe_rate = probe
+        self._held = None
         self._reset_sample()
         return probe
 
