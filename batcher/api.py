@@ -54,13 +54,15 @@ __all__ = [
 class WhereKeywords(TypedDict, total=False):
     """Where to send and at what pace: keywords :func:`run` and :func:`select` share. Each
     is the ``batcher`` flag of the same name; the defaults are :class:`~batcher.config.Options`'s
-    (``rate=10.0``, ``burst=1``, ``max_attempts=5``, ``timeout=30.0``)."""
+    (``rate`` and ``read_rate`` None: the region's documented quotas; ``burst=1``,
+    ``max_attempts=5``, ``timeout=30.0``)."""
 
     project_id: str | None
     region: str | None
     endpoint: str | None
     simulate: bool
-    rate: float
+    rate: float | None
+    read_rate: float | None
     burst: int
     max_attempts: int
     timeout: float
@@ -299,7 +301,7 @@ class StatusKeywords(TypedDict, total=False):
     region: str | None
     endpoint: str | None
     simulate: bool
-    read_rate: float
+    read_rate: float | None
     max_attempts: int
     timeout: float
     app_user_id: str | None
@@ -373,7 +375,6 @@ def _status_config(
         output=None if output is None else Path(output),
         force=kw.pop("force", False),
     )
-    kw["rate"] = kw.pop("read_rate", 10.0)
     return ask, Options(**kw)
 
 

@@ -37,6 +37,7 @@ from batcher.send.credentials import (
     read_credentials_file,
 )
 from batcher.send.endpoint import endpoint_for
+from batcher.send.quotas import paces, region_of
 from batcher.send.stats import RunOptions
 
 #: The project id runs against the in-process simulator use when none is given.
@@ -71,7 +72,13 @@ class Options:
     region: str | None = None
     endpoint: str | None = None
     simulate: bool = False
-    rate: float = 10.0
+    #: The command bucket's rate and the reads' (List, Show), 0 = unlimited; None: the
+    #: region's documented quota (see :mod:`batcher.send.quotas`). :func:`resolve` fills in
+    #: the rates in effect and where each came from.
+    rate: float | None = None
+    read_rate: float | None = None
+    rate_source: str = ""
+    read_rate_source: str = ""
     burst: int = 1
     max_attempts: int = 5
     timeout: float = 30.0
@@ -83,6 +90,12 @@ class Options:
 
     def secrets(self) -> tuple[str, ...]:
         return self.credentials.secrets() if self.credentials else ()
+
+    @property
+    def paces(self) -> tuple[float, float]:
+        """The command and read rates in effect (0: unlimited); once :func:`resolve`d."""
+        assert self.rate is not None and self.read_rate is not None, "not resolved"
+        return self.rate, self.read_rate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +165,8 @@ class SelectConfig(Options):
 
 def _bounds(o: Options) -> list[str]:
     checks = [
-        (o.rate >= 0, "--rate must be 0 (unlimited) or more"),
+        (o.rate is None or o.rate >= 0, "--rate must be 0 (unlimited) or more"),
+        (o.read_rate is None or o.read_rate >= 0, "--read-rate must be 0 (unlimited) or more"),
         (1 <= o.burst <= MAX_BURST, f"--burst must be between 1 and {MAX_BURST:,}"),
         (
             1 <= o.max_attempts <= MAX_ATTEMPTS,
@@ -160,7 +174,11 @@ def _bounds(o: Options) -> list[str]:
         ),
         (o.timeout > 0, "--timeout must be more than 0 seconds"),
     ]
-    finite: list[tuple[str, float | None]] = [("--rate", o.rate), ("--timeout", o.timeout)]
+    finite: list[tuple[str, float | None]] = [
+        ("--rate", o.rate),
+        ("--read-rate", o.read_rate),
+        ("--timeout", o.timeout),
+    ]
     if isinstance(o, RunConfig):
         checks += _run_bounds(o)
         finite += [("--grace-period", o.grace_period), ("--max-failure-rate", o.max_failure_rate)]
@@ -272,17 +290,26 @@ def resolve(
             problems.append(f"--app-user-id {error}")
 
     endpoint = None
-    if not options.simulate:
-        region = options.region or env.get("HUAWEICLOUD_SDK_REGION") or None
-        if need_endpoint or region or options.endpoint:
-            try:
-                endpoint = endpoint_for(region=region, endpoint=options.endpoint, environ=env)
-            except UsageError as error:
-                problems.append(str(error))
+    region = options.region or env.get("HUAWEICLOUD_SDK_REGION") or None
+    if not options.simulate and (need_endpoint or region or options.endpoint):
+        try:
+            endpoint = endpoint_for(region=region, endpoint=options.endpoint, environ=env)
+        except UsageError as error:
+            problems.append(str(error))
     if problems:
         raise SettingsError(problems)
+    command, read = paces(
+        region=region_of(region, endpoint), rate=options.rate, read_rate=options.read_rate
+    )
     return dataclasses.replace(
-        options, credentials=credentials, url=endpoint, project_id=project_id
+        options,
+        credentials=credentials,
+        url=endpoint,
+        project_id=project_id,
+        rate=command.rate,
+        read_rate=read.rate,
+        rate_source=command.source,
+        read_rate_source=read.source,
     )
 
 

@@ -61,6 +61,10 @@ class Plan:
     rate: float
     burst: int
     concurrency: int
+    #: The reads' pace (Show after a lost answer), and where each rate came from.
+    read_rate: float = 0.0
+    rate_source: str = ""
+    read_rate_source: str = ""
     #: With ``resume``: entries an earlier run finished, and those it may have executed
     #: without hearing back (their job's record is read first).
     already_done: int = 0
@@ -165,7 +169,10 @@ def plan_run(
         endpoint=endpoint,
         projects=dict(summary.projects),
         auth=auth,
-        rate=config.rate,
+        rate=config.paces[0],
+        read_rate=config.paces[1],
+        rate_source=config.rate_source,
+        read_rate_source=config.read_rate_source,
         burst=config.burst,
         concurrency=config.concurrency,
         already_done=already_done,
@@ -208,7 +215,7 @@ async def run_manifests(paths: list[str], config: RunConfig, progress: Display |
 
             metrics = RunMetrics(
                 config.metrics_file, manifests=list(summary.files), report=report,
-                run_id=run_id, rate_limit=config.rate,
+                run_id=run_id, rate_limit=config.paces[0],
             )  # fmt: skip
         events = RunEvents(
             run_id=run_id, summary=summary, config=config, redactor=redactor, metrics=metrics
@@ -241,7 +248,7 @@ async def run_manifests(paths: list[str], config: RunConfig, progress: Display |
         checks=stats.checks,
         left_by_limit=stats.left_by_limit,
         elapsed=elapsed,
-        rate_limit=config.rate,
+        rate_limit=config.paces[0],
         settled_rate=done.settled_rate,
         # The reason can quote a server's answer, and a server can echo a credential.
         halted_reason=None if stats.halted_reason is None else redactor.text(stats.halted_reason),
@@ -283,7 +290,7 @@ async def execute(
     assert report is not None
     with ReportWriter.open(report, resume=resume, redactor=redactor, manifests=manifests) as writer:
         state, slots = _open_journal(writer, config, run_id, manifest_digests)
-        limiter = RateLimiter(rate=config.rate, burst=config.burst)
+        limiter = RateLimiter(rate=config.paces[0], burst=config.burst)
         stats = RunStats(total=total)
         run = _Run(config, run_id, writer, slots, state, limiter, stats, redactor, observer)
         try:
@@ -362,14 +369,13 @@ class _Run:
         config, project = self.config, self.config.project_id
         async with (
             target(config) as (url, credentials),
-            open_session(
-                credentials, concurrency=config.concurrency, timeout=config.timeout
-            ) as session,
+            open_session(concurrency=config.concurrency, timeout=config.timeout) as session,
         ):
             client = MetaStudioClient(
                 session,
                 endpoint=url,
                 project_id=project,
+                credentials=credentials,
                 app_user_id=config.app_user_id,
                 timeout=config.timeout,
                 redactor=self.redactor,
@@ -377,6 +383,9 @@ class _Run:
             runner = Runner(
                 client=client,
                 limiter=self.limiter,
+                # The API counts commands and reads (Show after a lost answer) on separate
+                # quotas: each has its own bucket, adapting to its own 429s.
+                read_limiter=RateLimiter(rate=config.paces[1]),
                 write=self.writer.write,
                 run_id=self.run_id,
                 project_id=project,

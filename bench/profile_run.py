@@ -27,18 +27,18 @@ AREAS = [
     (
         "signing (batcher.send.signing + hashlib/hmac/quote)",
         lambda f, n: (
-            f.endswith("batcher/metastudio/auth.py")
+            f.endswith("batcher/send/signing.py")
             or "hmac" in f
-            or n
-            in ("<built-in method _hashlib.openssl_sha256>", "<built-in method _hashlib.hmac_new>")
+            or "_hashlib" in n
             or f.endswith("urllib/parse.py")
         ),
     ),
     (
         "report writing (batcher.journal, runner._record, orjson)",
         lambda f, n: (
-            "batcher/report/" in f
-            or (f.endswith("batcher/engine/runner.py") and n in ("_record", "utc_stamp", "_skip"))
+            "batcher/journal/" in f
+            or (f.endswith("batcher/send/recorder.py"))
+            or (f.endswith("batcher/send/stats.py") and n == "utc_stamp")
             or "orjson" in n
             or n == "<built-in method posix.write>"
         ),
@@ -46,7 +46,7 @@ AREAS = [
     (
         "manifest reading + Entry validation (pydantic)",
         lambda f, n: (
-            "batcher/manifest/" in f
+            "batcher/read/" in f
             or f.endswith("batcher/entry.py")
             or "validate_python" in n
             or f.endswith("csv.py")
@@ -57,13 +57,12 @@ AREAS = [
     (
         "request encoding / answer mapping (batcher.send, json)",
         lambda f, n: (
-            f.endswith(("batcher/metastudio/client.py", "batcher/metastudio/answer.py"))
-            or "/json/" in f
+            f.endswith(("batcher/send/client.py", "batcher/send/answer.py")) or "/json/" in f
         ),
     ),
     (
         "runner + limiter (batcher, anyio)",
-        lambda f, n: "batcher/engine/" in f or f.endswith("batcher/api.py") or "/anyio/" in f,
+        lambda f, n: "batcher/send/" in f or f.endswith("batcher/api.py") or "/anyio/" in f,
     ),
     (
         "aiohttp + yarl + multidict",

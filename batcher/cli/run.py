@@ -36,8 +36,12 @@ OPTIONS: list[Section] = [
         [
             option("--concurrency", type=int, default=16, metavar="N",
                    help="requests in flight at most (default 16)"),
-            option("--rate", type=float, default=10.0, metavar="PER_SECOND",
-                   help="attempts per second, retries included (default 10; 0 = unlimited)"),
+            option("--rate", type=float, metavar="PER_SECOND",
+                   help="command attempts per second, retries included (default: the region's "
+                   "documented quota, 10 where unknown; 0 = unlimited)"),
+            option("--read-rate", type=float, metavar="PER_SECOND",
+                   help="reads (Show after a lost answer) per second, their own quota (default: "
+                   "the region's documented quota, 10 where unknown; 0 = unlimited)"),
             option("--burst", type=int, default=1, metavar="N", help="default 1"),
             option("--max-attempts", type=int, default=5, metavar="N",
                    help="attempts per entry for retryable failures (default 5)"),
@@ -147,7 +151,9 @@ def render_plan(plan: Plan) -> str:
     lines.append(f"project id:  {projects(plan.projects)}")
     lines.append(f"auth:        {plan.auth}")
     pace = "unlimited" if plan.rate == 0 else f"{plan.rate:g}/s (burst {plan.burst})"
-    lines.append(f"rate:        {pace}, concurrency {plan.concurrency}")
+    lines.append(f"rate:        {pace}, {plan.rate_source}; concurrency {plan.concurrency}")
+    reads = "unlimited" if plan.read_rate == 0 else f"{plan.read_rate:g}/s"
+    lines.append(f"read rate:   {reads}, {plan.read_rate_source}")
     if plan.expected_seconds is not None:
         lines.append(
             f"expected:    at least {format_duration(plan.expected_seconds)} at "

@@ -82,8 +82,11 @@ OPTIONS: list[Section] = [
     (
         "pace",
         [
-            option("--rate", type=float, default=10.0, metavar="PER_SECOND",
-                   help="requests per second (default 10; 0 = unlimited)"),
+            option("--read-rate", type=float, metavar="PER_SECOND",
+                   help="List requests per second (default: the region's documented quota for "
+                   "List, 10 where unknown; 0 = unlimited)"),
+            option("--rate", type=float, metavar="PER_SECOND",
+                   help="the List pace when --read-rate is not given (select sends no commands)"),
             option("--max-attempts", type=int, default=5, metavar="N",
                    help="attempts per page for retryable failures (default 5)"),
             option("--timeout", type=float, default=30.0, metavar="SECONDS",

@@ -125,10 +125,9 @@ OPTIONS: list[Section] = [
             option(
                 "--read-rate",
                 type=float,
-                default=10.0,
                 metavar="PER_SECOND",
-                help="List and Show requests per second (default 10, the lower documented "
-                "read quota; 0 = unlimited)",
+                help="List and Show requests per second (default: the region's documented "
+                "read quota, 10 where unknown; 0 = unlimited)",
             ),
             option(
                 "--max-attempts",

@@ -79,6 +79,7 @@ class RunEvents:
         c = self._config
         return {
             "rate": c.rate,
+            "read_rate": c.read_rate,
             "burst": c.burst,
             "concurrency": c.concurrency,
             "max_attempts": c.max_attempts,
@@ -122,13 +123,16 @@ class RunEvents:
             project_id=only,
             projects=projects,
             rate=settings.rate,
+            rate_source=settings.rate_source,
+            read_rate=settings.read_rate,
+            read_rate_source=settings.read_rate_source,
             burst=settings.burst,
             concurrency=settings.concurrency,
             max_attempts=settings.max_attempts,
             resume=settings.resume,
             limit=settings.limit,
         )
-        self._write_metrics(stats, settings.rate)
+        self._write_metrics(stats, settings.paces[0])
 
     def tick(self, stats: RunStats, settled_rate: float) -> None:
         self._write_metrics(stats, settled_rate)

@@ -10,6 +10,7 @@ written once), and writes the manifest only when every page was read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,6 +121,9 @@ def _checked(query: JobQuery, commands: tuple[str, ...], config: SelectConfig) -
     """The settings, once the filters, the commands and the settings are all right: every
     problem at once, as for run."""
     problems = selection_problems(query, commands)
+    if config.read_rate is None and config.rate is not None:
+        # select sends only List requests: a --rate given to it is the pace it always set.
+        config = dataclasses.replace(config, read_rate=config.rate)
     try:
         settings = resolve(config, need_project_id=True)
     except SettingsError as error:
@@ -134,17 +138,19 @@ async def _client(
     settings: SelectConfig, redactor: Redactor
 ) -> AsyncIterator[tuple[MetaStudioClient, Pacer]]:
     """A client for the List API where the settings point, and the pace to read it at."""
-    limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
+    # select only reads: List pages at the reads' pace (their own quota).
+    limiter = RateLimiter(rate=settings.paces[1])
     pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
     async with (
         target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-        open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
+        open_session(concurrency=1, timeout=settings.timeout) as session,
     ):
         yield (
             MetaStudioClient(
                 session,
                 endpoint=url,
                 project_id=settings.project_id,
+                credentials=credentials,
                 app_user_id=settings.app_user_id,
                 timeout=settings.timeout,
                 redactor=redactor,

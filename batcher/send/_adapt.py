@@ -2,7 +2,7 @@
 
 The tenant's quota is the real limit of a run, so the adaptation's job is to use it well:
 nearly all of it, with few requests throttled. It keeps an estimate of the quota and paces
-at ``margin`` (97%) of it; it learns the estimate from the answers' evidence, which the
+at ``margin`` (97.5%) of it; it learns the estimate from the answers' evidence, which the
 runner reports for *every* answer, looked at in consecutive *samples* of at least ``window``
 answers spanning at least ``min_window_seconds``:
 
@@ -13,20 +13,29 @@ answers spanning at least ``min_window_seconds``:
   unless more than that got through in the last second (a made-up or stale statement).
 * **A run of 429s does not wait for the sample.** Past a quota every answer is a 429, so a
   run of them (4-9 in a row, fewer the cleaner the API has been) cuts at once: to the
-  stated limit, or to what got through in the last second (at most half the rate).
+  stated limit, or to what got through in the last second (at most half the rate). When
+  the quota shrinks under a settled pace, the last second cannot tell by how much: the
+  rate halves, and while that guess is checked two 429s in a row (more if the API is
+  noisy) say it is still above the quota, and what got through since the cut measures it.
 * **Random 429s are noise, not a quota.** Some APIs answer a share of requests 429 whatever
   the rate; slowing down helps nothing. The adaptation learns that share from the samples
-  that did not cut (prior: 2 in 20) and cuts only on a share clearly above it: above
+  that did not cut (prior: 1 in 20) and cuts only on a share clearly above it: above
   ``throttle_threshold`` (25%) until a quota is found, then above the noise plus three
   standard deviations (about 3 in 20 for an API that throttles only past its quota), never
   more than 25%. With 10% random 429s a needless cut comes once in ~90 samples, and the
-  probing below undoes it in seconds.
+  probing below undoes it in seconds. A pace a little above the quota gives a trickle of
+  429s, too few in any one sample to tell from noise: the samples since the rate last
+  changed are judged together too.
 * **Probe gently, and only now and then.** Holding at ``margin`` x the estimate, after
   ``probe_after`` seconds the rate goes to the estimate x (1 + ``probe_step``) for one
   sample. If more 429s come than the noise explains, the probe failed: back to the hold, the
-  estimate refined from the probe's pass rate. If not, the estimate rises to the probe's
+  estimate lowered, never raised, by the probe's pass rate (a failed probe says only that
+  the quota is below it: raising the estimate on one holds above the quota, with a steady
+  trickle of 429s that then pass for noise). If not, the estimate rises to the probe's
   rate, the step doubles and the next probe comes a second later (a quota that grows is
-  found in a few probes). A stated limit is never probed past.
+  found in a few probes). A probe that fails clearly (by two 429s more than the noise and
+  its spread) doubles the wait before the next, up to a minute: the quota stands, and each
+  probe past it costs 429s. A stated limit is never probed past.
 * After a cut, answers to slots reserved at the old rate say nothing about the new one: the
   next sample starts once those slots have gone out and ``drain_seconds`` later, or when
   the 429's Retry-After (at most 2 s) says the quota has room again.
@@ -41,7 +50,7 @@ import math
 from batcher.send._adapt_settings import AdaptSettings, Cut
 
 _SLOTS = 50  # the last second of answers that got through, in 20 ms slots
-_PRIOR_THROTTLED, _PRIOR_ANSWERS = 2.0, 20.0  # noise before any evidence: 2 in 20
+_PRIOR_THROTTLED, _PRIOR_ANSWERS = 1.0, 20.0  # noise before any evidence: 1 in 20
 _FORGET = 0.9  # each clean sample keeps 90% of the weight of the ones before
 
 
@@ -55,15 +64,15 @@ class Adaptation:
     >>> answers = [False] * 20 + [True] * 6
     >>> cuts = [adapt.observe(throttled=t, now=i / 60, rate=60) for i, t in enumerate(answers)]
     >>> [round(c.rate, 1) for c in cuts if c]
-    [19.4]
+    [19.5]
     """
 
     __slots__ = (
-        "_after_cut", "_bucket_slot", "_buckets", "_drain_until", "_guessed", "_holding",
-        "_last_cut",
-        "_last_raise", "_next_probe", "_noise_answers", "_noise_throttled", "_prior",
-        "_probe_rate", "_quota", "_resumed_at", "_retry_after", "_run", "_sample_start",
-        "_sample_throttled", "_sample_total", "_stated", "_step", "max_rate", "settings",
+        "_after_cut", "_bucket_slot", "_buckets", "_drain_until", "_guessed", "_held",
+        "_holding", "_last_cut", "_last_raise", "_next_probe", "_noise_answers",
+        "_noise_throttled", "_prior", "_probe_rate", "_probe_wait", "_quota", "_resumed_at",
+        "_retry_after", "_run", "_sample_start", "_sample_throttled", "_sample_total",
+        "_stated", "_step", "max_rate", "settings",
     )  # fmt: skip
 
     def __init__(self, settings: AdaptSettings, *, max_rate: float, now: float) -> None:
@@ -83,6 +92,7 @@ class Adaptation:
         self._next_probe = math.inf
         self._probe_rate: float | None = None  # the rate being probed, while a probe runs
         self._step = settings.probe_step
+        self._probe_wait = settings.probe_after
         # 429s and answers of the samples that did not cut (each older one weighs less),
         # and the weight left to the prior.
         self._noise_throttled, self._noise_answers, self._prior = 0.0, 0.0, 1.0
@@ -91,6 +101,8 @@ class Adaptation:
         self._sample_start: float | None = None
         self._sample_total = 0
         self._sample_throttled = 0
+        # Since the rate last changed: (when, answers, 429s) of the samples that did not cut.
+        self._held: tuple[float, int, int] | None = None
         self._buckets = [0] * _SLOTS  # answers that got through, per 1/_SLOTS second
         self._bucket_slot = 0
 
@@ -154,6 +166,15 @@ class Adaptation:
             guessed and self._more_than_noise(throttled, total)
         ):
             return self._cut(now, rate, observed_rate, fast=False)
+        if self._quota is not None:
+            start, held_total, held_throttled = self._held or (self._sample_start or now, 0, 0)
+            self._held = start, held_total + total, held_throttled + throttled
+            if throttled and self._too_many(held_throttled + throttled, held_total + total):
+                # A trickle of 429s at a steady pace, too few in any one sample: the pace is
+                # a little above the quota. All the samples since the rate last changed make
+                # the one the cut is measured from.
+                self._sample_start, self._sample_total, self._sample_throttled = self._held
+                return self._cut(now, rate, observed_rate, fast=False)
         self._reset_sample()
         self._retry_after = None
         # Learn the noise: freely before a quota is found; after, at half weight upwards,
@@ -196,10 +217,16 @@ class Adaptation:
         return throttled > mean + math.sqrt(mean * (1 - noise))
 
     def _run_needed(self, rate: float) -> int:
-        """429s in a row that noise alone would give less than once in ~3 hours at ``rate``."""
+        """429s in a row that noise alone would give less than once in ~3 hours at ``rate``;
+        after a halving (a guess, checked by the next couple of seconds), less than once in
+        20 such checks: a run there says the guess is above the quota, and what got through
+        since the cut measures it."""
         noise = min(max(self._noise(), 0.02), 0.5)
-        per_answer = 1e-4 / max(rate, 1.0)
-        return min(12, max(4, math.ceil(math.log(per_answer) / math.log(noise))))
+        if self._guessed:
+            odds, fewest = 0.05 / max(2 * rate, 1.0), 2
+        else:
+            odds, fewest = 1e-4 / max(rate, 1.0), 4
+        return min(12, max(fewest, math.ceil(math.log(odds) / math.log(noise))))
 
     def _count_pass(self, now: float) -> None:
         slot = int(now * _SLOTS)
@@ -327,28 +354,35 @@ class Adaptation:
         # above the quota): one standard deviation above the noise fails it.
         if not failed and not self._more_than_noise(throttled, total):
             self._quota = probed  # that much got through: the quota is at least that
+            self._held = None
             self._step = min(2 * self._step, 0.2)
             self._next_probe = now + 1.0
             return None
         # The quota is below the probe: what got through, or less (a short sample across
-        # a calendar boundary can count more than a second's worth).
-        # Noise refused some whatever the rate: count only the 429s above it.
+        # a calendar boundary can count more than a second's worth), and not above the
+        # estimate the hold came back clean at. Noise refused some whatever the rate:
+        # count only the 429s above it.
         noise = self._seen_noise()
         excess = max(0.0, throttled / max(total, 1) - noise)
         through = min(passed / (1 - noise), probed * (1 - excess))
-        self._quota = through if passed > 0 else estimate
+        self._quota = min(estimate, through) if passed > 0 else estimate
         new_rate = max(self.settings.min_rate, self.settings.margin * self._quota)
-        self._start_hold(now)
+        # A probe failed clearly (by two 429s more than noise and its spread) says the
+        # quota stands where it is: the next probe waits twice as long.
+        mean = total * self._noise()
+        clearly = failed or throttled >= mean + 2 * math.sqrt(mean) + 2
+        self._start_hold(now, wait=min(2 * self._probe_wait, 60.0) if clearly else None)
         if new_rate >= rate > 0:
             return None
         return Cut(new_rate, throttled / max(total, 1), passed)
 
-    def _start_hold(self, now: float, *, guess: bool = False) -> None:
+    def _start_hold(self, now: float, *, guess: bool = False, wait: float | None = None) -> None:
         # The 429s' Retry-After says when the quota has room again: until then, answers
         # are still to calls sent before the cut (at most 2 s: a long one is for the call).
         retry_after = min(self._retry_after or 0.0, 2.0)
         self._retry_after = None
         self._drain_until = now + max(self.settings.drain_seconds, retry_after)
+        self._held = None
         self._last_cut = now
         self._last_raise = now
         self._holding = True
@@ -356,7 +390,8 @@ class Adaptation:
         # probe gently.
         self._guessed = guess
         self._step = 0.2 if guess else self.settings.probe_step
-        self._next_probe = now + (2.0 if guess else self.settings.probe_after)
+        self._probe_wait = self.settings.probe_after if wait is None else wait
+        self._next_probe = now + (2.0 if guess else self._probe_wait)
 
     def cut_takes_effect_at(self, when: float) -> None:
         """Answers before ``when`` (plus the drain) are to calls sent at the old rate."""
@@ -386,6 +421,7 @@ class Adaptation:
             self._next_probe = now + self.settings.probe_after  # nothing left to probe
             return rate
         self._probe_rate = probe
+        self._held = None
         self._reset_sample()
         return probe
 

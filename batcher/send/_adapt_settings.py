@@ -48,7 +48,7 @@ class AdaptSettings:
     #: Cut on a run of 429s at once, without waiting for the sample to complete.
     fast_cut: bool = True
     #: Pace at this share of the quota estimate.
-    margin: float = 0.97
+    margin: float = 0.975
     #: Hold this long at ``margin`` x the estimate before probing above it.
     probe_after: float = 10.0
     #: The first probe goes this far above the estimate; each one that passes doubles it.

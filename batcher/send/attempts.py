@@ -83,6 +83,7 @@ class Sender:
         *,
         note_sent: NoteSent | None = None,
         rng: random.Random | None = None,
+        read_limiter: RateLimiter | None = None,
     ) -> None:
         self._client = client
         self.stats = stats
@@ -99,6 +100,7 @@ class Sender:
             halted=lambda: self.halted,
             on_halt=self.halt,
             counts=stats,
+            read_limiter=read_limiter,
         )
         self.confirmer = Confirmer(self, self.pacer)
 
@@ -269,18 +271,20 @@ async def _attempt(sender: Sender, entry: Entry, slot: int, result: Attempts, tr
             if result.count:
                 result.note = f" (not retried: {sender.halt_note()})"
             return False
-        waited_from = _clock()
+        waited_from = _clock() if result.count == 0 else 0.0
         if not await pacer.slot():
             continue  # halted while waiting for the limiter: handled at the loop top
+        # One reading ends the wait and starts the request's time (a run takes several
+        # per attempt; each is CPU on the hot path).
+        began = _clock()
         sent_at = datetime.now(UTC)
         if result.count == 0:
-            result.wait_s = _clock() - waited_from
+            result.wait_s = began - waited_from
             result.first_sent = sent_at
             if not trace.read_only:
                 # An attempt already in doubt keeps its earlier time: a crash now must not
                 # make the next check look only after this attempt.
                 sender.note_sent(entry, slot, min(result.doubt_since or sent_at, sent_at))
-        began = _clock()
         outcome = await sender.send(entry)
         result.api_s += _clock() - began
         result.outcome = outcome

@@ -42,42 +42,12 @@ class RateLimiter:
         rate: float,
         burst: int = 1,
         adaptive: bool = True,
-        decrease_factor: float = 0.7,
-        increase_per_second: float | None = None,
-        min_rate: float = 0.5,
-        window: int = 20,
-        min_window_seconds: float = 1.0,
-        throttle_threshold: float = 0.25,
-        recovery_fraction: float = 0.03,
-        drain_seconds: float = 0.5,
-        proportional_cut: bool = True,
-        fast_cut: bool = True,
-        margin: float = 0.97,
-        probe_after: float = 10.0,
-        probe_step: float = 0.05,
+        settings: AdaptSettings | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
         self._bucket = TokenBucket(rate=rate, burst=burst)
-        self._adapt = Adaptation(
-            AdaptSettings(
-                decrease_factor=decrease_factor,
-                increase_per_second=increase_per_second,
-                min_rate=min_rate,
-                window=window,
-                min_window_seconds=min_window_seconds,
-                throttle_threshold=throttle_threshold,
-                recovery_fraction=recovery_fraction,
-                drain_seconds=drain_seconds,
-                proportional_cut=proportional_cut,
-                fast_cut=fast_cut,
-                margin=margin,
-                probe_after=probe_after,
-                probe_step=probe_step,
-            ),
-            max_rate=rate,
-            now=clock(),
-        )
+        self._adapt = Adaptation(settings or AdaptSettings(), max_rate=rate, now=clock())
         self.max_rate = rate  # the configured rate: 0 = unlimited until the API pushes back
         self.burst = burst
         self.adaptive = adaptive

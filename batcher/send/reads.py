@@ -1,8 +1,10 @@
-"""Reads (List, Show) at the API's pace: the same limiter and retry rule as commands.
+"""Every request at the API's pace, under the one retry rule: commands and reads (List, Show).
 
-Every request a run makes — command, Show, List page — takes a slot from the one rate
-limiter, reports its answer as evidence to it, and is retried by the one retry rule. A read
-changes nothing, so any read that did not succeed may be sent again.
+The API counts its command interface and its reads against separate quotas, so commands
+take their slots from one limiter and reads from another (the same one when no other is
+given); each request reports its answer as evidence to the limiter it came through, and
+is retried by the one retry rule. A read changes nothing, so any read that did not succeed
+may be sent again.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ async def plain_wait(waiter: Callable[[], Awaitable[object]]) -> bool:
 
 
 class Pacer:
-    """Sends requests at the limiter's pace and retries them by the retry rule.
+    """Sends requests at their limiter's pace and retries them by the retry rule.
+
+    ``limiter`` paces commands (:meth:`slot`, :meth:`note`), ``read_limiter`` reads
+    (:meth:`read`; by default the same limiter).
 
     ``wait`` runs every wait (a runner passes one that a halt cuts short); ``halted`` says
     whether to stop trying. Stops, without retrying, on an answer that halts a run
@@ -51,8 +56,10 @@ class Pacer:
         halted: Callable[[], bool] = lambda: False,
         on_halt: Callable[[str], None] | None = None,
         counts: RunStats | None = None,
+        read_limiter: RateLimiter | None = None,
     ) -> None:
         self.limiter = limiter
+        self.read_limiter = read_limiter or limiter
         self.policy = policy
         self._rng = rng or random.Random()
         self._wait = wait
@@ -63,19 +70,21 @@ class Pacer:
         self.requests = 0
         self.throttled = 0
 
-    async def slot(self) -> bool:
-        """Wait for the limiter's next slot; False when the wait was cut short."""
-        delay = self.limiter.reserve()
+    async def slot(self, limiter: RateLimiter | None = None) -> bool:
+        """Wait for the next slot of ``limiter`` (the commands'); False when the wait was
+        cut short."""
+        limiter = limiter or self.limiter
+        delay = limiter.reserve()
         if delay <= 0:
             return True
-        return await self._wait(lambda: self.limiter.wait(delay))
+        return await self._wait(lambda: limiter.wait(delay))
 
-    def note(self, outcome: Outcome) -> None:
-        """Count a request and give its answer to the limiter as evidence."""
+    def note(self, outcome: Outcome, limiter: RateLimiter | None = None) -> None:
+        """Count a request and give its answer to ``limiter`` (the commands') as evidence."""
         self.requests += 1
         if outcome.http_status is not None:  # an answer: evidence about the quota
             # A 429 states the quota ("limit:20,time:1 second") and when to come back.
-            self.limiter.on_response(
+            (limiter or self.limiter).on_response(
                 throttled=outcome.throttled,
                 error_msg=outcome.error_msg if outcome.throttled else None,
                 retry_after=outcome.retry_after,
@@ -113,11 +122,11 @@ class Pacer:
         attempts = throttled = 0
         reply = Reply(Outcome(succeeded=False, reason="not sent: the run was halted"))
         while not self._halted():
-            if not await self.slot():
+            if not await self.slot(self.read_limiter):
                 continue  # cut short: the loop's condition says why
             reply = await send()
             outcome = reply.outcome
-            self.note(outcome)
+            self.note(outcome, self.read_limiter)
             attempts += 1
             throttled += outcome.throttled
             if outcome.succeeded:

@@ -57,11 +57,15 @@ class Runner:
         stats: RunStats | None = None,
         rng: random.Random | None = None,
         witnesses: Iterable[tuple[Entry, datetime]] = (),
+        read_limiter: RateLimiter | None = None,
     ) -> None:
         self._options = options
         self._done_keys = done_keys if done_keys else None
         self.stats = stats or RunStats()
-        self._sender = Sender(client, limiter, options, self.stats, note_sent=note_sent, rng=rng)
+        self._sender = Sender(
+            client, limiter, options, self.stats,
+            note_sent=note_sent, rng=rng, read_limiter=read_limiter,
+        )  # fmt: skip
         self.confirmer = self._sender.confirmer
         self._recorder = Recorder(
             write,

@@ -181,21 +181,20 @@ async def open_reader(settings: Options) -> AsyncIterator[StateReader]:
     assert settings.project_id is not None
     redactor = Redactor(settings.secrets())
     pacer = Pacer(
-        RateLimiter(rate=settings.rate, burst=settings.burst),
+        RateLimiter(rate=settings.paces[1]),
         RetryPolicy(max_attempts=settings.max_attempts),
     )
     try:
         async with (
             target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-            open_session(
-                credentials, concurrency=SHOW_CONCURRENCY, timeout=settings.timeout
-            ) as session,
+            open_session(concurrency=SHOW_CONCURRENCY, timeout=settings.timeout) as session,
         ):
             yield StateReader(
                 MetaStudioClient(
                     session,
                     endpoint=url,
                     project_id=settings.project_id,
+                    credentials=credentials,
                     app_user_id=settings.app_user_id,
                     timeout=settings.timeout,
                     redactor=redactor,

@@ -24,7 +24,7 @@ from batcher.send.signing import (
     AkSkSigner,
     TokenAuth,
     authorization_header,
-    middleware_for,
+    signer_for,
     verify_request,
 )
 
@@ -480,9 +480,9 @@ async def test_token_auth_sets_x_auth_token(recorder: tuple[URL, Recorded]) -> N
     assert "X-Sdk-Date" not in received["headers"]
 
 
-def test_middleware_for_picks_by_credential_kind() -> None:
-    assert isinstance(middleware_for(AkSkCredentials(ak=AK, sk=SK)), AkSkSigner)
-    assert isinstance(middleware_for(TokenCredentials(token="t")), TokenAuth)
+def test_signer_for_picks_by_credential_kind() -> None:
+    assert isinstance(signer_for(AkSkCredentials(ak=AK, sk=SK)), AkSkSigner)
+    assert isinstance(signer_for(TokenCredentials(token="t")), TokenAuth)
 
 
 # --------------------------------------------------------------------------- environment
@@ -620,8 +620,9 @@ async def test_list_and_show_reads_are_signed_like_official(
     from batcher.send.client import MetaStudioClient, open_session
 
     base, recorded = recorder
-    async with open_session(AkSkCredentials(ak=AK, sk=SK), concurrency=2, timeout=5) as session:
-        client = MetaStudioClient(session, endpoint=base, project_id=PROJECT)
+    creds = AkSkCredentials(ak=AK, sk=SK)
+    async with open_session(concurrency=2, timeout=5) as session:
+        client = MetaStudioClient(session, endpoint=base, project_id=PROJECT, credentials=creds)
         await client.list_jobs(query)
         await client.show_job("job-7")
     listing, show = recorded.requests
@@ -629,3 +630,32 @@ async def test_list_and_show_reads_are_signed_like_official(
     assert dict(listing["query"]) == query  # as sent, decoded by the server
     for received in (listing, show):
         assert received["headers"]["Authorization"] == _official_from_received(received, SK)
+
+
+@pytest.mark.parametrize("app_user_id", [None, "ops-07"])
+@pytest.mark.parametrize("security_token", [None, "SECRET-STS-TOKEN"])
+async def test_commands_through_the_client_are_signed_like_official(
+    recorder: tuple[URL, Recorded], app_user_id: str | None, security_token: str | None
+) -> None:
+    """The client signs its POSTs itself (no middleware): the official signer agrees."""
+    from batcher.entry import CommentData, Entry
+    from batcher.send.client import MetaStudioClient, open_session
+
+    base, recorded = recorder
+    creds = AkSkCredentials(ak=AK, sk=SK, security_token=security_token)
+    entry = Entry(
+        job_id="job-7",
+        command="CONFIRM_REJECT",
+        source="m.csv:2",
+        comment_data=CommentData(comment_title="驳回原因", comment_message="视频中人物侧脸过多"),
+        app_user_id=app_user_id,
+    )
+    async with open_session(concurrency=2, timeout=5) as session:
+        client = MetaStudioClient(session, endpoint=base, project_id=PROJECT, credentials=creds)
+        await client.execute(entry)
+    (received,) = recorded.requests
+    assert received["headers"]["Authorization"] == _official_from_received(received, SK)
+    signed = _signed_headers_of(received["headers"]["Authorization"])
+    assert {"host", "x-sdk-date", "x-project-id", "content-type"} <= set(signed)
+    assert ("x-security-token" in signed) == (security_token is not None)
+    assert ("x-app-userid" in signed) == (app_user_id is not None)

@@ -48,8 +48,10 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[str]]]:
 
 
 async def call(url: str, *, timeout: float = 5.0) -> Any:
-    async with open_session(CREDENTIALS, concurrency=2, timeout=timeout) as session:
-        client = MetaStudioClient(session, endpoint=URL(url), project_id="p1", timeout=timeout)
+    async with open_session(concurrency=2, timeout=timeout) as session:
+        client = MetaStudioClient(
+            session, endpoint=URL(url), project_id="p1", credentials=CREDENTIALS, timeout=timeout
+        )
         return await client.execute(ENTRY)
 
 
@@ -200,8 +202,14 @@ async def test_list_and_show_send_signed_gets_and_return_the_json(serve: Any) ->
         )
 
     url = await serve(jobs)
-    async with open_session(CREDENTIALS, concurrency=2, timeout=5) as session:
-        client = MetaStudioClient(session, endpoint=URL(url), project_id="p1", app_user_id="user-7")
+    async with open_session(concurrency=2, timeout=5) as session:
+        client = MetaStudioClient(
+            session,
+            endpoint=URL(url),
+            project_id="p1",
+            credentials=CREDENTIALS,
+            app_user_id="user-7",
+        )
         page = await client.list_jobs(
             {
                 "state": "AUTO_VERIFY_FAILED,MANUAL_VERIFY_FAILED",
@@ -232,8 +240,10 @@ async def test_a_read_whose_answer_is_lost_is_not_ambiguous(serve: Any) -> None:
         return web.Response()
 
     url = await serve(drop)
-    async with open_session(CREDENTIALS, concurrency=2, timeout=5) as session:
-        client = MetaStudioClient(session, endpoint=URL(url), project_id="p1")
+    async with open_session(concurrency=2, timeout=5) as session:
+        client = MetaStudioClient(
+            session, endpoint=URL(url), project_id="p1", credentials=CREDENTIALS
+        )
         reply = await client.show_job("j1")
     assert reply.data is None and reply.outcome.retryable and not reply.outcome.ambiguous
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -12,10 +13,14 @@ from itertools import pairwise
 import anyio
 import pytest
 
+from batcher.send._adapt_settings import AdaptSettings
 from batcher.send.limiter import RateLimiter
 
 # Float slack for comparing sums of intervals such as 20 * 0.05 against 1.0.
 EPS = 1e-9
+#: The share of the quota found that the limiter paces at.
+MARGIN = AdaptSettings().margin
+ADAPT_FIELDS = {field.name for field in dataclasses.fields(AdaptSettings)}
 
 
 @dataclass
@@ -43,7 +48,9 @@ def limiter(clock: FakeClock, **kwargs: object) -> RateLimiter:
     kwargs.setdefault("proportional_cut", False)
     # Likewise the cut on a run of 429s: on with the one-step cut, as in a real run.
     kwargs.setdefault("fast_cut", kwargs["proportional_cut"])
-    return RateLimiter(clock=clock, sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
+    knobs = {name: kwargs.pop(name) for name in list(kwargs) if name in ADAPT_FIELDS}
+    settings = AdaptSettings(**knobs)  # type: ignore[arg-type]
+    return RateLimiter(clock=clock, sleep=clock.sleep, settings=settings, **kwargs)  # type: ignore[arg-type]
 
 
 def max_in_window(times: list[float], width: float = 1.0) -> int:
@@ -456,7 +463,7 @@ def found_quota(clock: FakeClock, **kwargs: object) -> RateLimiter:
     lim = limiter(clock, rate=60, proportional_cut=True, **kwargs)
     # 60 answers over 1 s, two thirds 429: a quota of about 20/s.
     answers(lim, clock, [True, True, False] * 20 + [True], 1 / 60)
-    assert lim.cuts == 1 and lim.rate == pytest.approx(0.97 * 20, rel=0.05)
+    assert lim.cuts == 1 and lim.rate == pytest.approx(MARGIN * 20, rel=0.05)
     clock.advance(1.0)
     answers(lim, clock, [False] * 20, 0.052)  # the hold comes back clean
     lim.reserve()
@@ -510,7 +517,7 @@ def test_a_run_of_429s_cuts_at_once_and_waits_for_the_quota_to_have_room() -> No
         answers(lim, clock, [True], 1 / 60)
         throttled += 1
     assert throttled <= 6
-    assert lim.rate == pytest.approx(0.97 * 20, rel=0.01)
+    assert lim.rate == pytest.approx(MARGIN * 20, rel=0.01)
     assert clock.now + lim.reserve() >= 1.0
 
 
@@ -522,7 +529,7 @@ def test_the_limit_a_429_states_sets_the_rate() -> None:
     while lim.cuts == 0:
         clock.advance(0.01)
         lim.on_response(throttled=True, error_msg=message, retry_after=1.0)
-    assert lim.rate == pytest.approx(0.97 * 20)
+    assert lim.rate == pytest.approx(MARGIN * 20)
     clock.advance(60)  # clean answers for a minute: never a probe past the stated limit
     for _ in range(60):
         answers(lim, clock, [False] * 20, 0.05)
@@ -537,7 +544,7 @@ def test_a_stated_limit_that_more_got_through_than_is_ignored() -> None:
     while lim.cuts == 0:
         clock.advance(1 / 50)
         lim.on_response(throttled=True, error_msg="limit:10,time:1 second")
-    assert lim.rate == pytest.approx(0.97 * 40, rel=0.05)
+    assert lim.rate == pytest.approx(MARGIN * 40, rel=0.05)
 
 
 # --------------------------------------------------------------------------- quota kinds
@@ -698,3 +705,61 @@ def test_random_429s_on_top_of_a_quota_do_not_drag_the_rate_down(seed: int) -> N
     run = quota_run(quota=20, random_429=0.1, entries=1200, seed=seed)
     assert run.succeeded == 1200
     assert run.useful_of_quota >= 0.75, run
+
+
+# --------------------------------------------------------------------------- every attempt
+
+
+class CountingLimiter(RateLimiter):
+    """A real limiter that counts the slots taken and the answers heard."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate=rate)
+        self.reserved = 0
+
+    def reserve(self) -> float:
+        self.reserved += 1
+        return super().reserve()
+
+
+async def test_every_retry_takes_a_slot_from_the_limiter() -> None:
+    # Each entry is answered 503, then 429, then OK: three attempts, every one of them under
+    # the limiter (a retry that skipped it would hammer a throttling API), and at its pace.
+    from batcher.entry import Entry, Outcome
+    from batcher.send.runner import Runner
+    from batcher.send.stats import RunOptions
+
+    answers = [
+        Outcome(succeeded=False, retryable=True, http_status=503, reason="HTTP 503"),
+        Outcome(succeeded=False, retryable=True, throttled=True, http_status=429, reason="429"),
+        Outcome(succeeded=True, http_status=200, command_result="EXCUTE_SUCCESS"),
+    ]
+    sent: dict[str, int] = {}
+    times: list[float] = []
+
+    class Client:
+        async def execute(self, entry: Entry) -> Outcome:
+            times.append(anyio.current_time())
+            n = sent[entry.job_id] = sent.get(entry.job_id, 0) + 1
+            return answers[n - 1]
+
+    rate = 100.0
+    lim = CountingLimiter(rate)
+    lim.adaptive = False  # the pace stays the one asked for: the spacing below is exact
+    runner = Runner(
+        client=Client(),  # type: ignore[arg-type]
+        limiter=lim,
+        write=lambda line: None,
+        run_id="r",
+        options=RunOptions(
+            concurrency=4, backoff_base=0.001, backoff_cap=0.002, handle_signals=False
+        ),
+        rng=random.Random(1),
+    )
+    entries = [Entry(job_id=f"j{i}", command="SUBMITVERIFYING", source=f"m:{i}") for i in range(4)]
+    stats = await runner.run(entries)
+    assert stats.succeeded == 4 and sum(sent.values()) == 12
+    assert lim.reserved == 12 and lim.responses == 12 and lim.throttle_events == 4
+    times.sort()
+    # 12 slots 10 ms apart span at least 110 ms (the scheduler only ever adds to it).
+    assert times[-1] - times[0] >= 11 / rate - 0.002
