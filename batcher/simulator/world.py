@@ -7,7 +7,9 @@ then one line per request that changed a job (a command that reached a job, whic
 creates a job seen for the first time, or an Update that took effect). Each simulator
 replays the journal when it opens the file, and before every request, under an exclusive
 ``flock``, reads the lines others appended since, so consecutive and concurrent processes
-see one world. Deleting the file resets the world.
+see one world. A world nobody has touched for :data:`IDLE_SECONDS` starts afresh (so the
+README's demo, run again another time, starts from the seed, while a pipeline, or ``status``
+after ``run``, sees one world); deleting the file resets it at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,8 @@ Event = dict[str, Any]
 
 #: The header's version: a file written by another version is refused, never misread.
 _VERSION = 1
+#: How long a world lasts untouched (no process opened it or sent a request to it).
+IDLE_SECONDS = 600.0
 
 
 def default_world_path(environ: dict[str, str] | None = None) -> Path:
@@ -52,10 +57,13 @@ class WorldFile:
         self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by close()
         self._offset = 0
         with self._locked():
+            if time.time() - os.fstat(self._file.fileno()).st_mtime > IDLE_SECONDS:
+                self._file.truncate(0)  # nobody has used it for a while: a new world
             header = self._read_new()
             if not header:
                 self._append({"world": _VERSION, **seed})
                 header = [{"world": _VERSION, **seed}]
+            os.utime(self._file.fileno())
         self.seed: Event = header[0]
         if not isinstance(self.seed, dict) or self.seed.get("world") != _VERSION:
             self.close()
@@ -101,6 +109,7 @@ class WorldFile:
             for event in (*self._pending, *self._read_new()):
                 apply(event)
             self._pending = []
+            os.utime(self._file.fileno())  # a request touches the world, even a read
             yield self._append
 
 
