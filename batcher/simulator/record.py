@@ -158,34 +158,9 @@ class Job:
 
     def basic_info(self, *, now: datetime) -> dict[str, Any]:
         """The job as List shows it (``TrainingJobBasicInfo``)."""
-        return {
-            "job_id": self.job_id,
-            "name": self.name,
-            "state": self.state.value,
-            "asset_id": self.asset_id,
-            "project_id": self.project_id,
-            "cover_download_url": (
-                download_url(self.project_id, self.job_id, "cover.jpg", now=now)
-                if self.asset_id
-                else None
-            ),
-            "last_update_time": rfc3339(self.last_update_time),
-            "create_time": rfc3339(self.create_time),
-            "contact": self.contact,
-            "batch_name": self.batch_name,
-            "tags": list(self.tags),
-            "model_version": self.model_version,
-            "matting_type": self.matting_type,
-            "model_resolution": self.model_resolution,
-            "app_user_id": self.app_user_id,
-            "is_flexus": self.is_flexus,
-            "is_live_copy": self.is_live_copy,
-            "is_fast_flexus": self.is_fast_flexus,
-            "is_only_human_model": self.is_only_human_model,
-            "optional_training_location": list(self.optional_training_location),
-            "is_background_replacement": self.is_background_replacement,
-            "is_ondemand_resource": self.is_ondemand_resource,
-        }
+        cover = download_url(self.project_id, self.job_id, "cover.jpg", now=now)
+        shown = {"cover_download_url": cover if self.asset_id else None}
+        return {name: _shown(shown.get(name, getattr(self, name, None))) for name in _BASIC}
 
     def detail(self, *, now: datetime) -> dict[str, Any]:
         """The job as Show answers it: the basic info, download URLs and both logs."""
@@ -213,19 +188,31 @@ class Job:
 
     def as_dict(self) -> dict[str, Any]:
         """The simulator's own view (``/__simulator/jobs``), with the upload flags."""
-        return {
-            "project_id": self.project_id,
-            "job_id": self.job_id,
-            "state": self.state.value,
-            "batch_name": self.batch_name,
-            "tags": list(self.tags),
-            "video_confirmed": self.video_confirmed,
-            "action_video_confirmed": self.action_video_confirmed,
-            "authorization_letter_confirmed": self.authorization_letter_confirmed,
-            "reopened": self.reopened,
-            "history": list(self.history),
-            "log_types": [entry.log_type for entry in self.operation_logs],
-        }
+        own = {name: _shown(getattr(self, name)) for name in _OWN}
+        return own | {"log_types": [entry.log_type for entry in self.operation_logs]}
+
+
+#: List's fields, in its order (``cover_download_url`` is made, the others are attributes).
+_BASIC = (
+    "job_id", "name", "state", "asset_id", "project_id", "cover_download_url",
+    "last_update_time", "create_time", "contact", "batch_name", "tags", "model_version",
+    "matting_type", "model_resolution", "app_user_id", "is_flexus", "is_live_copy",
+    "is_fast_flexus", "is_only_human_model", "optional_training_location",
+    "is_background_replacement", "is_ondemand_resource",
+)  # fmt: skip
+_OWN = (
+    "project_id", "job_id", "state", "batch_name", "tags", "video_confirmed",
+    "action_video_confirmed", "authorization_letter_confirmed", "reopened", "history",
+)  # fmt: skip
+
+
+def _shown(value: Any) -> Any:
+    """An attribute as JSON shows it: times in RFC 3339, lists copied, states by name."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, list):
+        return list(value)
+    return str(value) if isinstance(value, JobState) else value
 
 
 def new_job(project_id: str, job_id: str, *, now: datetime) -> Job:
