@@ -80,12 +80,11 @@ class CommentEntry:
     attachment_names: tuple[str, ...] = ()
 
 
-def download_url(project_id: str, job_id: str, what: str, *, now: datetime) -> str:
-    """A fake pre-signed OBS download URL, valid 24 hours from ``now`` (sensitive, like
-    the real ones: it carries a signature)."""
-    expires = int(now.timestamp()) + 86400
-    path = f"{project_id}/{job_id}/{quote(what, safe='/')}"
-    signature = hashlib.sha256(f"{path}/{expires}".encode()).hexdigest()[:40]
+def obs_url(*parts: str, expires: int, salt: str = "") -> str:
+    """A fake pre-signed OBS URL of ``parts`` (folders, then the file's name), valid until
+    ``expires``: sensitive, like the real ones, as it carries a signature."""
+    path = "/".join(quote(part, safe="") for part in parts)
+    signature = hashlib.sha256(f"{path}/{expires}/{salt}".encode()).hexdigest()[:40]
     return (
         f"https://obs.example.invalid/{path}?AccessKeyId=SIMULATOR&Expires={expires}"
         f"&Signature={signature}"
@@ -158,7 +157,7 @@ class Job:
 
     def basic_info(self, *, now: datetime) -> dict[str, Any]:
         """The job as List shows it (``TrainingJobBasicInfo``)."""
-        cover = download_url(self.project_id, self.job_id, "cover.jpg", now=now)
+        cover = self._download("cover.jpg", now=now)
         shown = {"cover_download_url": cover if self.asset_id else None}
         return {name: _shown(shown.get(name, getattr(self, name, None))) for name in _BASIC}
 
@@ -167,12 +166,16 @@ class Job:
         body = self.basic_info(now=now)
         for name, needs, filename in _DOWNLOADS:
             if getattr(self, needs):
-                body[name] = download_url(self.project_id, self.job_id, filename, now=now)
+                body[name] = self._download(filename, now=now)
         body["is_mask_file_uploaded"] = False
         body["flexus_retry_count"] = 0
         body["operation_logs"] = [entry.to_api() for entry in self.operation_logs]
         body["comment_logs"] = [self._comment(c, now=now) for c in self.comment_logs]
         return body
+
+    def _download(self, *names: str, now: datetime) -> str:
+        """A download URL of this job's file, valid 24 hours from ``now``."""
+        return obs_url(self.project_id, self.job_id, *names, expires=int(now.timestamp()) + 86400)
 
     def _comment(self, entry: CommentEntry, *, now: datetime) -> dict[str, Any]:
         return {
@@ -181,8 +184,7 @@ class Job:
             "comment_title": entry.comment_title,
             "comment_message": entry.comment_message,
             "attachment_download_url": [
-                download_url(self.project_id, self.job_id, f"attachments/{name}", now=now)
-                for name in entry.attachment_names
+                self._download("attachments", name, now=now) for name in entry.attachment_names
             ],
         }
 
