@@ -202,15 +202,7 @@ class Simulator:
         """What every endpoint checks first, raising :class:`_Refused`: authentication, quota
         and throttling, then the input (``why`` it is invalid, the ids), then a drawn 500."""
         match, headers = request.match_info, request.headers
-        refusal = authenticate(
-            config=self.config,
-            method=request.method,
-            path=request.rel_url.raw_path,
-            query=request.rel_url.query.items(),
-            headers=headers,
-            body=raw,
-            project_id=match["project_id"],
-        )
+        refusal = authenticate(self.config, request, raw)
         if refusal := refusal or self._throttle(faults):
             raise _Refused(refusal)
         why = why or check_ids(
