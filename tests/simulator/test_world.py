@@ -131,3 +131,28 @@ def test_the_readme_demo_run_again_later_starts_from_a_fresh_world(tmp_path: Pat
     os.utime(world, (idle, idle))
     assert _demo(tmp_path, env, 3) == {"succeeded"}
     assert world.read_text().count("\n") == 1 + 10  # the header, and the third run's commands
+
+
+def test_an_idle_world_starts_afresh_unless_someone_has_it_open(tmp_path: Path) -> None:
+    from batcher.simulator import Simulator
+    from batcher.simulator.world import IDLE_SECONDS
+
+    world = tmp_path / "world.jsonl"
+
+    def age() -> None:
+        idle = world.stat().st_mtime - IDLE_SECONDS - 1
+        os.utime(world, (idle, idle))
+
+    first = Simulator(SimulatorConfig(world_file=world, jobs={"j": "TRAINING"}))
+    world.write_text(world.read_text() + '{"op": "marker"}\n')
+    age()
+    second = Simulator(SimulatorConfig(world_file=world))  # the first still has it open
+    assert "marker" in world.read_text() and second.jobs.seed_count == 1
+    for sim in (first, second):
+        assert sim.world is not None
+        sim.world.close()
+    age()
+    third = Simulator(SimulatorConfig(world_file=world, population=3))
+    assert "marker" not in world.read_text() and third.jobs.seed_count == 3
+    assert third.world is not None
+    third.world.close()
