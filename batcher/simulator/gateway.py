@@ -151,10 +151,7 @@ class Quota:
     [None, None, 1, None]
     """
 
-    __slots__ = (
-        "_admitted", "_changes", "_clock", "_start", "_used", "_window", "limit", "per_second",
-        "window",
-    )  # fmt: skip
+    __slots__ = ("_admitted", "_changes", "_clock", "_start", "limit", "per_second", "window")
 
     def __init__(
         self,
@@ -174,9 +171,7 @@ class Quota:
         self._changes = sorted(changes)
         self._clock = clock
         self._start: float | None = None  # the first request: the schedule counts from it
-        self._window = -1  # calendar: the second being counted, and admissions in it
-        self._used = 0
-        self._admitted: deque[float] = deque()  # sliding: admissions in the last second
+        self._admitted: deque[float] = deque()  # admissions that may still count
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Quota | None:
@@ -210,23 +205,15 @@ class Quota:
         if self._start is None:
             self._start = now
         allowed = self.available(now - self._start)
-        if self.window == "sliding":
-            return self._admit_sliding(now, allowed)
-        window = math.floor(now)
-        if window != self._window:
-            self._window, self._used = window, 0
-        if self._used < allowed:
-            self._used += 1
-            return None
-        return max(1, math.ceil(window + 1 - now))
-
-    def _admit_sliding(self, now: float, allowed: int) -> int | None:
-        admitted = self._admitted
-        while admitted and admitted[0] <= now - 1.0:
+        admitted, second, calendar = self._admitted, math.floor(now), self.window == "calendar"
+        # Those that count now: admitted in this calendar second, or in the last second.
+        while admitted and (
+            math.floor(admitted[0]) < second if calendar else admitted[0] <= now - 1
+        ):
             admitted.popleft()
         if len(admitted) < allowed:
             admitted.append(now)
             return None
-        # Room comes when the admission ``allowed`` places back leaves the window.
-        oldest = admitted[len(admitted) - allowed]
-        return max(1, math.ceil(oldest + 1.0 - now))
+        # Room comes when the second ends, or when the admission ``allowed`` places back leaves.
+        frees = second + 1 if calendar else admitted[len(admitted) - allowed] + 1.0
+        return max(1, math.ceil(frees - now))
