@@ -157,8 +157,8 @@ class Job:
 
     def basic_info(self, *, now: datetime) -> dict[str, Any]:
         """The job as List shows it (``TrainingJobBasicInfo``)."""
-        cover = self._download("cover.jpg", now=now)
-        shown = {"cover_download_url": cover if self.asset_id else None}
+        cover = self._download("cover.jpg", now=now) if self.asset_id else None
+        shown = {"cover_download_url": cover}
         return {name: _shown(shown.get(name, getattr(self, name, None))) for name in _BASIC}
 
     def detail(self, *, now: datetime) -> dict[str, Any]:
