@@ -30,6 +30,7 @@ STATE_WEIGHTS: dict[str, float] = {
 }  # fmt: skip
 _RARE = 0.4  #: the weight of every other state
 TAGS: tuple[str, ...] = ("vip", "retake", "4k", "主播", "na-whitelist", "q4")
+_LOCATIONS = (("cn-north-4",), ("cn-east-3",), ("cn-north-4", "cn-east-3"))
 _MANUAL_FAIL = "人工审核不通过：视频中人物面部被遮挡"
 
 #: How the system got a job to a state: ``state: (the state before, the log entry written)``.
@@ -152,10 +153,10 @@ def build(
     return job
 
 
-def _attributes(n: int, rng: random.Random, batches: Sequence[str]) -> dict[str, object]:
-    """A generated job's fields other than its id, state and past."""
-    flexus = rng.random() < 0.15
-    locations = rng.choice((("cn-north-4",), ("cn-east-3",), ("cn-north-4", "cn-east-3")))
+def _attributes(
+    n: int, rng: random.Random, batches: Sequence[str], *, flexus: bool
+) -> dict[str, object]:
+    """A generated job's fields other than its id, state and past (drawn in this order)."""
     return {
         "name": f"分身-{n:05d}" if n % 2 else f"avatar-{n:05d}",
         "batch_name": rng.choice(batches) if rng.random() < 0.9 else None,
@@ -169,7 +170,7 @@ def _attributes(n: int, rng: random.Random, batches: Sequence[str]) -> dict[str,
         "is_fast_flexus": flexus and rng.random() < 0.5,
         "is_live_copy": rng.random() < 0.1,
         "is_only_human_model": rng.random() < 0.05,
-        "optional_training_location": list(locations),
+        "optional_training_location": list(rng.choice(_LOCATIONS)),
         "is_background_replacement": rng.random() < 0.1,
         "is_ondemand_resource": rng.random() < 0.05,
     }
@@ -189,10 +190,12 @@ def populate(
     ]
     jobs = []
     for n in range(count):
+        # The draws keep their order, so a seed gives the population it always gave.
         created = until - timedelta(seconds=rng.uniform(3600, days * 86400))
+        flexus = rng.random() < 0.15
         state = rng.choices(states, weights)[0]
         job_id = prefix + f"{rng.getrandbits(128):032x}"
-        attributes = _attributes(n, rng, batches)
+        attributes = _attributes(n, rng, batches, flexus=flexus)
         job = build(job_id, state, rng=rng, created=created, until=until, **attributes)
         # A job waiting for its files has them all uploaded but not yet confirmed.
         job.action_video_confirmed = state != "WAIT_FILE_UPLOAD" and rng.random() < 0.3
