@@ -27,7 +27,7 @@ from batcher.simulator.faults import SimulatorStats
 from batcher.simulator.listing import LIMIT_MAX
 from batcher.simulator.machine import RULES, rule_for
 from batcher.simulator.record import Job, JobState, LogEntry, rfc3339
-from batcher.simulator.serve import run_simulator, run_simulator_in_thread
+from batcher.simulator.serve import run_simulator
 from batcher.simulator.world import default_world_path
 
 __all__ = [
@@ -45,5 +45,4 @@ __all__ = [
     "rfc3339",
     "rule_for",
     "run_simulator",
-    "run_simulator_in_thread",
 ]

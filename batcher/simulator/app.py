@@ -2,13 +2,13 @@
 
 Routes: the command (``POST .../user/jobs/{job_id}/command``), List (``GET .../user/jobs``),
 Show (``GET .../user/jobs/{job_id}``) and Update (``PUT .../user/jobs/{job_id}``), plus
-``/__simulator/health``, ``/stats`` and ``/jobs``. Per command request, in this order: read
+``/__simulator/health``, ``/stats`` and ``/jobs``. Every request takes the same steps: read
 the body, draw the faults, sleep the latency, then — with no further ``await``, so the
 decision and the state change are one atomic step on the event loop — drop?, authenticate
-(401/403), quota and throttle (429), validate (400), internal error (500), run the command
-(200), then drop the answer, or hold it back (a late answer), when those faults were drawn.
-List, Show and Update take the same steps with their own fault draws (no drop after
-execute, no late answer); Show and Update answer 404 for a job the project does not have.
+(401/403), quota and throttle (429), validate (400), internal error (500), and answer (200,
+or 404 from Show and Update for a job the project does not have). A command may then lose
+its answer, or have it held back (a late answer), when those faults were drawn; List, Show
+and Update draw no such faults (:mod:`~batcher.simulator.faults`).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ _NOMINAL_LIMIT = 10
 _INVALID = Refusal(400, "MSS.00000003", "Invalid parameter")
 _NOT_FOUND = Refusal(404, "MSS.00000005", "The training job does not exist")
 _INTERNAL = Refusal(500, "MSS.00000004", "Internal Error")
-#: List and Show answer UTF-8 JSON, as the cloud does (names and batches may be Chinese).
+#: Answers are UTF-8 JSON, as the cloud's are (names and batches may be Chinese).
 _UTF8_JSON = functools.partial(json.dumps, ensure_ascii=False)
 
 log = structlog.get_logger("batcher.simulator")
@@ -67,12 +67,21 @@ class _Answer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
-    command: str | None = None
-    reached_execution: bool = False
+    reached_execution: bool = False  #: a command that reached the job (executed or refused)
 
     @classmethod
-    def refused(cls, refusal: Refusal, command: str | None = None) -> _Answer:
-        return cls(refusal.status, refusal.body(), dict(refusal.headers), command)
+    def refused(cls, refusal: Refusal) -> _Answer:
+        return cls(refusal.status, refusal.body(), dict(refusal.headers))
+
+
+class _Refused(Exception):
+    """Raised by an endpoint's checks: the answer is this refusal."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.answer = _Answer.refused(refusal)
+
+
+Responder = Callable[[web.Request, bytes, Faults], _Answer]
 
 
 class Simulator:
@@ -136,82 +145,75 @@ class Simulator:
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[_request_id])
-        app.router.add_post(COMMAND_PATH, self._command)
-        app.router.add_get(LIST_PATH, self._list)
-        app.router.add_get(SHOW_PATH, self._show)
-        app.router.add_put(SHOW_PATH, self._update)
-        app.router.add_get("/__simulator/health", self._health)
-        app.router.add_get("/__simulator/stats", self._stats)
-        app.router.add_get("/__simulator/jobs", self._jobs)
+        stats, command, read = self.stats, self._planner.draw, self._planner.draw_read
+        for method, path, counters, answer, draw in (
+            ("POST", COMMAND_PATH, stats, self._command, command),
+            ("GET", LIST_PATH, stats.lists, self._list, read),
+            ("GET", SHOW_PATH, stats.shows, self._show, read),
+            ("PUT", SHOW_PATH, stats.updates, self._update, read),
+        ):
+            app.router.add_route(method, path, self._endpoint(counters, answer, draw))
+        for name, body in (
+            ("health", lambda: {"status": "ok"}),
+            ("stats", stats.as_dict),
+            ("jobs", lambda: {"jobs": [job.as_dict() for job in self.jobs]}),
+        ):
+            app.router.add_get(f"/__simulator/{name}", _plain(body))
         return app
 
-    async def _health(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+    def _endpoint(
+        self, counters: ReadStats, answer: Responder, draw: Callable[[], Faults]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            raw = await request.read()
+            counters.requests += 1
+            faults, command = draw(), peek_command(raw)
+            if faults.delay_seconds > 0:
+                await asyncio.sleep(faults.delay_seconds)
+            # No await below until the answer: the decision and the state change are one step.
+            if faults.drop:
+                counters.dropped += 1
+                return self._close(request, started, command)
+            with self._turn():
+                try:
+                    result = answer(request, raw, faults)
+                except _Refused as refused:
+                    result = refused.answer
+            if result.reached_execution and faults.drop_after_execute:
+                counters.dropped += 1
+                self.stats.dropped_after_execute += 1
+                return self._close(request, started, command)
+            counters.by_status[result.status] += 1
+            self._log(request, started, command, result.status)
+            if result.reached_execution and faults.late_seconds > 0:
+                # It has taken effect; the answer leaves only after the delay (if still wanted).
+                self.stats.late_answers += 1
+                await asyncio.sleep(faults.late_seconds)
+            return web.json_response(
+                result.body, status=result.status, headers=result.headers, dumps=_UTF8_JSON
+            )
 
-    async def _stats(self, _request: web.Request) -> web.Response:
-        return web.json_response(self.stats.as_dict())
+        return serve
 
-    async def _jobs(self, _request: web.Request) -> web.Response:
-        return web.json_response({"jobs": [job.as_dict() for job in self.jobs]})
-
-    async def _command(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        raw = await request.read()
-        self.stats.requests += 1
-        faults = self._planner.draw()
-        if faults.delay_seconds > 0:
-            await asyncio.sleep(faults.delay_seconds)
-        # No await below: the decision and the state change happen in one step.
-        if faults.drop:
-            self.stats.dropped += 1
-            return self._close(request, started, peek_command(raw))
-        with self._turn():
-            answer = self._answer(request, raw, faults)
-        if answer.reached_execution and faults.drop_after_execute:
-            self.stats.dropped += 1
-            self.stats.dropped_after_execute += 1
-            return self._close(request, started, answer.command)
-        self.stats.by_status[answer.status] += 1
-        self._log(request, started, answer.command, answer.status)
-        if answer.reached_execution and faults.late_seconds > 0:
-            # It has taken effect; the answer leaves only after the delay (if still wanted).
-            self.stats.late_answers += 1
-            await asyncio.sleep(faults.late_seconds)
-        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
-
-    def _answer(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
-        project_id = request.match_info["project_id"]
-        job_id = request.match_info["job_id"]
-        command = peek_command(raw)
-        refusal = self._gate(request, raw, faults)
-        if refusal:
-            return _Answer.refused(refusal, command)
-        parsed, why = parse_body(raw)
-        why = why or check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
-        if parsed is None or why:
-            return self._invalid(why, command)
-        if faults.error:
-            return _Answer.refused(_INTERNAL, command)
-        app_user_id = request.headers.get("X-App-UserId")
-        return self._run(project_id, job_id, parsed, request[_REQUEST_ID], app_user_id)
-
-    def _gate(self, request: web.Request, raw: bytes, faults: Faults) -> Refusal | None:
-        """What the gateway says: authentication, then quota and throttling."""
-        refusal = authenticate(
-            config=self.config,
-            method=request.method,
-            path=request.rel_url.raw_path,
-            query=request.rel_url.query.items(),
-            headers=request.headers,
-            body=raw,
-            project_id=request.match_info["project_id"],
+    def _check(
+        self, request: web.Request, raw: bytes, faults: Faults, why: str | None = None
+    ) -> None:
+        """What every endpoint checks first, raising :class:`_Refused`: authentication, quota
+        and throttling, then the input (``why`` it is invalid, the ids), then a drawn 500."""
+        match, headers = request.match_info, request.headers
+        refusal = authenticate(self.config, request, raw)
+        if refusal := refusal or self._throttle(faults):
+            raise _Refused(refusal)
+        why = why or check_ids(
+            match["project_id"], match.get("job_id"), headers.get("X-App-UserId")
         )
-        return refusal or self._throttle(faults)
-
-    def _invalid(self, why: str | None, command: str | None = None) -> _Answer:
-        if self.config.log_requests:
-            log.debug("simulator refused an invalid request", reason=why)
-        return _Answer.refused(_INVALID, command)
+        if why:
+            if self.config.log_requests:
+                log.debug("simulator refused an invalid request", reason=why)
+            raise _Refused(_INVALID)
+        if faults.error:
+            raise _Refused(_INTERNAL)
 
     def _throttle(self, faults: Faults) -> Refusal | None:
         if self._quota and (wait := self._quota.admit()) is not None:
@@ -220,16 +222,19 @@ class Simulator:
             return throttled(self.config.quota or _NOMINAL_LIMIT, 1)
         return None
 
-    def _run(
-        self, project_id: str, job_id: str, parsed: ParsedCommand, rid: str, app_user: str | None
-    ) -> _Answer:
-        now = self.clock()
+    # ------------------------------------------------------------------ the endpoints
+
+    def _command(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
+        parsed, why = parse_body(raw)
+        self._check(request, raw, faults, why)
+        assert parsed is not None  # else refused as invalid
+        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
+        now, app_user = self.clock(), request.headers.get("X-App-UserId")
         event: Event = {"op": "command", "at": now.isoformat(), "project": project_id}
         event |= {"job": job_id, "parsed": parsed.as_event(), "app_user": app_user}
         result = self._execute(event)
         if self._record:  # even a refusal: it may have created the job
             self._record(event)
-        key = (job_id, parsed.command)
         body: dict[str, Any]
         if not result.ok:
             body = {"commond_result": "EXCUTE_FAILED", "excute_failed_msg": result.failed_msg}
@@ -237,87 +242,41 @@ class Simulator:
                 body["error_info"] = {"error_code": "MSS.00000003", "error_msg": result.failed_msg}
         else:
             body = {"commond_result": "EXCUTE_SUCCESS"}
-            (self.stats.executions if result.executed else self.stats.reads)[key] += 1
+            counter = self.stats.executions if result.executed else self.stats.reads
+            counter[job_id, parsed.command] += 1
             if result.multipart_data is not None:
                 body["multipart_data"] = result.multipart_data
-            if parsed.attachment_names:
-                body["attachment_upload_url"] = upload_urls(
-                    project_id, job_id, parsed.attachment_names, rid
-                )
+            if names := parsed.attachment_names:
+                rid = request[_REQUEST_ID]
+                body["attachment_upload_url"] = upload_urls(project_id, job_id, names, rid)
         self.stats.results[body["commond_result"]] += 1
-        return _Answer(200, body, command=parsed.command, reached_execution=True)
+        return _Answer(200, body, reached_execution=True)
 
-    # ------------------------------------------------------------------ List and Show
-
-    async def _list(self, request: web.Request) -> web.StreamResponse:
-        return await self._read(request, self.stats.lists, self._list_answer)
-
-    async def _show(self, request: web.Request) -> web.StreamResponse:
-        return await self._read(request, self.stats.shows, self._show_answer)
-
-    async def _update(self, request: web.Request) -> web.StreamResponse:
-        return await self._read(request, self.stats.updates, self._update_answer)
-
-    async def _read(
-        self,
-        request: web.Request,
-        counters: ReadStats,
-        answer: Callable[[web.Request, bytes, Faults], _Answer],
-    ) -> web.StreamResponse:
-        started = time.perf_counter()
-        raw = await request.read()
-        counters.requests += 1
-        faults = self._planner.draw_read()
-        if faults.delay_seconds > 0:
-            await asyncio.sleep(faults.delay_seconds)
-        if faults.drop:
-            counters.dropped += 1
-            return self._close(request, started, None)
-        refusal = self._gate(request, raw, faults)
-        with self._turn():
-            result = _Answer.refused(refusal) if refusal else answer(request, raw, faults)
-        counters.by_status[result.status] += 1
-        self._log(request, started, None, result.status)
-        return web.json_response(
-            result.body, status=result.status, headers=result.headers, dumps=_UTF8_JSON
-        )
-
-    def _list_answer(self, request: web.Request, _raw: bytes, faults: Faults) -> _Answer:
-        project_id = request.match_info["project_id"]
-        why = check_ids(project_id, None, request.headers.get("X-App-UserId"))
+    def _list(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
+        query, why = None, None
         try:
             query = parse_query(request.rel_url.query.items())
         except BadQuery as error:
-            why = why or str(error)
-        if why:
-            return self._invalid(why)
-        if faults.error:
-            return _Answer.refused(_INTERNAL)
-        count, page = select(self.jobs.in_project(project_id), query)
+            why = str(error)
+        self._check(request, raw, faults, why)
+        assert query is not None  # else refused as invalid
+        count, page = select(self.jobs.in_project(request.match_info["project_id"]), query)
         now = self.clock()
         return _Answer(200, {"count": count, "jobs": [job.basic_info(now=now) for job in page]})
 
-    def _show_answer(self, request: web.Request, _raw: bytes, faults: Faults) -> _Answer:
-        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
-        why = check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
-        if why:
-            return self._invalid(why)
-        if faults.error:
-            return _Answer.refused(_INTERNAL)
-        job = self.jobs.lookup(project_id, job_id)
+    def _show(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
+        self._check(request, raw, faults)
+        job = self.jobs.lookup(request.match_info["project_id"], request.match_info["job_id"])
         if job is None:
             return _Answer.refused(_NOT_FOUND)
         return _Answer(200, job.detail(now=self.clock()))
 
-    def _update_answer(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
+    def _update(self, request: web.Request, raw: bytes, faults: Faults) -> _Answer:
         """Update2dModelTrainingJob: new upload URLs for a job whose review failed."""
-        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
         fields, why = parse_update(raw)
-        why = why or check_ids(project_id, job_id, request.headers.get("X-App-UserId"))
-        if fields is None or why:
-            return self._invalid(why)
-        if faults.error:
-            return _Answer.refused(_INTERNAL)
+        self._check(request, raw, faults, why)
+        assert fields is not None  # else refused as invalid
+        project_id, job_id = request.match_info["project_id"], request.match_info["job_id"]
         if self.jobs.lookup(project_id, job_id) is None:
             return _Answer.refused(_NOT_FOUND)
         event: Event = {"op": "update", "at": self.clock().isoformat(), "project": project_id}
@@ -326,19 +285,21 @@ class Simulator:
             return _Answer.refused(Refusal(400, "MSS.00000003", refused))
         if self._record:
             self._record(event)
-        rid, parts = request[_REQUEST_ID], fields.get("video_multipart_count", 1)
-        urls = functools.partial(upload_urls, project_id, job_id, rid=rid, folder="update")
-        body: dict[str, Any] = {
-            "job_id": job_id,
-            "training_video_upload_url": urls(tuple(f"video-{n}" for n in range(1, parts + 1))),
-            "id_card_image1_upload_url": urls(("id-card-1.jpg",))[0],
-            "id_card_image2_upload_url": urls(("id-card-2.jpg",))[0],
-            "grant_file_upload_url": urls(("grant-file.pdf",))[0],
-        }
-        if actions := fields.get("action_video_multipart_count"):
-            body["action_video_upload_url"] = urls(
-                tuple(f"action-{n}" for n in range(1, actions + 1))
-            )
+        urls = functools.partial(upload_urls, project_id, job_id, rid=request[_REQUEST_ID])
+        body: dict[str, Any] = {"job_id": job_id}
+        for name, prefix, count in (
+            ("training_video_upload_url", "video", fields.get("video_multipart_count", 1)),
+            ("action_video_upload_url", "action", fields.get("action_video_multipart_count")),
+        ):
+            if count:
+                parts = tuple(f"{prefix}-{n}" for n in range(1, count + 1))
+                body[name] = urls(parts, folder="update")
+        for name, filename in (
+            ("id_card_image1_upload_url", "id-card-1.jpg"),
+            ("id_card_image2_upload_url", "id-card-2.jpg"),
+            ("grant_file_upload_url", "grant-file.pdf"),
+        ):
+            body[name] = urls((filename,), folder="update")[0]
         return _Answer(200, body)
 
     # ------------------------------------------------------------------ one shared world
@@ -412,6 +373,13 @@ class Simulator:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _plain(body: Callable[[], dict[str, Any]]) -> Handler:
+    async def answer(_request: web.Request) -> web.StreamResponse:
+        return web.json_response(body())
+
+    return answer
 
 
 @web.middleware

@@ -46,7 +46,7 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    state: JobState = JobState.WAIT_FILE_UPLOAD
+    state: JobState = JobState("WAIT_FILE_UPLOAD")
     name: str | None = None
     batch_name: str | None = None
     tags: tuple[str, ...] = ()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from batcher.simulator.config import SimulatorConfig
@@ -47,8 +47,8 @@ class FaultPlanner:
 
     def draw(self) -> Faults:
         """The faults of one command request."""
-        c, r = self._config, self._rng.random
-        drop, drop_after, throttle, error, jitter, late = r(), r(), r(), r(), r(), r()
+        drop, drop_after, throttle, error, jitter, late = (self._rng.random() for _ in range(6))
+        c = self._config
         return Faults(
             delay_seconds=(c.latency_ms + jitter * c.latency_jitter_ms) / 1000.0,
             drop=drop < c.drop_rate,
@@ -59,9 +59,9 @@ class FaultPlanner:
         )
 
     def draw_read(self) -> Faults:
-        """The faults of one List or Show request (latency, drop, 429, 500)."""
-        c, r = self._config, self._reads.random
-        drop, throttle, error, jitter = r(), r(), r(), r()
+        """The faults of one List, Show or Update request (latency, drop, 429, 500)."""
+        drop, throttle, error, jitter = (self._reads.random() for _ in range(4))
+        c = self._config
         return Faults(
             delay_seconds=(c.latency_ms + jitter * c.latency_jitter_ms) / 1000.0,
             drop=drop < c.drop_rate,
@@ -72,24 +72,43 @@ class FaultPlanner:
 
 @dataclass(slots=True)
 class ReadStats:
-    """Counters over one endpoint other than the command (List, Show, Update)."""
+    """Counters over one endpoint (List, Show, Update; the command's are in its subclass)."""
 
     requests: int = 0
     by_status: Counter[int] = field(default_factory=Counter)
     dropped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
-            "dropped": self.dropped,
-        }
+        """The JSON shape (``GET /__simulator/stats``): statuses as strings, and each
+        ``(job_id, command)`` counter nested as ``{job_id: {command: n}}``::
+
+            {"requests": 12, "by_status": {"200": 10, "429": 1}, "dropped": 1,
+             "results": {"EXCUTE_SUCCESS": 9, "EXCUTE_FAILED": 1},
+             "executions": {"job-1": {"CONFIRM_MULTIPART_UPLOADED": 1}},
+             "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}},
+             "dropped_after_execute": 0, "late_answers": 0,
+             "list": {"requests": 3, "by_status": {"200": 3}, "dropped": 0}, "show": ...}
+        """
+        shown: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            value = getattr(self, name)
+            if isinstance(value, ReadStats):
+                value = value.as_dict()
+            elif name == "by_status":
+                value = {str(k): v for k, v in sorted(value.items())}
+            elif name in ("executions", "reads"):
+                value = _nest(value)
+            shown[_SHOWN_AS.get(name, name)] = dict(value) if isinstance(value, Counter) else value
+        return shown
+
+
+_SHOWN_AS = {"lists": "list", "shows": "show", "updates": "update"}
 
 
 @dataclass(slots=True)
-class SimulatorStats:
-    """Counters over the command endpoint, and apart from it List (``lists``) and Show
-    (``shows``); ``/__simulator/*`` is not counted.
+class SimulatorStats(ReadStats):
+    """Counters over the command endpoint, and apart from it List (``lists``), Show
+    (``shows``) and Update (``updates``); ``/__simulator/*`` is not counted.
 
     ``executions`` counts, per ``(job_id, command)``, the runs that took effect (read-only
     commands such as GET_MULTIPART_UPLOADED are in ``reads``), so a test can assert that no
@@ -99,9 +118,6 @@ class SimulatorStats:
     ``late_answers`` the 200 answers held back (the command had already run).
     """
 
-    requests: int = 0
-    by_status: Counter[int] = field(default_factory=Counter)
-    dropped: int = 0
     results: Counter[str] = field(default_factory=Counter)
     executions: Counter[tuple[str, str]] = field(default_factory=Counter)
     reads: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -114,31 +130,6 @@ class SimulatorStats:
     def duplicates(self) -> dict[tuple[str, str], int]:
         """``(job_id, command)`` keys executed more than once."""
         return {key: n for key, n in self.executions.items() if n > 1}
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``GET /__simulator/stats``::
-
-        {"requests": 12, "by_status": {"200": 10, "429": 1}, "dropped": 1,
-         "results": {"EXCUTE_SUCCESS": 9, "EXCUTE_FAILED": 1},
-         "executions": {"job-1": {"CONFIRM_MULTIPART_UPLOADED": 1}},
-         "reads": {"job-1": {"GET_MULTIPART_UPLOADED": 2}},
-         "dropped_after_execute": 0, "late_answers": 0,
-         "list": {"requests": 3, "by_status": {"200": 3}, "dropped": 0},
-         "show": {"requests": 1, "by_status": {"404": 1}, "dropped": 0}}
-        """
-        return {
-            "requests": self.requests,
-            "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
-            "dropped": self.dropped,
-            "results": dict(self.results),
-            "executions": _nest(self.executions),
-            "reads": _nest(self.reads),
-            "dropped_after_execute": self.dropped_after_execute,
-            "late_answers": self.late_answers,
-            "list": self.lists.as_dict(),
-            "show": self.shows.as_dict(),
-            "update": self.updates.as_dict(),
-        }
 
 
 def _nest(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:

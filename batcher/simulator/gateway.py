@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aiohttp import web
+
 from batcher.send.signing import verify_request
 from batcher.simulator.config import SimulatorConfig
 
@@ -55,26 +57,16 @@ def _matches(value: str | None, accepted: Iterable[str]) -> bool:
     return found
 
 
-def authenticate(
-    *,
-    config: SimulatorConfig,
-    method: str,
-    path: str,
-    query: Iterable[tuple[str, str]],
-    headers: Mapping[str, str],
-    body: bytes,
-    project_id: str,
-) -> Refusal | None:
+def authenticate(config: SimulatorConfig, request: web.Request, body: bytes) -> Refusal | None:
     """Check a request's credentials the way the gateway would; None when accepted.
 
-    ``path`` is the raw request path, ``headers`` case-insensitive, ``body`` the raw bytes.
-
-    >>> authenticate(config=SimulatorConfig(), method="POST", path="/", query=(),
-    ...              headers={}, body=b"", project_id="p").error_code
+    >>> from aiohttp.test_utils import make_mocked_request
+    >>> authenticate(SimulatorConfig(), make_mocked_request("POST", "/"), b"").error_code
     'APIGW.0305'
     """
+    headers = request.headers
     if "Authorization" in headers:
-        return _check_signature(config, method, path, query, headers, body, project_id)
+        return _check_signature(config, request, body)
     if "X-Auth-Token" in headers:
         return _check_token(config, headers.get("X-Auth-Token", ""))
     return Refusal(
@@ -85,15 +77,7 @@ def authenticate(
     )
 
 
-def _check_signature(
-    config: SimulatorConfig,
-    method: str,
-    path: str,
-    query: Iterable[tuple[str, str]],
-    headers: Mapping[str, str],
-    body: bytes,
-    project_id: str,
-) -> Refusal | None:
+def _check_signature(config: SimulatorConfig, request: web.Request, body: bytes) -> Refusal | None:
     asked: list[str] = []
 
     def secret_for(ak: str) -> str | None:
@@ -102,10 +86,11 @@ def _check_signature(
         asked.append(ak)
         return config.credentials.get(ak)
 
+    headers = request.headers
     why = verify_request(
-        method=method,
-        path=path,
-        query=query,
+        method=request.method,
+        path=request.rel_url.raw_path,  # as signed: percent-encoded
+        query=request.rel_url.query.items(),
         headers=headers,
         body=body,
         secret_for=secret_for,
@@ -119,7 +104,7 @@ def _check_signature(
         state = "is missing" if "X-Security-Token" not in headers else "does not match"
         return _iam(f"X-Security-Token {state} (the AK/SK are temporary credentials)")
     claimed = headers.get("X-Project-Id")
-    if claimed is not None and claimed != project_id:
+    if claimed is not None and claimed != request.match_info.get("project_id"):
         return Refusal(
             403,
             "APIGW.0306",
@@ -166,10 +151,7 @@ class Quota:
     [None, None, 1, None]
     """
 
-    __slots__ = (
-        "_admitted", "_changes", "_clock", "_start", "_used", "_window", "limit", "per_second",
-        "window",
-    )  # fmt: skip
+    __slots__ = ("_admitted", "_changes", "_clock", "_start", "limit", "per_second", "window")
 
     def __init__(
         self,
@@ -189,9 +171,7 @@ class Quota:
         self._changes = sorted(changes)
         self._clock = clock
         self._start: float | None = None  # the first request: the schedule counts from it
-        self._window = -1  # calendar: the second being counted, and admissions in it
-        self._used = 0
-        self._admitted: deque[float] = deque()  # sliding: admissions in the last second
+        self._admitted: deque[float] = deque()  # admissions that may still count
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Quota | None:
@@ -225,23 +205,15 @@ class Quota:
         if self._start is None:
             self._start = now
         allowed = self.available(now - self._start)
-        if self.window == "sliding":
-            return self._admit_sliding(now, allowed)
-        window = math.floor(now)
-        if window != self._window:
-            self._window, self._used = window, 0
-        if self._used < allowed:
-            self._used += 1
-            return None
-        return max(1, math.ceil(window + 1 - now))
-
-    def _admit_sliding(self, now: float, allowed: int) -> int | None:
-        admitted = self._admitted
-        while admitted and admitted[0] <= now - 1.0:
+        admitted, second, calendar = self._admitted, math.floor(now), self.window == "calendar"
+        # Those that count now: admitted in this calendar second, or in the last second.
+        while admitted and (
+            math.floor(admitted[0]) < second if calendar else admitted[0] <= now - 1
+        ):
             admitted.popleft()
         if len(admitted) < allowed:
             admitted.append(now)
             return None
-        # Room comes when the admission ``allowed`` places back leaves the window.
-        oldest = admitted[len(admitted) - allowed]
-        return max(1, math.ceil(oldest + 1.0 - now))
+        # Room comes when the second ends, or when the admission ``allowed`` places back leaves.
+        frees = second + 1 if calendar else admitted[len(admitted) - allowed] + 1.0
+        return max(1, math.ceil(frees - now))

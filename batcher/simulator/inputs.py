@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from batcher.entry import KNOWN_COMMANDS, PATH_ID_RE, check_app_user_id
 from batcher.simulator.machine import Comment
+from batcher.simulator.record import obs_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +114,7 @@ def upload_urls(
 ) -> list[str]:
     """One fake pre-signed OBS upload URL per file name (valid 24 hours, as the API's)."""
     expires = int(time.time()) + 86400
-    base = f"https://obs.example.invalid/{project_id}/{job_id}/{folder}/"
-    return [
-        f"{base}{quote(name, safe='')}?AccessKeyId=SIMULATOR&Expires={expires}"
-        f"&Signature={uuid.uuid5(uuid.NAMESPACE_URL, rid + folder + name).hex}"
-        for name in names
-    ]
+    return [obs_url(project_id, job_id, folder, name, expires=expires, salt=rid) for name in names]
 
 
 #: Update2dModelTrainingJobReq's fields the simulator keeps, and their types.

@@ -18,6 +18,7 @@ Equal sort keys are ordered by ``job_id``, so pages never overlap while nothing 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,9 +37,8 @@ _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 ).fullmatch
 _INT = re.compile(r"\d{1,9}").fullmatch
-_TEXT_FILTERS = ("batch_name", "tag", "job_id", "name", "model_resolution", "train_location")
-_BOOL_FILTERS = ("is_flexus", "is_live_copy", "is_ondemand_resource")
-_TIMES = ("create_since", "create_until", "update_since", "update_until")
+
+Check = Callable[[Job], bool]
 
 
 class BadQuery(ValueError):
@@ -47,27 +47,14 @@ class BadQuery(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    """A checked List query."""
+    """A checked List query: the page, the order, and the filters a job must pass."""
 
     offset: int = 0
     limit: int = LIMIT_DEFAULT
     states: frozenset[JobState] | None = None
     sort_key: str = "create_time"
     descending: bool = False
-    create_since: datetime | None = None
-    create_until: datetime | None = None
-    update_since: datetime | None = None
-    update_until: datetime | None = None
-    batch_name: str | None = None
-    tag: str | None = None
-    job_id: str | None = None
-    name: str | None = None
-    model_resolution: str | None = None
-    train_location: str | None = None
-    is_flexus: bool | None = None
-    is_live_copy: bool | None = None
-    is_ondemand_resource: bool | None = None
-    query_project_id: str | None = None
+    checks: tuple[Check, ...] = ()
 
 
 def parse_rfc3339(value: str) -> datetime:
@@ -91,6 +78,58 @@ def _int(name: str, value: str, low: int, high: int) -> int:
     return int(value)
 
 
+def _one_of(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise BadQuery(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _time(name: str, value: str) -> datetime:
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
+        raise BadQuery(f"{name} is not an RFC 3339 time (2020-07-30T10:43:17Z)") from None
+
+
+def _states(value: str) -> frozenset[JobState] | None:
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if unknown := [s for s in names if s not in JobState.__members__]:
+        raise BadQuery(f"state {unknown[0]!r} is not a job state")
+    return frozenset(map(JobState, names)) or None
+
+
+def _filter(name: str, value: str) -> Check | None:
+    """The check a filter parameter asks for (None: not a filter)."""
+    if name in _TIMES:
+        bound, attr = _time(name, value), _TIMES[name]
+        if name.endswith("_since"):
+            return lambda job: bool(getattr(job, attr) >= bound)
+        return lambda job: bool(getattr(job, attr) <= bound)
+    if name in _BOOLS:
+        wanted = _one_of(name, value.lower(), ("true", "false")) == "true"
+        return lambda job: bool(getattr(job, name) is wanted)
+    if not value or name not in _TEXTS:
+        return None
+    if name == "query_project_id" and not PATH_ID_RE.match(value):
+        raise BadQuery("query_project_id is not 1-64 of [A-Za-z0-9_-]")
+    return functools.partial(_TEXTS[name], value)
+
+
+#: The text filters: how a job matches the value given.
+_TEXTS: dict[str, Callable[[str, Job], bool]] = {
+    "batch_name": lambda v, job: job.batch_name == v,
+    "tag": lambda v, job: v in job.tags,
+    "job_id": lambda v, job: job.job_id == v,
+    "name": lambda v, job: job.name is not None and v in job.name,
+    "model_resolution": lambda v, job: job.model_resolution == v,
+    "train_location": lambda v, job: v in job.optional_training_location,
+    "query_project_id": lambda v, job: job.project_id == v,
+}
+_BOOLS = ("is_flexus", "is_live_copy", "is_ondemand_resource")
+_TIMES = {"create_since": "create_time", "create_until": "create_time"}
+_TIMES |= {"update_since": "last_update_time", "update_until": "last_update_time"}
+
+
 def parse_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
     """Check List's query parameters.
 
@@ -105,81 +144,19 @@ def parse_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
         if name in params:
             raise BadQuery(f"{name} is given more than once")
         params[name] = value
-    fields: dict[str, Any] = {}
-    if "offset" in params:
-        fields["offset"] = _int("offset", params["offset"], 0, 10**9)
-    if "limit" in params:
-        fields["limit"] = _int("limit", params["limit"], 1, LIMIT_MAX)
-    if params.get("state"):
-        names = [s.strip() for s in params["state"].split(",") if s.strip()]
-        unknown = [s for s in names if s not in JobState.__members__]
-        if unknown:
-            raise BadQuery(f"state {unknown[0]!r} is not a job state")
-        fields["states"] = frozenset(JobState(s) for s in names) or None
-    if "sort_key" in params:
-        if params["sort_key"] not in SORT_KEYS:
-            raise BadQuery(f"sort_key must be one of {', '.join(SORT_KEYS)}")
-        fields["sort_key"] = params["sort_key"]
-    if "sort_dir" in params:
-        if params["sort_dir"] not in ("asc", "desc"):
-            raise BadQuery("sort_dir must be asc or desc")
-        fields["descending"] = params["sort_dir"] == "desc"
-    for name in _TIMES:
-        if name in params:
-            try:
-                fields[name] = parse_rfc3339(params[name])
-            except ValueError:
-                raise BadQuery(f"{name} is not an RFC 3339 time (2020-07-30T10:43:17Z)") from None
-    for name in _BOOL_FILTERS:
-        if name in params:
-            if params[name].lower() not in ("true", "false"):
-                raise BadQuery(f"{name} must be true or false")
-            fields[name] = params[name].lower() == "true"
-    for name in _TEXT_FILTERS:
-        if params.get(name):
-            fields[name] = params[name]
-    if params.get("query_project_id"):
-        if not PATH_ID_RE.match(params["query_project_id"]):
-            raise BadQuery("query_project_id is not 1-64 of [A-Za-z0-9_-]")
-        fields["query_project_id"] = params["query_project_id"]
-    return ListQuery(**fields)
-
-
-def _predicates(q: ListQuery) -> list[Callable[[Job], bool]]:
-    checks: list[Callable[[Job], bool]] = []
-    add = checks.append
-    if q.states is not None:
-        add(lambda j: j.state in q.states)  # type: ignore[operator]
-    for bound, attr, after in (
-        (q.create_since, "create_time", True),
-        (q.create_until, "create_time", False),
-        (q.update_since, "last_update_time", True),
-        (q.update_until, "last_update_time", False),
-    ):
-        if bound is not None:
-            add(_time_check(attr, bound, after))
-    for attr in ("batch_name", "job_id", "model_resolution", *_BOOL_FILTERS):
-        if (wanted := getattr(q, attr)) is not None:
-            add(_equals(attr, wanted))
-    if q.tag is not None:
-        add(lambda j: q.tag in j.tags)
-    if q.name is not None:
-        add(lambda j: j.name is not None and q.name in j.name)  # type: ignore[operator]
-    if q.train_location is not None:
-        add(lambda j: q.train_location in j.optional_training_location)
-    if q.query_project_id is not None:
-        add(lambda j: j.project_id == q.query_project_id)
-    return checks
-
-
-def _equals(attr: str, wanted: object) -> Callable[[Job], bool]:
-    return lambda job: bool(getattr(job, attr) == wanted)
-
-
-def _time_check(attr: str, bound: datetime, after: bool) -> Callable[[Job], bool]:
-    if after:
-        return lambda job: getattr(job, attr) >= bound
-    return lambda job: getattr(job, attr) <= bound
+    get = params.get
+    states = _states(get("state") or "")
+    checks = [check for name, value in params.items() if (check := _filter(name, value))]
+    if states is not None:
+        checks.append(lambda job: job.state in states)
+    return ListQuery(
+        offset=_int("offset", get("offset", "0"), 0, 10**9),
+        limit=_int("limit", get("limit", str(LIMIT_DEFAULT)), 1, LIMIT_MAX),
+        states=states,
+        sort_key=_one_of("sort_key", get("sort_key", "create_time"), SORT_KEYS),
+        descending=_one_of("sort_dir", get("sort_dir", "asc"), ("asc", "desc")) == "desc",
+        checks=tuple(checks),
+    )
 
 
 def _sort_key(key: str) -> Callable[[Job], tuple[Any, ...]]:
@@ -200,7 +177,6 @@ def select(jobs: Iterable[Job], query: ListQuery) -> tuple[int, Sequence[Job]]:
     >>> count, [job.job_id for job in page]
     (5, ['j3', 'j2'])
     """
-    checks = _predicates(query)
-    matched = [job for job in jobs if all(check(job) for check in checks)]
+    matched = [job for job in jobs if all(check(job) for check in query.checks)]
     matched.sort(key=_sort_key(query.sort_key), reverse=query.descending)
     return len(matched), matched[query.offset : query.offset + query.limit]

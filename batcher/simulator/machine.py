@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from batcher.simulator.record import CommentEntry, Job, LogEntry, stamp
-from batcher.simulator.record import JobState as S
+from batcher.simulator.record import CommentEntry, Job, JobState, LogEntry, stamp
 
 Guard = Callable[[Job], str | None]
 
@@ -31,10 +30,10 @@ class Rule:
     """What one command (with one ``command_message``, when ``message`` is set) does."""
 
     command: str
-    allowed: frozenset[S]
+    allowed: frozenset[JobState]
     #: The log type it writes when it takes effect; None: no entry (reads, and assumed).
     log_type: str | None = None
-    to: S | None = None  #: None: the state stays
+    to: str | None = None  #: None: the state stays
     message: str | None = None  #: applies only with this command_message
     reads: str | None = None  #: "video"/"action_video": answer multipart_data, change nothing
     guards: tuple[Guard, ...] = ()  #: why it is refused although the state allows it
@@ -91,22 +90,26 @@ def _repair_once(job: Job) -> str | None:
     return None
 
 
-UPLOADING = frozenset({S.WAIT_FILE_UPLOAD})
-VERIFY_FAILED = frozenset({S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFY_FAILED})
+def _states(*names: str) -> frozenset[JobState]:
+    return frozenset(map(JobState, names))  # a misspelt name fails at import
+
+
+UPLOADING = _states("WAIT_FILE_UPLOAD")
+VERIFY_FAILED = _states("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED")
 #: Where files are uploaded: a new job, or a failed one after Update.
 _UPLOADS = UPLOADING | VERIFY_FAILED
 #: Assumed: "after training" read narrowly as an ordinary tenant's finished job. JOB_FINISH,
 #: the NA final state, "does not support modification".
-AFTER_TRAINING = frozenset({S.JOB_SUCCESS})
+AFTER_TRAINING = _states("JOB_SUCCESS")
 #: The states the API names as NA-whitelist only.
-NA_STATES = frozenset({S.WAIT_USER_CONFIRM, S.JOB_REJECT, S.JOB_PENDING})
+NA_STATES = _states("WAIT_USER_CONFIRM", "JOB_REJECT", "JOB_PENDING")
 #: Assumed for DELETE_JOB_VIDEO (its states are not documented): where a job may be deleted.
-DELETABLE = frozenset(
-    {S.WAIT_FILE_UPLOAD, S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFYING, S.MANUAL_VERIFY_FAILED}
-    | {S.TRAINING_DATA_PREPROCESS_FAILED, S.TRAIN_FAILED, S.INFERENCE_DATA_PREPROCESS_FAILED}
-    | {S.JOB_SUCCESS, S.WAIT_USER_CONFIRM, S.JOB_REJECT, S.JOB_FINISH}
-)
-_CONFIRM = frozenset({S.WAIT_USER_CONFIRM})
+DELETABLE = _states(
+    "WAIT_FILE_UPLOAD", "AUTO_VERIFY_FAILED", "MANUAL_VERIFYING", "MANUAL_VERIFY_FAILED",
+    "TRAINING_DATA_PREPROCESS_FAILED", "TRAIN_FAILED", "INFERENCE_DATA_PREPROCESS_FAILED",
+    "JOB_SUCCESS", "WAIT_USER_CONFIRM", "JOB_REJECT", "JOB_FINISH",
+)  # fmt: skip
+_CONFIRM = _states("WAIT_USER_CONFIRM")
 _VIDEO = ("video_confirmed", True)
 
 #: Every rule, looked up by ``(command, command_message)`` first, then by command alone.
@@ -143,7 +146,7 @@ RULES: tuple[Rule, ...] = (
         "SUBMITVERIFYING",
         _UPLOADS,
         "USER_VERIFYING_SUBMITTED",
-        to=S.AUTO_VERIFYING,
+        to="AUTO_VERIFYING",
         guards=(_uploadable, _needs_video),
         sets=(("reopened", False),),
     ),
@@ -156,11 +159,11 @@ RULES: tuple[Rule, ...] = (
         "USER_DELETE_JOB_VIDEO",
         sets=(("video_confirmed", False), ("action_video_confirmed", False)),
     ),
-    Rule("CONFIRM_ACCEPT", _CONFIRM, to=S.JOB_FINISH),
-    Rule("CONFIRM_REJECT", _CONFIRM, to=S.JOB_REJECT, comment_type="USER_REJECT"),
-    Rule("CONFIRM_PENDING", _CONFIRM, to=S.JOB_PENDING),
+    Rule("CONFIRM_ACCEPT", _CONFIRM, to="JOB_FINISH"),
+    Rule("CONFIRM_REJECT", _CONFIRM, to="JOB_REJECT", comment_type="USER_REJECT"),
+    Rule("CONFIRM_PENDING", _CONFIRM, to="JOB_PENDING"),
     # assumed: an active job waits for the user's confirmation again
-    Rule("CONFIRM_ACTIVE", frozenset({S.JOB_PENDING}), to=S.WAIT_USER_CONFIRM),
+    Rule("CONFIRM_ACTIVE", _states("JOB_PENDING"), to="WAIT_USER_CONFIRM"),
     Rule("CONFIRM_ANSWER", NA_STATES, comment_type="USER_COMMENT"),
 )
 
@@ -208,7 +211,7 @@ def allowed_for(job: Job) -> list[str]:
 def _refusal(job: Job, command: str, why: str | None) -> str:
     allowed = [c for c in allowed_for(job) if c.partition(" ")[0] != command]
     where = "allowed here: " + ", ".join(allowed) if allowed else "no command is accepted here"
-    if command == "SUBMITVERIFYING" and job.state in (S.AUTO_VERIFYING, S.MANUAL_VERIFYING):
+    if command == "SUBMITVERIFYING" and job.state in ("AUTO_VERIFYING", "MANUAL_VERIFYING"):
         why = why or "the job is already submitted and being reviewed"
     why = why or _HINTS.get(command)
     return f"command {command} is not allowed in state {job.state.value}: " + (
@@ -279,7 +282,7 @@ def execute(
     now = stamp(now)
     for flag, value in rule.sets:
         setattr(job, flag, value)
-    job.state = rule.to or job.state
+    job.state = JobState(rule.to or job.state)
     job.history.append(command)
     if rule.comment_type:
         c = comment or Comment()

@@ -20,115 +20,70 @@ from datetime import UTC, datetime, timedelta
 
 from batcher.simulator.config import JobSpec, SimulatorConfig
 from batcher.simulator.machine import Comment, execute
-from batcher.simulator.record import CommentEntry, Job, LogEntry, stamp
-from batcher.simulator.record import JobState as S
+from batcher.simulator.record import CommentEntry, Job, JobState, LogEntry, stamp
 
 #: How often a generated job is in a state: mostly where operators act.
-STATE_WEIGHTS: dict[S, float] = {
-    S.WAIT_FILE_UPLOAD: 18,
-    S.AUTO_VERIFY_FAILED: 14,
-    S.MANUAL_VERIFY_FAILED: 12,
-    S.WAIT_USER_CONFIRM: 10,
-    S.JOB_SUCCESS: 8,
-    S.AUTO_VERIFYING: 6,
-    S.MANUAL_VERIFYING: 6,
-    S.JOB_FINISH: 4,
-    S.JOB_REJECT: 3,
-    S.JOB_PENDING: 3,
-    S.TRAINING: 3,
-}
+STATE_WEIGHTS: dict[str, float] = {
+    "WAIT_FILE_UPLOAD": 18, "AUTO_VERIFY_FAILED": 14, "MANUAL_VERIFY_FAILED": 12,
+    "WAIT_USER_CONFIRM": 10, "JOB_SUCCESS": 8, "AUTO_VERIFYING": 6, "MANUAL_VERIFYING": 6,
+    "JOB_FINISH": 4, "JOB_REJECT": 3, "JOB_PENDING": 3, "TRAINING": 3,
+}  # fmt: skip
 _RARE = 0.4  #: the weight of every other state
 TAGS: tuple[str, ...] = ("vip", "retake", "4k", "主播", "na-whitelist", "q4")
+_LOCATIONS = (("cn-north-4",), ("cn-east-3",), ("cn-north-4", "cn-east-3"))
+_MANUAL_FAIL = "人工审核不通过：视频中人物面部被遮挡"
 
-_Step = tuple[str, str, str]  # (log_type, operate_user, description)
-_CREATE: _Step = ("USER_CREATE_JOD", "USER", "training job created")
-_SUBMIT: _Step = ("USER_VERIFYING_SUBMITTED", "USER", "submitted for review (SUBMITVERIFYING)")
-_AUTO_FAIL: _Step = ("SYSTEM_VERIFY_FAILED", "SYSTEM", "automatic review failed")
-_AUTO_OK: _Step = ("SYSTEM_VERIFY_SUCCESS", "SYSTEM", "automatic review passed")
-_MANUAL_FAIL: _Step = ("ADMIN_VERIFY_FAILED", "ADMIN", "人工审核不通过：视频中人物面部被遮挡")
-_MANUAL_OK: _Step = ("ADMIN_VERIFY_SUCCESS", "ADMIN", "manual review passed")
-
-
-def _sys(log_type: str, description: str) -> _Step:
-    return (log_type, "SYSTEM", description)
-
-
-_VERIFIED = (_CREATE, _SUBMIT, _AUTO_OK, _MANUAL_OK)
-_PREPROCESSED = (
-    *_VERIFIED,
-    _sys("SYSTEM_TRAIN_DATA_PREPROCESSING", "training data preprocessing"),
-    _sys("SYSTEM_TRAIN_DATA_PREPROCESS_SUCCESS", "training data preprocessed"),
-)
-_TRAINED = (
-    *_PREPROCESSED,
-    _sys("SYSTEM_TRAINING", "training started"),
-    _sys("SYSTEM_TRAIN_SUCCESS", "training succeeded"),
-)
-_INFERRED = (
-    *_TRAINED,
-    _sys("SYSTEM_INFERENCE_DATA_PREPROCESSING", "inference data preprocessing"),
-    _sys("SYSTEM_INFERENCE_DATA_PREPROCESS_SUCCESS", "inference data preprocessed"),
-)
-
-#: The log that leads to a state; states not listed get ``_INFERRED`` plus their
-#: ``_LAST`` entry (the later pipeline: compiling, actions, test videos).
-_PATHS: dict[S, tuple[_Step, ...]] = {
-    S.WAIT_FILE_UPLOAD: (_CREATE,),
-    S.AUTO_VERIFYING: (_CREATE, _SUBMIT),
-    S.AUTO_VERIFY_FAILED: (_CREATE, _SUBMIT, _AUTO_FAIL),
-    S.MANUAL_VERIFYING: (_CREATE, _SUBMIT, _AUTO_OK),
-    S.MANUAL_VERIFY_FAILED: (_CREATE, _SUBMIT, _AUTO_OK, _MANUAL_FAIL),
-    S.MANUAL_VERIFY_SUCCESS: _VERIFIED,
-    S.WAIT_TRAINING_DATA_PREPROCESS: _VERIFIED,
-    S.TRAINING_DATA_PREPROCESSING: _PREPROCESSED[:-1],
-    S.TRAINING_DATA_PREPROCESS_FAILED: (
-        *_PREPROCESSED[:-1],
-        _sys("SYSTEM_TRAIN_DATA_PREPROCESS_FAILED", "training data preprocessing failed"),
+#: How the system got a job to a state: ``state: (the state before, the log entry written)``.
+#: States not named here are the later pipeline, reached from WAIT_USER_CONFIRM: each writes
+#: its own entry where a log type names it (:data:`_LATER`), none otherwise.
+_STEPS: dict[str, tuple[str | None, str | None]] = {
+    "WAIT_FILE_UPLOAD": (None, "USER_CREATE_JOD"),
+    "AUTO_VERIFYING": ("WAIT_FILE_UPLOAD", "USER_VERIFYING_SUBMITTED"),
+    "AUTO_VERIFY_FAILED": ("AUTO_VERIFYING", "SYSTEM_VERIFY_FAILED"),
+    "MANUAL_VERIFYING": ("AUTO_VERIFYING", "SYSTEM_VERIFY_SUCCESS"),
+    "MANUAL_VERIFY_FAILED": ("MANUAL_VERIFYING", "ADMIN_VERIFY_FAILED"),
+    "MANUAL_VERIFY_SUCCESS": ("MANUAL_VERIFYING", "ADMIN_VERIFY_SUCCESS"),
+    "WAIT_TRAINING_DATA_PREPROCESS": ("MANUAL_VERIFY_SUCCESS", None),
+    "TRAINING_DATA_PREPROCESSING": ("MANUAL_VERIFY_SUCCESS", "SYSTEM_TRAIN_DATA_PREPROCESSING"),
+    "TRAINING_DATA_PREPROCESS_FAILED": (
+        "TRAINING_DATA_PREPROCESSING", "SYSTEM_TRAIN_DATA_PREPROCESS_FAILED"
     ),
-    S.MANUAL_STOP_TRAINING_DATA_PREPROCESS: (
-        *_PREPROCESSED[:-1],
-        ("ADMIN_STOP_TRAINING_DATA_PREPROCESS", "ADMIN", "preprocessing stopped"),
+    "MANUAL_STOP_TRAINING_DATA_PREPROCESS": (
+        "TRAINING_DATA_PREPROCESSING", "ADMIN_STOP_TRAINING_DATA_PREPROCESS"
     ),
-    S.TRAINING_DATA_PREPROCESS_SUCCESS: _PREPROCESSED,
-    S.TRAINING: _TRAINED[:-1],
-    S.TRAIN_FAILED: (*_TRAINED[:-1], _sys("SYSTEM_TRAIN_FAILED", "training failed")),
-    S.MANUAL_STOP_TRAIN: (*_TRAINED[:-1], ("ADMIN_STOP_TRAIN", "ADMIN", "training stopped")),
-    S.TRAIN_SUCCESS: _TRAINED,
-    S.INFERENCE_DATA_PREPROCESSING: _INFERRED[:-1],
-    S.INFERENCE_DATA_PREPROCESS_FAILED: (
-        *_INFERRED[:-1],
-        _sys("SYSTEM_INFERENCE_DATA_PREPROCESS_FAILED", "inference preprocessing failed"),
+    "TRAINING_DATA_PREPROCESS_SUCCESS": (
+        "TRAINING_DATA_PREPROCESSING", "SYSTEM_TRAIN_DATA_PREPROCESS_SUCCESS"
     ),
-    S.MANUAL_STOP_INFERENCE_DATA_PREPROCESS: (
-        *_INFERRED[:-1],
-        ("ADMIN_STOP_INFERENCE_DATA_PREPROCESS", "ADMIN", "inference preprocessing stopped"),
+    "TRAINING": ("TRAINING_DATA_PREPROCESS_SUCCESS", "SYSTEM_TRAINING"),
+    "TRAIN_FAILED": ("TRAINING", "SYSTEM_TRAIN_FAILED"),
+    "MANUAL_STOP_TRAIN": ("TRAINING", "ADMIN_STOP_TRAIN"),
+    "TRAIN_SUCCESS": ("TRAINING", "SYSTEM_TRAIN_SUCCESS"),
+    "INFERENCE_DATA_PREPROCESSING": ("TRAIN_SUCCESS", "SYSTEM_INFERENCE_DATA_PREPROCESSING"),
+    "INFERENCE_DATA_PREPROCESS_FAILED": (
+        "INFERENCE_DATA_PREPROCESSING", "SYSTEM_INFERENCE_DATA_PREPROCESS_FAILED"
     ),
-    S.WAIT_USER_CONFIRM: _INFERRED,
-    S.JOB_SUCCESS: (*_INFERRED, _sys("SYSTEM_JOB_SUCCESS", "job finished")),
-}
-_LAST: dict[S, _Step] = {
-    S.COMPILING: _sys("SYSTEM_EXECUTE_COMPILE", "compiling"),
-    S.COMPILE_FAILED: _sys("SYSTEM_COMPILE_FAILED", "compiling failed"),
-    S.ACTION_GENERATE_DATA_PROCESSING: _sys(
-        "SYSTEM_ACTION_GENERATE_DATA_PREPROCESSING", "generating actions"
+    "MANUAL_STOP_INFERENCE_DATA_PREPROCESS": (
+        "INFERENCE_DATA_PREPROCESSING", "ADMIN_STOP_INFERENCE_DATA_PREPROCESS"
     ),
-    S.ACTION_GENERATE_DATA_FAILED: _sys("SYSTEM_ACTION_GENERATE_DATA_FAILED", "actions failed"),
-    S.ACTION_GENERATE_ORI_PROCESSING: _sys(
-        "SYSTEM_ACTION_GENERATE_ORI_PREPROCESSING", "arranging actions"
+    "WAIT_USER_CONFIRM": (
+        "INFERENCE_DATA_PREPROCESSING", "SYSTEM_INFERENCE_DATA_PREPROCESS_SUCCESS"
     ),
-    S.ACTION_GENERATE_ORI_FAILED: _sys("SYSTEM_ACTION_GENERATE_ORI_FAILED", "arranging failed"),
-    S.ACTION_GENERATE_ORI_SUCCESS: _sys("SYSTEM_ACTION_GENERATE_ORI_SUCCESS", "actions arranged"),
-    S.WAIT_TEST_VIDEO_CHECK: _sys("WAIT_TEST_VIDEO_CHECK", "waiting for the test video check"),
-    S.TEST_VIDEO_CHECK_PROCESSING: _sys("TEST_VIDEO_CHECK_PROCESSING", "checking test video"),
-    S.TEST_VIDEO_CHECK_SUCCESS: _sys("TEST_VIDEO_CHECK_SUCCESS", "test video check passed"),
-    S.TEST_VIDEO_CHECK_FAILED: _sys("TEST_VIDEO_CHECK_FAILED", "test video check failed"),
+    "JOB_SUCCESS": ("WAIT_USER_CONFIRM", "SYSTEM_JOB_SUCCESS"),
+}  # fmt: skip
+_LATER: dict[str, str] = {
+    "COMPILING": "SYSTEM_EXECUTE_COMPILE",
+    "COMPILE_FAILED": "SYSTEM_COMPILE_FAILED",
+    "ACTION_GENERATE_DATA_PROCESSING": "SYSTEM_ACTION_GENERATE_DATA_PREPROCESSING",
+    "ACTION_GENERATE_DATA_FAILED": "SYSTEM_ACTION_GENERATE_DATA_FAILED",
+    "ACTION_GENERATE_ORI_PROCESSING": "SYSTEM_ACTION_GENERATE_ORI_PREPROCESSING",
+    "ACTION_GENERATE_ORI_FAILED": "SYSTEM_ACTION_GENERATE_ORI_FAILED",
+    "ACTION_GENERATE_ORI_SUCCESS": "SYSTEM_ACTION_GENERATE_ORI_SUCCESS",
+    **{s: s for s in ("WAIT_TEST_VIDEO_CHECK", "TEST_VIDEO_CHECK_PROCESSING")},
+    **{s: s for s in ("TEST_VIDEO_CHECK_SUCCESS", "TEST_VIDEO_CHECK_FAILED")},
 }
 #: States a user command reaches from WAIT_USER_CONFIRM: their log is what it wrote.
-_BY_COMMAND: dict[S, str] = {
-    S.JOB_FINISH: "CONFIRM_ACCEPT",
-    S.JOB_REJECT: "CONFIRM_REJECT",
-    S.JOB_PENDING: "CONFIRM_PENDING",
-}
+_BY_COMMAND = {"JOB_FINISH": "CONFIRM_ACCEPT", "JOB_REJECT": "CONFIRM_REJECT"}
+_BY_COMMAND["JOB_PENDING"] = "CONFIRM_PENDING"
 
 
 def default_until(now: datetime | None = None) -> datetime:
@@ -141,16 +96,30 @@ def default_until(now: datetime | None = None) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _path(state: S, rng: random.Random) -> tuple[_Step, ...]:
-    path = _PATHS.get(state) or (*_INFERRED, *([_LAST[state]] if state in _LAST else []))
-    if state in (S.AUTO_VERIFY_FAILED, S.MANUAL_VERIFY_FAILED) and rng.random() < 0.3:
-        path = (_CREATE, _SUBMIT, _AUTO_FAIL, *path[1:])  # failed, updated, resubmitted, failed
+def _log_types(state: str) -> list[str]:
+    """The log types the system wrote on the way to ``state``, oldest first."""
+    before, log_type = _STEPS.get(state, ("WAIT_USER_CONFIRM", _LATER.get(state)))
+    path = _log_types(before) if before else []
+    return [*path, log_type] if log_type else path
+
+
+def _entry(log_type: str, when: datetime) -> LogEntry:
+    user = log_type.partition("_")[0] if log_type.startswith(("USER_", "ADMIN_")) else "SYSTEM"
+    description = _MANUAL_FAIL if log_type == "ADMIN_VERIFY_FAILED" else log_type.lower()
+    error = "44005901" if log_type == "SYSTEM_VERIFY_FAILED" else None
+    return LogEntry(when, log_type, user, description.replace("_", " "), error_code=error)
+
+
+def _path(state: str, rng: random.Random) -> list[str]:
+    path = _log_types(state)
+    if state in ("AUTO_VERIFY_FAILED", "MANUAL_VERIFY_FAILED") and rng.random() < 0.3:
+        path[1:1] = _log_types("AUTO_VERIFY_FAILED")[1:]  # failed, updated, resubmitted, failed
     return path
 
 
 def build(
     job_id: str,
-    state: S,
+    state: JobState,
     *,
     rng: random.Random,
     created: datetime,
@@ -164,26 +133,47 @@ def build(
     for name, value in attributes.items():
         setattr(job, name, value)
     command = _BY_COMMAND.get(state)
-    path = _PATHS[S.WAIT_USER_CONFIRM] if command else _path(state, rng)
+    path = _log_types("WAIT_USER_CONFIRM") if command else _path(state, rng)
     span = max((until - created).total_seconds(), float(len(path) + 1))
     # One time per step after the creation, and one more for the command, if any.
     offsets = sorted(rng.uniform(0, span) for _ in range(len(path) - (0 if command else 1)))
     times = [created] + [created + timedelta(seconds=int(o)) for o in offsets]
-    for (log_type, user, description), when in zip(path, times[: len(path)], strict=True):
-        error = "44005901" if log_type == "SYSTEM_VERIFY_FAILED" else None
-        job.log(LogEntry(when, log_type, user, description, error_code=error))
+    for log_type, when in zip(path, times, strict=False):
+        job.log(_entry(log_type, when))
         if log_type == "ADMIN_VERIFY_FAILED":
-            job.comment_logs.append(CommentEntry(when, "ADMIN_COMMENT", "审核意见", description))
+            job.comment_logs.append(CommentEntry(when, "ADMIN_COMMENT", "审核意见", _MANUAL_FAIL))
     # Past the upload, the video and the letter were confirmed.
-    job.video_confirmed = state is not S.WAIT_FILE_UPLOAD
-    job.authorization_letter_confirmed = job.video_confirmed
-    if any(log_type == "SYSTEM_TRAIN_SUCCESS" for log_type, _, _ in path):
+    job.video_confirmed = job.authorization_letter_confirmed = state != "WAIT_FILE_UPLOAD"
+    if "SYSTEM_TRAIN_SUCCESS" in path:
         job.asset_id = f"{rng.getrandbits(128):032x}"
-    job.state = S.WAIT_USER_CONFIRM if command else state
+    job.state = JobState("WAIT_USER_CONFIRM" if command else state)
     if command:  # got there by the user's command: its log is the one that command writes
         execute(job, command, now=times[-1], comment=Comment(title="效果不满意"))
         job.history.clear()
     return job
+
+
+def _attributes(
+    n: int, rng: random.Random, batches: Sequence[str], *, flexus: bool
+) -> dict[str, object]:
+    """A generated job's fields other than its id, state and past (drawn in this order)."""
+    return {
+        "name": f"分身-{n:05d}" if n % 2 else f"avatar-{n:05d}",
+        "batch_name": rng.choice(batches) if rng.random() < 0.9 else None,
+        "tags": sorted(rng.sample(TAGS, rng.choice((0, 1, 1, 2)))),
+        "contact": f"138****{rng.randrange(10_000):04d}",
+        "model_version": "V3.3" if flexus else "V3.2",
+        "matting_type": "MANUAL" if rng.random() < 0.1 else "AI",
+        "model_resolution": "4K" if rng.random() < 0.2 else "1080P",
+        "app_user_id": f"user-{rng.randrange(100):03d}" if rng.random() < 0.3 else None,
+        "is_flexus": flexus,
+        "is_fast_flexus": flexus and rng.random() < 0.5,
+        "is_live_copy": rng.random() < 0.1,
+        "is_only_human_model": rng.random() < 0.05,
+        "optional_training_location": list(rng.choice(_LOCATIONS)),
+        "is_background_replacement": rng.random() < 0.1,
+        "is_ondemand_resource": rng.random() < 0.05,
+    }
 
 
 def populate(
@@ -192,42 +182,24 @@ def populate(
     """``count`` seed jobs spread over states, batches and tags, created in the ``days``
     before ``until``; the same arguments give the same jobs."""
     rng = random.Random(None if seed is None else f"population/{seed}")
-    states = list(S)
+    states = list(JobState)
     weights = [STATE_WEIGHTS.get(state, _RARE) for state in states]
-    batches = _batches(count)
+    batches = [  # about one per 40 jobs (at most 40), some of them Chinese
+        f"华北-批次{k:02d}" if k % 3 == 2 else f"batch-{k:02d}"
+        for k in range(1, min(40, count // 40 + 1) + 1)
+    ]
     jobs = []
     for n in range(count):
+        # The draws keep their order, so a seed gives the population it always gave.
         created = until - timedelta(seconds=rng.uniform(3600, days * 86400))
         flexus = rng.random() < 0.15
         state = rng.choices(states, weights)[0]
-        jobs.append(
-            build(
-                prefix + f"{rng.getrandbits(128):032x}",
-                state,
-                rng=rng,
-                created=created,
-                until=until,
-                name=f"分身-{n:05d}" if n % 2 else f"avatar-{n:05d}",
-                batch_name=rng.choice(batches) if rng.random() < 0.9 else None,
-                tags=sorted(rng.sample(TAGS, rng.choice((0, 1, 1, 2)))),
-                contact=f"138****{rng.randrange(10_000):04d}",
-                model_version="V3.3" if flexus else "V3.2",
-                matting_type="MANUAL" if rng.random() < 0.1 else "AI",
-                model_resolution="4K" if rng.random() < 0.2 else "1080P",
-                app_user_id=f"user-{rng.randrange(100):03d}" if rng.random() < 0.3 else None,
-                is_flexus=flexus,
-                is_fast_flexus=flexus and rng.random() < 0.5,
-                is_live_copy=rng.random() < 0.1,
-                is_only_human_model=rng.random() < 0.05,
-                optional_training_location=list(
-                    rng.choice((("cn-north-4",), ("cn-east-3",), ("cn-north-4", "cn-east-3")))
-                ),
-                is_background_replacement=rng.random() < 0.1,
-                is_ondemand_resource=rng.random() < 0.05,
-            )
-        )
+        job_id = prefix + f"{rng.getrandbits(128):032x}"
+        attributes = _attributes(n, rng, batches, flexus=flexus)
+        job = build(job_id, state, rng=rng, created=created, until=until, **attributes)
         # A job waiting for its files has them all uploaded but not yet confirmed.
-        jobs[-1].action_video_confirmed = state is not S.WAIT_FILE_UPLOAD and rng.random() < 0.3
+        job.action_video_confirmed = state != "WAIT_FILE_UPLOAD" and rng.random() < 0.3
+        jobs.append(job)
     return jobs
 
 
@@ -260,11 +232,3 @@ def seed_jobs(config: SimulatorConfig, *, now: datetime | None = None) -> list[J
             job.last_update_time = stamp(spec.last_update_time)
         seeds[job_id] = job
     return list(seeds.values())
-
-
-def _batches(count: int) -> Sequence[str]:
-    """Batch names: about one per 40 jobs (at most 40), some of them Chinese."""
-    return [
-        f"华北-批次{k:02d}" if k % 3 == 2 else f"batch-{k:02d}"
-        for k in range(1, min(40, count // 40 + 1) + 1)
-    ]

@@ -14,66 +14,12 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
+from batcher.send.vocabulary import JOB_STATES
 
-class JobState(StrEnum):
-    """Where a training job stands: the API's own state names, every one of them.
-
-    (The same list as :data:`batcher.send.vocabulary.JOB_STATES`; a test keeps them equal.)
-    """
-
-    WAIT_FILE_UPLOAD = "WAIT_FILE_UPLOAD"
-    AUTO_VERIFYING = "AUTO_VERIFYING"
-    MANUAL_VERIFYING = "MANUAL_VERIFYING"
-    AUTO_VERIFY_FAILED = "AUTO_VERIFY_FAILED"
-    MANUAL_VERIFY_FAILED = "MANUAL_VERIFY_FAILED"
-    MANUAL_VERIFY_SUCCESS = "MANUAL_VERIFY_SUCCESS"
-    WAIT_TRAINING_DATA_PREPROCESS = "WAIT_TRAINING_DATA_PREPROCESS"
-    TRAINING_DATA_PREPROCESSING = "TRAINING_DATA_PREPROCESSING"
-    TRAINING_DATA_PREPROCESS_FAILED = "TRAINING_DATA_PREPROCESS_FAILED"
-    TRAINING_DATA_PREPROCESS_SUCCESS = "TRAINING_DATA_PREPROCESS_SUCCESS"
-    TRAINING = "TRAINING"
-    TRAIN_FAILED = "TRAIN_FAILED"
-    TRAIN_SUCCESS = "TRAIN_SUCCESS"
-    INFERENCE_DATA_PREPROCESSING = "INFERENCE_DATA_PREPROCESSING"
-    INFERENCE_DATA_PREPROCESS_FAILED = "INFERENCE_DATA_PREPROCESS_FAILED"
-    WAIT_MAIN_FILE_UPLOAD = "WAIT_MAIN_FILE_UPLOAD"
-    MANUAL_STOP_INFERENCE_DATA_PREPROCESS = "MANUAL_STOP_INFERENCE_DATA_PREPROCESS"
-    MANUAL_STOP_TRAIN = "MANUAL_STOP_TRAIN"
-    MANUAL_STOP_TRAINING_DATA_PREPROCESS = "MANUAL_STOP_TRAINING_DATA_PREPROCESS"
-    WAIT_ADMIN_CONFIRM = "WAIT_ADMIN_CONFIRM"
-    WAIT_COMPILE = "WAIT_COMPILE"
-    COMPILING = "COMPILING"
-    COMPILE_FAILED = "COMPILE_FAILED"
-    WAIT_GENERATE_ACTION = "WAIT_GENERATE_ACTION"
-    WAIT_ARRANGE = "WAIT_ARRANGE"
-    ACTION_GENERATE_DATA_PROCESSING = "ACTION_GENERATE_DATA_PROCESSING"
-    MANUAL_STOP_ACTION_GENERATE_DATA_PROCESSING = "MANUAL_STOP_ACTION_GENERATE_DATA_PROCESSING"
-    MANUAL_STOP_ACTION_GENERATE_ORI_PROCESSING = "MANUAL_STOP_ACTION_GENERATE_ORI_PROCESSING"
-    ACTION_GENERATE_ORI_PROCESSING = "ACTION_GENERATE_ORI_PROCESSING"
-    ACTION_GENERATE_DATA_FAILED = "ACTION_GENERATE_DATA_FAILED"
-    ACTION_GENERATE_ORI_FAILED = "ACTION_GENERATE_ORI_FAILED"
-    ACTION_GENERATE_ORI_SUCCESS = "ACTION_GENERATE_ORI_SUCCESS"
-    GENERATE_ACTION_PREPROCESS_FAILED = "GENERATE_ACTION_PREPROCESS_FAILED"
-    WAIT_ADMIN_CALIBRATION = "WAIT_ADMIN_CALIBRATION"
-    WAIT_ASSET_SYNC = "WAIT_ASSET_SYNC"
-    WAIT_GENERATE_ACTION_MARK = "WAIT_GENERATE_ACTION_MARK"
-    ACTION_MARKING = "ACTION_MARKING"
-    WAIT_USER_CONFIRM = "WAIT_USER_CONFIRM"
-    JOB_REJECT = "JOB_REJECT"
-    JOB_SUCCESS = "JOB_SUCCESS"
-    JOB_FINISH = "JOB_FINISH"
-    JOB_PENDING = "JOB_PENDING"
-    WAIT_TEST_VIDEO_CHECK = "WAIT_TEST_VIDEO_CHECK"
-    TEST_VIDEO_CHECK_PROCESSING = "TEST_VIDEO_CHECK_PROCESSING"
-    TEST_VIDEO_CHECK_SUCCESS = "TEST_VIDEO_CHECK_SUCCESS"
-    TEST_VIDEO_CHECK_FAILED = "TEST_VIDEO_CHECK_FAILED"
-    VIDEO_ANALYZE_PROCESSING = "VIDEO_ANALYZE_PROCESSING"
-    VIDEO_ANALYZE_SUCCESS = "VIDEO_ANALYZE_SUCCESS"
-    VIDEO_ANALYZE_FAILED = "VIDEO_ANALYZE_FAILED"
-    ACTION_MARK_SUCCESS = "ACTION_MARK_SUCCESS"
-    ACTION_MARK_FAILED = "ACTION_MARK_FAILED"
-    ACTION_MARK_UPLOADED = "ACTION_MARK_UPLOADED"
-    MANUL_STOP_ACTION_MARK = "MANUL_STOP_ACTION_MARK"  # sic: the API's spelling
+#: Where a training job stands: the API's own state names, every one of them (the one list,
+#: :data:`~batcher.send.vocabulary.JOB_STATES`, as an enum).
+JobState = StrEnum("JobState", [(name, name) for name in JOB_STATES])  # type: ignore[misc]
+NEW: JobState = JobState("WAIT_FILE_UPLOAD")  #: where a job starts
 
 
 def stamp(moment: datetime) -> datetime:
@@ -134,12 +80,11 @@ class CommentEntry:
     attachment_names: tuple[str, ...] = ()
 
 
-def download_url(project_id: str, job_id: str, what: str, *, now: datetime) -> str:
-    """A fake pre-signed OBS download URL, valid 24 hours from ``now`` (sensitive, like
-    the real ones: it carries a signature)."""
-    expires = int(now.timestamp()) + 86400
-    path = f"{project_id}/{job_id}/{quote(what, safe='/')}"
-    signature = hashlib.sha256(f"{path}/{expires}".encode()).hexdigest()[:40]
+def obs_url(*parts: str, expires: int, salt: str = "") -> str:
+    """A fake pre-signed OBS URL of ``parts`` (folders, then the file's name), valid until
+    ``expires``: sensitive, like the real ones, as it carries a signature."""
+    path = "/".join(quote(part, safe="") for part in parts)
+    signature = hashlib.sha256(f"{path}/{expires}/{salt}".encode()).hexdigest()[:40]
     return (
         f"https://obs.example.invalid/{path}?AccessKeyId=SIMULATOR&Expires={expires}"
         f"&Signature={signature}"
@@ -164,7 +109,7 @@ class Job:
     job_id: str
     create_time: datetime
     last_update_time: datetime
-    state: JobState = JobState.WAIT_FILE_UPLOAD
+    state: JobState = NEW
     name: str | None = None
     batch_name: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -212,46 +157,25 @@ class Job:
 
     def basic_info(self, *, now: datetime) -> dict[str, Any]:
         """The job as List shows it (``TrainingJobBasicInfo``)."""
-        return {
-            "job_id": self.job_id,
-            "name": self.name,
-            "state": self.state.value,
-            "asset_id": self.asset_id,
-            "project_id": self.project_id,
-            "cover_download_url": (
-                download_url(self.project_id, self.job_id, "cover.jpg", now=now)
-                if self.asset_id
-                else None
-            ),
-            "last_update_time": rfc3339(self.last_update_time),
-            "create_time": rfc3339(self.create_time),
-            "contact": self.contact,
-            "batch_name": self.batch_name,
-            "tags": list(self.tags),
-            "model_version": self.model_version,
-            "matting_type": self.matting_type,
-            "model_resolution": self.model_resolution,
-            "app_user_id": self.app_user_id,
-            "is_flexus": self.is_flexus,
-            "is_live_copy": self.is_live_copy,
-            "is_fast_flexus": self.is_fast_flexus,
-            "is_only_human_model": self.is_only_human_model,
-            "optional_training_location": list(self.optional_training_location),
-            "is_background_replacement": self.is_background_replacement,
-            "is_ondemand_resource": self.is_ondemand_resource,
-        }
+        cover = self._download("cover.jpg", now=now) if self.asset_id else None
+        shown = {"cover_download_url": cover}
+        return {name: _shown(shown.get(name, getattr(self, name, None))) for name in _BASIC}
 
     def detail(self, *, now: datetime) -> dict[str, Any]:
         """The job as Show answers it: the basic info, download URLs and both logs."""
         body = self.basic_info(now=now)
         for name, needs, filename in _DOWNLOADS:
             if getattr(self, needs):
-                body[name] = download_url(self.project_id, self.job_id, filename, now=now)
+                body[name] = self._download(filename, now=now)
         body["is_mask_file_uploaded"] = False
         body["flexus_retry_count"] = 0
         body["operation_logs"] = [entry.to_api() for entry in self.operation_logs]
         body["comment_logs"] = [self._comment(c, now=now) for c in self.comment_logs]
         return body
+
+    def _download(self, *names: str, now: datetime) -> str:
+        """A download URL of this job's file, valid 24 hours from ``now``."""
+        return obs_url(self.project_id, self.job_id, *names, expires=int(now.timestamp()) + 86400)
 
     def _comment(self, entry: CommentEntry, *, now: datetime) -> dict[str, Any]:
         return {
@@ -260,26 +184,37 @@ class Job:
             "comment_title": entry.comment_title,
             "comment_message": entry.comment_message,
             "attachment_download_url": [
-                download_url(self.project_id, self.job_id, f"attachments/{name}", now=now)
-                for name in entry.attachment_names
+                self._download("attachments", name, now=now) for name in entry.attachment_names
             ],
         }
 
     def as_dict(self) -> dict[str, Any]:
         """The simulator's own view (``/__simulator/jobs``), with the upload flags."""
-        return {
-            "project_id": self.project_id,
-            "job_id": self.job_id,
-            "state": self.state.value,
-            "batch_name": self.batch_name,
-            "tags": list(self.tags),
-            "video_confirmed": self.video_confirmed,
-            "action_video_confirmed": self.action_video_confirmed,
-            "authorization_letter_confirmed": self.authorization_letter_confirmed,
-            "reopened": self.reopened,
-            "history": list(self.history),
-            "log_types": [entry.log_type for entry in self.operation_logs],
-        }
+        own = {name: _shown(getattr(self, name)) for name in _OWN}
+        return own | {"log_types": [entry.log_type for entry in self.operation_logs]}
+
+
+#: List's fields, in its order (``cover_download_url`` is made, the others are attributes).
+_BASIC = (
+    "job_id", "name", "state", "asset_id", "project_id", "cover_download_url",
+    "last_update_time", "create_time", "contact", "batch_name", "tags", "model_version",
+    "matting_type", "model_resolution", "app_user_id", "is_flexus", "is_live_copy",
+    "is_fast_flexus", "is_only_human_model", "optional_training_location",
+    "is_background_replacement", "is_ondemand_resource",
+)  # fmt: skip
+_OWN = (
+    "project_id", "job_id", "state", "batch_name", "tags", "video_confirmed",
+    "action_video_confirmed", "authorization_letter_confirmed", "reopened", "history",
+)  # fmt: skip
+
+
+def _shown(value: Any) -> Any:
+    """An attribute as JSON shows it: times in RFC 3339, lists copied, states by name."""
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, list):
+        return list(value)
+    return str(value) if isinstance(value, JobState) else value
 
 
 def new_job(project_id: str, job_id: str, *, now: datetime) -> Job:

@@ -1,12 +1,9 @@
-"""Serving the simulator: on the running event loop, or from a thread for blocking clients."""
+"""Serving the simulator on the running event loop."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -36,47 +33,3 @@ async def run_simulator(config: SimulatorConfig | None = None) -> AsyncIterator[
         await runner.cleanup()
         if sim.world is not None:
             sim.world.close()
-
-
-@contextmanager
-def run_simulator_in_thread(
-    config: SimulatorConfig | None = None, *, timeout: float = 10.0
-) -> Iterator[Simulator]:
-    """Serve a simulator from a background thread with its own event loop.
-
-    For blocking clients (the official SDK, ``requests``). Read ``sim.stats`` and job
-    state only between requests: they belong to the simulator's thread.
-
-    >>> with run_simulator_in_thread(SimulatorConfig()) as sim:  # doctest: +SKIP
-    ...     requests.get(sim.url + "/__simulator/health")
-    """
-    ready = threading.Event()
-    box: dict[str, Any] = {}
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        box["loop"], box["stop"] = asyncio.get_running_loop(), stop
-        async with run_simulator(config) as sim:
-            box["sim"] = sim
-            ready.set()
-            await stop.wait()
-
-    def target() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as error:  # handed to the caller below
-            box["error"] = error
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=target, name="batcher-simulator", daemon=True)
-    thread.start()
-    ready.wait(timeout)
-    if "sim" not in box:
-        thread.join(timeout)
-        raise RuntimeError("the simulator did not start") from box.get("error")
-    try:
-        yield box["sim"]
-    finally:
-        box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(timeout)

@@ -8,6 +8,7 @@ in WAIT_FILE_UPLOAD; List and Show know only the jobs that exist in the project.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -31,23 +32,9 @@ class JobStore:
         self, seeds: Iterable[Job] = (), *, clock: Callable[[], datetime] | None = None
     ) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._seeds: dict[str, Job] = {}
-        self._seed_order: list[str] = []
+        self._seeds = {seed.job_id: seed for seed in seeds}  # in order: List shows them so
         self._projects: dict[str, dict[str, Job]] = {}
         self._copied: dict[str, int] = {}  #: per project, how many seeds it has copied
-        for seed in seeds:
-            self.add_seed(seed)
-
-    # ------------------------------------------------------------------ seeds
-
-    def add_seed(self, job: Job) -> None:
-        """Add (or replace) a seed job; projects already touched get it too."""
-        if job.job_id not in self._seeds:
-            self._seed_order.append(job.job_id)
-        self._seeds[job.job_id] = job
-        for project_id, jobs in self._projects.items():
-            if job.job_id in jobs:
-                jobs[job.job_id] = job.copy_to(project_id)
 
     @property
     def seed_count(self) -> int:
@@ -56,10 +43,10 @@ class JobStore:
     def _project(self, project_id: str) -> dict[str, Job]:
         jobs = self._projects.setdefault(project_id, {})
         copied = self._copied.get(project_id, 0)
-        if copied < len(self._seed_order):
-            for job_id in self._seed_order[copied:]:
-                jobs.setdefault(job_id, self._seeds[job_id].copy_to(project_id))
-            self._copied[project_id] = len(self._seed_order)
+        if copied < len(self._seeds):  # seeds it has not copied yet (set_state adds them)
+            for job_id, seed in itertools.islice(self._seeds.items(), copied, None):
+                jobs.setdefault(job_id, seed.copy_to(project_id))
+            self._copied[project_id] = len(self._seeds)
         return jobs
 
     # ------------------------------------------------------------------ lookups
@@ -104,11 +91,7 @@ class JobStore:
         if project_id is not None:
             self.get(project_id, job_id).state = state
             return
-        seed = self._seeds.get(job_id)
-        if seed is None:
-            seed = new_job("", job_id, now=self._clock())
-            self._seed_order.append(job_id)
-            self._seeds[job_id] = seed
+        seed = self._seeds.setdefault(job_id, new_job("", job_id, now=self._clock()))
         seed.state = state
         for jobs in self._projects.values():
             if job_id in jobs:

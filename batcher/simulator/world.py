@@ -7,7 +7,9 @@ then one line per request that changed a job (a command that reached a job, whic
 creates a job seen for the first time, or an Update that took effect). Each simulator
 replays the journal when it opens the file, and before every request, under an exclusive
 ``flock``, reads the lines others appended since, so consecutive and concurrent processes
-see one world. Deleting the file resets the world.
+see one world. A world no process has open, and none has touched for :data:`IDLE_SECONDS`,
+starts afresh (so the README's demo, tried again another time, starts from the seed, while a
+pipeline, or ``status`` after ``run``, sees one world); deleting the file resets it at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +30,9 @@ Event = dict[str, Any]
 
 #: The header's version: a file written by another version is refused, never misread.
 _VERSION = 1
+#: How long a world lasts untouched (no process opened it or sent a request to it) and
+#: unused (no process has it open).
+IDLE_SECONDS = 600.0
 
 
 def default_world_path(environ: dict[str, str] | None = None) -> Path:
@@ -51,11 +57,17 @@ class WorldFile:
         self.path = path
         self._file: IO[bytes] = open(path, "a+b")  # noqa: SIM115 - closed by close()
         self._offset = 0
+        # Held shared while this simulator lives: a world someone has open is never reset.
+        self._users: IO[bytes] = open(path.with_name(path.name + ".users"), "a+b")  # noqa: SIM115
         with self._locked():
+            if self._idle():
+                self._file.truncate(0)  # nobody has used it for a while: a new world
+            fcntl.flock(self._users.fileno(), fcntl.LOCK_SH)
             header = self._read_new()
             if not header:
                 self._append({"world": _VERSION, **seed})
                 header = [{"world": _VERSION, **seed}]
+            os.utime(self._file.fileno())
         self.seed: Event = header[0]
         if not isinstance(self.seed, dict) or self.seed.get("world") != _VERSION:
             self.close()
@@ -68,6 +80,16 @@ class WorldFile:
 
     def close(self) -> None:
         self._file.close()
+        self._users.close()
+
+    def _idle(self) -> bool:
+        if time.time() - os.fstat(self._file.fileno()).st_mtime <= IDLE_SECONDS:
+            return False
+        try:  # nobody else has it open?
+            fcntl.flock(self._users.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -101,6 +123,7 @@ class WorldFile:
             for event in (*self._pending, *self._read_new()):
                 apply(event)
             self._pending = []
+            os.utime(self._file.fileno())  # a request touches the world, even a read
             yield self._append
 
 

@@ -6,14 +6,17 @@ The SDK is blocking, so the simulator runs outside the test's thread.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,8 +40,47 @@ from huaweicloudsdkmetastudio.v1 import (
     Update2dModelTrainingJobRequest,
 )
 
-from batcher.simulator import JobSpec, JobState, Simulator, SimulatorConfig, run_simulator_in_thread
+from batcher.simulator import JobSpec, JobState, Simulator, SimulatorConfig, run_simulator
 from batcher.simulator.listing import parse_rfc3339
+
+
+@contextmanager
+def run_simulator_in_thread(
+    config: SimulatorConfig | None = None, *, timeout: float = 10.0
+) -> Iterator[Simulator]:
+    """Serve a simulator from a background thread with its own event loop, for the blocking
+    SDK. Read ``sim.stats`` and job state only between requests: they belong to its thread."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        box["loop"], box["stop"] = asyncio.get_running_loop(), stop
+        async with run_simulator(config) as sim:
+            box["sim"] = sim
+            ready.set()
+            await stop.wait()
+
+    def target() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as error:  # handed to the caller below
+            box["error"] = error
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=target, name="batcher-simulator", daemon=True)
+    thread.start()
+    ready.wait(timeout)
+    if "sim" not in box:
+        thread.join(timeout)
+        raise RuntimeError("the simulator did not start") from box.get("error")
+    try:
+        yield box["sim"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(timeout)
+
 
 AK = "SDKTESTAK00000000001"
 SK = "sdk-test-secret-key-000000000001"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,55 @@ def test_a_damaged_world_is_a_usage_error_naming_the_file(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stderr
     assert str(world) in result.stderr and "delete it to reset" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _demo(tmp_path: Path, env: dict[str, str], n: int) -> set[str]:
+    report = tmp_path / f"demo-{n}.jsonl"
+    demo = [*BATCHER, "run", "manifests/example.yaml", "--simulate", "--report", str(report)]
+    result = subprocess.run(
+        [*demo, "--rate", "0", "--no-progress"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+        cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    return {line["status"] for line in read_report(report)}
+
+
+@pytest.mark.slow
+def test_the_readme_demo_run_again_later_starts_from_a_fresh_world(tmp_path: Path) -> None:
+    """The world persists while it is in use, and starts afresh once left alone a while."""
+    from batcher.simulator.world import IDLE_SECONDS
+
+    env = clean_env(XDG_STATE_HOME=str(tmp_path))
+    assert _demo(tmp_path, env, 1) == {"succeeded"}
+    assert "failed" in _demo(tmp_path, env, 2)  # at once: the same world, uploads confirmed
+    world = default_world_path(env)
+    idle = world.stat().st_mtime - IDLE_SECONDS - 1
+    os.utime(world, (idle, idle))
+    assert _demo(tmp_path, env, 3) == {"succeeded"}
+    assert world.read_text().count("\n") == 1 + 10  # the header, and the third run's commands
+
+
+def test_an_idle_world_starts_afresh_unless_someone_has_it_open(tmp_path: Path) -> None:
+    from batcher.simulator import Simulator
+    from batcher.simulator.world import IDLE_SECONDS
+
+    world = tmp_path / "world.jsonl"
+
+    def age() -> None:
+        idle = world.stat().st_mtime - IDLE_SECONDS - 1
+        os.utime(world, (idle, idle))
+
+    first = Simulator(SimulatorConfig(world_file=world, jobs={"j": "TRAINING"}))
+    world.write_text(world.read_text() + '{"op": "marker"}\n')
+    age()
+    second = Simulator(SimulatorConfig(world_file=world))  # the first still has it open
+    assert "marker" in world.read_text() and second.jobs.seed_count == 1
+    for sim in (first, second):
+        assert sim.world is not None
+        sim.world.close()
+    age()
+    third = Simulator(SimulatorConfig(world_file=world, population=3))
+    assert "marker" not in world.read_text() and third.jobs.seed_count == 3
+    assert third.world is not None
+    third.world.close()
