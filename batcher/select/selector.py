@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from batcher.config import SIMULATED_POPULATION, SelectConfig, resolve, target
+from batcher.config import SIMULATED_POPULATION, Options, SelectConfig, resolve, target
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
@@ -81,22 +81,18 @@ async def select_to_manifest(
     assert project is not None
     fmt = format_of(output if output is not None else Path("-.csv"), config.format, flag="--format")
     paging = Paging()
-    redactor = Redactor(settings.secrets())
-    try:
-        async with _client(settings, redactor) as (client, pacer):
-            with open_output(output, force=config.force) as stream:
-                writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
-                jobs = list_jobs(
-                    client, pacer, query, project_id=project, paging=paging, on_page=progress
-                )
-                async for job in _in_order(jobs, query.order()):
-                    for command in commands:
-                        writer.write(
-                            {"job_id": job["job_id"], "command": command, "project_id": project}
-                        )
-                entries = writer.close()
-    except BatcherError as error:  # an answer may quote a credential
-        raise type(error)(redactor.text(str(error))) from None
+    async with list_client(settings) as (client, pacer):
+        with open_output(output, force=config.force) as stream:
+            writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
+            jobs = list_jobs(
+                client, pacer, query, project_id=project, paging=paging, on_page=progress
+            )
+            async for job in _in_order(jobs, query.order()):
+                for command in commands:
+                    writer.write(
+                        {"job_id": job["job_id"], "command": command, "project_id": project}
+                    )
+            entries = writer.close()
     if paging.not_matching:
         log.warning(
             "select_jobs_not_matching",
@@ -130,27 +126,33 @@ def _checked(query: JobQuery, commands: tuple[str, ...], config: SelectConfig) -
 
 
 @contextlib.asynccontextmanager
-async def _client(
-    settings: SelectConfig, redactor: Redactor
+async def list_client(
+    settings: Options, *, concurrency: int = 1
 ) -> AsyncIterator[tuple[MetaStudioClient, Pacer]]:
-    """A client for the List API where the settings point, and the pace to read it at."""
+    """A client for the List and Show API where the settings point, and the pace to read it
+    at (``batcher status`` reads through it too); errors raised inside have any credential
+    an answer quoted masked."""
     limiter = RateLimiter(rate=settings.rate, burst=settings.burst)
     pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
-    async with (
-        target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-        open_session(credentials, concurrency=1, timeout=settings.timeout) as session,
-    ):
-        yield (
-            MetaStudioClient(
-                session,
-                endpoint=url,
-                project_id=settings.project_id,
-                app_user_id=settings.app_user_id,
-                timeout=settings.timeout,
-                redactor=redactor,
-            ),
-            pacer,
-        )
+    redactor = Redactor(settings.secrets())
+    try:
+        async with (
+            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
+            open_session(credentials, concurrency=concurrency, timeout=settings.timeout) as s,
+        ):
+            yield (
+                MetaStudioClient(
+                    s,
+                    endpoint=url,
+                    project_id=settings.project_id,
+                    app_user_id=settings.app_user_id,
+                    timeout=settings.timeout,
+                    redactor=redactor,
+                ),
+                pacer,
+            )
+    except BatcherError as error:  # an answer may quote a credential
+        raise type(error)(redactor.text(str(error))) from None
 
 
 async def _in_order(

@@ -1,14 +1,14 @@
 """One look at every job named, and ``--wait-until``: looking again, politely, until done.
 
-A look reads each job's state once (List where one listing of its project costs fewer
-reads than a Show per job, Show otherwise), then the latest log entry of each failed
-review. Waiting looks again only at the jobs still on their way (a query's jobs are fixed
-by its first listing, so a job that leaves the query's states is still followed), with
-pauses that grow while nothing moves; every read takes its slot from the read limiter.
+A look reads each job's state once (List where one listing of its project costs fewer reads
+than a Show per job, Show otherwise), then each failed review's latest log entry. Waiting
+looks again only at the jobs still on their way (a query's jobs are those of its first
+listing), pausing longer while nothing moves.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Collection
@@ -19,23 +19,14 @@ import anyio
 import structlog
 
 from batcher.select.query import JobQuery
-from batcher.status.fetch import (
-    NOT_FOUND,
-    UNREAD,
-    JobView,
-    StateReader,
-    by_state,
-    listing_covers,
-)
+from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, StateReader, by_state, listing_covers
 from batcher.status.flows import FAILED_REVIEW, cannot_follow
 from batcher.status.source import JobKeys, Targets
 
 log = structlog.get_logger("batcher.status")
 
 #: Seconds between the first looks while waiting, and the longest pause it grows to.
-FIRST_PAUSE = 5.0
-LONGEST_PAUSE = 120.0
-_GROWTH = 1.5
+FIRST_PAUSE, LONGEST_PAUSE, _GROWTH = 5.0, 120.0, 1.5
 
 Key = tuple[str, str]
 Views = dict[Key, JobView]
@@ -78,23 +69,13 @@ async def look(
             got(view)
     else:
         await _by_id(reader, named, got)
-    old, failed = known or {}, []
     for key, view in views.items():
-        if view.state not in FAILED_REVIEW or view.log_type is not None:
-            continue
-        before = old.get(key)
-        if (
-            before is not None
-            and before.log_type
-            and before.state == view.state
-            and (before.last_update_time == view.last_update_time)
-        ):
-            views[key] = before
-        else:
-            failed.append(view)
-    await reader.each(
-        failed, reader.why, lambda view: views.update({(view.job_id, view.project_id): view})
-    )
+        before = (known or {}).get(key)
+        if view.state in FAILED_REVIEW and before is not None and before.log_type:
+            if (before.state, before.last_update_time) == (view.state, view.last_update_time):
+                views[key] = before
+    failed = [v for v in views.values() if v.state in FAILED_REVIEW and v.log_type is None]
+    await reader.each(failed, reader.why, lambda v: views.update({(v.job_id, v.project_id): v}))
     return views
 
 
@@ -109,7 +90,7 @@ async def _by_id(reader: StateReader, keys: JobKeys, got: Callable[[JobView], No
                     ids.discard(view.job_id)
                     got(view)
         # Jobs the listing did not meet (or all of them, when it would cost more): Show.
-        await reader.show_all(((job_id, project) for job_id in sorted(ids)), got)
+        await reader.each(sorted(ids), functools.partial(reader.show, project_id=project), got)
 
 
 @dataclass(slots=True)
@@ -132,11 +113,8 @@ class Waited:
 
     def elsewhere(self) -> Views:
         """Jobs neither in a wanted state nor unable to reach one."""
-        return {
-            k: v
-            for k, v in self.views.items()
-            if v.state not in self.wanted and k not in self.blocked
-        }
+        views = self.views.items()
+        return {k: v for k, v in views if v.state not in self.wanted and k not in self.blocked}
 
 
 async def wait_until(
@@ -198,7 +176,7 @@ def _note_blocked(done: Waited, fresh: Views) -> None:
             "status_cannot_reach",
             wanted=list(done.wanted),
             by_state=new,
-            hint="these jobs rest in a state the wanted ones cannot follow without "
-            "someone acting (a failed review needs Update and a new upload; WAIT_FILE_UPLOAD, "
-            "the upload and its commands)",
+            hint="these jobs rest where the wanted states cannot follow without someone "
+            "acting (a failed review needs Update and a new upload; WAIT_FILE_UPLOAD, the "
+            "upload and its commands)",
         )
