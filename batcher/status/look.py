@@ -70,10 +70,10 @@ async def look(
     else:
         await _by_id(reader, named, got)
     for key, view in views.items():
-        before = (known or {}).get(key)
-        if view.state in FAILED_REVIEW and before is not None and before.log_type:
-            if (before.state, before.last_update_time) == (view.state, view.last_update_time):
-                views[key] = before
+        before = (known or {}).get(key, view)
+        same = (before.state, before.last_update_time) == (view.state, view.last_update_time)
+        if before.log_type and same:
+            views[key] = before
     failed = [v for v in views.values() if v.state in FAILED_REVIEW and v.log_type is None]
     await reader.each(failed, reader.why, lambda v: views.update({(v.job_id, v.project_id): v}))
     return views
