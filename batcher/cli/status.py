@@ -28,33 +28,25 @@ from batcher.errors import BatcherError
 if TYPE_CHECKING:
     from batcher.status.look import Progress
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m``.
-
-    >>> duration("1h30m"), duration("45")
-    (5400.0, 45.0)
-    """
-    value = text.strip().lower()
-    with contextlib.suppress(ValueError):
-        return float(value)
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"{text!r} is not a duration (e.g. 90s, 15m, 2h, 1d)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class _Duration(click.ParamType[float]):
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m``.
+
+    >>> _Duration().convert("1h30m", None, None), _Duration().convert("45", None, None)
+    (5400.0, 45.0)
+    """
+
     name = "DURATION"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return duration(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+        text = str(value).strip().lower()
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            self.fail(f"{value!r} is not a duration (e.g. 90s, 15m, 2h, 1d)", param, ctx)
+        return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 DURATION = _Duration()
@@ -124,12 +116,10 @@ def command() -> Command:
         arguments=[click.Argument(["source"], required=False, metavar="[SOURCE]")],
         sections=OPTIONS,
         run=lambda **flags: main(SimpleNamespace(**flags)),
-        help="Read the current state of every job SOURCE names (a report .jsonl, a manifest "
-        ".csv/.yaml, or - for CSV on standard input) or, without SOURCE, every job the List "
-        "filters match: a histogram of states, the jobs in one state longer than "
-        "--stuck-after, and why failed reviews failed. With --wait-until, read again "
-        "(backing off, within the read quota) until every job is in one of the states: exit "
-        "0; at --timeout, or when a job rests in a state the wanted ones cannot follow, exit 1.",
+        help="Where every job SOURCE names is now (a report .jsonl, a manifest .csv/.yaml, "
+        "or - for CSV on standard input), or without SOURCE every job the List filters match: "
+        "states, stuck jobs, why reviews failed. --wait-until reads again until every job is "
+        "in one of the states (exit 0), or until --timeout or a job that cannot reach (exit 1).",
     )
 
 
@@ -138,9 +128,9 @@ def _states(values: tuple[str, ...] | str | None) -> list[str]:
     return [state.strip() for text in texts for state in text.split(",") if state.strip()]
 
 
-#: Flags that are not the Python API's keyword of the same name.
-_RENAMED = ("source", "states", "wait_until", "timeout", "poll_every", "request_timeout",
-            "format", "metrics_file")  # fmt: skip
+#: Flags passed to the Python API under another name or form, and flags of the command's own.
+_RENAMED = ("source", "states", "wait_until", "timeout", "poll_every", "request_timeout")
+_OWN = ("format", "metrics_file")
 
 
 def main(args: SimpleNamespace) -> int:
@@ -155,8 +145,8 @@ def main(args: SimpleNamespace) -> int:
     log_format = configure_logs(args)
     live = None
     if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
-        live = Live(console=Console(stderr=True), refresh_per_second=4, transient=True,
-                    redirect_stderr=True)  # fmt: skip
+        console = Console(stderr=True)
+        live = Live(console=console, refresh_per_second=4, transient=True, redirect_stderr=True)
     with live or contextlib.nullcontext():
         result = api.status(
             args.source,
@@ -166,7 +156,7 @@ def main(args: SimpleNamespace) -> int:
             poll=args.poll_every,
             timeout=args.request_timeout,
             progress=None if live is None else lambda p: live.update(_progress_line(p)),
-            **api_keywords(args, _RENAMED),
+            **api_keywords(args, _RENAMED + _OWN),
         )
     if args.metrics_file:
         show.write_metrics(result, Path(args.metrics_file))

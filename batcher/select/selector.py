@@ -18,7 +18,14 @@ from typing import Any
 
 import structlog
 
-from batcher.config import SIMULATED_POPULATION, Options, SelectConfig, resolve, target
+from batcher.config import (
+    SIMULATED_POPULATION,
+    AnyOptions,
+    Options,
+    SelectConfig,
+    resolve,
+    target,
+)
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
@@ -76,7 +83,7 @@ async def select_to_manifest(
         sort_dir=config.sort_dir,
     )
     commands, output = tuple(config.commands), config.output
-    settings = _checked(query, commands, config)
+    settings = resolved(selection_problems(query, commands), config)
     project = settings.project_id
     assert project is not None
     fmt = format_of(output if output is not None else Path("-.csv"), config.format, flag="--format")
@@ -112,12 +119,11 @@ async def select_to_manifest(
     )
 
 
-def _checked(query: JobQuery, commands: tuple[str, ...], config: SelectConfig) -> SelectConfig:
-    """The settings, once the filters, the commands and the settings are all right: every
-    problem at once, as for run."""
-    problems = selection_problems(query, commands)
+def resolved(problems: list[str], options: AnyOptions) -> AnyOptions:
+    """The settings, once they and what else was asked (``problems``) are all right: every
+    problem at once, as for run (``batcher status`` checks its own this way)."""
     try:
-        settings = resolve(config, need_project_id=True)
+        settings = resolve(options, need_project_id=True)
     except SettingsError as error:
         raise SettingsError([*problems, *error.problems]) from None
     if problems:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import structlog
 
-from batcher.config import Options, resolve
-from batcher.errors import SettingsError
+from batcher.config import Options
 from batcher.journal.times import epoch
 from batcher.select.query import JobQuery
-from batcher.select.selector import selection_problems
+from batcher.select.selector import resolved, selection_problems
 from batcher.select.writer import Format, ManifestWriter, format_of, output
 from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, by_state, open_reader
 from batcher.status.look import FIRST_PAUSE, Progress, Waited, look, wait_until
@@ -104,13 +103,7 @@ async def check_status(
     ask: Ask, options: Options, *, progress: Callable[[Progress], None] | None = None
 ) -> StatusResult:
     """Check everything, read every job (waiting with ``ask.wait_for``), write the manifest."""
-    problems = ask.problems()
-    try:
-        settings = resolve(options, need_project_id=True)
-    except SettingsError as error:
-        raise SettingsError([*problems, *error.problems]) from None
-    if problems:
-        raise SettingsError(problems)
+    settings = resolved(ask.problems(), options)
     assert settings.project_id is not None
     fmt = None if ask.output is None else format_of(ask.output)
     if ask.source is None:

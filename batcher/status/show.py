@@ -19,8 +19,17 @@ from batcher.status.flows import FAILED_REVIEW
 #: Stuck jobs and failure groups listed in the table (JSON and CSV list them all).
 TOP = 20
 #: The CSV's columns: one row per job shown.
-CSV_COLUMNS = ("job_id", "project_id", "state", "last_update_time", "in_state_seconds",
-               "stuck", "error_code", "log_description", "reason")  # fmt: skip
+CSV_COLUMNS = (
+    "job_id",
+    "project_id",
+    "state",
+    "last_update_time",
+    "in_state_seconds",
+    "stuck",
+    "error_code",
+    "log_description",
+    "reason",
+)
 
 
 def _stamp(epoch_s: float) -> str:
@@ -106,17 +115,22 @@ def render_table(result: StatusResult, *, width: int | None = None) -> str:
     ]
     stuck = result.stuck()
     if stuck and result.stuck_after is not None:
-        lines += ["", f"In one state longer than {format_duration(result.stuck_after)}: "
-                  f"{len(stuck):,} jobs (longest first)"]  # fmt: skip
-        rows = [[v.job_id, v.state, v.last_update_time or "-",
-                 format_duration(result.in_state_for(v) or 0.0)] for v in stuck[:TOP]]  # fmt: skip
+        lines += [
+            "",
+            f"In one state longer than {format_duration(result.stuck_after)}: "
+            f"{len(stuck):,} jobs (longest first)",
+        ]
+        aged = [(v, result.in_state_for(v) or 0.0) for v in stuck[:TOP]]
+        rows = [[v.job_id, v.state, v.last_update_time or "-", format_duration(a)] for v, a in aged]
         lines += table(["job_id", "state", "since", "for"], rows, right={3})
         lines += [f"… {len(stuck) - TOP:,} more (--format csv lists them all)"] * (len(stuck) > TOP)
     groups = failure_groups(result)
     if groups:
         headers = ["state", "error_code", "log_description", "jobs", "examples"]
-        rows = [[g["state"], g["error_code"] or "-", g["log_description"] or "-",
-                 f"{g['jobs']:,}", " ".join(g["examples"])] for g in groups[:TOP]]  # fmt: skip
+        rows = [
+            [*(g[k] or "-" for k in headers[:3]), f"{g['jobs']:,}", " ".join(g["examples"])]
+            for g in groups[:TOP]
+        ]
         lines += ["", "Failed reviews, by the latest log entry"]
         lines += table(headers, fit(headers, rows, width, column=2), right={3})
     lines += _wait_lines(result)
@@ -128,8 +142,11 @@ def _wait_lines(result: StatusResult) -> list[str]:
     if wait is None:
         return []
     outcome = wait.outcome()
-    lines = ["", f"Waited for {','.join(wait.wanted)} ({wait.passes} looks): "
-             f"{outcome['reached']:,} of {len(wait.views):,} jobs reached it"]  # fmt: skip
+    lines = [
+        "",
+        f"Waited for {','.join(wait.wanted)} ({wait.passes} looks): "
+        f"{outcome['reached']:,} of {len(wait.views):,} jobs reached it",
+    ]
     for key, said, when in (
         ("cannot_reach", "cannot reach it without someone acting", True),
         ("elsewhere", "still elsewhere at the timeout", wait.timed_out),
@@ -149,15 +166,18 @@ def write_metrics(result: StatusResult, path: Path) -> None:
     """The state counts as Prometheus gauges, written atomically (textfile collector)."""
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-    registry, source = CollectorRegistry(), Path(result.source).name
-    jobs = Gauge("batcher_status_jobs", "Jobs by state, as status read them.",
-                 ["source", "state"], registry=registry)  # fmt: skip
+    registry, source, stuck = CollectorRegistry(), Path(result.source).name, result.stuck()
+    jobs = Gauge(
+        "batcher_status_jobs",
+        "Jobs by state, as status read them.",
+        ["source", "state"],
+        registry=registry,
+    )
     for state, count in by_state(result.shown).items():
         jobs.labels(source, state).set(count)
     for name, doc, value in (
-        ("batcher_status_stuck", "Jobs in one state longer than --stuck-after.",
-         len(result.stuck())),
+        ("batcher_status_stuck", "Jobs in one state longer than --stuck-after.", len(stuck)),
         ("batcher_status_read_timestamp_seconds", "When the states were read.", result.read_at),
-    ):  # fmt: skip
+    ):
         Gauge(name, doc, ["source"], registry=registry).labels(source).set(value)
     write_to_textfile(str(path), registry)
