@@ -103,7 +103,7 @@ OPTIONS: list[Section] = [
             option("--max-attempts", type=int, default=5, metavar="N",
                    help="attempts per read for retryable failures (default 5)"),
             option("--request-timeout", type=float, default=30.0, metavar="SECONDS",
-                   help="per request (default 30); --timeout is the wait's"),
+                   help="each request's, in seconds (default 30); --timeout is the wait's"),
         ],
     ),
     ("logs", logging()),
