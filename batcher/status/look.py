@@ -19,7 +19,7 @@ import anyio
 import structlog
 
 from batcher.select.query import JobQuery
-from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, StateReader, by_state, listing_covers
+from batcher.status.fetch import NOT_FOUND, JobView, StateReader, by_state, listing_covers
 from batcher.status.flows import FAILED_REVIEW, cannot_follow
 from batcher.status.source import JobKeys, Targets
 
@@ -46,11 +46,10 @@ async def look(
     targets: Targets,
     *,
     keys: JobKeys | None = None,
-    known: Views | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> Views:
-    """Read the state of ``keys`` (default: every job ``targets`` names); ``known`` views
-    spare a failed review's second read while its state and update time stay the same."""
+    """Read the state of ``keys`` (default: every job ``targets`` names), and each failed
+    review's latest log entry."""
     listing = targets.query is not None and keys is None
     named = keys if keys is not None else targets.jobs
     seen = Progress(total=None if listing else len(named))
@@ -69,11 +68,6 @@ async def look(
             got(view)
     else:
         await _by_id(reader, named, got)
-    for key, view in views.items():
-        before = (known or {}).get(key, view)
-        same = (before.state, before.last_update_time) == (view.state, view.last_update_time)
-        if before.log_type and same:
-            views[key] = before
     failed = [v for v in views.values() if v.state in FAILED_REVIEW and v.log_type is None]
     await reader.each(failed, reader.why, lambda v: views.update({(v.job_id, v.project_id): v}))
     return views
@@ -137,7 +131,7 @@ async def wait_until(
     pause, draw = first_pause, (rng or random.Random()).uniform
     while True:
         done.passes += 1
-        fresh = await look(reader, targets, keys=pending, known=done.views, progress=progress)
+        fresh = await look(reader, targets, keys=pending, progress=progress)
         moved = any(done.views.get(k, v).state != v.state for k, v in fresh.items())
         done.views.update(fresh)
         _note_blocked(done, fresh)
@@ -163,19 +157,15 @@ async def wait_until(
 
 def _note_blocked(done: Waited, fresh: Views) -> None:
     """Jobs that came to rest outside the wanted states: said at once, not waited for."""
-    new: dict[str, int] = {}
-    for key, view in fresh.items():
-        if view.state == NOT_FOUND or cannot_follow(view.state, done.wanted):
-            if key not in done.blocked:
-                new[view.state] = new.get(view.state, 0) + 1
-            done.blocked[key] = view.state
-        elif view.state != UNREAD:
-            done.blocked.pop(key, None)  # someone acted: it is on its way again
+    # Only jobs still on their way are read again: a job blocked once is never met again, and
+    # a failed review (always wanted or resting) is never read twice.
+    new = [v for v in fresh.values() if v.state == NOT_FOUND or cannot_follow(v.state, done.wanted)]
+    done.blocked.update({(v.job_id, v.project_id): v.state for v in new})
     if new:
         log.warning(
             "status_cannot_reach",
             wanted=list(done.wanted),
-            by_state=new,
+            by_state=by_state(new),
             hint="these jobs rest where the wanted states cannot follow without someone "
             "acting (a failed review needs Update and a new upload; WAIT_FILE_UPLOAD, the "
             "upload and its commands)",
