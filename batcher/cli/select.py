@@ -39,7 +39,7 @@ _KINDS: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
-def _filters() -> list[click.Option]:
+def filters() -> list[click.Option]:
     """A flag for each List filter and sort option, from the one table of them."""
     made = []
     for f in FILTERS:
@@ -59,7 +59,7 @@ OPTIONS: list[Section] = [
         [
             option("--command", "commands", multiple=True, required=True, metavar="CMD",
                    help="a command to write for each job (repeat, in the order to run them)"),
-            *_filters(),
+            *filters(),
         ],
     ),
     (

@@ -2,51 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import sys
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from batcher.cli._options import Command, Section, configure_logs, flag, logging, option, where
+from batcher.cli._options import (
+    Command,
+    Section,
+    api_keywords,
+    configure_logs,
+    flag,
+    logging,
+    option,
+    where,
+)
 from batcher.cli._stdout import detach
-from batcher.cli.select import _filters as select_filters
+from batcher.cli.select import filters
 from batcher.errors import BatcherError
-from batcher.select.query import FILTERS
 
 if TYPE_CHECKING:
     from batcher.status.look import Progress
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m``.
-
-    >>> duration("1h30m"), duration("45")
-    (5400.0, 45.0)
-    """
-    value = text.strip().lower()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"{text!r} is not a duration (e.g. 90s, 15m, 2h, 1d)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class _Duration(click.ParamType[float]):
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m``.
+
+    >>> _Duration().convert("1h30m", None, None), _Duration().convert("45", None, None)
+    (5400.0, 45.0)
+    """
+
     name = "DURATION"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return duration(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+        text = str(value).strip().lower()
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            self.fail(f"{value!r} is not a duration (e.g. 90s, 15m, 2h, 1d)", param, ctx)
+        return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 DURATION = _Duration()
@@ -55,61 +55,36 @@ OPTIONS: list[Section] = [
     (
         "which jobs (the List filters, as select takes them; without SOURCE, but --state "
         "also picks among a SOURCE's jobs)",
-        [o for o in select_filters() if o.name not in ("sort_key", "sort_dir")],
+        [o for o in filters() if o.name not in ("sort_key", "sort_dir")],
     ),
     (
         "waiting",
         [
-            option(
-                "--wait-until",
-                metavar="STATE[,STATE...]",
-                help="read again until every job is in one of these states",
-            ),
-            option(
-                "--timeout",
-                type=DURATION,
-                metavar="DURATION",
-                help="stop waiting after DURATION (e.g. 30m; default: no limit)",
-            ),
-            option(
-                "--poll-every",
-                type=DURATION,
-                default=5.0,
-                metavar="DURATION",
-                help="between reads at first (default 5s); grows while nothing moves, to 2m",
-            ),
-            option(
-                "--stuck-after",
-                type=DURATION,
-                metavar="DURATION",
-                help="list the jobs in one state longer than DURATION (e.g. 2h)",
-            ),
+            option("--wait-until", metavar="STATE[,STATE...]",
+                   help="read again until every job is in one of these states"),
+            # The issue names --timeout for the wait (unlike run and select, where it is the
+            # per-request timeout): that one is --request-timeout here.
+            option("--timeout", type=DURATION, metavar="DURATION",
+                   help="how long --wait-until waits in all, e.g. 30m (default: no limit); "
+                   "not the per-request timeout, which is --request-timeout"),
+            option("--poll-every", type=DURATION, default=5.0, metavar="DURATION",
+                   help="between reads at first (default 5s); grows while nothing moves, to 2m"),
+            option("--stuck-after", type=DURATION, metavar="DURATION",
+                   help="list the jobs in one state longer than DURATION (e.g. 2h)"),
         ],
     ),
     (
         "output",
         [
-            option(
-                "--format", choices=("table", "json", "csv"), default="table", show_default=True
-            ),
-            option(
-                "--output",
-                metavar="PATH",
-                help="also write a manifest (.csv/.yaml) of the jobs shown, for batcher run",
-            ),
-            option(
-                "--command",
-                "commands",
-                multiple=True,
-                metavar="CMD",
-                help="the manifest's command for each job (repeat, in order)",
-            ),
+            option("--format", choices=("table", "json", "csv"), default="table",
+                   show_default=True),
+            option("--output", metavar="PATH",
+                   help="also write a manifest (.csv/.yaml) of the jobs shown, for batcher run"),
+            option("--command", "commands", multiple=True, metavar="CMD",
+                   help="the manifest's command for each job (repeat, in order)"),
             flag("--force", "replace an existing --output"),
-            option(
-                "--metrics-file",
-                metavar="PATH",
-                help="write the state counts as Prometheus gauges (textfile collector)",
-            ),
+            option("--metrics-file", metavar="PATH",
+                   help="write the state counts as Prometheus gauges (textfile collector)"),
         ],
     ),
     (
@@ -122,31 +97,17 @@ OPTIONS: list[Section] = [
     (
         "pace",
         [
-            option(
-                "--read-rate",
-                type=float,
-                metavar="PER_SECOND",
-                help="List and Show requests per second (default: the region's documented "
-                "read quota, 10 where unknown; 0 = unlimited)",
-            ),
-            option(
-                "--max-attempts",
-                type=int,
-                default=5,
-                metavar="N",
-                help="attempts per read for retryable failures (default 5)",
-            ),
-            option(
-                "--request-timeout",
-                type=float,
-                default=30.0,
-                metavar="SECONDS",
-                help="per request (default 30)",
-            ),
+            option("--read-rate", type=float, metavar="PER_SECOND",
+                   help="List and Show requests per second (default: the region's documented "
+                   "read quota, 10 where unknown; 0 = unlimited)"),
+            option("--max-attempts", type=int, default=5, metavar="N",
+                   help="attempts per read for retryable failures (default 5)"),
+            option("--request-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="each request's, in seconds (default 30); --timeout is the wait's"),
         ],
     ),
     ("logs", logging()),
-]
+]  # fmt: skip
 
 
 def command() -> Command:
@@ -155,23 +116,28 @@ def command() -> Command:
         arguments=[click.Argument(["source"], required=False, metavar="[SOURCE]")],
         sections=OPTIONS,
         run=lambda **flags: main(SimpleNamespace(**flags)),
-        help="Read the current state of every job SOURCE names (a report .jsonl, a manifest "
-        ".csv/.yaml, or - for CSV on standard input) or, without SOURCE, every job the List "
-        "filters match: a histogram of states, the jobs in one state longer than "
-        "--stuck-after, and why failed reviews failed. With --wait-until, read again "
-        "(backing off, within the read quota) until every job is in one of the states: exit "
-        "0; at --timeout, or when a job rests in a state the wanted ones cannot follow, exit 1.",
+        help="Where every job SOURCE names is now (a report .jsonl, a manifest .csv/.yaml, "
+        "or - for CSV on standard input), or without SOURCE every job the List filters match: "
+        "states, stuck jobs, why reviews failed. --wait-until reads again until every job is "
+        "in one of the states (exit 0), or until --timeout or a job that cannot reach (exit 1).",
     )
 
 
-def _states(values: list[str] | str | None) -> list[str]:
+def _states(values: tuple[str, ...] | str | None) -> list[str]:
     texts = [values] if isinstance(values, str) else values or []
     return [state.strip() for text in texts for state in text.split(",") if state.strip()]
 
 
+#: Flags passed to the Python API under another name or form, and flags of the command's own.
+_RENAMED = ("source", "states", "wait_until", "timeout", "poll_every", "request_timeout")
+_OWN = ("format", "metrics_file")
+
+
 def main(args: SimpleNamespace) -> int:
-    import contextlib
     from pathlib import Path
+
+    from rich.console import Console
+    from rich.live import Live
 
     from batcher import api
     from batcher.status import show
@@ -179,39 +145,26 @@ def main(args: SimpleNamespace) -> int:
     log_format = configure_logs(args)
     live = None
     if not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty():
-        live = _Live()
+        console = Console(stderr=True)
+        live = Live(console=console, refresh_per_second=4, transient=True, redirect_stderr=True)
     with live or contextlib.nullcontext():
         result = api.status(
             args.source,
-            **{f.name: getattr(args, f.name) for f in FILTERS if f.name != "states"},
-            states=_states(list(args.states)),
+            states=_states(args.states),
             wait_until=_states(args.wait_until),
             wait_timeout=args.timeout,
             poll=args.poll_every,
-            stuck_after=args.stuck_after,
-            commands=list(args.commands),
-            output=args.output,
-            force=args.force,
-            project_id=args.project_id,
-            region=args.region,
-            endpoint=args.endpoint,
-            simulate=args.simulate,
-            read_rate=args.read_rate,
-            max_attempts=args.max_attempts,
             timeout=args.request_timeout,
-            app_user_id=args.app_user_id,
-            progress=live,
+            progress=None if live is None else lambda p: live.update(_progress_line(p)),
+            **api_keywords(args, _RENAMED + _OWN),
         )
     if args.metrics_file:
         show.write_metrics(result, Path(args.metrics_file))
-    render = {"json": show.render_json, "csv": show.render_csv}.get(args.format)
-    if render is None:
-        import shutil
-
+    if args.format == "table":
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
         text = show.render_table(result, width=width)
     else:
-        text = render(result)
+        text = (show.render_json if args.format == "json" else show.render_csv)(result)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -225,25 +178,8 @@ def main(args: SimpleNamespace) -> int:
     return result.exit_code
 
 
-class _Live:
+def _progress_line(progress: Progress) -> str:
     """Jobs read so far, per state, at the bottom of the terminal while status reads."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        self._live = Live(
-            console=Console(stderr=True), refresh_per_second=4, transient=True, redirect_stderr=True
-        )
-
-    def __enter__(self) -> _Live:
-        self._live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._live.stop()
-
-    def __call__(self, progress: Progress) -> None:
-        total = "?" if progress.total is None else f"{progress.total:,}"
-        states = "  ".join(f"{s} {n:,}" for s, n in sorted(progress.by_state.items()))
-        self._live.update(f"read {progress.read:,}/{total} jobs  {states}")
+    total = "?" if progress.total is None else f"{progress.total:,}"
+    states = "  ".join(f"{s} {n:,}" for s, n in sorted(progress.by_state.items()))
+    return f"read {progress.read:,}/{total} jobs  {states}"

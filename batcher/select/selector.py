@@ -19,7 +19,14 @@ from typing import Any
 
 import structlog
 
-from batcher.config import SIMULATED_POPULATION, SelectConfig, resolve, target
+from batcher.config import (
+    SIMULATED_POPULATION,
+    AnyOptions,
+    Options,
+    SelectConfig,
+    resolve,
+    target,
+)
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
 from batcher.select.paging import Paging, list_jobs
@@ -77,27 +84,26 @@ async def select_to_manifest(
         sort_dir=config.sort_dir,
     )
     commands, output = tuple(config.commands), config.output
-    settings = _checked(query, commands, config)
+    if config.read_rate is None and config.rate is not None:
+        # select sends only List requests: a --rate given to it is the pace it always set.
+        config = dataclasses.replace(config, read_rate=config.rate)
+    settings = resolved(selection_problems(query, commands), config)
     project = settings.project_id
     assert project is not None
     fmt = format_of(output if output is not None else Path("-.csv"), config.format, flag="--format")
     paging = Paging()
-    redactor = Redactor(settings.secrets())
-    try:
-        async with _client(settings, redactor) as (client, pacer):
-            with open_output(output, force=config.force) as stream:
-                writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
-                jobs = list_jobs(
-                    client, pacer, query, project_id=project, paging=paging, on_page=progress
-                )
-                async for job in _in_order(jobs, query.order()):
-                    for command in commands:
-                        writer.write(
-                            {"job_id": job["job_id"], "command": command, "project_id": project}
-                        )
-                entries = writer.close()
-    except BatcherError as error:  # an answer may quote a credential
-        raise type(error)(redactor.text(str(error))) from None
+    async with list_client(settings) as (client, pacer):
+        with open_output(output, force=config.force) as stream:
+            writer = ManifestWriter(stream, fmt, project_id=project, header=_header(query))
+            jobs = list_jobs(
+                client, pacer, query, project_id=project, paging=paging, on_page=progress
+            )
+            async for job in _in_order(jobs, query.order()):
+                for command in commands:
+                    writer.write(
+                        {"job_id": job["job_id"], "command": command, "project_id": project}
+                    )
+            entries = writer.close()
     if paging.not_matching:
         log.warning(
             "select_jobs_not_matching",
@@ -117,15 +123,11 @@ async def select_to_manifest(
     )
 
 
-def _checked(query: JobQuery, commands: tuple[str, ...], config: SelectConfig) -> SelectConfig:
-    """The settings, once the filters, the commands and the settings are all right: every
-    problem at once, as for run."""
-    problems = selection_problems(query, commands)
-    if config.read_rate is None and config.rate is not None:
-        # select sends only List requests: a --rate given to it is the pace it always set.
-        config = dataclasses.replace(config, read_rate=config.rate)
+def resolved(problems: list[str], options: AnyOptions) -> AnyOptions:
+    """The settings, once they and what else was asked (``problems``) are all right: every
+    problem at once, as for run (``batcher status`` checks its own this way)."""
     try:
-        settings = resolve(config, need_project_id=True)
+        settings = resolve(options, need_project_id=True)
     except SettingsError as error:
         raise SettingsError([*problems, *error.problems]) from None
     if problems:
@@ -134,29 +136,35 @@ def _checked(query: JobQuery, commands: tuple[str, ...], config: SelectConfig) -
 
 
 @contextlib.asynccontextmanager
-async def _client(
-    settings: SelectConfig, redactor: Redactor
+async def list_client(
+    settings: Options, *, concurrency: int = 1
 ) -> AsyncIterator[tuple[MetaStudioClient, Pacer]]:
-    """A client for the List API where the settings point, and the pace to read it at."""
-    # select only reads: List pages at the reads' pace (their own quota).
+    """A client for the List and Show API where the settings point, and the pace to read it
+    at (``batcher status`` reads through it too); errors raised inside have any credential
+    an answer quoted masked."""
+    # Reads only: List and Show at the reads' pace (their own quota).
     limiter = RateLimiter(rate=settings.paces[1])
     pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
-    async with (
-        target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-        open_session(concurrency=1, timeout=settings.timeout) as session,
-    ):
-        yield (
-            MetaStudioClient(
-                session,
-                endpoint=url,
-                project_id=settings.project_id,
-                credentials=credentials,
-                app_user_id=settings.app_user_id,
-                timeout=settings.timeout,
-                redactor=redactor,
-            ),
-            pacer,
-        )
+    redactor = Redactor(settings.secrets())
+    try:
+        async with (
+            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
+            open_session(concurrency=concurrency, timeout=settings.timeout) as s,
+        ):
+            yield (
+                MetaStudioClient(
+                    s,
+                    endpoint=url,
+                    project_id=settings.project_id,
+                    credentials=credentials,
+                    app_user_id=settings.app_user_id,
+                    timeout=settings.timeout,
+                    redactor=redactor,
+                ),
+                pacer,
+            )
+    except BatcherError as error:  # an answer may quote a credential
+        raise type(error)(redactor.text(str(error))) from None
 
 
 async def _in_order(

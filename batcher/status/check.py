@@ -10,11 +10,10 @@ from pathlib import Path
 
 import structlog
 
-from batcher.config import Options, resolve
-from batcher.entry import KNOWN_COMMANDS
-from batcher.errors import SettingsError
+from batcher.config import Options
 from batcher.journal.times import epoch
 from batcher.select.query import JobQuery
+from batcher.select.selector import resolved, selection_problems
 from batcher.select.writer import Format, ManifestWriter, format_of, output
 from batcher.status.fetch import NOT_FOUND, UNREAD, JobView, by_state, open_reader
 from batcher.status.look import FIRST_PAUSE, Progress, Waited, look, wait_until
@@ -39,7 +38,8 @@ class Ask:
 
     def problems(self) -> list[str]:
         """Every problem with what is asked, found before anything is read."""
-        found = self.query.problems()
+        query, commands = self.query, self.commands
+        found = selection_problems(query, commands) if commands else query.problems()
         found += [
             "--wait-until" + p.removeprefix("--state")
             for p in JobQuery({"states": self.wait_for}).problems()
@@ -53,11 +53,6 @@ class Ask:
             found.append("--output needs --command (one or more): the manifest's commands")
         if self.output is not None and self.output.exists() and not self.force:
             found.append(f"--output {self.output} already exists; add --force to replace it")
-        found += [
-            f"--command {c!r} is not a known command"
-            for c in self.commands
-            if c not in KNOWN_COMMANDS
-        ]
         return found
 
 
@@ -89,43 +84,34 @@ class StatusResult:
         when = epoch(view.last_update_time)
         return None if when is None else max(0.0, self.read_at - when)
 
+    def is_stuck(self, view: JobView) -> bool:
+        since = self.in_state_for(view)
+        return self.stuck_after is not None and since is not None and since > self.stuck_after
+
     def stuck(self) -> list[JobView]:
         """Jobs in one state longer than ``stuck_after``, longest first."""
-        if self.stuck_after is None:
-            return []
-        found = [
-            (s, v)
-            for v in self.shown
-            if (s := self.in_state_for(v)) is not None and s > self.stuck_after
-        ]
-        return [v for _, v in sorted(found, key=lambda item: -item[0])]
+        found = (v for v in self.shown if self.is_stuck(v))
+        return sorted(found, key=lambda v: -(self.in_state_for(v) or 0.0))
 
     @property
     def exit_code(self) -> int:
-        if any(v.state == UNREAD for v in self.jobs):
-            return 1
-        return int(self.wait is not None and bool(self.wait.timed_out or self.wait.blocked))
+        waited = self.wait is not None and (self.wait.timed_out or bool(self.wait.blocked))
+        return int(waited or any(v.state == UNREAD for v in self.jobs))
 
 
 async def check_status(
     ask: Ask, options: Options, *, progress: Callable[[Progress], None] | None = None
 ) -> StatusResult:
     """Check everything, read every job (waiting with ``ask.wait_for``), write the manifest."""
-    problems = ask.problems()
-    try:
-        settings = resolve(options, need_project_id=True)
-    except SettingsError as error:
-        raise SettingsError([*problems, *error.problems]) from None
-    if problems:
-        raise SettingsError(problems)
+    settings = resolved(ask.problems(), options)
     assert settings.project_id is not None
     fmt = None if ask.output is None else format_of(ask.output)
     if ask.source is None:
         targets = Targets("the List query", settings.project_id, query=ask.query)
     else:
         targets = named_jobs(ask.source, project_id=settings.project_id)
-    waited = None
     async with open_reader(settings) as reader:
+        waited = None
         if ask.wait_for:
             waited = await wait_until(
                 reader,
@@ -135,15 +121,14 @@ async def check_status(
                 first_pause=ask.poll,
                 progress=progress,
             )
-            views = waited.views
-        else:
-            views = await look(reader, targets, progress=progress)
+        views = waited.views if waited else await look(reader, targets, progress=progress)
     jobs = list(views.values())
     picked = set(ask.query.values.get("states") or ()) if ask.source is not None else set()
+    shown = [v for v in jobs if not picked or v.state in picked]
     result = StatusResult(
         targets.source,
         jobs,
-        [v for v in jobs if not picked or v.state in picked],
+        shown,
         read_at=reader.server_now or time.time(),
         reads=reader.reads,
         stuck_after=ask.stuck_after,
@@ -151,13 +136,13 @@ async def check_status(
         output=ask.output,
     )
     if ask.output is not None and fmt is not None:
-        result.entries = _write_manifest(ask, ask.output, fmt, result.shown, targets.source)
+        result.entries = _write_manifest(ask, ask.output, fmt, shown, targets.source)
     log.info(
         "status_read",
         jobs=len(jobs),
-        shown=len(result.shown),
+        shown=len(shown),
         reads=result.reads,
-        by_state=by_state(result.shown),
+        by_state=by_state(shown),
         exit_code=result.exit_code,
     )
     return result

@@ -1,9 +1,5 @@
-"""Reading where jobs are: Show one by one, or List where one listing covers them.
-
-Every read goes through the read path (:class:`~batcher.send.reads.Pacer`: its limiter and
-retry rule), so a status check stays within the read quota however many jobs it names.
-Per job only a few fields are kept (:class:`JobView`), never the pages or the records.
-"""
+"""Reading where jobs are, through the read path (its limiter and retry rule): Show one by
+one, or select's List walk. Per job only a few fields are kept, never pages or records."""
 
 from __future__ import annotations
 
@@ -11,21 +7,19 @@ import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import anyio
 
-from batcher.config import SIMULATED_POPULATION, Options, target
-from batcher.errors import BatcherError, ExitCode
+from batcher.config import Options
 from batcher.journal.times import epoch
-from batcher.redact import Redactor
-from batcher.select.paging import PAGE_SIZE, list_jobs
+from batcher.select.paging import PAGE_SIZE, SelectHalted, list_jobs
 from batcher.select.query import JobQuery
-from batcher.send.client import MetaStudioClient, Reply, open_session
-from batcher.send.limiter import RateLimiter
+from batcher.select.selector import list_client
+from batcher.send.client import MetaStudioClient, Reply
 from batcher.send.reads import Pacer
-from batcher.send.retry import RetryPolicy
 from batcher.send.vocabulary import JOB_STATES
 from batcher.status.flows import FAILED_REVIEW
 
@@ -37,12 +31,6 @@ UNREAD = "(unread)"
 SHOW_CONCURRENCY = 8
 
 _T = TypeVar("_T")
-
-
-class StatusHalted(BatcherError):
-    """The API refused the reads (credentials, TLS): exit 3."""
-
-    exit_code = ExitCode.HALTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +51,13 @@ class JobView:
     @classmethod
     def from_record(cls, data: dict[str, Any], project_id: str) -> JobView:
         """From a List item or a Show answer (which also carries ``operation_logs``)."""
-        latest = _latest_log(data.get("operation_logs"))
+        logs = data.get("operation_logs")
+        dated = [
+            (epoch(e.get("operate_time")) or 0.0, i, e)
+            for i, e in enumerate(logs if isinstance(logs, list) else ())
+            if isinstance(e, dict)
+        ]
+        latest = max(dated, key=lambda item: item[:2])[2] if dated else {}
         return cls(
             job_id=str(data.get("job_id")),
             project_id=project_id,
@@ -79,23 +73,11 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _latest_log(logs: Any) -> dict[str, Any]:
-    if not isinstance(logs, list):
-        return {}
-    dated = [
-        (epoch(e.get("operate_time")) or 0.0, i, e)
-        for i, e in enumerate(logs)
-        if isinstance(e, dict)
-    ]
-    return max(dated, key=lambda item: item[:2])[2] if dated else {}
-
-
 class StateReader:
     """Reads job states for one client through one pacer; remembers the server's clock."""
 
     def __init__(self, client: MetaStudioClient, pacer: Pacer) -> None:
-        self._client = client
-        self._pacer = pacer
+        self._client, self._pacer = client, pacer
         #: The latest ``Date`` the server sent (epoch seconds): "now" for --stuck-after.
         self.server_now: float | None = None
 
@@ -103,26 +85,27 @@ class StateReader:
     def reads(self) -> int:
         return self._pacer.requests
 
-    def _heard(self, reply: Reply) -> None:
-        if reply.server_date:
-            try:
-                when = parsedate_to_datetime(reply.server_date).timestamp()
-            except (TypeError, ValueError):
-                return
+    async def _read(self, send: Callable[[], Awaitable[Reply]], refused: str) -> Reply:
+        reply = await self._pacer.read(send)
+        try:
+            dated = parsedate_to_datetime(reply.server_date or "")
+        except (TypeError, ValueError):
+            dated = None
+        if dated is not None:  # "-0000", or no zone, is UTC in an HTTP date
+            when = dated.replace(tzinfo=dated.tzinfo or UTC).timestamp()
             self.server_now = max(when, self.server_now or when)
+        if self._pacer.halts(reply.outcome):
+            raise SelectHalted(f"the API refused to {refused}: {reply.outcome.reason}")
+        return reply
 
     async def show(self, job_id: str, project_id: str) -> JobView:
         send = functools.partial(self._client.show_job, job_id, project_id=project_id)
-        reply = await self._pacer.read(send)
-        self._heard(reply)
+        reply = await self._read(send, f"show job {job_id}")
         outcome = reply.outcome
-        if self._pacer.halts(outcome):
-            raise StatusHalted(f"the API refused to show job {job_id}: {outcome.reason}")
         if outcome.succeeded and reply.data is not None:
             return JobView.from_record({**reply.data, "job_id": job_id}, project_id)
-        if outcome.http_status == 404:
-            return JobView(job_id, project_id, NOT_FOUND, reason=outcome.reason)
-        return JobView(job_id, project_id, UNREAD, reason=outcome.reason)
+        state = NOT_FOUND if outcome.http_status == 404 else UNREAD
+        return JobView(job_id, project_id, state, reason=outcome.reason)
 
     async def each(
         self,
@@ -141,27 +124,16 @@ class StateReader:
             for _ in range(SHOW_CONCURRENCY):
                 group.start_soon(worker)
 
-    async def show_all(
-        self, jobs: Iterable[tuple[str, str]], got: Callable[[JobView], None]
-    ) -> None:
-        """Show each ``(job_id, project_id)``."""
-        await self.each(jobs, lambda job: self.show(*job), got)
-
     async def listed(self, query: JobQuery, project_id: str) -> AsyncIterator[JobView]:
         """Every job ``query`` matches (select's listing: each once, in bounded memory)."""
         async for job in list_jobs(self._client, self._pacer, query, project_id=project_id):
-            if isinstance(job.get("job_id"), str):
-                yield JobView.from_record(job, project_id)
+            yield JobView.from_record(job, project_id)
 
     async def count(self, project_id: str) -> int | None:
         """How many jobs the project has (one List page of one job), or None."""
         params = {"offset": "0", "limit": "1"}
         send = functools.partial(self._client.list_jobs, params, project_id=project_id)
-        reply = await self._pacer.read(send)
-        self._heard(reply)
-        if self._pacer.halts(reply.outcome):
-            raise StatusHalted(f"the API refused to list jobs: {reply.outcome.reason}")
-        count = (reply.data or {}).get("count")
+        count = ((await self._read(send, "list jobs")).data or {}).get("count")
         return count if type(count) is int and count >= 0 else None
 
     async def why(self, view: JobView) -> JobView:
@@ -176,33 +148,9 @@ class StateReader:
 
 @asynccontextmanager
 async def open_reader(settings: Options) -> AsyncIterator[StateReader]:
-    """A reader for ``settings``' endpoint (or a simulator), paced by its read limiter and
-    retry rule; errors leave it with any credential an answer quoted masked."""
-    assert settings.project_id is not None
-    redactor = Redactor(settings.secrets())
-    pacer = Pacer(
-        RateLimiter(rate=settings.paces[1]),
-        RetryPolicy(max_attempts=settings.max_attempts),
-    )
-    try:
-        async with (
-            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-            open_session(concurrency=SHOW_CONCURRENCY, timeout=settings.timeout) as session,
-        ):
-            yield StateReader(
-                MetaStudioClient(
-                    session,
-                    endpoint=url,
-                    project_id=settings.project_id,
-                    credentials=credentials,
-                    app_user_id=settings.app_user_id,
-                    timeout=settings.timeout,
-                    redactor=redactor,
-                ),
-                pacer,
-            )
-    except BatcherError as error:  # an answer may quote a credential
-        raise type(error)(redactor.text(str(error))) from None
+    """A reader for ``settings``' endpoint (or a simulator), paced by its read limiter."""
+    async with list_client(settings, concurrency=SHOW_CONCURRENCY) as (client, pacer):
+        yield StateReader(client, pacer)
 
 
 def listing_covers(count: int | None, wanted: int) -> bool:

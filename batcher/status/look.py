@@ -1,14 +1,14 @@
 """One look at every job named, and ``--wait-until``: looking again, politely, until done.
 
-A look reads each job's state once (List where one listing of its project costs fewer
-reads than a Show per job, Show otherwise), then the latest log entry of each failed
-review. Waiting looks again only at the jobs still on their way (a query's jobs are fixed
-by its first listing, so a job that leaves the query's states is still followed), with
-pauses that grow while nothing moves; every read takes its slot from the read limiter.
+A look reads each job's state once (List where one listing of its project costs fewer reads
+than a Show per job, Show otherwise), then each failed review's latest log entry. Waiting
+looks again only at the jobs still on their way (a query's jobs are those of its first
+listing), pausing longer while nothing moves.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Collection
@@ -19,23 +19,14 @@ import anyio
 import structlog
 
 from batcher.select.query import JobQuery
-from batcher.status.fetch import (
-    NOT_FOUND,
-    UNREAD,
-    JobView,
-    StateReader,
-    by_state,
-    listing_covers,
-)
+from batcher.status.fetch import NOT_FOUND, JobView, StateReader, by_state, listing_covers
 from batcher.status.flows import FAILED_REVIEW, cannot_follow
 from batcher.status.source import JobKeys, Targets
 
 log = structlog.get_logger("batcher.status")
 
 #: Seconds between the first looks while waiting, and the longest pause it grows to.
-FIRST_PAUSE = 5.0
-LONGEST_PAUSE = 120.0
-_GROWTH = 1.5
+FIRST_PAUSE, LONGEST_PAUSE, _GROWTH = 5.0, 120.0, 1.5
 
 Key = tuple[str, str]
 Views = dict[Key, JobView]
@@ -55,11 +46,10 @@ async def look(
     targets: Targets,
     *,
     keys: JobKeys | None = None,
-    known: Views | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> Views:
-    """Read the state of ``keys`` (default: every job ``targets`` names); ``known`` views
-    spare a failed review's second read while its state and update time stay the same."""
+    """Read the state of ``keys`` (default: every job ``targets`` names), and each failed
+    review's latest log entry."""
     listing = targets.query is not None and keys is None
     named = keys if keys is not None else targets.jobs
     seen = Progress(total=None if listing else len(named))
@@ -78,23 +68,8 @@ async def look(
             got(view)
     else:
         await _by_id(reader, named, got)
-    old, failed = known or {}, []
-    for key, view in views.items():
-        if view.state not in FAILED_REVIEW or view.log_type is not None:
-            continue
-        before = old.get(key)
-        if (
-            before is not None
-            and before.log_type
-            and before.state == view.state
-            and (before.last_update_time == view.last_update_time)
-        ):
-            views[key] = before
-        else:
-            failed.append(view)
-    await reader.each(
-        failed, reader.why, lambda view: views.update({(view.job_id, view.project_id): view})
-    )
+    failed = [v for v in views.values() if v.state in FAILED_REVIEW and v.log_type is None]
+    await reader.each(failed, reader.why, lambda v: views.update({(v.job_id, v.project_id): v}))
     return views
 
 
@@ -109,7 +84,7 @@ async def _by_id(reader: StateReader, keys: JobKeys, got: Callable[[JobView], No
                     ids.discard(view.job_id)
                     got(view)
         # Jobs the listing did not meet (or all of them, when it would cost more): Show.
-        await reader.show_all(((job_id, project) for job_id in sorted(ids)), got)
+        await reader.each(sorted(ids), functools.partial(reader.show, project_id=project), got)
 
 
 @dataclass(slots=True)
@@ -132,11 +107,8 @@ class Waited:
 
     def elsewhere(self) -> Views:
         """Jobs neither in a wanted state nor unable to reach one."""
-        return {
-            k: v
-            for k, v in self.views.items()
-            if v.state not in self.wanted and k not in self.blocked
-        }
+        views = self.views.items()
+        return {k: v for k, v in views if v.state not in self.wanted and k not in self.blocked}
 
 
 async def wait_until(
@@ -159,7 +131,7 @@ async def wait_until(
     pause, draw = first_pause, (rng or random.Random()).uniform
     while True:
         done.passes += 1
-        fresh = await look(reader, targets, keys=pending, known=done.views, progress=progress)
+        fresh = await look(reader, targets, keys=pending, progress=progress)
         moved = any(done.views.get(k, v).state != v.state for k, v in fresh.items())
         done.views.update(fresh)
         _note_blocked(done, fresh)
@@ -185,20 +157,16 @@ async def wait_until(
 
 def _note_blocked(done: Waited, fresh: Views) -> None:
     """Jobs that came to rest outside the wanted states: said at once, not waited for."""
-    new: dict[str, int] = {}
-    for key, view in fresh.items():
-        if view.state == NOT_FOUND or cannot_follow(view.state, done.wanted):
-            if key not in done.blocked:
-                new[view.state] = new.get(view.state, 0) + 1
-            done.blocked[key] = view.state
-        elif view.state != UNREAD:
-            done.blocked.pop(key, None)  # someone acted: it is on its way again
+    # Only jobs still on their way are read again: a job blocked once is never met again, and
+    # a failed review (always wanted or resting) is never read twice.
+    new = [v for v in fresh.values() if v.state == NOT_FOUND or cannot_follow(v.state, done.wanted)]
+    done.blocked.update({(v.job_id, v.project_id): v.state for v in new})
     if new:
         log.warning(
             "status_cannot_reach",
             wanted=list(done.wanted),
-            by_state=new,
-            hint="these jobs rest in a state the wanted ones cannot follow without "
-            "someone acting (a failed review needs Update and a new upload; WAIT_FILE_UPLOAD, "
-            "the upload and its commands)",
+            by_state=by_state(new),
+            hint="these jobs rest where the wanted states cannot follow without someone "
+            "acting (a failed review needs Update and a new upload; WAIT_FILE_UPLOAD, the "
+            "upload and its commands)",
         )

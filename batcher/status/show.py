@@ -39,19 +39,12 @@ def _stamp(epoch_s: float) -> str:
 def failure_groups(result: StatusResult) -> list[dict[str, Any]]:
     """Failed reviews grouped by their latest log entry's error code and description."""
     groups: dict[tuple[str, str | None, str | None], list[str]] = {}
-    for view in result.shown:
-        if view.state in FAILED_REVIEW:
-            key = (view.state, view.error_code, view.log_description)
-            groups.setdefault(key, []).append(view.job_id)
+    for v in result.shown:
+        if v.state in FAILED_REVIEW:
+            groups.setdefault((v.state, v.error_code, v.log_description), []).append(v.job_id)
     rows = [
-        {
-            "state": s,
-            "error_code": code,
-            "log_description": text,
-            "jobs": len(ids),
-            "examples": ids[:3],
-        }
-        for (s, code, text), ids in groups.items()
+        {"state": s, "error_code": c, "log_description": d, "jobs": len(ids), "examples": ids[:3]}
+        for (s, c, d), ids in groups.items()
     ]
     return sorted(rows, key=lambda row: -row["jobs"])
 
@@ -64,9 +57,7 @@ def _job(result: StatusResult, view: JobView) -> dict[str, Any]:
         "state": view.state,
         "last_update_time": view.last_update_time,
         "in_state_seconds": None if since is None else round(since, 1),
-        "stuck": result.stuck_after is not None
-        and since is not None
-        and since > result.stuck_after,
+        "stuck": result.is_stuck(view),
         "error_code": view.error_code,
         "log_description": view.log_description,
         "reason": view.reason,
@@ -104,7 +95,6 @@ def render_json(result: StatusResult) -> str:
 
 
 def render_csv(result: StatusResult) -> str:
-    """One row per job shown."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -116,49 +106,32 @@ def render_table(result: StatusResult, *, width: int | None = None) -> str:
     """The histogram of states, the stuck jobs, the failed reviews, how a wait ended."""
     counts = by_state(result.shown)
     top = max(counts.values(), default=1)
+    bars = [[s, f"{n:,}", "█" * max(1, round(30 * n / top))] for s, n in counts.items()]
     lines = [
-        f"{len(result.shown):,} jobs ({terminal_safe(result.source)}), read at "
-        f"{_stamp(result.read_at)} in {result.reads:,} reads",
+        f"{len(result.shown):,} jobs ({result.source}), read at {_stamp(result.read_at)} in "
+        f"{result.reads:,} reads",
         "",
-        *table(
-            ["state", "jobs", ""],
-            [[s, f"{n:,}", "█" * max(1, round(30 * n / top))] for s, n in counts.items()],
-            right={1},
-        ),
+        *table(["state", "jobs", ""], bars, right={1}),
     ]
     stuck = result.stuck()
-    if stuck:
-        assert result.stuck_after is not None
+    if stuck and result.stuck_after is not None:
         lines += [
             "",
             f"In one state longer than {format_duration(result.stuck_after)}: "
             f"{len(stuck):,} jobs (longest first)",
         ]
-        rows = [
-            [
-                v.job_id,
-                v.state,
-                v.last_update_time or "-",
-                format_duration(result.in_state_for(v) or 0.0),
-            ]
-            for v in stuck[:TOP]
-        ]
+        aged = [(v, result.in_state_for(v) or 0.0) for v in stuck[:TOP]]
+        rows = [[v.job_id, v.state, v.last_update_time or "-", format_duration(a)] for v, a in aged]
         lines += table(["job_id", "state", "since", "for"], rows, right={3})
         lines += [f"… {len(stuck) - TOP:,} more (--format csv lists them all)"] * (len(stuck) > TOP)
     groups = failure_groups(result)
     if groups:
-        lines += ["", "Failed reviews, by the latest log entry"]
+        headers = ["state", "error_code", "log_description", "jobs", "examples"]
         rows = [
-            [
-                g["state"],
-                g["error_code"] or "-",
-                g["log_description"] or "-",
-                f"{g['jobs']:,}",
-                " ".join(g["examples"]),
-            ]
+            [*(g[k] or "-" for k in headers[:3]), f"{g['jobs']:,}", " ".join(g["examples"])]
             for g in groups[:TOP]
         ]
-        headers = ["state", "error_code", "log_description", "jobs", "examples"]
+        lines += ["", "Failed reviews, by the latest log entry"]
         lines += table(headers, fit(headers, rows, width, column=2), right={3})
     lines += _wait_lines(result)
     return "\n".join(terminal_safe(line) for line in lines) + "\n"
@@ -174,50 +147,37 @@ def _wait_lines(result: StatusResult) -> list[str]:
         f"Waited for {','.join(wait.wanted)} ({wait.passes} looks): "
         f"{outcome['reached']:,} of {len(wait.views):,} jobs reached it",
     ]
-    for key, said in (
-        ("cannot_reach", "cannot reach it without someone acting"),
-        ("elsewhere", "still elsewhere at the timeout"),
+    for key, said, when in (
+        ("cannot_reach", "cannot reach it without someone acting", True),
+        ("elsewhere", "still elsewhere at the timeout", wait.timed_out),
     ):
-        if outcome[key] and (key == "cannot_reach" or wait.timed_out):
+        if outcome[key] and when:
             lines.append(f"  {said}: " + ", ".join(f"{s} {n:,}" for s, n in outcome[key].items()))
     return lines
 
 
 def page_states(result: StatusResult) -> dict[str, Any]:
     """The states for a report's page (:func:`batcher.review.html.build_page`)."""
-    return {
-        "read_at": _stamp(result.read_at),
-        "jobs": len(result.jobs),
-        "rows": [[state, f"{n:,}"] for state, n in by_state(result.jobs).items()],
-    }
+    rows = [[state, f"{n:,}"] for state, n in by_state(result.jobs).items()]
+    return {"read_at": _stamp(result.read_at), "jobs": len(result.jobs), "rows": rows}
 
 
 def write_metrics(result: StatusResult, path: Path) -> None:
     """The state counts as Prometheus gauges, written atomically (textfile collector)."""
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-    registry = CollectorRegistry()
-    labels = {"source": Path(result.source).name}
+    registry, source, stuck = CollectorRegistry(), Path(result.source).name, result.stuck()
     jobs = Gauge(
         "batcher_status_jobs",
         "Jobs by state, as status read them.",
-        [*labels, "state"],
+        ["source", "state"],
         registry=registry,
     )
     for state, count in by_state(result.shown).items():
-        jobs.labels(**labels, state=state).set(count)
-    stuck = Gauge(
-        "batcher_status_stuck",
-        "Jobs in one state longer than --stuck-after.",
-        list(labels),
-        registry=registry,
-    )
-    stuck.labels(**labels).set(len(result.stuck()))
-    read = Gauge(
-        "batcher_status_read_timestamp_seconds",
-        "When the states were read.",
-        list(labels),
-        registry=registry,
-    )
-    read.labels(**labels).set(result.read_at)
+        jobs.labels(source, state).set(count)
+    for name, doc, value in (
+        ("batcher_status_stuck", "Jobs in one state longer than --stuck-after.", len(stuck)),
+        ("batcher_status_read_timestamp_seconds", "When the states were read.", result.read_at),
+    ):
+        Gauge(name, doc, ["source"], registry=registry).labels(source).set(value)
     write_to_textfile(str(path), registry)

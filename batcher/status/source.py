@@ -5,17 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batcher.errors import UsageError
 from batcher.journal.reader import iter_report
 from batcher.read import Manifests
 from batcher.select.query import JobQuery
 
 #: Keys of the jobs named: ``(job_id, project_id)``, in the order first named.
 JobKeys = dict[tuple[str, str], None]
-
-#: Manifest entries need a command to be valid; status sends none, so one that names none
-#: is read as if it named this (any known command would do).
-_ANY_COMMAND = "GET_MULTIPART_UPLOADED"
 
 
 @dataclass(slots=True)
@@ -28,31 +23,19 @@ class Targets:
     jobs: JobKeys = field(default_factory=dict)
 
 
-def is_report(path: str) -> bool:
-    """Reports are JSON lines; everything else (``-`` too) is read as a manifest."""
-    return Path(path).suffix.lower() in (".jsonl", ".json", ".ndjson")
-
-
 def named_jobs(path: str, *, project_id: str) -> Targets:
-    """The jobs a report or a manifest names; ``project_id`` for entries that name none.
-
-    A report's unreadable lines are warned about and passed over, as ``batcher report``
-    does; a manifest with any problem is refused, naming file, line and field.
-    """
-    targets = Targets(source=path, project_id=project_id)
-    jobs = targets.jobs
-    if is_report(path):
-        report = Path(path)
-        if not report.is_file():
-            raise UsageError(
-                f"report {path} " + ("is not a file" if report.exists() else "does not exist")
-            )
-        for _, line in iter_report(report):
+    """The jobs a report (JSON lines) or a manifest (anything else, ``-`` too) names;
+    ``project_id`` for those that name none. A report is read as ``batcher report`` reads
+    it (bad lines warned about and passed over); a manifest with any problem is refused."""
+    jobs: JobKeys = {}
+    if Path(path).suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        for _, line in iter_report(Path(path)):
             jobs[line.job_id, line.project_id or project_id] = None
-        return targets
-    with Manifests([path], default_command=_ANY_COMMAND, project_id=project_id) as manifests:
-        manifests.check()
-        for entry in manifests.entries():
+        return Targets(path, project_id, jobs=jobs)
+    # Entries need a command to be valid; status sends none, so any known one stands in.
+    with Manifests([path], default_command="GET_MULTIPART_UPLOADED", project_id=project_id) as m:
+        m.check()
+        for entry in m.entries():
             if entry is not None:
                 jobs[entry.job_id, entry.project_id or project_id] = None
-    return targets
+    return Targets(path, project_id, jobs=jobs)

@@ -37,11 +37,6 @@ class FakeReader:
         for item in items:
             got(await read(item))
 
-    async def show_all(
-        self, jobs: Iterable[tuple[str, str]], got: Callable[[JobView], None]
-    ) -> None:
-        await self.each(jobs, lambda job: self.show(*job), got)
-
     async def why(self, view: JobView) -> JobView:
         return view
 
