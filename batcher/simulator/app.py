@@ -145,7 +145,15 @@ class Simulator:
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[_request_id])
-        stats, command, read = self.stats, self._planner.draw, self._planner.draw_read
+        stats = self.stats
+
+        # Looked up at each request, so that a planner swapped in later (tests do) is used.
+        def command() -> Faults:
+            return self._planner.draw()
+
+        def read() -> Faults:
+            return self._planner.draw_read()
+
         for method, path, counters, answer, draw in (
             ("POST", COMMAND_PATH, stats, self._command, command),
             ("GET", LIST_PATH, stats.lists, self._list, read),
