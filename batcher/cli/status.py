@@ -13,7 +13,7 @@ from batcher.cli._options import Command, Section, configure_logs, flag, logging
 from batcher.cli._stdout import detach
 from batcher.cli.select import _filters as select_filters
 from batcher.errors import BatcherError
-from batcher.select.query import FILTERS
+from batcher.select.query import FILTERS, split_states
 
 if TYPE_CHECKING:
     from batcher.status.look import Progress
@@ -167,7 +167,7 @@ def command() -> Command:
 
 def _states(values: list[str] | str | None) -> list[str]:
     texts = [values] if isinstance(values, str) else values or []
-    return [state.strip() for text in texts for state in text.split(",") if state.strip()]
+    return [state for state in split_states(texts) if state]
 
 
 def main(args: SimpleNamespace) -> int:
@@ -185,7 +185,7 @@ def main(args: SimpleNamespace) -> int:
         result = api.status(
             args.source,
             **{f.name: getattr(args, f.name) for f in FILTERS if f.name != "states"},
-            states=_states(list(args.states)),
+            states=list(split_states(args.states)),  # empty ones too: refused, not dropped
             wait_until=_states(args.wait_until),
             wait_timeout=args.timeout,
             poll=args.poll_every,
