@@ -94,7 +94,7 @@ class ListServer:
             if self.fixed_count is None
             else self.fixed_count
         )
-        count = min(count, len(page)) if self.count_of_page else count  # type: ignore[call-overload]
+        count = min(count, len(page)) if self.count_of_page else count
         return web.json_response({"count": count, "jobs": page})
 
 
