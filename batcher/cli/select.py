@@ -22,7 +22,7 @@ from batcher.cli._options import (
     option,
     where,
 )
-from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS
+from batcher.select.query import FILTERS, SORT_DIRS, SORT_KEYS, split_states
 
 
 def _bool_or_text(text: str) -> bool | str:
@@ -119,7 +119,7 @@ def main(args: SimpleNamespace) -> int:
         from batcher.errors import UsageError
 
         raise UsageError("standard output is closed: give --output PATH for the manifest")
-    states = [state.strip() for text in args.states for state in text.split(",") if state.strip()]
+    states = list(split_states(args.states))  # empty ones too: refused, not dropped
     show = not (args.no_progress or args.quiet) and log_format == "console" and sys.stderr.isatty()
     live = None
     if show:

@@ -24,6 +24,7 @@ from batcher.cli._options import (
 from batcher.cli._stdout import detach
 from batcher.cli.select import filters
 from batcher.errors import BatcherError
+from batcher.select.query import split_states
 
 if TYPE_CHECKING:
     from batcher.status.look import Progress
@@ -125,7 +126,7 @@ def command() -> Command:
 
 def _states(values: tuple[str, ...] | str | None) -> list[str]:
     texts = [values] if isinstance(values, str) else values or []
-    return [state.strip() for text in texts for state in text.split(",") if state.strip()]
+    return [state for state in split_states(texts) if state]
 
 
 #: Flags passed to the Python API under another name or form, and flags of the command's own.
@@ -150,7 +151,7 @@ def main(args: SimpleNamespace) -> int:
     with live or contextlib.nullcontext():
         result = api.status(
             args.source,
-            states=_states(args.states),
+            states=list(split_states(args.states)),  # empty ones too: refused, not dropped
             wait_until=_states(args.wait_until),
             wait_timeout=args.timeout,
             poll=args.poll_every,

@@ -29,9 +29,8 @@ log = structlog.get_logger("batcher.select")
 #: Jobs asked for per page (a server may send fewer), and the fewest after a 400 for it.
 PAGE_SIZE, MIN_PAGE_SIZE = 100, 10
 #: Passes through a second with more jobs than a page: at most; in a row finding nothing new
-#: once its jobs changed, to take it as read whole; in a row finding nothing new while fewer
-#: were seen than there are, before the server is taken not to page by offset.
-MAX_GROUP_PASSES, CHURN_QUIET_PASSES, MAX_QUIET_PASSES = 24, 4, 8
+#: while fewer were seen than there are, before the server is taken not to page by offset.
+MAX_GROUP_PASSES, MAX_QUIET_PASSES = 24, 8
 
 
 class SelectHalted(BatcherError):
@@ -67,7 +66,7 @@ class Page:
     offset: int
     jobs: list[tuple[datetime, dict[str, Any]]]
     count: int
-    last: bool  # nothing follows it: empty, as far as the count, or short
+    last: bool  # nothing follows it: empty, or shorter than a page before
 
     def seconds(self) -> list[datetime]:
         return [second for second, _ in self.jobs]
@@ -125,7 +124,9 @@ class _Pages:
         self.paging.pages += 1
         self.paging.count = count if self.paging.count is None else self.paging.count
         self.widest = max(self.widest, len(jobs))
-        last = not jobs or offset + len(jobs) >= count or len(jobs) < self.widest
+        # The count is a hint, not an end: taken apart from the page (jobs leave between the
+        # two), or low, it would end the walk while jobs that matched all along are unread.
+        last = not jobs or len(jobs) < self.widest
         return _checked(Page(since, offset, [_keyed(job) for job in jobs], count, last))
 
 
@@ -239,28 +240,32 @@ class _Walk:
     async def _second(self, page: Page) -> AsyncIterator[dict[str, Any]]:
         """Every job created in the second ``page`` (offset 0) holds nothing but, which has
         more jobs than a page: by offset within it, pass after pass (a server may order them
-        differently on every request), until the passes have seen as many as there are."""
-        second, quiet, counts = page.jobs[0][0], 0, {page.count}
-        ids = {job["job_id"] for _, job in page.jobs}  # the second's, seen by these passes
+        differently on every request), until a pass proves every one of them seen."""
+        second, quiet = page.jobs[0][0], 0
+        tally = _Tally(page.count)
+        steady = tally.saw(page, second)
         for passes in range(1, MAX_GROUP_PASSES + 1):
-            before, offset = len(ids), 0
+            before, offset, met, repeated = len(tally.every), 0, _ids(page, second), False
             while not page.last and page.seconds().count(second) == len(page.jobs):
                 offset += len(page.jobs)
                 page = await self.pages.read(second, offset)
-                counts.add(page.count)
+                steady = tally.saw(page, second) and steady
                 for job in self._new(page, second):  # the later ones in order, afterwards
                     yield job
-                ids.update(job["job_id"] for when, job in page.jobs if when == second)
-            # While the count stays, no job left or joined: the positions hold, the second has
-            # as many jobs as the pass found there, and as many seen proves every one seen.
-            # Once it changed, those seen may be the ones gone: only passes that find nothing
-            # new tell.
-            steady = len(counts) == 1
+                ids = _ids(page, second)
+                repeated = len(ids) == len(page.jobs) > 0 and ids <= met  # no offset paging
+                if repeated:
+                    break
+                met |= ids
+            # A pass whose pages all bring one count, with no job joining or leaving, finds
+            # the second's jobs where they are: as many distinct jobs seen under that count
+            # as the pass found there is every one. Assumption: an unchanged count is an
+            # unchanged selection (a job leaving as another joins would pass unseen).
             found = offset + page.seconds().count(second)
-            quiet = quiet + 1 if len(ids) == before else 0
-            if len(ids) >= found and (steady or quiet >= CHURN_QUIET_PASSES):
+            quiet = quiet + 1 if len(tally.every) == before else 0
+            if steady and not repeated and len(tally.ids) >= found:
                 return
-            if quiet >= MAX_QUIET_PASSES:
+            if quiet >= MAX_QUIET_PASSES and repeated:
                 raise SelectIncomplete(
                     f"the List API's pages at offsets within {second:%Y-%m-%dT%H:%M:%SZ} bring "
                     "no job not seen: it does not seem to page by offset; nothing was written"
@@ -269,15 +274,40 @@ class _Walk:
                 "select_second_again",
                 second=f"{second:%Y-%m-%dT%H:%M:%SZ}",
                 passes=passes,
-                seen=len(ids),
+                seen=len(tally.ids),
                 found=found,
             )
             page = await self.pages.read(second, 0)
-            counts.add(page.count)
+            steady = tally.saw(page, second)
             for job in self._new(page, second):
                 yield job
-            ids.update(job["job_id"] for when, job in page.jobs if when == second)
+        # Jobs leaving move the unseen ones across page boundaries, and passes that find
+        # nothing new while they do prove nothing: not known complete is an error.
         raise SelectIncomplete(
             f"the jobs created in {second:%Y-%m-%dT%H:%M:%SZ} (more than a page) kept changing "
-            f"over {MAX_GROUP_PASSES} passes: narrow the selection or run select again"
+            f"over {MAX_GROUP_PASSES} passes, so they cannot be proved all listed: narrow the "
+            "selection (a filter, or --created-since/--created-until leaving that second out) "
+            "or run select again when fewer jobs are changing; nothing was written"
         )
+
+
+def _ids(page: Page, second: datetime) -> set[str]:
+    return {job["job_id"] for when, job in page.jobs if when == second}
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The ids of one second's jobs seen since the count last changed, and ever."""
+
+    count: int
+    ids: set[str] = field(default_factory=set)
+    every: set[str] = field(default_factory=set)
+
+    def saw(self, page: Page, second: datetime) -> bool:
+        """Take in ``page``'s jobs of ``second``; False when its count is another."""
+        same = page.count == self.count
+        if not same:  # those seen may be the ones gone: the proof starts again
+            self.count, self.ids = page.count, set()
+        self.ids |= _ids(page, second)
+        self.every |= _ids(page, second)
+        return same

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -118,10 +119,10 @@ class JobQuery:
 
     def problems(self) -> list[str]:
         """What is wrong with the filters and the order, checked before anything is sent."""
-        found = []
+        found = [*self._empty(), *self._bounds_reversed()]
         for f, value in self.given():
             if f.kind == "states":
-                found += [_unknown_state(state) for state in value if state not in JOB_STATES]
+                found += [_unknown_state(s) for s in value if s.strip() and s not in JOB_STATES]
             elif f.kind == "time" and not _is_rfc3339(value):
                 found.append(
                     f"{f.flag} {value!r} is not an RFC 3339 time (e.g. 2026-11-24T00:00:00Z)"
@@ -136,6 +137,37 @@ class JobQuery:
             found.append("--sort-dir must be asc or desc")
         return found
 
+    def _empty(self) -> list[str]:
+        """Filters given an empty value: sent as none at all, it would select every job."""
+        found = []
+        for f in FILTERS:
+            value = self.values.get(f.name)
+            if f.kind == "states" and value is not None and any(not s.strip() for s in value):
+                found.append(
+                    "--state: an empty state ('' or A,,B) would select jobs in every state; "
+                    "leave --state out to mean every state"
+                )
+            elif isinstance(value, str) and not value.strip():
+                found.append(
+                    f"{f.flag} is empty: it would select every job; leave it out to mean all"
+                )
+        return found
+
+    def _bounds_reversed(self) -> list[str]:
+        """A lower time bound later than the upper one on the same field: no job can match."""
+        bounds = {
+            (f.field, f.lower): (f, parse_time(v)) for f, v in self.given() if f.kind == "time"
+        }
+        found = []
+        for (name, lower), (since, start) in bounds.items():
+            until, end = bounds.get((name, False), (None, None))
+            if lower and until is not None and start and end and start > end:
+                found.append(
+                    f"{since.flag} {self.values[since.name]} is later than {until.flag} "
+                    f"{self.values[until.name]}: no job can match"
+                )
+        return found
+
     def order(self) -> tuple[str, bool] | None:
         """The job field the manifest is sorted on after listing, and whether descending;
         None when the listing's own order (creation time, ascending) is the one asked for."""
@@ -143,6 +175,16 @@ class JobQuery:
         if key == "create_time" and not descending:
             return None
         return ("last_update_time" if key == "update_time" else "create_time"), descending
+
+
+def split_states(texts: Iterable[str]) -> tuple[str, ...]:
+    """The states of ``--state`` flags, each a list separated by commas, empty ones kept:
+    for :meth:`JobQuery.problems` to refuse, as an empty state would widen the selection.
+
+    >>> split_states(["AUTO_VERIFY_FAILED, WAIT_FILE_UPLOAD", "TRAINING"])
+    ('AUTO_VERIFY_FAILED', 'WAIT_FILE_UPLOAD', 'TRAINING')
+    """
+    return tuple(state.strip() for text in texts for state in text.split(","))
 
 
 def _text(f: Filter, value: Any) -> str:

@@ -29,19 +29,23 @@ class ListServer:
         ignore_since: bool = False, newest_first: bool = False, ignore_filters: bool = False,
         ties: int = 1,
         extra_count: int = 0, max_limit: int | None = None, fixed_count: object = None,
+        count_of_page: bool = False,
     ) -> None:  # fmt: skip
         self.jobs = [self.job(i - i % ties) | {"job_id": f"j{i:04d}"} for i in range(jobs)]
         self.cap = cap
         self.ignore_offset = ignore_offset  # a server that does not page by offset
         self.ignore_since = ignore_since  # ... nor by create_since
         self.newest_first = newest_first  # a server that ignores sort_dir
-        self.ignore_filters = ignore_filters  # a server that lists every job
+        # A server that applies no filter but the one the walk pages by (one that ignores
+        # create_since too is not the API: an error, see test_a_server_that_does_not_page...).
+        self.ignore_filters = ignore_filters
         # Jobs created in the same second come in another order on every request (a
         # database sorting on create_time alone); count says more than it lists.
         self.shuffle_ties = ties > 1
         self.extra_count = extra_count
         self.max_limit = max_limit  # a larger limit is a 400, not a short page
         self.fixed_count = fixed_count  # a count that says this, whatever matches
+        self.count_of_page = count_of_page  # a count no larger than the page it comes with
         self.queries: list[dict[str, str]] = []
         self.on_page: Callable[[int], None] | None = None
 
@@ -68,8 +72,7 @@ class ListServer:
             job for job in self.jobs
             if (not wanted or job["state"] in wanted)
             and (self.ignore_filters or query.get("batch_name") in (None, job["batch_name"]))
-            and (self.ignore_filters or self.ignore_since
-                 or job["create_time"] >= query.get("create_since", ""))
+            and (self.ignore_since or job["create_time"] >= query.get("create_since", ""))
         ]  # fmt: skip
         if self.newest_first:
             matches.reverse()
@@ -86,7 +89,12 @@ class ListServer:
         page = matches[offset : offset + limit]
         if self.on_page is not None:
             self.on_page(len(self.queries))
-        count = len(matches) + self.extra_count if self.fixed_count is None else self.fixed_count
+        count = (
+            max(0, len(matches) + self.extra_count)
+            if self.fixed_count is None
+            else self.fixed_count
+        )
+        count = min(count, len(page)) if self.count_of_page else count
         return web.json_response({"count": count, "jobs": page})
 
 
@@ -213,8 +221,9 @@ async def test_a_server_that_sends_one_job_per_page_is_paged_through(
     listed = [row["job_id"] for row in csv.DictReader(io.StringIO(result.stdout))]
     assert listed == [job["job_id"] for job in server.jobs]
     # No runaway: a page of one job is always all in one second, read by offset within it
-    # once, then from the next second on: three pages a job.
-    assert len(server.queries) <= 3 * 7
+    # once, then from the next second on: three pages a job, and one to see the end (the
+    # count does not end the walk).
+    assert len(server.queries) <= 3 * 7 + 1
 
 
 @pytest.mark.parametrize(
@@ -358,6 +367,48 @@ async def test_a_group_larger_than_a_page_while_listed_jobs_leave_hides_none(
     assert len(listed) == len(set(listed))
 
 
+async def serve(handle: Callable[[web.Request], Any]) -> web.AppRunner:
+    """A List server on 127.0.0.1 answering with ``handle`` (``cleanup()`` stops it)."""
+    app = web.Application()
+    app.router.add_get("/v1/{project}/digital-human-training-manage/user/jobs", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+async def test_a_second_larger_than_a_page_that_keeps_changing_is_an_error(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """150 jobs and x created in one second, in any order (ties), and one job listed before
+    leaving on every request: x always sits one past the page asked for, so no pass meets
+    it, and passes that find nothing new prove nothing while the jobs change."""
+    second = "2026-11-20T10:00:00Z"
+    present = [f"j{i:04d}" for i in range(150)]
+    met: list[str] = []  # listed, in order, and still there
+
+    async def handle(request: web.Request) -> web.Response:
+        offset, limit = int(request.query["offset"]), int(request.query["limit"])
+        if met:
+            present.remove(met.pop(0))  # a job met before leaves the selection
+        order = present[:] if request.query.get("create_since", second) <= second else []
+        order.insert(offset - 1 if offset else min(limit, len(order)), "x") if order else None
+        page = order[offset : offset + limit]
+        met.extend(job for job in page if job in present and job not in met)
+        jobs = [{"job_id": job, "state": "AUTO_VERIFY_FAILED", "create_time": second}
+                for job in page]  # fmt: skip
+        return web.json_response({"count": len(order), "jobs": jobs})
+
+    runner = await serve(handle)
+    try:
+        out = tmp_path / "m.csv"
+        result = await select_into(out, f"http://127.0.0.1:{runner.addresses[0][1]}", capsys)
+    finally:
+        await runner.cleanup()
+    assert result.code == 1, result.output
+    assert "narrow the selection" in result.stderr and not out.exists()
+
+
 @pytest.mark.parametrize(("jobs", "cap"), [(1000, 7), (60, 1)])
 async def test_a_server_with_small_pages_is_listed_whole(
     list_server: Any, tmp_path: Path, capsys: Any, jobs: int, cap: int
@@ -400,6 +451,23 @@ async def test_a_count_below_the_jobs_listed_does_not_end_the_listing(
     assert result.code == 0, result.output
     listed = job_ids(out)
     assert listed == [job["job_id"] for job in server.jobs]
+
+
+@pytest.mark.parametrize(
+    ("jobs", "low"),
+    [(101, {"extra_count": -1}),  # counted after a job left, the page built before
+     (600, {"extra_count": -150}), (600, {"count_of_page": True})],
+)  # fmt: skip
+async def test_a_count_at_or_below_a_full_page_does_not_end_the_listing(
+    list_server: Any, tmp_path: Path, capsys: Any, jobs: int, low: dict[str, Any]
+) -> None:
+    """The count is a hint: a full page is followed by another read, until one comes back
+    short or empty."""
+    server, url = await list_server(jobs, **low)
+    out = tmp_path / "m.csv"
+    result = await select_into(out, url, capsys)
+    assert result.code == 0, result.output
+    assert job_ids(out) == [job["job_id"] for job in server.jobs]
 
 
 async def test_a_count_the_listing_never_reaches_is_an_error_not_a_short_manifest(
@@ -474,7 +542,8 @@ async def test_jobs_a_server_lists_against_the_filters_are_left_out(
         json.loads(line) for line in result.stderr.splitlines()
         if '"select_jobs_not_matching"' in line
     )  # fmt: skip
-    assert warning["jobs"] == 90 - len(expected) and warning["level"] == "warning"
+    since = [job for job in server.jobs if job["create_time"] >= "2026-11-01T00:30:00Z"]
+    assert warning["jobs"] == len(since) - len(expected) and warning["level"] == "warning"
 
 
 async def test_a_selection_that_fails_half_way_writes_nothing_to_stdout(
@@ -518,8 +587,16 @@ async def test_yaml_manifest_runs_as_it_is(list_server: Any, tmp_path: Path, cap
         (["--state", "AUTO_VERIFY_FAILD"], "did you mean 'AUTO_VERIFY_FAILED'"),
         (["--created-since", "yesterday"], "RFC 3339"),
         (["--command", "SUBMITVERIFY"], "did you mean 'SUBMITVERIFYING'"),
+        # An empty value would be no filter: every job of the project selected.
+        (["--job-id", ""], "--job-id is empty"),
+        (["--state", ""], "--state: an empty state"),
+        (["--state", "AUTO_VERIFY_FAILED,,WAIT_FILE_UPLOAD"], "--state: an empty state"),
+        (["--created-since", "2026-11-02T00:00:00Z", "--created-until", "2026-11-01T00:00:00Z"],
+         "is later than --created-until"),
+        (["--updated-since", "2026-11-02T00:00:00Z", "--updated-until", "2026-11-01T00:00:00Z"],
+         "is later than --updated-until"),
     ],
-)
+)  # fmt: skip
 async def test_bad_filters_are_refused_before_anything_is_sent(
     list_server: Any, capsys: Any, args: list[str], message: str
 ) -> None:
@@ -616,7 +693,8 @@ async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
     """A reviewer's fuzzed server: groups of same-second jobs in a new order on every
     request, and 1-3% of the jobs leaving the selection on every request. Jobs that left
     before a page can move a group's unseen members back past its start: the pages are read
-    again, and every job that stayed in the selection is listed, once."""
+    again, and every job that stayed in the selection is listed, once; or, for a group
+    larger than a page that never stops changing, select says it cannot prove it (exit 1)."""
     rng = random.Random(seed)
     times: list[int] = []
     second = 0
@@ -656,6 +734,10 @@ async def test_a_churning_selection_with_shuffled_ties_hides_no_job_that_stayed(
         result = await select_into(out, url, capsys)
     finally:
         await runner.cleanup()
+    if max(times.count(t) for t in times) > cap and result.code == 1:
+        # A group larger than a page, changing on every request: not provably listed whole.
+        assert "narrow the selection" in result.stderr and not out.exists()
+        return
     assert result.code == 0, result.output
     listed = job_ids(out)
     assert {f"j{i:05d}" for i in stayed} <= set(listed) and len(listed) == len(set(listed))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from batcher.select.query import FILTERS, JobQuery
+from batcher.select.query import FILTERS, JobQuery, split_states
 
 #: Request fields that are not filters: paging, order, and a header.
 NOT_FILTERS = {"offset", "limit", "sort_key", "sort_dir", "x_app_user_id"}
@@ -64,3 +64,32 @@ def test_problems_name_the_flag() -> None:
 )  # fmt: skip
 def test_order(key: str | None, direction: str | None, order: object) -> None:
     assert JobQuery(sort_key=key, sort_dir=direction).order() == order
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        ({"job_id": ""}, "--job-id is empty"),
+        ({"batch_name": " "}, "--batch-name is empty"),
+        ({"states": ("",)}, "--state: an empty state"),
+        ({"states": ("AUTO_VERIFY_FAILED", "", "WAIT_FILE_UPLOAD")}, "--state: an empty state"),
+        ({"created_since": ""}, "--created-since is empty"),
+        ({"created_since": "2026-11-02T00:00:00Z", "created_until": "2026-11-01T00:00:00Z"},
+         "--created-since 2026-11-02T00:00:00Z is later than --created-until"),
+        ({"updated_since": "2026-11-01T09:00:00+08:00", "updated_until": "2026-11-01T00:00:00Z"},
+         "--updated-since 2026-11-01T09:00:00+08:00 is later than --updated-until"),
+    ],
+)  # fmt: skip
+def test_a_filter_that_would_widen_or_empty_the_selection_is_a_problem(
+    values: dict[str, object], words: str
+) -> None:
+    """An empty value is no filter at all (every job of the project); bounds the wrong way
+    round select nothing and say nothing."""
+    assert words in "\n".join(JobQuery(values).problems())
+
+
+def test_bounds_in_order_and_states_split_are_no_problem() -> None:
+    assert split_states(["A, B", "C"]) == ("A", "B", "C")
+    assert split_states(["A,,B"]) == ("A", "", "B") and split_states([""]) == ("",)
+    query = JobQuery({"created_since": NOON, "created_until": NOON, "states": ("TRAINING",)})
+    assert query.problems() == []

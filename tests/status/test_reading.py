@@ -146,6 +146,10 @@ async def test_a_listed_failed_review_gets_its_log_entry_from_one_show(mocked: A
             },
         ],
     }
+    # The read from the last page's second on (a full page is not the end, whatever the
+    # count): that second's job again, a short page.
+    again = {"count": 1, "jobs": listed["jobs"][1:]}
+    mocked.get(re.compile(r".*/user/jobs\?.*create_since.*"), payload=again, repeat=True)
     mocked.get(re.compile(r".*/user/jobs\?.*"), payload=listed, repeat=True)
     logs = [
         {

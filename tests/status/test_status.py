@@ -198,6 +198,19 @@ async def test_bad_flags_exit_2_and_nothing_is_read(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+async def test_filters_that_would_widen_or_empty_the_listing_exit_2() -> None:
+    """status lists by select's filter table, and refuses what select refuses."""
+    async with job_server({"j": [(0, "TRAINING")]}) as server:
+        bad = ["--job-id", "", "--state", "TRAINING,,JOB_SUCCESS", "--created-since",
+               "2026-11-02T00:00:00Z", "--created-until", "2026-11-01T00:00:00Z"]  # fmt: skip
+        result = await batcher(_args(server.url, *bad), aksk_env())
+        requests = dict(server.requests)
+    assert result.code == 2, result.output
+    for words in ("--job-id is empty", "--state: an empty state", "is later than --created-until"):
+        assert words in result.stderr
+    assert requests == {"list": 0, "show": 0} and "Traceback" not in result.stderr
+
+
 async def test_an_existing_output_is_refused_before_anything_is_read(tmp_path: Path) -> None:
     out = tmp_path / "fix.csv"
     out.write_text("keep me\n")
