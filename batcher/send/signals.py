@@ -15,20 +15,16 @@ a signal is forwarded into its event loop with ``call_soon_threadsafe``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import anyio
-import anyio.abc
-import structlog
+if TYPE_CHECKING:  # the policy is installed by every command: it must import cheaply
+    import anyio.abc
 
-from batcher.send.stats import RunStats
-
-log = structlog.get_logger("batcher.runner")
+    from batcher.send.stats import RunStats
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -94,14 +90,19 @@ async def watch_signals(
     grace_period: float,
     group: anyio.abc.TaskGroup,
     *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    task_status: anyio.abc.TaskStatus[None] | None = None,
 ) -> None:
     """Turn SIGINT/SIGTERM into a halt, then a hard stop, until cancelled (the run is over;
     from then on signals are ignored). Without the policy installed (not the main thread),
     signals are not the run's to handle."""
     if not _POLICY.installed:
-        task_status.started()
+        if task_status is not None:
+            task_status.started()
         return
+    import asyncio
+
+    import anyio
+
     loop = asyncio.get_running_loop()
     seen = 0
 
@@ -115,11 +116,12 @@ async def watch_signals(
             group.start_soon(_grace_timer, run, grace_period)
             return
         if seen == 2:
-            log.warning("second_signal", signal=name, action="cutting requests short")
+            _log().warning("second_signal", signal=name, action="cutting requests short")
         run.hard_stop()
 
     _POLICY.deliver = lambda signum: loop.call_soon_threadsafe(on_signal, signum)
-    task_status.started()
+    if task_status is not None:
+        task_status.started()
     try:
         await anyio.sleep_forever()
     finally:
@@ -127,7 +129,15 @@ async def watch_signals(
 
 
 async def _grace_timer(run: Stoppable, grace_period: float) -> None:
+    import anyio
+
     await anyio.sleep(grace_period)
     if run.stats.in_flight:
-        log.warning("grace_period_over", in_flight=run.stats.in_flight)
+        _log().warning("grace_period_over", in_flight=run.stats.in_flight)
     run.hard_stop()
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("batcher.runner")
