@@ -32,22 +32,22 @@ AUTH_STATUSES = frozenset({401, 403})
 GATE_REFUSALS = frozenset({401, 403, 408, 429})
 
 
-def proves_refusal(status: int, *, readable: bool = True) -> bool:
-    """Whether an answer says the command was not executed; ``readable`` says its body was
-    a JSON object (as the API's own errors are).
+def proves_refusal(status: int, error_code: str | None = None) -> bool:
+    """Whether an answer says the command was not executed; ``error_code`` is its body's.
 
-    The documentation names 400 MSS.00000003 (invalid parameter) with its body, 401/403 from
-    the gateway and 429 APIGW.0308. Assumption, the conservative reading where it is silent:
-    another 4xx proves a refusal only with a body that reads as the API's, and any other
-    status (500 MSS.00000004, 502, 503, 504, a 2xx that cannot be read, anything unknown)
-    can come after the service ran the command.
+    Only the documented refusals prove it: 400 with the API's own error (``MSS.00000003``,
+    invalid parameter), 401/403 from the gateway and 429 APIGW.0308. Assumption, the
+    conservative reading where the documentation is silent: a 400 proves it with any of
+    the service's ``MSS.`` codes, and nothing else does (a 404 or 409 with whatever body,
+    500 MSS.00000004, 502, 503, 504, a 2xx that cannot be read) — it can come after the
+    service ran the command.
 
-    >>> proves_refusal(429), proves_refusal(400), proves_refusal(400, readable=False)
+    >>> proves_refusal(429), proves_refusal(400, "MSS.00000003"), proves_refusal(400)
     (True, True, False)
-    >>> proves_refusal(500), proves_refusal(503)
+    >>> proves_refusal(404, "APIGW.0101"), proves_refusal(500, "MSS.00000004")
     (False, False)
     """
-    return status in GATE_REFUSALS or (readable and 400 <= status < 500)
+    return status in GATE_REFUSALS or (status == 400 and (error_code or "").startswith("MSS."))
 
 
 def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
@@ -94,7 +94,7 @@ def outcome_from_response(
             retryable=status in RETRYABLE_STATUSES,
             auth_refused=status in AUTH_STATUSES,
             throttled=status == 429,
-            ambiguous=not proves_refusal(status, readable=False),
+            ambiguous=not proves_refusal(status),
             still_running=status == 504,
             retry_after=parse_retry_after(retry_after),
             reason=f"HTTP {status} with a body that is not JSON ({kind}): {snippet}",
@@ -115,7 +115,7 @@ def outcome_from_response(
             reason=f"authentication refused ({described})",
             **fields,
         )
-    refused = proves_refusal(status, readable=bool(raw))
+    refused = proves_refusal(status, error_code)
     if status in RETRYABLE_STATUSES or not refused:
         return Outcome(
             succeeded=False,
