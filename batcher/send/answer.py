@@ -201,9 +201,11 @@ def reply_from_response(
     outcome = outcome_from_response(
         status, raw, request_id, retry_after, content_type, redactor=redactor
     )
-    # Reading changes nothing: an unknown outcome is just a failed read, worth another try.
+    # Reading changes nothing: an unknown outcome is just a failed read, worth another try;
+    # but a 4xx in the API's shape (a job not found) will say the same again.
     if outcome.ambiguous:
-        outcome = dataclasses.replace(outcome, ambiguous=False, retryable=True)
+        lasting = 400 <= status < 500 and bool(raw) and isinstance(_json(raw), dict)
+        outcome = dataclasses.replace(outcome, ambiguous=False, retryable=not lasting)
     return outcome, None
 
 
