@@ -27,22 +27,22 @@ AUTH_STATUSES = frozenset({401, 403})
 GATE_REFUSALS = frozenset({401, 403, 408, 429})
 
 
-def proves_refusal(status: int, *, readable: bool = True) -> bool:
-    """Whether an answer says the command was not executed; ``readable`` says its body was
-    a JSON object (as the API's own errors are).
+def proves_refusal(status: int, error_code: str | None = None) -> bool:
+    """Whether an answer says the command was not executed; ``error_code`` is its body's.
 
-    The documentation names 400 MSS.00000003 (invalid parameter) with its body, 401/403 from
-    the gateway and 429 APIGW.0308. Assumption, the conservative reading where it is silent:
-    another 4xx proves a refusal only with a body that reads as the API's, and any other
-    status (500 MSS.00000004, 502, 503, 504, a 2xx that cannot be read, anything unknown)
-    can come after the service ran the command.
+    Only the documented refusals prove it: 400 with the API's own error (``MSS.00000003``,
+    invalid parameter), 401/403 from the gateway and 429 APIGW.0308. Assumption, the
+    conservative reading where the documentation is silent: a 400 proves it with any of
+    the service's ``MSS.`` codes, and nothing else does (a 404 or 409 with whatever body,
+    500 MSS.00000004, 502, 503, 504, a 2xx that cannot be read) — it can come after the
+    service ran the command.
 
-    >>> proves_refusal(429), proves_refusal(400), proves_refusal(400, readable=False)
+    >>> proves_refusal(429), proves_refusal(400, "MSS.00000003"), proves_refusal(400)
     (True, True, False)
-    >>> proves_refusal(500), proves_refusal(503)
+    >>> proves_refusal(404, "APIGW.0101"), proves_refusal(500, "MSS.00000004")
     (False, False)
     """
-    return status in GATE_REFUSALS or (readable and 400 <= status < 500)
+    return status in GATE_REFUSALS or (status == 400 and (error_code or "").startswith("MSS."))
 
 
 def redirect_refused(status: int, location: str | None, request_id: str | None) -> Outcome:
@@ -84,7 +84,7 @@ def outcome_from_response(
         kind = content_type or "unknown content type"
         described = f"HTTP {status} with a body that is not JSON ({kind}): "
         described += _text_snippet(raw, redactor)
-        refused = proves_refusal(status, readable=False)
+        refused = proves_refusal(status)
     elif status == 200:
         return _command_result(payload, fields)
     else:
@@ -96,7 +96,7 @@ def outcome_from_response(
         if status in AUTH_STATUSES:
             reason = f"authentication refused ({described})"
             return Outcome(succeeded=False, auth_refused=True, reason=reason, **fields)
-        refused = proves_refusal(status, readable=bool(raw))
+        refused = proves_refusal(status, error_code)
     if refused and status not in RETRYABLE_STATUSES and status not in AUTH_STATUSES:
         return Outcome(succeeded=False, reason=described, **fields)
     return Outcome(
@@ -183,9 +183,11 @@ def reply_from_response(
     outcome = outcome_from_response(
         status, raw, request_id, retry_after, content_type, redactor=redactor
     )
-    # Reading changes nothing: an unknown outcome is just a failed read, worth another try.
+    # Reading changes nothing: an unknown outcome is just a failed read, worth another try;
+    # but a 4xx in the API's shape (a job not found) will say the same again.
     if outcome.ambiguous:
-        outcome = dataclasses.replace(outcome, ambiguous=False, retryable=True)
+        lasting = 400 <= status < 500 and bool(raw) and isinstance(_json(raw), dict)
+        outcome = dataclasses.replace(outcome, ambiguous=False, retryable=not lasting)
     return outcome, None
 
 

@@ -257,7 +257,7 @@ async def run_entry(
         and not sender.hard_stopped
     ):
         # The record decides: a refusal of a later attempt may mean the doubtful one ran.
-        result.finding = await sender.confirmer.check(entry, since=result.doubt_since)
+        result.finding = await _look(sender, entry, result, trace)
     if result.ambiguous:
         result.note += result.doubt_note
     return result
@@ -373,18 +373,24 @@ async def _witnessed(sender: Sender) -> bool:
 
 
 async def _look(sender: Sender, entry: Entry, result: Attempts, trace: Trace) -> Finding | None:
-    """Read the record from the first doubtful attempt. After a timeout, a "did not" is
-    trusted only once the request has had as long again as its timeout to arrive and run
-    (it may still be queued or running on the server): then the record is read once more.
-    None: the record cannot be read for this command, or that wait was cut short."""
+    """Read the record from the first doubtful attempt. A "did not" is trusted only once the
+    latest attempt has had as long again as its timeout to arrive, run and be logged: then
+    the record is read once more. Assumption (the reference does not say the log is written
+    with the command): an entry may show a while after the effect, so the first look's
+    silence proves nothing. None: the record cannot be read for this command, or that wait
+    was cut short."""
     since = result.doubt_since
     if not trace.readable or since is None:
         return None
     finding = await sender.confirmer.check(entry, since=since)
+    # This run's latest attempt has just been answered; an earlier run's, at ``since``.
     settle = sender.settle_seconds
-    still_running = result.outcome is not None and result.outcome.still_running
-    if finding.verdict is not Verdict.DID_NOT or not settle or not still_running:
+    if result.outcome is None:
+        settle -= (datetime.now(UTC) - since).total_seconds()
+    if finding.verdict is not Verdict.DID_NOT or settle <= 0:
         return finding
     if not await sender.wait(lambda: anyio.sleep(settle)) or sender.hard_stopped:
-        return Finding(Verdict.UNKNOWN, "the wait for a request still on its way was cut short")
+        return Finding(
+            Verdict.UNKNOWN, "the wait for the attempt to show in the record was cut short"
+        )
     return await sender.confirmer.check(entry, since=since)

@@ -305,7 +305,7 @@ def _oversized(
     """An answer too big to read is judged by its status alone, as an unreadable one is."""
     # Unread, only a refusal at the gate is proven (see proves_refusal): after anything
     # else, whether it executed is unknown. 401/403 halt as ever.
-    executed_maybe = not read and not proves_refusal(status, readable=False)
+    executed_maybe = not read and not proves_refusal(status)
     return Outcome(
         succeeded=False,
         retryable=status in RETRYABLE_STATUSES or (read and 200 <= status < 300),

@@ -224,8 +224,8 @@ def judge(trace: Trace, record: JobRecord, *, since: datetime, offset: Offset) -
     >>> judge(trace_of("SUBMITVERIFYING"), record, since=at, offset=exact).verdict
     <Verdict.TOOK_EFFECT: 'took effect'>
     >>> judge(trace_of("SUBMITVERIFYING"), record, since=at + timedelta(minutes=10),
-    ...       offset=exact).verdict
-    <Verdict.DID_NOT: 'did not take effect'>
+    ...       offset=exact).verdict  # the job may have been moved again, its entry to come
+    <Verdict.UNKNOWN: 'cannot tell'>
     >>> judge(trace_of("SUBMITVERIFYING"), record, since=at, offset=Offset()).verdict
     <Verdict.UNKNOWN: 'cannot tell'>
     >>> judge(trace_of("CONFIRM_MULTIPART_UPLOADED"), record, since=at, offset=exact).verdict
@@ -244,10 +244,15 @@ def judge(trace: Trace, record: JobRecord, *, since: datetime, offset: Offset) -
         if found is not None:
             return found
         types = "/".join(sorted(trace.log_types))
-        return Finding(
-            Verdict.DID_NOT,
-            f"the job's operation log has no {types} from {_stamp(since)} (our clock) on",
-        )
+        silent = f"the job's operation log has no {types} from {_stamp(since)} (our clock) on"
+        if trace.sent_in and record.state not in trace.sent_in:
+            # Where the job was before the attempt is not known: it may have left for
+            # this state by the attempt, its log entry still to come.
+            return Finding(
+                Verdict.UNKNOWN, f"{silent}, but the job is in {record.state or 'no state'}, "
+                "where the command may have moved it",
+            )  # fmt: skip
+        return Finding(Verdict.DID_NOT, silent)
     if trace.leads_to and record.state in trace.leads_to:
         changed = record.last_update_time
         if changed is not None and offset.after(changed, since):

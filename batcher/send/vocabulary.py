@@ -117,6 +117,9 @@ class Trace:
     comment_types: frozenset[str] = frozenset()
     #: States that only this command, of everything a tenant or the system does, leads to.
     leads_to: frozenset[str] = frozenset()
+    #: The states the command is accepted in and moves the job out of: a job found in any
+    #: other state may have been moved by the attempt, whatever its log says so far.
+    sent_in: frozenset[str] = frozenset()
     #: True for commands that only read (``GET_*``): sending them again is harmless.
     read_only: bool = False
 
@@ -130,7 +133,9 @@ _NONE = Trace()
 
 #: The trace of each command; a ``command_message`` can refine it (see :func:`trace_of`).
 TRACES: dict[str, Trace] = {
-    "SUBMITVERIFYING": Trace(log_types=frozenset({"USER_VERIFYING_SUBMITTED"})),
+    "SUBMITVERIFYING": Trace(
+        log_types=frozenset({"USER_VERIFYING_SUBMITTED"}), sent_in=frozenset({"WAIT_FILE_UPLOAD"})
+    ),
     "CONFIRM_REPAIR": Trace(log_types=frozenset({"USER_REPAIR"})),
     "DELETE_JOB_VIDEO": Trace(log_types=frozenset({"USER_DELETE_JOB_VIDEO"})),
     # The user's verdict on a trained model (NA whitelist only): each ends in its own state.

@@ -138,7 +138,8 @@ async def test_faults_are_retried_until_every_entry_succeeds(
             "0",
             "--max-attempts",
             "10",
-            *run_args(sim.url),
+            # Each doubtful answer waits --timeout before "did not" is believed.
+            *run_args(sim.url, "--timeout", "2"),
         ],
         aksk_env(),
         capsys,
@@ -316,7 +317,7 @@ async def test_secrets_never_appear_in_any_output_at_debug_level(
             "debug",
             "--log-format",
             "json",
-            *run_args(sim.url),
+            *run_args(sim.url, "--timeout", "2"),
         ],
         env,
         capsys,

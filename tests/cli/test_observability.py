@@ -38,7 +38,7 @@ async def test_the_log_alone_tells_the_run(tmp_path: Path, start_simulator: Any)
     report = tmp_path / "r.jsonl"
     result = await batcher(
         ["run", str(manifest), "--report", str(report), "--rate", "0", "--log-format", "json",
-         *run_args(sim.url)],
+         *run_args(sim.url, "--timeout", "2")],
         aksk_env(),
     )  # fmt: skip
     assert result.code == 0, result.output

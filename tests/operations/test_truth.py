@@ -37,6 +37,8 @@ from support import (
 from batcher.simulator.config import JobSpec
 
 SUBMITTED = "USER_VERIFYING_SUBMITTED"
+#: Every doubtful answer now waits --timeout before "did not" is believed: keep it short.
+SETTLE = ("--timeout", "2")
 
 
 def seeded(
@@ -106,7 +108,7 @@ async def test_resubmitting_failed_reviews_with_lost_answers_runs_both_commands(
     manifest = write_csv(tmp_path / "m.csv", rows)
     report = tmp_path / "r.jsonl"
     result = await batcher(
-        ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)],
+        ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url, *SETTLE)],
         aksk_env(),
     )
     assert result.code == 0, result.output
@@ -127,7 +129,7 @@ async def test_a_refusal_after_a_lost_answer_that_did_nothing_stays_failed(
     manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     result = await batcher(
-        ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)],
+        ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url, *SETTLE)],
         aksk_env(),
     )
     assert result.code == 1, result.output
@@ -148,7 +150,7 @@ async def test_a_command_that_leaves_no_trace_is_reported_ambiguous_not_failed(
     report = tmp_path / "r.jsonl"
     result = await batcher(
         ["run", str(manifest), "--report", str(report), "--rate", "0", "--max-attempts", "2",
-         *run_args(sim.url)],
+         *run_args(sim.url, *SETTLE)],
         aksk_env(),
     )  # fmt: skip
     assert result.code == 1
@@ -177,7 +179,7 @@ async def test_kill_9_with_answers_in_flight_then_resume_tells_the_truth(
     manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
     args = ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "16",
-            *run_args(sim.url)]  # fmt: skip
+            *run_args(sim.url, *SETTLE)]  # fmt: skip
     process = await spawn(args, aksk_env())
     await wait_for_lines(report, 40)
     process.kill()
@@ -207,7 +209,7 @@ async def test_kill_9_then_resume_under_another_name_still_checks_what_was_in_fl
                                 late_answer_ms=400)  # fmt: skip
     manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
-    common = ["--rate", "0", "--concurrency", "16", *run_args(sim.url)]
+    common = ["--rate", "0", "--concurrency", "16", *run_args(sim.url, *SETTLE)]
     process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
     await wait_for_lines(report, 40)
     process.kill()
@@ -240,7 +242,7 @@ async def test_kill_9_before_any_line_then_resume_renamed_still_checks_what_was_
                                 late_answer_ms=5000)  # fmt: skip
     manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
-    common = ["--rate", "0", "--concurrency", "2", *run_args(sim.url)]
+    common = ["--rate", "0", "--concurrency", "2", *run_args(sim.url, *SETTLE)]
     process = await spawn(["run", str(manifest), "--report", str(report), *common], aksk_env())
     for _ in range(200):  # both commands sent (their answers come 5 s later)
         found = b"".join(path.read_bytes() for path in intent_files())
@@ -278,7 +280,15 @@ async def test_a_doubt_not_reached_by_a_limited_resume_is_kept_for_the_next(
     first = write_csv(
         tmp_path / "first.csv", [{"job_id": "job00000", "command": "SUBMITVERIFYING"}]
     )
-    args = ["--report", str(report), "--rate", "0", "--concurrency", "1", *run_args(sim.url)]
+    args = [
+        "--report",
+        str(report),
+        "--rate",
+        "0",
+        "--concurrency",
+        "1",
+        *run_args(sim.url, *SETTLE),
+    ]
     assert (await batcher(["run", str(first), *args], aksk_env())).code == 0
     # As a kill -9 leaves it: job00005's command was sent, its answer never arrived.
     data = report.read_bytes()
@@ -379,7 +389,7 @@ async def test_a_500_after_the_command_ran_is_not_a_failure_and_nothing_runs_twi
     async with serving(server.handle) as url:
         result = await batcher(
             ["run", str(manifest), "--report", str(report), "--rate", "0", "--concurrency", "2",
-             "--max-attempts", "1", *run_args(url)],
+             "--max-attempts", "1", *run_args(url, *SETTLE)],
             aksk_env(),
         )  # fmt: skip
     assert result.code == 1, result.output
@@ -443,7 +453,15 @@ async def test_doubt_keeps_its_earliest_moment_through_three_resumes(
     sim.clock = lambda: datetime.now(UTC) - timedelta(minutes=10)
     manifest = submissions(tmp_path, jobs)
     report = tmp_path / "r.jsonl"
-    args = ["run", str(manifest), "--report", str(report), "--rate", "0", *run_args(sim.url)]
+    args = [
+        "run",
+        str(manifest),
+        "--report",
+        str(report),
+        "--rate",
+        "0",
+        *run_args(sim.url, *SETTLE),
+    ]
     assert (await batcher(args, aksk_env())).code == 0
     sim.clock = lambda: datetime.now(UTC)
     # As the killed run would have left them: sent ten minutes ago, no answer heard.

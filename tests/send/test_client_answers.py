@@ -269,7 +269,10 @@ async def test_half_an_emoji_in_an_answer_is_carried_as_text(serve: Any) -> None
         (400, b'{"error_code": "MSS.00000003", "error_msg": "Invalid parameter"}', False),
         (400, b"<html>Bad Request</html>", True),  # not the API's error: who sent it?
         (400, b"", True),
-        (404, b'{"error_code": "MSS.00000001", "error_msg": "no such job"}', False),
+        # Not a documented refusal, whatever its body: it may come after the command ran.
+        (404, b'{"error_code": "APIGW.0101", "error_msg": "The API does not exist"}', True),
+        (404, b'{"error_code": "MSS.00000001", "error_msg": "no such job"}', True),
+        (400, b'{"error_code": "APIGW.0201", "error_msg": "Request body too large"}', True),
         (429, b"", False),  # refused at the gate, whatever the body
         (408, b"<html>Request Timeout</html>", False),
         (500, b'{"error_code": "MSS.00000004", "error_msg": "Internal Error"}', True),

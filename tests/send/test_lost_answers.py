@@ -78,6 +78,9 @@ class RecordedAPI:
         self.clock_skew = timedelta(0)  # the server's clock (its log), against ours
         self.date_skew: timedelta | None = None  # the Date header's, if not the same
         self.no_date = False  # answers without a Date header (a proxy stripped it)
+        self.log_lag = 0.0  # how long an effect's log entry takes to show in Show
+        self.moves: dict[str, str] = {}  # command -> the state its effect moves the job to
+        self.late_logs: list[tuple[float, Job, dict[str, str]]] = []
 
     def job(self, job_id: str) -> Job:
         return self.jobs.setdefault(job_id, Job())
@@ -89,10 +92,13 @@ class RecordedAPI:
         key = (entry.job_id, entry.command)
         self.executions[key] = self.executions.get(key, 0) + 1
         stamp = (datetime.now(UTC) + self.clock_skew).strftime("%Y-%m-%dT%H:%M:%SZ")
+        job.state = self.moves.get(entry.command, job.state)
         if entry.command in LOG_OF:
-            job.logs.append(
-                {"log_type": LOG_OF[entry.command], "operate_time": stamp, "operate_user": "USER"}
-            )
+            logged = {"log_type": LOG_OF[entry.command], "operate_time": stamp}
+            if self.log_lag:
+                self.late_logs.append((anyio.current_time() + self.log_lag, job, logged))
+            else:
+                job.logs.append({**logged, "operate_user": "USER"})
         if entry.command in COMMENT_OF:
             job.comments.append({"comment_type": COMMENT_OF[entry.command], "operate_time": stamp})
 
@@ -145,6 +151,9 @@ class RecordedAPI:
             return Reply(
                 Outcome(succeeded=False, http_status=500, retryable=True, reason="HTTP 500")
             )
+        for due in [late for late in self.late_logs if late[0] <= anyio.current_time()]:
+            self.late_logs.remove(due)
+            due[1].logs.append({**due[2], "operate_user": "USER"})
         job = self.job(job_id)
         data: dict[str, Any] = {"job_id": job_id, "state": job.state}
         if self.show != "no-logs":
@@ -612,6 +621,44 @@ async def test_a_request_still_queued_on_the_server_is_given_time_before_a_resen
     assert api.executions[("j1", "SUBMITVERIFYING")] == 1
     assert line.status == "succeeded" and line.confirmed_by == "operation_log"
     assert api.shows == 2
+
+
+async def test_a_log_written_late_after_a_server_error_is_waited_for() -> None:
+    """The command ran and a 500 came back; its log entry shows a moment later (the reference
+    does not say the log is written at once). DELETE_JOB_VIDEO is accepted again: a resend on
+    the first look's "no entry" would delete twice."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    api.log_lag = 0.2
+    got, _ = await run([entry("j1", "DELETE_JOB_VIDEO")], api, settle=0.4)
+    line = got[("j1", "DELETE_JOB_VIDEO")]
+    assert api.executions[("j1", "DELETE_JOB_VIDEO")] == 1
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert line.attempts == 1
+
+
+async def test_a_job_moved_on_while_its_log_is_silent_is_not_sent_again() -> None:
+    """SUBMITVERIFYING ran (the job left WAIT_FILE_UPLOAD) but the log shows nothing yet, past
+    the settle period: the record cannot say it did not run, so it is not sent again."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    api.moves, api.log_lag = {"SUBMITVERIFYING": "AUTO_VERIFYING"}, 3600.0
+    got, _ = await run([entry("j1")], api)
+    line = got[("j1", "SUBMITVERIFYING")]
+    assert api.attempts[("j1", "SUBMITVERIFYING")] == 1
+    assert line.status == "failed" and line.ambiguous and not line.retryable
+    assert "AUTO_VERIFYING" in (line.reason or "")
+
+
+async def test_a_refusal_behind_a_late_log_is_checked_after_the_settle_period() -> None:
+    """The log shows the first attempt only after a wait longer than --timeout: the resend is
+    refused ("only once"), and that refusal may be the first attempt's doing. The record
+    read once more after the settle period shows it ran."""
+    api = RecordedAPI({("j1", 1): "error-after"})
+    api.log_lag = 0.3
+    got, _ = await run([entry("j1", "CONFIRM_REPAIR")], api, settle=0.2)
+    line = got[("j1", "CONFIRM_REPAIR")]
+    assert api.executions[("j1", "CONFIRM_REPAIR")] == 1
+    assert line.status == "succeeded" and line.confirmed_by == "operation_log"
+    assert line.attempts == 2
 
 
 # --------------------------------------------------------------------------- clocks
