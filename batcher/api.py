@@ -86,8 +86,9 @@ class RunKeywords(WhereKeywords, total=False):
     progress_interval: float | None
 
 
-class SelectKeywords(WhereKeywords, total=False):
-    """The keywords of :func:`select` besides ``commands``, ``output`` and ``progress``."""
+class FilterKeywords(TypedDict, total=False):
+    """The List API's filters, as :func:`select` and :func:`status` take them (each is the
+    ``batcher select`` flag of the same name; ``is_flexus`` and the like take True/False)."""
 
     states: Sequence[str]
     batch_name: str | None
@@ -104,6 +105,11 @@ class SelectKeywords(WhereKeywords, total=False):
     created_until: str | None
     updated_since: str | None
     updated_until: str | None
+
+
+class SelectKeywords(WhereKeywords, FilterKeywords, total=False):
+    """The keywords of :func:`select` besides ``commands``, ``output`` and ``progress``."""
+
     sort_key: str | None
     sort_dir: str | None
     format: str | None
@@ -270,41 +276,18 @@ async def _select(config: SelectConfig, progress: Callable[[Paging], None] | Non
     return await select_to_manifest(config, progress=progress)
 
 
-class StatusKeywords(TypedDict, total=False):
+class StatusKeywords(WhereKeywords, FilterKeywords, total=False):
     """The keywords of :func:`status` besides ``source``, ``output`` and ``progress``: the
-    List filters of :class:`SelectKeywords` (``states`` also picks the jobs shown), the
-    wait, the manifest's ``commands``, and where to send (``read_rate``: reads per second,
-    List and Show having their own quota)."""
+    List filters (``states`` also picks the jobs shown), the wait, the manifest's
+    ``commands``, and where to send (``read_rate``: reads per second, List and Show having
+    their own quota; ``rate`` sets nothing, status sending no command)."""
 
-    states: Sequence[str]
-    batch_name: str | None
-    tag: str | None
-    name: str | None
-    job_id: str | None
-    model_resolution: str | None
-    train_location: str | None
-    is_flexus: bool | None
-    is_live_copy: bool | None
-    is_ondemand_resource: bool | None
-    query_project_id: str | None
-    created_since: str | None
-    created_until: str | None
-    updated_since: str | None
-    updated_until: str | None
     wait_until: Sequence[str]
     wait_timeout: float | None
     poll: float
     stuck_after: float | None
     commands: Sequence[str]
     force: bool
-    project_id: str | None
-    region: str | None
-    endpoint: str | None
-    simulate: bool
-    read_rate: float | None
-    max_attempts: int
-    timeout: float
-    app_user_id: str | None
 
 
 def status(
