@@ -21,7 +21,7 @@ import stat
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from yarl import URL
@@ -39,6 +39,10 @@ from batcher.send.credentials import (
 from batcher.send.endpoint import endpoint_for
 from batcher.send.quotas import paces, region_of
 from batcher.send.stats import RunOptions
+
+if TYPE_CHECKING:
+    from batcher.redact import Redactor
+    from batcher.send.client import MetaStudioClient
 
 #: The project id runs against the in-process simulator use when none is given.
 SIMULATED_PROJECT_ID = "simulated-project"
@@ -575,3 +579,27 @@ async def target(
             raise UsageError(f"--simulate: {error}") from None
         log.info("simulator_started", url=str(simulator.url), world=str(config.world_file))
         yield URL(str(simulator.url)), credentials
+
+
+@contextlib.asynccontextmanager
+async def client_for(
+    options: Options, *, concurrency: int, redactor: Redactor
+) -> AsyncIterator[MetaStudioClient]:
+    """A client of the API where ``options`` (resolved) point: the :func:`target` opened,
+    and a session of ``concurrency`` connections (the one place a run, a selection and a
+    status build theirs)."""
+    from batcher.send.client import MetaStudioClient, open_session
+
+    async with (
+        target(options) as (url, credentials),
+        open_session(concurrency=concurrency, timeout=options.timeout) as session,
+    ):
+        yield MetaStudioClient(
+            session,
+            endpoint=url,
+            project_id=options.project_id,
+            credentials=credentials,
+            app_user_id=options.app_user_id,
+            timeout=options.timeout,
+            redactor=redactor,
+        )

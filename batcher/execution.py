@@ -18,7 +18,7 @@ from typing import Protocol
 import anyio
 import structlog
 
-from batcher.config import RunConfig, check_run, project_for_manifests, target
+from batcher.config import RunConfig, check_run, client_for, project_for_manifests
 from batcher.entry import Entry, key_digest
 from batcher.errors import ReportWriteError, UsageError, exit_code_for
 from batcher.journal import ReportWriter
@@ -38,7 +38,6 @@ from batcher.journal.witnesses import recent_successes
 from batcher.observe.events import RunEvents
 from batcher.read import Manifests, ManifestSummary
 from batcher.redact import Redactor
-from batcher.send.client import MetaStudioClient, open_session
 from batcher.send.limiter import RateLimiter
 from batcher.send.progress import Display, ProgressTicker
 from batcher.send.runner import Runner
@@ -367,19 +366,9 @@ class _Run:
     async def send(self, entries: EntrySource, progress: Display | bool) -> Runner:
         """Open the target and the session, and run every entry (progress alongside)."""
         config, project = self.config, self.config.project_id
-        async with (
-            target(config) as (url, credentials),
-            open_session(concurrency=config.concurrency, timeout=config.timeout) as session,
-        ):
-            client = MetaStudioClient(
-                session,
-                endpoint=url,
-                project_id=project,
-                credentials=credentials,
-                app_user_id=config.app_user_id,
-                timeout=config.timeout,
-                redactor=self.redactor,
-            )
+        async with client_for(
+            config, concurrency=config.concurrency, redactor=self.redactor
+        ) as client:
             runner = Runner(
                 client=client,
                 limiter=self.limiter,

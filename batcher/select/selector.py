@@ -20,12 +20,11 @@ from typing import Any
 import structlog
 
 from batcher.config import (
-    SIMULATED_POPULATION,
     AnyOptions,
     Options,
     SelectConfig,
+    client_for,
     resolve,
-    target,
 )
 from batcher.errors import BatcherError, SettingsError
 from batcher.redact import Redactor
@@ -33,7 +32,7 @@ from batcher.select.paging import Paging, list_jobs
 from batcher.select.query import FILTERS, JobQuery, near_miss, parse_time
 from batcher.select.writer import ManifestWriter, format_of
 from batcher.select.writer import output as open_output
-from batcher.send.client import MetaStudioClient, open_session
+from batcher.send.client import MetaStudioClient
 from batcher.send.limiter import RateLimiter
 from batcher.send.reads import Pacer
 from batcher.send.retry import RetryPolicy
@@ -147,22 +146,8 @@ async def list_client(
     pacer = Pacer(limiter, RetryPolicy(max_attempts=settings.max_attempts))
     redactor = Redactor(settings.secrets())
     try:
-        async with (
-            target(settings, population=SIMULATED_POPULATION) as (url, credentials),
-            open_session(concurrency=concurrency, timeout=settings.timeout) as s,
-        ):
-            yield (
-                MetaStudioClient(
-                    s,
-                    endpoint=url,
-                    project_id=settings.project_id,
-                    credentials=credentials,
-                    app_user_id=settings.app_user_id,
-                    timeout=settings.timeout,
-                    redactor=redactor,
-                ),
-                pacer,
-            )
+        async with client_for(settings, concurrency=concurrency, redactor=redactor) as client:
+            yield client, pacer
     except BatcherError as error:  # an answer may quote a credential
         raise type(error)(redactor.text(str(error))) from None
 
